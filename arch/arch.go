@@ -1,0 +1,128 @@
+// Package arch is the registry of sequence-model architectures: a name maps
+// to a config (decoded strictly from a YAML model block) that builds a Model.
+// Every architecture has the same contract (token ids in, next-token logits
+// out), so an experiment swaps one for another and nothing else changes.
+package arch
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v4"
+
+	"seqbench/nn"
+)
+
+// Model is a language model over a token vocabulary.
+type Model interface {
+	// Forward returns next-token logits (B·L, Vocab) for ids (B·L), laid out
+	// batch-major (ids[b·L + t]).
+	Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor
+	// Params lists the trainable tensors with stable, torch-like names.
+	Params() []nn.Param
+	// FLOPsPerToken is the forward cost per token of a length-L sequence,
+	// counting a multiply-add as 2 FLOPs (matmuls, attention, scans).
+	FLOPsPerToken(L int) float64
+}
+
+// Env is what a config needs to build a model.
+type Env struct {
+	Backend nn.Backend
+	Vocab   int // from the task
+	MaxLen  int // longest sequence the model will see (learned positions)
+	RNG     *rand.Rand
+}
+
+// Config is an architecture's model block. Its struct has yaml tags for every
+// field, including `arch`, and holds the defaults before decoding.
+type Config interface {
+	// Validate checks the fields; errors name the field, the value and what
+	// is allowed.
+	Validate() error
+	// NumParams is the exact parameter count the built model will have.
+	NumParams(vocab, maxLen int) int
+	Build(env Env) (Model, error)
+}
+
+// Spec registers an architecture.
+type Spec struct {
+	Name string
+	Doc  string
+	// New returns a config holding the defaults.
+	New func() Config
+}
+
+var registry = map[string]Spec{}
+
+// Register adds an architecture; it is called from init functions.
+func Register(s Spec) {
+	if _, dup := registry[s.Name]; dup {
+		panic("arch: " + s.Name + " registered twice")
+	}
+	registry[s.Name] = s
+}
+
+// Names lists the registered architectures, sorted.
+func Names() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Lookup finds an architecture by name.
+func Lookup(name string) (Spec, error) {
+	s, ok := registry[name]
+	if !ok {
+		return Spec{}, fmt.Errorf("unknown arch %q (known: %s)", name, strings.Join(Names(), ", "))
+	}
+	return s, nil
+}
+
+// Decode reads a model block: it finds `arch`, then decodes the whole block
+// strictly (unknown fields are errors) into that architecture's config and
+// validates it.
+func Decode(node *yaml.Node) (Config, error) {
+	name := ""
+	if node.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Value == "arch" {
+				name = node.Content[i+1].Value
+			}
+		}
+	}
+	if name == "" {
+		return nil, fmt.Errorf("line %d: model block has no `arch` field (known: %s)", node.Line, strings.Join(Names(), ", "))
+	}
+	spec, err := Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("line %d: field arch: %w", node.Line, err)
+	}
+	cfg := spec.New()
+	if err := node.Load(cfg, yaml.WithKnownFields()); err != nil {
+		return nil, fmt.Errorf("model %s: %w", name, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("line %d: model %s: %w", node.Line, name, err)
+	}
+	return cfg, nil
+}
+
+// FieldError is a config error naming the field, its value and what is
+// allowed.
+func FieldError(field string, value any, allowed string) error {
+	return fmt.Errorf("field %s: %v is not allowed (%s)", field, value, allowed)
+}
+
+// OneOf checks that v is one of the allowed strings.
+func OneOf(field, v string, allowed ...string) error {
+	if slices.Contains(allowed, v) {
+		return nil
+	}
+	return FieldError(field, fmt.Sprintf("%q", v), "one of "+strings.Join(allowed, ", "))
+}

@@ -1,0 +1,159 @@
+// Package nn holds the tensor, the autodiff tape, the Backend interface that
+// kernels implement, and the layers, losses and optimizer shared by every
+// architecture.
+package nn
+
+// DType is the element type a Backend stores and computes in.
+type DType int
+
+const (
+	Float32 DType = iota
+	Float64
+)
+
+func (d DType) String() string {
+	if d == Float64 {
+		return "float64"
+	}
+	return "float32"
+}
+
+// Buffer is storage of Len() elements owned by one Backend. Only that backend
+// reads or writes it; the host sees its values through Backend.Read/Write.
+type Buffer interface {
+	Len() int
+}
+
+// Activation names an elementwise nonlinearity.
+type Activation int
+
+const (
+	Identity Activation = iota
+	ReLU
+	GELU     // exact: x·Φ(x), as torch.nn.GELU()
+	GELUTanh // tanh approximation, as GPT-2 and torch GELU(approximate="tanh")
+	SiLU     // x·sigmoid(x)
+	Sigmoid
+	Tanh
+	Softplus // log(1+exp(x)), as torch.nn.functional.softplus (threshold 20)
+	Exp
+)
+
+var activationNames = map[Activation]string{
+	Identity: "identity", ReLU: "relu", GELU: "gelu", GELUTanh: "gelu_tanh",
+	SiLU: "silu", Sigmoid: "sigmoid", Tanh: "tanh", Softplus: "softplus", Exp: "exp",
+}
+
+func (a Activation) String() string { return activationNames[a] }
+
+// GemmArgs describes a batched, strided matrix product in row-major storage:
+//
+//	for p := 0; p < Batch; p++ {
+//		C_p = Alpha·op(A_p)·op(B_p) + Beta·C_p
+//	}
+//
+// where op(A_p) is M×K (A_p is K×M when TransA), op(B_p) is K×N (N×K when
+// TransB), C_p is M×N, and X_p starts at element p·StrideX of its buffer.
+// Leading dimensions are the row lengths of the stored matrices. Beta = 0
+// overwrites C (NaNs in C do not survive), Beta = 1 accumulates.
+type GemmArgs struct {
+	TransA, TransB            bool
+	M, N, K                   int
+	Alpha, Beta               float64
+	LDA, LDB, LDC             int
+	StrideA, StrideB, StrideC int
+	Batch                     int
+}
+
+// AdamWArgs are the hyperparameters of one decoupled-weight-decay Adam step
+// (Loshchilov & Hutter): p -= LR·(m̂/(sqrt(v̂)+Eps) + WeightDecay·p), where m̂ and
+// v̂ are bias-corrected with Step (counted from 1).
+type AdamWArgs struct {
+	LR, Beta1, Beta2, Eps, WeightDecay float64
+	Step                               int
+}
+
+// Backend computes every op the architectures need. Forward ops overwrite
+// their outputs. Backward ops ACCUMULATE into the gradients they produce
+// (dx += ...), so a tensor used twice simply receives both contributions;
+// callers zero gradient buffers before a backward pass.
+//
+// Shapes are passed as ints; buffers must hold at least the elements the
+// shapes imply. Implementations check lengths and panic with a clear message
+// on a mismatch: that is a programming error inside seqbench, never user
+// input (user input is validated before any op runs).
+type Backend interface {
+	Name() string // e.g. "cpu-float32", "cuda-float32"
+	DType() DType
+
+	// Memory.
+	Alloc(n int) Buffer // zero-filled
+	Free(b Buffer)      // return to the allocator; b must not be used again
+	Write(dst Buffer, src []float64)
+	Read(src Buffer) []float64
+	Fill(dst Buffer, v float64)
+	Copy(dst, src Buffer)
+	// CopyBlock copies a rows×cols block between row-major matrices:
+	// dst[dstOff + r·dstStride + c] (+)= src[srcOff + r·srcStride + c].
+	// It slices, concatenates and is its own adjoint with accumulate.
+	CopyBlock(dst Buffer, dstOff, dstStride int, src Buffer, srcOff, srcStride, rows, cols int, accumulate bool)
+	// Permute writes out = x transposed by perm (out dim i is x dim perm[i]),
+	// x having the given shape (rank ≤ 6); accumulate adds into out.
+	Permute(out, x Buffer, shape []int, perm []int, accumulate bool)
+
+	// Elementwise over n = out.Len() elements.
+	Add(out, a, b Buffer)                  // out = a + b
+	Mul(out, a, b Buffer)                  // out = a ⊙ b
+	MulBackward(da, db, a, b, dout Buffer) // da += dout⊙b; db += dout⊙a (either may be nil)
+	Axpy(alpha float64, x, y Buffer)       // y += alpha·x
+	Scale(x Buffer, s float64)             // x *= s
+	Act(kind Activation, out, x Buffer)
+	ActBackward(kind Activation, dx, x, dout Buffer) // dx += f'(x)⊙dout
+
+	// Row-wise ops over a rows×cols matrix.
+	AddBias(out, x, bias Buffer, rows, cols int) // out[r,c] = x[r,c] + bias[c]
+	SumRows(out, x Buffer, rows, cols int)       // out[c] += Σ_r x[r,c]
+
+	// Host-visible reductions.
+	Sum(x Buffer) float64
+	SumSquares(x Buffer) float64 // non-finite if any element is
+
+	Gemm(a, b, c Buffer, args GemmArgs)
+
+	// RMSNorm: out = x / sqrt(mean(x²) + eps) · w over the last dim d;
+	// rstd (rows) is saved for the backward.
+	RMSNorm(out, rstd, x, w Buffer, rows, d int, eps float64)
+	RMSNormBackward(dx, dw, x, w, rstd, dout Buffer, rows, d int)
+	// LayerNorm: out = (x − mean)·rstd·w + b; mean and rstd (rows) saved.
+	// b may be nil (no bias); db may then be nil too.
+	LayerNorm(out, mean, rstd, x, w, b Buffer, rows, d int, eps float64)
+	LayerNormBackward(dx, dw, db, x, w, mean, rstd, dout Buffer, rows, d int)
+
+	// Embedding: out[i, :] = table[ids[i], :]; the backward scatter-adds.
+	Embedding(out, table Buffer, ids []int32, d int)
+	EmbeddingBackward(dtable, dout Buffer, ids []int32, d int)
+
+	// CrossEntropy over logits (rows×V): loss[r] = lse_r − logits[r, t_r] and
+	// lse[r] = log Σ exp(logits[r,:]); rows whose target equals ignore get
+	// loss 0. The backward adds dloss[r]·(softmax(logits[r]) − onehot(t_r)).
+	CrossEntropy(loss, lse, logits Buffer, targets []int32, rows, V int, ignore int32)
+	CrossEntropyBackward(dlogits, logits, lse, dloss Buffer, targets []int32, rows, V int, ignore int32)
+	// ArgmaxRows returns the index of the largest value of each row.
+	ArgmaxRows(x Buffer, rows, cols int) []int32
+
+	// RoPE rotates x (B, H, L, Dh) by position pos0+l, pairing element i with
+	// i+Dh/2 (the GPT-NeoX / Llama layout), frequencies base^(−2i/Dh). Its
+	// backward is the rotation by the negative angle (accumulated into dx).
+	RoPE(out, x Buffer, B, H, L, Dh, pos0 int, base float64)
+	RoPEBackward(dx, dout Buffer, B, H, L, Dh, pos0 int, base float64)
+
+	// Attention: out = softmax(scale·q kᵀ + mask) v for q (B, H, Lq, Dh),
+	// k, v (B, H, Lk, Dh); causal masks key j > i + (Lk − Lq), so a query
+	// block that continues a KV cache sees every earlier key. lse
+	// (B, H, Lq) saves the log-sum-exp of each row for the backward.
+	Attention(out, lse, q, k, v Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool)
+	AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool)
+
+	// AdamW updates p in place from its gradient g and moments m, v.
+	AdamW(p, g, m, v Buffer, a AdamWArgs)
+}

@@ -1,0 +1,312 @@
+package nn
+
+import (
+	"fmt"
+	"slices"
+)
+
+// This file holds the differentiable ops: each runs its forward on the
+// backend and records its adjoint on the tape.
+
+func sameShape(op string, a, b *Tensor) {
+	if !slices.Equal(a.Shape, b.Shape) {
+		panic(fmt.Sprintf("nn.%s: shapes %v and %v differ", op, a.Shape, b.Shape))
+	}
+}
+
+// Reshape returns a view of x with a new shape of the same size; it shares
+// x's storage and gradient.
+func (tp *Tape) Reshape(x *Tensor, shape ...int) *Tensor {
+	if NumElems(shape) != x.Len() {
+		panic(fmt.Sprintf("nn.Reshape: %v to %v changes the size", x.Shape, shape))
+	}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: x.Data, grad: x.grad}
+}
+
+// Add returns a + b (same shapes).
+func (tp *Tape) Add(a, b *Tensor) *Tensor {
+	sameShape("Add", a, b)
+	out := tp.out(a.Shape, a, b)
+	tp.B.Add(out.Data, a.Data, b.Data)
+	tp.onBackward(out, func(d Buffer) {
+		if g := tp.grad(a); g != nil {
+			tp.B.Axpy(1, d, g)
+		}
+		if g := tp.grad(b); g != nil {
+			tp.B.Axpy(1, d, g)
+		}
+	})
+	return out
+}
+
+// Mul returns a ⊙ b (same shapes).
+func (tp *Tape) Mul(a, b *Tensor) *Tensor {
+	sameShape("Mul", a, b)
+	out := tp.out(a.Shape, a, b)
+	tp.B.Mul(out.Data, a.Data, b.Data)
+	tp.onBackward(out, func(d Buffer) {
+		tp.B.MulBackward(tp.grad(a), tp.grad(b), a.Data, b.Data, d)
+	})
+	return out
+}
+
+// Act applies an elementwise nonlinearity.
+func (tp *Tape) Act(kind Activation, x *Tensor) *Tensor {
+	out := tp.out(x.Shape, x)
+	tp.B.Act(kind, out.Data, x.Data)
+	tp.onBackward(out, func(d Buffer) {
+		if g := tp.grad(x); g != nil {
+			tp.B.ActBackward(kind, g, x.Data, d)
+		}
+	})
+	return out
+}
+
+// Linear returns x·Wᵀ + b for x (..., in), W (out, in) as torch.nn.Linear,
+// and b (out) or nil.
+func (tp *Tape) Linear(x, w, b *Tensor) *Tensor {
+	in, outDim := x.Dim(-1), w.Dim(0)
+	if len(w.Shape) != 2 || w.Dim(1) != in {
+		panic(fmt.Sprintf("nn.Linear: x %v does not fit weight %v", x.Shape, w.Shape))
+	}
+	rows := x.Len() / in
+	shape := append(slices.Clone(x.Shape[:len(x.Shape)-1]), outDim)
+	out := tp.out(shape, x, w, b)
+	tp.B.Gemm(x.Data, w.Data, out.Data, GemmArgs{TransB: true, M: rows, N: outDim, K: in,
+		Alpha: 1, LDA: in, LDB: in, LDC: outDim, Batch: 1})
+	if b != nil {
+		tp.B.AddBias(out.Data, out.Data, b.Data, rows, outDim)
+	}
+	tp.onBackward(out, func(d Buffer) {
+		if g := tp.grad(x); g != nil { // dx += dy·W
+			tp.B.Gemm(d, w.Data, g, GemmArgs{M: rows, N: in, K: outDim,
+				Alpha: 1, Beta: 1, LDA: outDim, LDB: in, LDC: in, Batch: 1})
+		}
+		if g := tp.grad(w); g != nil { // dW += dyᵀ·x
+			tp.B.Gemm(d, x.Data, g, GemmArgs{TransA: true, M: outDim, N: in, K: rows,
+				Alpha: 1, Beta: 1, LDA: outDim, LDB: in, LDC: in, Batch: 1})
+		}
+		if g := tp.grad(b); g != nil {
+			tp.B.SumRows(g, d, rows, outDim)
+		}
+	})
+	return out
+}
+
+// MatMul returns the batched product op(a)·op(b) for a (..., M, K) and
+// b (..., K, N) with equal leading dims (transposes swap the last two).
+func (tp *Tape) MatMul(a, b *Tensor, transA, transB bool) *Tensor {
+	if len(a.Shape) < 2 || len(a.Shape) != len(b.Shape) || !slices.Equal(a.Shape[:len(a.Shape)-2], b.Shape[:len(b.Shape)-2]) {
+		panic(fmt.Sprintf("nn.MatMul: shapes %v and %v", a.Shape, b.Shape))
+	}
+	ar, ac, br, bc := a.Dim(-2), a.Dim(-1), b.Dim(-2), b.Dim(-1)
+	m, k := ar, ac
+	if transA {
+		m, k = ac, ar
+	}
+	k2, n := br, bc
+	if transB {
+		k2, n = bc, br
+	}
+	if k != k2 {
+		panic(fmt.Sprintf("nn.MatMul: inner dims of %v and %v differ", a.Shape, b.Shape))
+	}
+	batch := a.Len() / (ar * ac)
+	shape := append(slices.Clone(a.Shape[:len(a.Shape)-2]), m, n)
+	out := tp.out(shape, a, b)
+	tp.B.Gemm(a.Data, b.Data, out.Data, GemmArgs{TransA: transA, TransB: transB, M: m, N: n, K: k,
+		Alpha: 1, LDA: ac, LDB: bc, LDC: n, StrideA: ar * ac, StrideB: br * bc, StrideC: m * n, Batch: batch})
+	tp.onBackward(out, func(d Buffer) {
+		if g := tp.grad(a); g != nil {
+			// dop(A) = dC·op(B)ᵀ; stored A (ar×ac) gets it or its transpose.
+			if !transA { // dA (m×k) = dC (m×n) · op(B)ᵀ
+				tp.B.Gemm(d, b.Data, g, GemmArgs{TransB: !transB, M: m, N: k, K: n, Alpha: 1, Beta: 1,
+					LDA: n, LDB: bc, LDC: ac, StrideA: m * n, StrideB: br * bc, StrideC: ar * ac, Batch: batch})
+			} else { // dA (k×m) = op(B) · dCᵀ
+				tp.B.Gemm(b.Data, d, g, GemmArgs{TransA: transB, TransB: true, M: k, N: m, K: n, Alpha: 1, Beta: 1,
+					LDA: bc, LDB: n, LDC: ac, StrideA: br * bc, StrideB: m * n, StrideC: ar * ac, Batch: batch})
+			}
+		}
+		if g := tp.grad(b); g != nil {
+			if !transB { // dB (k×n) = op(A)ᵀ · dC
+				tp.B.Gemm(a.Data, d, g, GemmArgs{TransA: !transA, M: k, N: n, K: m, Alpha: 1, Beta: 1,
+					LDA: ac, LDB: n, LDC: bc, StrideA: ar * ac, StrideB: m * n, StrideC: br * bc, Batch: batch})
+			} else { // dB (n×k) = dCᵀ · op(A)
+				tp.B.Gemm(d, a.Data, g, GemmArgs{TransA: true, TransB: transA, M: n, N: k, K: m, Alpha: 1, Beta: 1,
+					LDA: n, LDB: ac, LDC: bc, StrideA: m * n, StrideB: ar * ac, StrideC: br * bc, Batch: batch})
+			}
+		}
+	})
+	return out
+}
+
+// RMSNorm normalises the last dim: x / rms(x) · w.
+func (tp *Tape) RMSNorm(x, w *Tensor, eps float64) *Tensor {
+	d := x.Dim(-1)
+	rows := x.Len() / d
+	out := tp.out(x.Shape, x, w)
+	rstd := tp.Alloc(rows)
+	tp.B.RMSNorm(out.Data, rstd, x.Data, w.Data, rows, d, eps)
+	tp.onBackward(out, func(g Buffer) {
+		tp.B.RMSNormBackward(tp.grad(x), tp.grad(w), x.Data, w.Data, rstd, g, rows, d)
+	})
+	return out
+}
+
+// LayerNorm normalises the last dim: (x − mean)/std · w + b (b may be nil).
+func (tp *Tape) LayerNorm(x, w, b *Tensor, eps float64) *Tensor {
+	d := x.Dim(-1)
+	rows := x.Len() / d
+	out := tp.out(x.Shape, x, w, b)
+	mean, rstd := tp.Alloc(rows), tp.Alloc(rows)
+	var bd Buffer
+	if b != nil {
+		bd = b.Data
+	}
+	tp.B.LayerNorm(out.Data, mean, rstd, x.Data, w.Data, bd, rows, d, eps)
+	tp.onBackward(out, func(g Buffer) {
+		tp.B.LayerNormBackward(tp.grad(x), tp.grad(w), tp.grad(b), x.Data, w.Data, mean, rstd, g, rows, d)
+	})
+	return out
+}
+
+// Embedding gathers rows of table (V, d) for ids: the result is (len(ids), d).
+func (tp *Tape) Embedding(table *Tensor, ids []int32) *Tensor {
+	d := table.Dim(-1)
+	out := tp.out([]int{len(ids), d}, table)
+	tp.B.Embedding(out.Data, table.Data, ids, d)
+	tp.onBackward(out, func(g Buffer) {
+		tp.B.EmbeddingBackward(tp.grad(table), g, ids, d)
+	})
+	return out
+}
+
+// CrossEntropy returns the mean softmax cross-entropy of logits (rows, V)
+// over the rows whose target is not ignore, as a one-element tensor, and the
+// number of rows counted. With no row counted the loss is 0.
+func (tp *Tape) CrossEntropy(logits *Tensor, targets []int32, ignore int32) (*Tensor, int) {
+	V := logits.Dim(-1)
+	rows := logits.Len() / V
+	if len(targets) != rows {
+		panic(fmt.Sprintf("nn.CrossEntropy: %d targets for %d rows", len(targets), rows))
+	}
+	count := 0
+	for _, t := range targets {
+		if t != ignore {
+			count++
+		}
+	}
+	loss, lse := tp.Alloc(rows), tp.Alloc(rows)
+	tp.B.CrossEntropy(loss, lse, logits.Data, targets, rows, V, ignore)
+	out := tp.out([]int{1}, logits)
+	mean := 0.0
+	if count > 0 {
+		mean = tp.B.Sum(loss) / float64(count)
+	}
+	tp.B.Fill(out.Data, mean)
+	tp.onBackward(out, func(g Buffer) {
+		if count == 0 {
+			return
+		}
+		dloss := tp.Alloc(rows)
+		tp.B.Fill(dloss, tp.B.Read(g)[0]/float64(count))
+		tp.B.CrossEntropyBackward(tp.grad(logits), logits.Data, lse, dloss, targets, rows, V, ignore)
+	})
+	return out, count
+}
+
+// Permute transposes x so that output dim i is input dim perm[i].
+func (tp *Tape) Permute(x *Tensor, perm ...int) *Tensor {
+	if len(perm) != len(x.Shape) {
+		panic(fmt.Sprintf("nn.Permute: perm %v for shape %v", perm, x.Shape))
+	}
+	shape := make([]int, len(perm))
+	inv := make([]int, len(perm))
+	for i, p := range perm {
+		shape[i] = x.Shape[p]
+		inv[p] = i
+	}
+	out := tp.out(shape, x)
+	tp.B.Permute(out.Data, x.Data, x.Shape, perm, false)
+	tp.onBackward(out, func(g Buffer) {
+		if dx := tp.grad(x); dx != nil {
+			tp.B.Permute(dx, g, shape, inv, true)
+		}
+	})
+	return out
+}
+
+// Slice returns x[..., start:start+width] along the last dim.
+func (tp *Tape) Slice(x *Tensor, start, width int) *Tensor {
+	cols := x.Dim(-1)
+	if start < 0 || width < 0 || start+width > cols {
+		panic(fmt.Sprintf("nn.Slice: [%d:%d] of last dim %d", start, start+width, cols))
+	}
+	rows := x.Len() / cols
+	shape := append(slices.Clone(x.Shape[:len(x.Shape)-1]), width)
+	out := tp.out(shape, x)
+	tp.B.CopyBlock(out.Data, 0, width, x.Data, start, cols, rows, width, false)
+	tp.onBackward(out, func(g Buffer) {
+		if dx := tp.grad(x); dx != nil {
+			tp.B.CopyBlock(dx, start, cols, g, 0, width, rows, width, true)
+		}
+	})
+	return out
+}
+
+// Concat joins tensors along the last dim (leading dims equal).
+func (tp *Tape) Concat(xs ...*Tensor) *Tensor {
+	lead := xs[0].Shape[:len(xs[0].Shape)-1]
+	rows, total := NumElems(lead), 0
+	for _, x := range xs {
+		if !slices.Equal(x.Shape[:len(x.Shape)-1], lead) {
+			panic(fmt.Sprintf("nn.Concat: %v and %v", xs[0].Shape, x.Shape))
+		}
+		total += x.Dim(-1)
+	}
+	out := tp.out(append(slices.Clone(lead), total), xs...)
+	off := 0
+	offs := make([]int, len(xs))
+	for i, x := range xs {
+		offs[i] = off
+		tp.B.CopyBlock(out.Data, off, total, x.Data, 0, x.Dim(-1), rows, x.Dim(-1), false)
+		off += x.Dim(-1)
+	}
+	tp.onBackward(out, func(g Buffer) {
+		for i, x := range xs {
+			if dx := tp.grad(x); dx != nil {
+				tp.B.CopyBlock(dx, 0, x.Dim(-1), g, offs[i], total, rows, x.Dim(-1), true)
+			}
+		}
+	})
+	return out
+}
+
+// RoPE rotates q or k (B, H, L, Dh) by positions pos0 .. pos0+L−1.
+func (tp *Tape) RoPE(x *Tensor, pos0 int, base float64) *Tensor {
+	B, H, L, Dh := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
+	out := tp.out(x.Shape, x)
+	tp.B.RoPE(out.Data, x.Data, B, H, L, Dh, pos0, base)
+	tp.onBackward(out, func(g Buffer) {
+		if dx := tp.grad(x); dx != nil {
+			tp.B.RoPEBackward(dx, g, B, H, L, Dh, pos0, base)
+		}
+	})
+	return out
+}
+
+// Attention is scaled dot-product attention for q (B, H, Lq, Dh) and k, v
+// (B, H, Lk, Dh), causal aligned to the end (see Backend.Attention).
+func (tp *Tape) Attention(q, k, v *Tensor, scale float64, causal bool) *Tensor {
+	B, H, Lq, Dh := q.Dim(0), q.Dim(1), q.Dim(2), q.Dim(3)
+	Lk := k.Dim(2)
+	sameShape("Attention", k, v)
+	out := tp.out(q.Shape, q, k, v)
+	lse := tp.Alloc(B * H * Lq)
+	tp.B.Attention(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, Dh, scale, causal)
+	tp.onBackward(out, func(g Buffer) {
+		tp.B.AttentionBackward(tp.grad(q), tp.grad(k), tp.grad(v), q.Data, k.Data, v.Data, out.Data, lse, g,
+			B, H, Lq, Lk, Dh, scale, causal)
+	})
+	return out
+}

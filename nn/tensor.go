@@ -1,0 +1,107 @@
+package nn
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Tensor is a shape over backend-owned storage, plus (for tensors that take
+// part in differentiation) a gradient buffer of the same size. Reshape views
+// share both storage and gradient.
+type Tensor struct {
+	Shape []int
+	Data  Buffer
+	grad  *gradSlot // nil for tensors that need no gradient
+}
+
+type gradSlot struct{ buf Buffer }
+
+// NumElems is the product of a shape's dimensions.
+func NumElems(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// Len is the number of elements.
+func (t *Tensor) Len() int { return NumElems(t.Shape) }
+
+// Dim returns dimension i; negative i counts from the end.
+func (t *Tensor) Dim(i int) int {
+	if i < 0 {
+		i += len(t.Shape)
+	}
+	return t.Shape[i]
+}
+
+// RequiresGrad reports whether gradients flow into t.
+func (t *Tensor) RequiresGrad() bool { return t.grad != nil }
+
+// Grad is t's gradient buffer (nil if not yet allocated or not needed).
+func (t *Tensor) Grad() Buffer {
+	if t.grad == nil {
+		return nil
+	}
+	return t.grad.buf
+}
+
+func (t *Tensor) String() string {
+	s := make([]string, len(t.Shape))
+	for i, d := range t.Shape {
+		s[i] = fmt.Sprint(d)
+	}
+	return "Tensor(" + strings.Join(s, "×") + ")"
+}
+
+// NewParam allocates a tensor that carries a gradient buffer from the start.
+func NewParam(b Backend, shape ...int) *Tensor {
+	n := NumElems(shape)
+	return &Tensor{Shape: append([]int(nil), shape...), Data: b.Alloc(n), grad: &gradSlot{b.Alloc(n)}}
+}
+
+// NewConst allocates a tensor that takes no gradient, filled from host values
+// (or zeros when values is nil).
+func NewConst(b Backend, values []float64, shape ...int) *Tensor {
+	t := &Tensor{Shape: append([]int(nil), shape...), Data: b.Alloc(NumElems(shape))}
+	if values != nil {
+		if len(values) != t.Len() {
+			panic(fmt.Sprintf("nn.NewConst: %d values for shape %v", len(values), shape))
+		}
+		b.Write(t.Data, values)
+	}
+	return t
+}
+
+// Param is a named trainable tensor. Decay says whether AdamW applies weight
+// decay to it (by convention: matrices yes; norms, biases, embeddings and
+// SSM dynamics no).
+type Param struct {
+	Name  string
+	T     *Tensor
+	Decay bool
+}
+
+// CountParams sums the element counts of ps, counting a tensor shared under
+// two names (tied weights) once.
+func CountParams(ps []Param) int {
+	seen := map[*Tensor]bool{}
+	n := 0
+	for _, p := range ps {
+		if !seen[p.T] {
+			seen[p.T] = true
+			n += p.T.Len()
+		}
+	}
+	return n
+}
+
+// ZeroGrads zeroes the gradient buffers of ps.
+func ZeroGrads(b Backend, ps []Param) {
+	for _, p := range ps {
+		if p.T.grad != nil && p.T.grad.buf != nil {
+			b.Fill(p.T.grad.buf, 0)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+// Package tasks is the registry of synthetic and real sequence tasks. A task
+// turns (config, seed, split, index) into a batch of token sequences with
+// per-position targets; the same arguments always give the same batch, so a
+// rerun reproduces its data exactly and evaluation sets are fixed per seed.
+package tasks
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v4"
+)
+
+// Ignore marks a target position that is not scored (loss and accuracy).
+const Ignore int32 = -100
+
+// Split selects the training stream or the fixed evaluation set.
+type Split int
+
+const (
+	Train Split = iota
+	Eval
+)
+
+func (s Split) String() string {
+	if s == Eval {
+		return "eval"
+	}
+	return "train"
+}
+
+// Batch holds B sequences of length L, batch-major: Inputs[b·L+t] is token t
+// of sequence b, Targets[b·L+t] what the model must predict there (or Ignore).
+type Batch struct {
+	B, L            int
+	Inputs, Targets []int32
+}
+
+// Task generates batches.
+type Task interface {
+	// Vocab is the number of distinct token ids (inputs and targets < Vocab).
+	Vocab() int
+	// SeqLen is the length of every sequence.
+	SeqLen() int
+	// Batch returns batch number index of a split: a pure function of the
+	// task config and its arguments.
+	Batch(split Split, seed uint64, index int64, size int) Batch
+	// Decode renders sequence i of a batch for a human (inputs, and the
+	// scored targets marked).
+	Decode(b Batch, i int) string
+}
+
+// Config is a task block. Its struct has yaml tags for every field,
+// including `name`, and holds the defaults before decoding.
+type Config interface {
+	// Validate checks the fields; errors name the field, the value and what
+	// is allowed.
+	Validate() error
+	Build() (Task, error)
+}
+
+// Spec registers a task.
+type Spec struct {
+	Name string
+	Doc  string
+	New  func() Config
+}
+
+var registry = map[string]Spec{}
+
+// Register adds a task; it is called from init functions.
+func Register(s Spec) {
+	if _, dup := registry[s.Name]; dup {
+		panic("tasks: " + s.Name + " registered twice")
+	}
+	registry[s.Name] = s
+}
+
+// Names lists the registered tasks, sorted.
+func Names() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Lookup finds a task by name.
+func Lookup(name string) (Spec, error) {
+	s, ok := registry[name]
+	if !ok {
+		return Spec{}, fmt.Errorf("unknown task %q (known: %s)", name, strings.Join(Names(), ", "))
+	}
+	return s, nil
+}
+
+// Decode reads a task block: it finds `name`, then decodes the whole block
+// strictly into that task's config and validates it.
+func Decode(node *yaml.Node) (Config, error) {
+	name := ""
+	if node.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if node.Content[i].Value == "name" {
+				name = node.Content[i+1].Value
+			}
+		}
+	}
+	if name == "" {
+		return nil, fmt.Errorf("line %d: task block has no `name` field (known: %s)", node.Line, strings.Join(Names(), ", "))
+	}
+	spec, err := Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("line %d: field task.name: %w", node.Line, err)
+	}
+	cfg := spec.New()
+	if err := node.Load(cfg, yaml.WithKnownFields()); err != nil {
+		return nil, fmt.Errorf("task %s: %w", name, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("line %d: task %s: %w", node.Line, name, err)
+	}
+	return cfg, nil
+}
