@@ -28,6 +28,26 @@ type Model interface {
 	FLOPsPerToken(L int) float64
 }
 
+// Stepper is a model with a step (recurrent) mode: it consumes a sequence
+// in pieces, carrying a state whose size does not grow with the length
+// (KV cache for attention), and gives the same logits as Forward on the
+// whole sequence. Generation and long-context evaluation use it.
+type Stepper interface {
+	Model
+	// NewState returns the empty state for a batch of B sequences.
+	NewState(B int) State
+	// Step consumes the next T tokens of each sequence, ids (B·T) batch-major,
+	// and returns their logits (B·T, Vocab); T = 1 is one generation step.
+	Step(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Tensor
+}
+
+// State is a Stepper's carried state; Free returns its buffers.
+type State interface {
+	Free()
+	// Bytes is the state's size in device memory.
+	Bytes() int64
+}
+
 // Env is what a config needs to build a model.
 type Env struct {
 	Backend nn.Backend

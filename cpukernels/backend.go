@@ -12,6 +12,9 @@ import (
 	"seqbench/nn"
 )
 
+// GemmPath says how this build multiplies matrices on the CPU.
+const GemmPath = "pure Go, packed, register-blocked, goroutine-parallel"
+
 // Float is the element type of a CPU backend.
 type Float interface{ float32 | float64 }
 

@@ -1,0 +1,461 @@
+// Package attention is the causal multi-head attention Transformer
+// (registered as "transformer"): GPT-2 / Llama style pre-norm blocks with
+// RoPE, learned or no positions, a GELU or SwiGLU MLP and RMSNorm or
+// LayerNorm.
+package attention
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"seqbench/arch"
+	"seqbench/nn"
+)
+
+func init() {
+	arch.Register(arch.Spec{
+		Name: "transformer",
+		Doc:  "causal multi-head attention Transformer (RoPE | learned | no positions, GELU | SwiGLU MLP, RMSNorm | LayerNorm)",
+		New:  func() arch.Config { return DefaultConfig() },
+	})
+}
+
+// Config is the transformer's model block.
+type Config struct {
+	Arch     string  `yaml:"arch"`
+	DModel   int     `yaml:"d_model"`
+	NLayers  int     `yaml:"n_layers"`
+	NHeads   int     `yaml:"n_heads"`
+	Pos      string  `yaml:"pos"` // rope | learned | none
+	RopeBase float64 `yaml:"rope_base"`
+	MLP      string  `yaml:"mlp"` // gelu | swiglu
+	// MLPRatio sets the MLP hidden width round(mlp_ratio·d_model); a float so
+	// that Llama's 8/3 for SwiGLU can be asked for.
+	MLPRatio float64 `yaml:"mlp_ratio"`
+	Norm     string  `yaml:"norm"` // rmsnorm | layernorm
+	// Bias adds biases to every Linear except the LM head, and to LayerNorm.
+	Bias          bool    `yaml:"bias"`
+	TieEmbeddings bool    `yaml:"tie_embeddings"`
+	NormEps       float64 `yaml:"norm_eps"`
+}
+
+// DefaultConfig holds the defaults a model block starts from.
+func DefaultConfig() *Config {
+	return &Config{Arch: "transformer", DModel: 64, NLayers: 2, NHeads: 4, Pos: "rope",
+		RopeBase: 10000, MLP: "gelu", MLPRatio: 4, Norm: "rmsnorm", TieEmbeddings: true, NormEps: 1e-5}
+}
+
+func (c *Config) hidden() int { return int(math.Round(c.MLPRatio * float64(c.DModel))) }
+
+// Validate checks every field; errors name the field, the value and what is
+// allowed.
+func (c *Config) Validate() error {
+	positive := func(field string, v int) error {
+		if v <= 0 {
+			return arch.FieldError(field, v, "must be ≥ 1")
+		}
+		return nil
+	}
+	finitePos := func(field string, v float64) error {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return arch.FieldError(field, v, "must be finite and > 0")
+		}
+		return nil
+	}
+	if c.Arch != "" && c.Arch != "transformer" {
+		return arch.FieldError("arch", strconv.Quote(c.Arch), "this config is for transformer")
+	}
+	for _, err := range []error{
+		positive("d_model", c.DModel),
+		positive("n_layers", c.NLayers),
+		positive("n_heads", c.NHeads),
+		arch.OneOf("pos", c.Pos, "rope", "learned", "none"),
+		arch.OneOf("mlp", c.MLP, "gelu", "swiglu"),
+		arch.OneOf("norm", c.Norm, "rmsnorm", "layernorm"),
+		finitePos("mlp_ratio", c.MLPRatio),
+		finitePos("norm_eps", c.NormEps),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if c.DModel%c.NHeads != 0 {
+		return arch.FieldError("n_heads", c.NHeads, fmt.Sprintf("must divide d_model = %d", c.DModel))
+	}
+	if c.Pos == "rope" {
+		if dh := c.DModel / c.NHeads; dh%2 != 0 {
+			return arch.FieldError("n_heads", c.NHeads, fmt.Sprintf(
+				"pos rope pairs channels, so the head dim d_model/n_heads = %d/%d = %d must be even", c.DModel, c.NHeads, dh))
+		}
+		if err := finitePos("rope_base", c.RopeBase); err != nil {
+			return err
+		}
+	}
+	if w := math.Round(c.MLPRatio * float64(c.DModel)); w < 1 || w > 1<<30 {
+		return arch.FieldError("mlp_ratio", c.MLPRatio, fmt.Sprintf("round(mlp_ratio·d_model) must be in [1, 2^30], d_model = %d", c.DModel))
+	}
+	return nil
+}
+
+// NumParams counts, in the order they are built:
+//
+//	V·d                                  token embedding
+//	maxLen·d                             learned positions (pos learned)
+//	n_layers · (2·norm + attn + mlp)     blocks
+//	norm                                 final norm
+//	V·d                                  LM head (untied)
+//
+// norm = d (+ d for a LayerNorm bias), attn = 4d² (+ 4d bias), mlp = k·d·h
+// (+ (k−1)·h + d bias) with h the hidden width and k = 2 for GELU, 3 for
+// SwiGLU.
+func (c *Config) NumParams(vocab, maxLen int) int {
+	d, h := c.DModel, c.hidden()
+	b := 0
+	if c.Bias {
+		b = 1
+	}
+	norm := d
+	if c.Norm == "layernorm" {
+		norm += b * d
+	}
+	attn := 4*d*d + b*4*d
+	k := 2
+	if c.MLP == "swiglu" {
+		k = 3
+	}
+	mlp := k*d*h + b*((k-1)*h+d)
+	n := vocab*d + c.NLayers*(2*norm+attn+mlp) + norm
+	if c.Pos == "learned" {
+		n += maxLen * d
+	}
+	if !c.TieEmbeddings {
+		n += vocab * d
+	}
+	return n
+}
+
+// Build allocates and initializes the model on env.Backend.
+func (c *Config) Build(env arch.Env) (arch.Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if env.Backend == nil || env.RNG == nil {
+		return nil, fmt.Errorf("transformer: Build needs a backend and an RNG")
+	}
+	if env.Vocab < 1 {
+		return nil, fmt.Errorf("transformer: vocab %d (the task must give ≥ 1)", env.Vocab)
+	}
+	if c.Pos == "learned" && env.MaxLen < 1 {
+		return nil, fmt.Errorf("transformer: pos learned needs the longest sequence length, got max_len %d", env.MaxLen)
+	}
+	return build(c, env), nil
+}
+
+var _ arch.Stepper = (*Model)(nil)
+
+// Model is the built transformer. Fields are exported so tests and tools
+// can reach individual layers; Params is the supported way to enumerate
+// weights.
+type Model struct {
+	be       nn.Backend
+	cfg      Config
+	vocab    int
+	maxLen   int
+	Embed    *nn.Embedding
+	PosEmbed *nn.Embedding // nil unless pos is learned
+	Blocks   []*Block
+	NormF    nn.Layer
+	Head     *nn.Linear // nil when tied: the logits then use Embed.W
+}
+
+// Block is one pre-norm residual block: x += attn(norm1(x)); x += mlp(norm2(x)).
+type Block struct {
+	Norm1 nn.Layer
+	Attn  *Attention
+	Norm2 nn.Layer
+	MLP   *nn.MLP
+}
+
+// Attention is causal multi-head self-attention with one fused qkv
+// projection (d → 3d, laid out [q | k | v] with heads (H, Dh) inside each,
+// as GPT-2's c_attn) and an output projection.
+type Attention struct {
+	QKV, Proj *nn.Linear
+	NHeads    int
+	HeadDim   int
+	Rope      bool
+	RopeBase  float64
+}
+
+// build allocates the layers, then re-draws the weights with GPT-2's scheme
+// (N(0, 0.02²) everywhere, residual output projections scaled by
+// 1/√(2·n_layers) so the residual stream's variance does not grow with
+// depth; biases 0, norms 1).
+func build(c *Config, env arch.Env) *Model {
+	be, rng, d := env.Backend, env.RNG, c.DModel
+	const std = 0.02
+	projStd := std / math.Sqrt(2*float64(c.NLayers))
+	reinit := func(l *nn.Linear, s float64) *nn.Linear {
+		nn.Normal(be, l.W, s, rng)
+		if l.B != nil {
+			nn.Zeros(be, l.B)
+		}
+		return l
+	}
+	linear := func(in, out int, bias bool, s float64) *nn.Linear {
+		return reinit(nn.NewLinear(be, in, out, bias, rng), s)
+	}
+	m := &Model{be: be, cfg: *c, vocab: env.Vocab, maxLen: env.MaxLen}
+	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
+	if c.Pos == "learned" {
+		m.PosEmbed = nn.NewEmbedding(be, env.MaxLen, d, rng)
+	}
+	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
+	for range c.NLayers {
+		mlp := nn.NewMLP(be, nn.MLPKind(c.MLP), d, c.hidden(), c.Bias, rng)
+		if mlp.Gate != nil {
+			reinit(mlp.Gate, std)
+		}
+		reinit(mlp.Up, std)
+		reinit(mlp.Down, projStd)
+		m.Blocks = append(m.Blocks, &Block{
+			Norm1: norm(),
+			Attn: &Attention{QKV: linear(d, 3*d, c.Bias, std), Proj: linear(d, d, c.Bias, projStd),
+				NHeads: c.NHeads, HeadDim: d / c.NHeads, Rope: c.Pos == "rope", RopeBase: c.RopeBase},
+			Norm2: norm(),
+			MLP:   mlp,
+		})
+	}
+	m.NormF = norm()
+	if !c.TieEmbeddings {
+		m.Head = linear(d, env.Vocab, false, std)
+	}
+	return m
+}
+
+// MaxLen is the longest sequence the model accepts with learned positions
+// (the Env's MaxLen); other position modes take any length.
+func (m *Model) MaxLen() int { return m.maxLen }
+
+// Forward returns logits (B·L, V) for ids (B·L), batch-major.
+func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
+	if len(ids) != B*L {
+		panic(fmt.Sprintf("transformer: %d ids for B=%d, L=%d", len(ids), B, L))
+	}
+	x := m.embed(tp, ids, B, L, 0)
+	for _, blk := range m.Blocks {
+		x = blk.Forward(tp, x, B, L, 0, nil)
+	}
+	return m.head(tp, x)
+}
+
+// embed returns the token (and learned position) embeddings (B·L, d) of
+// tokens at positions pos0 .. pos0+L−1.
+func (m *Model) embed(tp *nn.Tape, ids []int32, B, L, pos0 int) *nn.Tensor {
+	x := m.Embed.Forward(tp, ids)
+	if m.PosEmbed == nil {
+		return x
+	}
+	if pos0+L > m.maxLen {
+		panic(fmt.Sprintf("transformer: position %d exceeds the learned positions (max_len %d)", pos0+L-1, m.maxLen))
+	}
+	pos := make([]int32, B*L)
+	for i := range pos {
+		pos[i] = int32(pos0 + i%L)
+	}
+	return tp.Add(x, m.PosEmbed.Forward(tp, pos))
+}
+
+// head applies the final norm and the LM head.
+func (m *Model) head(tp *nn.Tape, x *nn.Tensor) *nn.Tensor {
+	x = m.NormF.Forward(tp, x)
+	if m.Head != nil {
+		return m.Head.Forward(tp, x)
+	}
+	return tp.Linear(x, m.Embed.W, nil)
+}
+
+// Forward maps x (B·L, d) for tokens at positions pos0 .. pos0+L−1; kv is
+// the layer's cache in step mode, nil in parallel mode.
+func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, kv *KVCache) *nn.Tensor {
+	x = tp.Add(x, blk.Attn.Forward(tp, blk.Norm1.Forward(tp, x), B, L, pos0, kv))
+	return tp.Add(x, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
+}
+
+// Forward maps x (B·L, d) to (B·L, d). pos0 is the position of the first
+// token (the RoPE offset). With a cache, the new keys and values are
+// appended to it and the L queries attend to every cached key:
+// Backend.Attention aligns the causal mask to the end when Lq < Lk.
+func (a *Attention) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, kv *KVCache) *nn.Tensor {
+	q, k, v := a.project(tp, x, B, L, pos0)
+	if kv != nil {
+		k, v = kv.extend(tp.B, k, v)
+	}
+	return a.merge(tp, a.attend(tp, q, k, v), B, L)
+}
+
+// project returns q, k, v (B, H, L, Dh), q and k rotated when RoPE is on.
+func (a *Attention) project(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int) (q, k, v *nn.Tensor) {
+	d := a.NHeads * a.HeadDim
+	qkv := a.QKV.Forward(tp, x) // (B·L, 3d)
+	heads := func(i int) *nn.Tensor {
+		t := tp.Reshape(tp.Slice(qkv, i*d, d), B, L, a.NHeads, a.HeadDim)
+		return tp.Permute(t, 0, 2, 1, 3)
+	}
+	q, k, v = heads(0), heads(1), heads(2)
+	if a.Rope {
+		q = tp.RoPE(q, pos0, a.RopeBase)
+		k = tp.RoPE(k, pos0, a.RopeBase)
+	}
+	return q, k, v
+}
+
+// attend is causal scaled dot-product attention with scale 1/√Dh.
+func (a *Attention) attend(tp *nn.Tape, q, k, v *nn.Tensor) *nn.Tensor {
+	return tp.Attention(q, k, v, 1/math.Sqrt(float64(a.HeadDim)), true)
+}
+
+// merge takes o (B, H, L, Dh) back to (B·L, d) and applies the output
+// projection.
+func (a *Attention) merge(tp *nn.Tape, o *nn.Tensor, B, L int) *nn.Tensor {
+	o = tp.Permute(o, 0, 2, 1, 3) // (B, L, H, Dh)
+	return a.Proj.Forward(tp, tp.Reshape(o, B*L, a.NHeads*a.HeadDim))
+}
+
+// Params lists the weights with torch-like names: embed, pos_embed,
+// layers.i.{norm1, attn.qkv, attn.proj, norm2, mlp.*}, norm_f, lm_head. A
+// tied LM head is not listed separately (it is embed.weight).
+func (m *Model) Params() []nn.Param {
+	ps := m.Embed.Params("embed")
+	if m.PosEmbed != nil {
+		ps = append(ps, m.PosEmbed.Params("pos_embed")...)
+	}
+	for i, blk := range m.Blocks {
+		p := "layers." + strconv.Itoa(i)
+		ps = append(ps, blk.Norm1.Params(p+".norm1")...)
+		ps = append(ps, blk.Attn.QKV.Params(p+".attn.qkv")...)
+		ps = append(ps, blk.Attn.Proj.Params(p+".attn.proj")...)
+		ps = append(ps, blk.Norm2.Params(p+".norm2")...)
+		ps = append(ps, blk.MLP.Params(p+".mlp")...)
+	}
+	ps = append(ps, m.NormF.Params("norm_f")...)
+	if m.Head != nil {
+		ps = append(ps, m.Head.Params("lm_head")...)
+	}
+	return ps
+}
+
+// FLOPsPerToken counts a multiply-add as 2 FLOPs:
+//
+//	2·(n_layers·(4d² + k·d·h) + d·V)   every matmul weight (k = 2 GELU, 3 SwiGLU),
+//	                                   LM head included, tied or not
+//	+ n_layers · 2·(2·L_eff·d)         QKᵀ and A·V, each 2·L_eff·d per token
+//
+// with L_eff = (L+1)/2, the mean number of keys a causal query attends to
+// (Kaplan et al. count the full L; halving is what a causal kernel does).
+// Embedding lookups, positions, norms, activations, softmax, RoPE, biases
+// and residual adds are not counted.
+func (m *Model) FLOPsPerToken(L int) float64 {
+	c := &m.cfg
+	d, h, n := float64(c.DModel), float64(c.hidden()), float64(c.NLayers)
+	k := 2.0
+	if c.MLP == "swiglu" {
+		k = 3
+	}
+	lEff := 0.0
+	if L > 0 {
+		lEff = float64(L+1) / 2
+	}
+	return 2*(n*(4*d*d+k*d*h)+d*float64(m.vocab)) + n*4*lEff*d
+}
+
+// KVCache holds one layer's keys (already rotated) and values for the
+// tokens consumed so far, K and V (B, H, n, Dh), outside any tape.
+type KVCache struct {
+	K, V *nn.Tensor // nil before the first step
+}
+
+// extend appends k, v (B, H, T, Dh) and returns the whole cache. It copies
+// into fresh exact-size buffers because Backend.Attention wants each (b, h)
+// block contiguous; the copy costs the same order as the step's attention.
+func (c *KVCache) extend(be nn.Backend, k, v *nn.Tensor) (*nn.Tensor, *nn.Tensor) {
+	B, H, T, Dh := k.Dim(0), k.Dim(1), k.Dim(2), k.Dim(3)
+	n := 0
+	if c.K != nil {
+		n = c.K.Dim(2)
+	}
+	grow := func(old, add *nn.Tensor) *nn.Tensor {
+		t := &nn.Tensor{Shape: []int{B, H, n + T, Dh}, Data: be.Alloc(B * H * (n + T) * Dh)}
+		if old != nil {
+			be.CopyBlock(t.Data, 0, (n+T)*Dh, old.Data, 0, n*Dh, B*H, n*Dh, false)
+			be.Free(old.Data)
+		}
+		be.CopyBlock(t.Data, n*Dh, (n+T)*Dh, add.Data, 0, T*Dh, B*H, T*Dh, false)
+		return t
+	}
+	c.K, c.V = grow(c.K, k), grow(c.V, v)
+	return c.K, c.V
+}
+
+// state is the transformer's step-mode state: a KV cache per layer.
+type state struct {
+	be     nn.Backend
+	B, n   int // batch and tokens consumed
+	layers []KVCache
+}
+
+func (s *state) Free() {
+	for i := range s.layers {
+		for _, t := range []*nn.Tensor{s.layers[i].K, s.layers[i].V} {
+			if t != nil {
+				s.be.Free(t.Data)
+			}
+		}
+		s.layers[i] = KVCache{}
+	}
+	s.n = 0
+}
+
+// Bytes grows linearly with the tokens consumed: 2·n_layers·B·n·d elements.
+func (s *state) Bytes() int64 {
+	elem := int64(4)
+	if s.be.DType() == nn.Float64 {
+		elem = 8
+	}
+	total := int64(0)
+	for _, c := range s.layers {
+		if c.K != nil {
+			total += 2 * int64(c.K.Len()) * elem
+		}
+	}
+	return total
+}
+
+// NewState returns an empty KV cache for B sequences.
+func (m *Model) NewState(B int) arch.State {
+	return &state{be: m.be, B: B, layers: make([]KVCache, len(m.Blocks))}
+}
+
+// Step consumes the next T tokens of each sequence (ids (B·T), batch-major)
+// and returns their logits (B·T, V), equal to the rows Forward gives for
+// them on the whole sequence. It is for inference: keys and values enter
+// the cache outside the tape, so no gradient could reach them, and a
+// recording tape is refused rather than given partial gradients.
+func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tensor {
+	s, ok := st.(*state)
+	switch {
+	case !ok:
+		panic(fmt.Sprintf("transformer: Step with a %T state", st))
+	case tp.Recording():
+		panic("transformer: Step is inference-only; use a tape with record=false")
+	case B != s.B || len(ids) != B*T:
+		panic(fmt.Sprintf("transformer: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))
+	}
+	x := m.embed(tp, ids, B, T, s.n)
+	for i, blk := range m.Blocks {
+		x = blk.Forward(tp, x, B, T, s.n, &s.layers[i])
+	}
+	s.n += T
+	return m.head(tp, x)
+}

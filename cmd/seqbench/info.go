@@ -1,0 +1,179 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"go.yaml.in/yaml/v4"
+
+	"seqbench/arch"
+	"seqbench/cpukernels"
+	"seqbench/gpukernels/cuda"
+	"seqbench/nn"
+	"seqbench/tasks"
+)
+
+// device is the backend chosen for a command and the name asked for.
+type device struct {
+	name    string
+	backend nn.Backend
+}
+
+func defaultDevice() string {
+	if d := os.Getenv("SEQBENCH_DEVICE"); d != "" {
+		return d
+	}
+	return "auto"
+}
+
+// selectDevice resolves --device. There is no CUDA backend in this build
+// yet: asking for cuda is an error, and auto says why it runs on the CPU,
+// never silently.
+func selectDevice(name string, stderr io.Writer) (device, error) {
+	switch name {
+	case "cpu":
+		return device{"cpu", cpukernels.New[float32]()}, nil
+	case "cuda":
+		return device{}, usageError{"--device cuda: this build has no CUDA backend yet (only the CPU reference backend); use --device cpu"}
+	case "auto":
+		if path, err := cuda.ProbeDriver(); err == nil {
+			fmt.Fprintf(stderr, "note: a CUDA driver loads (%s) but this build has no CUDA backend yet; running on the CPU\n", path)
+		}
+		return device{"cpu", cpukernels.New[float32]()}, nil
+	}
+	return device{}, usageError{fmt.Sprintf("--device %q is not allowed (auto, cpu or cuda; or set SEQBENCH_DEVICE)", name)}
+}
+
+func cmdDevices(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("devices", flag.ContinueOnError)
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := maxArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "cpu: %d cores (GOMAXPROCS %d), %s/%s, backend cpu-float32 and cpu-float64, GEMM: %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cpukernels.GemmPath)
+	if path, err := cuda.ProbeDriver(); err == nil {
+		fmt.Fprintf(stdout, "cuda: driver library loads from %s (no CUDA backend in this build yet)\n", path)
+	} else {
+		fmt.Fprintf(stdout, "cuda: no driver library (libcuda.so.1 did not load: %v)\n", err)
+	}
+	return nil
+}
+
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	rev, mod := "unknown", false
+	goVersion := runtime.Version()
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				mod = s.Value == "true"
+			}
+		}
+	}
+	if mod {
+		rev += " (modified)"
+	}
+	fmt.Fprintf(stdout, "seqbench %s, %s, revision %s\n", version, goVersion, rev)
+	return nil
+}
+
+const version = "0.1.0"
+
+func cmdTasks(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tasks", flag.ContinueOnError)
+	show := fs.Int("show", 0, "print N decoded examples of the named task")
+	seed := fs.Uint64("seed", 1, "seed of the examples")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := maxArgs(pos, 1, "at most one task NAME"); err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		for _, n := range tasks.Names() {
+			s, _ := tasks.Lookup(n)
+			fmt.Fprintf(stdout, "%-16s %s\n", n, s.Doc)
+		}
+		return nil
+	}
+	spec, err := tasks.Lookup(pos[0])
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	cfg := spec.New()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	task, err := cfg.Build()
+	if err != nil {
+		return err
+	}
+	settings, _ := yaml.Dump(cfg)
+	fmt.Fprintf(stdout, "%s: %s\ndefaults:\n%s", spec.Name, spec.Doc, indent(string(settings)))
+	if *show > 0 {
+		b := task.Batch(tasks.Train, *seed, 0, *show)
+		for i := range *show {
+			fmt.Fprintf(stdout, "\nexample %d:\n%s\n", i+1, task.Decode(b, i))
+		}
+	}
+	return nil
+}
+
+func cmdArchs(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("archs", flag.ContinueOnError)
+	d := fs.Int("d-model", 64, "model width")
+	n := fs.Int("n-layers", 2, "number of blocks")
+	vocab := fs.Int("vocab", 16, "vocabulary size")
+	seqLen := fs.Int("seq-len", 256, "sequence length L for FLOPs/token (and learned positions)")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := maxArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%-12s %12s %16s   (d_model %d, n_layers %d, vocab %d, L %d; other fields at their defaults)\n",
+		"arch", "params", "fwd FLOPs/token", *d, *n, *vocab, *seqLen)
+	for _, name := range arch.Names() {
+		var node yaml.Node
+		block := fmt.Sprintf("{arch: %s, d_model: %d, n_layers: %d}", name, *d, *n)
+		if err := yaml.Load([]byte(block), &node); err != nil {
+			return err
+		}
+		cfg, err := arch.Decode(node.Content[0])
+		if err != nil {
+			fmt.Fprintf(stdout, "%-12s %s\n", name, err)
+			continue
+		}
+		rng := newRNG(1)
+		model, err := cfg.Build(arch.Env{Backend: cpukernels.New[float32](), Vocab: *vocab, MaxLen: *seqLen, RNG: rng})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%-12s %12d %16.4g\n", name, cfg.NumParams(*vocab, *seqLen), model.FLOPsPerToken(*seqLen))
+	}
+	return nil
+}
+
+func newRNG(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}

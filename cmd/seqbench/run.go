@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"seqbench/configs"
+	"seqbench/reports"
+	"seqbench/sweep"
+	"seqbench/train"
+)
+
+var errInterrupted = errors.New("interrupted")
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	out := fs.String("out", "results", "results folder; runs go to OUT/<experiment>/<run>/")
+	device := fs.String("device", defaultDevice(), "auto, cpu or cuda")
+	dryRun := fs.Bool("dry-run", false, "check the config and list the planned runs without training")
+	force := fs.Bool("force", false, "rerun runs whose summary already says ok")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := maxArgs(pos, 1, "at most one CONFIG file"); err != nil {
+		return err
+	}
+	var exp *sweep.Experiment
+	if len(pos) == 0 {
+		exp, err = sweep.Parse(configs.Quickstart())
+	} else {
+		exp, err = sweep.Load(pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	dev, err := selectDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	expDir := filepath.Join(*out, exp.Name)
+	fmt.Fprintf(stdout, "experiment %s: %d runs -> %s (backend %s)\n", exp.Name, len(exp.Runs), expDir, dev.backend.Name())
+	if *dryRun {
+		for i, r := range exp.Runs {
+			fmt.Fprintf(stdout, "  %2d  %-24s %s %s\n", i+1, r.Name, r.TaskName, sweep.Describe(r))
+		}
+		return nil
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	interactive := false
+	if f, ok := stderr.(*os.File); ok {
+		interactive = term.IsTerminal(int(f.Fd()))
+	}
+	var results []train.Summary
+	failed := 0
+	for i, r := range exp.Runs {
+		dir := filepath.Join(expDir, r.Name)
+		if prev, err := train.ReadSummary(dir); err == nil && prev.Status == train.StatusOK && !*force {
+			fmt.Fprintf(stderr, "[%d/%d] %s: already ok, skipped (--force reruns)\n", i+1, len(exp.Runs), r.Name)
+			results = append(results, prev)
+			continue
+		}
+		fmt.Fprintf(stderr, "[%d/%d] %s  %s %s\n", i+1, len(exp.Runs), r.Name, r.TaskName, sweep.Describe(r))
+		s := train.Run(ctx, r, dir, train.Options{Backend: dev.backend, Device: dev.name, Log: stderr, Interactive: interactive})
+		if s.Status != train.StatusOK {
+			fmt.Fprintf(stderr, "  %s: %s\n", s.Status, s.Reason)
+		}
+		if s.Status == train.StatusFailed {
+			failed++
+		}
+		results = append(results, s)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if err := reports.RunTable(stdout, results, false); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "results in %s\n", expDir)
+	switch {
+	case ctx.Err() != nil:
+		return errInterrupted
+	case failed > 0:
+		return fmt.Errorf("%d of %d runs failed (see their summary.json)", failed, len(exp.Runs))
+	}
+	return nil
+}

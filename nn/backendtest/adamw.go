@@ -1,0 +1,60 @@
+package backendtest
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"seqbench/nn"
+)
+
+// refAdamW is one step of torch.optim.AdamW on every element:
+//
+//	p *= 1 − lr·wd
+//	m = β1·m + (1−β1)·g
+//	v = β2·v + (1−β2)·g²
+//	p −= lr · (m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + eps)
+func refAdamW(p, g, m, v []float64, a nn.AdamWArgs) {
+	bc1 := 1 - math.Pow(a.Beta1, float64(a.Step))
+	bc2 := 1 - math.Pow(a.Beta2, float64(a.Step))
+	for i := range p {
+		p[i] *= 1 - a.LR*a.WeightDecay
+		m[i] = a.Beta1*m[i] + (1-a.Beta1)*g[i]
+		v[i] = a.Beta2*v[i] + (1-a.Beta2)*g[i]*g[i]
+		p[i] -= a.LR * (m[i] / bc1) / (math.Sqrt(v[i]/bc2) + a.Eps)
+	}
+}
+
+func testAdamW(t *testing.T, b nn.Backend) {
+	type adamCase struct {
+		n                      int
+		lr, b1, b2, eps, decay float64
+	}
+	cases := []adamCase{
+		{1, 1e-2, 0.9, 0.999, 1e-8, 0.1},
+		{7, 1e-3, 0.9, 0.95, 1e-8, 0},
+		{1000, 3e-2, 0.8, 0.99, 1e-6, 0.5},
+		{4099, 1e-2, 0.9, 0.999, 1e-8, 0.1},
+	}
+	desc := func(c adamCase) string {
+		return fmt.Sprintf("n%d_lr%g_b%g_%g_eps%g_wd%g", c.n, c.lr, c.b1, c.b2, c.eps, c.decay)
+	}
+	runCases(t, b, "AdamW", cases, desc, func(tt *tester, c adamCase) {
+		p, ps := tt.exact(tt.randn(c.n))
+		g, _ := tt.exact(nans(c.n))
+		m, ms := tt.exact(make([]float64, c.n))
+		v, vs := tt.exact(make([]float64, c.n))
+		for step := 1; step <= 3; step++ {
+			gv := tt.randn(c.n)
+			tt.b.Write(g, gv)
+			gs := tt.b.Read(g)
+			a := nn.AdamWArgs{LR: c.lr, Beta1: c.b1, Beta2: c.b2, Eps: c.eps, WeightDecay: c.decay, Step: step}
+			tt.b.AdamW(p, g, m, v, a)
+			refAdamW(ps, gs, ms, vs, a)
+			tt.fwd(fmt.Sprintf("step %d: p", step), tt.b.Read(p), ps)
+			tt.fwd(fmt.Sprintf("step %d: m", step), tt.b.Read(m), ms)
+			tt.fwd(fmt.Sprintf("step %d: v", step), tt.b.Read(v), vs)
+			tt.fwd(fmt.Sprintf("step %d: g unchanged", step), tt.b.Read(g), gs)
+		}
+	})
+}

@@ -1,0 +1,136 @@
+package backendtest
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"seqbench/nn"
+)
+
+func testRoPE(t *testing.T, b nn.Backend) {
+	type ropeCase struct {
+		B, H, L, Dh, pos0 int
+		base              float64
+	}
+	cases := []ropeCase{
+		{1, 1, 1, 2, 0, 10000},
+		{1, 3, 5, 6, 0, 10000},
+		{2, 3, 17, 8, 7, 10000},
+		{1, 2, 9, 4, 100, 500000},
+		{2, 1, 3, 16, 3, 10},
+		{1, 1, 33, 10, 1, 10000},
+	}
+	desc := func(c ropeCase) string {
+		return fmt.Sprintf("B%d_H%d_L%d_Dh%d_pos%d_base%g", c.B, c.H, c.L, c.Dh, c.pos0, c.base)
+	}
+	runCases(t, b, "RoPE", cases, desc, func(tt *tester, c ropeCase) {
+		n := c.B * c.H * c.L * c.Dh
+		x, xs := tt.input(tt.randn(n))
+		out := tt.output(n)
+		tt.b.RoPE(out, x, c.B, c.H, c.L, c.Dh, c.pos0, c.base)
+		f := func() []float64 { return refRoPE(xs, c.B, c.H, c.L, c.Dh, c.pos0, c.base) }
+		tt.fwd("out", tt.result("out", out, n), f())
+
+		dout, douts := tt.input(tt.randn(n))
+		dx := tt.accum(n, true)
+		tt.b.RoPEBackward(dx.buf, dout, c.B, c.H, c.L, c.Dh, c.pos0, c.base)
+		tt.grad("dx", tt.delta("dx", dx), vjp(f, xs, douts))
+	})
+}
+
+type attnCase struct {
+	B, H, Lq, Lk, Dh int
+	causal           bool
+	scale            float64 // 0: 1/sqrt(Dh)
+	noDQ, noDKV      bool    // nil gradients: not wanted
+	large            bool    // scores far past exp's overflow; forward only
+}
+
+func testAttention(t *testing.T, b nn.Backend) {
+	var cases []attnCase
+	for _, causal := range []bool{true, false} {
+		for _, L := range []int{1, 5, 17} {
+			cases = append(cases, attnCase{B: 1, H: 3, Lq: L, Lk: L, Dh: 6, causal: causal})
+		}
+		cases = append(cases,
+			attnCase{B: 1, H: 3, Lq: 3, Lk: 8, Dh: 6, causal: causal}, // a block continuing a KV cache
+			attnCase{B: 1, H: 3, Lq: 1, Lk: 9, Dh: 6, causal: causal}, // one decode step
+			attnCase{B: 2, H: 2, Lq: 7, Lk: 11, Dh: 5, causal: causal},
+			attnCase{B: 2, H: 1, Lq: 6, Lk: 6, Dh: 1, causal: causal},
+			attnCase{B: 1, H: 2, Lq: 33, Lk: 33, Dh: 8, causal: causal},
+			attnCase{B: 1, H: 2, Lq: 5, Lk: 5, Dh: 4, causal: causal, scale: 0.3},
+			attnCase{B: 1, H: 3, Lq: 17, Lk: 17, Dh: 6, causal: causal, large: true},
+		)
+	}
+	cases = append(cases,
+		attnCase{B: 1, H: 2, Lq: 5, Lk: 7, Dh: 6, causal: true, noDQ: true},
+		attnCase{B: 1, H: 2, Lq: 5, Lk: 7, Dh: 6, causal: true, noDKV: true},
+	)
+	desc := func(c attnCase) string {
+		s := fmt.Sprintf("B%d_H%d_Lq%d_Lk%d_Dh%d_causal%v", c.B, c.H, c.Lq, c.Lk, c.Dh, c.causal)
+		if c.scale != 0 {
+			s += fmt.Sprintf("_scale%g", c.scale)
+		}
+		if c.noDQ {
+			s += "_noDQ"
+		}
+		if c.noDKV {
+			s += "_noDKV"
+		}
+		if c.large {
+			s += "_large_scores"
+		}
+		return s
+	}
+	runCases(t, b, "Attention", cases, desc, func(tt *tester, c attnCase) {
+		scale := c.scale
+		if scale == 0 {
+			scale = 1 / math.Sqrt(float64(c.Dh))
+		}
+		nq, nk := c.B*c.H*c.Lq*c.Dh, c.B*c.H*c.Lk*c.Dh
+		qv, kv := tt.randn(nq), tt.randn(nk)
+		if c.large {
+			// Scores past 88.7 (float32) or 709.8 (float64): a softmax
+			// without its maximum subtracted overflows.
+			s := 20.0
+			if tt.b.DType() == nn.Float32 {
+				s = 8
+			}
+			for i := range qv {
+				qv[i] *= s
+			}
+			for i := range kv {
+				kv[i] *= s
+			}
+		}
+		q, qs := tt.input(qv)
+		k, ks := tt.input(kv)
+		v, vs := tt.input(tt.randn(nk))
+		out, lse := tt.output(nq), tt.output(c.B*c.H*c.Lq)
+		tt.b.Attention(out, lse, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+		wantOut, wantLse := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+		tt.fwd("out", tt.result("out", out, nq), wantOut)
+		tt.fwd("lse", tt.result("lse", lse, c.B*c.H*c.Lq), wantLse)
+		if c.large {
+			return
+		}
+
+		dout, douts := tt.input(tt.randn(nq))
+		dq, dqBuf := tt.optAccum(nq, c.noDQ)
+		dk, dkBuf := tt.optAccum(nk, c.noDKV)
+		dv, dvBuf := tt.optAccum(nk, c.noDKV)
+		tt.b.AttentionBackward(dqBuf, dkBuf, dvBuf, q, k, v, out, lse, dout, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+		f := func() []float64 {
+			o, _ := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+			return o
+		}
+		if !c.noDQ {
+			tt.grad("dq", tt.delta("dq", dq), vjp(f, qs, douts))
+		}
+		if !c.noDKV {
+			tt.grad("dk", tt.delta("dk", dk), vjp(f, ks, douts))
+			tt.grad("dv", tt.delta("dv", dv), vjp(f, vs, douts))
+		}
+	})
+}

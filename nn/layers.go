@@ -1,0 +1,203 @@
+package nn
+
+import (
+	"fmt"
+	"math/rand/v2"
+)
+
+// Layers bundle parameters with the op that uses them. Weight layouts follow
+// PyTorch (Linear W is (out, in)) and Params names them as a torch
+// state_dict would, so checkpoints can be exchanged one to one.
+
+// Layer is a trainable map over the last dim of its input.
+type Layer interface {
+	Forward(tp *Tape, x *Tensor) *Tensor
+	// Params lists the tensors under prefix ("layers.0.attn.qkv").
+	Params(prefix string) []Param
+}
+
+// dotted joins a prefix and a name the way torch module paths do.
+func dotted(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
+}
+
+// Linear is torch.nn.Linear: y = x·Wᵀ + b, W (out, in), b (out) or nil.
+type Linear struct {
+	W, B *Tensor
+}
+
+// NewLinear initializes like torch.nn.Linear (W and b from
+// U(−1/√in, 1/√in)); models with their own scheme overwrite W afterwards.
+func NewLinear(b Backend, in, out int, bias bool, rng *rand.Rand) *Linear {
+	l := &Linear{W: NewParam(b, out, in)}
+	KaimingUniform(b, l.W, in, rng)
+	if bias {
+		l.B = NewParam(b, out)
+		KaimingUniform(b, l.B, in, rng)
+	}
+	return l
+}
+
+// Forward maps x (..., in) to (..., out).
+func (l *Linear) Forward(tp *Tape, x *Tensor) *Tensor { return tp.Linear(x, l.W, l.B) }
+
+// Params: weight decays, bias does not.
+func (l *Linear) Params(prefix string) []Param {
+	ps := []Param{{Name: dotted(prefix, "weight"), T: l.W, Decay: true}}
+	if l.B != nil {
+		ps = append(ps, Param{Name: dotted(prefix, "bias"), T: l.B})
+	}
+	return ps
+}
+
+// Embedding is a lookup table W (V, d).
+type Embedding struct {
+	W *Tensor
+}
+
+// NewEmbedding draws W from N(0, 0.02²) (GPT-2, mamba_ssm) rather than
+// torch's N(0, 1): a tied LM head would otherwise start with logits of
+// size ~√d and a loss far above log V.
+func NewEmbedding(b Backend, vocab, d int, rng *rand.Rand) *Embedding {
+	e := &Embedding{W: NewParam(b, vocab, d)}
+	Normal(b, e.W, 0.02, rng)
+	return e
+}
+
+// Forward gathers the rows of ids: the result is (len(ids), d).
+func (e *Embedding) Forward(tp *Tape, ids []int32) *Tensor { return tp.Embedding(e.W, ids) }
+
+// Params: embeddings take no weight decay.
+func (e *Embedding) Params(prefix string) []Param {
+	return []Param{{Name: dotted(prefix, "weight"), T: e.W}}
+}
+
+// RMSNorm normalizes the last dim by its root mean square and scales by W.
+type RMSNorm struct {
+	W   *Tensor
+	Eps float64
+}
+
+// NewRMSNorm starts with W = 1 (identity scale), as torch does.
+func NewRMSNorm(b Backend, d int, eps float64) *RMSNorm {
+	n := &RMSNorm{W: NewParam(b, d), Eps: eps}
+	Ones(b, n.W)
+	return n
+}
+
+// Forward normalizes x (..., d).
+func (n *RMSNorm) Forward(tp *Tape, x *Tensor) *Tensor { return tp.RMSNorm(x, n.W, n.Eps) }
+
+// Params: norm weights take no weight decay.
+func (n *RMSNorm) Params(prefix string) []Param {
+	return []Param{{Name: dotted(prefix, "weight"), T: n.W}}
+}
+
+// LayerNorm is torch.nn.LayerNorm over the last dim; B is nil for
+// bias=False (as nanoGPT offers).
+type LayerNorm struct {
+	W, B *Tensor
+	Eps  float64
+}
+
+// NewLayerNorm starts with W = 1 and B = 0, as torch does.
+func NewLayerNorm(b Backend, d int, eps float64, bias bool) *LayerNorm {
+	n := &LayerNorm{W: NewParam(b, d), Eps: eps}
+	Ones(b, n.W)
+	if bias {
+		n.B = NewParam(b, d) // Alloc zero-fills
+	}
+	return n
+}
+
+// Forward normalizes x (..., d).
+func (n *LayerNorm) Forward(tp *Tape, x *Tensor) *Tensor { return tp.LayerNorm(x, n.W, n.B, n.Eps) }
+
+// Params: norm weights and biases take no weight decay.
+func (n *LayerNorm) Params(prefix string) []Param {
+	ps := []Param{{Name: dotted(prefix, "weight"), T: n.W}}
+	if n.B != nil {
+		ps = append(ps, Param{Name: dotted(prefix, "bias"), T: n.B})
+	}
+	return ps
+}
+
+// NormKind names a normalization layer in configs.
+type NormKind string
+
+const (
+	NormRMS   NormKind = "rmsnorm"
+	NormLayer NormKind = "layernorm"
+)
+
+// NewNorm builds the named norm over d features; bias applies to LayerNorm
+// only. An unknown kind panics: configs validate it before building.
+func NewNorm(b Backend, kind NormKind, d int, eps float64, bias bool) Layer {
+	switch kind {
+	case NormRMS:
+		return NewRMSNorm(b, d, eps)
+	case NormLayer:
+		return NewLayerNorm(b, d, eps, bias)
+	}
+	panic(fmt.Sprintf("nn.NewNorm: unknown kind %q", kind))
+}
+
+// MLPKind names a feed-forward block in configs.
+type MLPKind string
+
+const (
+	MLPGELU   MLPKind = "gelu"   // fc (d→h) → GELU → proj (h→d), as GPT-2
+	MLPSwiGLU MLPKind = "swiglu" // down(SiLU(gate(x)) ⊙ up(x)), as Llama
+)
+
+// MLP is the position-wise feed-forward block. Gate is nil for GELU; Up is
+// GPT-2's fc and Down its proj.
+type MLP struct {
+	Kind           MLPKind
+	Act            Activation // GELU (exact) or SiLU; GELUTanh reproduces GPT-2 exactly
+	Gate, Up, Down *Linear
+}
+
+// NewMLP builds a d → hidden → d block; hidden ≤ 0 means 4d. An unknown
+// kind panics: configs validate it before building.
+func NewMLP(b Backend, kind MLPKind, d, hidden int, bias bool, rng *rand.Rand) *MLP {
+	if hidden <= 0 {
+		hidden = 4 * d
+	}
+	m := &MLP{Kind: kind}
+	switch kind {
+	case MLPGELU:
+		m.Act = GELU
+	case MLPSwiGLU:
+		m.Act = SiLU
+		m.Gate = NewLinear(b, d, hidden, bias, rng)
+	default:
+		panic(fmt.Sprintf("nn.NewMLP: unknown kind %q", kind))
+	}
+	m.Up = NewLinear(b, d, hidden, bias, rng)
+	m.Down = NewLinear(b, hidden, d, bias, rng)
+	return m
+}
+
+// Forward maps x (..., d) to (..., d).
+func (m *MLP) Forward(tp *Tape, x *Tensor) *Tensor {
+	if m.Gate == nil {
+		return m.Down.Forward(tp, tp.Act(m.Act, m.Up.Forward(tp, x)))
+	}
+	h := tp.Mul(tp.Act(m.Act, m.Gate.Forward(tp, x)), m.Up.Forward(tp, x))
+	return m.Down.Forward(tp, h)
+}
+
+// Params uses GPT-2's names (fc, proj) for GELU and Llama's (gate, up,
+// down) for SwiGLU.
+func (m *MLP) Params(prefix string) []Param {
+	if m.Gate == nil {
+		return append(m.Up.Params(dotted(prefix, "fc")), m.Down.Params(dotted(prefix, "proj"))...)
+	}
+	ps := m.Gate.Params(dotted(prefix, "gate"))
+	ps = append(ps, m.Up.Params(dotted(prefix, "up"))...)
+	return append(ps, m.Down.Params(dotted(prefix, "down"))...)
+}

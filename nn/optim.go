@@ -1,0 +1,160 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+)
+
+// AdamW is decoupled-weight-decay Adam over a fixed parameter list. The
+// moments live on the parameters' backend, so a step never leaves the
+// device. Defaults are torch.optim.AdamW's (β1 0.9, β2 0.999, eps 1e-8);
+// change the fields before the first Step for other settings.
+type AdamW struct {
+	Beta1, Beta2, Eps float64
+	WeightDecay       float64 // applied only to Params with Decay set
+	// Steps counts the updates taken; Step uses Steps+1 for the bias
+	// correction. Restore it together with the moments when resuming.
+	Steps int
+
+	b     Backend
+	slots []AdamSlot
+}
+
+// AdamSlot is one parameter and its first and second moments (torch's
+// exp_avg and exp_avg_sq), exposed for checkpointing.
+type AdamSlot struct {
+	Param Param
+	M, V  Buffer
+}
+
+// NewAdamW allocates zeroed moments for every distinct tensor of params. A
+// tensor listed twice (tied weights) is updated once, with the Decay of its
+// first listing: two updates would double its learning rate.
+func NewAdamW(b Backend, params []Param, weightDecay float64) *AdamW {
+	o := &AdamW{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: weightDecay, b: b}
+	seen := map[*Tensor]bool{}
+	for _, p := range params {
+		if seen[p.T] {
+			continue
+		}
+		seen[p.T] = true
+		if p.T.Grad() == nil {
+			panic(fmt.Sprintf("nn.NewAdamW: parameter %s has no gradient buffer (use NewParam)", p.Name))
+		}
+		n := p.T.Len()
+		o.slots = append(o.slots, AdamSlot{Param: p, M: b.Alloc(n), V: b.Alloc(n)})
+	}
+	return o
+}
+
+// Step applies one update with learning rate lr from the gradients now in
+// the parameters' buffers.
+func (o *AdamW) Step(lr float64) {
+	o.Steps++
+	for _, s := range o.slots {
+		wd := 0.0
+		if s.Param.Decay {
+			wd = o.WeightDecay
+		}
+		o.b.AdamW(s.Param.T.Data, s.Param.T.Grad(), s.M, s.V, AdamWArgs{
+			LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: wd, Step: o.Steps})
+	}
+}
+
+// Slots lists the distinct parameters with their moments.
+func (o *AdamW) Slots() []AdamSlot { return o.slots }
+
+// Free returns the moment buffers to the backend; o must not be used again.
+func (o *AdamW) Free() {
+	for _, s := range o.slots {
+		o.b.Free(s.M)
+		o.b.Free(s.V)
+	}
+	o.slots = nil
+}
+
+// ClipGradNorm scales the gradients of params so that their global L2 norm
+// is at most maxNorm (torch.nn.utils.clip_grad_norm_, including its 1e-6 in
+// the denominator) and returns the norm before clipping. A non-finite norm
+// is returned as is and the gradients are left untouched: scaling by NaN
+// would hide which step went wrong, so the caller's NaN guard decides.
+// maxNorm ≤ 0 only measures. Tied tensors count once.
+func ClipGradNorm(b Backend, params []Param, maxNorm float64) float64 {
+	var grads []Buffer
+	seen := map[*Tensor]bool{}
+	ss := 0.0
+	for _, p := range params {
+		g := p.T.Grad()
+		if g == nil || seen[p.T] {
+			continue
+		}
+		seen[p.T] = true
+		grads = append(grads, g)
+		ss += b.SumSquares(g)
+	}
+	norm := math.Sqrt(ss)
+	if maxNorm > 0 && norm > maxNorm && !math.IsInf(norm, 0) {
+		s := maxNorm / (norm + 1e-6)
+		for _, g := range grads {
+			b.Scale(g, s)
+		}
+	}
+	return norm
+}
+
+// Schedule is a learning-rate schedule over steps counted from 0: linear
+// warmup Base·(step+1)/Warmup for step < Warmup (nanoGPT's form: it starts
+// near 0, never at 0, so the first step already learns), then Base
+// ("constant") or a cosine from Base at step Warmup down to Base·MinRatio
+// at step Total, held there afterwards ("cosine").
+//
+// MinRatio is used as given, so a literal Schedule with MinRatio 0 decays to
+// 0; NewSchedule sets DefaultMinRatio.
+type Schedule struct {
+	Kind          string // "constant" | "cosine"
+	Base          float64
+	Warmup, Total int
+	MinRatio      float64
+}
+
+// DefaultMinRatio is the cosine floor as a fraction of Base (Chinchilla and
+// nanoGPT decay to a tenth).
+const DefaultMinRatio = 0.1
+
+// NewSchedule returns a schedule with the default cosine floor.
+func NewSchedule(kind string, base float64, warmup, total int) Schedule {
+	return Schedule{Kind: kind, Base: base, Warmup: warmup, Total: total, MinRatio: DefaultMinRatio}
+}
+
+// Validate checks the schedule; errors use the train block's field names.
+func (s Schedule) Validate() error {
+	switch {
+	case s.Kind != "constant" && s.Kind != "cosine":
+		return fmt.Errorf("field schedule: %q is not allowed (one of constant, cosine)", s.Kind)
+	case !(s.Base >= 0) || math.IsInf(s.Base, 0):
+		return fmt.Errorf("field lr: %v is not allowed (a finite value ≥ 0)", s.Base)
+	case s.Warmup < 0:
+		return fmt.Errorf("field warmup: %d is not allowed (≥ 0)", s.Warmup)
+	case s.Kind == "cosine" && s.Total <= s.Warmup:
+		return fmt.Errorf("field warmup: %d is not allowed (cosine needs warmup < steps = %d)", s.Warmup, s.Total)
+	case !(s.MinRatio >= 0 && s.MinRatio <= 1):
+		return fmt.Errorf("field min_lr_ratio: %v is not allowed (in [0, 1])", s.MinRatio)
+	}
+	return nil
+}
+
+// At returns the learning rate for step (0-based).
+func (s Schedule) At(step int) float64 {
+	if step < s.Warmup {
+		return s.Base * float64(step+1) / float64(s.Warmup)
+	}
+	if s.Kind != "cosine" {
+		return s.Base
+	}
+	lo := s.Base * s.MinRatio
+	if step >= s.Total {
+		return lo
+	}
+	r := float64(step-s.Warmup) / float64(s.Total-s.Warmup)
+	return lo + 0.5*(1+math.Cos(math.Pi*r))*(s.Base-lo)
+}

@@ -1,0 +1,81 @@
+package train
+
+import (
+	"fmt"
+	"math"
+)
+
+// Config is the `train` block of an experiment.
+type Config struct {
+	Steps       int     `yaml:"steps"`
+	BatchSize   int     `yaml:"batch_size"`
+	LR          float64 `yaml:"lr"`
+	WeightDecay float64 `yaml:"weight_decay"`
+	Beta1       float64 `yaml:"beta1"`
+	Beta2       float64 `yaml:"beta2"`
+	Eps         float64 `yaml:"eps"`
+	Warmup      int     `yaml:"warmup"`
+	Schedule    string  `yaml:"schedule"`     // constant | cosine
+	MinLRRatio  float64 `yaml:"min_lr_ratio"` // cosine floor as a fraction of lr
+	GradClip    float64 `yaml:"grad_clip"`    // global-norm clip; 0 disables
+	EvalEvery   int     `yaml:"eval_every"`
+	EvalBatches int     `yaml:"eval_batches"` // size of the fixed eval set, in batches
+	LogEvery    int     `yaml:"log_every"`    // metrics.jsonl and plain log lines
+	// TargetAccuracy stops a run early once its eval accuracy reaches it
+	// (0 disables).
+	TargetAccuracy float64 `yaml:"target_accuracy"`
+	Seed           uint64  `yaml:"seed"`
+}
+
+// DefaultConfig holds the defaults a train block starts from.
+func DefaultConfig() Config {
+	return Config{
+		Steps: 1000, BatchSize: 32, LR: 1e-3, WeightDecay: 0.1,
+		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+		Warmup: 100, Schedule: "cosine", MinLRRatio: 0.1, GradClip: 1,
+		EvalEvery: 100, EvalBatches: 4, LogEvery: 10, Seed: 1,
+	}
+}
+
+func fieldErr(field string, v any, allowed string) error {
+	return fmt.Errorf("field train.%s: %v is not allowed (%s)", field, v, allowed)
+}
+
+// Validate checks every field; errors name the field, the value and what is
+// allowed.
+func (c *Config) Validate() error {
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	switch {
+	case c.Steps < 1:
+		return fieldErr("steps", c.Steps, "must be >= 1")
+	case c.BatchSize < 1:
+		return fieldErr("batch_size", c.BatchSize, "must be >= 1")
+	case !(c.LR > 0) || !finite(c.LR):
+		return fieldErr("lr", c.LR, "must be > 0")
+	case c.WeightDecay < 0 || !finite(c.WeightDecay):
+		return fieldErr("weight_decay", c.WeightDecay, "must be >= 0")
+	case !(c.Beta1 >= 0 && c.Beta1 < 1):
+		return fieldErr("beta1", c.Beta1, "must be in [0, 1)")
+	case !(c.Beta2 >= 0 && c.Beta2 < 1):
+		return fieldErr("beta2", c.Beta2, "must be in [0, 1)")
+	case !(c.Eps > 0):
+		return fieldErr("eps", c.Eps, "must be > 0")
+	case c.Warmup < 0:
+		return fieldErr("warmup", c.Warmup, "must be >= 0")
+	case c.Schedule != "constant" && c.Schedule != "cosine":
+		return fieldErr("schedule", fmt.Sprintf("%q", c.Schedule), `one of "constant", "cosine"`)
+	case !(c.MinLRRatio >= 0 && c.MinLRRatio <= 1):
+		return fieldErr("min_lr_ratio", c.MinLRRatio, "must be in [0, 1]")
+	case c.GradClip < 0 || !finite(c.GradClip):
+		return fieldErr("grad_clip", c.GradClip, "must be >= 0 (0 disables clipping)")
+	case c.EvalEvery < 1:
+		return fieldErr("eval_every", c.EvalEvery, "must be >= 1")
+	case c.EvalBatches < 1:
+		return fieldErr("eval_batches", c.EvalBatches, "must be >= 1")
+	case c.LogEvery < 1:
+		return fieldErr("log_every", c.LogEvery, "must be >= 1")
+	case !(c.TargetAccuracy >= 0 && c.TargetAccuracy <= 1):
+		return fieldErr("target_accuracy", c.TargetAccuracy, "must be in [0, 1] (0 disables early stopping)")
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"seqbench/arch"
+	"seqbench/nn"
+	"seqbench/tasks"
+)
+
+// Run statuses written to summary.json.
+const (
+	StatusOK       = "ok"
+	StatusFailed   = "failed"
+	StatusDiverged = "diverged"
+)
+
+// Summary is what summary.json holds for one run.
+type Summary struct {
+	Experiment    string            `json:"experiment"`
+	Run           string            `json:"run"`
+	ID            string            `json:"id"`
+	Arch          string            `json:"arch"`
+	Task          string            `json:"task"`
+	Overrides     map[string]string `json:"overrides,omitempty"`
+	Params        int               `json:"params"`
+	FLOPsPerToken float64           `json:"flops_per_token"`
+	SeqLen        int               `json:"seq_len"`
+	Steps         int               `json:"steps"` // steps actually taken
+	Tokens        int64             `json:"tokens"`
+	// Final* are from the last evaluation, Best* the best over all of them.
+	FinalLoss     Num       `json:"final_loss"`
+	FinalAccuracy float64   `json:"final_accuracy"`
+	BestLoss      Num       `json:"best_loss"`
+	BestAccuracy  float64   `json:"best_accuracy"`
+	TrainLoss     Num       `json:"train_loss"` // last logged training loss
+	WallSeconds   float64   `json:"wall_seconds"`
+	TokensPerSec  float64   `json:"tokens_per_sec"`
+	PeakMemBytes  uint64    `json:"peak_mem_bytes"`
+	Device        string    `json:"device"`
+	Backend       string    `json:"backend"`
+	GitRevision   string    `json:"git_revision"`
+	Status        string    `json:"status"`
+	Reason        string    `json:"reason,omitempty"`
+	StartedAt     time.Time `json:"started_at"`
+}
+
+// Metrics is one line of metrics.jsonl.
+type Metrics struct {
+	Step         int      `json:"step"`
+	Tokens       int64    `json:"tokens"`
+	Loss         Num      `json:"loss"`
+	Accuracy     float64  `json:"accuracy"`
+	LR           float64  `json:"lr"`
+	GradNorm     float64  `json:"grad_norm"`
+	TokensPerSec float64  `json:"tokens_per_sec"`
+	EvalLoss     *Num     `json:"eval_loss,omitempty"`
+	EvalAccuracy *float64 `json:"eval_accuracy,omitempty"`
+	WallSeconds  float64  `json:"wall_seconds"`
+}
+
+// Options say where and how a run executes.
+type Options struct {
+	Backend nn.Backend
+	Device  string    // the device asked for ("cpu", "cuda"), recorded as is
+	Log     io.Writer // progress; nil for silence
+	// Interactive draws a progress bar (a terminal); otherwise a plain line
+	// is written every LogEvery steps.
+	Interactive bool
+}
+
+// divergence ends a run whose numbers stopped being finite.
+type divergence struct{ reason string }
+
+// Run trains spec into dir (created if needed) and returns its summary, which
+// is also written to dir/summary.json. It never panics: a failure inside the
+// run ends it as failed with the reason, so the caller can go on with others.
+// Cancelling ctx (SIGINT) ends the run as failed, "interrupted".
+func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) {
+	start := time.Now()
+	sum = Summary{
+		Experiment: spec.Experiment, Run: spec.Name, ID: spec.ID, Arch: spec.Arch, Task: spec.TaskName,
+		Overrides: spec.Overrides, Device: opt.Device, Backend: opt.Backend.Name(),
+		GitRevision: gitRevision(), StartedAt: start.UTC(), Status: StatusFailed,
+		BestLoss: Num(math.NaN()), FinalLoss: Num(math.NaN()), TrainLoss: Num(math.NaN()),
+	}
+	finish := func() {
+		sum.WallSeconds = time.Since(start).Seconds()
+		if sum.WallSeconds > 0 {
+			sum.TokensPerSec = float64(sum.Tokens) / sum.WallSeconds
+		}
+		if err := writeJSON(filepath.Join(dir, "summary.json"), sum); err != nil && sum.Reason == "" {
+			sum.Status, sum.Reason = StatusFailed, err.Error()
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			sum.Status, sum.Reason = StatusFailed, fmt.Sprintf("panic: %v\n%s", r, debug.Stack())
+		}
+		finish()
+	}()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		sum.Reason = err.Error()
+		return sum
+	}
+	resolved, err := spec.ResolvedYAML()
+	if err == nil {
+		err = writeAtomic(filepath.Join(dir, "config.yaml"), resolved)
+	}
+	if err != nil {
+		sum.Reason = err.Error()
+		return sum
+	}
+	r := &runner{spec: spec, opt: opt, sum: &sum, start: start}
+	if err := r.setup(); err != nil {
+		sum.Reason = err.Error()
+		return sum
+	}
+	metricsFile, err := os.Create(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		sum.Reason = err.Error()
+		return sum
+	}
+	defer metricsFile.Close()
+	r.metrics = json.NewEncoder(metricsFile)
+	status, reason := r.loop(ctx)
+	sum.Status, sum.Reason = status, reason
+	return sum
+}
+
+type runner struct {
+	spec    Spec
+	opt     Options
+	sum     *Summary
+	start   time.Time
+	be      nn.Backend
+	task    tasks.Task
+	model   arch.Model
+	params  []nn.Param
+	optim    *nn.AdamW
+	sched   nn.Schedule
+	evalSet []tasks.Batch
+	metrics *json.Encoder
+	peakMem uint64
+}
+
+func (r *runner) setup() error {
+	t, c := r.spec.Task, r.spec.Train
+	task, err := t.Build()
+	if err != nil {
+		return fmt.Errorf("building task: %w", err)
+	}
+	r.be, r.task = r.opt.Backend, task
+	rng := rand.New(rand.NewPCG(c.Seed, 0x5eedba5e))
+	model, err := r.spec.Model.Build(arch.Env{Backend: r.be, Vocab: task.Vocab(), MaxLen: task.SeqLen(), RNG: rng})
+	if err != nil {
+		return fmt.Errorf("building model: %w", err)
+	}
+	r.model, r.params = model, model.Params()
+	r.sum.Params = nn.CountParams(r.params)
+	r.sum.SeqLen = task.SeqLen()
+	r.sum.FLOPsPerToken = model.FLOPsPerToken(task.SeqLen())
+	r.optim = nn.NewAdamW(r.be, r.params, c.WeightDecay)
+	r.optim.Beta1, r.optim.Beta2, r.optim.Eps = c.Beta1, c.Beta2, c.Eps
+	r.sched = nn.Schedule{Kind: c.Schedule, Base: c.LR, Warmup: c.Warmup, Total: c.Steps, MinRatio: c.MinLRRatio}
+	for i := range c.EvalBatches {
+		r.evalSet = append(r.evalSet, task.Batch(tasks.Eval, c.Seed, int64(i), c.BatchSize))
+	}
+	return nil
+}
+
+// loop runs the training steps and returns the final status and reason.
+func (r *runner) loop(ctx context.Context) (status, reason string) {
+	c := r.spec.Train
+	bar := newProgress(r.opt.Log, r.opt.Interactive, c.Steps)
+	defer bar.done()
+	var lastTick = time.Now()
+	var tickTokens int64
+	for step := 1; step <= c.Steps; step++ {
+		if ctx.Err() != nil {
+			return StatusFailed, fmt.Sprintf("interrupted at step %d", step)
+		}
+		batch := r.task.Batch(tasks.Train, c.Seed, int64(step-1), c.BatchSize)
+		lr := r.sched.At(step - 1)
+		loss, acc, gnorm, div := r.trainStep(batch, lr, step)
+		r.sum.Steps = step
+		r.sum.Tokens += int64(batch.B * batch.L)
+		tickTokens += int64(batch.B * batch.L)
+		if div != nil {
+			return StatusDiverged, div.reason
+		}
+		r.sum.TrainLoss = Num(loss)
+		evalNow := step%c.EvalEvery == 0 || step == c.Steps
+		if step%c.LogEvery == 0 || evalNow || step == 1 {
+			now := time.Now()
+			m := Metrics{Step: step, Tokens: r.sum.Tokens, Loss: Num(loss), Accuracy: acc, LR: lr, GradNorm: gnorm,
+				TokensPerSec: float64(tickTokens) / now.Sub(lastTick).Seconds(), WallSeconds: now.Sub(r.start).Seconds()}
+			lastTick, tickTokens = now, 0
+			if evalNow {
+				el, ea := r.evaluate()
+				m.EvalLoss, m.EvalAccuracy = (*Num)(&el), &ea
+				r.sum.FinalLoss, r.sum.FinalAccuracy = Num(el), ea
+				if math.IsNaN(float64(r.sum.BestLoss)) || el < float64(r.sum.BestLoss) {
+					r.sum.BestLoss = Num(el)
+				}
+				r.sum.BestAccuracy = max(r.sum.BestAccuracy, ea)
+			}
+			r.trackMemory()
+			if err := r.metrics.Encode(m); err != nil {
+				return StatusFailed, "writing metrics.jsonl: " + err.Error()
+			}
+			bar.update(step, m)
+			if evalNow && c.TargetAccuracy > 0 && r.sum.FinalAccuracy >= c.TargetAccuracy {
+				break
+			}
+		}
+	}
+	r.sum.PeakMemBytes = r.peakMem
+	return StatusOK, ""
+}
+
+// trainStep runs forward, backward, clipping and the optimizer update.
+func (r *runner) trainStep(b tasks.Batch, lr float64, step int) (loss, acc, gnorm float64, div *divergence) {
+	tp := nn.NewTape(r.be, true)
+	defer tp.Release()
+	logits := r.model.Forward(tp, b.Inputs, b.B, b.L)
+	lossT, _ := tp.CrossEntropy(logits, b.Targets, tasks.Ignore)
+	loss = r.be.Read(lossT.Data)[0]
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return loss, 0, 0, &divergence{fmt.Sprintf("loss is %v at step %d", loss, step)}
+	}
+	acc = accuracy(r.be, logits, b.Targets)
+	nn.ZeroGrads(r.be, r.params)
+	tp.Backward(lossT)
+	gnorm = nn.ClipGradNorm(r.be, r.params, r.spec.Train.GradClip)
+	if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
+		for _, p := range r.params {
+			if s := r.be.SumSquares(p.T.Grad()); math.IsNaN(s) || math.IsInf(s, 0) {
+				return loss, acc, gnorm, &divergence{fmt.Sprintf("gradient of %s is not finite at step %d", p.Name, step)}
+			}
+		}
+		return loss, acc, gnorm, &divergence{fmt.Sprintf("gradient norm is %v at step %d", gnorm, step)}
+	}
+	r.optim.Step(lr)
+	return loss, acc, gnorm, nil
+}
+
+// evaluate returns the mean loss and accuracy over the fixed eval set,
+// weighting each batch by its number of scored positions.
+func (r *runner) evaluate() (loss, acc float64) {
+	var lossSum, correct float64
+	var count int
+	for _, b := range r.evalSet {
+		tp := nn.NewTape(r.be, false)
+		logits := r.model.Forward(tp, b.Inputs, b.B, b.L)
+		l, n := tp.CrossEntropy(logits, b.Targets, tasks.Ignore)
+		lossSum += r.be.Read(l.Data)[0] * float64(n)
+		correct += accuracy(r.be, logits, b.Targets) * float64(n)
+		count += n
+		tp.Release()
+	}
+	if count == 0 {
+		return 0, 0
+	}
+	return lossSum / float64(count), correct / float64(count)
+}
+
+// accuracy is the fraction of scored positions whose argmax is the target.
+func accuracy(be nn.Backend, logits *nn.Tensor, targets []int32) float64 {
+	pred := be.ArgmaxRows(logits.Data, len(targets), logits.Dim(-1))
+	hit, n := 0, 0
+	for i, t := range targets {
+		if t == tasks.Ignore {
+			continue
+		}
+		n++
+		if pred[i] == t {
+			hit++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(hit) / float64(n)
+}
+
+func (r *runner) trackMemory() {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.peakMem = max(r.peakMem, ms.HeapInuse)
+}
+
+// gitRevision is the VCS revision the binary was built from, if recorded.
+func gitRevision() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "unknown", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
