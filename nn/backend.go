@@ -156,4 +156,6 @@ type Backend interface {
 
 	// AdamW updates p in place from its gradient g and moments m, v.
 	AdamW(p, g, m, v Buffer, a AdamWArgs)
+
+	SeqOps
 }

@@ -53,6 +53,23 @@ func Run(t *testing.T, b nn.Backend) {
 	t.Run("RoPE", func(t *testing.T) { testRoPE(t, b) })
 	t.Run("Attention", func(t *testing.T) { testAttention(t, b) })
 	t.Run("AdamW", func(t *testing.T) { testAdamW(t, b) })
+	for _, c := range fusedCases {
+		t.Run(c.name, func(t *testing.T) { c.test(t, b) })
+	}
+}
+
+// fusedCases are the tests of the fused sequence ops (nn.SeqOps); each op
+// family's file adds its own from an init function.
+var fusedCases []struct {
+	name string
+	test func(*testing.T, nn.Backend)
+}
+
+func registerFused(name string, test func(*testing.T, nn.Backend)) {
+	fusedCases = append(fusedCases, struct {
+		name string
+		test func(*testing.T, nn.Backend)
+	}{name, test})
 }
 
 // Tolerances on the norm-wise relative error (see RelErr), by precision.
