@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 
+	"seqbench/internal/yamlcfg"
 	"seqbench/nn"
 )
 
@@ -108,14 +109,7 @@ func Lookup(name string) (Spec, error) {
 // strictly (unknown fields are errors) into that architecture's config and
 // validates it.
 func Decode(node *yaml.Node) (Config, error) {
-	name := ""
-	if node.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			if node.Content[i].Value == "arch" {
-				name = node.Content[i+1].Value
-			}
-		}
-	}
+	name := yamlcfg.Value(node, "arch")
 	if name == "" {
 		return nil, fmt.Errorf("line %d: model block has no `arch` field (known: %s)", node.Line, strings.Join(Names(), ", "))
 	}
@@ -124,11 +118,11 @@ func Decode(node *yaml.Node) (Config, error) {
 		return nil, fmt.Errorf("line %d: field arch: %w", node.Line, err)
 	}
 	cfg := spec.New()
-	if err := node.Load(cfg, yaml.WithKnownFields()); err != nil {
+	if err := yamlcfg.Strict(node, cfg); err != nil {
 		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("line %d: model %s: %w", node.Line, name, err)
+		return nil, yamlcfg.Locate(node, fmt.Errorf("model %s: %w", name, err))
 	}
 	return cfg, nil
 }

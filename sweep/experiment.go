@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"seqbench/arch"
+	"seqbench/internal/yamlcfg"
 	"seqbench/tasks"
 	"seqbench/train"
 )
@@ -179,19 +180,19 @@ func resolve(f *file, model *yaml.Node, point []setting) (train.Spec, error) {
 	}
 	tc := train.DefaultConfig()
 	if trainN.Kind != 0 {
-		if err := trainN.Load(&tc, yaml.WithKnownFields()); err != nil {
+		if err := yamlcfg.Strict(trainN, &tc); err != nil {
 			return train.Spec{}, configErr("train: %w", err)
 		}
 	}
 	if err := tc.Validate(); err != nil {
-		return train.Spec{}, configErr("line %d: %w", trainN.Line, err)
+		return train.Spec{}, &ConfigError{yamlcfg.Locate(trainN, err)}
 	}
 	modelCfg, err := arch.Decode(modelN)
 	if err != nil {
 		return train.Spec{}, &ConfigError{err}
 	}
 	spec := train.Spec{
-		Experiment: f.Name, Arch: scalar(modelN, "arch"), TaskName: scalar(taskN, "name"),
+		Experiment: f.Name, Arch: yamlcfg.Value(modelN, "arch"), TaskName: yamlcfg.Value(taskN, "name"),
 		Task: taskCfg, Model: modelCfg, Train: tc, Overrides: overrides,
 	}
 	resolved, err := spec.ResolvedYAML()
@@ -227,16 +228,6 @@ func set(n *yaml.Node, keys []string, value *yaml.Node) error {
 	child := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	n.Content = append(n.Content, key, child)
 	return set(child, keys[1:], value)
-}
-
-// scalar returns the value of key in a mapping node ("" if absent).
-func scalar(n *yaml.Node, key string) string {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1].Value
-		}
-	}
-	return ""
 }
 
 func clone(n *yaml.Node) *yaml.Node {

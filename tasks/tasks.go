@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v4"
+
+	"seqbench/internal/yamlcfg"
 )
 
 // Ignore marks a target position that is not scored (loss and accuracy).
@@ -99,14 +101,7 @@ func Lookup(name string) (Spec, error) {
 // Decode reads a task block: it finds `name`, then decodes the whole block
 // strictly into that task's config and validates it.
 func Decode(node *yaml.Node) (Config, error) {
-	name := ""
-	if node.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(node.Content); i += 2 {
-			if node.Content[i].Value == "name" {
-				name = node.Content[i+1].Value
-			}
-		}
-	}
+	name := yamlcfg.Value(node, "name")
 	if name == "" {
 		return nil, fmt.Errorf("line %d: task block has no `name` field (known: %s)", node.Line, strings.Join(Names(), ", "))
 	}
@@ -115,11 +110,11 @@ func Decode(node *yaml.Node) (Config, error) {
 		return nil, fmt.Errorf("line %d: field task.name: %w", node.Line, err)
 	}
 	cfg := spec.New()
-	if err := node.Load(cfg, yaml.WithKnownFields()); err != nil {
+	if err := yamlcfg.Strict(node, cfg); err != nil {
 		return nil, fmt.Errorf("task %s: %w", name, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("line %d: task %s: %w", node.Line, name, err)
+		return nil, yamlcfg.Locate(node, fmt.Errorf("task %s: %w", name, err))
 	}
 	return cfg, nil
 }
