@@ -31,7 +31,7 @@ func testMemory(t *testing.T, b nn.Backend) {
 		vals := tt.randn(n)
 		vals[0] = math.Inf(-1)
 		if n > 1 {
-			vals[1] = -0.0
+			vals[1] = math.Copysign(0, -1)
 		}
 		tt.b.Write(buf, vals)
 		got := tt.b.Read(buf)
