@@ -53,6 +53,21 @@ type Task interface {
 	Decode(b Batch, i int) string
 }
 
+// Segmented is a task whose evaluation is reported per segment: the lengths
+// of induction-head extrapolation, MQAR's (seq_len, kv_pairs) test
+// curriculum. The training loop evaluates every segment on its own fixed
+// set (Batch with split Eval) and records each result under its name.
+type Segmented interface {
+	Task
+	EvalSegments() []Segment
+}
+
+// Segment is one named evaluation setting of a Segmented task.
+type Segment struct {
+	Name string // e.g. "L=1024" or "L=256,kv=32"
+	Task Task   // generates the segment's sequences (its SeqLen may differ)
+}
+
 // Config is a task block. Its struct has yaml tags for every field,
 // including `name`, and holds the defaults before decoding.
 type Config interface {
