@@ -53,10 +53,11 @@ func expClamped(x, lim float64) float64 {
 	return math.Exp(x)
 }
 
-// sigmoid is 1/(1+exp(−x)) without overflow for large |x|.
+// sigmoid is 1/(1+exp(−x)) without overflow for large |x|; exp never
+// produces a subnormal on the way.
 func sigmoid(x, lim float64) float64 {
 	if x >= 0 {
-		return 1 / (1 + math.Exp(-x))
+		return 1 / (1 + expClamped(-x, lim))
 	}
 	e := expClamped(x, lim)
 	return e / (1 + e)
@@ -177,15 +178,17 @@ func unaryFuncs(kind nn.Activation, lim float64) (f, df func(x float64) float64)
 	)
 	switch kind {
 	case nn.GELU:
-		f = func(x float64) float64 { return 0.5 * x * (1 + math.Erf(x*invSqrt2)) }
+		// Φ(x) as erfc: 1+erf(x/√2) loses all digits for x ≪ 0.
+		f = func(x float64) float64 { return 0.5 * x * math.Erfc(-x*invSqrt2) }
 		df = func(x float64) float64 {
-			return 0.5*(1+math.Erf(x*invSqrt2)) + x*invSqrt2Pi*expClamped(-0.5*x*x, lim)
+			return 0.5*math.Erfc(-x*invSqrt2) + x*invSqrt2Pi*expClamped(-0.5*x*x, lim)
 		}
 	case nn.GELUTanh:
-		f = func(x float64) float64 { return 0.5 * x * (1 + math.Tanh(c*(x+k*x*x*x))) }
+		// 0.5·(1+tanh(u)) = sigmoid(2u), which does not cancel for x ≪ 0.
+		f = func(x float64) float64 { return x * sigmoid(2*c*(x+k*x*x*x), lim) }
 		df = func(x float64) float64 {
-			t := math.Tanh(c * (x + k*x*x*x))
-			return 0.5*(1+t) + 0.5*x*(1-t*t)*c*(1+3*k*x*x)
+			s := sigmoid(2*c*(x+k*x*x*x), lim)
+			return s + 2*x*s*(1-s)*c*(1+3*k*x*x)
 		}
 	case nn.SiLU:
 		f = func(x float64) float64 { return x * sigmoid(x, lim) }

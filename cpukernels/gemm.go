@@ -16,8 +16,8 @@ const (
 	gemmNR = 6
 	// A row of KC elements fills 2 KiB, its 6-wide B panel 12 KiB of L1.
 	gemmKCBytes = 2048
-	gemmMC = 128
-	gemmNC = 64 * gemmNR
+	gemmMC      = 128
+	gemmNC      = 64 * gemmNR
 	// Below this many multiply-adds the packed path costs more than it saves.
 	gemmSmall = 16 * 16 * 16
 	// Fewer multiply-adds than this per worker do not pay for a goroutine.
@@ -63,9 +63,9 @@ func (g *gemmOp[T]) bt(p, k, j int) T {
 //		}
 //	}
 //
-// Large products pack B into KC×6 panels (and A into rows when TransA),
-// run the 1×6 register kernel and split blocks of C among workers. Alpha = 0
-// reads neither A nor B (as BLAS). C must not overlap A or B.
+// Larger products pack B into KC×6 panels and A into KC-long rows, run the
+// 1×6 register kernel and split blocks of C among workers. Alpha = 0 reads
+// neither A nor B (as BLAS). C must not overlap A or B.
 func (be *Backend[T]) Gemm(a, b, c nn.Buffer, args nn.GemmArgs) {
 	g := gemmOp[T]{GemmArgs: args, alpha: T(args.Alpha), beta: T(args.Beta), kc: gemmKCBytes / sizeOf[T]()}
 	g.a, g.b, g.c = g.check(a, b, c)
@@ -78,8 +78,15 @@ func (be *Backend[T]) Gemm(a, b, c nn.Buffer, args nn.GemmArgs) {
 		}
 		return
 	}
-	if g.M*g.N*g.K <= gemmSmall {
-		g.naive()
+	// C_p overlap (StrideC = 0 sums the batch into one C): batches then run
+	// in order, only blocks of one C_p in parallel.
+	overlap := g.Batch > 1 && g.StrideC < (g.M-1)*g.LDC+g.N
+	if mnk := g.M * g.N * g.K; mnk <= gemmSmall {
+		if overlap {
+			g.naive(0, g.Batch)
+			return
+		}
+		be.parallelFor(g.Batch, (gemmParallelMin+mnk-1)/mnk, g.naive)
 		return
 	}
 
@@ -112,8 +119,7 @@ func (be *Backend[T]) Gemm(a, b, c nn.Buffer, args nn.GemmArgs) {
 			g.block(p, i0, min(i0+mc, g.M), j0, min(j0+nc, g.N), ap, bp)
 		}
 	}
-	if g.Batch > 1 && g.StrideC < (g.M-1)*g.LDC+g.N {
-		// The C_p overlap: batches run in order, blocks of one in parallel.
+	if overlap {
 		for p := 0; p < g.Batch; p++ {
 			be.parallelFor(perBatch, grain, func(lo, hi int) { run(p*perBatch+lo, p*perBatch+hi) })
 		}
@@ -177,9 +183,10 @@ func (g *gemmOp[T]) scaleC(p, i0, i1, j0, j1 int) {
 	}
 }
 
-// naive is the reference loop, used for products too small to pack.
-func (g *gemmOp[T]) naive() {
-	for p := 0; p < g.Batch; p++ {
+// naive is the reference loop over batches [p0, p1), used for products too
+// small to pack.
+func (g *gemmOp[T]) naive(p0, p1 int) {
+	for p := p0; p < p1; p++ {
 		for i := 0; i < g.M; i++ {
 			row := g.c[p*g.StrideC+i*g.LDC:][:g.N]
 			for j := range row {
@@ -197,8 +204,8 @@ func (g *gemmOp[T]) naive() {
 	}
 }
 
-// block computes C_p[i0:i1, j0:j1] over all of K, one KC slice at a time.
-// ap (TransA only) holds MC×KC and bp KC×NC elements of packing space.
+// block computes C_p[i0:i1, j0:j1] over all of K, one KC slice at a time,
+// packing into ap (MC×KC elements) and bp (KC×NC).
 func (g *gemmOp[T]) block(p, i0, i1, j0, j1 int, ap, bp []T) {
 	panels := (j1 - j0 + gemmNR - 1) / gemmNR
 	for pc := 0; pc < g.K; pc += g.kc {
@@ -275,9 +282,11 @@ func (g *gemmOp[T]) packB(bp []T, p, pc, kb, j0, j1 int) {
 	}
 }
 
-// packA copies op(A_p)[i0:i1, pc:pc+kb] (A stored transposed) into rows:
+// packA copies op(A_p)[i0:i1, pc:pc+kb] into contiguous rows, so that the
+// kernel streams them without the 4 KiB aliasing of a long leading
+// dimension:
 //
-//	ap[i*kb + k] = A_p[pc+k, i0+i]
+//	ap[i*kb + k] = op(A_p)[i0+i, pc+k]
 func (g *gemmOp[T]) packA(ap []T, p, pc, kb, i0, i1 int) {
 	rows := i1 - i0
 	if !g.TransA {

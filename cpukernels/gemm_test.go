@@ -11,8 +11,9 @@ import (
 	"seqbench/nn"
 )
 
-// gemmTestCase is one product with its storage: leading dimensions padAB
-// wider than the matrices and batches padStride apart.
+// gemmTestCase is one product with its storage: leading dimensions wider
+// than the matrices (by padLD for A, 2·padLD for B, 3·padLD for C) and
+// padStride elements between batches.
 type gemmTestCase struct {
 	g         nn.GemmArgs
 	padLD     int
@@ -201,11 +202,15 @@ func testGemm[T Float](t *testing.T, be *Backend[T]) {
 			}
 		}
 	}
-	// Rows over MC, N over one NC block; K over one KC slice (two for float32).
+	// Rows over MC, N over one NC block, K over one KC slice (float64) and
+	// over two (both types).
 	testGemmCase(t, be, gemmTestCase{g: nn.GemmArgs{M: gemmMC + 2, N: gemmNC + 7, K: 300,
 		Alpha: 1, Beta: 0.5, Batch: 1}, padLD: 1}, rng)
 	testGemmCase(t, be, gemmTestCase{g: nn.GemmArgs{TransA: true, TransB: true, M: 40, N: 70, K: 2*gemmKCBytes/4 + 1,
 		Alpha: -1, Beta: 0, Batch: 1}}, rng)
+	// Many tiny products: the unpacked loop, split among workers by batch.
+	testGemmCase(t, be, gemmTestCase{g: nn.GemmArgs{TransB: true, M: 2, N: 3, K: 2, Alpha: 1, Beta: 1,
+		Batch: 3 * gemmParallelMin / 12}, padLD: 1, padStride: 1}, rng)
 	// K = 0 leaves β·C.
 	testGemmCase(t, be, gemmTestCase{g: nn.GemmArgs{M: 4, N: 5, K: 0, Alpha: 1, Beta: 0.5, Batch: 2}, padStride: 1}, rng)
 }
