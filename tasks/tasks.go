@@ -68,6 +68,13 @@ type Segment struct {
 	Task Task   // generates the segment's sequences (its SeqLen may differ)
 }
 
+// LossMetrics is implemented by tasks whose loss has a customary unit
+// (bits per byte, perplexity); the training loop records these beside the
+// loss.
+type LossMetrics interface {
+	LossMetrics(loss float64) map[string]float64
+}
+
 // Config is a task block. Its struct has yaml tags for every field,
 // including `name`, and holds the defaults before decoding.
 type Config interface {

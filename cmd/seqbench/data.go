@@ -1,0 +1,46 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"seqbench/data"
+)
+
+// listFlag collects a repeated flag (--text a --text b) or a
+// comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, strings.Split(v, ",")...)
+	return nil
+}
+
+func cmdData(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "prepare" {
+		return usageError{"usage: seqbench data prepare --text PATH [--text PATH...] --out FILE.bin [--val-fraction F]"}
+	}
+	fs := flag.NewFlagSet("data prepare", flag.ContinueOnError)
+	var text listFlag
+	fs.Var(&text, "text", "text file or folder (repeatable); folders are read recursively")
+	out := fs.String("out", "", "output FILE.bin: writes FILE_train.bin and FILE_val.bin")
+	val := fs.Float64("val-fraction", 0.1, "fraction of each file (its end) that goes to the validation split")
+	pos, err := parseFlags(fs, args[1:], stderr)
+	if err != nil {
+		return err
+	}
+	text = append(text, pos...) // paths may also come as arguments
+	if *out == "" {
+		return usageError{"data prepare: --out FILE.bin is required"}
+	}
+	p, err := data.PrepareBytes(text, *out, *val)
+	if err != nil {
+		return usageError{"data prepare: " + err.Error()}
+	}
+	fmt.Fprintf(stdout, "byte-level corpus: %s (%d tokens), %s (%d tokens)\n", p.Train, p.TrainTokens, p.Val, p.ValTokens)
+	fmt.Fprintf(stdout, "use it with:\n  task: {name: lm, train: %s, val: %s, seq_len: 256}\n", p.Train, p.Val)
+	return nil
+}
