@@ -1,0 +1,424 @@
+// Package ssm holds the linear time-invariant state space models; "s4d" is
+// the diagonal S4 of Gu et al. 2022 ("On the Parameterization and
+// Initialization of Diagonal State Space Models") after the S4D standalone
+// reference (state-spaces/s4, models/s4/s4d.py): a convolution kernel from
+// N/2 complex modes per channel, applied by FFT in parallel mode and as a
+// recurrence in step mode.
+package ssm
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"seqbench/arch"
+	"seqbench/nn"
+)
+
+func init() {
+	arch.Register(arch.Spec{
+		Name: "s4d",
+		Doc:  "diagonal LTI state space model S4D (FFT convolution; S4D-Lin | Inv | Real init; GLU | linear output)",
+		New:  func() arch.Config { return DefaultConfig() },
+	})
+}
+
+// Config is the s4d model block.
+type Config struct {
+	Arch    string `yaml:"arch"`
+	DModel  int    `yaml:"d_model"`
+	NLayers int    `yaml:"n_layers"`
+	// DState is N, the real state size of a channel: N/2 complex modes,
+	// their conjugates implied (so it must be even).
+	DState int    `yaml:"d_state"`
+	Init   string `yaml:"init"`   // lin | inv | real (S4D-Lin, S4D-Inv, S4D-Real)
+	Output string `yaml:"output"` // glu | linear
+	Norm   string `yaml:"norm"`   // layernorm | rmsnorm
+	// DtMin and DtMax bound the log-uniform init of each channel's step.
+	DtMin         float64 `yaml:"dt_min"`
+	DtMax         float64 `yaml:"dt_max"`
+	NormEps       float64 `yaml:"norm_eps"`
+	TieEmbeddings bool    `yaml:"tie_embeddings"`
+}
+
+// DefaultConfig holds the defaults a model block starts from: the S4D
+// reference's d_state 64, S4D-Lin, GLU output, dt in [1e-3, 0.1] and
+// LayerNorm (with bias, as its example model).
+func DefaultConfig() *Config {
+	return &Config{Arch: "s4d", DModel: 64, NLayers: 2, DState: 64, Init: "lin", Output: "glu",
+		Norm: "layernorm", DtMin: 1e-3, DtMax: 0.1, NormEps: 1e-5, TieEmbeddings: true}
+}
+
+// Validate checks every field; errors name the field, the value and what
+// is allowed.
+func (c *Config) Validate() error {
+	positive := func(field string, v int) error {
+		if v <= 0 {
+			return arch.FieldError(field, v, "must be ≥ 1")
+		}
+		return nil
+	}
+	finitePos := func(field string, v float64) error {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return arch.FieldError(field, v, "must be finite and > 0")
+		}
+		return nil
+	}
+	if c.Arch != "" && c.Arch != "s4d" {
+		return arch.FieldError("arch", strconv.Quote(c.Arch), "this config is for s4d")
+	}
+	for _, err := range []error{
+		positive("d_model", c.DModel),
+		positive("n_layers", c.NLayers),
+		arch.OneOf("init", c.Init, "lin", "inv", "real"),
+		arch.OneOf("output", c.Output, "glu", "linear"),
+		arch.OneOf("norm", c.Norm, "layernorm", "rmsnorm"),
+		finitePos("norm_eps", c.NormEps),
+		finitePos("dt_min", c.DtMin),
+		finitePos("dt_max", c.DtMax),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if c.DState < 2 || c.DState%2 != 0 {
+		return arch.FieldError("d_state", c.DState, "must be even and ≥ 2: d_state/2 complex modes, conjugates implied")
+	}
+	if c.DtMin > c.DtMax {
+		return arch.FieldError("dt_min", c.DtMin, fmt.Sprintf("must be ≤ dt_max = %g", c.DtMax))
+	}
+	return nil
+}
+
+func (c *Config) norm() int {
+	if c.Norm == "layernorm" {
+		return 2 * c.DModel
+	}
+	return c.DModel
+}
+
+// outWidth is the output linear's width: 2·d for GLU, d for linear.
+func (c *Config) outWidth() int {
+	if c.Output == "glu" {
+		return 2 * c.DModel
+	}
+	return c.DModel
+}
+
+// NumParams counts, in the order they are built (H = d, N = d_state):
+//
+//	V·d                                   token embedding
+//	n_layers · (norm + ssm + out)         blocks
+//	norm                                  final norm
+//	V·d                                   LM head (untied)
+//
+// norm = 2d (LayerNorm) or d (RMSNorm); ssm = H (log_dt) + H·N/2 (log_A_real)
+// + H·N/2 (A_imag) + H·N (C as real/imag pairs) + H (D) = 2H·(N + 1);
+// out = w·d + w with w = 2d for GLU, d for linear.
+func (c *Config) NumParams(vocab, maxLen int) int {
+	d, w := c.DModel, c.outWidth()
+	ssm := 2 * d * (c.DState + 1)
+	n := vocab*d + c.NLayers*(c.norm()+ssm+w*d+w) + c.norm()
+	if !c.TieEmbeddings {
+		n += vocab * d
+	}
+	return n
+}
+
+// Build allocates and initializes the model on env.Backend.
+func (c *Config) Build(env arch.Env) (arch.Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if env.Backend == nil || env.RNG == nil {
+		return nil, fmt.Errorf("s4d: Build needs a backend and an RNG")
+	}
+	if env.Vocab < 1 {
+		return nil, fmt.Errorf("s4d: vocab %d (the task must give ≥ 1)", env.Vocab)
+	}
+	return build(c, env), nil
+}
+
+var _ arch.Stepper = (*Model)(nil)
+
+// Model is the built s4d language model: embedding → n_layers pre-norm
+// residual S4D blocks → final norm → LM head.
+type Model struct {
+	be     nn.Backend
+	cfg    Config
+	vocab  int
+	Embed  *nn.Embedding
+	Blocks []*Block
+	NormF  nn.Layer
+	Head   *nn.Linear // nil when tied: the logits then use Embed.W
+}
+
+// Block is x += S4D(norm(x)).
+type Block struct {
+	Norm nn.Layer
+	SSM  *S4D
+}
+
+// S4D is the layer of the reference's S4D module over H = d_model
+// channels: y = GELU(K ∗ u + D·u) with the kernel K of S4DKernel, then the
+// position-wise output (Linear H → 2H and GLU, or Linear H → H).
+type S4D struct {
+	H, N2 int
+	// The kernel's parameters as the reference stores them: A_re =
+	// −exp(LogAReal) stays negative under any update; C (H, N2, 2) holds
+	// real and imaginary parts (torch.view_as_real).
+	LogDt    *nn.Tensor // (H)
+	LogAReal *nn.Tensor // (H, N2)
+	AImag    *nn.Tensor // (H, N2)
+	C        *nn.Tensor // (H, N2, 2)
+	D        *nn.Tensor // (H)
+	Out      *nn.Linear
+	GLU      bool
+	// minusOne (H, N2) of −1 turns exp(LogAReal) into A_re by a Mul on the
+	// tape (nn has no scalar-scale op); it is a constant, not a parameter.
+	minusOne *nn.Tensor
+}
+
+// build allocates the layers and initializes them as the S4D reference:
+// log dt ~ U[log dt_min, log dt_max]; A by init; C complex standard normal
+// (N(0, 1/2) per part); D ~ N(0, 1); the output Linear as torch's Conv1d
+// (U(±1/√H)); norms 1 (and 0); embedding N(0, 0.02²).
+func build(c *Config, env arch.Env) *Model {
+	be, rng, d := env.Backend, env.RNG, c.DModel
+	H, N2 := d, c.DState/2
+	m := &Model{be: be, cfg: *c, vocab: env.Vocab}
+	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
+	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) }
+	minus := make([]float64, H*N2)
+	for i := range minus {
+		minus[i] = -1
+	}
+	minusOne := nn.NewConst(be, minus, H, N2)
+	for range c.NLayers {
+		s := &S4D{H: H, N2: N2, LogDt: nn.NewParam(be, H), LogAReal: nn.NewParam(be, H, N2),
+			AImag: nn.NewParam(be, H, N2), C: nn.NewParam(be, H, N2, 2), D: nn.NewParam(be, H),
+			GLU: c.Output == "glu", minusOne: minusOne}
+		nn.Uniform(be, s.LogDt, math.Log(c.DtMin), math.Log(c.DtMax), rng)
+		logARe, aIm := initA(c.Init, H, N2)
+		be.Write(s.LogAReal.Data, logARe)
+		be.Write(s.AImag.Data, aIm)
+		nn.Normal(be, s.C, math.Sqrt(0.5), rng)
+		nn.Normal(be, s.D, 1, rng)
+		s.Out = nn.NewLinear(be, H, c.outWidth(), true, rng)
+		m.Blocks = append(m.Blocks, &Block{Norm: norm(), SSM: s})
+	}
+	m.NormF = norm()
+	if !c.TieEmbeddings {
+		m.Head = nn.NewLinear(be, d, env.Vocab, false, rng)
+		nn.Normal(be, m.Head.W, 0.02, rng)
+	}
+	return m
+}
+
+// initA returns log(−A_re) and A_im (H, N2) of the named init, n = 0..N2−1
+// and N = 2·N2 (the reference's d_state):
+//
+//	lin:  A_n = −1/2 + i·π·n
+//	inv:  A_n = −1/2 + i·(N/π)·(N/(2n+1) − 1)
+//	real: A_n = −(n+1)
+func initA(init string, H, N2 int) (logARe, aIm []float64) {
+	logARe, aIm = make([]float64, H*N2), make([]float64, H*N2)
+	N := float64(2 * N2)
+	for i := range logARe {
+		n := float64(i % N2)
+		switch init {
+		case "lin":
+			logARe[i], aIm[i] = math.Log(0.5), math.Pi*n
+		case "inv":
+			logARe[i], aIm[i] = math.Log(0.5), N/math.Pi*(N/(2*n+1)-1)
+		case "real":
+			logARe[i] = math.Log(n + 1)
+		default:
+			panic("s4d: unknown init " + strconv.Quote(init)) // Validate rejects it first
+		}
+	}
+	return logARe, aIm
+}
+
+// Forward returns logits (B·L, V) for ids (B·L), batch-major.
+func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
+	if len(ids) != B*L {
+		panic(fmt.Sprintf("s4d: %d ids for B=%d, L=%d", len(ids), B, L))
+	}
+	x := m.Embed.Forward(tp, ids)
+	for _, blk := range m.Blocks {
+		x = blk.Forward(tp, x, B, L, nil)
+	}
+	return m.head(tp, x)
+}
+
+func (m *Model) head(tp *nn.Tape, x *nn.Tensor) *nn.Tensor {
+	x = m.NormF.Forward(tp, x)
+	if m.Head != nil {
+		return m.Head.Forward(tp, x)
+	}
+	return tp.Linear(x, m.Embed.W, nil)
+}
+
+// Forward maps x (B·L, d); state is the layer's (B, H, N2, 2) recurrent
+// state in step mode, nil in parallel mode.
+func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L int, state nn.Buffer) *nn.Tensor {
+	return tp.Add(x, blk.SSM.Forward(tp, blk.Norm.Forward(tp, x), B, L, state))
+}
+
+// Forward maps x (B·L, H) to (B·L, H). With a state it runs the recurrence
+// (S4DRecurrent, inference only) from it and advances it; otherwise the
+// FFT convolution with the length-L kernel.
+func (s *S4D) Forward(tp *nn.Tape, x *nn.Tensor, B, L int, state nn.Buffer) *nn.Tensor {
+	u := tp.Permute(tp.Reshape(x, B, L, s.H), 0, 2, 1) // (B, H, L)
+	aRe := tp.Mul(tp.Act(nn.Exp, s.LogAReal), s.minusOne)
+	cRe := tp.Reshape(tp.Slice(s.C, 0, 1), s.H, s.N2)
+	cIm := tp.Reshape(tp.Slice(s.C, 1, 1), s.H, s.N2)
+	var y *nn.Tensor
+	if state == nil {
+		K := tp.S4DKernel(s.LogDt, aRe, s.AImag, cRe, cIm, L)
+		y = tp.FFTConv(u, K, s.D)
+	} else {
+		y = &nn.Tensor{Shape: []int{B, s.H, L}, Data: tp.Alloc(B * s.H * L)}
+		tp.B.S4DRecurrent(y.Data, state, u.Data, s.D.Data, nn.S4DArgs{H: s.H, N2: s.N2, L: L,
+			LogDt: s.LogDt.Data, ARe: aRe.Data, AIm: s.AImag.Data, CRe: cRe.Data, CIm: cIm.Data}, B)
+	}
+	y = tp.Act(nn.GELU, y)
+	y = tp.Reshape(tp.Permute(y, 0, 2, 1), B*L, s.H)
+	z := s.Out.Forward(tp, y)
+	if !s.GLU {
+		return z
+	}
+	// torch.nn.GLU: first half times the sigmoid of the second.
+	return tp.Mul(tp.Slice(z, 0, s.H), tp.Act(nn.Sigmoid, tp.Slice(z, s.H, s.H)))
+}
+
+// Params lists the weights: embed, layers.i.{norm, s4d.D,
+// s4d.kernel.{log_dt, log_A_real, A_imag, C}, s4d.output_linear}, norm_f,
+// lm_head (untied only). Only the Linear weights decay: the SSM parameters
+// (log_dt, A, C, D), norms and embeddings do not. The reference exempts
+// log_dt and A (and gives them lr 1e-3); it leaves C and D to the global
+// setting, here they are exempt too: C scales the kernel as a norm's
+// weight scales its output, and D is a per-channel vector like a bias.
+func (m *Model) Params() []nn.Param {
+	ps := m.Embed.Params("embed")
+	for i, blk := range m.Blocks {
+		p := "layers." + strconv.Itoa(i)
+		ps = append(ps, blk.Norm.Params(p+".norm")...)
+		s := blk.SSM
+		ps = append(ps,
+			nn.Param{Name: p + ".s4d.D", T: s.D},
+			nn.Param{Name: p + ".s4d.kernel.log_dt", T: s.LogDt},
+			nn.Param{Name: p + ".s4d.kernel.log_A_real", T: s.LogAReal},
+			nn.Param{Name: p + ".s4d.kernel.A_imag", T: s.AImag},
+			nn.Param{Name: p + ".s4d.kernel.C", T: s.C})
+		ps = append(ps, s.Out.Params(p+".s4d.output_linear")...)
+	}
+	ps = append(ps, m.NormF.Params("norm_f")...)
+	if m.Head != nil {
+		ps = append(ps, m.Head.Params("lm_head")...)
+	}
+	return ps
+}
+
+// FLOPsPerToken counts a multiply-add as 2 FLOPs and charges each token
+// 1/L of what one length-L sequence costs:
+//
+//	2·(n_layers·w·d + d·V)          output linear (w = 2d GLU, d linear) and
+//	                                LM head, tied or not
+//	+ n_layers·d·(8·N/2             the kernel: one complex multiply-add per
+//	                                mode and position
+//	  + (3·2.5·n·log₂n + 3n)/L      three real FFTs of size n (u, K, inverse;
+//	                                2.5·n·log₂n each, half the complex
+//	                                5·n·log₂n) and the n/2 complex products
+//	  + 2)                          the D·u skip
+//
+// with n the FFT size (the smallest power of two ≥ 2L) and N = d_state.
+// The kernel and its FFT are counted once per sequence, as if the batch
+// were 1; a batch shares them, so the true cost per token is lower by up
+// to those terms. Embedding lookups, norms, GELU, GLU's sigmoid and the
+// residual adds are not counted.
+func (m *Model) FLOPsPerToken(L int) float64 {
+	c := &m.cfg
+	d, nl := float64(c.DModel), float64(c.NLayers)
+	total := 2 * (nl*float64(c.outWidth())*d + d*float64(m.vocab))
+	if L < 1 {
+		return total
+	}
+	n := float64(fftSize(L))
+	conv := (7.5*n*math.Log2(n) + 3*n) / float64(L)
+	return total + nl*d*(8*float64(c.DState/2)+conv+2)
+}
+
+// fftSize is the FFT length the convolution uses for length L.
+func fftSize(L int) int {
+	n := 1
+	for n < 2*L {
+		n <<= 1
+	}
+	return n
+}
+
+// state is s4d's step-mode state: one (B, H, N2, 2) buffer per layer, the
+// modes' complex states. Its size does not grow with the tokens consumed.
+type state struct {
+	be     nn.Backend
+	B      int
+	layers []nn.Buffer
+}
+
+func (s *state) Free() {
+	for i, b := range s.layers {
+		if b != nil {
+			s.be.Free(b)
+			s.layers[i] = nil
+		}
+	}
+}
+
+// Bytes is n_layers·B·d·d_state elements.
+func (s *state) Bytes() int64 {
+	elem := int64(4)
+	if s.be.DType() == nn.Float64 {
+		elem = 8
+	}
+	total := int64(0)
+	for _, b := range s.layers {
+		if b != nil {
+			total += int64(b.Len()) * elem
+		}
+	}
+	return total
+}
+
+// NewState returns zero states for B sequences.
+func (m *Model) NewState(B int) arch.State {
+	s := &state{be: m.be, B: B}
+	for _, blk := range m.Blocks {
+		s.layers = append(s.layers, m.be.Alloc(B*blk.SSM.H*blk.SSM.N2*2))
+	}
+	return s
+}
+
+// Step consumes the next T tokens of each sequence (ids (B·T),
+// batch-major) through the recurrence and returns their logits (B·T, V),
+// equal to the rows Forward gives for them on the whole sequence. It is
+// inference only: a recording tape is refused.
+func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tensor {
+	s, ok := st.(*state)
+	switch {
+	case !ok:
+		panic(fmt.Sprintf("s4d: Step with a %T state", st))
+	case tp.Recording():
+		panic("s4d: Step is inference-only; use a tape with record=false")
+	case B != s.B || len(ids) != B*T:
+		panic(fmt.Sprintf("s4d: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))
+	case s.layers[0] == nil:
+		panic("s4d: Step on a freed state")
+	}
+	x := m.Embed.Forward(tp, ids)
+	for i, blk := range m.Blocks {
+		x = blk.Forward(tp, x, B, T, s.layers[i])
+	}
+	return m.head(tp, x)
+}
