@@ -1,0 +1,585 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"seqbench/cpukernels"
+	"seqbench/nn"
+	"seqbench/safetensors"
+)
+
+// `seqbench op` runs one fused op on tensors from a safetensors file
+// (DESIGN.md, "`seqbench op`"): the way to compare an op with PyTorch one to
+// one. Exit status 2 for anything wrong with the command line or the input
+// file (unknown op, flag or dtype, a missing input, a shape that does not
+// fit, a malformed file); 1 when the op itself or writing OUT fails.
+
+// opInput is an input tensor of an op with its allowed shapes, each a list
+// of dimension names: "B", a multiple "4H", or a leading "..." (any number
+// of dims, the same for every tensor that says "...").
+type opInput struct {
+	name     string
+	shapes   [][]string
+	optional bool
+}
+
+// opFlags are the op-specific flags (each op takes the ones it lists).
+type opFlags struct {
+	deltaSoftplus, dtSoftplus, causal bool
+	chunk                             int
+	activation                        string
+	eps                               float64
+}
+
+// opSpec is one op: its inputs, flags, output shape and how to build it on
+// a tape. build gets the inputs by name (absent optional ones are nil).
+type opSpec struct {
+	name, doc string
+	inputs    []opInput
+	flags     []string
+	out       []string
+	check     func(e *dimEnv, in map[string]safetensors.Tensor) error
+	build     func(tp *nn.Tape, in map[string]*nn.Tensor, f *opFlags) *nn.Tensor
+}
+
+func opReq(name, shapes string) opInput { return opInput{name, parseOpShapes(shapes), false} }
+func opOpt(name, shapes string) opInput { return opInput{name, parseOpShapes(shapes), true} }
+
+// parseOpShapes reads "B N L | B G N L".
+func parseOpShapes(s string) [][]string {
+	var out [][]string
+	for alt := range strings.SplitSeq(s, "|") {
+		out = append(out, strings.Fields(alt))
+	}
+	return out
+}
+
+func opSpecs() []opSpec {
+	return []opSpec{
+		{
+			name: "selective_scan", doc: "Mamba-1 selective scan (mamba_ssm selective_scan_fn): delta_bias added before the softplus, out = y·SiLU(z) when z is given",
+			inputs: []opInput{opReq("u", "B D L"), opReq("delta", "B D L"), opReq("A", "D N"),
+				opReq("B", "B N L | B G N L"), opReq("C", "B N L | B G N L"),
+				opOpt("D", "D"), opOpt("z", "B D L"), opOpt("delta_bias", "D")},
+			flags: []string{"delta-softplus"},
+			out:   []string{"B", "D", "L"},
+			check: func(e *dimEnv, in map[string]safetensors.Tensor) error {
+				if b, c := in["B"].Shape, in["C"].Shape; len(b) != len(c) {
+					return fmt.Errorf("inputs B %v and C %v: both must be (B, N, L) or both (B, G, N, L)", b, c)
+				}
+				return e.divides("G", "D")
+			},
+			build: func(tp *nn.Tape, in map[string]*nn.Tensor, f *opFlags) *nn.Tensor {
+				return tp.SelectiveScan(nn.ScanInputs{U: in["u"], Delta: in["delta"], A: in["A"], Bm: in["B"], Cm: in["C"],
+					D: in["D"], Z: in["z"], DeltaBias: in["delta_bias"], DeltaSoftplus: f.deltaSoftplus})
+			},
+		},
+		{
+			name: "ssd", doc: "Mamba-2 state space dual, chunked (mamba_chunk_scan_combined without z): dt_bias added before the softplus",
+			inputs: []opInput{opReq("x", "B L H P"), opReq("dt", "B L H"), opReq("A", "H"),
+				opReq("B", "B L G N"), opReq("C", "B L G N"), opOpt("D", "H"), opOpt("dt_bias", "H")},
+			flags: []string{"chunk-size", "dt-softplus"},
+			out:   []string{"B", "L", "H", "P"},
+			check: func(e *dimEnv, _ map[string]safetensors.Tensor) error { return e.divides("G", "H") },
+			build: func(tp *nn.Tape, in map[string]*nn.Tensor, f *opFlags) *nn.Tensor {
+				return tp.SSD(nn.SSDInputs{X: in["x"], Dt: in["dt"], A: in["A"], Bm: in["B"], Cm: in["C"],
+					D: in["D"], DtBias: in["dt_bias"], DtSoftplus: f.dtSoftplus, Chunk: f.chunk})
+			},
+		},
+		{
+			name: "attention", doc: "scaled dot-product attention, scale 1/sqrt(Dh) (torch scaled_dot_product_attention)",
+			inputs: []opInput{opReq("q", "B H L Dh"), opReq("k", "B H L Dh"), opReq("v", "B H L Dh")},
+			flags:  []string{"causal"},
+			out:    []string{"B", "H", "L", "Dh"},
+			build: func(tp *nn.Tape, in map[string]*nn.Tensor, f *opFlags) *nn.Tensor {
+				q := in["q"]
+				return tp.Attention(q, in["k"], in["v"], 1/math.Sqrt(float64(q.Dim(3))), f.causal)
+			},
+		},
+		{
+			name: "lstm", doc: "one torch.nn.LSTM layer (batch_first, zero initial state; gates i, f, g, o); out is every h_t",
+			inputs: []opInput{opReq("x", "B L I"), opReq("weight_ih_l0", "4H I"), opReq("weight_hh_l0", "4H H"),
+				opOpt("bias_ih_l0", "4H"), opOpt("bias_hh_l0", "4H")},
+			out: []string{"B", "L", "H"},
+			build: func(tp *nn.Tape, in map[string]*nn.Tensor, _ *opFlags) *nn.Tensor {
+				return tp.LSTM(nn.RNNInputs{X: in["x"], Wih: in["weight_ih_l0"], Whh: in["weight_hh_l0"],
+					Bih: in["bias_ih_l0"], Bhh: in["bias_hh_l0"]})
+			},
+		},
+		{
+			name: "gru", doc: "one torch.nn.GRU layer (batch_first, zero initial state; gates r, z, n); out is every h_t",
+			inputs: []opInput{opReq("x", "B L I"), opReq("weight_ih_l0", "3H I"), opReq("weight_hh_l0", "3H H"),
+				opOpt("bias_ih_l0", "3H"), opOpt("bias_hh_l0", "3H")},
+			out: []string{"B", "L", "H"},
+			build: func(tp *nn.Tape, in map[string]*nn.Tensor, _ *opFlags) *nn.Tensor {
+				return tp.GRU(nn.RNNInputs{X: in["x"], Wih: in["weight_ih_l0"], Whh: in["weight_hh_l0"],
+					Bih: in["bias_ih_l0"], Bhh: in["bias_hh_l0"]})
+			},
+		},
+		{
+			name: "s4d_conv", doc: "S4D: causal_conv(u, K) + D·u with K_k = 2·Re Σ_n C_n (exp(dt·A_n) − 1)/A_n · exp(dt·A_n·k), dt = exp(log_dt)",
+			inputs: []opInput{opReq("u", "B H L"), opReq("log_dt", "H"), opReq("A_re", "H N/2"), opReq("A_im", "H N/2"),
+				opReq("C_re", "H N/2"), opReq("C_im", "H N/2"), opOpt("D", "H")},
+			out: []string{"B", "H", "L"},
+			build: func(tp *nn.Tape, in map[string]*nn.Tensor, _ *opFlags) *nn.Tensor {
+				u := in["u"]
+				K := tp.S4DKernel(in["log_dt"], in["A_re"], in["A_im"], in["C_re"], in["C_im"], u.Dim(2))
+				return tp.FFTConv(u, K, in["D"])
+			},
+		},
+		{
+			name: "conv1d", doc: "causal depthwise conv: out[b,c,t] = act(bias[c] + Σ_k weight[c,k]·x[b,c,t−W+1+k])",
+			inputs: []opInput{opReq("x", "B C L"), opReq("weight", "C W"), opOpt("bias", "C")},
+			flags:  []string{"activation"},
+			out:    []string{"B", "C", "L"},
+			build: func(tp *nn.Tape, in map[string]*nn.Tensor, f *opFlags) *nn.Tensor {
+				act := nn.Identity
+				if f.activation == "silu" {
+					act = nn.SiLU
+				}
+				return tp.Conv1D(in["x"], in["weight"], in["bias"], act, nil)
+			},
+		},
+		{
+			name: "rmsnorm", doc: "RMSNorm over the last dim: x / sqrt(mean(x²) + eps) · weight",
+			inputs: []opInput{opReq("x", "... D"), opReq("weight", "D")},
+			flags:  []string{"eps"},
+			out:    []string{"...", "D"},
+			build: func(tp *nn.Tape, in map[string]*nn.Tensor, f *opFlags) *nn.Tensor {
+				return tp.RMSNorm(in["x"], in["weight"], f.eps)
+			},
+		},
+	}
+}
+
+func opNames() []string {
+	var names []string
+	for _, s := range opSpecs() {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+func cmdOp(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("op", flag.ContinueOnError)
+	list := fs.Bool("list", false, "describe every op (or the named one): inputs, shapes, flags")
+	inPath := fs.String("in", "", "input safetensors file (F32 or F64 tensors named as `seqbench op --list` shows)")
+	outPath := fs.String("out", "", "output safetensors file: out, and d<name> of every input read when IN holds dout")
+	device := fs.String("device", defaultDevice(), "auto, cpu or cuda")
+	dtypeName := fs.String("dtype", "float32", "float32 or float64: the precision of the run and of OUT")
+	var f opFlags
+	fs.BoolVar(&f.deltaSoftplus, "delta-softplus", false, "selective_scan: softplus(delta + delta_bias)")
+	fs.BoolVar(&f.dtSoftplus, "dt-softplus", false, "ssd: softplus(dt + dt_bias)")
+	fs.IntVar(&f.chunk, "chunk-size", 256, "ssd: chunk length of the chunked algorithm")
+	fs.BoolVar(&f.causal, "causal", true, "attention: mask keys after the query")
+	fs.StringVar(&f.activation, "activation", "none", "conv1d: none or silu")
+	fs.Float64Var(&f.eps, "eps", 1e-5, "rmsnorm: added to mean(x²)")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := maxArgs(pos, 1, "one op NAME"); err != nil {
+		return err
+	}
+	known := "known ops: " + strings.Join(opNames(), ", ")
+	var spec *opSpec
+	if len(pos) == 1 {
+		for _, s := range opSpecs() {
+			if s.name == pos[0] {
+				spec = &s
+			}
+		}
+		if spec == nil {
+			return usageError{fmt.Sprintf("unknown op %q (%s)", pos[0], known)}
+		}
+	}
+	if *list {
+		listOps(stdout, spec)
+		return nil
+	}
+	switch {
+	case spec == nil:
+		return usageError{"missing the op NAME (" + known + "; `seqbench op --list` describes them)"}
+	case *inPath == "":
+		return usageError{"missing --in IN.safetensors"}
+	case *outPath == "":
+		return usageError{"missing --out OUT.safetensors"}
+	}
+	if err := checkOpFlags(fs, spec, &f); err != nil {
+		return err
+	}
+	var dt nn.DType
+	switch *dtypeName {
+	case "float32":
+		dt = nn.Float32
+	case "float64":
+		dt = nn.Float64
+	default:
+		return usageError{fmt.Sprintf("--dtype %q is not allowed (float32 or float64)", *dtypeName)}
+	}
+	// selectDevice says why cuda cannot run; the only backend today is the
+	// CPU one, at the precision asked for.
+	if _, err := selectDevice(*device, stderr); err != nil {
+		return err
+	}
+	be := cpukernels.ForDType(dt)
+
+	file, _, err := safetensors.ReadFile(*inPath)
+	if err != nil {
+		return usageError{"--in: " + err.Error()}
+	}
+	inputs, dout, err := opInputs(spec, file, stderr)
+	if err != nil {
+		return usageError{*inPath + ": " + err.Error()}
+	}
+	out, outShape, grads, err := runOp(spec, be, inputs, dout, &f)
+	if err != nil {
+		return err
+	}
+
+	tensors := []safetensors.Tensor{{Name: "out", Shape: outShape, Data: out}}
+	for _, name := range slices.Sorted(maps.Keys(grads)) {
+		tensors = append(tensors, safetensors.Tensor{Name: "d" + name, Shape: inputs[name].Shape, Data: grads[name]})
+	}
+	stdtype := safetensors.F32
+	if dt == nn.Float64 {
+		stdtype = safetensors.F64
+	}
+	meta := map[string]string{"op": spec.name, "flags": opFlagString(fs, spec), "backend": be.Name()}
+	if err := safetensors.WriteFile(*outPath, tensors, stdtype, meta); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	what := "no dout in IN, so no gradients"
+	if dout != nil {
+		var names []string
+		for _, t := range tensors[1:] {
+			names = append(names, t.Name)
+		}
+		what = "gradients " + strings.Join(names, ", ")
+	}
+	fmt.Fprintf(stdout, "%s on %s: out %v, %s -> %s\n", spec.name, be.Name(), outShape, what, *outPath)
+	return nil
+}
+
+// checkOpFlags rejects op flags the op does not take and bad flag values.
+func checkOpFlags(fs *flag.FlagSet, spec *opSpec, f *opFlags) error {
+	common := []string{"list", "in", "out", "device", "dtype"}
+	var err error
+	fs.Visit(func(fl *flag.Flag) {
+		if err == nil && !slices.Contains(common, fl.Name) && !slices.Contains(spec.flags, fl.Name) {
+			takes := "no flags of its own"
+			if len(spec.flags) > 0 {
+				takes = "its flags: --" + strings.Join(spec.flags, ", --")
+			}
+			err = usageError{fmt.Sprintf("--%s does not apply to %s (%s)", fl.Name, spec.name, takes)}
+		}
+	})
+	switch {
+	case err != nil:
+		return err
+	case f.chunk < 1:
+		return usageError{fmt.Sprintf("--chunk-size %d: must be at least 1", f.chunk)}
+	case f.activation != "none" && f.activation != "silu":
+		return usageError{fmt.Sprintf("--activation %q is not allowed (none or silu)", f.activation)}
+	case !(f.eps >= 0) || math.IsInf(f.eps, 0):
+		return usageError{fmt.Sprintf("--eps %v: must be a finite number ≥ 0", f.eps)}
+	}
+	return nil
+}
+
+// opFlagString is the op's flags with their effective values, in a form
+// that `seqbench op` takes back (the __metadata__.flags of the golden
+// vectors).
+func opFlagString(fs *flag.FlagSet, spec *opSpec) string {
+	var parts []string
+	for _, name := range spec.flags {
+		v := fs.Lookup(name).Value.String()
+		switch v {
+		case "true":
+			parts = append(parts, "--"+name)
+		case "false":
+			parts = append(parts, "--"+name+"=false")
+		default:
+			parts = append(parts, "--"+name+" "+v)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// opInputs picks the op's inputs from the file's tensors and checks every
+// shape against the others; dout, when present, must have out's shape.
+// Other tensors are ignored (a golden file also holds out and the expected
+// d<name>); a note names any that is none of those, since a misspelled
+// optional input would otherwise just be absent.
+func opInputs(spec *opSpec, file map[string]safetensors.Tensor, stderr io.Writer) (map[string]safetensors.Tensor, *safetensors.Tensor, error) {
+	env := newDimEnv()
+	inputs := map[string]safetensors.Tensor{}
+	expected := map[string]bool{"out": true, "dout": true}
+	for _, in := range spec.inputs {
+		expected[in.name], expected["d"+in.name] = true, true
+		t, ok := file[in.name]
+		if !ok {
+			if in.optional {
+				continue
+			}
+			return nil, nil, fmt.Errorf("%s needs the input %s %s, which the file does not hold (it holds %s)",
+				spec.name, in.name, opShapesString(in.shapes), strings.Join(slices.Sorted(maps.Keys(file)), ", "))
+		}
+		if err := env.match(in.name, t.Shape, in.shapes); err != nil {
+			return nil, nil, err
+		}
+		inputs[in.name] = t
+	}
+	if spec.check != nil {
+		if err := spec.check(env, inputs); err != nil {
+			return nil, nil, err
+		}
+	}
+	var unused []string
+	for name := range file {
+		if !expected[name] {
+			unused = append(unused, name)
+		}
+	}
+	if len(unused) > 0 {
+		slices.Sort(unused)
+		fmt.Fprintf(stderr, "note: %s does not use the tensors %s\n", spec.name, strings.Join(unused, ", "))
+	}
+	d, ok := file["dout"]
+	if !ok {
+		return inputs, nil, nil
+	}
+	if want := env.shape(spec.out); !slices.Equal(d.Shape, want) {
+		return nil, nil, fmt.Errorf("dout has shape %v; expected the shape of out %s = %v", d.Shape, opShapeString(spec.out), want)
+	}
+	return inputs, &d, nil
+}
+
+// runOp builds the op on a tape over inputs and, given dout, backpropagates
+// it. A kernel that panics "not implemented yet" (an op still being written)
+// is an error; any other panic is a bug and stays a panic.
+func runOp(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, dout *safetensors.Tensor, f *opFlags) (
+	out []float64, shape []int, grads map[string][]float64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg := fmt.Sprint(r)
+			if !strings.Contains(msg, "not implemented yet") {
+				panic(r)
+			}
+			err = fmt.Errorf("%s: the %s backend does not implement this op yet (%s)", spec.name, be.Name(), msg)
+		}
+	}()
+	tp := nn.NewTape(be, dout != nil)
+	defer tp.Release()
+	ts := map[string]*nn.Tensor{}
+	for name, t := range inputs {
+		if dout != nil {
+			x := nn.NewParam(be, t.Shape...)
+			be.Write(x.Data, t.Data)
+			ts[name] = x
+		} else {
+			ts[name] = nn.NewConst(be, t.Data, t.Shape...)
+		}
+	}
+	defer func() {
+		for _, x := range ts {
+			be.Free(x.Data)
+			if g := x.Grad(); g != nil {
+				be.Free(g)
+			}
+		}
+	}()
+	y := spec.build(tp, ts, f)
+	out, shape = be.Read(y.Data), slices.Clone(y.Shape)
+	if dout == nil {
+		return out, shape, nil, nil
+	}
+	// loss = Σ out·dout has d(loss)/d(out) = dout: a Linear of out as one
+	// (1, n) row with dout as a constant (1, n) weight. Tape.Backward wants
+	// a scalar, and this seeds out's gradient with exactly dout.
+	n := y.Len()
+	w := nn.NewConst(be, dout.Data, 1, n)
+	defer be.Free(w.Data)
+	tp.Backward(tp.Linear(tp.Reshape(y, 1, n), w, nil))
+	grads = map[string][]float64{}
+	for name, x := range ts {
+		grads[name] = be.Read(x.Grad())
+	}
+	return out, shape, grads, nil
+}
+
+// dimEnv binds the named dimensions of an op's inputs as they are checked,
+// remembering which tensor set each, so a mismatch can say what was
+// expected and why.
+type dimEnv struct {
+	val      map[string]int
+	from     map[string]string
+	lead     []int // the dims that "..." stands for
+	leadFrom string
+}
+
+func newDimEnv() *dimEnv { return &dimEnv{val: map[string]int{}, from: map[string]string{}} }
+
+// splitOpDim reads "4H" as (4, "H") and "H" as (1, "H").
+func splitOpDim(p string) (int, string) {
+	i := 0
+	for i < len(p) && p[i] >= '0' && p[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 1, p
+	}
+	k, _ := strconv.Atoi(p[:i])
+	return k, p[i:]
+}
+
+func fitsOpRank(pat []string, rank int) bool {
+	if len(pat) > 0 && pat[0] == "..." {
+		return rank >= len(pat)-1
+	}
+	return rank == len(pat)
+}
+
+// match checks a tensor's shape against the first of its patterns of the
+// same rank, binding dimensions not seen before.
+func (e *dimEnv) match(name string, shape []int, pats [][]string) error {
+	var pat []string
+	for _, p := range pats {
+		if fitsOpRank(p, len(shape)) {
+			pat = p
+			break
+		}
+	}
+	if pat == nil {
+		return fmt.Errorf("%s has shape %v; expected %s", name, shape, opShapesString(pats))
+	}
+	for _, d := range shape {
+		if d < 1 {
+			return fmt.Errorf("%s has shape %v; every dimension must be at least 1", name, shape)
+		}
+	}
+	var want []int
+	dims, rest := shape, pat
+	if len(pat) > 0 && pat[0] == "..." {
+		n := len(shape) - (len(pat) - 1)
+		if e.leadFrom == "" {
+			e.lead, e.leadFrom = slices.Clone(shape[:n]), name
+		}
+		want = append(want, e.lead...)
+		dims, rest = shape[n:], pat[1:]
+	}
+	for i, p := range rest {
+		k, sym := splitOpDim(p)
+		if _, ok := e.val[sym]; !ok {
+			if dims[i]%k != 0 {
+				return fmt.Errorf("%s has shape %v; expected %s, and %d is not a multiple of %d",
+					name, shape, opShapeString(pat), dims[i], k)
+			}
+			e.val[sym], e.from[sym] = dims[i]/k, name
+		}
+		want = append(want, k*e.val[sym])
+	}
+	if slices.Equal(want, shape) {
+		return nil
+	}
+	// Say where the expected sizes come from.
+	var why []string
+	if len(pat) > 0 && pat[0] == "..." && !slices.Equal(e.lead, shape[:len(shape)-len(rest)]) {
+		why = append(why, fmt.Sprintf("... = %v from %s", e.lead, e.leadFrom))
+	}
+	for i, p := range rest {
+		if _, sym := splitOpDim(p); dims[i] != want[len(want)-len(rest)+i] && e.from[sym] != name {
+			why = append(why, fmt.Sprintf("%s = %d from %s", sym, e.val[sym], e.from[sym]))
+		}
+	}
+	because := ""
+	if len(why) > 0 {
+		because = " (" + strings.Join(slices.Compact(why), ", ") + ")"
+	}
+	return fmt.Errorf("%s has shape %v; expected %s = %v%s", name, shape, opShapeString(pat), want, because)
+}
+
+// divides checks that dimension g (if bound) divides dimension of.
+func (e *dimEnv) divides(g, of string) error {
+	gv, ok := e.val[g]
+	if ok && e.val[of]%gv != 0 {
+		return fmt.Errorf("the %d groups (%s = %d, from %s) must divide %s = %d (from %s)",
+			gv, g, gv, e.from[g], of, e.val[of], e.from[of])
+	}
+	return nil
+}
+
+// shape evaluates a pattern whose dimensions are all bound.
+func (e *dimEnv) shape(pat []string) []int {
+	var s []int
+	for _, p := range pat {
+		if p == "..." {
+			s = append(s, e.lead...)
+			continue
+		}
+		k, sym := splitOpDim(p)
+		s = append(s, k*e.val[sym])
+	}
+	return s
+}
+
+func opShapeString(pat []string) string { return "(" + strings.Join(pat, ", ") + ")" }
+
+func opShapesString(pats [][]string) string {
+	var s []string
+	for _, p := range pats {
+		s = append(s, opShapeString(p))
+	}
+	return strings.Join(s, " or ")
+}
+
+// listOps prints the ops (or one) as DESIGN.md's table does.
+func listOps(w io.Writer, only *opSpec) {
+	fmt.Fprintln(w, "seqbench op NAME --in IN.safetensors --out OUT.safetensors [--dtype float32|float64] [--device auto|cpu|cuda] [op flags]")
+	fmt.Fprintln(w, "IN holds the inputs (F32 or F64); with dout (the shape of out) OUT also holds d<name> for every input read.")
+	for _, s := range opSpecs() {
+		if only != nil && s.name != only.name {
+			continue
+		}
+		var reqs, opts []string
+		for _, in := range s.inputs {
+			d := in.name + " " + opShapesString(in.shapes)
+			if in.optional {
+				opts = append(opts, d)
+			} else {
+				reqs = append(reqs, d)
+			}
+		}
+		fmt.Fprintf(w, "\n%s\n  %s\n  inputs:    %s\n", s.name, s.doc, strings.Join(reqs, ", "))
+		if len(opts) > 0 {
+			fmt.Fprintf(w, "  optional:  %s\n", strings.Join(opts, ", "))
+		}
+		if len(s.flags) > 0 {
+			fmt.Fprintf(w, "  flags:     %s\n", strings.Join(opFlagHelp(s.flags), ", "))
+		}
+		fmt.Fprintf(w, "  output:    out %s\n", opShapeString(s.out))
+	}
+}
+
+func opFlagHelp(flags []string) []string {
+	help := map[string]string{
+		"delta-softplus": "--delta-softplus",
+		"dt-softplus":    "--dt-softplus",
+		"chunk-size":     "--chunk-size N (default 256)",
+		"causal":         "--causal (default true; --causal=false for none)",
+		"activation":     "--activation none|silu (default none)",
+		"eps":            "--eps E (default 1e-5)",
+	}
+	var out []string
+	for _, f := range flags {
+		out = append(out, help[f])
+	}
+	return out
+}

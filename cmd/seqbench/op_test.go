@@ -1,0 +1,319 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"seqbench/cpukernels"
+	"seqbench/nn"
+	"seqbench/safetensors"
+)
+
+// opGoldenDir holds the PyTorch float64 references of the fused ops.
+const opGoldenDir = "../../../shared/testvectors"
+
+func findOpSpec(t *testing.T, name string) opSpec {
+	t.Helper()
+	for _, s := range opSpecs() {
+		if s.name == name {
+			return s
+		}
+	}
+	t.Fatalf("no op %q", name)
+	return opSpec{}
+}
+
+// opRelErr is the largest |got−want| / max(|want|, floor·max|want|) and
+// where: relative per element, with a floor so values near zero in a tensor
+// of large ones are judged against the tensor's scale.
+func opRelErr(got, want []float64, floor float64) (worst float64, at int) {
+	scale := 0.0
+	for _, w := range want {
+		scale = max(scale, math.Abs(w))
+	}
+	floor = max(floor*scale, 1e-300)
+	at = -1
+	for i := range want {
+		e := math.Abs(got[i]-want[i]) / max(math.Abs(want[i]), floor)
+		if math.IsNaN(e) {
+			e = math.Inf(1)
+		}
+		if at < 0 || e > worst {
+			worst, at = e, i
+		}
+	}
+	return worst, at
+}
+
+// requireOpClose checks got against want to relative error tol, with the
+// floor of opRelErr at floor·max|want|.
+func requireOpClose(t *testing.T, name string, got, want safetensors.Tensor, tol, floor float64) float64 {
+	t.Helper()
+	require.Equal(t, want.Shape, got.Shape, name)
+	worst, at := opRelErr(got.Data, want.Data, floor)
+	if worst > tol {
+		t.Errorf("%s: max rel err %.3g > %.0e at [%d]: got %.17g, want %.17g", name, worst, tol, at, got.Data[at], want.Data[at])
+	}
+	return worst
+}
+
+// `seqbench op` reproduces every golden vector end to end: out and the
+// gradient of every input, float64 to 1e-10 and float32 to 1e-4. An op
+// whose CPU kernel is still a "not implemented yet" stub is skipped.
+//
+// In float32 the error floor is 1e-2·max|want| rather than 1e-3: rounding
+// the inputs to float32 alone moves out[103] of 06_s4d_conv (0.0173, with
+// max|out| = 4) by 1.6e-4 of itself, as a float64 run on float32-rounded
+// inputs shows, while the float32 kernels agree with that run to 5e-6.
+// Rounding errors scale with the tensor, not with each element.
+func TestOpGoldenVectors(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(opGoldenDir, "*.safetensors"))
+	if len(files) == 0 {
+		t.Skipf("no golden vectors in %s", opGoldenDir)
+	}
+	for _, path := range files {
+		golden, meta, err := safetensors.ReadFile(path)
+		require.NoError(t, err)
+		spec := findOpSpec(t, meta["op"])
+		for _, c := range []struct {
+			dtype, st  string
+			tol, floor float64
+		}{{"float64", safetensors.F64, 1e-10, 1e-3}, {"float32", safetensors.F32, 1e-4, 1e-2}} {
+			t.Run(filepath.Base(path)+"/"+c.dtype, func(t *testing.T) {
+				out := filepath.Join(t.TempDir(), "out.safetensors")
+				args := append([]string{"op", spec.name, "--in", path, "--out", out, "--dtype", c.dtype, "--device", "cpu"},
+					strings.Fields(meta["flags"])...)
+				code, stdout, stderr := runCLI(t, args...)
+				if code != 0 && strings.Contains(stderr, "not implemented yet") {
+					t.Skipf("op %s: its CPU kernel is not implemented yet (%s)", spec.name, strings.TrimSpace(stderr))
+				}
+				require.Equal(t, 0, code, stderr)
+				require.Contains(t, stdout, spec.name)
+
+				got, gotMeta, err := safetensors.ReadFile(out)
+				require.NoError(t, err)
+				require.Equal(t, spec.name, gotMeta["op"])
+				require.Equal(t, "cpu-"+c.dtype, gotMeta["backend"])
+				for _, f := range strings.Fields(meta["flags"]) {
+					require.Contains(t, gotMeta["flags"], f)
+				}
+				for name, x := range got {
+					require.Equal(t, c.st, x.DType, name)
+				}
+				worst := map[string]float64{"out": requireOpClose(t, "out", got["out"], golden["out"], c.tol, c.floor)}
+				inputs := 0
+				for _, in := range spec.inputs {
+					if _, ok := golden[in.name]; !ok {
+						continue
+					}
+					inputs++
+					d := "d" + in.name
+					require.Contains(t, got, d, "a gradient for every input read")
+					require.Equal(t, golden[in.name].Shape, got[d].Shape, d)
+					if want, ok := golden[d]; ok {
+						worst[d] = requireOpClose(t, d, got[d], want, c.tol, c.floor)
+					}
+				}
+				require.Len(t, got, 1+inputs, "out and one gradient per input")
+				t.Logf("max rel err %v", worst)
+			})
+		}
+	}
+}
+
+// opFile writes tensors (F64) to a file in dir.
+func opFile(t *testing.T, dir string, tensors ...safetensors.Tensor) string {
+	t.Helper()
+	path := filepath.Join(dir, fmt.Sprintf("in%d.safetensors", len(tensors)))
+	_ = os.Remove(path)
+	require.NoError(t, safetensors.WriteFile(path, tensors, safetensors.F64, nil))
+	return path
+}
+
+func opTensor(name string, shape ...int) safetensors.Tensor {
+	data := make([]float64, safetensors.NumElems(shape))
+	for i := range data {
+		data[i] = math.Sin(float64(i+1)) / 2
+	}
+	return safetensors.Tensor{Name: name, Shape: shape, Data: data}
+}
+
+// Inputs that do not fit are usage errors naming the tensor, its shape and
+// the expected shape (and where the expected sizes come from).
+func TestOpShapeErrors(t *testing.T) {
+	scan := func(extra ...safetensors.Tensor) []safetensors.Tensor {
+		base := []safetensors.Tensor{opTensor("u", 1, 6, 7), opTensor("delta", 1, 6, 7), opTensor("A", 6, 3),
+			opTensor("B", 1, 3, 7), opTensor("C", 1, 3, 7)}
+		for _, e := range extra {
+			for i := range base {
+				if base[i].Name == e.Name {
+					base[i] = e
+					e.Name = ""
+				}
+			}
+			if e.Name != "" {
+				base = append(base, e)
+			}
+		}
+		return base
+	}
+	attn := []safetensors.Tensor{opTensor("q", 1, 2, 5, 4), opTensor("k", 1, 2, 5, 4)}
+	lstm := []safetensors.Tensor{opTensor("x", 2, 5, 3), opTensor("weight_hh_l0", 8, 2)}
+	cases := []struct {
+		name, op string
+		tensors  []safetensors.Tensor
+		want     string
+	}{
+		{"attention v length", "attention", append(attn, opTensor("v", 1, 2, 6, 4)),
+			"v has shape [1 2 6 4]; expected (B, H, L, Dh) = [1 2 5 4] (L = 5 from q)"},
+		{"missing input", "attention", attn, "attention needs the input v (B, H, L, Dh), which the file does not hold (it holds k, q)"},
+		{"wrong rank", "selective_scan", scan(opTensor("u", 6, 7)), "u has shape [6 7]; expected (B, D, L)"},
+		{"A channels", "selective_scan", scan(opTensor("A", 5, 3)), "A has shape [5 3]; expected (D, N) = [6 3] (D = 6 from u)"},
+		{"optional input checked", "selective_scan", scan(opTensor("delta_bias", 7)), "delta_bias has shape [7]; expected (D) = [6] (D = 6 from u)"},
+		{"groups do not divide", "selective_scan", scan(opTensor("B", 1, 4, 3, 7), opTensor("C", 1, 4, 3, 7)), "the 4 groups (G = 4, from B) must divide D = 6"},
+		{"B and C layouts differ", "selective_scan", scan(opTensor("C", 1, 1, 3, 7)), "both must be (B, N, L) or both (B, G, N, L)"},
+		{"dout", "selective_scan", scan(opTensor("dout", 1, 6, 8)), "dout has shape [1 6 8]; expected the shape of out (B, D, L) = [1 6 7]"},
+		{"zero dim", "selective_scan", scan(opTensor("u", 1, 0, 7)), "every dimension must be at least 1"},
+		{"not a multiple of the gates", "lstm", append(lstm, opTensor("weight_ih_l0", 9, 3)),
+			"weight_ih_l0 has shape [9 3]; expected (4H, I), and 9 is not a multiple of 4"},
+		{"hidden size", "lstm", append(lstm, opTensor("weight_ih_l0", 12, 3)),
+			"weight_hh_l0 has shape [8 2]; expected (4H, H) = [12 3] (H = 3 from weight_ih_l0)"},
+		{"rmsnorm weight", "rmsnorm", []safetensors.Tensor{opTensor("x", 2, 3, 16), opTensor("weight", 15)},
+			"weight has shape [15]; expected (D) = [16] (D = 16 from x)"},
+		{"rmsnorm dout", "rmsnorm", []safetensors.Tensor{opTensor("x", 2, 3, 16), opTensor("weight", 16), opTensor("dout", 3, 3, 16)},
+			"dout has shape [3 3 16]; expected the shape of out (..., D) = [2 3 16]"},
+		{"ssd groups", "ssd", []safetensors.Tensor{opTensor("x", 1, 4, 3, 2), opTensor("dt", 1, 4, 3), opTensor("A", 3),
+			opTensor("B", 1, 4, 2, 5), opTensor("C", 1, 4, 2, 5)}, "the 2 groups (G = 2, from B) must divide H = 3"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			in := opFile(t, dir, c.tensors...)
+			out := filepath.Join(dir, "out.safetensors")
+			code, _, stderr := runCLI(t, "op", c.op, "--in", in, "--out", out, "--device", "cpu")
+			require.Equal(t, 2, code, stderr)
+			require.Contains(t, stderr, c.want)
+			_, err := os.Stat(out)
+			require.True(t, os.IsNotExist(err), "an output was written")
+		})
+	}
+}
+
+func TestOpUsageErrors(t *testing.T) {
+	t.Setenv("SEQBENCH_DEVICE", "cpu")
+	dir := t.TempDir()
+	in := opFile(t, dir, opTensor("q", 1, 1, 2, 2), opTensor("k", 1, 1, 2, 2), opTensor("v", 1, 1, 2, 2))
+	out := filepath.Join(dir, "out.safetensors")
+	bad := filepath.Join(dir, "bad.safetensors")
+	require.NoError(t, os.WriteFile(bad, []byte("not a safetensors file"), 0o644))
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown op", []string{"op", "mamba3", "--in", in, "--out", out}, `unknown op "mamba3" (known ops: selective_scan, ssd, attention, lstm, gru, s4d_conv, conv1d, rmsnorm)`},
+		{"no op", []string{"op", "--in", in, "--out", out}, "missing the op NAME"},
+		{"two ops", []string{"op", "attention", "rmsnorm", "--in", in, "--out", out}, "unexpected arguments rmsnorm"},
+		{"no --in", []string{"op", "attention", "--out", out}, "missing --in"},
+		{"no --out", []string{"op", "attention", "--in", in}, "missing --out"},
+		{"cuda", []string{"op", "attention", "--in", in, "--out", out, "--device", "cuda"}, "no CUDA backend"},
+		{"bad device", []string{"op", "attention", "--in", in, "--out", out, "--device", "tpu"}, `--device "tpu"`},
+		{"bad dtype", []string{"op", "attention", "--in", in, "--out", out, "--dtype", "float16"}, `--dtype "float16" is not allowed (float32 or float64)`},
+		{"flag of another op", []string{"op", "attention", "--in", in, "--out", out, "--chunk-size", "8"}, "--chunk-size does not apply to attention (its flags: --causal)"},
+		{"flag of an op without flags", []string{"op", "lstm", "--in", in, "--out", out, "--causal"}, "--causal does not apply to lstm (no flags of its own)"},
+		{"bad activation", []string{"op", "conv1d", "--in", in, "--out", out, "--activation", "gelu"}, `--activation "gelu" is not allowed (none or silu)`},
+		{"bad chunk", []string{"op", "ssd", "--in", in, "--out", out, "--chunk-size", "0"}, "--chunk-size 0: must be at least 1"},
+		{"bad eps", []string{"op", "rmsnorm", "--in", in, "--out", out, "--eps", "-1"}, "--eps -1: must be a finite number"},
+		{"missing file", []string{"op", "attention", "--in", filepath.Join(dir, "nope.safetensors"), "--out", out}, "nope.safetensors"},
+		{"malformed file", []string{"op", "attention", "--in", bad, "--out", out}, "safetensors: header length"},
+		{"unknown flag", []string{"op", "attention", "--in", in, "--out", out, "--chunk", "8"}, "flag provided but not defined: -chunk"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, c.args...)
+			require.Equal(t, 2, code, stderr)
+			require.Contains(t, stderr, c.want)
+			_, err := os.Stat(out)
+			require.True(t, os.IsNotExist(err), "an output was written")
+		})
+	}
+	// A folder that cannot be written is a runtime error.
+	code, _, stderr := runCLI(t, "op", "attention", "--in", in, "--out", filepath.Join(dir, "no", "such", "out.safetensors"))
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "--out")
+}
+
+func TestOpList(t *testing.T) {
+	code, stdout, _ := runCLI(t, "op", "--list")
+	require.Equal(t, 0, code)
+	for _, name := range opNames() {
+		require.Contains(t, stdout, "\n"+name+"\n")
+	}
+	for _, s := range []string{"B (B, N, L) or (B, G, N, L)", "optional:  D (D), z (B, D, L), delta_bias (D)",
+		"weight_ih_l0 (4H, I)", "--chunk-size N", "--activation none|silu", "x (..., D)", "A_re (H, N/2)"} {
+		require.Contains(t, stdout, s)
+	}
+	code, stdout, _ = runCLI(t, "op", "gru", "--list")
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, "weight_ih_l0 (3H, I)")
+	require.NotContains(t, stdout, "attention")
+}
+
+// A forward-only run from F32 inputs: out alone, F32, against the
+// definition; unused tensors are noted; the metadata gives back the flags.
+func TestOpForwardOnly(t *testing.T) {
+	t.Setenv("SEQBENCH_DEVICE", "cpu")
+	dir := t.TempDir()
+	x, w := opTensor("x", 3, 5), opTensor("weight", 5)
+	in := filepath.Join(dir, "in.safetensors")
+	require.NoError(t, safetensors.WriteFile(in, []safetensors.Tensor{x, w, opTensor("wieght", 5)}, safetensors.F32, nil))
+	out := filepath.Join(dir, "out.safetensors")
+	code, stdout, stderr := runCLI(t, "op", "rmsnorm", "--in", in, "--out", out, "--eps", "0.5")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "no dout")
+	require.Contains(t, stderr, "rmsnorm does not use the tensors wieght")
+
+	got, meta, err := safetensors.ReadFile(out)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"op": "rmsnorm", "flags": "--eps 0.5", "backend": "cpu-float32"}, meta)
+	require.Len(t, got, 1)
+	require.Equal(t, safetensors.F32, got["out"].DType)
+	want := safetensors.Tensor{Shape: []int{3, 5}, Data: make([]float64, 15)}
+	for r := range 3 {
+		xs := x.Data[5*r : 5*r+5]
+		ms := 0.0
+		for _, v := range xs {
+			v = float64(float32(v))
+			ms += v * v / 5
+		}
+		for c, v := range xs {
+			want.Data[5*r+c] = float64(float32(v)) / math.Sqrt(ms+0.5) * float64(float32(w.Data[c]))
+		}
+	}
+	requireOpClose(t, "out", got["out"], want, 1e-6, 1e-3)
+
+	// The flags written are the ones `seqbench op` takes back.
+	code, _, stderr = runCLI(t, append([]string{"op", "rmsnorm", "--in", in, "--out", out}, strings.Fields(meta["flags"])...)...)
+	require.Equal(t, 0, code, stderr)
+}
+
+// A kernel still being written panics "not implemented yet": runOp makes
+// that an error naming the op; any other panic is a bug and propagates.
+func TestRunOpNotImplemented(t *testing.T) {
+	be := cpukernels.New[float64]()
+	in := map[string]safetensors.Tensor{"x": opTensor("x", 2)}
+	spec := &opSpec{name: "fake", build: func(*nn.Tape, map[string]*nn.Tensor, *opFlags) *nn.Tensor {
+		panic("cpukernels: not implemented yet")
+	}}
+	_, _, _, err := runOp(spec, be, in, nil, &opFlags{})
+	require.ErrorContains(t, err, "fake: the cpu-float64 backend does not implement this op yet")
+
+	spec.build = func(*nn.Tape, map[string]*nn.Tensor, *opFlags) *nn.Tensor { panic("index out of range") }
+	require.PanicsWithValue(t, "index out of range", func() { runOp(spec, be, in, nil, &opFlags{}) })
+}
