@@ -1,0 +1,423 @@
+// Package mamba1 is the Mamba-1 language model (registered as "mamba1"):
+// pre-norm residual blocks whose mixer is mamba_ssm's Mamba module (input
+// projection, causal depthwise conv, selective scan with input-dependent
+// δ, B, C, SiLU gate, output projection), as in Gu & Dao, "Mamba:
+// Linear-Time Sequence Modeling with Selective State Spaces" (2023).
+package mamba1
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"seqbench/arch"
+	"seqbench/nn"
+)
+
+func init() {
+	arch.Register(arch.Spec{
+		Name: "mamba1",
+		Doc:  "Mamba-1: selective state space blocks (mamba_ssm's Mamba mixer), RMSNorm | LayerNorm, tied LM head",
+		New:  func() arch.Config { return DefaultConfig() },
+	})
+}
+
+// Config is mamba1's model block. Names and defaults follow mamba_ssm's
+// Mamba module and MambaConfig.
+type Config struct {
+	Arch    string `yaml:"arch"`
+	DModel  int    `yaml:"d_model"`
+	NLayers int    `yaml:"n_layers"`
+	DState  int    `yaml:"d_state"` // N, the state size per channel
+	Expand  int    `yaml:"expand"`  // E: the mixer works on E·d_model channels
+	DConv   int    `yaml:"d_conv"`  // width of the causal depthwise conv
+	// DtRank is the rank of the δ projection; 0 means mamba_ssm's "auto",
+	// ceil(d_model/16).
+	DtRank int `yaml:"dt_rank"`
+	// DtMin and DtMax bound the initial δ = softplus(dt_proj.bias), drawn
+	// log-uniformly between them.
+	DtMin         float64 `yaml:"dt_min"`
+	DtMax         float64 `yaml:"dt_max"`
+	Norm          string  `yaml:"norm"` // rmsnorm | layernorm (with bias, as torch.nn.LayerNorm)
+	NormEps       float64 `yaml:"norm_eps"`
+	TieEmbeddings bool    `yaml:"tie_embeddings"`
+}
+
+// dt initialisation constants of mamba_ssm's Mamba (not configurable
+// there either without code changes).
+const (
+	dtInitFloor = 1e-4
+	dtScale     = 1.0
+)
+
+// DefaultConfig holds the defaults a model block starts from.
+func DefaultConfig() *Config {
+	return &Config{Arch: "mamba1", DModel: 64, NLayers: 2, DState: 16, Expand: 2, DConv: 4,
+		DtMin: 1e-3, DtMax: 0.1, Norm: "rmsnorm", NormEps: 1e-5, TieEmbeddings: true}
+}
+
+// dtRank resolves dt_rank 0 to ceil(d_model/16).
+func (c *Config) dtRank() int {
+	if c.DtRank > 0 {
+		return c.DtRank
+	}
+	return (c.DModel + 15) / 16
+}
+
+func (c *Config) inner() int { return c.Expand * c.DModel }
+
+// Validate checks every field; errors name the field, the value and what is
+// allowed.
+func (c *Config) Validate() error {
+	const maxDim = 1 << 24
+	inRange := func(field string, v, lo int) error {
+		if v < lo || v > maxDim {
+			return arch.FieldError(field, v, fmt.Sprintf("must be in [%d, %d]", lo, maxDim))
+		}
+		return nil
+	}
+	finitePos := func(field string, v float64) error {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return arch.FieldError(field, v, "must be finite and > 0")
+		}
+		return nil
+	}
+	if c.Arch != "" && c.Arch != "mamba1" {
+		return arch.FieldError("arch", strconv.Quote(c.Arch), "this config is for mamba1")
+	}
+	for _, err := range []error{
+		inRange("d_model", c.DModel, 1),
+		inRange("n_layers", c.NLayers, 1),
+		inRange("d_state", c.DState, 1),
+		inRange("expand", c.Expand, 1),
+		inRange("d_conv", c.DConv, 1),
+		inRange("dt_rank", c.DtRank, 0),
+		finitePos("dt_min", c.DtMin),
+		finitePos("dt_max", c.DtMax),
+		arch.OneOf("norm", c.Norm, "rmsnorm", "layernorm"),
+		finitePos("norm_eps", c.NormEps),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if c.DtMin > c.DtMax {
+		return arch.FieldError("dt_min", c.DtMin, fmt.Sprintf("must be ≤ dt_max = %g", c.DtMax))
+	}
+	if c.inner() > maxDim {
+		return arch.FieldError("expand", c.Expand, fmt.Sprintf("expand·d_model must be ≤ %d, d_model = %d", maxDim, c.DModel))
+	}
+	return nil
+}
+
+// NumParams counts, with E = expand·d, R = dt_rank, N = d_state, W = d_conv:
+//
+//	V·d                                   token embedding
+//	n_layers · (norm + mixer)             blocks
+//	norm                                  final norm
+//	V·d                                   LM head (untied)
+//
+// mixer = 2E·d (in_proj) + E·W + E (conv1d) + E·(R + 2N) (x_proj) +
+// R·E + E (dt_proj) + E·N (A_log) + E (D) + E·d (out_proj), and
+// norm = d (+ d for LayerNorm's bias).
+func (c *Config) NumParams(vocab, maxLen int) int {
+	d, E, R, N, W := c.DModel, c.inner(), c.dtRank(), c.DState, c.DConv
+	norm := d
+	if c.Norm == "layernorm" {
+		norm += d
+	}
+	mixer := 2*E*d + E*W + E + E*(R+2*N) + R*E + E + E*N + E + E*d
+	n := vocab*d + c.NLayers*(norm+mixer) + norm
+	if !c.TieEmbeddings {
+		n += vocab * d
+	}
+	return n
+}
+
+// Build allocates and initializes the model on env.Backend.
+func (c *Config) Build(env arch.Env) (arch.Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if env.Backend == nil || env.RNG == nil {
+		return nil, fmt.Errorf("mamba1: Build needs a backend and an RNG")
+	}
+	if env.Vocab < 1 {
+		return nil, fmt.Errorf("mamba1: vocab %d (the task must give ≥ 1)", env.Vocab)
+	}
+	return build(c, env), nil
+}
+
+var _ arch.Stepper = (*Model)(nil)
+
+// Model is the built Mamba-1 language model. Fields are exported so tests
+// and tools can reach individual layers; Params is the supported way to
+// enumerate weights.
+type Model struct {
+	be     nn.Backend
+	cfg    Config
+	vocab  int
+	Embed  *nn.Embedding
+	Blocks []*Block
+	NormF  nn.Layer
+	Head   *nn.Linear // nil when tied: the logits then use Embed.W
+	negOne *nn.Tensor // (E, N) of −1: A = negOne ⊙ exp(A_log)
+}
+
+// Block is one pre-norm residual block: x += mixer(norm(x)).
+type Block struct {
+	Norm  nn.Layer
+	Mixer *Mixer
+}
+
+// Mixer is mamba_ssm's Mamba module without biases on the projections:
+//
+//	[x | z] = in_proj(h)                             (B·L, 2E)
+//	x = SiLU(conv1d(x))                              causal, depthwise, width W
+//	[dt | B | C] = x_proj(x)                         (B·L, R + 2N)
+//	δ = softplus(dt_proj.weight·dt + dt_proj.bias)   inside the scan
+//	y = selective_scan(x, δ, A = −exp(A_log), B, C, D) · SiLU(z)
+//	out = out_proj(y)
+//
+// Conv and scan run in mamba_ssm's (B, E, L) layout; the projections work
+// on (B·L, ·) rows.
+type Mixer struct {
+	InProj  *nn.Linear // d → 2E, [x | z]
+	ConvW   *nn.Tensor // (E, W): torch's conv1d.weight (E, 1, W) without the 1
+	ConvB   *nn.Tensor // (E)
+	XProj   *nn.Linear // E → R + 2N, [dt | B | C]
+	DtProj  *nn.Linear // R → E with bias; the bias is the scan's delta_bias
+	ALog    *nn.Tensor // (E, N)
+	D       *nn.Tensor // (E)
+	OutProj *nn.Linear // E → d
+	E, N, R int
+}
+
+// build allocates the layers and initializes them as mamba_ssm does
+// (Mamba.__init__ and MixerModel's _init_weights): torch's Linear and Conv1d
+// defaults, dt_proj.weight ~ U(±R^−½), dt_proj.bias = softplus⁻¹(δ0) with δ0
+// log-uniform in [dt_min, dt_max] floored at 1e−4, A_log = log(1..N) (S4D
+// real), D = 1, out_proj.weight scaled by 1/√n_layers (one residual branch
+// per layer), embeddings N(0, 0.02²).
+func build(c *Config, env arch.Env) *Model {
+	be, rng, d := env.Backend, env.RNG, c.DModel
+	E, N, R, W := c.inner(), c.DState, c.dtRank(), c.DConv
+	m := &Model{be: be, cfg: *c, vocab: env.Vocab}
+	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
+	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) }
+	for range c.NLayers {
+		mx := &Mixer{E: E, N: N, R: R}
+		mx.InProj = nn.NewLinear(be, d, 2*E, false, rng)
+		mx.ConvW, mx.ConvB = nn.NewParam(be, E, W), nn.NewParam(be, E)
+		nn.KaimingUniform(be, mx.ConvW, W, rng) // fan_in = in_channels/groups · W = W
+		nn.KaimingUniform(be, mx.ConvB, W, rng)
+		mx.XProj = nn.NewLinear(be, E, R+2*N, false, rng)
+		mx.DtProj = nn.NewLinear(be, R, E, true, rng)
+		std := dtScale / math.Sqrt(float64(R))
+		nn.Uniform(be, mx.DtProj.W, -std, std, rng)
+		bias := make([]float64, E)
+		lo, hi := math.Log(c.DtMin), math.Log(c.DtMax)
+		for i := range bias {
+			dt := max(math.Exp(lo+(hi-lo)*rng.Float64()), dtInitFloor)
+			bias[i] = dt + math.Log(-math.Expm1(-dt)) // softplus⁻¹(dt)
+		}
+		be.Write(mx.DtProj.B.Data, bias)
+		mx.ALog, mx.D = nn.NewParam(be, E, N), nn.NewParam(be, E)
+		alog := make([]float64, E*N)
+		for i := range alog {
+			alog[i] = math.Log(float64(i%N + 1))
+		}
+		be.Write(mx.ALog.Data, alog)
+		nn.Ones(be, mx.D)
+		mx.OutProj = nn.NewLinear(be, E, d, false, rng)
+		be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.NLayers)))
+		m.Blocks = append(m.Blocks, &Block{Norm: norm(), Mixer: mx})
+	}
+	m.NormF = norm()
+	if !c.TieEmbeddings {
+		m.Head = nn.NewLinear(be, d, env.Vocab, false, rng)
+	}
+	negOne := make([]float64, E*N)
+	for i := range negOne {
+		negOne[i] = -1
+	}
+	m.negOne = nn.NewConst(be, negOne, E, N)
+	return m
+}
+
+// Forward returns logits (B·L, V) for ids (B·L), batch-major.
+func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
+	if len(ids) != B*L {
+		panic(fmt.Sprintf("mamba1: %d ids for B=%d, L=%d", len(ids), B, L))
+	}
+	return m.run(tp, ids, B, L, nil)
+}
+
+// run is Forward, carrying st's states when st is not nil.
+func (m *Model) run(tp *nn.Tape, ids []int32, B, L int, st *state) *nn.Tensor {
+	x := m.Embed.Forward(tp, ids)
+	for i, blk := range m.Blocks {
+		var ls *layerState
+		if st != nil {
+			ls = &st.layers[i]
+		}
+		x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), m.negOne, B, L, ls))
+	}
+	x = m.NormF.Forward(tp, x)
+	if m.Head != nil {
+		return m.Head.Forward(tp, x)
+	}
+	return tp.Linear(x, m.Embed.W, nil)
+}
+
+// Forward maps h (B·L, d) to (B·L, d). negOne is an (E, N) constant of −1.
+// With a layer state, the conv and the scan start from it and advance it.
+func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *layerState) *nn.Tensor {
+	E, N, R := mx.E, mx.N, mx.R
+	// toBCL takes rows (B·L, c) to mamba_ssm's (B, c, L).
+	toBCL := func(t *nn.Tensor, c int) *nn.Tensor { return tp.Permute(tp.Reshape(t, B, L, c), 0, 2, 1) }
+	xz := mx.InProj.Forward(tp, h)
+	var convState, h0, hT nn.Buffer
+	if st != nil {
+		convState, h0, hT = st.conv, st.ssm, tp.Alloc(B*E*N)
+	}
+	x := tp.Conv1D(toBCL(tp.Slice(xz, 0, E), E), mx.ConvW, mx.ConvB, nn.SiLU, convState) // (B, E, L)
+	dbl := mx.XProj.Forward(tp, tp.Reshape(tp.Permute(x, 0, 2, 1), B*L, E))
+	// mamba_ssm passes dt_proj.weight·dt as delta and the bias as delta_bias,
+	// so the bias is added in the scan before the softplus.
+	delta := tp.Linear(tp.Slice(dbl, 0, R), mx.DtProj.W, nil)
+	A := tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog))
+	y := tp.SelectiveScan(nn.ScanInputs{
+		U: x, Delta: toBCL(delta, E), A: A,
+		Bm: toBCL(tp.Slice(dbl, R, N), N), Cm: toBCL(tp.Slice(dbl, R+N, N), N),
+		D: mx.D, Z: toBCL(tp.Slice(xz, E, E), E), DeltaBias: mx.DtProj.B, DeltaSoftplus: true,
+		H0: h0, HT: hT,
+	})
+	if st != nil {
+		tp.B.Copy(st.ssm, hT)
+	}
+	return mx.OutProj.Forward(tp, tp.Reshape(tp.Permute(y, 0, 2, 1), B*L, E))
+}
+
+// Params lists the weights with mamba_ssm's module names without its
+// "backbone." prefix (and embed for its embedding, as in the other archs):
+// embed, layers.i.{norm, mixer.*}, norm_f, lm_head. A
+// tied LM head is not listed separately (it is embed.weight). Weight decay
+// applies to the projection and conv weights only; A_log, D, dt_proj.bias,
+// the conv bias, norms and embeddings take none (mamba_ssm marks A_log and D
+// _no_weight_decay).
+func (m *Model) Params() []nn.Param {
+	ps := m.Embed.Params("embed")
+	for i, blk := range m.Blocks {
+		p := "layers." + strconv.Itoa(i)
+		ps = append(ps, blk.Norm.Params(p+".norm")...)
+		mx, q := blk.Mixer, p+".mixer"
+		ps = append(ps, mx.InProj.Params(q+".in_proj")...)
+		ps = append(ps, nn.Param{Name: q + ".conv1d.weight", T: mx.ConvW, Decay: true},
+			nn.Param{Name: q + ".conv1d.bias", T: mx.ConvB})
+		ps = append(ps, mx.XProj.Params(q+".x_proj")...)
+		ps = append(ps, mx.DtProj.Params(q+".dt_proj")...)
+		ps = append(ps, nn.Param{Name: q + ".A_log", T: mx.ALog}, nn.Param{Name: q + ".D", T: mx.D})
+		ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
+	}
+	ps = append(ps, m.NormF.Params("norm_f")...)
+	if m.Head != nil {
+		ps = append(ps, m.Head.Params("lm_head")...)
+	}
+	return ps
+}
+
+// FLOPsPerToken counts a multiply-add as 2 FLOPs, with E = expand·d:
+//
+//	2·(2E·d + E·(R + 2N) + R·E + E·d)   in_proj, x_proj, dt_proj, out_proj
+//	+ 2·E·W                             the depthwise conv
+//	+ 9·E·N + 2·E                       the selective scan, counted as
+//	                                    mamba_ssm's benchmarks do (9·B·L·D·N:
+//	                                    δ·A, exp, δ·B·u, the state update
+//	                                    a·h + b, C·h and its sum) plus the D
+//	                                    skip and the z gate
+//
+// per layer, plus 2·d·V for the LM head. It does not depend on L: the scan
+// is linear in time. Embedding lookups, norms, softplus, SiLU, biases and
+// residual adds are not counted.
+func (m *Model) FLOPsPerToken(L int) float64 {
+	c := &m.cfg
+	d, E, R, N, W := float64(c.DModel), float64(c.inner()), float64(c.dtRank()), float64(c.DState), float64(c.DConv)
+	layer := 2*(2*E*d+E*(R+2*N)+R*E+E*d) + 2*E*W + 9*E*N + 2*E
+	return float64(c.NLayers)*layer + 2*d*float64(m.vocab)
+}
+
+// layerState is one layer's carried state: the conv's last W−1 inputs
+// (B, E, W−1) (nil when W = 1) and the scan's h (B, E, N).
+type layerState struct {
+	conv, ssm nn.Buffer
+}
+
+// state is mamba1's step-mode state; its size does not grow with the
+// tokens consumed.
+type state struct {
+	be     nn.Backend
+	B      int
+	layers []layerState
+}
+
+func (s *state) Free() {
+	for i, l := range s.layers {
+		for _, b := range []nn.Buffer{l.conv, l.ssm} {
+			if b != nil {
+				s.be.Free(b)
+			}
+		}
+		s.layers[i] = layerState{}
+	}
+}
+
+// Bytes is n_layers·B·E·(d_conv − 1 + d_state) elements.
+func (s *state) Bytes() int64 {
+	elem := int64(4)
+	if s.be.DType() == nn.Float64 {
+		elem = 8
+	}
+	total := int64(0)
+	for _, l := range s.layers {
+		for _, b := range []nn.Buffer{l.conv, l.ssm} {
+			if b != nil {
+				total += int64(b.Len()) * elem
+			}
+		}
+	}
+	return total
+}
+
+// NewState returns zero states for B sequences.
+func (m *Model) NewState(B int) arch.State {
+	E, N, W := m.cfg.inner(), m.cfg.DState, m.cfg.DConv
+	s := &state{be: m.be, B: B, layers: make([]layerState, len(m.Blocks))}
+	for i := range s.layers {
+		if W > 1 {
+			s.layers[i].conv = m.be.Alloc(B * E * (W - 1))
+		}
+		s.layers[i].ssm = m.be.Alloc(B * E * N)
+	}
+	return s
+}
+
+// Step consumes the next T tokens of each sequence (ids (B·T), batch-major)
+// and returns their logits (B·T, V), equal to the rows Forward gives for
+// them on the whole sequence. It is for inference: the states are advanced
+// outside the tape, and a recording tape is refused rather than given
+// partial gradients.
+func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tensor {
+	s, ok := st.(*state)
+	switch {
+	case !ok:
+		panic(fmt.Sprintf("mamba1: Step with a %T state", st))
+	case tp.Recording():
+		panic("mamba1: Step is inference-only; use a tape with record=false")
+	case s.layers == nil || (len(s.layers) > 0 && s.layers[0].ssm == nil):
+		panic("mamba1: Step on a freed state")
+	case B != s.B || len(ids) != B*T:
+		panic(fmt.Sprintf("mamba1: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))
+	}
+	return m.run(tp, ids, B, T, s)
+}

@@ -1,0 +1,106 @@
+package mamba2_test
+
+import (
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v4"
+
+	"seqbench/arch"
+	"seqbench/arch/mamba2"
+)
+
+func decode(t *testing.T, src string) (arch.Config, error) {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatalf("yaml %q: %v", src, err)
+	}
+	return arch.Decode(doc.Content[0])
+}
+
+func TestDecode(t *testing.T) {
+	cfg, err := decode(t, "{arch: mamba2, d_model: 48, n_layers: 3, d_state: 16, expand: 3, headdim: 4, "+
+		"ngroups: 4, d_conv: 2, chunk_size: 32, dt_min: 0.002, dt_max: 0.2, norm_eps: 1.0e-6, tie_embeddings: false}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mamba2.DefaultConfig()
+	want.DModel, want.NLayers, want.DState, want.Expand, want.HeadDim = 48, 3, 16, 3, 4
+	want.NGroups, want.DConv, want.ChunkSize, want.DtMin, want.DtMax = 4, 2, 32, 0.002, 0.2
+	want.NormEps, want.TieEmbeddings = 1e-6, false
+	if got := cfg.(*mamba2.Config); *got != *want {
+		t.Errorf("decoded %+v, want %+v", *got, *want)
+	}
+
+	cfg, err = decode(t, "arch: mamba2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.(*mamba2.Config)
+	if *got != *mamba2.DefaultConfig() {
+		t.Errorf("defaults: got %+v", *got)
+	}
+	// mamba_ssm's Mamba2 defaults.
+	if got.DState != 64 || got.Expand != 2 || got.HeadDim != 64 || got.NGroups != 1 || got.DConv != 4 ||
+		got.ChunkSize != 256 || got.DtMin != 1e-3 || got.DtMax != 0.1 {
+		t.Errorf("defaults differ from mamba_ssm's: %+v", *got)
+	}
+	// headdim 1 (E·d heads of one channel) is a valid tiny setting.
+	if _, err := decode(t, "{arch: mamba2, d_model: 3, headdim: 1, ngroups: 2}"); err != nil {
+		t.Errorf("headdim 1: %v", err)
+	}
+}
+
+// Every rejected block must say which field is wrong and with what value.
+func TestDecodeErrors(t *testing.T) {
+	for i, tc := range []struct {
+		src  string
+		want []string // substrings of the error
+	}{
+		{"{arch: mamba2, d_modle: 64}", []string{"d_modle"}},
+		// 2·64 = 128 channels do not split into heads of 48.
+		{"{arch: mamba2, headdim: 48}", []string{"headdim", "48", "d_model", "64", "expand", "2", "128"}},
+		{"{arch: mamba2, d_model: 5, expand: 3, headdim: 4}", []string{"headdim", "4", "3·5 = 15"}},
+		{"{arch: mamba2, d_model: 8, headdim: 4, ngroups: 3}", []string{"ngroups", "3", "heads", "4"}},
+		{"{arch: mamba2, headdim: 64, ngroups: 4}", []string{"ngroups", "4", "heads", "2"}},
+		{"{arch: mamba2, headdim: 0}", []string{"headdim", "0"}},
+		{"{arch: mamba2, ngroups: 0}", []string{"ngroups", "0"}},
+		{"{arch: mamba2, d_state: 0}", []string{"d_state", "0"}},
+		{"{arch: mamba2, expand: 0}", []string{"expand", "0"}},
+		{"{arch: mamba2, d_conv: 0}", []string{"d_conv", "0"}},
+		{"{arch: mamba2, chunk_size: 0}", []string{"chunk_size", "0"}},
+		{"{arch: mamba2, n_layers: 0}", []string{"n_layers", "0"}},
+		{"{arch: mamba2, d_model: -8}", []string{"d_model", "-8"}},
+		{"{arch: mamba2, d_model: 64.5}", []string{"64.5"}},
+		{"{arch: mamba2, dt_min: 0.5, dt_max: 0.1}", []string{"dt_min", "0.5", "dt_max"}},
+		{"{arch: mamba2, dt_min: 0}", []string{"dt_min"}},
+		{"{arch: mamba2, dt_max: .inf}", []string{"dt_max"}},
+		{"{arch: mamba2, norm_eps: -1}", []string{"norm_eps", "-1"}},
+		{"{arch: mamba2, norm: layernorm}", []string{"norm"}}, // mamba2 blocks are RMSNorm only
+		{"{arch: mamba2, tie_embeddings: maybe}", []string{"maybe"}},
+	} {
+		_, err := decode(t, tc.src)
+		if err == nil {
+			t.Errorf("case %d %s: no error", i, tc.src)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("case %d %s: error %q does not mention %q", i, tc.src, err, w)
+			}
+		}
+	}
+}
+
+// Build refuses what a Config alone cannot check.
+func TestBuildErrors(t *testing.T) {
+	c := mamba2.DefaultConfig()
+	if _, err := c.Build(arch.Env{Vocab: 8}); err == nil || !strings.Contains(err.Error(), "backend") {
+		t.Errorf("no backend: %v", err)
+	}
+	c.HeadDim = 3
+	if _, err := c.Build(arch.Env{Vocab: 8}); err == nil || !strings.Contains(err.Error(), "headdim") {
+		t.Errorf("headdim 3: %v", err)
+	}
+}

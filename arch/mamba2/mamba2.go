@@ -1,0 +1,459 @@
+// Package mamba2 is the Mamba-2 language model (registered as "mamba2"):
+// pre-norm residual blocks whose mixer is mamba_ssm's Mamba2 module (one
+// input projection, causal depthwise conv over [x, B, C], the chunked state
+// space dual with a scalar decay per head, gated RMSNorm, output
+// projection), as in Dao & Gu, "Transformers are SSMs: Generalized Models
+// and Efficient Algorithms Through Structured State Space Duality" (2024).
+package mamba2
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	"seqbench/arch"
+	"seqbench/nn"
+)
+
+func init() {
+	arch.Register(arch.Spec{
+		Name: "mamba2",
+		Doc:  "Mamba-2: SSD blocks (mamba_ssm's Mamba2 mixer: chunked state space dual, gated RMSNorm), RMSNorm, tied LM head",
+		New:  func() arch.Config { return DefaultConfig() },
+	})
+}
+
+// Config is mamba2's model block. Names and defaults follow mamba_ssm's
+// Mamba2 module (d_state 64 there is 128 in the released configs; tiny
+// models set less).
+type Config struct {
+	Arch    string `yaml:"arch"`
+	DModel  int    `yaml:"d_model"`
+	NLayers int    `yaml:"n_layers"`
+	DState  int    `yaml:"d_state"` // N, the state size per head and channel
+	Expand  int    `yaml:"expand"`  // E: the mixer works on E·d_model channels
+	// HeadDim is P, the channels per head: nheads = expand·d_model/headdim.
+	HeadDim int `yaml:"headdim"`
+	// NGroups is the number of B, C groups (as grouped-query attention's
+	// key/value heads); it divides nheads.
+	NGroups   int `yaml:"ngroups"`
+	DConv     int `yaml:"d_conv"`     // width of the causal depthwise conv
+	ChunkSize int `yaml:"chunk_size"` // the SSD's chunk length (results do not depend on it)
+	// DtMin and DtMax bound the initial dt = softplus(dt_bias), drawn
+	// log-uniformly between them.
+	DtMin         float64 `yaml:"dt_min"`
+	DtMax         float64 `yaml:"dt_max"`
+	NormEps       float64 `yaml:"norm_eps"`
+	TieEmbeddings bool    `yaml:"tie_embeddings"`
+}
+
+// Initialisation constants of mamba_ssm's Mamba2 (constructor arguments
+// there, fixed here).
+const (
+	dtInitFloor = 1e-4
+	aInitMin    = 1.0 // A_init_range: A = −U(1, 16)
+	aInitMax    = 16.0
+)
+
+// DefaultConfig holds the defaults a model block starts from.
+func DefaultConfig() *Config {
+	return &Config{Arch: "mamba2", DModel: 64, NLayers: 2, DState: 64, Expand: 2, HeadDim: 64, NGroups: 1,
+		DConv: 4, ChunkSize: 256, DtMin: 1e-3, DtMax: 0.1, NormEps: 1e-5, TieEmbeddings: true}
+}
+
+func (c *Config) inner() int   { return c.Expand * c.DModel }
+func (c *Config) nHeads() int  { return c.inner() / c.HeadDim }
+func (c *Config) convDim() int { return c.inner() + 2*c.NGroups*c.DState }
+
+// Validate checks every field; errors name the field, the value and what is
+// allowed.
+func (c *Config) Validate() error {
+	const maxDim = 1 << 24
+	inRange := func(field string, v, lo int) error {
+		if v < lo || v > maxDim {
+			return arch.FieldError(field, v, fmt.Sprintf("must be in [%d, %d]", lo, maxDim))
+		}
+		return nil
+	}
+	finitePos := func(field string, v float64) error {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return arch.FieldError(field, v, "must be finite and > 0")
+		}
+		return nil
+	}
+	if c.Arch != "" && c.Arch != "mamba2" {
+		return arch.FieldError("arch", strconv.Quote(c.Arch), "this config is for mamba2")
+	}
+	for _, err := range []error{
+		inRange("d_model", c.DModel, 1),
+		inRange("n_layers", c.NLayers, 1),
+		inRange("d_state", c.DState, 1),
+		inRange("expand", c.Expand, 1),
+		inRange("headdim", c.HeadDim, 1),
+		inRange("ngroups", c.NGroups, 1),
+		inRange("d_conv", c.DConv, 1),
+		inRange("chunk_size", c.ChunkSize, 1),
+		finitePos("dt_min", c.DtMin),
+		finitePos("dt_max", c.DtMax),
+		finitePos("norm_eps", c.NormEps),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	if c.DtMin > c.DtMax {
+		return arch.FieldError("dt_min", c.DtMin, fmt.Sprintf("must be ≤ dt_max = %g", c.DtMax))
+	}
+	if c.inner() > maxDim || c.convDim() > maxDim {
+		return arch.FieldError("expand", c.Expand, fmt.Sprintf(
+			"expand·d_model + 2·ngroups·d_state must be ≤ %d, d_model = %d, ngroups = %d, d_state = %d",
+			maxDim, c.DModel, c.NGroups, c.DState))
+	}
+	if c.inner()%c.HeadDim != 0 {
+		return arch.FieldError("headdim", c.HeadDim, fmt.Sprintf(
+			"must divide expand·d_model = %d·%d = %d, the channels the heads split", c.Expand, c.DModel, c.inner()))
+	}
+	if H := c.nHeads(); H%c.NGroups != 0 {
+		return arch.FieldError("ngroups", c.NGroups, fmt.Sprintf(
+			"must divide the number of heads expand·d_model/headdim = %d/%d = %d", c.inner(), c.HeadDim, H))
+	}
+	return nil
+}
+
+// NumParams counts, with E = expand·d, H = E/headdim heads, G = ngroups,
+// N = d_state, W = d_conv and the conv's channels K = E + 2·G·N:
+//
+//	V·d                                   token embedding
+//	n_layers · (d + mixer)                blocks (RMSNorm + mixer)
+//	d                                     final norm
+//	V·d                                   LM head (untied)
+//
+// mixer = d·(2E + 2G·N + H) (in_proj) + K·W + K (conv1d) + 3H (dt_bias,
+// A_log, D) + E (gated norm) + E·d (out_proj).
+func (c *Config) NumParams(vocab, maxLen int) int {
+	d, E, H, G, N, W, K := c.DModel, c.inner(), c.nHeads(), c.NGroups, c.DState, c.DConv, c.convDim()
+	mixer := d*(2*E+2*G*N+H) + K*W + K + 3*H + E + E*d
+	n := vocab*d + c.NLayers*(d+mixer) + d
+	if !c.TieEmbeddings {
+		n += vocab * d
+	}
+	return n
+}
+
+// Build allocates and initializes the model on env.Backend.
+func (c *Config) Build(env arch.Env) (arch.Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if env.Backend == nil || env.RNG == nil {
+		return nil, fmt.Errorf("mamba2: Build needs a backend and an RNG")
+	}
+	if env.Vocab < 1 {
+		return nil, fmt.Errorf("mamba2: vocab %d (the task must give ≥ 1)", env.Vocab)
+	}
+	return build(c, env), nil
+}
+
+var _ arch.Stepper = (*Model)(nil)
+
+// Model is the built Mamba-2 language model. Fields are exported so tests
+// and tools can reach individual layers; Params is the supported way to
+// enumerate weights.
+type Model struct {
+	be     nn.Backend
+	cfg    Config
+	vocab  int
+	Embed  *nn.Embedding
+	Blocks []*Block
+	NormF  *nn.RMSNorm
+	Head   *nn.Linear // nil when tied: the logits then use Embed.W
+	negOne *nn.Tensor // (H) of −1: A = negOne ⊙ exp(A_log)
+}
+
+// Block is one pre-norm residual block: x += mixer(norm(x)).
+type Block struct {
+	Norm  *nn.RMSNorm
+	Mixer *Mixer
+}
+
+// Mixer is mamba_ssm's Mamba2 module (without its d_ssm < d_inner option,
+// which would add a gated-MLP branch):
+//
+//	[z | x | B | C | dt] = in_proj(h)          (B·L, E | E | G·N | G·N | H)
+//	[x | B | C] = SiLU(conv1d([x | B | C]))    causal, depthwise, width W
+//	y = SSD(x, dt, A = −exp(A_log), B, C, D, dt_bias, softplus)   (B, L, H, P)
+//	y = RMSNorm_g(y · SiLU(z)) · norm.weight   per group of E/G channels
+//	out = out_proj(y)
+//
+// The conv runs in the (B, channels, L) layout; the SSD takes (B, L, H, P)
+// and (B, L, G, N), which are the projection's rows reshaped.
+type Mixer struct {
+	InProj  *nn.Linear // d → 2E + 2G·N + H
+	ConvW   *nn.Tensor // (K, W): torch's conv1d.weight (K, 1, W) without the 1
+	ConvB   *nn.Tensor // (K)
+	DtBias  *nn.Tensor // (H)
+	ALog    *nn.Tensor // (H)
+	D       *nn.Tensor // (H)
+	NormW   *nn.Tensor // (E): the gated RMSNorm's weight
+	OutProj *nn.Linear // E → d
+
+	E, H, P, G, N, Chunk int
+	Eps                  float64
+}
+
+// build allocates the layers and initializes them as mamba_ssm does
+// (Mamba2.__init__ and MixerModel's _init_weights): torch's Linear and
+// Conv1d defaults, dt_bias = softplus⁻¹(dt) with dt log-uniform in
+// [dt_min, dt_max] floored at 1e−4, A_log = log U(1, 16), D = 1, norm
+// weights 1, out_proj.weight scaled by 1/√n_layers (one residual branch per
+// layer), embeddings N(0, 0.02²).
+func build(c *Config, env arch.Env) *Model {
+	be, rng, d := env.Backend, env.RNG, c.DModel
+	E, H, G, N, W, K := c.inner(), c.nHeads(), c.NGroups, c.DState, c.DConv, c.convDim()
+	m := &Model{be: be, cfg: *c, vocab: env.Vocab}
+	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
+	for range c.NLayers {
+		mx := &Mixer{E: E, H: H, P: c.HeadDim, G: G, N: N, Chunk: c.ChunkSize, Eps: c.NormEps}
+		mx.InProj = nn.NewLinear(be, d, 2*E+2*G*N+H, false, rng)
+		mx.ConvW, mx.ConvB = nn.NewParam(be, K, W), nn.NewParam(be, K)
+		nn.KaimingUniform(be, mx.ConvW, W, rng) // fan_in = in_channels/groups · W = W
+		nn.KaimingUniform(be, mx.ConvB, W, rng)
+		bias, alog := make([]float64, H), make([]float64, H)
+		lo, hi := math.Log(c.DtMin), math.Log(c.DtMax)
+		for i := range bias {
+			dt := max(math.Exp(lo+(hi-lo)*rng.Float64()), dtInitFloor)
+			bias[i] = dt + math.Log(-math.Expm1(-dt)) // softplus⁻¹(dt)
+		}
+		for i := range alog {
+			alog[i] = math.Log(aInitMin + (aInitMax-aInitMin)*rng.Float64())
+		}
+		mx.DtBias, mx.ALog, mx.D = nn.NewParam(be, H), nn.NewParam(be, H), nn.NewParam(be, H)
+		be.Write(mx.DtBias.Data, bias)
+		be.Write(mx.ALog.Data, alog)
+		nn.Ones(be, mx.D)
+		mx.NormW = nn.NewParam(be, E)
+		nn.Ones(be, mx.NormW)
+		mx.OutProj = nn.NewLinear(be, E, d, false, rng)
+		be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.NLayers)))
+		m.Blocks = append(m.Blocks, &Block{Norm: nn.NewRMSNorm(be, d, c.NormEps), Mixer: mx})
+	}
+	m.NormF = nn.NewRMSNorm(be, d, c.NormEps)
+	if !c.TieEmbeddings {
+		m.Head = nn.NewLinear(be, d, env.Vocab, false, rng)
+	}
+	negOne := make([]float64, H)
+	for i := range negOne {
+		negOne[i] = -1
+	}
+	m.negOne = nn.NewConst(be, negOne, H)
+	return m
+}
+
+// Forward returns logits (B·L, V) for ids (B·L), batch-major.
+func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
+	if len(ids) != B*L {
+		panic(fmt.Sprintf("mamba2: %d ids for B=%d, L=%d", len(ids), B, L))
+	}
+	return m.run(tp, ids, B, L, nil)
+}
+
+// run is Forward, carrying st's states when st is not nil.
+func (m *Model) run(tp *nn.Tape, ids []int32, B, L int, st *state) *nn.Tensor {
+	x := m.Embed.Forward(tp, ids)
+	for i, blk := range m.Blocks {
+		var ls *layerState
+		if st != nil {
+			ls = &st.layers[i]
+		}
+		x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), m.negOne, B, L, ls))
+	}
+	x = m.NormF.Forward(tp, x)
+	if m.Head != nil {
+		return m.Head.Forward(tp, x)
+	}
+	return tp.Linear(x, m.Embed.W, nil)
+}
+
+// Forward maps h (B·L, d) to (B·L, d). negOne is an (H) constant of −1.
+// With a layer state, the conv and the SSD start from it and advance it.
+func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *layerState) *nn.Tensor {
+	E, H, P, G, N := mx.E, mx.H, mx.P, mx.G, mx.N
+	K := E + 2*G*N
+	zxbcdt := mx.InProj.Forward(tp, h) // (B·L, 2E + 2G·N + H)
+	var convState, h0, hT nn.Buffer
+	if st != nil {
+		convState, h0, hT = st.conv, st.ssm, tp.Alloc(B*H*P*N)
+	}
+	xbc := tp.Permute(tp.Reshape(tp.Slice(zxbcdt, E, K), B, L, K), 0, 2, 1) // (B, K, L)
+	xbc = tp.Conv1D(xbc, mx.ConvW, mx.ConvB, nn.SiLU, convState)
+	xbc = tp.Reshape(tp.Permute(xbc, 0, 2, 1), B*L, K)
+	y := tp.SSD(nn.SSDInputs{
+		X:  tp.Reshape(tp.Slice(xbc, 0, E), B, L, H, P),
+		Dt: tp.Reshape(tp.Slice(zxbcdt, 2*E+2*G*N, H), B, L, H),
+		A:  tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog)),
+		Bm: tp.Reshape(tp.Slice(xbc, E, G*N), B, L, G, N), Cm: tp.Reshape(tp.Slice(xbc, E+G*N, G*N), B, L, G, N),
+		D: mx.D, DtBias: mx.DtBias, DtSoftplus: true, Chunk: mx.Chunk,
+		H0: h0, HT: hT,
+	})
+	if st != nil {
+		tp.B.Copy(st.ssm, hT)
+	}
+	y = tp.Mul(tp.Reshape(y, B*L, E), tp.Act(nn.SiLU, tp.Slice(zxbcdt, 0, E)))
+	return mx.OutProj.Forward(tp, mx.gatedNorm(tp, y))
+}
+
+// gatedNorm is RMSNormGated's normalisation of the gated y (B·L, E) with
+// norm_before_gate = False: each group of E/G channels (mamba_ssm's
+// group_size) by its own root mean square, then times NormW.
+func (mx *Mixer) gatedNorm(tp *nn.Tape, y *nn.Tensor) *nn.Tensor {
+	if mx.G == 1 {
+		return tp.RMSNorm(y, mx.NormW, mx.Eps)
+	}
+	gs := mx.E / mx.G
+	w := tp.Reshape(mx.NormW, 1, mx.E)
+	parts := make([]*nn.Tensor, mx.G)
+	for g := range parts {
+		parts[g] = tp.RMSNorm(tp.Slice(y, g*gs, gs), tp.Slice(w, g*gs, gs), mx.Eps)
+	}
+	return tp.Concat(parts...)
+}
+
+// Params lists the weights with mamba_ssm's module names (without its
+// "backbone." prefix): embed, layers.i.{norm, mixer.*}, norm_f, lm_head. A
+// tied LM head is not listed separately (it is embed.weight). Weight decay
+// applies to the projection and conv weights only; A_log, D, dt_bias, the
+// conv bias, norms and embeddings take none (mamba_ssm marks A_log, D and
+// dt_bias _no_weight_decay).
+func (m *Model) Params() []nn.Param {
+	ps := m.Embed.Params("embed")
+	for i, blk := range m.Blocks {
+		p := "layers." + strconv.Itoa(i)
+		ps = append(ps, blk.Norm.Params(p+".norm")...)
+		mx, q := blk.Mixer, p+".mixer"
+		ps = append(ps, mx.InProj.Params(q+".in_proj")...)
+		ps = append(ps, nn.Param{Name: q + ".conv1d.weight", T: mx.ConvW, Decay: true},
+			nn.Param{Name: q + ".conv1d.bias", T: mx.ConvB},
+			nn.Param{Name: q + ".dt_bias", T: mx.DtBias},
+			nn.Param{Name: q + ".A_log", T: mx.ALog},
+			nn.Param{Name: q + ".D", T: mx.D},
+			nn.Param{Name: q + ".norm.weight", T: mx.NormW})
+		ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
+	}
+	ps = append(ps, m.NormF.Params("norm_f")...)
+	if m.Head != nil {
+		ps = append(ps, m.Head.Params("lm_head")...)
+	}
+	return ps
+}
+
+// FLOPsPerToken counts a multiply-add as 2 FLOPs, with E = expand·d,
+// H heads of P = headdim channels, G groups, N = d_state, W = d_conv,
+// K = E + 2G·N:
+//
+//	2·(d·(2E + 2G·N + H) + E·d)     in_proj, out_proj
+//	+ 2·K·W                         the depthwise conv
+//	+ 2·q·(G·N + H·P)               intra-chunk: C·Bᵀ (per group) and its
+//	                                masked product with X (per head)
+//	+ 4·H·P·N                       chunk states and state → output
+//	+ 2·H·P·N·chunks/L              the inter-chunk recurrence
+//	+ 2·E                           the D skip
+//
+// per layer, plus 2·d·V for the LM head. q is the mean number of earlier
+// steps (itself included) a step sees inside its chunk: Σ_c n_c(n_c+1)/2 / L
+// over the chunks of n_c steps, (chunk_size+1)/2 when L is a multiple of
+// chunk_size. Embedding lookups, norms, the gate, softplus, exp, SiLU,
+// biases and residual adds are not counted.
+func (m *Model) FLOPsPerToken(L int) float64 {
+	c := &m.cfg
+	d, E, H, P := float64(c.DModel), float64(c.inner()), float64(c.nHeads()), float64(c.HeadDim)
+	G, N, W, K := float64(c.NGroups), float64(c.DState), float64(c.DConv), float64(c.convDim())
+	q, chunks := 0.0, 0.0
+	if L > 0 {
+		pairs := 0
+		for t0 := 0; t0 < L; t0 += c.ChunkSize {
+			n := min(c.ChunkSize, L-t0)
+			pairs += n * (n + 1) / 2
+			chunks++
+		}
+		q = float64(pairs) / float64(L)
+		chunks /= float64(L)
+	}
+	layer := 2*(d*(2*E+2*G*N+H)+E*d) + 2*K*W + 2*q*(G*N+H*P) + 4*H*P*N + 2*H*P*N*chunks + 2*E
+	return float64(c.NLayers)*layer + 2*d*float64(m.vocab)
+}
+
+// layerState is one layer's carried state: the conv's last W−1 inputs
+// (B, K, W−1) (nil when W = 1) and the SSD's state (B, H, P, N).
+type layerState struct {
+	conv, ssm nn.Buffer
+}
+
+// state is mamba2's step-mode state; its size does not grow with the
+// tokens consumed.
+type state struct {
+	be     nn.Backend
+	B      int
+	layers []layerState
+}
+
+func (s *state) Free() {
+	for i, l := range s.layers {
+		for _, b := range []nn.Buffer{l.conv, l.ssm} {
+			if b != nil {
+				s.be.Free(b)
+			}
+		}
+		s.layers[i] = layerState{}
+	}
+}
+
+// Bytes is n_layers·B·(K·(d_conv − 1) + H·P·N) elements.
+func (s *state) Bytes() int64 {
+	elem := int64(4)
+	if s.be.DType() == nn.Float64 {
+		elem = 8
+	}
+	total := int64(0)
+	for _, l := range s.layers {
+		for _, b := range []nn.Buffer{l.conv, l.ssm} {
+			if b != nil {
+				total += int64(b.Len()) * elem
+			}
+		}
+	}
+	return total
+}
+
+// NewState returns zero states for B sequences.
+func (m *Model) NewState(B int) arch.State {
+	c := &m.cfg
+	K, W, HPN := c.convDim(), c.DConv, c.nHeads()*c.HeadDim*c.DState
+	s := &state{be: m.be, B: B, layers: make([]layerState, len(m.Blocks))}
+	for i := range s.layers {
+		if W > 1 {
+			s.layers[i].conv = m.be.Alloc(B * K * (W - 1))
+		}
+		s.layers[i].ssm = m.be.Alloc(B * HPN)
+	}
+	return s
+}
+
+// Step consumes the next T tokens of each sequence (ids (B·T), batch-major)
+// and returns their logits (B·T, V), equal to the rows Forward gives for
+// them on the whole sequence. It is for inference: the states are advanced
+// outside the tape, and a recording tape is refused rather than given
+// partial gradients.
+func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tensor {
+	s, ok := st.(*state)
+	switch {
+	case !ok:
+		panic(fmt.Sprintf("mamba2: Step with a %T state", st))
+	case tp.Recording():
+		panic("mamba2: Step is inference-only; use a tape with record=false")
+	case s.layers == nil || (len(s.layers) > 0 && s.layers[0].ssm == nil):
+		panic("mamba2: Step on a freed state")
+	case B != s.B || len(ids) != B*T:
+		panic(fmt.Sprintf("mamba2: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))
+	}
+	return m.run(tp, ids, B, T, s)
+}
