@@ -15,13 +15,14 @@ import (
 const LibDirEnv = "SEQBENCH_CUDA_LIB_DIR"
 
 // candidates lists where a library is looked for: $SEQBENCH_CUDA_LIB_DIR,
-// the loader path (plain name), then the toolkit's usual folder.
+// the loader path (plain name), then the toolkit's usual folder and the one
+// where container runtimes mount the driver.
 func candidates(name string) []string {
 	var c []string
 	if dir := os.Getenv(LibDirEnv); dir != "" {
 		c = append(c, filepath.Join(dir, name))
 	}
-	return append(c, name, filepath.Join("/usr/local/cuda/lib64", name))
+	return append(c, name, filepath.Join("/usr/local/cuda/lib64", name), filepath.Join("/usr/local/nvidia/lib64", name))
 }
 
 // Open dlopens the first loadable candidate of a library and returns its

@@ -54,9 +54,19 @@ func Run(t *testing.T, b nn.Backend) {
 	t.Run("Attention", func(t *testing.T) { testAttention(t, b) })
 	t.Run("AdamW", func(t *testing.T) { testAdamW(t, b) })
 	for _, c := range fusedCases {
-		t.Run(c.name, func(t *testing.T) { c.test(t, b) })
+		t.Run(c.name, func(t *testing.T) {
+			if p, ok := b.(Partial); ok && p.Lacks(c.name) {
+				t.Skipf("%s does not have %s yet", b.Name(), c.name)
+			}
+			c.test(t, b)
+		})
 	}
 }
+
+// Partial is implemented by a backend that lacks some fused ops (the CUDA
+// backend while its sequence kernels are being written): Run skips the
+// fused cases it lacks, naming them, instead of failing them.
+type Partial interface{ Lacks(op string) bool }
 
 // fusedCases are the tests of the fused sequence ops (nn.SeqOps); each op
 // family's file adds its own from an init function.

@@ -1,0 +1,41 @@
+package gpukernels
+
+import (
+	"fmt"
+	"math"
+
+	"seqbench/nn"
+)
+
+// AdamW is one step of torch.optim.AdamW over n = p.Len() parameters:
+//
+//	bc1, bc2 := 1-β1^t, 1-β2^t
+//	for i := range p {
+//		p[i] *= 1 - lr*wd
+//		m[i] = β1*m[i] + (1-β1)*g[i]
+//		v[i] = β2*v[i] + (1-β2)*g[i]*g[i]
+//		p[i] -= lr/bc1 * m[i] / (sqrt(v[i])/sqrt(bc2) + eps)
+//	}
+//
+// Each element is computed in double and stored once; moments below the
+// smallest normal number are stored as 0 (as cpukernels).
+func (be *Backend) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
+	const op = "AdamW"
+	if a.Step < 1 {
+		panic(fmt.Sprintf("gpukernels.AdamW: Step %d, counted from 1", a.Step))
+	}
+	pd := be.buf(p, -1, op, "p")
+	n := pd.n
+	gd, md, vd := be.buf(g, n, op, "g"), be.buf(m, n, op, "m"), be.buf(v, n, op, "v")
+	if n == 0 {
+		return
+	}
+	decay := 1 - a.LR*a.WeightDecay
+	stepSize := a.LR / (1 - math.Pow(a.Beta1, float64(a.Step)))
+	bc2Sqrt := math.Sqrt(1 - math.Pow(a.Beta2, float64(a.Step)))
+	be.enter(op)
+	defer be.exit()
+	k := be.fn(op, "adamw", "adamw")
+	be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, pArg(pd), pArg(gd), pArg(md), pArg(vd), iArg(n),
+		fArg(a.Beta1), fArg(a.Beta2), fArg(decay), fArg(stepSize), fArg(bc2Sqrt), fArg(a.Eps))
+}

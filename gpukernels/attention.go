@@ -1,0 +1,158 @@
+package gpukernels
+
+import (
+	"fmt"
+
+	"seqbench/nn"
+)
+
+// attnThreads is the block size of the attention kernels.
+const attnThreads = 128
+
+// Shared memory of the attention kernels in bytes for tile T and head dim
+// Dh (see attention.cu: rows padded to Dh+1, score tiles T×(T+1), per-row
+// statistics; the backward's D_i in double).
+func attnFwdSmem(T, Dh, es int) int { return (4*T*(Dh+1) + T*(T+1) + 3*T) * es }
+func attnDKDVSmem(T, Dh, es int) int {
+	return T*8 + (6*T*(Dh+1)+2*T*(T+1)+T)*es
+}
+func attnDQSmem(T, Dh, es int) int { return T*8 + (5*T*(Dh+1)+T*(T+1)+T)*es }
+
+// The register-tiled kernels (attention.cu, "fast path") serve float32 at
+// head dims 64 and 128 in 64×64 tiles of 256 threads; their shared memory:
+// Q, K, V tiles and P (forward); K, V, Q, dO tiles, P and dS, lse and D
+// (dk/dv); Q, dO, K, V tiles, dS, lse and D (dq).
+const (
+	fastTile    = 64
+	fastThreads = 256
+)
+
+func fastFwdSmem(D int) int  { return (3*fastTile*(D+4) + fastTile*(fastTile+4)) * 4 }
+func fastDKDVSmem(D int) int { return (4*fastTile*(D+4) + 2*fastTile*(fastTile+4) + 2*fastTile) * 4 }
+func fastDQSmem(D int) int   { return (4*fastTile*(D+4) + fastTile*(fastTile+4) + 2*fastTile) * 4 }
+
+// fastAttn reports whether the register-tiled kernels serve head dim Dh.
+func (be *Backend) fastAttn(Dh int) bool {
+	return !be.attnGeneric && be.dtype == nn.Float32 && (Dh == 64 || Dh == 128) &&
+		fastDKDVSmem(Dh) <= be.dev.MaxSharedOptin
+}
+
+// attnTile is the largest tile (≤ 32 rows) whose shared memory fits the
+// device for every attention kernel at head dim Dh.
+func (be *Backend) attnTile(op string, Dh int) int {
+	for T := 32; T >= 1; T /= 2 {
+		need := max(attnFwdSmem(T, Dh, be.esize), attnDKDVSmem(T, Dh, be.esize), attnDQSmem(T, Dh, be.esize))
+		if need <= be.dev.MaxSharedOptin {
+			return T
+		}
+	}
+	panic(fmt.Sprintf("gpukernels.%s: head dim Dh = %d needs more shared memory than the device's %d bytes", op, Dh, be.dev.MaxSharedOptin))
+}
+
+// checkAttention panics on shapes Attention cannot compute.
+func checkAttention(op string, B, H, Lq, Lk, Dh int, causal bool) {
+	switch {
+	case B < 0 || H < 0 || Lq < 0 || Lk < 0:
+		panic(fmt.Sprintf("gpukernels.%s: negative shape B=%d H=%d Lq=%d Lk=%d", op, B, H, Lq, Lk))
+	case Dh < 1:
+		panic(fmt.Sprintf("gpukernels.%s: head dim Dh = %d, needs Dh ≥ 1", op, Dh))
+	case Lq > 0 && Lk < 1:
+		panic(fmt.Sprintf("gpukernels.%s: %d queries but no key", op, Lq))
+	case causal && Lk < Lq:
+		panic(fmt.Sprintf("gpukernels.%s: causal with Lk = %d < Lq = %d leaves the first queries no key", op, Lk, Lq))
+	}
+}
+
+// Attention is fused scaled dot-product attention for q (B, H, Lq, Dh) and
+// k, v (B, H, Lk, Dh), with the causal mask aligned to the end (query i sees
+// key j iff j ≤ i + Lk − Lq). For each (b, h) and query row i:
+//
+//	s_j    = scale · q_i·k_j           for every visible j
+//	lse_i  = log Σ_j exp(s_j)
+//	out_i  = Σ_j exp(s_j − lse_i) · v_j
+//
+// computed flash-style (attention.cu): one block per (query tile, (b, h)),
+// an online softmax over key tiles, no O(Lq·Lk) memory.
+func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
+	const op = "Attention"
+	checkAttention(op, B, H, Lq, Lk, Dh, causal)
+	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
+	os, es := be.buf(out, nq, op, "out"), be.buf(lse, B*H*Lq, op, "lse")
+	qs, ks, vs := be.buf(q, nq, op, "q"), be.buf(k, nk, op, "k"), be.buf(v, nk, op, "v")
+	if B*H*Lq == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	if be.fastAttn(Dh) {
+		kf := be.fn(op, "attention", fmt.Sprintf("attn_fwd_fast%d", Dh))
+		be.launch(op, kf, dim2((Lq+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastFwdSmem(Dh),
+			pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), fArg(scale), bArg(causal))
+		return
+	}
+	T := be.attnTile(op, Dh)
+	kf := be.fn(op, "attention", "attn_fwd")
+	be.launch(op, kf, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnFwdSmem(T, Dh, be.esize),
+		pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), iArg(Dh), fArg(scale),
+		bArg(causal), iArg(T))
+}
+
+// AttentionBackward accumulates the gradients of Attention from the out and
+// lse it saved (the flash-attention backward). With
+// p_ij = exp(scale·q_i·k_j − lse_i) over the visible pairs:
+//
+//	D_i   = Σ_d dout_i·out_i
+//	ds_ij = p_ij · (dout_i·v_j − D_i)
+//	dq_i += scale · Σ_j ds_ij · k_j
+//	dk_j += scale · Σ_i ds_ij · q_i
+//	dv_j += Σ_i p_ij · dout_i
+//
+// Any of dq, dk, dv may be nil. One kernel owns key tiles (dk, dv), another
+// query tiles (dq); both recompute the scores, so no atomics are needed and
+// the result is deterministic.
+func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
+	const op = "AttentionBackward"
+	checkAttention(op, B, H, Lq, Lk, Dh, causal)
+	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
+	qs, ks, vs := be.buf(q, nq, op, "q"), be.buf(k, nk, op, "k"), be.buf(v, nk, op, "v")
+	os, es, gs := be.buf(out, nq, op, "out"), be.buf(lse, B*H*Lq, op, "lse"), be.buf(dout, nq, op, "dout")
+	dQ, dK, dV := be.optBuf(dq, nq, op, "dq"), be.optBuf(dk, nk, op, "dk"), be.optBuf(dv, nk, op, "dv")
+	if (dQ == nil && dK == nil && dV == nil) || B*H*Lq == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	rows := B * H * Lq
+	Dr := be.newBuffer(rows, 8)
+	defer be.release(Dr)
+	kp := be.fn(op, "attention", "attn_bwd_pre")
+	be.launch(op, kp, dim(be.blocksFor(rows*32, 256)), dim(256), 0, pArg(Dr), pArg(os), pArg(gs), iArg(rows), iArg(Dh))
+	if be.fastAttn(Dh) {
+		if dK != nil || dV != nil {
+			kk := be.fn(op, "attention", fmt.Sprintf("attn_bwd_dkdv_fast%d", Dh))
+			be.launch(op, kk, dim2((Lk+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastDKDVSmem(Dh),
+				pArg(dK), pArg(dV), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
+				fArg(scale), bArg(causal))
+		}
+		if dQ != nil {
+			kq := be.fn(op, "attention", fmt.Sprintf("attn_bwd_dq_fast%d", Dh))
+			be.launch(op, kq, dim2((Lq+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastDQSmem(Dh),
+				pArg(dQ), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
+				fArg(scale), bArg(causal))
+		}
+		return
+	}
+	T := be.attnTile(op, Dh)
+	if dK != nil || dV != nil {
+		kk := be.fn(op, "attention", "attn_bwd_dkdv")
+		be.launch(op, kk, dim2((Lk+T-1)/T, gridY(B*H)), dim(attnThreads), attnDKDVSmem(T, Dh, be.esize),
+			pArg(dK), pArg(dV), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
+			iArg(Dh), fArg(scale), bArg(causal), iArg(T))
+	}
+	if dQ != nil {
+		kq := be.fn(op, "attention", "attn_bwd_dq")
+		be.launch(op, kq, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnDQSmem(T, Dh, be.esize),
+			pArg(dQ), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
+			iArg(Dh), fArg(scale), bArg(causal), iArg(T))
+	}
+}

@@ -1,0 +1,336 @@
+// Package gpukernels is the CUDA backend: the ops of nn.Backend as CUDA
+// kernels (one .cu file per op family, mirroring cpukernels file by file),
+// compiled at run time by NVRTC for the device's own architecture and cached
+// on disk, GEMMs through cuBLAS, and a caching device allocator. Everything
+// is reached through purego bindings (package cuda): the package builds with
+// CGO_ENABLED=0 and finds the GPU at run time.
+//
+// Errors: nn.Backend's ops return no error, so a failed CUDA call panics with
+// an *OpError naming the op and the call (train.Run recovers panics into a
+// failed run), and an allocation the device cannot satisfy panics with an
+// *OOMError. Argument mistakes (lengths, shapes) panic with a message, as in
+// cpukernels.
+//
+// Not yet here: the fused sequence ops of nn.SeqOps (conv1d, selective
+// scan, SSD, LSTM, GRU, S4D), so *Backend does not satisfy nn.Backend yet.
+package gpukernels
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"seqbench/gpukernels/cuda"
+	"seqbench/nn"
+)
+
+// Options configure a Backend beyond its element type.
+type Options struct {
+	Device int // CUDA device ordinal
+	// CacheDir holds compiled kernels; "" means os.UserCacheDir()/seqbench/cubin,
+	// and "-" turns the disk cache off.
+	CacheDir string
+	// SyncEachLaunch waits for every kernel to finish and checks its result,
+	// so an asynchronous fault names the op that caused it (tests and
+	// debugging; also set by SEQBENCH_CUDA_SYNC=1).
+	SyncEachLaunch bool
+	// TF32 lets float32 GEMMs use the tensor cores' TF32 mode (rel err
+	// ~1e-3 instead of ~1e-7).
+	TF32 bool
+}
+
+// Backend is the CUDA backend for one element type (float32, or float64 for
+// tight checks), on one device. It is safe for use by several goroutines;
+// their ops are serialised.
+type Backend struct {
+	mu       sync.Mutex
+	dtype    nn.DType
+	esize    int
+	dev      *cuda.Device
+	drv      *cuda.Driver
+	nvrtc    *cuda.NVRTC
+	blas     *cuda.Handle
+	stream   uintptr
+	alloc    allocator
+	mods     map[string]*module
+	cacheDir string
+	syncEach bool
+	tf32     bool
+	maxGrid  int // blocks of a grid-stride launch
+	// attnGeneric turns the register-tiled attention kernels off (tests
+	// compare both paths).
+	attnGeneric bool
+	// normBlock turns the warp-per-row norm kernels off (timings compare).
+	normBlock bool
+	stats     KernelStats
+	closed    bool
+	// staging is the ring of page-locked buffers of uploadInt32.
+	staging   [stagingSlots]stagingSlot
+	stageNext int
+}
+
+// KernelStats counts how kernel families were obtained.
+type KernelStats struct {
+	Compiles, CacheHits, CacheBad int
+}
+
+// OpError is a failed CUDA call inside an op.
+type OpError struct {
+	Op  string
+	Err error
+}
+
+func (e *OpError) Error() string { return "gpukernels." + e.Op + ": " + e.Err.Error() }
+func (e *OpError) Unwrap() error { return e.Err }
+
+// New returns a CUDA backend of element type dt on device 0 with default
+// options. Its error says why no GPU is usable: no driver library, no
+// device, or a missing NVRTC or cuBLAS.
+func New(dt nn.DType) (*Backend, error) { return NewWithOptions(dt, Options{}) }
+
+// NewWithOptions is New with options.
+func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
+	drv, err := cuda.LoadDriver()
+	if err != nil {
+		return nil, err
+	}
+	nv, err := cuda.LoadNVRTC()
+	if err != nil {
+		return nil, err
+	}
+	bl, err := cuda.LoadBLAS()
+	if err != nil {
+		return nil, err
+	}
+	dev, err := drv.OpenDevice(opt.Device)
+	if err != nil {
+		return nil, err
+	}
+	be := &Backend{
+		dtype: dt, esize: 4, dev: dev, drv: drv, nvrtc: nv, mods: map[string]*module{},
+		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
+		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16,
+	}
+	if dt == nn.Float64 {
+		be.esize = 8
+	}
+	switch opt.CacheDir {
+	case "":
+		if dir, err := os.UserCacheDir(); err == nil {
+			be.cacheDir = filepath.Join(dir, "seqbench", "cubin")
+		}
+	case "-":
+	default:
+		be.cacheDir = opt.CacheDir
+	}
+	if err := dev.Lock(); err != nil {
+		return nil, err
+	}
+	defer dev.Unlock()
+	if be.stream, err = drv.StreamCreate(0); err != nil {
+		dev.Close()
+		return nil, err
+	}
+	be.alloc = allocator{drv: drv, stream: be.stream, free: map[int64][]uint64{}}
+	if be.blas, err = bl.NewHandle(be.stream); err == nil {
+		mode := cuda.MathDefault
+		if opt.TF32 {
+			mode = cuda.MathTF32
+		}
+		err = be.blas.SetMathMode(mode)
+	}
+	if err != nil {
+		drv.StreamDestroy(be.stream)
+		dev.Close()
+		return nil, err
+	}
+	return be, nil
+}
+
+// Name says which backend and precision this is.
+func (be *Backend) Name() string { return "cuda-" + be.dtype.String() }
+
+// DType is the element type.
+func (be *Backend) DType() nn.DType { return be.dtype }
+
+// Device returns the facts read from the GPU.
+func (be *Backend) Device() cuda.Device { return *be.dev }
+
+// Versions names the libraries in use.
+func (be *Backend) Versions() string {
+	be.enter("Versions")
+	v, _ := be.blas.Version()
+	be.exit()
+	return fmt.Sprintf("driver %s (CUDA %d.%d), NVRTC %s (%s), cuBLAS %d (%s)", be.drv.Path,
+		be.dev.DriverVersion/1000, be.dev.DriverVersion%1000/10, be.nvrtc.Version(), be.nvrtc.Path, v, be.blasPath())
+}
+
+func (be *Backend) blasPath() string {
+	b, err := cuda.LoadBLAS()
+	if err != nil {
+		return "?"
+	}
+	return b.Path
+}
+
+// Stats returns the kernel-loading counters.
+func (be *Backend) Stats() KernelStats {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	return be.stats
+}
+
+// Synchronize waits for all queued work and reports any error it raised.
+func (be *Backend) Synchronize() error {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if err := be.dev.Lock(); err != nil {
+		return err
+	}
+	defer be.dev.Unlock()
+	return be.drv.StreamSynchronize(be.stream)
+}
+
+// Close waits for queued work and releases the cached memory, the kernels,
+// the stream and the context. Buffers still allocated become invalid.
+func (be *Backend) Close() error {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.closed {
+		return nil
+	}
+	be.closed = true
+	if err := be.dev.Lock(); err != nil {
+		return err
+	}
+	defer be.dev.Unlock()
+	errs := []error{be.drv.StreamSynchronize(be.stream), be.alloc.releaseCached(), be.releaseStaging(), be.blas.Destroy()}
+	for _, m := range be.mods {
+		errs = append(errs, be.drv.ModuleUnload(m.h))
+	}
+	errs = append(errs, be.drv.StreamDestroy(be.stream), be.dev.Close())
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// enter starts an op: it takes the backend's lock and makes the context
+// current on this (locked) OS thread. exit undoes it; call it deferred, so a
+// panicking op releases both.
+func (be *Backend) enter(op string) {
+	be.mu.Lock()
+	if be.closed {
+		be.mu.Unlock()
+		panic(fmt.Sprintf("gpukernels.%s: backend is closed", op))
+	}
+	if err := be.dev.Lock(); err != nil {
+		be.mu.Unlock()
+		panic(&OpError{Op: op, Err: err})
+	}
+}
+
+func (be *Backend) exit() {
+	be.dev.Unlock()
+	be.mu.Unlock()
+}
+
+// must panics with an *OpError when err is not nil.
+func must(op string, err error) {
+	if err != nil {
+		panic(&OpError{Op: op, Err: err})
+	}
+}
+
+// Kernel parameters are 8 bytes each (see common.cuh).
+func pArg(b *Buffer) uint64 {
+	if b == nil {
+		return 0
+	}
+	return b.ptr
+}
+func iArg(v int) uint64     { return uint64(int64(v)) }
+func fArg(v float64) uint64 { return math.Float64bits(v) }
+func bArg(v bool) uint64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+func dim(x int) cuda.Dim3     { return cuda.Dim3{X: uint32(x), Y: 1, Z: 1} }
+func dim2(x, y int) cuda.Dim3 { return cuda.Dim3{X: uint32(x), Y: uint32(y), Z: 1} }
+
+// blocksFor is the grid of a grid-stride launch over n items with threads
+// per block: enough blocks to cover n, at most maxGrid.
+func (be *Backend) blocksFor(n, threads int) int {
+	return max(1, min((n+threads-1)/threads, be.maxGrid))
+}
+
+// launch runs a kernel on the backend's stream with dynamic shared memory
+// smem, raising the kernel's limit first when smem passes the default 48 KiB.
+func (be *Backend) launch(op string, k *kernel, grid, block cuda.Dim3, smem int, args ...uint64) {
+	if smem > k.maxDyn {
+		if smem > be.dev.MaxSharedOptin {
+			panic(fmt.Sprintf("gpukernels.%s: %s needs %d bytes of shared memory, the device allows %d", op, k.name, smem, be.dev.MaxSharedOptin))
+		}
+		must(op, be.drv.FuncSetAttribute(k.f, cuda.FuncAttrMaxDynamicSharedMem, smem))
+		k.maxDyn = smem
+	}
+	if grid.X == 0 || grid.Y == 0 || grid.Z == 0 {
+		return
+	}
+	must(op, be.drv.Launch(k.f, grid, block, uint32(smem), be.stream, args))
+	if be.syncEach {
+		if err := be.drv.StreamSynchronize(be.stream); err != nil {
+			panic(&OpError{Op: op, Err: fmt.Errorf("kernel %s: %w", k.name, err)})
+		}
+	}
+}
+
+// gridY caps a grid's y dimension (kernels loop over y with a grid stride).
+func gridY(n int) int { return max(1, min(n, 65535)) }
+
+// Time runs f reps times between two events recorded on the backend's
+// stream and returns the mean device time of one run in milliseconds. f
+// must only queue work on this backend (its ops do).
+func (be *Backend) Time(reps int, f func()) (float64, error) {
+	be.enter("Time")
+	start, err := be.drv.EventCreate()
+	if err != nil {
+		be.exit()
+		return 0, err
+	}
+	end, err := be.drv.EventCreate()
+	if err == nil {
+		err = be.drv.EventRecord(start, be.stream)
+	}
+	be.exit()
+	defer func() {
+		be.enter("Time")
+		be.drv.EventDestroy(start)
+		if end != 0 {
+			be.drv.EventDestroy(end)
+		}
+		be.exit()
+	}()
+	if err != nil {
+		return 0, err
+	}
+	for range reps {
+		f()
+	}
+	be.enter("Time")
+	defer be.exit()
+	if err := be.drv.EventRecord(end, be.stream); err != nil {
+		return 0, err
+	}
+	if err := be.drv.EventSynchronize(end); err != nil {
+		return 0, err
+	}
+	ms, err := be.drv.EventElapsed(start, end)
+	return ms / float64(max(reps, 1)), err
+}

@@ -1,0 +1,85 @@
+// common.cuh is prepended to every kernel family by the Go launcher, after
+// the lines that define REAL (float or double) and REAL_IS_DOUBLE.
+//
+// Conventions of every kernel in this package:
+// - extern "C" names, so the launcher finds them unmangled;
+// - every parameter is 8 bytes: a pointer, a long long (i64) or a double,
+//   in the order the Go launcher passes them as a []uint64;
+// - blockDim.x is a multiple of 32 (block_sum shuffles whole warps);
+// - reductions add in an order fixed by the shape and the launch
+//   configuration, never by timing: results are the same run to run.
+
+typedef REAL real;
+typedef long long i64;
+
+#if REAL_IS_DOUBLE
+// Arguments of exp below this give exactly 0 (cpukernels' expLimit).
+#define EXP_MIN (-708.0)
+#define MIN_NORMAL 2.2250738585072014e-308
+#else
+#define EXP_MIN (-87.0f)
+#define MIN_NORMAL 1.1754943508222875e-38f
+#endif
+
+#define R_INF ((real)__int_as_float(0x7f800000))
+
+// FOR_N is a grid-stride loop over [0, n).
+#define FOR_N(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
+
+__device__ __forceinline__ float r_exp(float x) { return expf(x); }
+__device__ __forceinline__ double r_exp(double x) { return exp(x); }
+__device__ __forceinline__ float r_log(float x) { return logf(x); }
+__device__ __forceinline__ double r_log(double x) { return log(x); }
+__device__ __forceinline__ float r_log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ double r_log1p(double x) { return log1p(x); }
+__device__ __forceinline__ float r_erfc(float x) { return erfcf(x); }
+__device__ __forceinline__ double r_erfc(double x) { return erfc(x); }
+__device__ __forceinline__ float r_tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ double r_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float r_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double r_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float r_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double r_abs(double x) { return fabs(x); }
+
+// r_expc is exp(x), exactly 0 below EXP_MIN (NaN propagates).
+__device__ __forceinline__ real r_expc(real x) { return x < (real)EXP_MIN ? (real)0 : r_exp(x); }
+
+// flush gives 0 where v would be subnormal (DESIGN.md "Subnormal floats").
+__device__ __forceinline__ real flush(real v) { return r_abs(v) < (real)MIN_NORMAL ? (real)0 : v; }
+
+// nanmax is max(a, b) that returns NaN when either is NaN, as Go's max.
+__device__ __forceinline__ real nanmax(real a, real b) { return (a != a || a > b) ? a : b; }
+
+__device__ __forceinline__ i64 imin(i64 a, i64 b) { return a < b ? a : b; }
+__device__ __forceinline__ i64 imax(i64 a, i64 b) { return a > b ? a : b; }
+
+__device__ __forceinline__ double warp_sum(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ real warp_max(real v) {
+    for (int o = 16; o > 0; o >>= 1) v = nanmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// block_sum returns the sum of v over the block to every thread; sh holds
+// 32 doubles of shared memory. All threads of the block must call it.
+__device__ double block_sum(double v, double* sh) {
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_sum(v);
+    __syncthreads(); // sh may still be read by a previous call
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    return warp_sum(lane < nw ? sh[lane] : 0.0);
+}
+
+// block_max is block_sum's maximum (NaN wins); sh holds 32 reals.
+__device__ real block_max(real v, real* sh) {
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    return warp_max(lane < nw ? sh[lane] : -R_INF);
+}

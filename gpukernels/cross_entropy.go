@@ -1,0 +1,96 @@
+package gpukernels
+
+import (
+	"fmt"
+	"unsafe"
+
+	"seqbench/nn"
+)
+
+// CrossEntropy is the softmax cross-entropy of each row of logits (rows, V):
+//
+//	lse[r] = log Σ_c exp(logits[r,c])        // max-shifted, summed in double
+//	loss[r] = lse[r] − logits[r, targets[r]] // 0 when targets[r] == ignore
+//
+// lse is computed for ignored rows too. It panics when a target other than
+// ignore is outside [0, V).
+func (be *Backend) CrossEntropy(loss, lse, logits nn.Buffer, targets []int32, rows, V int, ignore int32) {
+	const op = "CrossEntropy"
+	checkRows(op, rows, V)
+	ls, es := be.buf(loss, rows, op, "loss"), be.buf(lse, rows, op, "lse")
+	xs := be.buf(logits, rows*V, op, "logits")
+	checkTargets(op, targets, rows, V, ignore)
+	if rows == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	tb := be.uploadInt32(op, targets[:rows])
+	defer be.release(tb)
+	k := be.fn(op, "cross_entropy", "ce_fwd")
+	be.launch(op, k, dim(be.rowBlocks(rows)), dim(rowThreads(V)), 0, pArg(ls), pArg(es), pArg(xs), pArg(tb),
+		iArg(rows), iArg(V), iArg(int(ignore)))
+}
+
+// CrossEntropyBackward accumulates the gradient of CrossEntropy from the
+// lse it saved:
+//
+//	dlogits[r,c] += dloss[r]·(exp(logits[r,c] − lse[r]) − [c == t_r])
+//
+// for rows whose target is not ignore; results below the smallest normal
+// number are flushed to 0.
+func (be *Backend) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer, targets []int32, rows, V int, ignore int32) {
+	const op = "CrossEntropyBackward"
+	checkRows(op, rows, V)
+	n := rows * V
+	ds, xs := be.buf(dlogits, n, op, "dlogits"), be.buf(logits, n, op, "logits")
+	es, gs := be.buf(lse, rows, op, "lse"), be.buf(dloss, rows, op, "dloss")
+	checkTargets(op, targets, rows, V, ignore)
+	if rows == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	tb := be.uploadInt32(op, targets[:rows])
+	defer be.release(tb)
+	k := be.fn(op, "cross_entropy", "ce_bwd")
+	be.launch(op, k, dim(be.rowBlocks(rows)), dim(rowThreads(V)), 0, pArg(ds), pArg(xs), pArg(es), pArg(gs), pArg(tb),
+		iArg(rows), iArg(V), iArg(int(ignore)))
+}
+
+// ArgmaxRows returns, for each row of x (rows, cols), the index of its
+// largest value, the first one on ties; a NaN counts as larger than any
+// number (as torch.argmax).
+func (be *Backend) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
+	const op = "ArgmaxRows"
+	if cols < 1 || rows < 0 {
+		panic(fmt.Sprintf("gpukernels.%s: shape %d×%d, needs cols ≥ 1", op, rows, cols))
+	}
+	xs := be.buf(x, rows*cols, op, "x")
+	idx := make([]int32, rows)
+	if rows == 0 {
+		return idx
+	}
+	be.enter(op)
+	defer be.exit()
+	ib := be.newBuffer(rows, 4)
+	defer be.release(ib)
+	k := be.fn(op, "cross_entropy", "argmax_rows")
+	be.launch(op, k, dim(be.rowBlocks(rows)), dim(256), 0, pArg(ib), pArg(xs), iArg(rows), iArg(cols))
+	be.download(op, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(idx))), 4*rows), ib.ptr)
+	return idx
+}
+
+// checkTargets panics unless there is a target for each row and every
+// target is ignore or in [0, V).
+func checkTargets(op string, targets []int32, rows, V int, ignore int32) {
+	if len(targets) < rows {
+		panic(fmt.Sprintf("gpukernels.%s: %d targets for %d rows", op, len(targets), rows))
+	}
+	for r, t := range targets[:rows] {
+		if t != ignore && (t < 0 || int(t) >= V) {
+			panic(fmt.Sprintf("gpukernels.%s: targets[%d] = %d is outside [0, %d) and is not the ignore index %d",
+				op, r, t, V, ignore))
+		}
+	}
+}

@@ -1,0 +1,110 @@
+package gpukernels
+
+import (
+	"fmt"
+
+	"seqbench/gpukernels/cuda"
+	"seqbench/nn"
+)
+
+// Gemm computes, for p < Batch, C_p = Alpha·op(A_p)·op(B_p) + Beta·C_p in
+// row-major storage (see nn.GemmArgs) through cuBLAS, which is column-major.
+// A row-major matrix read as column-major is its transpose, so the product
+// runs as Cᵀ = op(B)ᵀ·op(A)ᵀ: cuBLAS gets B as its first operand and A as
+// its second, with the same transpose flags and leading dimensions, and
+// m = N, n = M. A stride of 0 (one matrix shared by every batch) passes
+// through. When the C_p overlap (StrideC smaller than one C, e.g. 0 to sum
+// the batch into one C), the batches run one after another, in order, as in
+// cpukernels. K = 0 or Alpha = 0 only scales C by Beta (0 overwrites NaN).
+func (be *Backend) Gemm(a, b, c nn.Buffer, args nn.GemmArgs) {
+	const op = "Gemm"
+	g := args
+	ra, ca := g.M, g.K
+	if g.TransA {
+		ra, ca = ca, ra
+	}
+	rb, cb := g.K, g.N
+	if g.TransB {
+		rb, cb = cb, rb
+	}
+	if g.M < 0 || g.N < 0 || g.K < 0 || g.Batch < 1 || g.StrideA < 0 || g.StrideB < 0 || g.StrideC < 0 ||
+		g.LDA < ca || g.LDB < cb || g.LDC < g.N {
+		panic(fmt.Sprintf("gpukernels.Gemm: bad arguments %+v (need M, N, K, strides ≥ 0, Batch ≥ 1, LDA ≥ %d, LDB ≥ %d, LDC ≥ N)",
+			g, ca, cb))
+	}
+	need := func(stride, rows, cols, ld int) int {
+		if rows == 0 || cols == 0 {
+			return 0
+		}
+		return (g.Batch-1)*stride + (rows-1)*ld + cols
+	}
+	ad := be.buf(a, need(g.StrideA, ra, ca, g.LDA), op, "a")
+	bd := be.buf(b, need(g.StrideB, rb, cb, g.LDB), op, "b")
+	cd := be.buf(c, need(g.StrideC, g.M, g.N, g.LDC), op, "c")
+	if g.M == 0 || g.N == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	overlap := g.Batch > 1 && g.StrideC < (g.M-1)*g.LDC+g.N
+	if g.K == 0 || g.Alpha == 0 {
+		if g.Beta == 1 {
+			return
+		}
+		k := be.fn(op, "elementwise", "scale_block")
+		for p := 0; p < g.Batch; p++ {
+			be.launch(op, k, dim(be.blocksFor(g.M*g.N, 256)), dim(256), 0, pArg(cd), iArg(p*g.StrideC), iArg(g.LDC),
+				iArg(g.M), iArg(g.N), fArg(g.Beta))
+		}
+		return
+	}
+	es := uint64(be.esize)
+	call := func(p0, batch int) {
+		s := cuda.GemmStrided{
+			TransA: g.TransB, TransB: g.TransA, M: g.N, N: g.M, K: g.K,
+			A: bd.ptr + uint64(p0*g.StrideB)*es, LDA: g.LDB, SA: int64(g.StrideB),
+			B: ad.ptr + uint64(p0*g.StrideA)*es, LDB: g.LDA, SB: int64(g.StrideA),
+			C: cd.ptr + uint64(p0*g.StrideC)*es, LDC: g.LDC, SC: int64(g.StrideC),
+			Batch: batch,
+		}
+		// cuBLAS wants leading dimensions ≥ 1 even for a single column.
+		s.LDA, s.LDB, s.LDC = max(s.LDA, 1), max(s.LDB, 1), max(s.LDC, 1)
+		var err error
+		if be.dtype == nn.Float64 {
+			err = be.blas.Dgemm(s, g.Alpha, g.Beta)
+		} else {
+			err = be.blas.Sgemm(s, float32(g.Alpha), float32(g.Beta))
+		}
+		must(op, err)
+		if be.syncEach {
+			must(op, be.drv.StreamSynchronize(be.stream))
+		}
+	}
+	if overlap {
+		for p := 0; p < g.Batch; p++ {
+			call(p, 1)
+		}
+		return
+	}
+	call(0, g.Batch)
+}
+
+// SetTF32 switches float32 GEMMs to the tensor cores' TF32 mode (on) or
+// full float32 products (off, the default).
+func (be *Backend) SetTF32(on bool) error {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if err := be.dev.Lock(); err != nil {
+		return err
+	}
+	defer be.dev.Unlock()
+	mode := cuda.MathDefault
+	if on {
+		mode = cuda.MathTF32
+	}
+	if err := be.blas.SetMathMode(mode); err != nil {
+		return err
+	}
+	be.tf32 = on
+	return nil
+}

@@ -1,0 +1,150 @@
+package gpukernels
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"seqbench/nn"
+)
+
+// The CUDA C++ sources: common.cuh is prepended to each family.
+//
+//go:embed common.cuh *.cu
+var sources embed.FS
+
+// families lists the kernel source files (without .cu), one per op family.
+var families = []string{"elementwise", "reduce", "memory", "norm", "embedding", "cross_entropy", "rope", "attention", "adamw"}
+
+// kernelSource returns the full source NVRTC compiles for one family and
+// element type: the REAL definitions, common.cuh, then the family's file
+// (with a #line so the compiler's log names the right file and line).
+func kernelSource(family string, dt nn.DType) (string, error) {
+	common, err := sources.ReadFile("common.cuh")
+	if err != nil {
+		return "", err
+	}
+	body, err := sources.ReadFile(family + ".cu")
+	if err != nil {
+		return "", fmt.Errorf("gpukernels: no kernel source %s.cu: %w", family, err)
+	}
+	real, isDouble := "float", 0
+	if dt == nn.Float64 {
+		real, isDouble = "double", 1
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "#define REAL %s\n#define REAL_IS_DOUBLE %d\n#line 1 \"common.cuh\"\n", real, isDouble)
+	b.Write(common)
+	fmt.Fprintf(&b, "\n#line 1 \"%s.cu\"\n", family)
+	b.Write(body)
+	return b.String(), nil
+}
+
+// compileOptions are NVRTC's flags for arch (e.g. "sm_90"). -ftz=true makes
+// float32 arithmetic flush subnormals to zero, as the CPU kernels do by hand
+// (DESIGN.md "Subnormal floats"); it does not touch double.
+func compileOptions(arch string) []string {
+	return []string{"--gpu-architecture=" + arch, "--std=c++17", "-default-device", "-ftz=true"}
+}
+
+// kernel is one loaded function and the dynamic shared memory it has been
+// allowed so far.
+type kernel struct {
+	name   string
+	f      uintptr
+	maxDyn int
+}
+
+type module struct {
+	h     uintptr
+	funcs map[string]*kernel
+}
+
+// cacheKey names a compiled family: the hash of everything that changes the
+// cubin (source, target, compiler, driver and options).
+func (be *Backend) cacheKey(src string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00driver %d\x00nvrtc %s\x00%v", src, be.dev.Arch(), be.dev.DriverVersion,
+		be.nvrtc.Version(), compileOptions(be.dev.Arch()))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// loadModule compiles (or finds in the disk cache) and loads one family.
+// A cache entry that does not load is compiled again and replaced; a cache
+// that cannot be written only costs the next run a compile.
+func (be *Backend) loadModule(family string) (*module, error) {
+	src, err := kernelSource(family, be.dtype)
+	if err != nil {
+		return nil, err
+	}
+	path := ""
+	if be.cacheDir != "" {
+		path = filepath.Join(be.cacheDir, be.cacheKey(src)+".cubin")
+		if image, err := os.ReadFile(path); err == nil {
+			if h, err := be.drv.ModuleLoadData(image); err == nil {
+				be.stats.CacheHits++
+				return &module{h: h, funcs: map[string]*kernel{}}, nil
+			}
+			be.stats.CacheBad++
+		}
+	}
+	cubin, _, err := be.nvrtc.Compile(src, family+".cu", compileOptions(be.dev.Arch()))
+	if err != nil {
+		return nil, err
+	}
+	be.stats.Compiles++
+	h, err := be.drv.ModuleLoadData(cubin)
+	if err != nil {
+		return nil, fmt.Errorf("loading the cubin NVRTC %s built for %s: %w", be.nvrtc.Version(), be.dev.Arch(), err)
+	}
+	if path != "" {
+		writeAtomic(path, cubin)
+	}
+	return &module{h: h, funcs: map[string]*kernel{}}, nil
+}
+
+// writeAtomic writes data to path through a temporary file and a rename, so
+// that a concurrent reader never sees half a file. Errors are ignored: the
+// cache is an optimisation.
+func writeAtomic(path string, data []byte) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".cubin-*")
+	if err != nil {
+		return
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr != nil || cerr != nil || os.Rename(f.Name(), path) != nil {
+		os.Remove(f.Name())
+	}
+}
+
+// fn returns kernel name of family, compiling and loading the family on
+// first use. It runs inside an op (context current) and panics with an
+// *OpError on failure.
+func (be *Backend) fn(op, family, name string) *kernel {
+	m := be.mods[family]
+	if m == nil {
+		var err error
+		if m, err = be.loadModule(family); err != nil {
+			panic(&OpError{Op: op, Err: fmt.Errorf("kernels %s.cu: %w", family, err)})
+		}
+		be.mods[family] = m
+	}
+	k := m.funcs[name]
+	if k == nil {
+		f, err := be.drv.ModuleGetFunction(m.h, name)
+		if err != nil {
+			panic(&OpError{Op: op, Err: err})
+		}
+		k = &kernel{name: name, f: f, maxDyn: 48 << 10}
+		m.funcs[name] = k
+	}
+	return k
+}

@@ -1,0 +1,79 @@
+// Block copies and permutations (cpukernels/memory.go, permute.go).
+
+// copy_block: dst[dstOff + r·dstStride + c] (+)= src[srcOff + r·srcStride + c]
+// for r < rows, c < cols. Rows go over gridDim.y (grid-stride), columns over
+// x, so each warp walks contiguous elements of one row.
+extern "C" __global__ void copy_block(real* dst, i64 dstOff, i64 dstStride, const real* src, i64 srcOff, i64 srcStride,
+                                      i64 rows, i64 cols, i64 accumulate) {
+    for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
+        real* d = dst + dstOff + r * dstStride;
+        const real* s = src + srcOff + r * srcStride;
+        for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (i64)gridDim.x * blockDim.x) {
+            if (accumulate) {
+                d[c] += s[c];
+            } else {
+                d[c] = s[c];
+            }
+        }
+    }
+}
+
+// src_offset maps index idx over the dims d[0..rank) (row-major) to the
+// offset Σ_k idx_k·stride_k. I is unsigned 32-bit when every index fits:
+// 64-bit division costs several times more.
+template <typename I>
+__device__ __forceinline__ I src_offset(I idx, i64 rank, const i64* dims, const i64* strides) {
+    I src = 0;
+#pragma unroll
+    for (int k = 5; k >= 0; k--) {
+        if (k < rank) {
+            const I dk = (I)dims[k];
+            src += (idx % dk) * (I)strides[k];
+            idx /= dk;
+        }
+    }
+    return src;
+}
+
+// permute: out[o] (+)= x[src(o)], where o's index over the (merged) out
+// dims d0..d{rank-1} (row-major) walks x with strides s0..s{rank-1}; small
+// says every offset fits 32 bits.
+extern "C" __global__ void permute(real* out, const real* x, i64 n, i64 rank,
+                                   i64 d0, i64 d1, i64 d2, i64 d3, i64 d4, i64 d5,
+                                   i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5, i64 accumulate, i64 small) {
+    const i64 dims[6] = {d0, d1, d2, d3, d4, d5};
+    const i64 strides[6] = {s0, s1, s2, s3, s4, s5};
+    FOR_N(o, n) {
+        const i64 src = small ? (i64)src_offset<unsigned>((unsigned)o, rank, dims, strides)
+                              : src_offset<i64>(o, rank, dims, strides);
+        if (accumulate) {
+            out[o] += x[src];
+        } else {
+            out[o] = x[src];
+        }
+    }
+}
+
+// permute_rows is permute when the innermost out dim is contiguous in x:
+// out row `row` (inner elements) copies (or adds) the x row at
+// src_offset(row) over the outer dims d0..d{rank-1}. Rows go over grid y,
+// the row's elements over x, so accesses are contiguous on both sides.
+extern "C" __global__ void permute_rows(real* out, const real* x, i64 rows, i64 inner, i64 rank,
+                                        i64 d0, i64 d1, i64 d2, i64 d3, i64 d4, i64 d5,
+                                        i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5, i64 accumulate, i64 small) {
+    const i64 dims[6] = {d0, d1, d2, d3, d4, d5};
+    const i64 strides[6] = {s0, s1, s2, s3, s4, s5};
+    for (i64 row = blockIdx.y; row < rows; row += gridDim.y) {
+        const i64 src = small ? (i64)src_offset<unsigned>((unsigned)row, rank, dims, strides)
+                              : src_offset<i64>(row, rank, dims, strides);
+        const real* xs = x + src;
+        real* o = out + row * inner;
+        for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < inner; c += (i64)gridDim.x * blockDim.x) {
+            if (accumulate) {
+                o[c] += xs[c];
+            } else {
+                o[c] = xs[c];
+            }
+        }
+    }
+}

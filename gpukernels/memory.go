@@ -1,0 +1,325 @@
+package gpukernels
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"unsafe"
+
+	"seqbench/nn"
+)
+
+// Buffer is device memory of Len() elements of the backend's type.
+type Buffer struct {
+	ptr   uint64 // 0 for an empty buffer
+	n     int
+	class int64 // allocator size class in bytes
+	be    *Backend
+	freed bool
+}
+
+// Len is the number of elements.
+func (b *Buffer) Len() int { return b.n }
+
+// Ptr is the device address (a CUdeviceptr).
+func (b *Buffer) Ptr() uint64 { return b.ptr }
+
+// buf unwraps a buffer of this backend, checking that it is live and holds
+// at least n elements (n < 0: any length).
+func (be *Backend) buf(b nn.Buffer, n int, op, name string) *Buffer {
+	g, ok := b.(*Buffer)
+	if !ok || g == nil {
+		panic(fmt.Sprintf("gpukernels.%s: %s is a %T, not a buffer of this backend", op, name, b))
+	}
+	if g.be != be {
+		panic(fmt.Sprintf("gpukernels.%s: %s belongs to another backend", op, name))
+	}
+	if g.freed {
+		panic(fmt.Sprintf("gpukernels.%s: %s was freed", op, name))
+	}
+	if n >= 0 && g.n < n {
+		panic(fmt.Sprintf("gpukernels.%s: %s holds %d elements, needs %d", op, name, g.n, n))
+	}
+	return g
+}
+
+// optBuf is buf for an optional buffer: nil stays nil.
+func (be *Backend) optBuf(b nn.Buffer, n int, op, name string) *Buffer {
+	if b == nil {
+		return nil
+	}
+	if g, ok := b.(*Buffer); ok && g == nil {
+		return nil
+	}
+	return be.buf(b, n, op, name)
+}
+
+// newBuffer takes n elements of esize bytes from the allocator (no fill).
+func (be *Backend) newBuffer(n, esize int) *Buffer {
+	b := &Buffer{n: n, be: be}
+	if n > 0 {
+		b.ptr, b.class = be.alloc.get(int64(n) * int64(esize))
+	}
+	return b
+}
+
+func (be *Backend) release(b *Buffer) {
+	if b.ptr != 0 {
+		be.alloc.put(b.ptr, b.class)
+	}
+	b.freed, b.ptr = true, 0
+}
+
+// Alloc returns a zero-filled buffer of n elements. It panics with an
+// *OOMError when the device has no room (see OOMError).
+func (be *Backend) Alloc(n int) nn.Buffer {
+	if n < 0 {
+		panic(fmt.Sprintf("gpukernels.Alloc: negative length %d", n))
+	}
+	be.enter("Alloc")
+	defer be.exit()
+	b := be.newBuffer(n, be.esize)
+	if n > 0 {
+		must("Alloc", be.drv.MemsetD32Async(b.ptr, 0, uint64(n*be.esize/4), be.stream))
+	}
+	return b
+}
+
+// Free returns b's memory to the allocator's cache; b must not be used
+// again.
+func (be *Backend) Free(b nn.Buffer) {
+	be.enter("Free")
+	defer be.exit()
+	be.release(be.buf(b, -1, "Free", "b"))
+}
+
+// MemStats returns the allocator's counters.
+func (be *Backend) MemStats() MemStats {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	return be.alloc.stats
+}
+
+// ResetPeak sets the peak counter to the bytes in use now.
+func (be *Backend) ResetPeak() {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	be.alloc.stats.Peak = be.alloc.stats.InUse
+}
+
+// ReleaseCached gives the allocator's cached blocks back to the driver.
+func (be *Backend) ReleaseCached() error {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if err := be.dev.Lock(); err != nil {
+		return err
+	}
+	defer be.dev.Unlock()
+	return be.alloc.releaseCached()
+}
+
+// hostBytes is the host image of vals in the backend's element type.
+func (be *Backend) hostBytes(vals []float64) []byte {
+	if be.dtype == nn.Float64 {
+		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(vals))), len(vals)*8)
+	}
+	f := make([]float32, len(vals))
+	for i, v := range vals {
+		f[i] = float32(v)
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), len(f)*4)
+}
+
+// upload copies host bytes to device address dst and waits for the copy,
+// so the caller may reuse its slice at once.
+func (be *Backend) upload(op string, dst uint64, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	var p runtime.Pinner
+	defer p.Unpin()
+	p.Pin(&data[0])
+	must(op, be.drv.MemcpyHtoDAsync(dst, unsafe.Pointer(&data[0]), uint64(len(data)), be.stream))
+	must(op, be.drv.StreamSynchronize(be.stream))
+}
+
+// download copies device bytes to host after the work queued before it.
+func (be *Backend) download(op string, data []byte, src uint64) {
+	if len(data) == 0 {
+		return
+	}
+	var p runtime.Pinner
+	defer p.Unpin()
+	p.Pin(&data[0])
+	must(op, be.drv.MemcpyDtoHAsync(unsafe.Pointer(&data[0]), src, uint64(len(data)), be.stream))
+	must(op, be.drv.StreamSynchronize(be.stream))
+}
+
+// stagingSlots is the depth of the ring of page-locked buffers that int32
+// arguments (ids, targets) travel through.
+const stagingSlots = 4
+
+// stagingSlot is one page-locked host buffer and the event recorded after
+// the last copy out of it.
+type stagingSlot struct {
+	host    unsafe.Pointer
+	size    int
+	event   uintptr
+	pending bool
+}
+
+// uploadInt32 copies xs into a temporary device buffer (release it after
+// the kernels that read it are queued). The bytes go through a ring of
+// page-locked staging buffers, so the copy is queued without waiting for
+// the stream: a slot is only rewritten after the event behind its previous
+// copy has fired, and the caller may reuse xs at once.
+func (be *Backend) uploadInt32(op string, xs []int32) *Buffer {
+	b := be.newBuffer(len(xs), 4)
+	n := len(xs) * 4
+	if n == 0 {
+		return b
+	}
+	s := &be.staging[be.stageNext]
+	be.stageNext = (be.stageNext + 1) % stagingSlots
+	if s.pending {
+		must(op, be.drv.EventSynchronize(s.event))
+		s.pending = false
+	}
+	if s.size < n {
+		if s.host != nil {
+			must(op, be.drv.MemFreeHost(s.host))
+			s.host, s.size = nil, 0
+		}
+		size := max(n, 64<<10)
+		host, err := be.drv.MemAllocHost(uint64(size))
+		must(op, err)
+		s.host, s.size = host, size
+	}
+	if s.event == 0 {
+		ev, err := be.drv.EventCreate()
+		must(op, err)
+		s.event = ev
+	}
+	copy(unsafe.Slice((*int32)(s.host), len(xs)), xs)
+	must(op, be.drv.MemcpyHtoDAsync(b.ptr, s.host, uint64(n), be.stream))
+	must(op, be.drv.EventRecord(s.event, be.stream))
+	s.pending = true
+	return b
+}
+
+// releaseStaging frees the staging buffers and their events (at Close, after
+// the stream is idle).
+func (be *Backend) releaseStaging() error {
+	for i := range be.staging {
+		s := &be.staging[i]
+		if s.host != nil {
+			if err := be.drv.MemFreeHost(s.host); err != nil {
+				return err
+			}
+		}
+		if s.event != 0 {
+			if err := be.drv.EventDestroy(s.event); err != nil {
+				return err
+			}
+		}
+		*s = stagingSlot{}
+	}
+	return nil
+}
+
+// Write stores src into the first len(src) elements of dst, rounding to the
+// element type.
+func (be *Backend) Write(dst nn.Buffer, src []float64) {
+	d := be.buf(dst, len(src), "Write", "dst")
+	be.enter("Write")
+	defer be.exit()
+	be.upload("Write", d.ptr, be.hostBytes(src))
+}
+
+// Read returns every element of src as float64.
+func (be *Backend) Read(src nn.Buffer) []float64 {
+	s := be.buf(src, -1, "Read", "src")
+	be.enter("Read")
+	defer be.exit()
+	out := make([]float64, s.n)
+	if be.dtype == nn.Float64 {
+		be.download("Read", unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), len(out)*8), s.ptr)
+		return out
+	}
+	f := make([]float32, s.n)
+	be.download("Read", unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), len(f)*4), s.ptr)
+	for i, v := range f {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+// Fill sets every element of dst to v.
+func (be *Backend) Fill(dst nn.Buffer, v float64) {
+	d := be.buf(dst, -1, "Fill", "dst")
+	be.enter("Fill")
+	defer be.exit()
+	be.fill("Fill", d, d.n, v)
+}
+
+// fill sets the first n elements of d to v.
+func (be *Backend) fill(op string, d *Buffer, n int, v float64) {
+	if n == 0 {
+		return
+	}
+	if be.dtype == nn.Float32 {
+		must(op, be.drv.MemsetD32Async(d.ptr, math.Float32bits(float32(v)), uint64(n), be.stream))
+		return
+	}
+	k := be.fn(op, "elementwise", "fill")
+	be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, pArg(d), fArg(v), iArg(n))
+}
+
+// Copy copies the first dst.Len() elements of src into dst.
+func (be *Backend) Copy(dst, src nn.Buffer) {
+	d := be.buf(dst, -1, "Copy", "dst")
+	s := be.buf(src, d.n, "Copy", "src")
+	be.enter("Copy")
+	defer be.exit()
+	be.copy("Copy", d, s, d.n)
+}
+
+func (be *Backend) copy(op string, d, s *Buffer, n int) {
+	if n == 0 || d.ptr == s.ptr {
+		return
+	}
+	must(op, be.drv.MemcpyDtoDAsync(d.ptr, s.ptr, uint64(n*be.esize), be.stream))
+}
+
+// CopyBlock copies (or with accumulate, adds) a rows×cols block between
+// row-major matrices:
+//
+//	for r := 0; r < rows; r++ {
+//		for c := 0; c < cols; c++ {
+//			dst[dstOff+r*dstStride+c] (+)= src[srcOff+r*srcStride+c]
+//		}
+//	}
+//
+// Rows of dst must not overlap (dstStride ≥ cols); src rows may (a stride 0
+// broadcasts one row).
+func (be *Backend) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer, srcOff, srcStride, rows, cols int, accumulate bool) {
+	const op = "CopyBlock"
+	if rows < 0 || cols < 0 || dstOff < 0 || srcOff < 0 || srcStride < 0 || (rows > 1 && dstStride < cols) {
+		panic(fmt.Sprintf("gpukernels.CopyBlock: bad block rows=%d cols=%d dstOff=%d dstStride=%d srcOff=%d srcStride=%d",
+			rows, cols, dstOff, dstStride, srcOff, srcStride))
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	d := be.buf(dst, dstOff+(rows-1)*dstStride+cols, op, "dst")
+	s := be.buf(src, srcOff+(rows-1)*srcStride+cols, op, "src")
+	be.enter(op)
+	defer be.exit()
+	k := be.fn(op, "memory", "copy_block")
+	// Enough blocks to fill the device, each walking many rows: a block per
+	// row would spend more on block starts than on a short row.
+	bx := min((cols+255)/256, 1024)
+	by := min(rows, max(1, be.maxGrid*8/bx), 65535)
+	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(dstOff), iArg(dstStride), pArg(s),
+		iArg(srcOff), iArg(srcStride), iArg(rows), iArg(cols), bArg(accumulate))
+}

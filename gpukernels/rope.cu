@@ -1,0 +1,35 @@
+// Rotary position embedding (cpukernels/rope.go), GPT-NeoX layout: element
+// i pairs with i + Dh/2. Angles are computed in double: at position 10⁴ a
+// float angle would be off by ~1e-3 rad.
+
+// rope: with h = Dh/2 and θ = (pos0 + l)·base^(−2i/Dh), for each of the BH
+// head vectors of position l (row = bh·L + l) and i < h:
+//
+//	forward:  dst[i] = a·cos θ − b·sin θ;   dst[i+h] = b·cos θ + a·sin θ
+//	backward: dst[i] += a·cos θ + b·sin θ;  dst[i+h] += b·cos θ − a·sin θ
+//
+// where a = src[i], b = src[i+h]. A thread owns one (l, i) pair (grid x,
+// grid-stride) and computes its sine and cosine once for all the (b, h)
+// rows it walks (grid y, grid-stride). Each thread reads its pair before
+// writing it, so dst may be src.
+extern "C" __global__ void rope(real* dst, const real* src, i64 BH, i64 L, i64 Dh, i64 pos0, double base,
+                                i64 backward) {
+    const i64 h = Dh / 2;
+    FOR_N(e, L * h) {
+        const i64 l = e / h, i = e % h;
+        const double th = (double)(pos0 + l) * pow(base, -(double)(2 * i) / (double)Dh);
+        double sn, cs;
+        sincos(th, &sn, &cs);
+        for (i64 bh = blockIdx.y; bh < BH; bh += gridDim.y) {
+            const i64 off = (bh * L + l) * Dh + i;
+            const double a = (double)src[off], b = (double)src[off + h];
+            if (backward) {
+                dst[off] += (real)(a * cs + b * sn);
+                dst[off + h] += (real)(b * cs - a * sn);
+            } else {
+                dst[off] = (real)(a * cs - b * sn);
+                dst[off + h] = (real)(b * cs + a * sn);
+            }
+        }
+    }
+}
