@@ -1,0 +1,45 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"seqbench/reports"
+)
+
+// cmdReport renders a results folder: the tables on the terminal, and
+// DIR/report.md, DIR/index.html and DIR/plots/ (PNG and SVG).
+func cmdReport(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	dpi := fs.Int("dpi", 0, "resolution of the PNG plots (0: 110)")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := maxArgs(pos, 1, "one results folder"); err != nil {
+		return err
+	}
+	dir := "results"
+	if len(pos) == 1 {
+		dir = pos[0]
+	}
+	res, err := reports.Load(dir)
+	if err != nil {
+		return err
+	}
+	if err := reports.WriteText(stdout, res); err != nil {
+		return err
+	}
+	rep, err := reports.Write(res, dir, reports.Options{DPI: *dpi})
+	if err != nil {
+		return err
+	}
+	plots := "1 plot"
+	if n := len(rep.Plots) / 2; n != 1 {
+		plots = fmt.Sprintf("%d plots", n)
+	}
+	fmt.Fprintf(stdout, "report: %s, %s (%s, PNG and SVG, in %s)\n", rep.Markdown, rep.HTML, plots, filepath.Join(dir, "plots"))
+	return nil
+}
