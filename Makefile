@@ -4,13 +4,18 @@ RESULTS  ?= results
 # Tests run with a per-package timeout well under CI's budget.
 TESTFLAGS ?= -timeout 15m
 
-.PHONY: run test lint build gpu-bundle clean
+.PHONY: run test lint build gpu-bundle clean bench
 
 run: build
 	./bin/seqbench run --out $(RESULTS)
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/seqbench ./cmd/seqbench
+
+# Times every CPU kernel at small sizes (about a minute on 2 cores) into
+# $(RESULTS)/bench/; `seqbench regress OLD NEW` compares two such files.
+bench: build
+	./bin/seqbench bench --suite kernels --device cpu --out $(RESULTS)/bench/cpu-kernels.bench.json
 
 test:
 	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./...

@@ -14,6 +14,7 @@ import (
 
 	"seqbench/arch"
 	"seqbench/cpukernels"
+	"seqbench/gpukernels"
 	"seqbench/gpukernels/cuda"
 	"seqbench/nn"
 	"seqbench/tasks"
@@ -32,22 +33,53 @@ func defaultDevice() string {
 	return "auto"
 }
 
-// selectDevice resolves --device. There is no CUDA backend in this build
-// yet: asking for cuda is an error, and auto says why it runs on the CPU,
-// never silently.
+// selectDevice resolves --device: cpu, cuda, or auto (cuda when a driver
+// loads and a GPU answers, else cpu, saying why). Asking for cuda where none
+// works is an error; nothing falls back silently.
 func selectDevice(name string, stderr io.Writer) (device, error) {
+	return selectDeviceDType(name, nn.Float32, stderr)
+}
+
+// selectDeviceDType is selectDevice at a given precision (seqbench op
+// --dtype float64 runs either backend in float64).
+func selectDeviceDType(name string, dt nn.DType, stderr io.Writer) (device, error) {
 	switch name {
 	case "cpu":
-		return device{"cpu", cpukernels.New[float32]()}, nil
+		return device{"cpu", cpukernels.ForDType(dt)}, nil
 	case "cuda":
-		return device{}, usageError{"--device cuda: this build has no CUDA backend yet (only the CPU reference backend); use --device cpu"}
-	case "auto":
-		if path, err := cuda.ProbeDriver(); err == nil {
-			fmt.Fprintf(stderr, "note: a CUDA driver loads (%s) but this build has no CUDA backend yet; running on the CPU\n", path)
+		be, err := newCUDA(dt)
+		if err != nil {
+			return device{}, usageError{"--device cuda: " + err.Error()}
 		}
-		return device{"cpu", cpukernels.New[float32]()}, nil
+		return device{"cuda", be}, nil
+	case "auto":
+		be, err := newCUDA(dt)
+		if err == nil {
+			return device{"cuda", be}, nil
+		}
+		if _, probeErr := cuda.ProbeDriver(); probeErr == nil {
+			fmt.Fprintf(stderr, "note: a CUDA driver loads but the GPU backend could not start (%v); running on the CPU\n", err)
+		}
+		return device{"cpu", cpukernels.ForDType(dt)}, nil
 	}
 	return device{}, usageError{fmt.Sprintf("--device %q is not allowed (auto, cpu or cuda; or set SEQBENCH_DEVICE)", name)}
+}
+
+// newCUDA starts the CUDA backend on device 0.
+func newCUDA(dt nn.DType) (nn.Backend, error) {
+	if _, err := cuda.ProbeDriver(); err != nil {
+		return nil, fmt.Errorf("no CUDA driver (libcuda.so.1 did not load: %v)", err)
+	}
+	be, err := gpukernels.New(dt)
+	if err != nil {
+		return nil, err
+	}
+	full, ok := any(be).(nn.Backend)
+	if !ok {
+		be.Close()
+		return nil, fmt.Errorf("this build's CUDA backend does not implement every op yet")
+	}
+	return full, nil
 }
 
 func cmdDevices(args []string, stdout, stderr io.Writer) error {
@@ -61,10 +93,22 @@ func cmdDevices(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "cpu: %d cores (GOMAXPROCS %d), %s/%s, backend cpu-float32 and cpu-float64, GEMM: %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cpukernels.GemmPath)
-	if path, err := cuda.ProbeDriver(); err == nil {
-		fmt.Fprintf(stdout, "cuda: driver library loads from %s (no CUDA backend in this build yet)\n", path)
-	} else {
+	if _, err := cuda.ProbeDriver(); err != nil {
 		fmt.Fprintf(stdout, "cuda: no driver library (libcuda.so.1 did not load: %v)\n", err)
+		return nil
+	}
+	be, err := gpukernels.New(nn.Float32)
+	if err != nil {
+		fmt.Fprintf(stdout, "cuda: the driver loads but the backend does not start: %v\n", err)
+		return nil
+	}
+	defer be.Close()
+	d := be.Device()
+	fmt.Fprintf(stdout, "cuda:0 %s, %.1f GiB, %d SMs, compute capability %d.%d, L2 %d MiB\n",
+		d.Name, float64(d.TotalMem)/(1<<30), d.SMs, d.CCMajor, d.CCMinor, d.L2Bytes>>20)
+	fmt.Fprintf(stdout, "       %s\n", be.Versions())
+	if _, ok := any(be).(nn.Backend); !ok {
+		fmt.Fprintln(stdout, "       (this build's CUDA backend does not implement every op yet: --device cuda is refused)")
 	}
 	return nil
 }

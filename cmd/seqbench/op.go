@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"seqbench/cpukernels"
 	"seqbench/nn"
 	"seqbench/safetensors"
 )
@@ -224,12 +223,11 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 	default:
 		return usageError{fmt.Sprintf("--dtype %q is not allowed (float32 or float64)", *dtypeName)}
 	}
-	// selectDevice says why cuda cannot run; the only backend today is the
-	// CPU one, at the precision asked for.
-	if _, err := selectDevice(*device, stderr); err != nil {
+	dev, err := selectDeviceDType(*device, dt, stderr)
+	if err != nil {
 		return err
 	}
-	be := cpukernels.ForDType(dt)
+	be := dev.backend
 
 	file, _, err := safetensors.ReadFile(*inPath)
 	if err != nil {

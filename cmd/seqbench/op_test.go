@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"seqbench/cpukernels"
+	"seqbench/gpukernels/cuda"
 	"seqbench/nn"
 	"seqbench/safetensors"
 )
@@ -222,7 +223,6 @@ func TestOpUsageErrors(t *testing.T) {
 		{"two ops", []string{"op", "attention", "rmsnorm", "--in", in, "--out", out}, "unexpected arguments rmsnorm"},
 		{"no --in", []string{"op", "attention", "--out", out}, "missing --in"},
 		{"no --out", []string{"op", "attention", "--in", in}, "missing --out"},
-		{"cuda", []string{"op", "attention", "--in", in, "--out", out, "--device", "cuda"}, "no CUDA backend"},
 		{"bad device", []string{"op", "attention", "--in", in, "--out", out, "--device", "tpu"}, `--device "tpu"`},
 		{"bad dtype", []string{"op", "attention", "--in", in, "--out", out, "--dtype", "float16"}, `--dtype "float16" is not allowed (float32 or float64)`},
 		{"flag of another op", []string{"op", "attention", "--in", in, "--out", out, "--chunk-size", "8"}, "--chunk-size does not apply to attention (its flags: --causal)"},
@@ -233,6 +233,13 @@ func TestOpUsageErrors(t *testing.T) {
 		{"missing file", []string{"op", "attention", "--in", filepath.Join(dir, "nope.safetensors"), "--out", out}, "nope.safetensors"},
 		{"malformed file", []string{"op", "attention", "--in", bad, "--out", out}, "safetensors: header length"},
 		{"unknown flag", []string{"op", "attention", "--in", in, "--out", out, "--chunk", "8"}, "flag provided but not defined: -chunk"},
+	}
+	if _, err := cuda.ProbeDriver(); err != nil { // on a GPU host cuda works
+		cases = append(cases, struct {
+			name string
+			args []string
+			want string
+		}{"cuda", []string{"op", "attention", "--in", in, "--out", out, "--device", "cuda"}, "no CUDA driver"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,399 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v4"
+
+	"seqbench/arch"
+	"seqbench/nn"
+)
+
+// ModelOptions size the models of the train, generate and memory suites.
+// Every other field of an architecture keeps its default (the transformer
+// gets heads of 64 channels when d_model allows, as the papers' baselines).
+type ModelOptions struct {
+	DModel    int `json:"d_model"`
+	NLayers   int `json:"n_layers"`
+	Vocab     int `json:"vocab"`
+	Prompt    int `json:"prompt,omitempty"`     // generate: prompt length
+	NewTokens int `json:"new_tokens,omitempty"` // generate: tokens generated one at a time
+}
+
+// fill sets the defaults: on a GPU a ~130M-parameter model (d_model 768,
+// 12 layers, GPT-NeoX's vocabulary) and Mamba's generation benchmark
+// (prompt 2048, 128 new tokens); on the CPU a tiny one.
+func (m *ModelOptions) fill(gpu bool, suite string) {
+	if m.DModel <= 0 {
+		m.DModel = pick(gpu, 768, 64)
+	}
+	if m.NLayers <= 0 {
+		m.NLayers = pick(gpu, 12, 2)
+	}
+	if m.Vocab <= 0 {
+		m.Vocab = pick(gpu, 50280, 256)
+	}
+	if suite == "generate" {
+		if m.Prompt <= 0 {
+			m.Prompt = pick(gpu, 2048, 128)
+		}
+		if m.NewTokens <= 0 {
+			m.NewTokens = pick(gpu, 128, 16)
+		}
+	} else {
+		m.Prompt, m.NewTokens = 0, 0
+	}
+}
+
+func (m ModelOptions) check() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--d-model", m.DModel}, {"--n-layers", m.NLayers}, {"--vocab", m.Vocab}, {"--prompt", m.Prompt}, {"--new-tokens", m.NewTokens}} {
+		if f.v < 0 {
+			return fmt.Errorf("%s: %d is not allowed (≥ 1; 0 takes the default)", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// modelGrid returns the default lengths and batch sizes of a model suite.
+func modelGrid(suite string, gpu bool) (lengths, batches []int) {
+	switch suite {
+	case "train":
+		return pick(gpu, []int{2048}, []int{256}), pick(gpu, []int{8}, []int{4})
+	case "generate":
+		return nil, pick(gpu, []int{1, 16, 64}, []int{1, 4})
+	default: // memory
+		return pick(gpu, []int{512, 1024, 2048, 4096, 8192}, []int{64, 128, 256}), []int{1}
+	}
+}
+
+// model is one built architecture on a tracked backend.
+type model struct {
+	name   string
+	m      arch.Model
+	params []nn.Param
+	count  int
+	be     *tracked
+	freed  bool
+}
+
+// buildModel decodes {arch, d_model, n_layers} like a YAML model block and
+// builds it.
+func buildModel(d *Device, name string, mo ModelOptions, maxLen int, seed uint64) (md *model, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("building: %v", p)
+		}
+	}()
+	block := fmt.Sprintf("{arch: %s, d_model: %d, n_layers: %d", name, mo.DModel, mo.NLayers)
+	if name == "transformer" && mo.DModel >= 128 && mo.DModel%64 == 0 {
+		block += fmt.Sprintf(", n_heads: %d", mo.DModel/64)
+	}
+	var node yaml.Node
+	if err := yaml.Load([]byte(block+"}"), &node); err != nil {
+		return nil, err
+	}
+	cfg, err := arch.Decode(node.Content[0])
+	if err != nil {
+		return nil, err
+	}
+	tb := track(d.Backend)
+	m, err := cfg.Build(arch.Env{Backend: tb, Vocab: mo.Vocab, MaxLen: maxLen, RNG: rand.New(rand.NewPCG(seed, 3))})
+	if err != nil {
+		return nil, err
+	}
+	ps := m.Params()
+	return &model{name: name, m: m, params: ps, count: nn.CountParams(ps), be: tb}, nil
+}
+
+func (md *model) free() {
+	if md.freed {
+		return
+	}
+	md.freed = true
+	seen := map[*nn.Tensor]bool{} // tied weights are listed twice
+	for _, p := range md.params {
+		if seen[p.T] {
+			continue
+		}
+		seen[p.T] = true
+		md.be.Free(p.T.Data)
+		if g := p.T.Grad(); g != nil {
+			md.be.Free(g)
+		}
+	}
+}
+
+func (o Options) archs() []string {
+	if len(o.Archs) > 0 {
+		return o.Archs
+	}
+	return arch.Names()
+}
+
+func (o Options) modelGrid(gpu bool) (lengths, batches []int) {
+	lengths, batches = modelGrid(o.Suite, gpu)
+	if len(o.Lengths) > 0 {
+		lengths = o.Lengths
+	}
+	if len(o.Batches) > 0 {
+		batches = o.Batches
+	}
+	return lengths, batches
+}
+
+// modelName is the Go benchmark name of a model benchmark.
+func modelName(bench, archName string, mo ModelOptions, kv ...any) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/arch=%s/d_model=%d/n_layers=%d", bench, archName, mo.DModel, mo.NLayers)
+	for i := 0; i < len(kv); i += 2 {
+		fmt.Fprintf(&b, "/%s=%v", kv[i], kv[i+1])
+	}
+	return b.String()
+}
+
+// trainer runs full training steps of one model: forward, cross-entropy,
+// backward, gradient clipping and AdamW, as train.Run does.
+type trainer struct {
+	md    *model
+	opt   *nn.AdamW
+	B, L  int
+	ids   [][]int32 // input sets, rotated
+	tgts  [][]int32
+	steps int
+}
+
+func newTrainer(md *model, B, L, vocab int, rng *rand.Rand) *trainer {
+	t := &trainer{md: md, opt: nn.NewAdamW(md.be, md.params, 0.1), B: B, L: L}
+	for range 2 {
+		ids, tg := make([]int32, B*L), make([]int32, B*L)
+		for i := range ids {
+			ids[i], tg[i] = int32(rng.IntN(vocab)), int32(rng.IntN(vocab))
+		}
+		t.ids, t.tgts = append(t.ids, ids), append(t.tgts, tg)
+	}
+	return t
+}
+
+func (t *trainer) step() {
+	be := t.md.be
+	i := t.steps % len(t.ids)
+	t.steps++
+	tp := nn.NewTape(be, true)
+	defer tp.Release()
+	logits := t.md.m.Forward(tp, t.ids[i], t.B, t.L)
+	loss, _ := tp.CrossEntropy(logits, t.tgts[i], -1)
+	nn.ZeroGrads(be, t.md.params)
+	tp.Backward(loss)
+	nn.ClipGradNorm(be, t.md.params, 1)
+	t.opt.Step(1e-4)
+}
+
+func (t *trainer) free() {
+	t.opt.Free()
+	t.md.free()
+}
+
+// runTrain times full training steps per architecture: tokens/s, FLOP/s
+// against the GEMM ceiling (3× the forward FLOPs per token: the backward
+// costs twice the forward) and peak memory.
+func runTrain(d *Device, o Options, f *File) error {
+	return runSteps(d, o, f, "TrainStep", "train_step", o.Repeat)
+}
+
+// runMemory measures the peak memory of a training step against L; it
+// times the step too (fewer samples: memory does not vary between steps).
+func runMemory(d *Device, o Options, f *File) error {
+	return runSteps(d, o, f, "TrainMemory", "train_memory", min(o.Repeat, 3))
+}
+
+func runSteps(d *Device, o Options, f *File, bench, op string, repeat int) error {
+	rng := rand.New(rand.NewPCG(o.Seed, 5))
+	mo := o.Model
+	lengths, batches := o.modelGrid(d.GPU)
+	ro := o
+	ro.Repeat = repeat
+	for _, name := range o.archs() {
+		for _, L := range lengths {
+			for _, B := range batches {
+				bname := modelName(bench, name, mo, "B", B, "L", L)
+				md, err := buildModel(d, name, mo, L, o.Seed)
+				if err != nil {
+					f.Skipped = append(f.Skipped, Skip{bname, err.Error()})
+					o.progress("%-56s skipped: %v\n", bname, err)
+					continue
+				}
+				t := newTrainer(md, B, L, mo.Vocab, rng)
+				meter := d.meter(md.be)
+				// The peak is of the measured steps: the first step (outside)
+				// allocates the optimizer's moments' first use and warms up.
+				var peak int64
+				samples, reps, err := d.measure(func() {
+					if t.steps == 1 {
+						meter.ResetPeak()
+					}
+					t.step()
+					peak = max(peak, meter.PeakBytes())
+				}, ro)
+				if err != nil {
+					t.free()
+					f.Skipped = append(f.Skipped, Skip{bname, err.Error()})
+					o.progress("%-56s skipped: %v\n", bname, err)
+					continue
+				}
+				r := Result{Name: bname, Suite: o.Suite, Op: op, Impl: d.Backend.Name(), Pass: PassForwardBackward, L: L, Arch: name,
+					Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.NLayers, "vocab": mo.Vocab, "B": B, "L": L},
+					Variant: fmt.Sprintf("%s B=%d", name, B), Reps: reps, Samples: samples,
+					FLOPs: 3 * md.m.FLOPsPerToken(L) * float64(B*L), Params: md.count, Tokens: B * L, PeakBytes: peak}
+				if d.Memory == nil {
+					r.HeapBytes = heapInuse()
+				}
+				t.free()
+				r.derive(f.Ceilings)
+				f.Results = append(f.Results, r)
+				o.progress("%-56s %10s/step  %9.4g tokens/s  peak %s\n", bname, humanSeconds(r.Median), r.TokensPerS, humanBytes(peak))
+			}
+		}
+	}
+	return nil
+}
+
+// runGenerate times step-mode generation per architecture and batch size:
+// the prompt consumed in one Step, then NewTokens greedy steps of one
+// token; a sample is the whole generation, with the prompt (prefill) and
+// the new tokens (decode) also timed apart.
+func runGenerate(d *Device, o Options, f *File) error {
+	rng := rand.New(rand.NewPCG(o.Seed, 9))
+	mo := o.Model
+	_, batches := o.modelGrid(d.GPU)
+	P, T := mo.Prompt, mo.NewTokens
+	for _, name := range o.archs() {
+		for _, B := range batches {
+			bname := modelName("Generate", name, mo, "B", B, "prompt", P, "new", T)
+			res, err := generate(d, o, name, B, rng)
+			if err != nil {
+				f.Skipped = append(f.Skipped, Skip{bname, err.Error()})
+				o.progress("%-64s skipped: %v\n", bname, err)
+				continue
+			}
+			res.Name = bname
+			res.derive(f.Ceilings)
+			f.Results = append(f.Results, *res)
+			o.progress("%-64s %10s  %9.4g tokens/s  state %s\n", bname, humanSeconds(res.Median), res.TokensPerS, humanBytes(res.StateBytes))
+		}
+	}
+	return nil
+}
+
+func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Result, err error) {
+	mo := o.Model
+	P, T, V := mo.Prompt, mo.NewTokens, mo.Vocab
+	md, err := buildModel(d, name, mo, P+T, o.Seed)
+	if err != nil {
+		return nil, err
+	}
+	defer md.free()
+	sm, ok := md.m.(arch.Stepper)
+	if !ok {
+		return nil, fmt.Errorf("%s has no step mode", name)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	be := md.be
+	prompts := make([][]int32, 2)
+	for i := range prompts {
+		prompts[i] = make([]int32, B*P)
+		for j := range prompts[i] {
+			prompts[i][j] = int32(rng.IntN(V))
+		}
+	}
+	last := be.Alloc(B * V)
+	defer be.Free(last)
+	var st arch.State
+	var next []int32
+	n := 0
+	prefill := func() {
+		tp := nn.NewTape(be, false)
+		defer tp.Release()
+		logits := sm.Step(tp, st, prompts[n%len(prompts)], B, P)
+		be.CopyBlock(last, 0, V, logits.Data, (P-1)*V, P*V, B, V, false) // each sequence's last row
+		next = be.ArgmaxRows(last, B, V)
+	}
+	decode := func() {
+		for range T {
+			tp := nn.NewTape(be, false)
+			logits := sm.Step(tp, st, next, B, 1)
+			next = be.ArgmaxRows(logits.Data, B, V)
+			tp.Release()
+		}
+	}
+	timer := d.timer()
+	meter := d.meter(md.be)
+	var total, pre, dec []float64
+	var stateBytes, peak int64
+	sample := func() error {
+		st = sm.NewState(B)
+		defer st.Free()
+		meter.ResetPeak()
+		p, err := timer.Time(1, prefill)
+		if err != nil {
+			return err
+		}
+		q, err := timer.Time(1, decode)
+		if err != nil {
+			return err
+		}
+		stateBytes, peak = st.Bytes(), max(peak, meter.PeakBytes())
+		n++
+		total, pre, dec = append(total, (p+q)/1e3), append(pre, p/1e3), append(dec, q/1e3)
+		return nil
+	}
+	// Warm up: whole generations until the warm-up time is spent (at
+	// least one), then the samples.
+	for spent := 0.0; len(total) == 0 || spent < o.Warmup.Seconds(); {
+		if err := sample(); err != nil {
+			return nil, err
+		}
+		spent += total[len(total)-1]
+	}
+	total, pre, dec, peak = nil, nil, nil, 0
+	for range o.Repeat {
+		if err := sample(); err != nil {
+			return nil, err
+		}
+	}
+	r := &Result{Suite: "generate", Op: "generate", Impl: d.Backend.Name(), Pass: PassForward, L: P + T, Arch: name,
+		Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.NLayers, "vocab": V, "B": B, "prompt": P, "new": T},
+		Variant: fmt.Sprintf("%s B=%d", name, B), Reps: 1, Samples: total,
+		FLOPs:  float64(B) * (md.m.FLOPsPerToken(P)*float64(P) + md.m.FLOPsPerToken(P+T)*float64(T)),
+		Params: md.count, Tokens: B * T, PeakBytes: peak, StateBytes: stateBytes,
+		PrefillS: median(pre), DecodeS: median(dec)}
+	return r, nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return quantile(s, 0.5)
+}
+
+// humanBytes writes a size in KiB, MiB or GiB with 3 significant digits.
+func humanBytes(n int64) string {
+	switch {
+	case n <= 0:
+		return "-"
+	case n < 1<<20:
+		return fmt.Sprintf("%.3g KiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.3g MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.3g GiB", float64(n)/(1<<30))
+}

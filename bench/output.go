@@ -1,0 +1,280 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
+	"golang.org/x/perf/benchfmt"
+)
+
+// WriteFiles writes the JSON record to path and the Go benchmark-format
+// lines next to it (TextPath(path)), each atomically (temp file, rename).
+func WriteFiles(f *File, path string) (textPath string, err error) {
+	data, err := json.MarshalIndent(f, "", " ")
+	if err != nil {
+		return "", err
+	}
+	if err := writeAtomic(path, append(data, '\n')); err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if err := WriteBenchfmt(&buf, f); err != nil {
+		return "", err
+	}
+	textPath = TextPath(path)
+	return textPath, writeAtomic(textPath, buf.Bytes())
+}
+
+// TextPath is where the benchmark-format lines of a JSON file go:
+// kernels.bench.json -> kernels.bench.txt.
+func TextPath(jsonPath string) string {
+	return strings.TrimSuffix(jsonPath, ".json") + ".txt"
+}
+
+func writeAtomic(path string, data []byte) error {
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// ReadFile reads and checks a bench JSON file. Every error names the file
+// and what is wrong: it is not JSON, not a seqbench bench file, or a
+// result has no samples, a sample that is not a finite time > 0, or a
+// name used twice.
+func ReadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var f File
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: not a bench JSON file: %v", path, err)
+	}
+	if !strings.HasPrefix(f.Schema, "seqbench-bench/") {
+		return nil, fmt.Errorf("%s: schema %q is not a seqbench bench file (want %q)", path, f.Schema, SchemaVersion)
+	}
+	seen := map[string]bool{}
+	for i, r := range f.Results {
+		switch {
+		case r.Name == "":
+			return nil, fmt.Errorf("%s: result %d has no name", path, i)
+		case seen[r.Name]:
+			return nil, fmt.Errorf("%s: benchmark %s appears twice", path, r.Name)
+		case len(r.Samples) == 0:
+			return nil, fmt.Errorf("%s: benchmark %s has no samples", path, r.Name)
+		}
+		seen[r.Name] = true
+		for _, s := range r.Samples {
+			if !(s > 0) || math.IsInf(s, 0) {
+				return nil, fmt.Errorf("%s: benchmark %s has a sample %v (want finite seconds > 0)", path, r.Name, s)
+			}
+		}
+	}
+	return &f, nil
+}
+
+// WriteBenchfmt writes f in the Go benchmark format (golang.org/x/perf
+// benchfmt), one line per sample so benchstat sees the spread:
+//
+//	BenchmarkSelectiveScan/pass=fwd/B=1/D=256/N=16/L=512 8 0.00123 sec/op 4.5e+09 B/s 1.2e+09 FLOP/s
+//
+// preceded by the configuration (device, backend, revision ...) and unit
+// metadata saying that B/s, FLOP/s and tokens/s are better higher.
+func WriteBenchfmt(w io.Writer, f *File) error {
+	bw := benchfmt.NewWriter(w)
+	for _, unit := range []string{"B/s", "FLOP/s", "tokens/s"} {
+		if err := bw.Write(&benchfmt.UnitMetadata{UnitMetadataKey: benchfmt.UnitMetadataKey{Unit: unit, Key: "better"},
+			OrigUnit: unit, Value: "higher"}); err != nil {
+			return err
+		}
+	}
+	cfg := []benchfmt.Config{}
+	add := func(k, v string) {
+		if v = strings.TrimSpace(v); v != "" {
+			cfg = append(cfg, benchfmt.Config{Key: k, Value: []byte(v), File: true})
+		}
+	}
+	add("goos", f.Host.GOOS)
+	add("goarch", f.Host.GOARCH)
+	add("pkg", "seqbench/bench")
+	add("device", f.Device)
+	add("backend", f.Backend)
+	add("driver", f.Driver)
+	add("revision", f.Revision)
+	add("suite", f.Suite)
+	write := func(r Result) error {
+		for _, s := range r.Samples {
+			res := &benchfmt.Result{Config: cfg, Name: benchfmt.Name(r.Name), Iters: max(r.Reps, 1),
+				Values: []benchfmt.Value{{Value: s, Unit: "sec/op"}}}
+			if r.Bytes > 0 {
+				res.Values = append(res.Values, benchfmt.Value{Value: r.Bytes / s, Unit: "B/s"})
+			}
+			if r.FLOPs > 0 {
+				res.Values = append(res.Values, benchfmt.Value{Value: r.FLOPs / s, Unit: "FLOP/s"})
+			}
+			if r.Tokens > 0 {
+				res.Values = append(res.Values, benchfmt.Value{Value: float64(r.Tokens) / s, Unit: "tokens/s"})
+			}
+			if err := bw.Write(res); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if c := f.Ceilings; c != nil {
+		for _, r := range []Result{c.Copy, c.Gemm} {
+			if err := write(r); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range f.Results {
+		if err := write(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tableOptions: header auto-format off (d_model stays d_model).
+func tableOptions(right []bool) []tablewriter.Option {
+	align := make([]tw.Align, len(right))
+	for i, r := range right {
+		align[i] = tw.AlignLeft
+		if r {
+			align[i] = tw.AlignRight
+		}
+	}
+	return []tablewriter.Option{
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithHeaderAlignment(tw.AlignCenter),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}),
+		tablewriter.WithRowAutoWrap(tw.WrapNone),
+		tablewriter.WithHeaderAutoWrap(tw.WrapNone),
+	}
+}
+
+func renderTable(w io.Writer, header []string, right []bool, rows [][]string) error {
+	t := tablewriter.NewTable(w, tableOptions(right)...)
+	t.Header(header)
+	for _, r := range rows {
+		if err := t.Append(r); err != nil {
+			return err
+		}
+	}
+	return t.Render()
+}
+
+// WriteTable writes the results of f as a terminal table: the device and
+// its ceilings, one row per benchmark, then what was skipped.
+func WriteTable(w io.Writer, f *File) error {
+	fmt.Fprintf(w, "%s suite on %s, backend %s", f.Suite, f.Device, f.Backend)
+	if f.Driver != "" {
+		fmt.Fprintf(w, " (%s)", f.Driver)
+	}
+	fmt.Fprintf(w, ", %s timer, median of %d samples\n", f.Settings.Timer, f.Settings.Repeat)
+	if c := f.Ceilings; c != nil {
+		fmt.Fprintf(w, "ceilings: copy %.3g GB/s (read + write, %s), GEMM %.3g GFLOP/s (%s)\n",
+			c.CopyBytesPerS/1e9, strings.TrimPrefix(c.Copy.Name, "Ceiling"), c.GemmFLOPsPerS/1e9, strings.TrimPrefix(c.Gemm.Name, "Ceiling"))
+	}
+	var err error
+	switch f.Suite {
+	case "train", "memory":
+		err = stepTable(w, f)
+	case "generate":
+		err = generateTable(w, f)
+	default:
+		err = kernelTable(w, f)
+	}
+	if err != nil {
+		return err
+	}
+	for _, s := range f.Skipped {
+		fmt.Fprintf(w, "skipped %s: %s\n", s.Name, s.Reason)
+	}
+	return nil
+}
+
+func pct(v float64) string {
+	if v <= 0 || math.IsNaN(v) {
+		return "-"
+	}
+	if v < 0.001 {
+		return "<0.1%"
+	}
+	return fmt.Sprintf("%.1f%%", 100*v)
+}
+
+// spread is the interquartile range over the median.
+func spread(r Result) string {
+	if r.Median <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("±%.1f%%", 50*(r.Q3-r.Q1)/r.Median)
+}
+
+func kernelTable(w io.Writer, f *File) error {
+	header := []string{"op", "pass", "shape", "median", "IQR/2", "GB/s", "GFLOP/s", "% copy BW", "% GEMM", "bound"}
+	right := []bool{false, false, false, true, true, true, true, true, true, false}
+	var rows [][]string
+	for _, r := range f.Results {
+		rows = append(rows, []string{r.Op, r.Pass, strings.TrimSpace(r.Variant + fmt.Sprintf(" L=%d", r.L)),
+			humanSeconds(r.Median), spread(r), fmt.Sprintf("%.3g", r.BytesPerS/1e9), fmt.Sprintf("%.3g", r.FLOPsPerS/1e9),
+			pct(r.FracBandwidth), pct(r.FracFLOPs), r.Bound})
+	}
+	return renderTable(w, header, right, rows)
+}
+
+func stepTable(w io.Writer, f *File) error {
+	header := []string{"arch", "params", "B", "L", "median step", "IQR/2", "tokens/s", "GFLOP/s", "% GEMM", "peak mem"}
+	right := []bool{false, true, true, true, true, true, true, true, true, true}
+	var rows [][]string
+	for _, r := range f.Results {
+		rows = append(rows, []string{r.Arch, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]), fmt.Sprint(r.L),
+			humanSeconds(r.Median), spread(r), fmt.Sprintf("%.4g", r.TokensPerS), fmt.Sprintf("%.3g", r.FLOPsPerS/1e9),
+			pct(r.FracFLOPs), humanBytes(r.PeakBytes)})
+	}
+	return renderTable(w, header, right, rows)
+}
+
+func generateTable(w io.Writer, f *File) error {
+	header := []string{"arch", "params", "B", "prompt+new", "median total", "IQR/2", "prefill", "decode/token", "tokens/s", "state", "peak mem"}
+	right := []bool{false, true, true, true, true, true, true, true, true, true, true}
+	var rows [][]string
+	for _, r := range f.Results {
+		perTok := 0.0
+		if n := r.Shape["new"]; n > 0 {
+			perTok = r.DecodeS / float64(n)
+		}
+		rows = append(rows, []string{r.Arch, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]),
+			fmt.Sprintf("%d+%d", r.Shape["prompt"], r.Shape["new"]), humanSeconds(r.Median), spread(r),
+			humanSeconds(r.PrefillS), humanSeconds(perTok), fmt.Sprintf("%.4g", r.TokensPerS),
+			humanBytes(r.StateBytes), humanBytes(r.PeakBytes)})
+	}
+	return renderTable(w, header, right, rows)
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"seqbench/bench"
+)
+
+// cmdBench runs a benchmark suite on a device and writes the JSON record,
+// the Go benchmark-format lines beside it and a table on the terminal.
+func cmdBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	def := bench.DefaultOptions()
+	suite := fs.String("suite", def.Suite, "kernels | train | generate | memory")
+	dev := fs.String("device", defaultDevice(), "auto | cpu | cuda")
+	ops := fs.String("ops", "", "kernels: comma-separated ops (default all: "+strings.Join(bench.KernelOps(), ",")+")")
+	archs := fs.String("archs", "", "train, generate, memory: comma-separated architectures (default all registered)")
+	lengths := fs.String("lengths", "", "comma-separated sequence lengths (default: the suite's grid for the device)")
+	batch := fs.String("batch", "", "comma-separated batch sizes (default: the suite's grid for the device)")
+	repeat := fs.Int("repeat", def.Repeat, "timed samples per benchmark (regress needs ≥ 4 per side; 10 is better)")
+	warmup := fs.Duration("warmup", 0, "untimed running after the first call, before the samples (default 20ms CPU, 100ms GPU; at least 1 call)")
+	minSample := fs.Duration("min-sample", 0, "a sample repeats the call until it lasts this long (default 2ms CPU, 5ms GPU)")
+	ceilings := fs.Bool("ceilings", true, "measure the copy bandwidth and GEMM rate of the device (fractions of them in the table)")
+	dModel := fs.Int("d-model", 0, "model suites: d_model (default 64 CPU, 768 GPU)")
+	nLayers := fs.Int("n-layers", 0, "model suites: n_layers (default 2 CPU, 12 GPU)")
+	vocab := fs.Int("vocab", 0, "model suites: vocabulary size (default 256 CPU, 50280 GPU)")
+	prompt := fs.Int("prompt", 0, "generate: prompt length (default 128 CPU, 2048 GPU)")
+	newTokens := fs.Int("new-tokens", 0, "generate: tokens generated one at a time (default 16 CPU, 128 GPU)")
+	seed := fs.Uint64("seed", def.Seed, "seed of the random inputs")
+	out := fs.String("out", "", "the JSON file (default SUITE.bench.json); the benchmark-format lines go beside it as .txt")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := maxArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
+	o := def
+	o.Suite, o.Repeat, o.Warmup, o.MinSample, o.Ceilings, o.Seed = *suite, *repeat, *warmup, *minSample, *ceilings, *seed
+	o.Ops, o.Archs = splitList(*ops), splitList(*archs)
+	if o.Lengths, err = intList("--lengths", *lengths); err != nil {
+		return err
+	}
+	if o.Batches, err = intList("--batch", *batch); err != nil {
+		return err
+	}
+	if *repeat < 1 {
+		return usageError{fmt.Sprintf("--repeat %d is not allowed (≥ 1)", *repeat)}
+	}
+	o.Model = bench.ModelOptions{DModel: *dModel, NLayers: *nLayers, Vocab: *vocab, Prompt: *prompt, NewTokens: *newTokens}
+	if !*quiet {
+		o.Progress = stderr
+	}
+	if err := o.Check(); err != nil {
+		return usageError{err.Error()}
+	}
+	path := *out
+	if path == "" {
+		path = o.Suite + ".bench.json"
+	}
+	d, err := selectDevice(*dev, stderr)
+	if err != nil {
+		return err
+	}
+	name := ""
+	if d.name == "cpu" {
+		name = bench.CPUName()
+	}
+	f, err := bench.Run(bench.NewDevice(d.backend, name, ""), o)
+	if err != nil {
+		return err
+	}
+	textPath, err := bench.WriteFiles(f, path)
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteTable(stdout, f); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (full record) and %s (benchstat format)\n", path, textPath)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func intList(flagName, s string) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		v, err := strconv.Atoi(p)
+		if err != nil || v < 1 {
+			return nil, usageError{fmt.Sprintf("%s: %q is not allowed (comma-separated integers ≥ 1)", flagName, p)}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
