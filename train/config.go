@@ -25,6 +25,15 @@ type Config struct {
 	// (0 disables).
 	TargetAccuracy float64 `yaml:"target_accuracy"`
 	Seed           uint64  `yaml:"seed"`
+	// Evaluation of long sequences (see eval.go). EvalParallelTokens is
+	// the most tokens (B·L) one parallel Forward evaluates: longer eval
+	// segments run in step mode. EvalChunk is the tokens per Step call in
+	// step mode. EvalMemoryMB bounds what one evaluated piece may hold
+	// besides the model: its logits, and in step mode the carried state
+	// (a segment whose state would outgrow it is reported as oom).
+	EvalParallelTokens int `yaml:"eval_parallel_tokens"`
+	EvalChunk          int `yaml:"eval_chunk"`
+	EvalMemoryMB       int `yaml:"eval_memory_mb"`
 }
 
 // DefaultConfig holds the defaults a train block starts from.
@@ -34,6 +43,7 @@ func DefaultConfig() Config {
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 		Warmup: 100, Schedule: "cosine", MinLRRatio: 0.1, GradClip: 1,
 		EvalEvery: 100, EvalBatches: 4, LogEvery: 10, Seed: 1,
+		EvalParallelTokens: 1 << 17, EvalChunk: 1024, EvalMemoryMB: 2048,
 	}
 }
 
@@ -76,6 +86,12 @@ func (c *Config) Validate() error {
 		return fieldErr("log_every", c.LogEvery, "must be >= 1")
 	case !(c.TargetAccuracy >= 0 && c.TargetAccuracy <= 1):
 		return fieldErr("target_accuracy", c.TargetAccuracy, "must be in [0, 1] (0 disables early stopping)")
+	case c.EvalParallelTokens < 1 || c.EvalParallelTokens > 1<<40:
+		return fieldErr("eval_parallel_tokens", c.EvalParallelTokens, "must be in [1, 2^40]")
+	case c.EvalChunk < 1 || c.EvalChunk > 1<<30:
+		return fieldErr("eval_chunk", c.EvalChunk, "must be in [1, 2^30]")
+	case c.EvalMemoryMB < 1 || c.EvalMemoryMB > 1<<30:
+		return fieldErr("eval_memory_mb", c.EvalMemoryMB, "must be in [1, 2^30]")
 	}
 	return nil
 }

@@ -53,6 +53,9 @@ type Summary struct {
 	Status        string    `json:"status"`
 	Reason        string    `json:"reason,omitempty"`
 	StartedAt     time.Time `json:"started_at"`
+	// Segments are the per-segment evaluations of a tasks.Segmented task,
+	// in the task's order.
+	Segments []SegmentSummary `json:"segments,omitempty"`
 }
 
 // Metrics is one line of metrics.jsonl.
@@ -66,7 +69,9 @@ type Metrics struct {
 	TokensPerSec float64  `json:"tokens_per_sec"`
 	EvalLoss     *Num     `json:"eval_loss,omitempty"`
 	EvalAccuracy *float64 `json:"eval_accuracy,omitempty"`
-	WallSeconds  float64  `json:"wall_seconds"`
+	// Segments holds each segment's evaluation (tasks.Segmented), by name.
+	Segments    map[string]SegmentMetrics `json:"segments,omitempty"`
+	WallSeconds float64                   `json:"wall_seconds"`
 }
 
 // Options say where and how a run executes.
@@ -147,11 +152,13 @@ type runner struct {
 	task    tasks.Task
 	model   arch.Model
 	params  []nn.Param
-	optim    *nn.AdamW
+	optim   *nn.AdamW
 	sched   nn.Schedule
 	evalSet []tasks.Batch
-	metrics *json.Encoder
-	peakMem uint64
+	// segments are evaluated on their own at every eval (see eval.go).
+	segments []tasks.Segment
+	metrics  *json.Encoder
+	peakMem  uint64
 }
 
 func (r *runner) setup() error {
@@ -175,6 +182,10 @@ func (r *runner) setup() error {
 	r.sched = nn.Schedule{Kind: c.Schedule, Base: c.LR, Warmup: c.Warmup, Total: c.Steps, MinRatio: c.MinLRRatio}
 	for i := range c.EvalBatches {
 		r.evalSet = append(r.evalSet, task.Batch(tasks.Eval, c.Seed, int64(i), c.BatchSize))
+	}
+	if seg, ok := task.(tasks.Segmented); ok {
+		r.segments = seg.EvalSegments()
+		r.sum.Segments = newSegmentSummaries(r.segments, c.EvalBatches*c.BatchSize)
 	}
 	return nil
 }
@@ -207,13 +218,9 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 				TokensPerSec: float64(tickTokens) / now.Sub(lastTick).Seconds(), WallSeconds: now.Sub(r.start).Seconds()}
 			lastTick, tickTokens = now, 0
 			if evalNow {
-				el, ea := r.evaluate()
-				m.EvalLoss, m.EvalAccuracy = (*Num)(&el), &ea
-				r.sum.FinalLoss, r.sum.FinalAccuracy = Num(el), ea
-				if math.IsNaN(float64(r.sum.BestLoss)) || el < float64(r.sum.BestLoss) {
-					r.sum.BestLoss = Num(el)
+				if err := r.evalAt(ctx, &m); err != nil {
+					return StatusFailed, err.Error()
 				}
-				r.sum.BestAccuracy = max(r.sum.BestAccuracy, ea)
 			}
 			r.trackMemory()
 			if err := r.metrics.Encode(m); err != nil {
@@ -253,45 +260,6 @@ func (r *runner) trainStep(b tasks.Batch, lr float64, step int) (loss, acc, gnor
 	}
 	r.optim.Step(lr)
 	return loss, acc, gnorm, nil
-}
-
-// evaluate returns the mean loss and accuracy over the fixed eval set,
-// weighting each batch by its number of scored positions.
-func (r *runner) evaluate() (loss, acc float64) {
-	var lossSum, correct float64
-	var count int
-	for _, b := range r.evalSet {
-		tp := nn.NewTape(r.be, false)
-		logits := r.model.Forward(tp, b.Inputs, b.B, b.L)
-		l, n := tp.CrossEntropy(logits, b.Targets, tasks.Ignore)
-		lossSum += r.be.Read(l.Data)[0] * float64(n)
-		correct += accuracy(r.be, logits, b.Targets) * float64(n)
-		count += n
-		tp.Release()
-	}
-	if count == 0 {
-		return 0, 0
-	}
-	return lossSum / float64(count), correct / float64(count)
-}
-
-// accuracy is the fraction of scored positions whose argmax is the target.
-func accuracy(be nn.Backend, logits *nn.Tensor, targets []int32) float64 {
-	pred := be.ArgmaxRows(logits.Data, len(targets), logits.Dim(-1))
-	hit, n := 0, 0
-	for i, t := range targets {
-		if t == tasks.Ignore {
-			continue
-		}
-		n++
-		if pred[i] == t {
-			hit++
-		}
-	}
-	if n == 0 {
-		return 0
-	}
-	return float64(hit) / float64(n)
 }
 
 func (r *runner) trackMemory() {

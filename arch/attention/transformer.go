@@ -234,9 +234,15 @@ func build(c *Config, env arch.Env) *Model {
 	return m
 }
 
-// MaxLen is the longest sequence the model accepts with learned positions
-// (the Env's MaxLen); other position modes take any length.
-func (m *Model) MaxLen() int { return m.maxLen }
+// MaxLen is the longest sequence the model accepts: the Env's MaxLen with
+// learned positions, 0 (any length) with RoPE or no positions. Evaluation
+// at several lengths reads it to skip lengths the model cannot take.
+func (m *Model) MaxLen() int {
+	if m.PosEmbed == nil {
+		return 0
+	}
+	return m.maxLen
+}
 
 // Forward returns logits (B·L, V) for ids (B·L), batch-major.
 func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
