@@ -105,3 +105,19 @@ func ZeroGrads(b Backend, ps []Param) {
 		}
 	}
 }
+
+// FreeParams returns the storage of ps (values and gradients) to b; a
+// tensor listed twice (tied weights) is freed once.
+func FreeParams(b Backend, ps []Param) {
+	seen := map[*Tensor]bool{}
+	for _, p := range ps {
+		if seen[p.T] {
+			continue
+		}
+		seen[p.T] = true
+		b.Free(p.T.Data)
+		if p.T.grad != nil && p.T.grad.buf != nil {
+			b.Free(p.T.grad.buf)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 // Package sweep reads experiment YAML files, checks them, and expands them
 // into the list of runs they describe: one run per model block times every
-// point of the optional grid.
+// point of the optional grid. Its executors train the runs: a local worker
+// pool (RunLocal) or a Slurm job array (RunSlurm, whose tasks call
+// RunWorker). Every executor skips runs whose summary says ok, so a sweep
+// that stopped resumes where it stopped.
 package sweep
 
 import (
@@ -41,12 +44,19 @@ type file struct {
 	Train  yaml.Node   `yaml:"train"`
 	Models []yaml.Node `yaml:"models"`
 	Sweep  yaml.Node   `yaml:"sweep"`
+	Slurm  yaml.Node   `yaml:"slurm"`
+	// Kind is "" for a plain experiment or "mad" for the MAD suite, whose
+	// `mad` block replaces `task` (see mad.go).
+	Kind string    `yaml:"kind"`
+	MAD  yaml.Node `yaml:"mad"`
 }
 
-// Experiment is a checked experiment: its name and its runs.
+// Experiment is a checked experiment: its name, its runs and the resources
+// its Slurm jobs ask for (`sweep run --executor slurm`).
 type Experiment struct {
-	Name string
-	Runs []train.Spec
+	Name  string
+	Runs  []train.Spec
+	Slurm SlurmConfig
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -74,6 +84,9 @@ func Parse(data []byte) (*Experiment, error) {
 	if !nameRE.MatchString(f.Name) {
 		return nil, configErr("field name: %q is not allowed (letters, digits, '.', '_', '-'; it names the results folder)", f.Name)
 	}
+	if f.Kind != "" || f.MAD.Kind != 0 {
+		return parseKind(&f)
+	}
 	if f.Task.Kind == 0 {
 		return nil, configErr("field task: missing (a block with `name` and the task's fields; tasks: %s)", strings.Join(tasks.Names(), ", "))
 	}
@@ -85,6 +98,14 @@ func Parse(data []byte) (*Experiment, error) {
 		return nil, err
 	}
 	exp := &Experiment{Name: f.Name}
+	if f.Slurm.Kind != 0 {
+		if err := yamlcfg.Strict(&f.Slurm, &exp.Slurm); err != nil {
+			return nil, configErr("slurm: %w", err)
+		}
+		if err := exp.Slurm.Validate(); err != nil {
+			return nil, &ConfigError{yamlcfg.Locate(&f.Slurm, err)}
+		}
+	}
 	ids := map[string]bool{}
 	for mi := range f.Models {
 		for _, point := range grid.points() {
@@ -108,49 +129,115 @@ type setting struct {
 	value *yaml.Node
 }
 
+// grid is a list of axes; a point of the grid takes one value of every
+// axis. A plain path is an axis whose values each set one field; a zip group
+// is one axis whose values each set several fields together.
 type grid struct {
-	paths  []string
-	values [][]*yaml.Node
+	axes [][][]setting // axis -> value -> the settings it makes
 }
 
 // parseGrid reads the sweep block: a mapping from dotted paths
-// (task.X, train.X, model.X; `seed` is train.seed) to lists of values.
+// (task.X, train.X, model.X; `seed` is train.seed) to lists of values, and
+// optionally `zip`: a list of groups, each a mapping from paths to lists of
+// one length whose i-th values go together (model.d_model with
+// model.n_layers).
 func parseGrid(n *yaml.Node) (*grid, error) {
 	g := &grid{}
 	if n.Kind == 0 {
 		return g, nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil, configErr("line %d: field sweep: must map dotted paths (task.seq_len, train.lr, model.d_model, seed) to lists of values", n.Line)
+		return nil, configErr("line %d: field sweep: must map dotted paths (task.seq_len, train.lr, model.d_model, seed) to lists of values, plus an optional zip list", n.Line)
 	}
+	seen := map[string]int{} // path -> line of its first use
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
-		path := key.Value
-		if path == "seed" {
-			path = "train.seed"
+		if key.Value == "zip" {
+			axes, err := parseZip(val, seen)
+			if err != nil {
+				return nil, err
+			}
+			g.axes = append(g.axes, axes...)
+			continue
 		}
-		head, _, ok := strings.Cut(path, ".")
-		if !ok || !slices.Contains([]string{"task", "train", "model"}, head) {
-			return nil, configErr("line %d: field sweep.%s: not a dotted path starting with task., train. or model. (or `seed`)", key.Line, key.Value)
+		path, values, err := parseAxis(key, val, "sweep."+key.Value, seen)
+		if err != nil {
+			return nil, err
 		}
-		if val.Kind != yaml.SequenceNode || len(val.Content) == 0 {
-			return nil, configErr("line %d: field sweep.%s: must be a non-empty list of values", val.Line, key.Value)
+		axis := make([][]setting, len(values))
+		for j, v := range values {
+			axis[j] = []setting{{path, v}}
 		}
-		g.paths = append(g.paths, path)
-		g.values = append(g.values, val.Content)
+		g.axes = append(g.axes, axis)
 	}
 	return g, nil
 }
 
-// points is the cartesian product of the grid, in file order with the last
-// path varying fastest.
+// parseAxis checks one `path: [values]` entry and returns the canonical
+// path and the values.
+func parseAxis(key, val *yaml.Node, field string, seen map[string]int) (string, []*yaml.Node, error) {
+	path := key.Value
+	if path == "seed" {
+		path = "train.seed"
+	}
+	head, _, ok := strings.Cut(path, ".")
+	if !ok || !slices.Contains([]string{"task", "train", "model"}, head) {
+		return "", nil, configErr("line %d: field %s: not a dotted path starting with task., train. or model. (or `seed`)", key.Line, field)
+	}
+	if line, dup := seen[path]; dup {
+		return "", nil, configErr("line %d: field %s: %s is already swept on line %d (a path may appear once in the sweep block)", key.Line, field, path, line)
+	}
+	seen[path] = key.Line
+	if val.Kind != yaml.SequenceNode || len(val.Content) == 0 {
+		return "", nil, configErr("line %d: field %s: must be a non-empty list of values", val.Line, field)
+	}
+	return path, val.Content, nil
+}
+
+// parseZip reads `zip: [{path: [..], path: [..]}, ...]`: one axis per
+// group, whose lists must have one length.
+func parseZip(n *yaml.Node, seen map[string]int) ([][][]setting, error) {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		return nil, configErr("line %d: field sweep.zip: must be a list of groups, each mapping paths to lists of one length (e.g. - {model.d_model: [64, 128], model.n_layers: [2, 4]})", n.Line)
+	}
+	var axes [][][]setting
+	for gi, grp := range n.Content {
+		if grp.Kind != yaml.MappingNode || len(grp.Content) == 0 {
+			return nil, configErr("line %d: field sweep.zip[%d]: must map dotted paths to lists of values of one length", grp.Line, gi)
+		}
+		var axis [][]setting
+		firstPath, firstLen := "", 0
+		for i := 0; i+1 < len(grp.Content); i += 2 {
+			key, val := grp.Content[i], grp.Content[i+1]
+			field := fmt.Sprintf("sweep.zip[%d].%s", gi, key.Value)
+			path, values, err := parseAxis(key, val, field, seen)
+			if err != nil {
+				return nil, err
+			}
+			if i == 0 {
+				firstPath, firstLen = path, len(values)
+				axis = make([][]setting, len(values))
+			} else if len(values) != firstLen {
+				return nil, configErr("line %d: field %s: %d values is not allowed (the group zips it with %s, which has %d)", val.Line, field, len(values), firstPath, firstLen)
+			}
+			for j, v := range values {
+				axis[j] = append(axis[j], setting{path, v})
+			}
+		}
+		axes = append(axes, axis)
+	}
+	return axes, nil
+}
+
+// points is the cartesian product of the axes, in file order with the last
+// axis varying fastest.
 func (g *grid) points() [][]setting {
 	out := [][]setting{nil}
-	for i, path := range g.paths {
+	for _, axis := range g.axes {
 		var next [][]setting
 		for _, p := range out {
-			for _, v := range g.values[i] {
-				next = append(next, append(slices.Clone(p), setting{path, v}))
+			for _, v := range axis {
+				next = append(next, append(slices.Clip(p), v...))
 			}
 		}
 		out = next
@@ -195,6 +282,12 @@ func resolve(f *file, model *yaml.Node, point []setting) (train.Spec, error) {
 		Experiment: f.Name, Arch: yamlcfg.Value(modelN, "arch"), TaskName: yamlcfg.Value(taskN, "name"),
 		Task: taskCfg, Model: modelCfg, Train: tc, Overrides: overrides,
 	}
+	return identify(spec)
+}
+
+// identify sets a run's id, a hash of its resolved config (so adding values
+// to a grid keeps the ids of the runs that existed), and its folder name.
+func identify(spec train.Spec) (train.Spec, error) {
 	resolved, err := spec.ResolvedYAML()
 	if err != nil {
 		return train.Spec{}, err

@@ -25,6 +25,9 @@ type Config struct {
 	// (0 disables).
 	TargetAccuracy float64 `yaml:"target_accuracy"`
 	Seed           uint64  `yaml:"seed"`
+	// CheckpointEvery saves checkpoint.safetensors every N steps and at the
+	// end (0: only when the run is interrupted, so that it can resume).
+	CheckpointEvery int `yaml:"checkpoint_every"`
 	// Evaluation of long sequences (see eval.go). EvalParallelTokens is
 	// the most tokens (B·L) one parallel Forward evaluates: longer eval
 	// segments run in step mode. EvalChunk is the tokens per Step call in
@@ -84,6 +87,8 @@ func (c *Config) Validate() error {
 		return fieldErr("eval_batches", c.EvalBatches, "must be >= 1")
 	case c.LogEvery < 1:
 		return fieldErr("log_every", c.LogEvery, "must be >= 1")
+	case c.CheckpointEvery < 0:
+		return fieldErr("checkpoint_every", c.CheckpointEvery, "must be >= 0 (0 saves only when interrupted)")
 	case !(c.TargetAccuracy >= 0 && c.TargetAccuracy <= 1):
 		return fieldErr("target_accuracy", c.TargetAccuracy, "must be in [0, 1] (0 disables early stopping)")
 	case c.EvalParallelTokens < 1 || c.EvalParallelTokens > 1<<40:

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -82,6 +83,9 @@ type Options struct {
 	// Interactive draws a progress bar (a terminal); otherwise a plain line
 	// is written every LogEvery steps.
 	Interactive bool
+	// Resume continues from dir's checkpoint.safetensors when there is one
+	// (a run interrupted earlier), instead of starting over.
+	Resume bool
 }
 
 // divergence ends a run whose numbers stopped being finite.
@@ -90,7 +94,9 @@ type divergence struct{ reason string }
 // Run trains spec into dir (created if needed) and returns its summary, which
 // is also written to dir/summary.json. It never panics: a failure inside the
 // run ends it as failed with the reason, so the caller can go on with others.
-// Cancelling ctx (SIGINT) ends the run as failed, "interrupted".
+// Cancelling ctx (SIGINT) ends the run as failed, "interrupted", after
+// saving a checkpoint from which Options.Resume continues it: the resumed
+// run produces the metrics an uninterrupted one would have.
 func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) {
 	start := time.Now()
 	sum = Summary{
@@ -110,7 +116,7 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			sum.Status, sum.Reason = StatusFailed, fmt.Sprintf("panic: %v\n%s", r, debug.Stack())
+			sum.Status, sum.Reason = StatusFailed, panicReason(r)
 		}
 		finish()
 	}()
@@ -126,12 +132,22 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 		sum.Reason = err.Error()
 		return sum
 	}
-	r := &runner{spec: spec, opt: opt, sum: &sum, start: start}
+	r := &runner{spec: spec, opt: opt, sum: &sum, start: start, dir: dir, firstStep: 1}
+	defer r.free()
 	if err := r.setup(); err != nil {
 		sum.Reason = err.Error()
 		return sum
 	}
-	metricsFile, err := os.Create(filepath.Join(dir, "metrics.jsonl"))
+	metricsPath := filepath.Join(dir, "metrics.jsonl")
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if _, err := os.Stat(filepath.Join(dir, CheckpointFile)); opt.Resume && err == nil {
+		if err := r.resume(metricsPath); err != nil {
+			sum.Reason = "resuming: " + err.Error()
+			return sum
+		}
+		flags = os.O_WRONLY | os.O_APPEND
+	}
+	metricsFile, err := os.OpenFile(metricsPath, flags, 0o644)
 	if err != nil {
 		sum.Reason = err.Error()
 		return sum
@@ -143,18 +159,66 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 	return sum
 }
 
+// panicReason describes a panic that ended a run: an out-of-memory error
+// as itself, anything else with its stack (a bug to report).
+func panicReason(r any) string {
+	var oom interface{ OutOfMemory() bool }
+	if err, ok := r.(error); ok && errors.As(err, &oom) && oom.OutOfMemory() {
+		return err.Error()
+	}
+	return fmt.Sprintf("panic: %v\n%s", r, debug.Stack())
+}
+
+// resume restores the checkpoint and the progress saved with it, and cuts
+// metrics.jsonl back to the checkpoint's step.
+func (r *runner) resume(metricsPath string) error {
+	st, err := loadCheckpoint(r.dir, r.be, r.optim)
+	if err != nil {
+		return err
+	}
+	if err := truncateMetrics(metricsPath, st.Step); err != nil {
+		return err
+	}
+	saved := st.Summary
+	saved.Device, saved.Backend, saved.GitRevision = r.sum.Device, r.sum.Backend, r.sum.GitRevision
+	saved.Status, saved.Reason = StatusFailed, ""
+	*r.sum = saved
+	r.firstStep = st.Step + 1
+	r.start = time.Now().Add(-time.Duration(st.ElapsedSec * float64(time.Second)))
+	return nil
+}
+
+// checkpoint saves the state after step (steps done so far).
+func (r *runner) checkpoint(step int) error {
+	return saveCheckpoint(r.dir, r.be, r.optim, progressState{
+		Step: step, AdamSteps: r.optim.Steps, Summary: *r.sum, ElapsedSec: time.Since(r.start).Seconds()})
+}
+
+// free returns the model's and the optimizer's device memory, so that the
+// next run of a sweep starts from an empty allocator.
+func (r *runner) free() {
+	if r.optim != nil {
+		r.optim.Free()
+	}
+	if r.params != nil {
+		nn.FreeParams(r.be, r.params)
+	}
+}
+
 type runner struct {
-	spec    Spec
-	opt     Options
-	sum     *Summary
-	start   time.Time
-	be      nn.Backend
-	task    tasks.Task
-	model   arch.Model
-	params  []nn.Param
-	optim   *nn.AdamW
-	sched   nn.Schedule
-	evalSet []tasks.Batch
+	spec      Spec
+	opt       Options
+	sum       *Summary
+	start     time.Time
+	dir       string
+	firstStep int // 1, or the step after a resumed checkpoint
+	be        nn.Backend
+	task      tasks.Task
+	model     arch.Model
+	params    []nn.Param
+	optim     *nn.AdamW
+	sched     nn.Schedule
+	evalSet   []tasks.Batch
 	// segments are evaluated on their own at every eval (see eval.go).
 	segments []tasks.Segment
 	metrics  *json.Encoder
@@ -168,6 +232,9 @@ func (r *runner) setup() error {
 		return fmt.Errorf("building task: %w", err)
 	}
 	r.be, r.task = r.opt.Backend, task
+	if m, ok := r.be.(interface{ ResetPeak() }); ok {
+		m.ResetPeak() // the backend may have served earlier runs
+	}
 	rng := rand.New(rand.NewPCG(c.Seed, 0x5eedba5e))
 	model, err := r.spec.Model.Build(arch.Env{Backend: r.be, Vocab: task.Vocab(), MaxLen: task.SeqLen(), RNG: rng})
 	if err != nil {
@@ -197,9 +264,12 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 	defer bar.done()
 	var lastTick = time.Now()
 	var tickTokens int64
-	for step := 1; step <= c.Steps; step++ {
+	for step := r.firstStep; step <= c.Steps; step++ {
 		if ctx.Err() != nil {
-			return StatusFailed, fmt.Sprintf("interrupted at step %d", step)
+			if err := r.checkpoint(step - 1); err != nil {
+				return StatusFailed, fmt.Sprintf("interrupted after step %d; saving the checkpoint failed: %v", step-1, err)
+			}
+			return StatusFailed, fmt.Sprintf("interrupted after step %d (checkpoint saved: `seqbench run --resume %s` continues it)", step-1, r.dir)
 		}
 		batch := r.task.Batch(tasks.Train, c.Seed, int64(step-1), c.BatchSize)
 		lr := r.sched.At(step - 1)
@@ -231,8 +301,22 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 				break
 			}
 		}
+		if c.CheckpointEvery > 0 && step%c.CheckpointEvery == 0 && step < c.Steps {
+			if err := r.checkpoint(step); err != nil {
+				return StatusFailed, "saving the checkpoint: " + err.Error()
+			}
+		}
 	}
 	r.sum.PeakMemBytes = r.peakMem
+	// The final checkpoint holds the trained weights when checkpoints were
+	// asked for; otherwise one left by an interruption is stale.
+	if c.CheckpointEvery > 0 {
+		if err := r.checkpoint(r.sum.Steps); err != nil {
+			return StatusFailed, "saving the checkpoint: " + err.Error()
+		}
+	} else if err := os.Remove(filepath.Join(r.dir, CheckpointFile)); err != nil && !os.IsNotExist(err) {
+		return StatusFailed, err.Error()
+	}
 	return StatusOK, ""
 }
 
@@ -262,7 +346,13 @@ func (r *runner) trainStep(b tasks.Batch, lr float64, step int) (loss, acc, gnor
 	return loss, acc, gnorm, nil
 }
 
+// trackMemory records the peak memory: the device allocator's peak when the
+// backend has a meter (GPU), else the Go heap in use.
 func (r *runner) trackMemory() {
+	if m, ok := r.be.(interface{ PeakBytes() int64 }); ok {
+		r.peakMem = max(r.peakMem, uint64(m.PeakBytes()))
+		return
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	r.peakMem = max(r.peakMem, ms.HeapInuse)

@@ -26,7 +26,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "results", "results folder; runs go to OUT/<experiment>/<run>/")
 	device := fs.String("device", defaultDevice(), "auto, cpu or cuda")
 	dryRun := fs.Bool("dry-run", false, "check the config and list the planned runs without training")
-	force := fs.Bool("force", false, "rerun runs whose summary already says ok")
+	force := fs.Bool("force", false, "rerun from scratch runs whose summary says ok or that left a checkpoint")
+	resume := fs.String("resume", "", "continue the interrupted run in this run folder from its checkpoint")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -35,9 +36,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var exp *sweep.Experiment
-	if len(pos) == 0 {
+	switch {
+	case *resume != "" && len(pos) > 0:
+		return usageError{"--resume DIR takes no CONFIG: the run folder holds its config"}
+	case *resume != "":
+		spec, err := sweep.LoadRun(*resume)
+		if err != nil {
+			return err
+		}
+		exp = &sweep.Experiment{Name: spec.Experiment, Runs: []train.Spec{spec}}
+		*out = filepath.Dir(filepath.Dir(filepath.Clean(*resume)))
+	case len(pos) == 0:
 		exp, err = sweep.Parse(configs.Quickstart())
-	} else {
+	default:
 		exp, err = sweep.Load(pos[0])
 	}
 	if err != nil {
@@ -72,7 +83,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(stderr, "[%d/%d] %s  %s %s\n", i+1, len(exp.Runs), r.Name, r.TaskName, sweep.Describe(r))
-		s := train.Run(ctx, r, dir, train.Options{Backend: dev.backend, Device: dev.name, Log: stderr, Interactive: interactive})
+		// An interrupted run left a checkpoint: it continues from there.
+		s := train.Run(ctx, r, dir, train.Options{Backend: dev.backend, Device: dev.name, Log: stderr,
+			Interactive: interactive, Resume: !*force})
 		if s.Status != train.StatusOK {
 			fmt.Fprintf(stderr, "  %s: %s\n", s.Status, s.Reason)
 		}
@@ -88,6 +101,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "results in %s\n", expDir)
+	if rep, err := reports.Render(expDir); err != nil {
+		fmt.Fprintf(stderr, "report: %v\n", err)
+	} else {
+		fmt.Fprintf(stdout, "report in %s and %s\n", rep.Markdown, rep.HTML)
+	}
 	switch {
 	case ctx.Err() != nil:
 		return errInterrupted

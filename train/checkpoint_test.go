@@ -1,0 +1,96 @@
+package train_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"seqbench/cpukernels"
+	"seqbench/train"
+)
+
+// cancelAt cancels a context when the progress log reaches a step.
+type cancelAt struct {
+	marker string
+	cancel context.CancelFunc
+}
+
+func (c *cancelAt) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.marker) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// metricsOf reads metrics.jsonl without the wall-clock fields.
+func metricsOf(t *testing.T, dir string) []train.Metrics {
+	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
+	require.NoError(t, err)
+	defer f.Close()
+	var ms []train.Metrics
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		var m train.Metrics
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m))
+		m.TokensPerSec, m.WallSeconds = 0, 0
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// An interrupted run saves a checkpoint; resuming it gives exactly the
+// metrics of a run that was never interrupted.
+func TestInterruptAndResumeMatchesUninterrupted(t *testing.T) {
+	specs := parse(t, `name: resume
+task: {name: selective_copy, seq_len: 16, num_tokens: 3, vocab: 6}
+train: {steps: 40, batch_size: 8, lr: 5.0e-3, warmup: 5, eval_every: 10, log_every: 5, eval_batches: 2}
+models: [{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2}]
+`)
+	spec := specs[0]
+	opts := func() train.Options { return train.Options{Backend: cpukernels.New[float32](), Device: "cpu"} }
+
+	whole := t.TempDir()
+	want := train.Run(context.Background(), spec, whole, opts())
+	require.Equal(t, train.StatusOK, want.Status, want.Reason)
+
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	o := opts()
+	o.Log = &cancelAt{marker: "step 15/", cancel: cancel}
+	cut := train.Run(ctx, spec, dir, o)
+	require.Equal(t, train.StatusFailed, cut.Status)
+	require.Contains(t, cut.Reason, "interrupted after step 15")
+	_, err := os.Stat(filepath.Join(dir, train.CheckpointFile))
+	require.NoError(t, err, "no checkpoint after the interrupt")
+
+	o = opts()
+	o.Resume = true
+	got := train.Run(context.Background(), spec, dir, o)
+	require.Equal(t, train.StatusOK, got.Status, got.Reason)
+	require.Equal(t, want.Steps, got.Steps)
+	require.Equal(t, want.Tokens, got.Tokens)
+	require.Equal(t, want.FinalLoss, got.FinalLoss)
+	require.Equal(t, want.TrainLoss, got.TrainLoss)
+	require.Equal(t, want.BestAccuracy, got.BestAccuracy)
+	require.Equal(t, metricsOf(t, whole), metricsOf(t, dir))
+	_, err = os.Stat(filepath.Join(dir, train.CheckpointFile))
+	require.True(t, os.IsNotExist(err), "a stale checkpoint was left behind")
+}
+
+func TestCheckpointEveryKeepsFinalWeights(t *testing.T) {
+	specs := parse(t, `name: ckpt
+task: {name: copying, seq_len: 12, num_tokens: 2, vocab: 4}
+train: {steps: 6, batch_size: 4, checkpoint_every: 4, eval_every: 3}
+models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
+`)
+	dir := t.TempDir()
+	s := train.Run(context.Background(), specs[0], dir, train.Options{Backend: cpukernels.New[float32](), Device: "cpu"})
+	require.Equal(t, train.StatusOK, s.Status, s.Reason)
+	_, err := os.Stat(filepath.Join(dir, train.CheckpointFile))
+	require.NoError(t, err)
+}
