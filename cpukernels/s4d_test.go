@@ -218,10 +218,9 @@ func testS4DLongDecay[T Float](t *testing.T, be *Backend[T], re float64, L int) 
 	}
 	noise := refBuf[T](refRandn(rng, B*H*L, 1))
 	busy := s4dTimeIt(func() { be.S4DRecurrent(out, make(Buf[T], B*H*N2*2), noise, nil, a, B) })
+	// Logged, not asserted: timings on a shared machine are noise; the exact
+	// zeros above prove the flush.
 	t.Logf("recurrence over L=%d: decaying %v, random input %v", L, decay, busy)
-	if decay > 3*busy+time.Millisecond {
-		t.Errorf("the decaying recurrence took %v, %.1f× the random one (%v): subnormals?", decay, float64(decay)/float64(busy), busy)
-	}
 }
 
 // s4dTimeIt is the fastest of three runs of f.

