@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"seqbench/configs"
+	"seqbench/mad"
 	"seqbench/reports"
 	"seqbench/sweep"
 	"seqbench/train"
@@ -105,6 +106,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "report: %v\n", err)
 	} else {
 		fmt.Fprintf(stdout, "report in %s and %s\n", rep.Markdown, rep.HTML)
+	}
+	if len(exp.Runs) > 0 && exp.Runs[0].Overrides["mad.task"] != "" { // a kind: mad experiment
+		if rep, err := mad.Score(expDir, mad.BestAccuracy); err == nil {
+			fmt.Fprintln(stdout, "\nMAD score:")
+			rep.WriteTable(stdout)
+		}
 	}
 	switch {
 	case ctx.Err() != nil:
