@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v4"
@@ -68,64 +67,25 @@ type Config interface {
 	Build(env Env) (Model, error)
 }
 
-// Spec registers an architecture.
-type Spec struct {
-	Name string
-	Doc  string
-	// New returns a config holding the defaults.
-	New func() Config
-}
+// Spec registers an architecture: its name, a one-line description and
+// New, which returns a config holding the defaults.
+type Spec = yamlcfg.Entry[Config]
 
-var registry = map[string]Spec{}
+var registry = yamlcfg.NewRegistry[Config]("arch", "model", "arch", "arch")
 
 // Register adds an architecture; it is called from init functions.
-func Register(s Spec) {
-	if _, dup := registry[s.Name]; dup {
-		panic("arch: " + s.Name + " registered twice")
-	}
-	registry[s.Name] = s
-}
+func Register(s Spec) { registry.Add(s) }
 
 // Names lists the registered architectures, sorted.
-func Names() []string {
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return registry.Names() }
 
 // Lookup finds an architecture by name.
-func Lookup(name string) (Spec, error) {
-	s, ok := registry[name]
-	if !ok {
-		return Spec{}, fmt.Errorf("unknown arch %q (known: %s)", name, strings.Join(Names(), ", "))
-	}
-	return s, nil
-}
+func Lookup(name string) (Spec, error) { return registry.Lookup(name) }
 
 // Decode reads a model block: it finds `arch`, then decodes the whole block
 // strictly (unknown fields are errors) into that architecture's config and
 // validates it.
-func Decode(node *yaml.Node) (Config, error) {
-	name := yamlcfg.Value(node, "arch")
-	if name == "" {
-		return nil, fmt.Errorf("line %d: model block has no `arch` field (known: %s)", node.Line, strings.Join(Names(), ", "))
-	}
-	spec, err := Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("line %d: field arch: %w", node.Line, err)
-	}
-	cfg := spec.New()
-	if err := yamlcfg.Strict(node, cfg); err != nil {
-		return nil, fmt.Errorf("model %s: %w", name, err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, yamlcfg.Locate(node, fmt.Errorf("model %s: %w", name, err))
-	}
-	return cfg, nil
-}
+func Decode(node *yaml.Node) (Config, error) { return registry.Decode(node) }
 
 // FieldError is a config error naming the field, its value and what is
 // allowed.

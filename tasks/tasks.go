@@ -5,9 +5,6 @@
 package tasks
 
 import (
-	"fmt"
-	"sort"
-	"strings"
 
 	"go.yaml.in/yaml/v4"
 
@@ -84,59 +81,21 @@ type Config interface {
 	Build() (Task, error)
 }
 
-// Spec registers a task.
-type Spec struct {
-	Name string
-	Doc  string
-	New  func() Config
-}
+// Spec registers a task: its name, a one-line description and New, which
+// returns a config holding the defaults.
+type Spec = yamlcfg.Entry[Config]
 
-var registry = map[string]Spec{}
+var registry = yamlcfg.NewRegistry[Config]("task", "task", "name", "task.name")
 
 // Register adds a task; it is called from init functions.
-func Register(s Spec) {
-	if _, dup := registry[s.Name]; dup {
-		panic("tasks: " + s.Name + " registered twice")
-	}
-	registry[s.Name] = s
-}
+func Register(s Spec) { registry.Add(s) }
 
 // Names lists the registered tasks, sorted.
-func Names() []string {
-	names := make([]string, 0, len(registry))
-	for n := range registry {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func Names() []string { return registry.Names() }
 
 // Lookup finds a task by name.
-func Lookup(name string) (Spec, error) {
-	s, ok := registry[name]
-	if !ok {
-		return Spec{}, fmt.Errorf("unknown task %q (known: %s)", name, strings.Join(Names(), ", "))
-	}
-	return s, nil
-}
+func Lookup(name string) (Spec, error) { return registry.Lookup(name) }
 
 // Decode reads a task block: it finds `name`, then decodes the whole block
 // strictly into that task's config and validates it.
-func Decode(node *yaml.Node) (Config, error) {
-	name := yamlcfg.Value(node, "name")
-	if name == "" {
-		return nil, fmt.Errorf("line %d: task block has no `name` field (known: %s)", node.Line, strings.Join(Names(), ", "))
-	}
-	spec, err := Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("line %d: field task.name: %w", node.Line, err)
-	}
-	cfg := spec.New()
-	if err := yamlcfg.Strict(node, cfg); err != nil {
-		return nil, fmt.Errorf("task %s: %w", name, err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, yamlcfg.Locate(node, fmt.Errorf("task %s: %w", name, err))
-	}
-	return cfg, nil
-}
+func Decode(node *yaml.Node) (Config, error) { return registry.Decode(node) }
