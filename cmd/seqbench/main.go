@@ -11,6 +11,10 @@ import (
 	"strings"
 
 	_ "seqbench/arch/attention" // registers transformer
+	_ "seqbench/arch/mamba1"    // registers mamba1
+	_ "seqbench/arch/mamba2"    // registers mamba2
+	_ "seqbench/arch/rnn"       // registers lstm, gru
+	_ "seqbench/arch/ssm"       // registers s4d
 	"seqbench/sweep"
 )
 
@@ -26,11 +30,21 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "[CONFIG] [--out DIR] [--device auto|cpu|cuda] [--dry-run] [--force]",
+		{"run", "[CONFIG] [--out DIR] [--device auto|cpu|cuda] [--dry-run] [--force] [--resume RUNDIR]",
 			"train every run of an experiment (no CONFIG: the built-in quickstart) and print a table", cmdRun},
+		{"sweep", "plan|run|worker CONFIG [--executor local|slurm] [--workers N] [--out DIR] [--retries N] ...",
+			"list a sweep's runs (plan), train them on a local worker pool or a Slurm job array (run)", cmdSweep},
+		{"report", "[DIR] [--dpi N]", "tables and plots of a results folder: DIR/report.md, DIR/index.html, DIR/plots/", cmdReport},
+		{"mad", "score DIR [--metric best_accuracy|final_accuracy] [--settings]", "the MAD score (per task and overall) of a `kind: mad` experiment's results", cmdMad},
 		{"tasks", "[NAME] [--show N] [--seed S]", "list the tasks, or show decoded examples of one", cmdTasks},
 		{"archs", "[--d-model D] [--n-layers N] [--vocab V] [--seq-len L]",
 			"list the architectures with parameters and FLOPs/token at a size", cmdArchs},
+		{"data", "prepare --text PATH... --out FILE.bin [--val-fraction F]",
+			"make a byte-level token corpus (train/val split) from text files or folders", cmdData},
+		{"op", "NAME --in IN.safetensors --out OUT.safetensors [--dtype float32|float64] [flags] | --list",
+			"run one fused op (and its backward, given dout) on tensors from a file", cmdOp},
+		{"bench", "[--suite kernels|train|generate|memory] [--device D] [--ops OPS] [--lengths LS] [--batch BS] [--repeat N] [--out FILE]", "time the kernels (or train steps, generation, memory); write FILE (JSON) and the same name in .txt (benchstat)", cmdBench},
+		{"regress", "BASELINE CURRENT [--threshold 5%] [--alpha 0.05] [--allow-device-change]", "compare two bench files; exit 1 on a significant slowdown past the threshold, 2 on unusable input", cmdRegress},
 		{"devices", "", "show the CPU backend and whether a CUDA driver loads", cmdDevices},
 		{"version", "", "print the version and build", cmdVersion},
 	}

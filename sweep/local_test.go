@@ -1,0 +1,186 @@
+package sweep_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"seqbench/cpukernels"
+	"seqbench/nn"
+	"seqbench/sweep"
+	"seqbench/train"
+)
+
+// tinySweep is 4 runs of a few milliseconds each.
+const tinySweep = `
+name: tiny
+task: {name: selective_copy, seq_len: 12, num_tokens: 2, vocab: 4}
+train: {steps: 8, batch_size: 4, lr: 1.0e-2, warmup: 2, eval_every: 4, log_every: 2, eval_batches: 1}
+models:
+  - {arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}
+sweep:
+  seed: [1, 2, 3, 4]
+`
+
+// flaky is a backend whose first `fails` reads of a loss panic, as a
+// transient device error would.
+type flaky struct {
+	nn.Backend
+	fails *atomic.Int32
+}
+
+func (f flaky) Read(b nn.Buffer) []float64 {
+	if f.fails.Add(-1) >= 0 {
+		panic("transient device error")
+	}
+	return f.Backend.Read(b)
+}
+
+// localOpts gives each worker a backend that fails its first `fails`
+// reads.
+func localOpts(t *testing.T, fails int32) sweep.LocalOptions {
+	return sweep.LocalOptions{Out: t.TempDir(), Workers: 2, Device: "cpu", Retries: 1,
+		Backend: func(int) (nn.Backend, error) {
+			n := &atomic.Int32{}
+			n.Store(fails)
+			return flaky{cpukernels.NewWithWorkers[float32](1), n}, nil
+		}}
+}
+
+func mustParse(t *testing.T, y string) *sweep.Experiment {
+	exp, err := sweep.Parse([]byte(y))
+	require.NoError(t, err)
+	return exp
+}
+
+func TestRunLocalResumes(t *testing.T) {
+	exp := mustParse(t, tinySweep)
+	opt := localOpts(t, 0)
+	var log strings.Builder
+	opt.Progress = &log
+	res, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Len(t, res.Summaries, 4)
+	require.Zero(t, res.Failed+res.Skipped+res.NotStarted)
+	for i, s := range res.Summaries {
+		require.Equal(t, train.StatusOK, s.Status, s.Reason)
+		require.Equal(t, exp.Runs[i].Name, s.Run, "summaries in run order")
+		_, err := os.Stat(filepath.Join(sweep.RunDir(opt.Out, exp, exp.Runs[i]), "train.log"))
+		require.NoError(t, err)
+	}
+	require.Equal(t, 4, strings.Count(log.String(), "] ok "), log.String())
+	require.Contains(t, log.String(), "done 4/4")
+
+	// A rerun trains nothing; a new grid value trains only the new run.
+	res2, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Equal(t, 4, res2.Skipped)
+	for i := range res.Summaries {
+		require.Equal(t, res.Summaries[i].StartedAt, res2.Summaries[i].StartedAt)
+	}
+	more := mustParse(t, strings.Replace(tinySweep, "[1, 2, 3, 4]", "[1, 2, 3, 4, 5]", 1))
+	res3, err := sweep.RunLocal(context.Background(), more, opt)
+	require.NoError(t, err)
+	require.Equal(t, 4, res3.Skipped)
+	require.Len(t, res3.Summaries, 5)
+}
+
+func TestRunLocalRetriesAndIsolatesFailures(t *testing.T) {
+	exp := mustParse(t, tinySweep)
+	// A transient failure in each worker, one retry: every run ends ok.
+	opt := localOpts(t, 1)
+	var log strings.Builder
+	opt.Progress = &log
+	res, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Zero(t, res.Failed, log.String())
+	require.Contains(t, log.String(), "retrying")
+
+	// Without retries the failures stay, and the other runs still finish.
+	opt = localOpts(t, 1)
+	opt.Retries = 0
+	res, err = sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	failed := res.Failed // 1 or 2: a worker that got no run failed none
+	require.True(t, failed == 1 || failed == 2, "%d failed", failed)
+	require.Len(t, res.Summaries, 4)
+	for _, s := range res.Summaries {
+		if s.Status != train.StatusOK {
+			require.Contains(t, s.Reason, "transient device error")
+		}
+	}
+	// The rerun trains just the failed ones.
+	opt.Retries = 1
+	res, err = sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Equal(t, 4-failed, res.Skipped)
+	require.Zero(t, res.Failed)
+}
+
+func TestRunLocalNoBackend(t *testing.T) {
+	exp := mustParse(t, tinySweep)
+	opt := localOpts(t, 0)
+	opt.Backend = func(w int) (nn.Backend, error) { return nil, errors.New("no GPU 3") }
+	res, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.ErrorContains(t, err, "no GPU 3")
+	require.Equal(t, 4, res.NotStarted)
+}
+
+// Cancelling stops the sweep cleanly: the running runs end as failed,
+// "interrupted", nothing is half-written, and the next call resumes.
+func TestRunLocalInterrupt(t *testing.T) {
+	exp := mustParse(t, strings.Replace(tinySweep, "steps: 8", "steps: 100", 1))
+	opt := localOpts(t, 0)
+	opt.Workers = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once the first run has written metrics.
+		for {
+			m, _ := filepath.Glob(filepath.Join(opt.Out, "tiny", "*", "metrics.jsonl"))
+			if len(m) > 0 {
+				cancel()
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	res, err := sweep.RunLocal(ctx, exp, opt)
+	require.NoError(t, err)
+	require.True(t, res.Interrupted)
+	require.Equal(t, 1, res.Failed)
+	require.Positive(t, res.NotStarted)
+	require.Len(t, res.Summaries, 4-res.NotStarted)
+	require.Contains(t, res.Summaries[len(res.Summaries)-1].Reason, "interrupted")
+	tmp, _ := filepath.Glob(filepath.Join(opt.Out, "tiny", "*", ".*tmp*"))
+	require.Empty(t, tmp, "temporary files left behind")
+
+	exp = mustParse(t, strings.Replace(tinySweep, "steps: 8", "steps: 100", 1))
+	res, err = sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Zero(t, res.Failed+res.NotStarted)
+	require.Len(t, res.Summaries, 4)
+}
+
+func TestCPUWorkers(t *testing.T) {
+	cases := []struct{ cores, runs, workers, threads, w, t int }{
+		{2, 12, 0, 0, 2, 1},   // more runs than cores: one core each
+		{64, 12, 0, 0, 12, 5}, // fewer runs: the cores shared among them
+		{8, 1, 0, 0, 1, 8},
+		{8, 12, 2, 0, 2, 4},
+		{8, 12, 0, 4, 2, 4},
+		{8, 1, 0, 4, 1, 4},
+		{8, 12, 3, 5, 3, 5}, // both given: as asked
+		{4, 0, 0, 0, 1, 4},
+	}
+	for i, c := range cases {
+		w, th := sweep.CPUWorkers(c.cores, c.runs, c.workers, c.threads)
+		require.Equal(t, [2]int{c.w, c.t}, [2]int{w, th}, "case %d %+v", i, c)
+	}
+}
