@@ -25,9 +25,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-# Builds the binary and the GPU test binaries into .gpu/ for a GPU host.
+# Builds what a GPU host without Go needs into .gpu/: the binary and the
+# test binary of the CUDA backend (then, there: scripts/gpu-check.sh).
 gpu-bundle:
-	../shared/tools/gpu-bundle
+	mkdir -p .gpu
+	CGO_ENABLED=0 $(GO) build -trimpath -o .gpu/seqbench ./cmd/seqbench
+	CGO_ENABLED=0 $(GO) test -c -trimpath -o .gpu/gpukernels.test ./gpukernels
 
 clean:
 	rm -rf bin

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One round of GPU checks on a GPU host, from binaries built elsewhere by
+# `make gpu-bundle` (the host needs no Go toolchain): the GPU conformance
+# tests, the CLI on the GPU, the selective-copying experiment, and the
+# kernel benchmarks twice (compared with regress). Everything lands in one
+# archive, $OUT/gpu-check.tgz (or ./gpu-check.tgz); summaries print last.
+#
+#   scripts/gpu-check.sh [all|tests|train|bench]
+set -u
+what=${1:-all}
+dest=${OUT:-.}
+out=gpu-check
+rm -rf "$out" && mkdir -p "$out"
+bin=./.gpu
+export SEQBENCH_REQUIRE_GPU=1
+summary=()
+note() { summary+=("$*"); echo "== $*"; }
+
+"$bin/seqbench" devices | tee "$out/devices.txt"
+
+if [[ $what == all || $what == tests ]]; then
+  start=$SECONDS
+  "$bin/gpukernels.test" -test.v -test.run GPU >"$out/gpu-tests.log" 2>&1
+  rc=$?
+  pass=$(grep -c -- '--- PASS' "$out/gpu-tests.log")
+  fail=$(grep -c -- '--- FAIL' "$out/gpu-tests.log")
+  skip=$(grep -c -- '--- SKIP' "$out/gpu-tests.log")
+  note "gpukernels.test: exit $rc, $pass passed, $fail failed, $skip skipped, $((SECONDS - start)) s"
+  grep -- '--- FAIL' "$out/gpu-tests.log" | head -20
+fi
+
+if [[ $what == all || $what == train ]]; then
+  start=$SECONDS
+  "$bin/seqbench" run configs/selective_copy_cpu.yaml --device cuda --out results >"$out/selective-copy.log" 2>&1
+  note "selective_copy_cpu.yaml on cuda: exit $?, $((SECONDS - start)) s"
+  tail -14 "$out/selective-copy.log"
+  cp -r results "$out/results"
+fi
+
+if [[ $what == all || $what == bench ]]; then
+  for i in 1 2; do
+    start=$SECONDS
+    "$bin/seqbench" bench --suite kernels --device cuda --repeat 10 --out "$out/kernels$i.bench.json" >"$out/bench$i.txt" 2>&1
+    note "bench kernels run $i: exit $?, $((SECONDS - start)) s"
+  done
+  "$bin/seqbench" regress "$out/kernels1.bench.json" "$out/kernels2.bench.json" >"$out/regress.txt" 2>&1
+  note "regress run1 vs run2: exit $? ($(grep -c slower "$out/regress.txt") slower rows)"
+fi
+
+tar czf "$dest/gpu-check.tgz" "$out"
+printf '%s\n' "${summary[@]}"
