@@ -1,12 +1,9 @@
 package attention_test
 
 import (
-	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v4"
-
-	"seqbench/arch"
+	"seqbench/arch/archtest"
 	"seqbench/arch/attention"
 )
 
@@ -33,17 +30,8 @@ func TestNumParamsGPT2(t *testing.T) {
 	}
 }
 
-func decode(t *testing.T, src string) (arch.Config, error) {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("yaml %q: %v", src, err)
-	}
-	return arch.Decode(doc.Content[0])
-}
-
 func TestDecode(t *testing.T) {
-	cfg, err := decode(t, "{arch: transformer, d_model: 32, n_layers: 1, n_heads: 2, pos: learned, mlp: swiglu, mlp_ratio: 2.5, norm: layernorm, bias: true, tie_embeddings: false}")
+	cfg, err := archtest.Decode(t, "{arch: transformer, d_model: 32, n_layers: 1, n_heads: 2, pos: learned, mlp: swiglu, mlp_ratio: 2.5, norm: layernorm, bias: true, tie_embeddings: false}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +42,7 @@ func TestDecode(t *testing.T) {
 		t.Errorf("decoded %+v, want %+v", *got, *want)
 	}
 
-	cfg, err = decode(t, "arch: transformer")
+	cfg, err = archtest.Decode(t, "arch: transformer")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,41 +53,21 @@ func TestDecode(t *testing.T) {
 
 // Every rejected block must say which field is wrong and with what value.
 func TestDecodeErrors(t *testing.T) {
-	for i, tc := range []struct {
-		src  string
-		want []string // substrings of the error
-	}{
-		{"{arch: transformer, d_modle: 64}", []string{"d_modle"}},
-		{"{arch: transformer, d_model: 64, n_heads: 3}", []string{"n_heads", "3", "d_model", "64"}},
-		{"{arch: transformer, d_model: 12, n_heads: 4}", []string{"n_heads", "rope", "3"}}, // odd head dim
-		{"{arch: transformer, d_model: 12, n_heads: 4, pos: learned}", nil},                // fine without RoPE
-		{"{arch: transformer, pos: alibi}", []string{"pos", "alibi", "rope"}},
-		{"{arch: transformer, mlp: relu}", []string{"mlp", "relu", "swiglu"}},
-		{"{arch: transformer, norm: batchnorm}", []string{"norm", "batchnorm"}},
-		{"{arch: transformer, n_layers: 0}", []string{"n_layers", "0"}},
-		{"{arch: transformer, d_model: -8}", []string{"d_model", "-8"}},
-		{"{arch: transformer, n_heads: 0}", []string{"n_heads", "0"}},
-		{"{arch: transformer, d_model: 64.5}", []string{"64.5"}},
-		{"{arch: transformer, norm_eps: 0}", []string{"norm_eps"}},
-		{"{arch: transformer, rope_base: -1}", []string{"rope_base", "-1"}},
-		{"{arch: transformer, mlp_ratio: 0.001}", []string{"mlp_ratio"}},
-		{"{arch: transformer, bias: maybe}", []string{"maybe"}},
-	} {
-		_, err := decode(t, tc.src)
-		if tc.want == nil {
-			if err != nil {
-				t.Errorf("case %d %s: unexpected error %v", i, tc.src, err)
-			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("case %d %s: no error", i, tc.src)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("case %d %s: error %q does not mention %q", i, tc.src, err, w)
-			}
-		}
-	}
+	archtest.CheckDecodeErrors(t, []archtest.DecodeCase{
+		{Src: "{arch: transformer, d_modle: 64}", Want: []string{"d_modle"}},
+		{Src: "{arch: transformer, d_model: 64, n_heads: 3}", Want: []string{"n_heads", "3", "d_model", "64"}},
+		{Src: "{arch: transformer, d_model: 12, n_heads: 4}", Want: []string{"n_heads", "rope", "3"}}, // odd head dim
+		{Src: "{arch: transformer, d_model: 12, n_heads: 4, pos: learned}", Want: nil},                // fine without RoPE
+		{Src: "{arch: transformer, pos: alibi}", Want: []string{"pos", "alibi", "rope"}},
+		{Src: "{arch: transformer, mlp: relu}", Want: []string{"mlp", "relu", "swiglu"}},
+		{Src: "{arch: transformer, norm: batchnorm}", Want: []string{"norm", "batchnorm"}},
+		{Src: "{arch: transformer, n_layers: 0}", Want: []string{"n_layers", "0"}},
+		{Src: "{arch: transformer, d_model: -8}", Want: []string{"d_model", "-8"}},
+		{Src: "{arch: transformer, n_heads: 0}", Want: []string{"n_heads", "0"}},
+		{Src: "{arch: transformer, d_model: 64.5}", Want: []string{"64.5"}},
+		{Src: "{arch: transformer, norm_eps: 0}", Want: []string{"norm_eps"}},
+		{Src: "{arch: transformer, rope_base: -1}", Want: []string{"rope_base", "-1"}},
+		{Src: "{arch: transformer, mlp_ratio: 0.001}", Want: []string{"mlp_ratio"}},
+		{Src: "{arch: transformer, bias: maybe}", Want: []string{"maybe"}},
+	})
 }

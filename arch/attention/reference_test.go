@@ -2,9 +2,10 @@ package attention_test
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
+	"seqbench/arch"
+	"seqbench/arch/archtest"
 	"seqbench/arch/attention"
 	"seqbench/cpukernels"
 	"seqbench/nn"
@@ -25,56 +26,9 @@ func refForward(b nn.Backend, m *attention.Model, c *attention.Config, ids []int
 	d, H := c.DModel, c.NHeads
 	Dh := d / H
 	linear := func(x []float64, l *nn.Linear) []float64 {
-		w, bias := read(l.W), read(l.B)
-		out, in := l.W.Dim(0), l.W.Dim(1)
-		rows := len(x) / in
-		y := make([]float64, rows*out)
-		for r := range rows {
-			for o := range out {
-				s := 0.0
-				if bias != nil {
-					s = bias[o]
-				}
-				for i := range in {
-					s += x[r*in+i] * w[o*in+i]
-				}
-				y[r*out+o] = s
-			}
-		}
-		return y
+		return archtest.RefLinear(x, read(l.W), read(l.B), l.W.Dim(1), l.W.Dim(0))
 	}
-	norm := func(x []float64, layer nn.Layer) []float64 {
-		y := make([]float64, len(x))
-		for r := range len(x) / d {
-			row := x[r*d : (r+1)*d]
-			switch n := layer.(type) {
-			case *nn.RMSNorm:
-				w, ss := read(n.W), 0.0
-				for _, v := range row {
-					ss += v * v
-				}
-				for i, v := range row {
-					y[r*d+i] = v / math.Sqrt(ss/float64(d)+n.Eps) * w[i]
-				}
-			case *nn.LayerNorm:
-				w, bias := read(n.W), read(n.B)
-				mean, vr := 0.0, 0.0
-				for _, v := range row {
-					mean += v / float64(d)
-				}
-				for _, v := range row {
-					vr += (v - mean) * (v - mean) / float64(d)
-				}
-				for i, v := range row {
-					y[r*d+i] = (v - mean) / math.Sqrt(vr+n.Eps) * w[i]
-					if bias != nil {
-						y[r*d+i] += bias[i]
-					}
-				}
-			}
-		}
-		return y
-	}
+	norm := func(x []float64, layer nn.Layer) []float64 { return archtest.RefNorm(b, x, d, layer) }
 	// rope rotates one head vector at position pos in place.
 	rope := func(x []float64, pos int) {
 		half := Dh / 2
@@ -87,11 +41,10 @@ func refForward(b nn.Backend, m *attention.Model, c *attention.Config, ids []int
 	}
 
 	emb := read(m.Embed.W)
-	x := make([]float64, B*L*d)
-	for r, id := range ids {
-		copy(x[r*d:], emb[int(id)*d:int(id+1)*d])
-		if m.PosEmbed != nil {
-			pe := read(m.PosEmbed.W)
+	x := archtest.RefEmbed(emb, ids, d)
+	if m.PosEmbed != nil {
+		pe := read(m.PosEmbed.W)
+		for r := range B * L {
 			for i := range d {
 				x[r*d+i] += pe[(r%L)*d+i]
 			}
@@ -164,33 +117,19 @@ func refForward(b nn.Backend, m *attention.Model, c *attention.Config, ids []int
 
 func TestForwardMatchesReference(t *testing.T) {
 	b := cpukernels.New[float64]()
-	const vocab, B, L = 7, 2, 5
-	rng := rand.New(rand.NewPCG(21, 22))
-	ids := make([]int32, B*L)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(vocab))
-	}
-	for _, c := range []*attention.Config{
+	cs := []*attention.Config{
 		tiny("rope", "gelu", "rmsnorm", false, true),
 		tiny("learned", "swiglu", "layernorm", true, false),
 		tiny("none", "gelu", "layernorm", false, false),
-	} {
-		c.RopeBase = 3 // large angles at short L, so a wrong pairing shows
-		m := build(t, c, b, vocab, L, 6)
-		randomize(b, m.Params(), rng)
-		tp := nn.NewTape(b, false)
-		got := b.Read(m.Forward(tp, ids, B, L).Data)
-		tp.Release()
-		want := refForward(b, m, c, ids, B, L)
-		worst, at := 0.0, 0
-		for i := range want {
-			if e := math.Abs(got[i] - want[i]); !(e <= worst) {
-				worst, at = e, i
-			}
-		}
-		if worst > 1e-12 {
-			t.Errorf("%s: logits differ from the reference by %.3g at %d (row %d, token %d): %.15g vs %.15g",
-				name(c), worst, at, at/vocab, at%vocab, got[at], want[at])
-		}
 	}
+	for _, c := range cs {
+		c.RopeBase = 3 // large angles at short L, so a wrong pairing shows
+	}
+	archtest.CheckReference(t, b, cases(cs...), archtest.RefOptions{
+		Vocab: 7, B: 2, L: 5, Seed: 21,
+		Ref: func(m arch.Model, c arch.Config, ids []int32, B, L int) []float64 {
+			return refForward(b, m.(*attention.Model), c.(*attention.Config), ids, B, L)
+		},
+		Err: archtest.Abs, Tol: 1e-12,
+	})
 }

@@ -4,9 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v4"
-
 	"seqbench/arch"
+	"seqbench/arch/archtest"
 	"seqbench/arch/mamba1"
 )
 
@@ -24,17 +23,8 @@ func TestNumParamsMamba130m(t *testing.T) {
 	}
 }
 
-func decode(t *testing.T, src string) (arch.Config, error) {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("yaml %q: %v", src, err)
-	}
-	return arch.Decode(doc.Content[0])
-}
-
 func TestDecode(t *testing.T) {
-	cfg, err := decode(t, "{arch: mamba1, d_model: 32, n_layers: 3, d_state: 8, expand: 3, d_conv: 2, dt_rank: 5, "+
+	cfg, err := archtest.Decode(t, "{arch: mamba1, d_model: 32, n_layers: 3, d_state: 8, expand: 3, d_conv: 2, dt_rank: 5, "+
 		"dt_min: 0.002, dt_max: 0.2, norm: layernorm, norm_eps: 1e-6, tie_embeddings: false}")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +36,7 @@ func TestDecode(t *testing.T) {
 		t.Errorf("decoded %+v, want %+v", *got, *want)
 	}
 
-	cfg, err = decode(t, "arch: mamba1")
+	cfg, err = archtest.Decode(t, "arch: mamba1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,45 +47,25 @@ func TestDecode(t *testing.T) {
 
 // Every rejected block must say which field is wrong and with what value.
 func TestDecodeErrors(t *testing.T) {
-	for i, tc := range []struct {
-		src  string
-		want []string // substrings of the error
-	}{
-		{"{arch: mamba1, d_stat: 16}", []string{"d_stat"}},
-		{"{arch: mamba1, d_model: 0}", []string{"d_model", "0"}},
-		{"{arch: mamba1, n_layers: -1}", []string{"n_layers", "-1"}},
-		{"{arch: mamba1, d_state: 0}", []string{"d_state", "0"}},
-		{"{arch: mamba1, expand: 0}", []string{"expand", "0"}},
-		{"{arch: mamba1, expand: 1.5}", []string{"1.5"}},
-		{"{arch: mamba1, d_conv: 0}", []string{"d_conv", "0"}},
-		{"{arch: mamba1, dt_rank: -2}", []string{"dt_rank", "-2"}},
-		{"{arch: mamba1, dt_rank: 0}", nil}, // auto
-		{"{arch: mamba1, dt_min: 0}", []string{"dt_min", "0"}},
-		{"{arch: mamba1, dt_max: .inf}", []string{"dt_max", "Inf"}},
-		{"{arch: mamba1, dt_min: 0.5, dt_max: 0.1}", []string{"dt_min", "0.5", "dt_max", "0.1"}},
-		{"{arch: mamba1, norm: batchnorm}", []string{"norm", "batchnorm", "rmsnorm"}},
-		{"{arch: mamba1, norm_eps: -1e-5}", []string{"norm_eps", "-1e-05"}},
-		{"{arch: mamba1, d_model: 100000000}", []string{"d_model", "100000000"}},
-		{"{arch: mamba1, d_model: 16777216, expand: 2}", []string{"expand", "16777216"}},
-		{"{arch: mamba1, tie_embeddings: maybe}", []string{"maybe"}},
-	} {
-		_, err := decode(t, tc.src)
-		if tc.want == nil {
-			if err != nil {
-				t.Errorf("case %d %s: unexpected error %v", i, tc.src, err)
-			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("case %d %s: no error", i, tc.src)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("case %d %s: error %q does not mention %q", i, tc.src, err, w)
-			}
-		}
-	}
+	archtest.CheckDecodeErrors(t, []archtest.DecodeCase{
+		{Src: "{arch: mamba1, d_stat: 16}", Want: []string{"d_stat"}},
+		{Src: "{arch: mamba1, d_model: 0}", Want: []string{"d_model", "0"}},
+		{Src: "{arch: mamba1, n_layers: -1}", Want: []string{"n_layers", "-1"}},
+		{Src: "{arch: mamba1, d_state: 0}", Want: []string{"d_state", "0"}},
+		{Src: "{arch: mamba1, expand: 0}", Want: []string{"expand", "0"}},
+		{Src: "{arch: mamba1, expand: 1.5}", Want: []string{"1.5"}},
+		{Src: "{arch: mamba1, d_conv: 0}", Want: []string{"d_conv", "0"}},
+		{Src: "{arch: mamba1, dt_rank: -2}", Want: []string{"dt_rank", "-2"}},
+		{Src: "{arch: mamba1, dt_rank: 0}", Want: nil}, // auto
+		{Src: "{arch: mamba1, dt_min: 0}", Want: []string{"dt_min", "0"}},
+		{Src: "{arch: mamba1, dt_max: .inf}", Want: []string{"dt_max", "Inf"}},
+		{Src: "{arch: mamba1, dt_min: 0.5, dt_max: 0.1}", Want: []string{"dt_min", "0.5", "dt_max", "0.1"}},
+		{Src: "{arch: mamba1, norm: batchnorm}", Want: []string{"norm", "batchnorm", "rmsnorm"}},
+		{Src: "{arch: mamba1, norm_eps: -1e-5}", Want: []string{"norm_eps", "-1e-05"}},
+		{Src: "{arch: mamba1, d_model: 100000000}", Want: []string{"d_model", "100000000"}},
+		{Src: "{arch: mamba1, d_model: 16777216, expand: 2}", Want: []string{"expand", "16777216"}},
+		{Src: "{arch: mamba1, tie_embeddings: maybe}", Want: []string{"maybe"}},
+	})
 }
 
 func TestBuildErrors(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"seqbench/arch"
+	"seqbench/arch/archtest"
 	"seqbench/arch/mamba1"
 	"seqbench/cpukernels"
 	"seqbench/nn"
@@ -25,13 +26,11 @@ func name(c *mamba1.Config) string {
 	return fmt.Sprintf("%s/tie=%v/E=%d/N=%d/W=%d/R=%d", c.Norm, c.TieEmbeddings, c.Expand, c.DState, c.DConv, c.DtRank)
 }
 
+func cases(cs ...*mamba1.Config) []archtest.Case { return archtest.Cases(name, cs...) }
+
 func build(t *testing.T, c *mamba1.Config, b nn.Backend, vocab int, seed uint64) *mamba1.Model {
 	t.Helper()
-	m, err := c.Build(arch.Env{Backend: b, Vocab: vocab, RNG: rand.New(rand.NewPCG(seed, 1))})
-	if err != nil {
-		t.Fatalf("%s: %v", name(c), err)
-	}
-	return m.(*mamba1.Model)
+	return archtest.Build(t, b, cases(c)[0], vocab, 0, seed).(*mamba1.Model)
 }
 
 // variants covers every option that changes shapes or the computation.
@@ -54,45 +53,17 @@ func variants() []*mamba1.Config {
 // only 2-D weights of projections and the conv take weight decay (A_log is
 // 2-D but takes none).
 func TestNumParamsMatchesBuild(t *testing.T) {
-	b := cpukernels.New[float64]()
-	const vocab = 7
-	for _, c := range variants() {
-		m := build(t, c, b, vocab, 1)
-		ps := m.Params()
-		if got, want := nn.CountParams(ps), c.NumParams(vocab, 0); got != want {
-			t.Errorf("%s: built %d params, NumParams says %d", name(c), got, want)
-		}
-		seen := map[string]bool{}
-		for _, p := range ps {
-			if seen[p.Name] {
-				t.Errorf("%s: duplicate name %s", name(c), p.Name)
-			}
-			seen[p.Name] = true
-			decay := strings.HasSuffix(p.Name, ".weight") && len(p.T.Shape) == 2 && !strings.Contains(p.Name, "embed")
-			if p.Decay != decay {
-				t.Errorf("%s: %s %v decay %v", name(c), p.Name, p.T.Shape, p.Decay)
-			}
-		}
-	}
+	archtest.CheckParams(t, cpukernels.New[float64](), cases(variants()...), archtest.ParamOptions{Vocab: 7})
 }
 
 func TestParamNames(t *testing.T) {
 	b := cpukernels.New[float64]()
-	m := build(t, tiny("layernorm", false), b, 7, 1)
-	var names []string
-	for _, p := range m.Params() {
-		names = append(names, fmt.Sprintf("%s%v", p.Name, p.T.Shape))
-	}
-	want := "embed.weight[7 4] layers.0.norm.weight[4] layers.0.norm.bias[4] layers.0.mixer.in_proj.weight[16 4] " +
-		"layers.0.mixer.conv1d.weight[8 4] layers.0.mixer.conv1d.bias[8] layers.0.mixer.x_proj.weight[7 8] " +
-		"layers.0.mixer.dt_proj.weight[8 1] layers.0.mixer.dt_proj.bias[8] layers.0.mixer.A_log[8 3] " +
-		"layers.0.mixer.D[8] layers.0.mixer.out_proj.weight[4 8]"
-	if got := strings.Join(names[:12], " "); got != want {
-		t.Errorf("names:\n got %s\nwant %s", got, want)
-	}
-	if got := strings.Join(names[len(names)-3:], " "); got != "norm_f.weight[4] norm_f.bias[4] lm_head.weight[7 4]" {
-		t.Errorf("last names: %s", got)
-	}
+	archtest.CheckParamNames(t, build(t, tiny("layernorm", false), b, 7, 1).Params(),
+		"embed.weight[7 4] layers.0.norm.weight[4] layers.0.norm.bias[4] layers.0.mixer.in_proj.weight[16 4] "+
+			"layers.0.mixer.conv1d.weight[8 4] layers.0.mixer.conv1d.bias[8] layers.0.mixer.x_proj.weight[7 8] "+
+			"layers.0.mixer.dt_proj.weight[8 1] layers.0.mixer.dt_proj.bias[8] layers.0.mixer.A_log[8 3] "+
+			"layers.0.mixer.D[8] layers.0.mixer.out_proj.weight[4 8] "+
+			"... norm_f.weight[4] norm_f.bias[4] lm_head.weight[7 4]")
 }
 
 // The initialization of mamba_ssm: A_log = log(1..N), D = 1,
@@ -157,245 +128,59 @@ func TestFLOPsPerToken(t *testing.T) {
 	}
 }
 
-// randomize replaces the init with O(1) values so every path carries
-// gradient large enough to compare: norm weights around 1, A_log around
-// log(1..N) (decays that neither vanish nor explode), dt biases around 0.
+// randomize is archtest's default with A_log kept around its init
+// log(1..N) (decays that neither vanish nor explode); dt biases are drawn
+// around 0 like every other parameter.
 func randomize(b nn.Backend, ps []nn.Param, rng *rand.Rand) {
-	for _, p := range ps {
-		v := b.Read(p.T.Data)
-		for i := range v {
-			r := 0.5 * rng.NormFloat64()
-			switch {
-			case strings.HasSuffix(p.Name, "A_log"):
-				v[i] += 0.3 * r
-			case strings.Contains(p.Name, "norm") && strings.HasSuffix(p.Name, "weight"):
-				v[i] = 1 + r
-			default:
-				v[i] = r
-			}
+	archtest.RandomizeBy(b, ps, rng, func(name string, old, r float64) float64 {
+		if strings.HasSuffix(name, "A_log") {
+			return old + 0.3*r
 		}
-		b.Write(p.T.Data, v)
-	}
+		return archtest.O1(name, r)
+	})
 }
 
-func loss(b nn.Backend, m arch.Model, ids, targets []int32, B, L int, record bool) (float64, *nn.Tape, *nn.Tensor) {
-	tp := nn.NewTape(b, record)
-	l, _ := tp.CrossEntropy(m.Forward(tp, ids, B, L), targets, -1)
-	return b.Read(l.Data)[0], tp, l
-}
-
-// Every parameter's gradient against central finite differences in float64
-// (every element of small tensors, 24 random ones of larger), by the
-// 6-point stencil at h = 1.5e-3: its truncation error O(h⁶) stays near
+// The 6-point stencil at h = 1.5e-3: its truncation error O(h⁶) stays near
 // 1e-11 and its rounding error near 2e-13. (The 4-point stencil's O(h⁴)
 // reached 1e-8 absolute on the most curved embedding element, falling 16×
-// per halving of h.) Gradients below 1e-6 are compared at that floor.
+// per halving of h.)
 func TestGradCheck(t *testing.T) {
-	b := cpukernels.New[float64]()
-	const vocab, B, L, h = 7, 2, 5, 1.5e-3
-	rng := rand.New(rand.NewPCG(11, 12))
-	ids, targets := make([]int32, B*L), make([]int32, B*L)
-	for i := range ids {
-		ids[i], targets[i] = int32(rng.IntN(vocab)), int32(rng.IntN(vocab))
-	}
-	targets[3] = -1 // an ignored row must contribute nothing
-	for _, c := range variants() {
-		m := build(t, c, b, vocab, 2)
-		ps := m.Params()
-		randomize(b, ps, rng)
-		nn.ZeroGrads(b, ps)
-		_, tp, l := loss(b, m, ids, targets, B, L, true)
-		tp.Backward(l)
-		tp.Release()
-		worst, where := 0.0, ""
-		for _, p := range ps {
-			grad := b.Read(p.T.Grad())
-			x := b.Read(p.T.Data)
-			idx := rng.Perm(len(x))
-			if len(idx) > 24 {
-				idx = idx[:24]
-			}
-			at := func(i int, v float64) float64 {
-				old := x[i]
-				x[i] = v
-				b.Write(p.T.Data, x)
-				f, eval, _ := loss(b, m, ids, targets, B, L, false)
-				eval.Release()
-				x[i] = old
-				b.Write(p.T.Data, x)
-				return f
-			}
-			for _, i := range idx {
-				x0 := x[i]
-				num := (at(i, x0+3*h) - 9*at(i, x0+2*h) + 45*at(i, x0+h) -
-					45*at(i, x0-h) + 9*at(i, x0-2*h) - at(i, x0-3*h)) / (60 * h)
-				e := math.Abs(num-grad[i]) / math.Max(1e-6, math.Max(math.Abs(num), math.Abs(grad[i])))
-				if !(e <= worst) {
-					worst, where = e, fmt.Sprintf("%s[%d]: analytic %.12g, numeric %.12g", p.Name, i, grad[i], num)
-				}
-			}
-		}
-		t.Logf("%s: worst rel err %.2g at %s", name(c), worst, where)
-		if !(worst < 1e-6) {
-			t.Errorf("%s: gradient check failed, rel err %.3g at %s", name(c), worst, where)
-		}
-	}
+	archtest.CheckGradients(t, cpukernels.New[float64](), cases(variants()...), archtest.GradOptions{
+		Vocab: 7, B: 2, L: 5, H: 1.5e-3, Stencil: archtest.Central6, Tol: 1e-6, Randomize: randomize,
+	})
 }
 
-// Changing token t may change logits only at positions ≥ t of that
-// sequence.
+// Nothing mixes positions but the causal conv and the scan: logits before
+// a changed token do not move at all.
 func TestCausal(t *testing.T) {
-	b := cpukernels.New[float64]()
-	const vocab, B, L = 7, 2, 6
-	c := tiny("rmsnorm", true)
-	m := build(t, c, b, vocab, 3)
-	randomize(b, m.Params(), rand.New(rand.NewPCG(4, 4)))
-	rng := rand.New(rand.NewPCG(5, 5))
-	ids := make([]int32, B*L)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(vocab))
-	}
-	logits := func(ids []int32) []float64 {
-		tp := nn.NewTape(b, false)
-		defer tp.Release()
-		return b.Read(m.Forward(tp, ids, B, L).Data)
-	}
-	base := logits(ids)
-	for tok := range L {
-		alt := append([]int32(nil), ids...)
-		alt[tok] = (alt[tok] + 1) % vocab // sequence 0 only
-		got := logits(alt)
-		for row := range B * L {
-			diff := 0.0
-			for v := range vocab {
-				diff = math.Max(diff, math.Abs(got[row*vocab+v]-base[row*vocab+v]))
-			}
-			seq, p := row/L, row%L
-			if affected := seq == 0 && p >= tok; !affected && diff != 0 {
-				t.Errorf("token %d changed logits of sequence %d position %d by %g", tok, seq, p, diff)
-			} else if seq == 0 && p == tok && diff < 1e-6 {
-				t.Errorf("token %d did not change its own logits", tok)
-			}
-		}
-	}
+	archtest.CheckCausal(t, cpukernels.New[float64](), cases(tiny("rmsnorm", true)), archtest.CausalOptions{
+		Vocab: 7, B: 2, L: 6, Leak: 0, Randomize: randomize,
+	})
 }
 
 // Step mode, one token at a time and in uneven chunks, gives the rows
-// Forward gives on the whole sequence.
+// Forward gives on the whole sequence; the state is the conv window and
+// the scan state, n_layers·B·E·(d_conv − 1 + d_state) elements.
 func TestStepMatchesForward(t *testing.T) {
-	b := cpukernels.New[float64]()
-	const vocab, B, L = 7, 2, 7
-	rng := rand.New(rand.NewPCG(31, 32))
-	ids := make([]int32, B*L)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(vocab))
-	}
-	for _, c := range variants() {
-		m := build(t, c, b, vocab, 7)
-		randomize(b, m.Params(), rng)
-		tp := nn.NewTape(b, false)
-		want := b.Read(m.Forward(tp, ids, B, L).Data)
-		tp.Release()
-		for _, chunks := range [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {5, 2}} {
-			st := m.NewState(B)
-			pos, worst := 0, 0.0
-			for _, T := range chunks {
-				chunk := make([]int32, 0, B*T)
-				for s := range B {
-					chunk = append(chunk, ids[s*L+pos:s*L+pos+T]...)
-				}
-				tp := nn.NewTape(b, false)
-				got := b.Read(m.Step(tp, st, chunk, B, T).Data)
-				tp.Release()
-				for s := range B {
-					for j := range T * vocab {
-						g, w := got[(s*T)*vocab+j], want[(s*L+pos)*vocab+j]
-						worst = max(worst, math.Abs(g-w)/max(math.Abs(w), 1e-3))
-					}
-				}
-				pos += T
-			}
-			if worst > 1e-12 {
-				t.Errorf("%s chunks %v: step logits differ from forward by rel %.3g", name(c), chunks, worst)
-			}
-			E := c.Expand * c.DModel
-			if got, want := st.Bytes(), int64(c.NLayers*B*E*(c.DConv-1+c.DState)*8); got != want {
-				t.Errorf("%s: state Bytes %d, want %d", name(c), got, want)
-			}
-			st.Free()
-			if st.Bytes() != 0 {
-				t.Errorf("%s: Bytes %d after Free", name(c), st.Bytes())
-			}
-		}
-	}
+	archtest.CheckStepMatchesForward(t, cpukernels.New[float64](), cases(variants()...), archtest.StepOptions{
+		Vocab: 7, B: 2, L: 7,
+		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {5, 2}},
+		Err:    archtest.Rel(1e-3), Tol: 1e-12,
+		StateBytes: func(cfg arch.Config, B, _ int) int64 {
+			c := cfg.(*mamba1.Config)
+			return int64(c.NLayers * B * c.Expand * c.DModel * (c.DConv - 1 + c.DState) * 8)
+		},
+		Randomize: randomize,
+	})
 }
 
-func TestStepErrors(t *testing.T) {
-	b := cpukernels.New[float64]()
-	m := build(t, tiny("rmsnorm", true), b, 7, 1)
-	panics := func(what, want string, f func()) {
-		t.Helper()
-		defer func() {
-			t.Helper()
-			r := recover()
-			if r == nil || !strings.Contains(fmt.Sprint(r), want) {
-				t.Errorf("%s: panic %v, want one saying %q", what, r, want)
-			}
-		}()
-		f()
-	}
-	st := m.NewState(2)
-	panics("recording tape", "inference-only", func() { m.Step(nn.NewTape(b, true), st, []int32{1, 2}, 2, 1) })
-	panics("wrong batch", "state for B=2", func() { m.Step(nn.NewTape(b, false), st, []int32{1, 2, 3}, 3, 1) })
-	st.Free()
-	panics("freed state", "freed", func() { m.Step(nn.NewTape(b, false), st, []int32{1, 2}, 2, 1) })
+func TestStepContract(t *testing.T) {
+	archtest.CheckStepContract(t, cpukernels.New[float64](), cases(tiny("rmsnorm", true))[0], archtest.FreedPanics)
 }
 
-// A short run must learn to copy: each sequence is 4 random tokens repeated
-// (x1..x4 x1..x4), and the loss counts only the second copy, which needs
-// the selective state to remember earlier tokens (chance: log 8 ≈ 2.08).
+// The copy task needs the selective state to remember earlier tokens.
 func TestLearnsToCopy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("training run")
-	}
-	b := cpukernels.New[float32]()
-	const vocab, B, half, steps = 8, 16, 4, 200
-	const L = 2 * half
 	c := mamba1.DefaultConfig()
 	c.DModel, c.NLayers, c.DState = 16, 2, 8
-	m := build(t, c, b, vocab, 1)
-	ps := m.Params()
-	opt := nn.NewAdamW(b, ps, 0.01)
-	sched := nn.NewSchedule("cosine", 1e-2, 20, steps)
-	rng := rand.New(rand.NewPCG(9, 9))
-	ids, targets := make([]int32, B*L), make([]int32, B*L)
-	last := 0.0
-	for step := range steps {
-		for s := range B {
-			for p := range half {
-				tok := int32(rng.IntN(vocab))
-				ids[s*L+p], ids[s*L+half+p] = tok, tok
-			}
-			for p := range L {
-				targets[s*L+p] = -1
-				if p >= half-1 && p < L-1 {
-					targets[s*L+p] = ids[s*L+p+1]
-				}
-			}
-		}
-		nn.ZeroGrads(b, ps)
-		f, tp, l := loss(b, m, ids, targets, B, L, true)
-		tp.Backward(l)
-		tp.Release()
-		nn.ClipGradNorm(b, ps, 1)
-		opt.Step(sched.At(step))
-		last = 0.9*last + 0.1*f
-		if step < 10 {
-			last = f
-		}
-	}
-	t.Logf("smoothed copy loss after %d steps: %.3f", steps, last)
-	if last > 0.5 {
-		t.Errorf("copy loss %.3f after %d steps, want < 0.5", last, steps)
-	}
+	archtest.CheckLearnsToCopy(t, cpukernels.New[float32](), cases(c)[0], archtest.LearnOptions{Steps: 200, LR: 1e-2, Bound: 0.5})
 }

@@ -2,9 +2,10 @@ package mamba1_test
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
+	"seqbench/arch"
+	"seqbench/arch/archtest"
 	"seqbench/arch/mamba1"
 	"seqbench/cpukernels"
 	"seqbench/nn"
@@ -25,52 +26,8 @@ func refForward(b nn.Backend, m *mamba1.Model, ids []int32, B, L int) []float64 
 		return b.Read(t.Data)
 	}
 	d := m.Embed.W.Dim(1)
-	linear := func(x []float64, w []float64, bias []float64, in, out int) []float64 {
-		rows := len(x) / in
-		y := make([]float64, rows*out)
-		for r := range rows {
-			for o := range out {
-				s := 0.0
-				if bias != nil {
-					s = bias[o]
-				}
-				for i := range in {
-					s += x[r*in+i] * w[o*in+i]
-				}
-				y[r*out+o] = s
-			}
-		}
-		return y
-	}
-	norm := func(x []float64, layer nn.Layer) []float64 {
-		y := make([]float64, len(x))
-		for r := range len(x) / d {
-			row := x[r*d : (r+1)*d]
-			switch n := layer.(type) {
-			case *nn.RMSNorm:
-				w, ss := read(n.W), 0.0
-				for _, v := range row {
-					ss += v * v
-				}
-				for i, v := range row {
-					y[r*d+i] = v / math.Sqrt(ss/float64(d)+n.Eps) * w[i]
-				}
-			case *nn.LayerNorm:
-				w, bias := read(n.W), read(n.B)
-				mean, vr := 0.0, 0.0
-				for _, v := range row {
-					mean += v / float64(d)
-				}
-				for _, v := range row {
-					vr += (v - mean) * (v - mean) / float64(d)
-				}
-				for i, v := range row {
-					y[r*d+i] = (v-mean)/math.Sqrt(vr+n.Eps)*w[i] + bias[i]
-				}
-			}
-		}
-		return y
-	}
+	linear := archtest.RefLinear
+	norm := func(x []float64, layer nn.Layer) []float64 { return archtest.RefNorm(b, x, d, layer) }
 	silu := func(x float64) float64 { return x / (1 + math.Exp(-x)) }
 	softplus := func(x float64) float64 {
 		if x > 20 {
@@ -80,10 +37,7 @@ func refForward(b nn.Backend, m *mamba1.Model, ids []int32, B, L int) []float64 
 	}
 
 	table := read(m.Embed.W)
-	x := make([]float64, B*L*d)
-	for i, id := range ids {
-		copy(x[i*d:(i+1)*d], table[int(id)*d:(int(id)+1)*d])
-	}
+	x := archtest.RefEmbed(table, ids, d)
 	for _, blk := range m.Blocks {
 		mx := blk.Mixer
 		E, N, R, W := mx.E, mx.N, mx.R, mx.ConvW.Dim(1)
@@ -142,25 +96,11 @@ func refForward(b nn.Backend, m *mamba1.Model, ids []int32, B, L int) []float64 
 
 func TestMatchesReference(t *testing.T) {
 	b := cpukernels.New[float64]()
-	const vocab, B, L = 7, 2, 6
-	rng := rand.New(rand.NewPCG(41, 42))
-	ids := make([]int32, B*L)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(vocab))
-	}
-	for _, c := range variants() {
-		m := build(t, c, b, vocab, 5)
-		randomize(b, m.Params(), rng)
-		tp := nn.NewTape(b, false)
-		got := b.Read(m.Forward(tp, ids, B, L).Data)
-		tp.Release()
-		want := refForward(b, m, ids, B, L)
-		worst := 0.0
-		for i := range want {
-			worst = max(worst, math.Abs(got[i]-want[i])/max(math.Abs(want[i]), 1e-3))
-		}
-		if worst > 1e-12 {
-			t.Errorf("%s: logits differ from the reference by rel %.3g", name(c), worst)
-		}
-	}
+	archtest.CheckReference(t, b, cases(variants()...), archtest.RefOptions{
+		Vocab: 7, B: 2, L: 6, Seed: 41,
+		Ref: func(m arch.Model, _ arch.Config, ids []int32, B, L int) []float64 {
+			return refForward(b, m.(*mamba1.Model), ids, B, L)
+		},
+		Err: archtest.Rel(1e-3), Tol: 1e-12, Randomize: randomize,
+	})
 }

@@ -4,23 +4,13 @@ import (
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v4"
-
 	"seqbench/arch"
+	"seqbench/arch/archtest"
 	"seqbench/arch/mamba2"
 )
 
-func decode(t *testing.T, src string) (arch.Config, error) {
-	t.Helper()
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatalf("yaml %q: %v", src, err)
-	}
-	return arch.Decode(doc.Content[0])
-}
-
 func TestDecode(t *testing.T) {
-	cfg, err := decode(t, "{arch: mamba2, d_model: 48, n_layers: 3, d_state: 16, expand: 3, headdim: 4, "+
+	cfg, err := archtest.Decode(t, "{arch: mamba2, d_model: 48, n_layers: 3, d_state: 16, expand: 3, headdim: 4, "+
 		"ngroups: 4, d_conv: 2, chunk_size: 32, dt_min: 0.002, dt_max: 0.2, norm_eps: 1.0e-6, tie_embeddings: false}")
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +23,7 @@ func TestDecode(t *testing.T) {
 		t.Errorf("decoded %+v, want %+v", *got, *want)
 	}
 
-	cfg, err = decode(t, "arch: mamba2")
+	cfg, err = archtest.Decode(t, "arch: mamba2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,50 +37,36 @@ func TestDecode(t *testing.T) {
 		t.Errorf("defaults differ from mamba_ssm's: %+v", *got)
 	}
 	// headdim 1 (E·d heads of one channel) is a valid tiny setting.
-	if _, err := decode(t, "{arch: mamba2, d_model: 3, headdim: 1, ngroups: 2}"); err != nil {
+	if _, err := archtest.Decode(t, "{arch: mamba2, d_model: 3, headdim: 1, ngroups: 2}"); err != nil {
 		t.Errorf("headdim 1: %v", err)
 	}
 }
 
 // Every rejected block must say which field is wrong and with what value.
 func TestDecodeErrors(t *testing.T) {
-	for i, tc := range []struct {
-		src  string
-		want []string // substrings of the error
-	}{
-		{"{arch: mamba2, d_modle: 64}", []string{"d_modle"}},
+	archtest.CheckDecodeErrors(t, []archtest.DecodeCase{
+		{Src: "{arch: mamba2, d_modle: 64}", Want: []string{"d_modle"}},
 		// 2·64 = 128 channels do not split into heads of 48.
-		{"{arch: mamba2, headdim: 48}", []string{"headdim", "48", "d_model", "64", "expand", "2", "128"}},
-		{"{arch: mamba2, d_model: 5, expand: 3, headdim: 4}", []string{"headdim", "4", "3·5 = 15"}},
-		{"{arch: mamba2, d_model: 8, headdim: 4, ngroups: 3}", []string{"ngroups", "3", "heads", "4"}},
-		{"{arch: mamba2, headdim: 64, ngroups: 4}", []string{"ngroups", "4", "heads", "2"}},
-		{"{arch: mamba2, headdim: 0}", []string{"headdim", "0"}},
-		{"{arch: mamba2, ngroups: 0}", []string{"ngroups", "0"}},
-		{"{arch: mamba2, d_state: 0}", []string{"d_state", "0"}},
-		{"{arch: mamba2, expand: 0}", []string{"expand", "0"}},
-		{"{arch: mamba2, d_conv: 0}", []string{"d_conv", "0"}},
-		{"{arch: mamba2, chunk_size: 0}", []string{"chunk_size", "0"}},
-		{"{arch: mamba2, n_layers: 0}", []string{"n_layers", "0"}},
-		{"{arch: mamba2, d_model: -8}", []string{"d_model", "-8"}},
-		{"{arch: mamba2, d_model: 64.5}", []string{"64.5"}},
-		{"{arch: mamba2, dt_min: 0.5, dt_max: 0.1}", []string{"dt_min", "0.5", "dt_max"}},
-		{"{arch: mamba2, dt_min: 0}", []string{"dt_min"}},
-		{"{arch: mamba2, dt_max: .inf}", []string{"dt_max"}},
-		{"{arch: mamba2, norm_eps: -1}", []string{"norm_eps", "-1"}},
-		{"{arch: mamba2, norm: layernorm}", []string{"norm"}}, // mamba2 blocks are RMSNorm only
-		{"{arch: mamba2, tie_embeddings: maybe}", []string{"maybe"}},
-	} {
-		_, err := decode(t, tc.src)
-		if err == nil {
-			t.Errorf("case %d %s: no error", i, tc.src)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("case %d %s: error %q does not mention %q", i, tc.src, err, w)
-			}
-		}
-	}
+		{Src: "{arch: mamba2, headdim: 48}", Want: []string{"headdim", "48", "d_model", "64", "expand", "2", "128"}},
+		{Src: "{arch: mamba2, d_model: 5, expand: 3, headdim: 4}", Want: []string{"headdim", "4", "3·5 = 15"}},
+		{Src: "{arch: mamba2, d_model: 8, headdim: 4, ngroups: 3}", Want: []string{"ngroups", "3", "heads", "4"}},
+		{Src: "{arch: mamba2, headdim: 64, ngroups: 4}", Want: []string{"ngroups", "4", "heads", "2"}},
+		{Src: "{arch: mamba2, headdim: 0}", Want: []string{"headdim", "0"}},
+		{Src: "{arch: mamba2, ngroups: 0}", Want: []string{"ngroups", "0"}},
+		{Src: "{arch: mamba2, d_state: 0}", Want: []string{"d_state", "0"}},
+		{Src: "{arch: mamba2, expand: 0}", Want: []string{"expand", "0"}},
+		{Src: "{arch: mamba2, d_conv: 0}", Want: []string{"d_conv", "0"}},
+		{Src: "{arch: mamba2, chunk_size: 0}", Want: []string{"chunk_size", "0"}},
+		{Src: "{arch: mamba2, n_layers: 0}", Want: []string{"n_layers", "0"}},
+		{Src: "{arch: mamba2, d_model: -8}", Want: []string{"d_model", "-8"}},
+		{Src: "{arch: mamba2, d_model: 64.5}", Want: []string{"64.5"}},
+		{Src: "{arch: mamba2, dt_min: 0.5, dt_max: 0.1}", Want: []string{"dt_min", "0.5", "dt_max"}},
+		{Src: "{arch: mamba2, dt_min: 0}", Want: []string{"dt_min"}},
+		{Src: "{arch: mamba2, dt_max: .inf}", Want: []string{"dt_max"}},
+		{Src: "{arch: mamba2, norm_eps: -1}", Want: []string{"norm_eps", "-1"}},
+		{Src: "{arch: mamba2, norm: layernorm}", Want: []string{"norm"}}, // mamba2 blocks are RMSNorm only
+		{Src: "{arch: mamba2, tie_embeddings: maybe}", Want: []string{"maybe"}},
+	})
 }
 
 // Build refuses what a Config alone cannot check.

@@ -2,9 +2,10 @@ package mamba2_test
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
+	"seqbench/arch"
+	"seqbench/arch/archtest"
 	"seqbench/arch/mamba2"
 	"seqbench/cpukernels"
 	"seqbench/nn"
@@ -22,20 +23,7 @@ import (
 func refForward(b nn.Backend, m *mamba2.Model, ids []int32, B, L int) []float64 {
 	read := func(t *nn.Tensor) []float64 { return b.Read(t.Data) }
 	d := m.Embed.W.Dim(1)
-	linear := func(x, w []float64, in, out int) []float64 {
-		rows := len(x) / in
-		y := make([]float64, rows*out)
-		for r := range rows {
-			for o := range out {
-				s := 0.0
-				for i := range in {
-					s += x[r*in+i] * w[o*in+i]
-				}
-				y[r*out+o] = s
-			}
-		}
-		return y
-	}
+	linear := func(x, w []float64, in, out int) []float64 { return archtest.RefLinear(x, w, nil, in, out) }
 	// rms normalises every run of n values of x by its root mean square and
 	// scales element i of a row of width len(w) by w[i].
 	rms := func(x []float64, n int, w []float64, eps float64) []float64 {
@@ -54,10 +42,7 @@ func refForward(b nn.Backend, m *mamba2.Model, ids []int32, B, L int) []float64 
 	}
 	silu := func(v float64) float64 { return v / (1 + math.Exp(-v)) }
 	emb := read(m.Embed.W)
-	x := make([]float64, B*L*d)
-	for r, id := range ids {
-		copy(x[r*d:(r+1)*d], emb[int(id)*d:(int(id)+1)*d])
-	}
+	x := archtest.RefEmbed(emb, ids, d)
 	for _, blk := range m.Blocks {
 		mx := blk.Mixer
 		E, H, P, G, N := mx.E, mx.H, mx.P, mx.G, mx.N
@@ -127,26 +112,11 @@ func refForward(b nn.Backend, m *mamba2.Model, ids []int32, B, L int) []float64 
 // sequence), to float64 rounding.
 func TestForwardMatchesReference(t *testing.T) {
 	b := cpukernels.New[float64]()
-	const vocab, B, L = 7, 2, 7
-	rng := rand.New(rand.NewPCG(21, 22))
-	ids := make([]int32, B*L)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(vocab))
-	}
-	for _, c := range variants() {
-		m := build(t, c, b, vocab, 5)
-		randomize(b, m.Params(), rng)
-		tp := nn.NewTape(b, false)
-		got := b.Read(m.Forward(tp, ids, B, L).Data)
-		tp.Release()
-		want := refForward(b, m, ids, B, L)
-		worst := 0.0
-		for i := range want {
-			worst = max(worst, math.Abs(got[i]-want[i])/max(math.Abs(want[i]), 1e-3))
-		}
-		t.Logf("%s: worst rel err %.2g", name(c), worst)
-		if !(worst < 1e-12) {
-			t.Errorf("%s: Forward differs from the reference loops by rel %.3g", name(c), worst)
-		}
-	}
+	archtest.CheckReference(t, b, cases(variants()...), archtest.RefOptions{
+		Vocab: 7, B: 2, L: 7, Seed: 21,
+		Ref: func(m arch.Model, _ arch.Config, ids []int32, B, L int) []float64 {
+			return refForward(b, m.(*mamba2.Model), ids, B, L)
+		},
+		Err: archtest.Rel(1e-3), Tol: 1e-12,
+	})
 }

@@ -2,9 +2,10 @@ package rnn_test
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
+	"seqbench/arch"
+	"seqbench/arch/archtest"
 	"seqbench/arch/rnn"
 	"seqbench/cpukernels"
 	"seqbench/nn"
@@ -26,10 +27,7 @@ func refForward(b nn.Backend, m *rnn.Model, c *rnn.Config, vocab int, ids []int3
 	d := c.DModel
 	sig := func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
 	emb := read(m.Embed.W)
-	x := make([]float64, B*L*d)
-	for i, id := range ids {
-		copy(x[i*d:(i+1)*d], emb[int(id)*d:])
-	}
+	x := archtest.RefEmbed(emb, ids, d)
 	for _, l := range m.Layers {
 		wih, whh, bih, bhh := read(l.WeightIH), read(l.WeightHH), read(l.BiasIH), read(l.BiasHH)
 		G := 4
@@ -70,73 +68,22 @@ func refForward(b nn.Backend, m *rnn.Model, c *rnn.Config, vocab int, ids []int3
 		}
 		x = y
 	}
-	if m.NormF != nil {
-		for r := range B * L {
-			row := x[r*d : (r+1)*d]
-			switch n := m.NormF.(type) {
-			case *nn.RMSNorm:
-				w, ss := read(n.W), 0.0
-				for _, v := range row {
-					ss += v * v
-				}
-				rs := 1 / math.Sqrt(ss/float64(d)+n.Eps)
-				for i := range row {
-					row[i] *= rs * w[i]
-				}
-			case *nn.LayerNorm:
-				w, nb := read(n.W), read(n.B)
-				mean, vr := 0.0, 0.0
-				for _, v := range row {
-					mean += v / float64(d)
-				}
-				for _, v := range row {
-					vr += (v - mean) * (v - mean) / float64(d)
-				}
-				for i := range row {
-					row[i] = (row[i] - mean) / math.Sqrt(vr+n.Eps) * w[i]
-					if nb != nil {
-						row[i] += nb[i]
-					}
-				}
-			}
-		}
-	}
+	x = archtest.RefNorm(b, x, d, m.NormF)
 	head := emb
 	if m.Head != nil {
 		head = read(m.Head.W)
 	}
-	logits := make([]float64, B*L*vocab)
-	for r := range B * L {
-		for v := range vocab {
-			for k := range d {
-				logits[r*vocab+v] += x[r*d+k] * head[v*d+k]
-			}
-		}
-	}
-	return logits
+	return archtest.RefLinear(x, head, nil, d, vocab)
 }
 
 func TestForwardMatchesReference(t *testing.T) {
 	b := cpukernels.New[float64]()
-	const vocab, B, L = 7, 2, 5
-	rng := rand.New(rand.NewPCG(21, 22))
-	ids := make([]int32, B*L)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(vocab))
-	}
-	for _, c := range variants() {
-		m := build(t, c, b, vocab, 5)
-		randomize(b, m.Params(), rng)
-		tp := nn.NewTape(b, false)
-		got := b.Read(m.Forward(tp, ids, B, L).Data)
-		tp.Release()
-		want := refForward(b, m, c, vocab, ids, B, L)
-		worst := 0.0
-		for i := range want {
-			worst = math.Max(worst, math.Abs(got[i]-want[i])/math.Max(1, math.Abs(want[i])))
-		}
-		if worst > 1e-12 {
-			t.Errorf("%s: logits differ from the reference by %.3g", name(c), worst)
-		}
-	}
+	const vocab = 7
+	archtest.CheckReference(t, b, cases(variants()...), archtest.RefOptions{
+		Vocab: vocab, B: 2, L: 5, Seed: 21,
+		Ref: func(m arch.Model, c arch.Config, ids []int32, B, L int) []float64 {
+			return refForward(b, m.(*rnn.Model), c.(*rnn.Config), vocab, ids, B, L)
+		},
+		Err: archtest.Rel(1), Tol: 1e-12,
+	})
 }

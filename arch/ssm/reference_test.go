@@ -3,9 +3,10 @@ package ssm_test
 import (
 	"math"
 	"math/cmplx"
-	"math/rand/v2"
 	"testing"
 
+	"seqbench/arch"
+	"seqbench/arch/archtest"
 	"seqbench/arch/ssm"
 	"seqbench/cpukernels"
 	"seqbench/nn"
@@ -50,33 +51,14 @@ func refForward(b nn.Backend, m *ssm.Model, c *ssm.Config, ids []int32, B, L int
 		return out
 	}
 	linear := func(x []float64, l *nn.Linear) []float64 {
-		w := read(l.W)
 		var bias []float64
 		if l.B != nil {
 			bias = read(l.B)
 		}
-		out, in := l.W.Dim(0), l.W.Dim(1)
-		rows := len(x) / in
-		y := make([]float64, rows*out)
-		for r := range rows {
-			for o := range out {
-				s := 0.0
-				if bias != nil {
-					s = bias[o]
-				}
-				for i := range in {
-					s += x[r*in+i] * w[o*in+i]
-				}
-				y[r*out+o] = s
-			}
-		}
-		return y
+		return archtest.RefLinear(x, read(l.W), bias, l.W.Dim(1), l.W.Dim(0))
 	}
 	emb := read(m.Embed.W)
-	x := make([]float64, B*L*d)
-	for i, id := range ids {
-		copy(x[i*d:(i+1)*d], emb[int(id)*d:(int(id)+1)*d])
-	}
+	x := archtest.RefEmbed(emb, ids, d)
 	for _, blk := range m.Blocks {
 		s := blk.SSM
 		H, N2 := s.H, s.N2
@@ -126,25 +108,11 @@ func refForward(b nn.Backend, m *ssm.Model, c *ssm.Config, ids []int32, B, L int
 
 func TestForwardMatchesReference(t *testing.T) {
 	b := cpukernels.New[float64]()
-	const vocab, B, L = 7, 2, 11
-	rng := rand.New(rand.NewPCG(41, 42))
-	ids := make([]int32, B*L)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(vocab))
-	}
-	for _, c := range allConfigs() {
-		m := build(t, c, b, vocab, 5)
-		randomize(b, m.Params(), rng)
-		tp := nn.NewTape(b, false)
-		got := b.Read(m.Forward(tp, ids, B, L).Data)
-		tp.Release()
-		want := refForward(b, m, c, ids, B, L)
-		worst := 0.0
-		for i := range want {
-			worst = max(worst, math.Abs(got[i]-want[i])/max(1, math.Abs(want[i])))
-		}
-		if worst > 1e-10 {
-			t.Errorf("%s: Forward differs from the loop reference by %.3g", name(c), worst)
-		}
-	}
+	archtest.CheckReference(t, b, cases(allConfigs()...), archtest.RefOptions{
+		Vocab: 7, B: 2, L: 11, Seed: 41,
+		Ref: func(m arch.Model, c arch.Config, ids []int32, B, L int) []float64 {
+			return refForward(b, m.(*ssm.Model), c.(*ssm.Config), ids, B, L)
+		},
+		Err: archtest.Rel(1), Tol: 1e-10, Randomize: randomize,
+	})
 }

@@ -1,0 +1,112 @@
+package archtest
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"seqbench/nn"
+)
+
+// Stencil estimates f′(x0) from values of f around x0 at step h.
+type Stencil func(f func(x float64) float64, x0, h float64) float64
+
+// Central4 is the 4-point central difference, truncation error O(h⁴):
+//
+//	(−f(x0+2h) + 8·f(x0+h) − 8·f(x0−h) + f(x0−2h)) / 12h
+func Central4(f func(float64) float64, x0, h float64) float64 {
+	return (-f(x0+2*h) + 8*f(x0+h) - 8*f(x0-h) + f(x0-2*h)) / (12 * h)
+}
+
+// Central6 is the 6-point central difference, truncation error O(h⁶), for
+// models curved enough that Central4's O(h⁴) reaches the tolerance:
+//
+//	(f(x0+3h) − 9·f(x0+2h) + 45·f(x0+h) − 45·f(x0−h) + 9·f(x0−2h) − f(x0−3h)) / 60h
+func Central6(f func(float64) float64, x0, h float64) float64 {
+	return (f(x0+3*h) - 9*f(x0+2*h) + 45*f(x0+h) -
+		45*f(x0-h) + 9*f(x0-2*h) - f(x0-3*h)) / (60 * h)
+}
+
+// GradOptions are CheckGradients's settings. The step and stencil are the
+// architecture's: the truncation error of the stencil grows with how curved
+// the loss is along a parameter (phase rates of S4D's kernel, products of
+// Mamba's gates), and each arch's tests say why it chose its pair.
+type GradOptions struct {
+	Vocab, B, L int
+	H           float64 // finite-difference step
+	Stencil     Stencil // nil is Central4
+	Tol         float64 // bound on the worst relative error (strict: err < Tol)
+	Randomize   Randomizer
+}
+
+// gradFloor is the magnitude below which gradients are compared absolutely
+// (the exactly-zero gradient of a key bias, of an embedding row no token
+// uses), and gradSample the number of elements checked in a larger tensor.
+const (
+	gradFloor  = 1e-6
+	gradSample = 24
+)
+
+// CheckGradients checks every parameter's gradient of the full model in
+// float64 (b must compute in float64) against finite differences of the
+// loss: every element of tensors up to 24 elements, 24 random ones of
+// larger. The loss is the cross-entropy of random targets with one ignored
+// row (which must contribute nothing); the error is
+// |numeric − analytic| / max(|numeric|, |analytic|, 1e-6).
+func CheckGradients(t testing.TB, b nn.Backend, cases []Case, o GradOptions) {
+	t.Helper()
+	if b.DType() != nn.Float64 {
+		t.Fatalf("CheckGradients needs a float64 backend, got %v", b.DType())
+	}
+	stencil, randomize := o.Stencil, orDefault(o.Randomize)
+	if stencil == nil {
+		stencil = Central4
+	}
+	B, L, h := o.B, o.L, o.H
+	rng := rand.New(rand.NewPCG(11, 12))
+	ids, targets := make([]int32, B*L), make([]int32, B*L)
+	for i := range ids {
+		ids[i], targets[i] = int32(rng.IntN(o.Vocab)), int32(rng.IntN(o.Vocab))
+	}
+	targets[3] = -1 // an ignored row must contribute nothing
+	for _, c := range cases {
+		m := Build(t, b, c, o.Vocab, L, 2)
+		ps := m.Params()
+		randomize(b, ps, rng)
+		nn.ZeroGrads(b, ps)
+		_, tp, l := loss(b, m, ids, targets, B, L, true)
+		tp.Backward(l)
+		tp.Release()
+		var w worst
+		for _, p := range ps {
+			grad := b.Read(p.T.Grad())
+			x := b.Read(p.T.Data)
+			idx := rng.Perm(len(x))
+			if len(idx) > gradSample {
+				idx = idx[:gradSample]
+			}
+			for _, i := range idx {
+				at := func(v float64) float64 {
+					old := x[i]
+					x[i] = v
+					b.Write(p.T.Data, x)
+					f, eval, _ := loss(b, m, ids, targets, B, L, false)
+					eval.Release()
+					x[i] = old
+					b.Write(p.T.Data, x)
+					return f
+				}
+				num := stencil(at, x[i], h)
+				e := math.Abs(num-grad[i]) / math.Max(gradFloor, math.Max(math.Abs(num), math.Abs(grad[i])))
+				w.add(e, func() string {
+					return fmt.Sprintf("%s[%d]: analytic %.12g, numeric %.12g", p.Name, i, grad[i], num)
+				})
+			}
+		}
+		t.Logf("%s: worst rel err %.2g at %s", c.Name, w.err, w.where)
+		if !(w.err < o.Tol) {
+			t.Errorf("%s: gradient check failed, rel err %.3g at %s", c.Name, w.err, w.where)
+		}
+	}
+}
