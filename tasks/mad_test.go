@@ -540,7 +540,7 @@ func TestMADDecodeErrors(t *testing.T) {
 		}
 		b.Inputs[0], b.Targets[b.L-1] = int32(task.Vocab()), -7
 		got := task.Decode(b, 0)
-		if !strings.HasPrefix(strings.TrimLeft(strings.TrimPrefix(got, "input  @0 : "), "input : "), "?") && !strings.Contains(got, "?") {
+		if !strings.Contains(got, "?") {
 			t.Errorf("%s: an out-of-vocab token is not shown as '?':\n%s", src, got)
 		}
 		if strings.Count(got, "?") < 2 {

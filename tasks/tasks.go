@@ -5,7 +5,6 @@
 package tasks
 
 import (
-
 	"go.yaml.in/yaml/v4"
 
 	"seqbench/internal/yamlcfg"
