@@ -78,6 +78,7 @@ models: [{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2}]
 	require.Equal(t, want.TrainLoss, got.TrainLoss)
 	require.Equal(t, want.BestAccuracy, got.BestAccuracy)
 	require.Equal(t, metricsOf(t, whole), metricsOf(t, dir))
+	require.GreaterOrEqual(t, got.WallSeconds, cut.WallSeconds, "the resumed wall time forgot the time before the checkpoint")
 	_, err = os.Stat(filepath.Join(dir, train.CheckpointFile))
 	require.True(t, os.IsNotExist(err), "a stale checkpoint was left behind")
 }

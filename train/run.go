@@ -105,8 +105,13 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 		GitRevision: gitRevision(), StartedAt: start.UTC(), Status: StatusFailed,
 		BestLoss: Num(math.NaN()), FinalLoss: Num(math.NaN()), TrainLoss: Num(math.NaN()),
 	}
+	var r *runner
 	finish := func() {
-		sum.WallSeconds = time.Since(start).Seconds()
+		begin := start
+		if r != nil {
+			begin = r.start // a resumed run counts the time before its checkpoint too
+		}
+		sum.WallSeconds = time.Since(begin).Seconds()
 		if sum.WallSeconds > 0 {
 			sum.TokensPerSec = float64(sum.Tokens) / sum.WallSeconds
 		}
@@ -132,7 +137,7 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 		sum.Reason = err.Error()
 		return sum
 	}
-	r := &runner{spec: spec, opt: opt, sum: &sum, start: start, dir: dir, firstStep: 1}
+	r = &runner{spec: spec, opt: opt, sum: &sum, start: start, dir: dir, firstStep: 1}
 	defer r.free()
 	if err := r.setup(); err != nil {
 		sum.Reason = err.Error()
