@@ -11,8 +11,9 @@
 // *OOMError. Argument mistakes (lengths, shapes) panic with a message, as in
 // cpukernels.
 //
-// Not yet here: the fused sequence ops of nn.SeqOps (conv1d, selective
-// scan, SSD, LSTM, GRU, S4D), so *Backend does not satisfy nn.Backend yet.
+// The fused sequence ops of nn.SeqOps (conv1d, selective scan, SSD, LSTM,
+// GRU, S4D, FFT convolution) are here too: *Backend is a complete
+// nn.Backend.
 package gpukernels
 
 import (
@@ -25,6 +26,8 @@ import (
 	"seqbench/gpukernels/cuda"
 	"seqbench/nn"
 )
+
+var _ nn.Backend = (*Backend)(nil)
 
 // Options configure a Backend beyond its element type.
 type Options struct {

@@ -44,6 +44,17 @@ __device__ __forceinline__ double r_abs(double x) { return fabs(x); }
 // r_expc is exp(x), exactly 0 below EXP_MIN (NaN propagates).
 __device__ __forceinline__ real r_expc(real x) { return x < (real)EXP_MIN ? (real)0 : r_exp(x); }
 
+// r_sigmoid is 1/(1+exp(−x)) without overflow for large |x| (cpukernels'
+// sigmoid); NaN propagates.
+__device__ __forceinline__ real r_sigmoid(real x) {
+    if (x >= (real)0) return (real)1 / ((real)1 + r_expc(-x));
+    const real e = r_expc(x);
+    return e / ((real)1 + e);
+}
+
+// r_softplus is torch's softplus: x above 20, else log(1 + exp(x)).
+__device__ __forceinline__ real r_softplus(real x) { return x > (real)20 ? x : r_log1p(r_expc(x)); }
+
 // flush gives 0 where v would be subnormal (DESIGN.md "Subnormal floats").
 __device__ __forceinline__ real flush(real v) { return r_abs(v) < (real)MIN_NORMAL ? (real)0 : v; }
 

@@ -46,6 +46,15 @@ func (be *Backend) Gemm(a, b, c nn.Buffer, args nn.GemmArgs) {
 	}
 	be.enter(op)
 	defer be.exit()
+	be.gemm(op, ad, bd, cd, g)
+}
+
+// gemm is Gemm's body for checked arguments, inside an op (the fused ops
+// call it with their lock held).
+func (be *Backend) gemm(op string, ad, bd, cd *Buffer, g nn.GemmArgs) {
+	if g.M == 0 || g.N == 0 {
+		return
+	}
 	overlap := g.Batch > 1 && g.StrideC < (g.M-1)*g.LDC+g.N
 	if g.K == 0 || g.Alpha == 0 {
 		if g.Beta == 1 {

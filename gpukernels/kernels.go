@@ -18,7 +18,8 @@ import (
 var sources embed.FS
 
 // families lists the kernel source files (without .cu), one per op family.
-var families = []string{"elementwise", "reduce", "memory", "norm", "embedding", "cross_entropy", "rope", "attention", "adamw"}
+var families = []string{"elementwise", "reduce", "memory", "norm", "embedding", "cross_entropy", "rope", "attention", "adamw",
+	"conv1d", "selective_scan", "ssd", "rnn", "s4d", "fftconv"}
 
 // kernelSource returns the full source NVRTC compiles for one family and
 // element type: the REAL definitions, common.cuh, then the family's file

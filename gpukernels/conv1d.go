@@ -1,0 +1,99 @@
+package gpukernels
+
+import (
+	"fmt"
+
+	"seqbench/nn"
+)
+
+// checkConv rejects shapes and activations the conv does not define.
+func checkConv(op string, B, C, L, W int, act nn.Activation) {
+	if B < 0 || C < 0 || L < 0 || W < 1 {
+		panic(fmt.Sprintf("gpukernels.%s: shape B=%d, C=%d, L=%d, W=%d (W ≥ 1, others ≥ 0)", op, B, C, L, W))
+	}
+	if act != nn.Identity && act != nn.SiLU {
+		panic(fmt.Sprintf("gpukernels.%s: activation %v, want identity or silu", op, act))
+	}
+}
+
+// rowGrid is the grid of a kernel that gives blockIdx.y to rows and the
+// threads of a block to consecutive positions of a row of length L (both
+// grid-stride). About 8·maxGrid blocks in all: a block per row of a large
+// tensor would spend more time starting blocks than in them (measured:
+// Conv1D at 131072 blocks ran at 700 GB/s).
+func (be *Backend) rowGrid(rows, L, threads int) (int, int) {
+	gx := max(1, min((L+threads-1)/threads, be.maxGrid))
+	return gx, max(1, min(rows, be.maxGrid*8/gx, 65535))
+}
+
+// Conv1D is the causal depthwise convolution of x (B, C, L) with w (C, W)
+// and optional bias (C), then act (Identity or SiLU). With x[b,c,t] for
+// t < 0 taken from state[b,c,W−1+t] (zeros when state is nil):
+//
+//	out[b,c,t] = act(bias[c] + Σ_k w[c,k]·x[b,c,t−W+1+k])
+//
+// A given state (B, C, W−1) is then overwritten with the last W−1 inputs of
+// [state, x] (step mode). One thread an output (conv1d.cu).
+func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act nn.Activation) {
+	const op = "Conv1D"
+	checkConv(op, B, C, L, W, act)
+	n, S := B*C*L, W-1
+	o, xs, ws := be.buf(out, n, op, "out"), be.buf(x, n, op, "x"), be.buf(w, C*W, op, "w")
+	bs, ss := be.optBuf(bias, C, op, "bias"), be.optBuf(state, B*C*S, op, "state")
+	rows := B * C
+	if rows == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	if L > 0 {
+		gx, gy := be.rowGrid(rows, L, 256)
+		be.launch(op, be.fn(op, "conv1d", "conv1d_fwd"), dim2(gx, gy), dim(256), 0, pArg(o), pArg(xs), pArg(ws), pArg(bs),
+			pArg(ss), iArg(rows), iArg(C), iArg(L), iArg(W), bArg(act == nn.SiLU))
+	}
+	if ss != nil && S > 0 && L > 0 {
+		// After the forward in stream order: it read the old state.
+		be.launch(op, be.fn(op, "conv1d", "conv1d_state"), dim(be.blocksFor(rows, 128)), dim(128), 0, pArg(ss), pArg(xs),
+			iArg(rows), iArg(L), iArg(S))
+	}
+}
+
+// Conv1DBackward accumulates the gradients of Conv1D started from a zero
+// state, with dp = act'(p)·dout (p the recomputed pre-activation):
+//
+//	dx[b,c,t−W+1+k] += w[c,k]·dp[b,c,t]      (for t−W+1+k ≥ 0)
+//	dw[c,k]         += Σ_{b,t} dp[b,c,t]·x[b,c,t−W+1+k]
+//	dbias[c]        += Σ_{b,t} dp[b,c,t]
+//
+// Any of dx, dw, dbias may be nil. dw and dbias are per-channel double sums
+// in a fixed order (deterministic).
+func (be *Backend) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, C, L, W int, act nn.Activation) {
+	const op = "Conv1DBackward"
+	checkConv(op, B, C, L, W, act)
+	n := B * C * L
+	xs, ws, gs := be.buf(x, n, op, "x"), be.buf(w, C*W, op, "w"), be.buf(dout, n, op, "dout")
+	bs := be.optBuf(bias, C, op, "bias")
+	dX, dW, dB := be.optBuf(dx, n, op, "dx"), be.optBuf(dw, C*W, op, "dw"), be.optBuf(dbias, C, op, "dbias")
+	if n == 0 || (dX == nil && dW == nil && dB == nil) {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	rows := B * C
+	gx, gy := be.rowGrid(rows, L, 256)
+	dp := gs
+	if act == nn.SiLU {
+		dp = be.newBuffer(n, be.esize)
+		defer be.release(dp)
+		be.launch(op, be.fn(op, "conv1d", "conv1d_dp"), dim2(gx, gy), dim(256), 0, pArg(dp), pArg(xs), pArg(ws), pArg(bs),
+			pArg(gs), iArg(rows), iArg(C), iArg(L), iArg(W))
+	}
+	if dX != nil {
+		be.launch(op, be.fn(op, "conv1d", "conv1d_dx"), dim2(gx, gy), dim(256), 0, pArg(dX), pArg(dp), pArg(ws),
+			iArg(rows), iArg(C), iArg(L), iArg(W))
+	}
+	if dW != nil || dB != nil {
+		be.launch(op, be.fn(op, "conv1d", "conv1d_dw"), dim(min(C, 65535)), dim(256), 0, pArg(dW), pArg(dB), pArg(xs),
+			pArg(dp), iArg(B), iArg(C), iArg(L), iArg(W))
+	}
+}

@@ -1,0 +1,338 @@
+package gpukernels
+
+import (
+	"fmt"
+
+	"seqbench/nn"
+)
+
+// LSTM and GRU layers (torch.nn.LSTM / torch.nn.GRU, one layer,
+// batch_first), as cpukernels/rnn.go: the input projection of every step
+// is one cuBLAS GEMM x (B·L, I)·Wihᵀ written straight into saved (or into a
+// scratch of a chunk of steps when nothing is saved); the recurrence is,
+// per step, one GEMM h_{t−1}·Whhᵀ for the whole batch and one gate kernel
+// (rnn.cu). That is two launches a step, PyTorch's scheme for cuDNN-less
+// RNNs: a persistent kernel would save the launch gaps at small sizes, but
+// would have to stream Whh (4H² elements) through one SM per sequence per
+// step, where cuBLAS spreads the product over the device. The backward
+// runs the same loop in reverse (one GEMM dg_{t+1}·Whh and one cell kernel
+// a step), storing the gate gradients dg (B, L, 4H) of every step, then
+// every weight gradient is one GEMM over all steps.
+
+// rnnScratchElems bounds the input-projection scratch of a forward that
+// saves nothing: the steps are projected a chunk at a time.
+const rnnScratchElems = 1 << 22
+
+// at is a view of b from element off on (not owned: never freed).
+func (b *Buffer) at(off int) *Buffer {
+	if off == 0 {
+		return b
+	}
+	return &Buffer{ptr: b.ptr + uint64(off*b.be.esize), n: b.n - off, be: b.be}
+}
+
+// copyRows is CopyBlock inside an op: dst[dOff + r·dStride + c] (+)=
+// src[sOff + r·sStride + c] for r < rows, c < cols.
+func (be *Backend) copyRows(op string, d *Buffer, dOff, dStride int, s *Buffer, sOff, sStride, rows, cols int, acc bool) {
+	if rows == 0 || cols == 0 {
+		return
+	}
+	k := be.fn(op, "memory", "copy_block")
+	bx := min((cols+255)/256, 1024)
+	by := min(rows, max(1, be.maxGrid*8/bx), 65535)
+	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(dOff), iArg(dStride), pArg(s), iArg(sOff), iArg(sStride),
+		iArg(rows), iArg(cols), bArg(acc))
+}
+
+// zero sets the first n elements of d to 0.
+func (be *Backend) zero(op string, d *Buffer, n int) {
+	if n > 0 {
+		must(op, be.drv.MemsetD32Async(d.ptr, 0, uint64(n*be.esize/4), be.stream))
+	}
+}
+
+// rnnBufs is one validated LSTM or GRU call.
+type rnnBufs struct {
+	op                    string
+	gru                   bool
+	B, L, I, H, G, GH     int
+	per                   int // elements of saved per (b, t): 5H (LSTM), 4H (GRU)
+	x, wih, whh, bih, bhh *Buffer
+	h0, c0                *Buffer
+}
+
+func (be *Backend) unpackRNN(op string, gru bool, a nn.RNNArgs) *rnnBufs {
+	G := 4
+	if gru {
+		G = 3
+	}
+	if a.B < 1 || a.L < 0 || a.I < 1 || a.H < 1 {
+		panic(fmt.Sprintf("gpukernels.%s: bad shape B=%d L=%d I=%d H=%d (need B, I, H ≥ 1, L ≥ 0)", op, a.B, a.L, a.I, a.H))
+	}
+	if gru && a.C0 != nil {
+		if c, ok := a.C0.(*Buffer); !ok || c != nil {
+			panic("gpukernels.GRU: C0 given, but a GRU has no cell state")
+		}
+	}
+	r := &rnnBufs{op: op, gru: gru, B: a.B, L: a.L, I: a.I, H: a.H, G: G, GH: G * a.H, per: 5 * a.H}
+	if gru {
+		r.per = 4 * a.H
+	}
+	r.x = be.buf(a.X, a.B*a.L*a.I, op, "X")
+	r.wih, r.whh = be.buf(a.Wih, r.GH*a.I, op, "Wih"), be.buf(a.Whh, r.GH*a.H, op, "Whh")
+	r.bih, r.bhh = be.optBuf(a.Bih, r.GH, op, "Bih"), be.optBuf(a.Bhh, r.GH, op, "Bhh")
+	r.h0 = be.optBuf(a.H0, a.B*a.H, op, "H0")
+	if !gru {
+		r.c0 = be.optBuf(a.C0, a.B*a.H, op, "C0")
+	}
+	return r
+}
+
+// rnnForward runs the LSTM (or GRU) over every step, writing out, saved
+// (nil: not kept), hT and cT (nil: not wanted).
+func (be *Backend) rnnForward(r *rnnBufs, out, saved, hT, cT *Buffer) {
+	op, B, L, I, H, GH := r.op, r.B, r.L, r.I, r.H, r.GH
+	var bufs []*Buffer
+	defer func() {
+		for _, b := range bufs {
+			be.release(b)
+		}
+	}()
+	scratch := func(n int) *Buffer {
+		b := be.newBuffer(n, be.esize)
+		bufs = append(bufs, b)
+		return b
+	}
+	// The LSTM's cell state: cT itself when given (C0 copied in first).
+	var c *Buffer
+	if !r.gru {
+		c = cT
+		if c == nil {
+			c = scratch(B * H)
+		}
+		if r.c0 != nil {
+			be.copyRows(op, c, 0, 0, r.c0, 0, 0, 1, B*H, false)
+		} else {
+			be.zero(op, c, B*H)
+		}
+	}
+	if L > 0 {
+		hh := scratch(B * GH)
+		// pre holds the input projections: saved, or a chunk of tc steps.
+		pre, preB, preT, tc := saved, L*r.per, r.per, L
+		if saved == nil {
+			tc = min(L, max(1, rnnScratchElems/(B*GH)))
+			pre, preB, preT = scratch(B*tc*GH), tc*GH, GH
+		}
+		cell := be.fn(op, "rnn", "lstm_cell")
+		if r.gru {
+			cell = be.fn(op, "rnn", "gru_cell")
+		}
+		for t0 := 0; t0 < L; t0 += tc {
+			t1 := min(L, t0+tc)
+			proj := nn.GemmArgs{TransB: true, M: t1 - t0, N: GH, K: I, Alpha: 1, LDA: I, LDB: I, LDC: preT,
+				StrideA: L * I, StrideC: preB, Batch: B}
+			if t1-t0 == L { // the whole batch is one (B·L)-row matrix
+				proj.M, proj.Batch, proj.StrideA, proj.StrideC = B*L, 1, 0, 0
+			}
+			be.gemm(op, r.x.at(t0*I), r.wih, pre, proj)
+			for t := t0; t < t1; t++ {
+				// h_{t−1}: the previous output row, H0, or none (zeros).
+				hp, hpB := r.h0, H
+				if t > 0 {
+					hp, hpB = out.at((t-1)*H), L*H
+				}
+				q := hh
+				if hp == nil {
+					q = nil
+				} else {
+					be.gemm(op, hp, r.whh, hh, nn.GemmArgs{TransB: true, M: B, N: GH, K: H, Alpha: 1, LDA: hpB, LDB: H,
+						LDC: GH, Batch: 1})
+				}
+				p := pre.at((t - t0) * preT)
+				if r.gru {
+					be.launch(op, cell, dim(be.blocksFor(B*H, 256)), dim(256), 0, pArg(p), iArg(preB), pArg(q), pArg(r.bih),
+						pArg(r.bhh), pArg(hp), iArg(hpB), pArg(out.at(t*H)), iArg(L*H), iArg(B), iArg(H), bArg(saved != nil))
+				} else {
+					be.launch(op, cell, dim(be.blocksFor(B*H, 256)), dim(256), 0, pArg(p), iArg(preB), pArg(q), pArg(r.bih),
+						pArg(r.bhh), pArg(c), pArg(out.at(t*H)), iArg(L*H), iArg(B), iArg(H), bArg(saved != nil))
+				}
+			}
+		}
+	}
+	if hT != nil {
+		switch {
+		case L > 0:
+			be.copyRows(op, hT, 0, H, out, (L-1)*H, L*H, B, H, false)
+		case r.h0 != nil:
+			be.copyRows(op, hT, 0, 0, r.h0, 0, 0, 1, B*H, false)
+		default:
+			be.zero(op, hT, B*H)
+		}
+	}
+}
+
+// LSTM is torch.nn.LSTM (one layer, batch_first) over x (B, L, I) with
+// Wih (4H, I), Whh (4H, H), optional biases (4H), gates i, f, g, o:
+//
+//	h, c := H0 or 0, C0 or 0
+//	for t := 0; t < L; t++ {
+//		a := Wih·x_t + b_ih + Whh·h + b_hh            // (4H)
+//		i, f, g, o := σ(a[0:H]), σ(a[H:2H]), tanh(a[2H:3H]), σ(a[3H:4H])
+//		c = f⊙c + i⊙g
+//		h = o⊙tanh(c)
+//		out_t = h
+//	}
+//	hT, cT = h, c
+//
+// saved (B, L, 5H) holds [i f g o c] of every step. hT and cT may be H0
+// and C0 (step mode in place).
+func (be *Backend) LSTM(out, hT, cT, saved nn.Buffer, a nn.RNNArgs) {
+	const op = "LSTM"
+	r := be.unpackRNN(op, false, a)
+	o := be.buf(out, a.B*a.L*a.H, op, "out")
+	h, c := be.optBuf(hT, a.B*a.H, op, "hT"), be.optBuf(cT, a.B*a.H, op, "cT")
+	s := be.optBuf(saved, nn.LSTMSavedLen(a.B, a.L, a.H), op, "saved")
+	be.enter(op)
+	defer be.exit()
+	be.rnnForward(r, o, s, h, c)
+}
+
+// GRU is torch.nn.GRU (one layer, batch_first) over x (B, L, I) with
+// Wih (3H, I), Whh (3H, H), optional biases (3H), gates r, z, n:
+//
+//	h := H0 or 0
+//	for t := 0; t < L; t++ {
+//		gi := Wih·x_t + b_ih;  gh := Whh·h + b_hh      // (3H)
+//		r, z := σ(gi[0:H] + gh[0:H]), σ(gi[H:2H] + gh[H:2H])
+//		n := tanh(gi[2H:3H] + r⊙gh[2H:3H])
+//		h = (1 − z)⊙n + z⊙h
+//		out_t = h
+//	}
+//	hT = h
+//
+// saved (B, L, 4H) holds [r z n gh_n] of every step.
+func (be *Backend) GRU(out, hT, saved nn.Buffer, a nn.RNNArgs) {
+	const op = "GRU"
+	r := be.unpackRNN(op, true, a)
+	o := be.buf(out, a.B*a.L*a.H, op, "out")
+	h := be.optBuf(hT, a.B*a.H, op, "hT")
+	s := be.optBuf(saved, nn.GRUSavedLen(a.B, a.L, a.H), op, "saved")
+	be.enter(op)
+	defer be.exit()
+	be.rnnForward(r, o, s, h, nil)
+}
+
+// LSTMBackward accumulates the gradients of LSTM from out, saved and dout
+// (B, L, H) by backpropagation through time (honouring a given H0 and C0,
+// as cpukernels does).
+func (be *Backend) LSTMBackward(g nn.RNNGrads, a nn.RNNArgs, out, saved, dout nn.Buffer) {
+	be.rnnBackward("LSTMBackward", false, g, a, out, saved, dout, nn.LSTMSavedLen(a.B, a.L, a.H))
+}
+
+// GRUBackward is LSTMBackward's counterpart.
+func (be *Backend) GRUBackward(g nn.RNNGrads, a nn.RNNArgs, out, saved, dout nn.Buffer) {
+	be.rnnBackward("GRUBackward", true, g, a, out, saved, dout, nn.GRUSavedLen(a.B, a.L, a.H))
+}
+
+// rnnBackward runs BPTT into dg (B, L, 4H), the gradients of the gate
+// pre-activations, laid out [i f g o] for the LSTM and [r z hn n] for the
+// GRU (hn the hidden-side n, n the input-side one): the first G·H columns
+// meet Whh, b_hh and h_{t−1}; the input-side columns (all for the LSTM; r,
+// z and n for the GRU) meet Wih, b_ih and x. Then every weight gradient is
+// a GEMM over all steps, as in cpukernels.
+func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs, out, saved, dout nn.Buffer, savedLen int) {
+	r := be.unpackRNN(op, gru, a)
+	B, L, I, H, GH := r.B, r.L, r.I, r.H, r.GH
+	os, sv, gs := be.buf(out, B*L*H, op, "out"), be.buf(saved, savedLen, op, "saved"), be.buf(dout, B*L*H, op, "dout")
+	dX, dWih, dWhh := be.optBuf(g.X, B*L*I, op, "dX"), be.optBuf(g.Wih, GH*I, op, "dWih"), be.optBuf(g.Whh, GH*H, op, "dWhh")
+	dBih, dBhh := be.optBuf(g.Bih, GH, op, "dBih"), be.optBuf(g.Bhh, GH, op, "dBhh")
+	if L == 0 || (dX == nil && dWih == nil && dWhh == nil && dBih == nil && dBhh == nil) {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	const DG = 4 // columns of dg per hidden unit, both cells
+	rows := B * L
+	dg, dh, cy := be.newBuffer(rows*DG*H, be.esize), be.newBuffer(B*H, be.esize), be.newBuffer(B*H, be.esize)
+	defer be.release(dg)
+	defer be.release(dh)
+	defer be.release(cy)
+	be.zero(op, cy, B*H)
+	cell := be.fn(op, "rnn", "lstm_cell_bwd")
+	if gru {
+		cell = be.fn(op, "rnn", "gru_cell_bwd")
+	}
+	for t := L - 1; t >= 0; t-- {
+		var rec *Buffer // dh_t from step t+1 through Whh (nil at the last step)
+		if t < L-1 {
+			be.gemm(op, dg.at((t+1)*DG*H), r.whh, dh, nn.GemmArgs{M: B, N: H, K: GH, Alpha: 1, LDA: L * DG * H, LDB: H,
+				LDC: H, Batch: 1})
+			rec = dh
+		}
+		// The previous state the cell needs: c_{t−1} (LSTM) or h_{t−1} (GRU).
+		var prev *Buffer
+		prevB := H
+		switch {
+		case t > 0 && gru:
+			prev, prevB = os.at((t-1)*H), L*H
+		case t > 0:
+			prev, prevB = sv.at((t-1)*r.per+4*H), L*r.per
+		case gru:
+			prev = r.h0
+		default:
+			prev = r.c0
+		}
+		be.launch(op, cell, dim(be.blocksFor(B*H, 256)), dim(256), 0, pArg(dg.at(t*DG*H)), iArg(L*DG*H),
+			pArg(sv.at(t*r.per)), iArg(L*r.per), pArg(prev), iArg(prevB), pArg(gs.at(t*H)), iArg(L*H), pArg(rec),
+			pArg(cy), iArg(B), iArg(H))
+	}
+
+	// Input-side column segments of dg and the Wih / b_ih rows they meet.
+	type seg struct{ col, row, n int }
+	segs := []seg{{0, 0, 4 * H}}
+	if gru {
+		segs = []seg{{0, 0, 2 * H}, {3 * H, 2 * H, H}}
+	}
+	for _, s := range segs {
+		if dX != nil {
+			be.gemm(op, dg.at(s.col), r.wih.at(s.row*I), dX, nn.GemmArgs{
+				M: rows, N: I, K: s.n, Alpha: 1, Beta: 1, LDA: DG * H, LDB: I, LDC: I, Batch: 1})
+		}
+		if dWih != nil {
+			be.gemm(op, dg.at(s.col), r.x, dWih.at(s.row*I), nn.GemmArgs{
+				TransA: true, M: s.n, N: I, K: rows, Alpha: 1, Beta: 1, LDA: DG * H, LDB: I, LDC: I, Batch: 1})
+		}
+	}
+	if dBih != nil || dBhh != nil {
+		sums := be.newBuffer(DG*H, be.esize)
+		defer be.release(sums)
+		be.zero(op, sums, DG*H)
+		be.colSum(op, sums, dg, nil, nil, nil, rows, DG*H, 0)
+		if dBih != nil {
+			for _, s := range segs {
+				be.copyRows(op, dBih, s.row, 0, sums, s.col, 0, 1, s.n, true)
+			}
+		}
+		if dBhh != nil {
+			be.copyRows(op, dBhh, 0, 0, sums, 0, 0, 1, GH, true)
+		}
+	}
+	if dWhh != nil {
+		if r.h0 != nil { // the t = 0 rows meet H0
+			be.gemm(op, dg, r.h0, dWhh, nn.GemmArgs{
+				TransA: true, M: GH, N: H, K: B, Alpha: 1, Beta: 1, LDA: L * DG * H, LDB: H, LDC: H, Batch: 1})
+		}
+		// Row i of dg meets row i−1 of out, except at t = 0 (the previous
+		// sequence's last state): zero those rows (dg is spent otherwise),
+		// then one GEMM over the B·L − 1 shifted pairs.
+		if B > 1 {
+			be.launch(op, be.fn(op, "rnn", "rnn_zero_rows"), dim(be.blocksFor((B-1)*GH, 256)), dim(256), 0, pArg(dg),
+				iArg(B), iArg(L*DG*H), iArg(GH))
+		}
+		if rows > 1 {
+			be.gemm(op, dg.at(DG*H), os, dWhh, nn.GemmArgs{
+				TransA: true, M: GH, N: H, K: rows - 1, Alpha: 1, Beta: 1, LDA: DG * H, LDB: H, LDC: H, Batch: 1})
+		}
+	}
+}

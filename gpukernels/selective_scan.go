@@ -1,0 +1,198 @@
+package gpukernels
+
+import (
+	"fmt"
+
+	"seqbench/nn"
+)
+
+// scanThreads is SCAN_THREADS of selective_scan.cu.
+const scanThreads = 128
+
+// stateSplit returns NPT, the states a lane holds in registers (a template
+// instance of the kernels: 4, 16 or 64), and NS, the lanes of a row (a
+// power of two ≤ 32), for N states: the smallest NPT with NS ≤ 32.
+func stateSplit(op string, N int) (npt, ns int) {
+	for _, npt = range []int{4, 16, 64} {
+		ns = 1
+		for ns*npt < N {
+			ns *= 2
+		}
+		if ns <= 32 {
+			return npt, ns
+		}
+	}
+	panic(fmt.Sprintf("gpukernels.%s: N = %d states, at most %d are supported", op, N, 32*64))
+}
+
+// scanFwdSmem and scanBwdSmem are the shared memory of the scan kernels
+// for tile T, in bytes (selective_scan.cu's layouts).
+func scanFwdSmem(T, ns, npt, es int) int {
+	cb, np := scanThreads/ns, ns*npt
+	return (3*cb*(T+1) + 2*T*(np+1)) * es
+}
+
+func scanBwdSmem(T, ns, npt, es int) int {
+	cb, np := scanThreads/ns, ns*npt
+	ts := cb*(np+1) + 1
+	return (7*cb*(T+1) + 2*T*(np+1) + 2*T*ts) * es
+}
+
+// scanTile is the largest tile of at most 32 steps whose shared memory
+// (size(T)) stays within 96 KiB, or fits the device at all.
+func (be *Backend) scanTile(op string, size func(T int) int) int {
+	for T := 32; T >= 1; T /= 2 {
+		if size(T) <= 96<<10 || (T == 1 && size(T) <= be.dev.MaxSharedOptin) {
+			return T
+		}
+	}
+	panic(fmt.Sprintf("gpukernels.%s: the scan needs %d bytes of shared memory, the device allows %d", op, size(1), be.dev.MaxSharedOptin))
+}
+
+// scanBufs are a scan's inputs as device buffers (nil: absent).
+type scanBufs struct {
+	u, delta, A, Bm, Cm, Dskip, z, dbias, h0 *Buffer
+}
+
+func (be *Backend) unpackScan(op string, a nn.ScanArgs) scanBufs {
+	if a.B < 0 || a.D < 0 || a.L < 0 || a.N < 1 || a.G < 1 || a.D%a.G != 0 {
+		panic(fmt.Sprintf("gpukernels.%s: shape B=%d, D=%d, L=%d, N=%d, G=%d (N, G ≥ 1; G must divide D)",
+			op, a.B, a.D, a.L, a.N, a.G))
+	}
+	nBDL, nBGNL := a.B*a.D*a.L, a.B*a.G*a.N*a.L
+	return scanBufs{
+		u: be.buf(a.U, nBDL, op, "U"), delta: be.buf(a.Delta, nBDL, op, "Delta"), A: be.buf(a.A, a.D*a.N, op, "A"),
+		Bm: be.buf(a.Bm, nBGNL, op, "Bm"), Cm: be.buf(a.Cm, nBGNL, op, "Cm"),
+		Dskip: be.optBuf(a.Dskip, a.D, op, "Dskip"), z: be.optBuf(a.Z, nBDL, op, "Z"),
+		dbias: be.optBuf(a.DeltaBias, a.D, op, "DeltaBias"), h0: be.optBuf(a.H0, a.B*a.D*a.N, op, "H0"),
+	}
+}
+
+// scanBlocks is the grid of the scan kernels: B·G·⌈(D/G)/CB⌉ blocks, each
+// CB channels of one (b, g); nblk is the blocks per (b, g).
+func scanBlocks(a nn.ScanArgs, ns int) (blocks, nblk int) {
+	cb := scanThreads / ns
+	dg := a.D / a.G
+	nblk = (dg + cb - 1) / cb
+	return a.B * a.G * nblk, nblk
+}
+
+// scanForward launches scan_fwd: out and hT, or (backward) the tile
+// checkpoints of the states.
+func (be *Backend) scanForward(op string, s scanBufs, a nn.ScanArgs, out, hT, ckpt *Buffer, T int) {
+	npt, ns := stateSplit(op, a.N)
+	blocks, _ := scanBlocks(a, ns)
+	k := be.fn(op, "selective_scan", fmt.Sprintf("scan_fwd_%d", npt))
+	be.launch(op, k, dim(blocks), dim(scanThreads), scanFwdSmem(T, ns, npt, be.esize),
+		pArg(out), pArg(hT), pArg(ckpt), pArg(s.u), pArg(s.delta), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip),
+		pArg(s.z), pArg(s.dbias), pArg(s.h0), iArg(a.B), iArg(a.D), iArg(a.L), iArg(a.N), iArg(a.G),
+		bArg(a.DeltaSoftplus), iArg(ns), iArg(T))
+}
+
+// SelectiveScan is mamba_ssm's selective_scan_fn: for each batch b and
+// channel d, reading group g = d/(D/G) of Bm and Cm, with δ_t = delta +
+// DeltaBias (softplus'ed when asked),
+//
+//	h_t[n]   = exp(δ_t·A[d,n])·h_{t−1}[n] + δ_t·Bm[b,g,n,t]·u[b,d,t]    (h_{−1} = H0 or 0)
+//	out[b,d,t] = (Σ_n Cm[b,g,n,t]·h_t[n] + Dskip[d]·u[b,d,t]) · SiLU(z[b,d,t])
+//
+// and hT[b,d,n] = h_{L−1}[n] when hT is given (hT may be H0: each element
+// is read before it is written, by the same thread). One launch: the
+// states live in registers, the time loop runs inside (selective_scan.cu).
+func (be *Backend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
+	const op = "SelectiveScan"
+	s := be.unpackScan(op, a)
+	o := be.buf(out, a.B*a.D*a.L, op, "out")
+	h := be.optBuf(hT, a.B*a.D*a.N, op, "hT")
+	if a.B*a.D == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	npt, ns := stateSplit(op, a.N)
+	T := be.scanTile(op, func(T int) int { return scanFwdSmem(T, ns, npt, be.esize) })
+	be.scanForward(op, s, a, o, h, nil, T)
+}
+
+// SelectiveScanBackward accumulates the gradients of SelectiveScan (from
+// a.H0 when given) by the adjoint recurrence run backwards in time. With
+// dy_t = dout_t·SiLU(z_t), a_t = exp(δ_t·A[d,n]) and, for each (b, d, n),
+//
+//	g_t = a_{t+1}·g_{t+1} + dy_t·Cm_t           (g_L = 0: dLoss/dh_t)
+//	dCm_t += dy_t·h_t          dBm_t += g_t·δ_t·u_t
+//	du_t  += g_t·δ_t·Bm_t      dδ_t  += g_t·(Bm_t·u_t + A·a_t·h_{t−1})
+//	dA    += g_t·δ_t·a_t·h_{t−1}
+//
+// plus du_t += Dskip·dy_t, dDskip += Σ dy_t·u_t, dz_t += dout_t·y_t·SiLU'(z_t)
+// and the softplus' chain to delta and DeltaBias. Two launches: the
+// forward storing the state at every tile boundary, then the reverse-time
+// kernel (selective_scan.cu); then fixed-order reductions of the partial
+// sums shared between blocks. Any gradient may be nil.
+func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.Buffer) {
+	const op = "SelectiveScanBackward"
+	s := be.unpackScan(op, a)
+	B, D, L, N, G := a.B, a.D, a.L, a.N, a.G
+	nBDL, nBGNL := B*D*L, B*G*N*L
+	gs := be.buf(dout, nBDL, op, "dout")
+	du, ddelta, dz := be.optBuf(g.U, nBDL, op, "dU"), be.optBuf(g.Delta, nBDL, op, "dDelta"), be.optBuf(g.Z, nBDL, op, "dZ")
+	dA, dB, dC := be.optBuf(g.A, D*N, op, "dA"), be.optBuf(g.Bm, nBGNL, op, "dBm"), be.optBuf(g.Cm, nBGNL, op, "dCm")
+	dD, ddb := be.optBuf(g.Dskip, D, op, "dDskip"), be.optBuf(g.DeltaBias, D, op, "dDeltaBias")
+	if s.z == nil {
+		dz = nil
+	}
+	if s.Dskip == nil {
+		dD = nil
+	}
+	if s.dbias == nil {
+		ddb = nil
+	}
+	if nBDL == 0 || (du == nil && ddelta == nil && dz == nil && dA == nil && dB == nil && dC == nil && dD == nil && ddb == nil) {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	npt, ns := stateSplit(op, N)
+	T := be.scanTile(op, func(T int) int { return scanBwdSmem(T, ns, npt, be.esize) })
+	nT := (L + T - 1) / T
+	ckpt := be.newBuffer(nT*B*D*N, be.esize)
+	defer be.release(ckpt)
+	be.scanForward(op, s, a, nil, nil, ckpt, T)
+
+	blocks, nblk := scanBlocks(a, ns)
+	part := func(want bool, n int) *Buffer {
+		if !want {
+			return nil
+		}
+		p := be.newBuffer(n, 8)
+		return p
+	}
+	var partB, partC *Buffer
+	if nblk > 1 {
+		partB, partC = part(dB != nil, B*G*nblk*N*L), part(dC != nil, B*G*nblk*N*L)
+	}
+	pA, pD, pDB := part(dA != nil, B*D*N), part(dD != nil, B*D), part(ddb != nil, B*D)
+	for _, p := range []*Buffer{partB, partC, pA, pD, pDB} {
+		if p != nil {
+			defer be.release(p)
+		}
+	}
+	k := be.fn(op, "selective_scan", fmt.Sprintf("scan_bwd_%d", npt))
+	be.launch(op, k, dim(blocks), dim(scanThreads), scanBwdSmem(T, ns, npt, be.esize),
+		pArg(du), pArg(ddelta), pArg(dz), pArg(pA), pArg(pD), pArg(pDB), pArg(dB), pArg(dC), pArg(partB), pArg(partC),
+		pArg(ckpt), pArg(gs), pArg(s.u), pArg(s.delta), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.z),
+		pArg(s.dbias), iArg(B), iArg(D), iArg(L), iArg(N), iArg(G), bArg(a.DeltaSoftplus), iArg(ns), iArg(T))
+
+	add := be.fn(op, "selective_scan", "scan_add_parts")
+	sum := func(out, p *Buffer, outer, nparts, inner int) {
+		if out == nil || p == nil {
+			return
+		}
+		be.launch(op, add, dim(be.blocksFor(outer*inner, 256)), dim(256), 0, pArg(out), pArg(p), iArg(outer),
+			iArg(nparts), iArg(inner))
+	}
+	sum(dB, partB, B*G, nblk, N*L)
+	sum(dC, partC, B*G, nblk, N*L)
+	sum(dA, pA, 1, B, D*N)
+	sum(dD, pD, 1, B, D)
+	sum(ddb, pDB, 1, B, D)
+}

@@ -1,0 +1,207 @@
+package gpukernels
+
+import (
+	"fmt"
+
+	"seqbench/nn"
+)
+
+// ssdThreads is SSD_THREADS of ssd.cu (the forward's block).
+const ssdThreads = 128
+
+// ssdSplit returns NPT (states per lane, a kernel instance: 4, 16 or 64)
+// and NS (lanes per row p) for N states and P rows. Few lanes per row
+// (NPT = 16 from N = 32 on) trade shuffles for independent multiply-adds;
+// the backward's block holds all P rows, so P·NS must stay ≤ 512.
+func ssdSplit(op string, P, N int) (npt, ns int) {
+	start := 0
+	if N >= 32 {
+		start = 1
+	}
+	for _, npt = range []int{4, 16, 64}[start:] {
+		ns = 1
+		for ns*npt < N {
+			ns *= 2
+		}
+		if ns <= 32 && P*ns <= 512 {
+			return npt, ns
+		}
+	}
+	panic(fmt.Sprintf("gpukernels.%s: P = %d, N = %d: the kernels hold a head's P×N state in one block of at most 512 threads (P·⌈N/64⌉ ≤ 512, N ≤ 2048)", op, P, N))
+}
+
+// ssdFwdSmem, ssdBwdFSmem and ssdBwdRSmem are the kernels' shared memory
+// in bytes for tile T (ssd.cu's layouts).
+func ssdFwdSmem(T, ns, npt, es int) int {
+	cp, np := ssdThreads/ns, ns*npt
+	return (2*T*(cp+1) + 2*T*(np+1) + 2*T) * es
+}
+
+func ssdBwdFSmem(T, P, ns, npt, es int) int {
+	np := ns * npt
+	return (3*T*(P+1) + 2*T*(np+1) + 2*T + T*(P*(np+1)+1)) * es
+}
+
+func ssdBwdRSmem(T, P, ns, npt, es int) int {
+	np := ns * npt
+	return (4*T*(P+1) + 2*T*(np+1) + 2*T + T*(P*(np+1)+1)) * es
+}
+
+// ssdTile is the largest tile of at most 32 steps whose shared memory
+// stays within limit bytes (and the device's).
+func (be *Backend) ssdTile(op string, limit int, size func(T int) int) int {
+	limit = min(limit, be.dev.MaxSharedOptin)
+	for T := 32; T >= 1; T /= 2 {
+		if size(T) <= limit {
+			return T
+		}
+	}
+	panic(fmt.Sprintf("gpukernels.%s: the SSD needs %d bytes of shared memory, the device allows %d", op, size(1), be.dev.MaxSharedOptin))
+}
+
+type ssdBufs struct {
+	x, dt, A, Bm, Cm, Dskip, dtbias, h0 *Buffer
+}
+
+func (be *Backend) unpackSSD(op string, a nn.SSDArgs) ssdBufs {
+	if a.B < 0 || a.L < 0 || a.H < 1 || a.P < 1 || a.G < 1 || a.N < 1 || a.Chunk < 1 || a.H%a.G != 0 {
+		panic(fmt.Sprintf("gpukernels.%s: shape B=%d L=%d H=%d P=%d G=%d N=%d Chunk=%d "+
+			"(H, P, G, N, Chunk ≥ 1, G dividing H)", op, a.B, a.L, a.H, a.P, a.G, a.N, a.Chunk))
+	}
+	nx, nd, nbc := a.B*a.L*a.H*a.P, a.B*a.L*a.H, a.B*a.L*a.G*a.N
+	return ssdBufs{
+		x: be.buf(a.X, nx, op, "X"), dt: be.buf(a.Dt, nd, op, "Dt"), A: be.buf(a.A, a.H, op, "A"),
+		Bm: be.buf(a.Bm, nbc, op, "Bm"), Cm: be.buf(a.Cm, nbc, op, "Cm"), Dskip: be.optBuf(a.Dskip, a.H, op, "Dskip"),
+		dtbias: be.optBuf(a.DtBias, a.H, op, "DtBias"), h0: be.optBuf(a.H0, a.B*a.H*a.P*a.N, op, "H0"),
+	}
+}
+
+// SSD is Mamba-2's state space dual for x (B, L, H, P), dt (B, L, H), A
+// (H), Bm, Cm (B, L, G, N), optional Dskip, DtBias (H) and initial state H0
+// (B, H, P, N); head h reads group g = h/(H/G):
+//
+//	for each b, h:                         // hs (P, N) = H0[b,h] or zeros
+//		for t := range L {
+//			d := dt[b,t,h] + DtBias[h]     // softplus(d) when DtSoftplus
+//			hs[p,n] = exp(d·A[h])·hs[p,n] + d·x[b,t,h,p]·Bm[b,t,g,n]
+//			out[b,t,h,p] = Σ_n hs[p,n]·Cm[b,t,g,n] + Dskip[h]·x[b,t,h,p]
+//		}
+//		hT[b,h] = hs
+//
+// One launch, the recurrence itself with the state in registers (ssd.cu
+// says why not the chunked form); a.Chunk is validated and otherwise unused.
+func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
+	const op = "SSD"
+	s := be.unpackSSD(op, a)
+	o := be.buf(out, a.B*a.L*a.H*a.P, op, "out")
+	h := be.optBuf(hT, a.B*a.H*a.P*a.N, op, "hT")
+	if a.B == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	npt, ns := ssdSplit(op, a.P, a.N)
+	T := be.ssdTile(op, 96<<10, func(T int) int { return ssdFwdSmem(T, ns, npt, be.esize) })
+	cp := ssdThreads / ns
+	blocks := a.B * a.H * ((a.P + cp - 1) / cp)
+	k := be.fn(op, "ssd", fmt.Sprintf("ssd_fwd_%d", npt))
+	be.launch(op, k, dim(blocks), dim(ssdThreads), ssdFwdSmem(T, ns, npt, be.esize),
+		pArg(o), pArg(h), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.dtbias),
+		pArg(s.h0), iArg(a.B), iArg(a.L), iArg(a.H), iArg(a.P), iArg(a.G), iArg(a.N), bArg(a.DtSoftplus), iArg(ns), iArg(T))
+}
+
+// SSDBackward accumulates the gradients of SSD (from a.H0 when given; any
+// gradient may be nil). With g_t = a_{t+1}·g_{t+1} + dout_t ⊗ Cm_t the
+// adjoint of the state,
+//
+//	dX_t  += d_t·g_t·Bm_t + Dskip·dout_t      dBm_t += d_t·g_tᵀ·x_t
+//	dCm_t += hs_tᵀ·dout_t                     dDskip += Σ_t dout_t·x_t
+//	dDt_t += (e_t + A·R_t)·softplus'          dA += Σ_t d_t·R_t
+//
+// with e_t and R_t as in ssd.cu: three launches (forward, adjoint, the
+// scalar reverse scan), then fixed-order sums of the partials shared
+// between blocks (dBm, dCm over a group's heads; dA, dDskip, dDtBias over
+// the batch).
+func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
+	const op = "SSDBackward"
+	s := be.unpackSSD(op, a)
+	B, L, H, P, G, N := a.B, a.L, a.H, a.P, a.G, a.N
+	nx, nd, nbc := B*L*H*P, B*L*H, B*L*G*N
+	gs := be.buf(dout, nx, op, "dout")
+	dX, dDt := be.optBuf(g.X, nx, op, "dX"), be.optBuf(g.Dt, nd, op, "dDt")
+	dB, dC := be.optBuf(g.Bm, nbc, op, "dBm"), be.optBuf(g.Cm, nbc, op, "dCm")
+	dA, dD, dBias := be.optBuf(g.A, H, op, "dA"), be.optBuf(g.Dskip, H, op, "dDskip"), be.optBuf(g.DtBias, H, op, "dDtBias")
+	if dD != nil && s.Dskip == nil {
+		panic("gpukernels.SSDBackward: dDskip asked for without Dskip")
+	}
+	if dBias != nil && s.dtbias == nil {
+		panic("gpukernels.SSDBackward: dDtBias asked for without DtBias")
+	}
+	if nd == 0 || (dX == nil && dDt == nil && dB == nil && dC == nil && dA == nil && dD == nil && dBias == nil) {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	npt, ns := ssdSplit(op, P, N)
+	threads := (P*ns + 31) / 32 * 32
+	var bufs []*Buffer
+	scratch := func(want bool, n, es int) *Buffer {
+		if !want {
+			return nil
+		}
+		b := be.newBuffer(n, es)
+		bufs = append(bufs, b)
+		return b
+	}
+	defer func() {
+		for _, b := range bufs {
+			be.release(b)
+		}
+	}()
+	hpg := H / G
+	partB, partC := scratch(hpg > 1 && dB != nil, B*L*H*N, be.esize), scratch(hpg > 1 && dC != nil, B*L*H*N, be.esize)
+	wantDt := dDt != nil || dA != nil || dBias != nil
+	r, e := scratch(wantDt, nd, 8), scratch(wantDt, nd, 8)
+	pA, pD, pDB := scratch(dA != nil, B*H, 8), scratch(dD != nil, B*H, 8), scratch(dBias != nil, B*H, 8)
+	const bwdLimit = 160 << 10
+	if dC != nil || wantDt || dD != nil {
+		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdFSmem(T, P, ns, npt, be.esize) })
+		if r == nil { // the kernel writes r unconditionally
+			r = scratch(true, nd, 8)
+		}
+		k := be.fn(op, "ssd", fmt.Sprintf("ssd_bwd_f_%d", npt))
+		be.launch(op, k, dim(B*H), dim(threads), ssdBwdFSmem(T, P, ns, npt, be.esize),
+			pArg(dC), pArg(partC), pArg(r), pArg(pD), pArg(gs), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm),
+			pArg(s.dtbias), pArg(s.h0), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus),
+			iArg(ns), iArg(T))
+	}
+	if dX != nil || dB != nil || wantDt {
+		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdRSmem(T, P, ns, npt, be.esize) })
+		if e == nil {
+			e = scratch(true, nd, 8)
+		}
+		k := be.fn(op, "ssd", fmt.Sprintf("ssd_bwd_r_%d", npt))
+		be.launch(op, k, dim(B*H), dim(threads), ssdBwdRSmem(T, P, ns, npt, be.esize),
+			pArg(dX), pArg(dB), pArg(partB), pArg(e), pArg(gs), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm),
+			pArg(s.Dskip), pArg(s.dtbias), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus),
+			iArg(ns), iArg(T))
+	}
+	if wantDt {
+		k := be.fn(op, "ssd", "ssd_bwd_dt")
+		be.launch(op, k, dim(be.blocksFor(B*H*32, 256)), dim(256), 0, pArg(dDt), pArg(pA), pArg(pDB), pArg(r), pArg(e),
+			pArg(s.dt), pArg(s.A), pArg(s.dtbias), iArg(B), iArg(L), iArg(H), bArg(a.DtSoftplus))
+	}
+	addR := be.fn(op, "ssd", "ssd_add_parts_r")
+	for _, p := range []struct{ out, part *Buffer }{{dB, partB}, {dC, partC}} {
+		if p.out != nil && p.part != nil {
+			be.launch(op, addR, dim(be.blocksFor(B*L*G*N, 256)), dim(256), 0, pArg(p.out), pArg(p.part),
+				iArg(B*L*G), iArg(hpg), iArg(N))
+		}
+	}
+	add := be.fn(op, "ssd", "ssd_add_parts")
+	for _, p := range []struct{ out, part *Buffer }{{dA, pA}, {dD, pD}, {dBias, pDB}} {
+		if p.out != nil {
+			be.launch(op, add, dim(be.blocksFor(H, 256)), dim(256), 0, pArg(p.out), pArg(p.part), iArg(1), iArg(B), iArg(H))
+		}
+	}
+}
