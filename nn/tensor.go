@@ -121,3 +121,32 @@ func FreeParams(b Backend, ps []Param) {
 		}
 	}
 }
+
+// ElemBytes is the size of one element of b's buffers.
+func ElemBytes(b Backend) int64 {
+	if b.DType() == Float64 {
+		return 8
+	}
+	return 4
+}
+
+// BufferBytes is the memory held by bufs (nil entries count 0): what a
+// step-mode state reports as its size.
+func BufferBytes(b Backend, bufs ...Buffer) int64 {
+	n := int64(0)
+	for _, buf := range bufs {
+		if buf != nil {
+			n += int64(buf.Len())
+		}
+	}
+	return n * ElemBytes(b)
+}
+
+// FreeBuffers frees the non-nil bufs.
+func FreeBuffers(b Backend, bufs ...Buffer) {
+	for _, buf := range bufs {
+		if buf != nil {
+			b.Free(buf)
+		}
+	}
+}

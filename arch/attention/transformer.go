@@ -425,14 +425,10 @@ func (s *state) Free() {
 
 // Bytes grows linearly with the tokens consumed: 2·n_layers·B·n·d elements.
 func (s *state) Bytes() int64 {
-	elem := int64(4)
-	if s.be.DType() == nn.Float64 {
-		elem = 8
-	}
 	total := int64(0)
 	for _, c := range s.layers {
 		if c.K != nil {
-			total += 2 * int64(c.K.Len()) * elem
+			total += 2 * int64(c.K.Len()) * nn.ElemBytes(s.be)
 		}
 	}
 	return total

@@ -398,28 +398,16 @@ type state struct {
 
 func (s *state) Free() {
 	for i, l := range s.layers {
-		for _, b := range []nn.Buffer{l.conv, l.ssm} {
-			if b != nil {
-				s.be.Free(b)
-			}
-		}
+		nn.FreeBuffers(s.be, l.conv, l.ssm)
 		s.layers[i] = layerState{}
 	}
 }
 
 // Bytes is n_layers·B·(K·(d_conv − 1) + H·P·N) elements.
 func (s *state) Bytes() int64 {
-	elem := int64(4)
-	if s.be.DType() == nn.Float64 {
-		elem = 8
-	}
 	total := int64(0)
 	for _, l := range s.layers {
-		for _, b := range []nn.Buffer{l.conv, l.ssm} {
-			if b != nil {
-				total += int64(b.Len()) * elem
-			}
-		}
+		total += nn.BufferBytes(s.be, l.conv, l.ssm)
 	}
 	return total
 }

@@ -291,11 +291,7 @@ func (s *state) alloc(n int) {
 
 func (s *state) Free() {
 	for _, l := range s.layers {
-		for _, b := range append(l.h[:], l.c[:]...) {
-			if b != nil {
-				s.be.Free(b)
-			}
-		}
+		nn.FreeBuffers(s.be, append(l.h[:], l.c[:]...)...)
 	}
 	s.layers = nil
 }
@@ -304,15 +300,11 @@ func (s *state) Free() {
 // (and two for c) per layer, the double buffering included. It does not
 // grow with the tokens consumed.
 func (s *state) Bytes() int64 {
-	elem := int64(4)
-	if s.be.DType() == nn.Float64 {
-		elem = 8
-	}
 	per := int64(2)
 	if !s.gru {
 		per = 4
 	}
-	return int64(len(s.layers)) * per * int64(s.B*s.d) * elem
+	return int64(len(s.layers)) * per * int64(s.B*s.d) * nn.ElemBytes(s.be)
 }
 
 // NewState returns zero states (h, and c for the LSTM) for B sequences.

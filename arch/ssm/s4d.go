@@ -368,28 +368,12 @@ type state struct {
 }
 
 func (s *state) Free() {
-	for i, b := range s.layers {
-		if b != nil {
-			s.be.Free(b)
-			s.layers[i] = nil
-		}
-	}
+	nn.FreeBuffers(s.be, s.layers...)
+	clear(s.layers)
 }
 
 // Bytes is n_layers·B·d·d_state elements.
-func (s *state) Bytes() int64 {
-	elem := int64(4)
-	if s.be.DType() == nn.Float64 {
-		elem = 8
-	}
-	total := int64(0)
-	for _, b := range s.layers {
-		if b != nil {
-			total += int64(b.Len()) * elem
-		}
-	}
-	return total
-}
+func (s *state) Bytes() int64 { return nn.BufferBytes(s.be, s.layers...) }
 
 // NewState returns zero states for B sequences.
 func (m *Model) NewState(B int) arch.State {
