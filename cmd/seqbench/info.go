@@ -94,7 +94,9 @@ func cmdDevices(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "cpu: %d cores (GOMAXPROCS %d), %s/%s, backend cpu-float32 and cpu-float64, GEMM: %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cpukernels.GemmPath)
 	if _, err := cuda.ProbeDriver(); err != nil {
-		fmt.Fprintf(stdout, "cuda: no driver library (libcuda.so.1 did not load: %v)\n", err)
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		fmt.Fprintf(stdout, "cuda: no driver library (%s; also looked in /usr/local/cuda/lib64, /usr/local/nvidia/lib64 and $%s)\n",
+			first, cuda.LibDirEnv)
 		return nil
 	}
 	be, err := gpukernels.New(nn.Float32)

@@ -45,7 +45,7 @@ func commands() []command {
 			"run one fused op (and its backward, given dout) on tensors from a file", cmdOp},
 		{"bench", "[--suite kernels|train|generate|memory] [--device D] [--ops OPS] [--lengths LS] [--batch BS] [--repeat N] [--out FILE]", "time the kernels (or train steps, generation, memory); write FILE (JSON) and the same name in .txt (benchstat)", cmdBench},
 		{"regress", "BASELINE CURRENT [--threshold 5%] [--alpha 0.05] [--allow-device-change]", "compare two bench files; exit 1 on a significant slowdown past the threshold, 2 on unusable input", cmdRegress},
-		{"devices", "", "show the CPU backend and whether a CUDA driver loads", cmdDevices},
+		{"devices", "", "show the CPU backend and the GPU (name, memory, SMs, driver and library versions)", cmdDevices},
 		{"version", "", "print the version and build", cmdVersion},
 	}
 }
