@@ -6,6 +6,7 @@ package arch
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -99,4 +100,32 @@ func OneOf(field, v string, allowed ...string) error {
 		return nil
 	}
 	return FieldError(field, fmt.Sprintf("%q", v), "one of "+strings.Join(allowed, ", "))
+}
+
+// Positive checks that an integer field is at least 1.
+func Positive(field string, v int) error {
+	if v <= 0 {
+		return FieldError(field, v, "must be ≥ 1")
+	}
+	return nil
+}
+
+// FinitePositive checks that a real field is finite and above 0.
+func FinitePositive(field string, v float64) error {
+	if !(v > 0) || math.IsInf(v, 0) {
+		return FieldError(field, v, "must be finite and > 0")
+	}
+	return nil
+}
+
+// Check reports what Build needs but env lacks: a backend, an RNG and a
+// vocabulary of at least one token.
+func (e Env) Check(archName string) error {
+	if e.Backend == nil || e.RNG == nil {
+		return fmt.Errorf("%s: Build needs a backend and an RNG", archName)
+	}
+	if e.Vocab < 1 {
+		return fmt.Errorf("%s: vocab %d (the task must give ≥ 1)", archName, e.Vocab)
+	}
+	return nil
 }

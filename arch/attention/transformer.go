@@ -51,30 +51,18 @@ func (c *Config) hidden() int { return int(math.Round(c.MLPRatio * float64(c.DMo
 // Validate checks every field; errors name the field, the value and what is
 // allowed.
 func (c *Config) Validate() error {
-	positive := func(field string, v int) error {
-		if v <= 0 {
-			return arch.FieldError(field, v, "must be ≥ 1")
-		}
-		return nil
-	}
-	finitePos := func(field string, v float64) error {
-		if !(v > 0) || math.IsInf(v, 0) {
-			return arch.FieldError(field, v, "must be finite and > 0")
-		}
-		return nil
-	}
 	if c.Arch != "" && c.Arch != "transformer" {
 		return arch.FieldError("arch", strconv.Quote(c.Arch), "this config is for transformer")
 	}
 	for _, err := range []error{
-		positive("d_model", c.DModel),
-		positive("n_layers", c.NLayers),
-		positive("n_heads", c.NHeads),
+		arch.Positive("d_model", c.DModel),
+		arch.Positive("n_layers", c.NLayers),
+		arch.Positive("n_heads", c.NHeads),
 		arch.OneOf("pos", c.Pos, "rope", "learned", "none"),
 		arch.OneOf("mlp", c.MLP, "gelu", "swiglu"),
 		arch.OneOf("norm", c.Norm, "rmsnorm", "layernorm"),
-		finitePos("mlp_ratio", c.MLPRatio),
-		finitePos("norm_eps", c.NormEps),
+		arch.FinitePositive("mlp_ratio", c.MLPRatio),
+		arch.FinitePositive("norm_eps", c.NormEps),
 	} {
 		if err != nil {
 			return err
@@ -88,7 +76,7 @@ func (c *Config) Validate() error {
 			return arch.FieldError("n_heads", c.NHeads, fmt.Sprintf(
 				"pos rope pairs channels, so the head dim d_model/n_heads = %d/%d = %d must be even", c.DModel, c.NHeads, dh))
 		}
-		if err := finitePos("rope_base", c.RopeBase); err != nil {
+		if err := arch.FinitePositive("rope_base", c.RopeBase); err != nil {
 			return err
 		}
 	}
@@ -140,11 +128,8 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if env.Backend == nil || env.RNG == nil {
-		return nil, fmt.Errorf("transformer: Build needs a backend and an RNG")
-	}
-	if env.Vocab < 1 {
-		return nil, fmt.Errorf("transformer: vocab %d (the task must give ≥ 1)", env.Vocab)
+	if err := env.Check("transformer"); err != nil {
+		return nil, err
 	}
 	if c.Pos == "learned" && env.MaxLen < 1 {
 		return nil, fmt.Errorf("transformer: pos learned needs the longest sequence length, got max_len %d", env.MaxLen)

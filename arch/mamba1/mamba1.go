@@ -76,12 +76,6 @@ func (c *Config) Validate() error {
 		}
 		return nil
 	}
-	finitePos := func(field string, v float64) error {
-		if !(v > 0) || math.IsInf(v, 0) {
-			return arch.FieldError(field, v, "must be finite and > 0")
-		}
-		return nil
-	}
 	if c.Arch != "" && c.Arch != "mamba1" {
 		return arch.FieldError("arch", strconv.Quote(c.Arch), "this config is for mamba1")
 	}
@@ -92,10 +86,10 @@ func (c *Config) Validate() error {
 		inRange("expand", c.Expand, 1),
 		inRange("d_conv", c.DConv, 1),
 		inRange("dt_rank", c.DtRank, 0),
-		finitePos("dt_min", c.DtMin),
-		finitePos("dt_max", c.DtMax),
+		arch.FinitePositive("dt_min", c.DtMin),
+		arch.FinitePositive("dt_max", c.DtMax),
 		arch.OneOf("norm", c.Norm, "rmsnorm", "layernorm"),
-		finitePos("norm_eps", c.NormEps),
+		arch.FinitePositive("norm_eps", c.NormEps),
 	} {
 		if err != nil {
 			return err
@@ -139,11 +133,8 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if env.Backend == nil || env.RNG == nil {
-		return nil, fmt.Errorf("mamba1: Build needs a backend and an RNG")
-	}
-	if env.Vocab < 1 {
-		return nil, fmt.Errorf("mamba1: vocab %d (the task must give ≥ 1)", env.Vocab)
+	if err := env.Check("mamba1"); err != nil {
+		return nil, err
 	}
 	return build(c, env), nil
 }

@@ -114,11 +114,8 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if env.Backend == nil || env.RNG == nil {
-		return nil, fmt.Errorf("%s: Build needs a backend and an RNG", c.Arch)
-	}
-	if env.Vocab < 1 {
-		return nil, fmt.Errorf("%s: vocab %d (the task must give ≥ 1)", c.Arch, env.Vocab)
+	if err := env.Check(c.Arch); err != nil {
+		return nil, err
 	}
 	return build(c, env), nil
 }

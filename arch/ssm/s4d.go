@@ -52,30 +52,18 @@ func DefaultConfig() *Config {
 // Validate checks every field; errors name the field, the value and what
 // is allowed.
 func (c *Config) Validate() error {
-	positive := func(field string, v int) error {
-		if v <= 0 {
-			return arch.FieldError(field, v, "must be ≥ 1")
-		}
-		return nil
-	}
-	finitePos := func(field string, v float64) error {
-		if !(v > 0) || math.IsInf(v, 0) {
-			return arch.FieldError(field, v, "must be finite and > 0")
-		}
-		return nil
-	}
 	if c.Arch != "" && c.Arch != "s4d" {
 		return arch.FieldError("arch", strconv.Quote(c.Arch), "this config is for s4d")
 	}
 	for _, err := range []error{
-		positive("d_model", c.DModel),
-		positive("n_layers", c.NLayers),
+		arch.Positive("d_model", c.DModel),
+		arch.Positive("n_layers", c.NLayers),
 		arch.OneOf("init", c.Init, "lin", "inv", "real"),
 		arch.OneOf("output", c.Output, "glu", "linear"),
 		arch.OneOf("norm", c.Norm, "layernorm", "rmsnorm"),
-		finitePos("norm_eps", c.NormEps),
-		finitePos("dt_min", c.DtMin),
-		finitePos("dt_max", c.DtMax),
+		arch.FinitePositive("norm_eps", c.NormEps),
+		arch.FinitePositive("dt_min", c.DtMin),
+		arch.FinitePositive("dt_max", c.DtMax),
 	} {
 		if err != nil {
 			return err
@@ -130,11 +118,8 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if env.Backend == nil || env.RNG == nil {
-		return nil, fmt.Errorf("s4d: Build needs a backend and an RNG")
-	}
-	if env.Vocab < 1 {
-		return nil, fmt.Errorf("s4d: vocab %d (the task must give ≥ 1)", env.Vocab)
+	if err := env.Check("s4d"); err != nil {
+		return nil, err
 	}
 	return build(c, env), nil
 }
