@@ -129,3 +129,34 @@ func (e Env) Check(archName string) error {
 	}
 	return nil
 }
+
+// ConvScan is one Mamba layer's carried state: the causal conv's last W−1
+// inputs (nil when W = 1) and the scan's (Mamba-1) or SSD's (Mamba-2) state.
+type ConvScan struct {
+	Conv, SSM nn.Buffer
+}
+
+// ConvScanState is the step-mode state of the Mamba architectures, one
+// ConvScan per layer; its size does not grow with the tokens consumed.
+type ConvScanState struct {
+	Backend nn.Backend
+	B       int
+	Layers  []ConvScan
+}
+
+// Free returns every buffer; a freed state is refused by Step.
+func (s *ConvScanState) Free() {
+	for i, l := range s.Layers {
+		nn.FreeBuffers(s.Backend, l.Conv, l.SSM)
+		s.Layers[i] = ConvScan{}
+	}
+}
+
+// Bytes is the memory the state holds.
+func (s *ConvScanState) Bytes() int64 {
+	total := int64(0)
+	for _, l := range s.Layers {
+		total += nn.BufferBytes(s.Backend, l.Conv, l.SSM)
+	}
+	return total
+}

@@ -250,7 +250,7 @@ func (m *Model) run(tp *nn.Tape, ids []int32, B, L int, st *state) *nn.Tensor {
 	for i, blk := range m.Blocks {
 		var ls *layerState
 		if st != nil {
-			ls = &st.layers[i]
+			ls = &st.Layers[i]
 		}
 		x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), m.negOne, B, L, ls))
 	}
@@ -270,7 +270,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *layerS
 	xz := mx.InProj.Forward(tp, h)
 	var convState, h0, hT nn.Buffer
 	if st != nil {
-		convState, h0, hT = st.conv, st.ssm, tp.Alloc(B*E*N)
+		convState, h0, hT = st.Conv, st.SSM, tp.Alloc(B*E*N)
 	}
 	x := tp.Conv1D(toBCL(tp.Slice(xz, 0, E), E), mx.ConvW, mx.ConvB, nn.SiLU, convState) // (B, E, L)
 	dbl := mx.XProj.Forward(tp, tp.Reshape(tp.Permute(x, 0, 2, 1), B*L, E))
@@ -285,7 +285,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *layerS
 		H0: h0, HT: hT,
 	})
 	if st != nil {
-		tp.B.Copy(st.ssm, hT)
+		tp.B.Copy(st.SSM, hT)
 	}
 	return mx.OutProj.Forward(tp, tp.Reshape(tp.Permute(y, 0, 2, 1), B*L, E))
 }
@@ -338,45 +338,22 @@ func (m *Model) FLOPsPerToken(L int) float64 {
 	return float64(c.NLayers)*layer + 2*d*float64(m.vocab)
 }
 
-// layerState is one layer's carried state: the conv's last W−1 inputs
-// (B, E, W−1) (nil when W = 1) and the scan's h (B, E, N).
-type layerState struct {
-	conv, ssm nn.Buffer
-}
-
-// state is mamba1's step-mode state; its size does not grow with the
-// tokens consumed.
-type state struct {
-	be     nn.Backend
-	B      int
-	layers []layerState
-}
-
-func (s *state) Free() {
-	for i, l := range s.layers {
-		nn.FreeBuffers(s.be, l.conv, l.ssm)
-		s.layers[i] = layerState{}
-	}
-}
-
-// Bytes is n_layers·B·E·(d_conv − 1 + d_state) elements.
-func (s *state) Bytes() int64 {
-	total := int64(0)
-	for _, l := range s.layers {
-		total += nn.BufferBytes(s.be, l.conv, l.ssm)
-	}
-	return total
-}
+// The step-mode state is arch.ConvScanState: per layer the conv's last
+// W−1 inputs and the scan's state.
+type (
+	layerState = arch.ConvScan
+	state      = arch.ConvScanState
+)
 
 // NewState returns zero states for B sequences.
 func (m *Model) NewState(B int) arch.State {
 	E, N, W := m.cfg.inner(), m.cfg.DState, m.cfg.DConv
-	s := &state{be: m.be, B: B, layers: make([]layerState, len(m.Blocks))}
-	for i := range s.layers {
+	s := &state{Backend: m.be, B: B, Layers: make([]layerState, len(m.Blocks))}
+	for i := range s.Layers {
 		if W > 1 {
-			s.layers[i].conv = m.be.Alloc(B * E * (W - 1))
+			s.Layers[i].Conv = m.be.Alloc(B * E * (W - 1))
 		}
-		s.layers[i].ssm = m.be.Alloc(B * E * N)
+		s.Layers[i].SSM = m.be.Alloc(B * E * N)
 	}
 	return s
 }
@@ -393,7 +370,7 @@ func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tens
 		panic(fmt.Sprintf("mamba1: Step with a %T state", st))
 	case tp.Recording():
 		panic("mamba1: Step is inference-only; use a tape with record=false")
-	case s.layers == nil || (len(s.layers) > 0 && s.layers[0].ssm == nil):
+	case s.Layers == nil || (len(s.Layers) > 0 && s.Layers[0].SSM == nil):
 		panic("mamba1: Step on a freed state")
 	case B != s.B || len(ids) != B*T:
 		panic(fmt.Sprintf("mamba1: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))

@@ -254,7 +254,7 @@ func (m *Model) run(tp *nn.Tape, ids []int32, B, L int, st *state) *nn.Tensor {
 	for i, blk := range m.Blocks {
 		var ls *layerState
 		if st != nil {
-			ls = &st.layers[i]
+			ls = &st.Layers[i]
 		}
 		x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), m.negOne, B, L, ls))
 	}
@@ -273,7 +273,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *layerS
 	zxbcdt := mx.InProj.Forward(tp, h) // (B·L, 2E + 2G·N + H)
 	var convState, h0, hT nn.Buffer
 	if st != nil {
-		convState, h0, hT = st.conv, st.ssm, tp.Alloc(B*H*P*N)
+		convState, h0, hT = st.Conv, st.SSM, tp.Alloc(B*H*P*N)
 	}
 	xbc := tp.Permute(tp.Reshape(tp.Slice(zxbcdt, E, K), B, L, K), 0, 2, 1) // (B, K, L)
 	xbc = tp.Conv1D(xbc, mx.ConvW, mx.ConvB, nn.SiLU, convState)
@@ -287,7 +287,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *layerS
 		H0: h0, HT: hT,
 	})
 	if st != nil {
-		tp.B.Copy(st.ssm, hT)
+		tp.B.Copy(st.SSM, hT)
 	}
 	y = tp.Mul(tp.Reshape(y, B*L, E), tp.Act(nn.SiLU, tp.Slice(zxbcdt, 0, E)))
 	return mx.OutProj.Forward(tp, mx.gatedNorm(tp, y))
@@ -373,46 +373,23 @@ func (m *Model) FLOPsPerToken(L int) float64 {
 	return float64(c.NLayers)*layer + 2*d*float64(m.vocab)
 }
 
-// layerState is one layer's carried state: the conv's last W−1 inputs
-// (B, K, W−1) (nil when W = 1) and the SSD's state (B, H, P, N).
-type layerState struct {
-	conv, ssm nn.Buffer
-}
-
-// state is mamba2's step-mode state; its size does not grow with the
-// tokens consumed.
-type state struct {
-	be     nn.Backend
-	B      int
-	layers []layerState
-}
-
-func (s *state) Free() {
-	for i, l := range s.layers {
-		nn.FreeBuffers(s.be, l.conv, l.ssm)
-		s.layers[i] = layerState{}
-	}
-}
-
-// Bytes is n_layers·B·(K·(d_conv − 1) + H·P·N) elements.
-func (s *state) Bytes() int64 {
-	total := int64(0)
-	for _, l := range s.layers {
-		total += nn.BufferBytes(s.be, l.conv, l.ssm)
-	}
-	return total
-}
+// The step-mode state is arch.ConvScanState: per layer the conv's last
+// W−1 inputs and the scan's state.
+type (
+	layerState = arch.ConvScan
+	state      = arch.ConvScanState
+)
 
 // NewState returns zero states for B sequences.
 func (m *Model) NewState(B int) arch.State {
 	c := &m.cfg
 	K, W, HPN := c.convDim(), c.DConv, c.nHeads()*c.HeadDim*c.DState
-	s := &state{be: m.be, B: B, layers: make([]layerState, len(m.Blocks))}
-	for i := range s.layers {
+	s := &state{Backend: m.be, B: B, Layers: make([]layerState, len(m.Blocks))}
+	for i := range s.Layers {
 		if W > 1 {
-			s.layers[i].conv = m.be.Alloc(B * K * (W - 1))
+			s.Layers[i].Conv = m.be.Alloc(B * K * (W - 1))
 		}
-		s.layers[i].ssm = m.be.Alloc(B * HPN)
+		s.Layers[i].SSM = m.be.Alloc(B * HPN)
 	}
 	return s
 }
@@ -429,7 +406,7 @@ func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tens
 		panic(fmt.Sprintf("mamba2: Step with a %T state", st))
 	case tp.Recording():
 		panic("mamba2: Step is inference-only; use a tape with record=false")
-	case s.layers == nil || (len(s.layers) > 0 && s.layers[0].ssm == nil):
+	case s.Layers == nil || (len(s.Layers) > 0 && s.Layers[0].SSM == nil):
 		panic("mamba2: Step on a freed state")
 	case B != s.B || len(ids) != B*T:
 		panic(fmt.Sprintf("mamba2: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))
