@@ -64,6 +64,30 @@ __device__ __forceinline__ real nanmax(real a, real b) { return (a != a || a > b
 __device__ __forceinline__ i64 imin(i64 a, i64 b) { return a < b ? a : b; }
 __device__ __forceinline__ i64 imax(i64 a, i64 b) { return a > b ? a : b; }
 
+// TILE_LB is how many elements a thread loads per round in tile_batch.
+#define TILE_LB 8
+
+// tile_batch walks i over [0, total) in block-stride order, TILE_LB
+// elements a thread at a time: load(i, j) for all of them first, then
+// use(i, j), so that their global loads are in flight together (one
+// memory latency per round instead of one per element). j < TILE_LB
+// indexes the caller's register arrays.
+template <class Load, class Use>
+__device__ __forceinline__ void tile_batch(int total, Load load, Use use) {
+    for (int i0 = threadIdx.x; i0 < total; i0 += TILE_LB * (int)blockDim.x) {
+#pragma unroll
+        for (int j = 0; j < TILE_LB; j++) {
+            const int i = i0 + j * (int)blockDim.x;
+            if (i < total) load(i, j);
+        }
+#pragma unroll
+        for (int j = 0; j < TILE_LB; j++) {
+            const int i = i0 + j * (int)blockDim.x;
+            if (i < total) use(i, j);
+        }
+    }
+}
+
 __device__ __forceinline__ double warp_sum(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;

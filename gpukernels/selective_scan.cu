@@ -46,6 +46,30 @@ __device__ __forceinline__ real lane_sum(real v, int NS) {
     return v;
 }
 
+// scan_load_bc stages Bm and Cm of group bg for steps [t0, t0+tn) as
+// [T][NP+1], zero-padded past N and tn; warps read consecutive t of a row.
+__device__ __forceinline__ void scan_load_bc(real* sB, real* sC, const real* Bm, const real* Cm, i64 bg, i64 t0,
+                                             int tn, int T, i64 L, i64 N, int NP) {
+    const int NPr = NP + 1;
+    real bv[TILE_LB], cv[TILE_LB];
+    tile_batch(
+        NP * T,
+        [&](int i, int j) {
+            const int n = i / T, tt = i % T;
+            bv[j] = cv[j] = 0;
+            if (n < N && tt < tn) {
+                const i64 o = (bg * N + n) * L + t0 + tt;
+                bv[j] = Bm[o];
+                cv[j] = Cm[o];
+            }
+        },
+        [&](int i, int j) {
+            const int n = i / T, tt = i % T;
+            sB[tt * NPr + n] = bv[j];
+            sC[tt * NPr + n] = cv[j];
+        });
+}
+
 // The shared-memory layout of the forward (sizes in reals; Go's scanFwdSmem
 // must agree): δ, u, y as [CB][T+1], Bm, Cm as [T][NP+1].
 template <int NPT>
@@ -88,30 +112,27 @@ __device__ void scan_fwd_impl(real* out, real* hT, real* ckpt, const real* u, co
         }
         const int tn = (int)imin(T, L - t0);
         __syncthreads(); // the previous tile's readers are done
-#pragma unroll 4
-        for (int i = tid; i < CB * T; i += blockDim.x) {
-            const int cc = i / T, tt = i % T;
-            real dl = 0, uu = 0, sp;
-            if (cc < CBv && tt < tn) {
-                const i64 o = (b * D + d0 + cc) * L + t0 + tt;
-                dl = scan_delta(delta[o] + (dbias ? dbias[d0 + cc] : (real)0), softplus, &sp);
-                uu = u[o];
-            }
-            sDl[cc * TP + tt] = dl;
-            sU[cc * TP + tt] = uu;
+        {
+            real dv[TILE_LB], uv[TILE_LB];
+            tile_batch(
+                CB * T,
+                [&](int i, int j) {
+                    const int cc = i / T, tt = i % T;
+                    dv[j] = uv[j] = 0;
+                    if (cc < CBv && tt < tn) {
+                        const i64 o = (b * D + d0 + cc) * L + t0 + tt;
+                        dv[j] = delta[o] + (dbias ? dbias[d0 + cc] : (real)0);
+                        uv[j] = u[o];
+                    }
+                },
+                [&](int i, int j) {
+                    const int cc = i / T, tt = i % T;
+                    real sp;
+                    sDl[cc * TP + tt] = (cc < CBv && tt < tn) ? scan_delta(dv[j], softplus, &sp) : (real)0;
+                    sU[cc * TP + tt] = uv[j];
+                });
         }
-#pragma unroll 4
-        for (int i = tid; i < NP * T; i += blockDim.x) {
-            const int n = i / T, tt = i % T;
-            real bv = 0, cv = 0;
-            if (n < N && tt < tn) {
-                const i64 o = (bg * N + n) * L + t0 + tt;
-                bv = Bm[o];
-                cv = Cm[o];
-            }
-            sB[tt * NPr + n] = bv;
-            sC[tt * NPr + n] = cv;
-        }
+        scan_load_bc(sB, sC, Bm, Cm, bg, t0, tn, T, L, N, NP);
         __syncthreads();
 #pragma unroll 4
         for (int tt = 0; tt < tn; tt++) {
@@ -129,20 +150,25 @@ __device__ void scan_fwd_impl(real* out, real* hT, real* ckpt, const real* u, co
         }
         if (out) {
             __syncthreads();
-#pragma unroll 4
-            for (int i = tid; i < CB * T; i += blockDim.x) {
-                const int cc = i / T, tt = i % T;
-                if (cc < CBv && tt < tn) {
-                    const i64 o = (b * D + d0 + cc) * L + t0 + tt;
-                    real y = sY[cc * TP + tt];
-                    if (Dskip) y += Dskip[d0 + cc] * sU[cc * TP + tt];
-                    if (z) {
-                        const real zz = z[o];
-                        y *= zz * r_sigmoid(zz);
+            real zv[TILE_LB], dk[TILE_LB];
+            tile_batch(
+                CB * T,
+                [&](int i, int j) {
+                    const int cc = i / T, tt = i % T;
+                    zv[j] = dk[j] = 0;
+                    if (cc < CBv && tt < tn) {
+                        if (z) zv[j] = z[(b * D + d0 + cc) * L + t0 + tt];
+                        if (Dskip) dk[j] = Dskip[d0 + cc];
                     }
-                    out[o] = y;
-                }
-            }
+                },
+                [&](int i, int j) {
+                    const int cc = i / T, tt = i % T;
+                    if (cc < CBv && tt < tn) {
+                        real y = sY[cc * TP + tt] + dk[j] * sU[cc * TP + tt];
+                        if (z) y *= zv[j] * r_sigmoid(zv[j]);
+                        out[(b * D + d0 + cc) * L + t0 + tt] = y;
+                    }
+                });
         }
     }
     if (hT && active) {
@@ -203,37 +229,36 @@ __device__ void scan_bwd_impl(real* du, real* ddelta, real* dz, double* pA, doub
         const i64 t0 = k * T;
         const int tn = (int)imin(T, L - t0);
         __syncthreads();
-#pragma unroll 4
-        for (int i = tid; i < CB * T; i += blockDim.x) {
-            const int cc = i / T, tt = i % T;
-            real dl = 0, sp = 0, uu = 0, dy = 0;
-            if (cc < CBv && tt < tn) {
-                const i64 o = (b * D + d0 + cc) * L + t0 + tt;
-                dl = scan_delta(delta[o] + (dbias ? dbias[d0 + cc] : (real)0), softplus, &sp);
-                uu = u[o];
-                dy = dout[o];
-                if (z) {
-                    const real zz = z[o];
-                    dy *= zz * r_sigmoid(zz);
-                }
-            }
-            sDl[cc * TP + tt] = dl;
-            sSp[cc * TP + tt] = sp;
-            sU[cc * TP + tt] = uu;
-            sDy[cc * TP + tt] = dy;
+        {
+            real dv[TILE_LB], uv[TILE_LB], gv[TILE_LB], zv[TILE_LB];
+            tile_batch(
+                CB * T,
+                [&](int i, int j) {
+                    const int cc = i / T, tt = i % T;
+                    dv[j] = uv[j] = gv[j] = zv[j] = 0;
+                    if (cc < CBv && tt < tn) {
+                        const i64 o = (b * D + d0 + cc) * L + t0 + tt;
+                        dv[j] = delta[o] + (dbias ? dbias[d0 + cc] : (real)0);
+                        uv[j] = u[o];
+                        gv[j] = dout[o];
+                        if (z) zv[j] = z[o];
+                    }
+                },
+                [&](int i, int j) {
+                    const int cc = i / T, tt = i % T;
+                    real dl = 0, sp = 0, dy = 0;
+                    if (cc < CBv && tt < tn) {
+                        dl = scan_delta(dv[j], softplus, &sp);
+                        dy = gv[j];
+                        if (z) dy *= zv[j] * r_sigmoid(zv[j]);
+                    }
+                    sDl[cc * TP + tt] = dl;
+                    sSp[cc * TP + tt] = sp;
+                    sU[cc * TP + tt] = uv[j];
+                    sDy[cc * TP + tt] = dy;
+                });
         }
-#pragma unroll 4
-        for (int i = tid; i < NP * T; i += blockDim.x) {
-            const int n = i / T, tt = i % T;
-            real bv = 0, cv = 0;
-            if (n < N && tt < tn) {
-                const i64 o = (bg * N + n) * L + t0 + tt;
-                bv = Bm[o];
-                cv = Cm[o];
-            }
-            sB[tt * NPr + n] = bv;
-            sC[tt * NPr + n] = cv;
-        }
+        scan_load_bc(sB, sC, Bm, Cm, bg, t0, tn, T, L, N, NP);
         __syncthreads();
 
         // Recompute the tile's states from the checkpoint.
@@ -323,19 +348,37 @@ __device__ void scan_bwd_impl(real* du, real* ddelta, real* dz, double* pA, doub
             }
         }
         // The per-channel gradients of the tile, t fastest.
-#pragma unroll 2
-        for (int i = tid; i < CB * T; i += blockDim.x) {
-            const int cc = i / T, tt = i % T;
-            if (cc >= CBv || tt >= tn) continue;
-            const i64 o = (b * D + d0 + cc) * L + t0 + tt;
-            if (du) du[o] += sDu[cc * TP + tt];
-            if (ddelta) ddelta[o] += sDd[cc * TP + tt] * sSp[cc * TP + tt];
-            if (dz) {
-                real y = sY[cc * TP + tt];
-                if (Dskip) y += Dskip[d0 + cc] * sU[cc * TP + tt];
-                const real zz = z[o], sg = r_sigmoid(zz);
-                dz[o] += dout[o] * y * sg * ((real)1 + zz * ((real)1 - sg));
-            }
+        {
+            real v1[TILE_LB], v2[TILE_LB], v3[TILE_LB], zv[TILE_LB], gv[TILE_LB], dk[TILE_LB];
+            tile_batch(
+                CB * T,
+                [&](int i, int j) {
+                    const int cc = i / T, tt = i % T;
+                    v1[j] = v2[j] = v3[j] = zv[j] = gv[j] = dk[j] = 0;
+                    if (cc < CBv && tt < tn) {
+                        const i64 o = (b * D + d0 + cc) * L + t0 + tt;
+                        if (du) v1[j] = du[o];
+                        if (ddelta) v2[j] = ddelta[o];
+                        if (dz) {
+                            v3[j] = dz[o];
+                            zv[j] = z[o];
+                            gv[j] = dout[o];
+                            if (Dskip) dk[j] = Dskip[d0 + cc];
+                        }
+                    }
+                },
+                [&](int i, int j) {
+                    const int cc = i / T, tt = i % T;
+                    if (cc >= CBv || tt >= tn) return;
+                    const i64 o = (b * D + d0 + cc) * L + t0 + tt;
+                    if (du) du[o] = v1[j] + sDu[cc * TP + tt];
+                    if (ddelta) ddelta[o] = v2[j] + sDd[cc * TP + tt] * sSp[cc * TP + tt];
+                    if (dz) {
+                        const real y = sY[cc * TP + tt] + dk[j] * sU[cc * TP + tt];
+                        const real zz = zv[j], sg = r_sigmoid(zz);
+                        dz[o] = v3[j] + gv[j] * y * sg * ((real)1 + zz * ((real)1 - sg));
+                    }
+                });
         }
     }
     if (active) {

@@ -52,18 +52,23 @@ __device__ __forceinline__ void ssd_load_common(real* sB, real* sC, real* sD, re
                                                 int T, i64 L, i64 H, i64 G, i64 N, int NP, real Ah, real bias,
                                                 i64 softplus) {
     const int NPr = NP + 1;
-#pragma unroll 4
-    for (int i = threadIdx.x; i < NP * T; i += blockDim.x) {
-        const int tt = i / NP, n = i % NP;
-        real bv = 0, cv = 0;
-        if (n < N && tt < tn) {
-            const i64 o = ((b * L + t0 + tt) * G + g) * N + n;
-            bv = Bm[o];
-            cv = Cm[o];
-        }
-        sB[tt * NPr + n] = bv;
-        sC[tt * NPr + n] = cv;
-    }
+    real bv[TILE_LB], cv[TILE_LB];
+    tile_batch(
+        NP * T,
+        [&](int i, int j) {
+            const int tt = i / NP, n = i % NP;
+            bv[j] = cv[j] = 0;
+            if (n < N && tt < tn) {
+                const i64 o = ((b * L + t0 + tt) * G + g) * N + n;
+                bv[j] = Bm[o];
+                cv[j] = Cm[o];
+            }
+        },
+        [&](int i, int j) {
+            const int tt = i / NP, n = i % NP;
+            sB[tt * NPr + n] = bv[j];
+            sC[tt * NPr + n] = cv[j];
+        });
     for (int tt = threadIdx.x; tt < T; tt += blockDim.x) {
         real d = 0, sp = 0, a = 1;
         if (tt < tn) {
@@ -80,11 +85,14 @@ __device__ __forceinline__ void ssd_load_common(real* sB, real* sC, real* sD, re
 // tile as [T][ld] (zeros outside).
 __device__ __forceinline__ void ssd_load_rows(real* dst, int ld, const real* src, i64 b, i64 h, i64 t0, int tn,
                                               int T, i64 L, i64 H, i64 P, i64 p0, int np) {
-#pragma unroll 4
-    for (int i = threadIdx.x; i < np * T; i += blockDim.x) {
-        const int tt = i / np, pp = i % np;
-        dst[tt * ld + pp] = tt < tn ? src[((b * L + t0 + tt) * H + h) * P + p0 + pp] : (real)0;
-    }
+    real v[TILE_LB];
+    tile_batch(
+        np * T,
+        [&](int i, int j) {
+            const int tt = i / np, pp = i % np;
+            v[j] = tt < tn ? src[((b * L + t0 + tt) * H + h) * P + p0 + pp] : (real)0;
+        },
+        [&](int i, int j) { dst[(i / np) * ld + i % np] = v[j]; });
 }
 
 // ssd_fwd: a block is (b, h, a range of CP = blockDim/NS rows p). Shared
@@ -323,11 +331,17 @@ __device__ void ssd_bwd_r_impl(real* dX, real* dBm, real* partB, double* e, cons
             }
         }
         if (dX) {
-#pragma unroll 4
-            for (int i = tid; i < P * T; i += blockDim.x) {
-                const int tt = i / (int)P, pp = i % (int)P;
-                if (tt < tn) dX[((b * L + t0 + tt) * H + h) * P + pp] += sDx[tt * Pr + pp];
-            }
+            real v[TILE_LB];
+            tile_batch(
+                (int)P * T,
+                [&](int i, int j) {
+                    const int tt = i / (int)P, pp = i % (int)P;
+                    v[j] = tt < tn ? dX[((b * L + t0 + tt) * H + h) * P + pp] : (real)0;
+                },
+                [&](int i, int j) {
+                    const int tt = i / (int)P, pp = i % (int)P;
+                    if (tt < tn) dX[((b * L + t0 + tt) * H + h) * P + pp] = v[j] + sDx[tt * Pr + pp];
+                });
         }
         for (int tt = tid; tt < tn; tt += blockDim.x) {
             double es = 0;
