@@ -24,11 +24,14 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -134,12 +137,25 @@ func (o Options) Check() error {
 
 // Run runs the suite of o on d and returns the full record.
 func Run(d *Device, o Options) (*File, error) {
+	return RunContext(context.Background(), d, o)
+}
+
+// RunContext runs the suite of o on d and returns the full record. When
+// ctx is cancelled it stops after the benchmark in progress: it starts no
+// other (the closing ceilings measurement included) and returns the
+// results so far, their statistics derived, in a File marked Interrupted
+// (with a nil error).
+func RunContext(ctx context.Context, d *Device, o Options) (*File, error) {
 	if err := o.Check(); err != nil {
 		return nil, err
 	}
 	o.fill(d.GPU)
 	f := newFile(d, o)
+	defer func() { f.Host.Load1End = load1() }()
 	if o.Ceilings {
+		if stopped(ctx, f) {
+			return f, nil
+		}
 		c, err := measureCeilings(d, o)
 		if err != nil {
 			return nil, fmt.Errorf("measuring the device ceilings: %w", err)
@@ -151,18 +167,18 @@ func Run(d *Device, o Options) (*File, error) {
 	var err error
 	switch o.Suite {
 	case "kernels":
-		err = runKernels(d, o, f)
+		err = runKernels(ctx, d, o, f)
 	case "train":
-		err = runTrain(d, o, f)
+		err = runTrain(ctx, d, o, f)
 	case "generate":
-		err = runGenerate(d, o, f)
+		err = runGenerate(ctx, d, o, f)
 	case "memory":
-		err = runMemory(d, o, f)
+		err = runMemory(ctx, d, o, f)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if o.Ceilings {
+	if o.Ceilings && !stopped(ctx, f) {
 		c, err := measureCeilings(d, o)
 		if err != nil {
 			return nil, fmt.Errorf("measuring the device ceilings: %w", err)
@@ -175,6 +191,37 @@ func Run(d *Device, o Options) (*File, error) {
 		f.Results[i].derive(f.Ceilings)
 	}
 	return f, nil
+}
+
+// stopped reports whether ctx is cancelled, and marks f Interrupted when
+// it is: the suites call it before each benchmark.
+func stopped(ctx context.Context, f *File) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	f.Interrupted = true
+	return true
+}
+
+// loadavgPath is where load1 reads the load (a variable for the tests).
+var loadavgPath = "/proc/loadavg"
+
+// load1 is the host's 1-minute load average (the first field of
+// /proc/loadavg), 0 where that file is absent or unreadable.
+func load1() float64 {
+	data, err := os.ReadFile(loadavgPath)
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 0
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil || !(v >= 0) {
+		return 0
+	}
+	return v
 }
 
 func (o Options) progress(format string, args ...any) {
@@ -202,6 +249,10 @@ type File struct {
 	// Skipped lists benchmarks that could not run, with the reason (an op
 	// a backend lacks, an architecture without a step mode, out of memory).
 	Skipped []Skip `json:"skipped,omitempty"`
+	// Interrupted: the run was stopped (SIGINT, SIGTERM) before the end;
+	// Results hold the benchmarks it finished, the others did not run (nor
+	// the closing ceilings measurement).
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // SchemaVersion names the layout of File.
@@ -213,6 +264,12 @@ type Host struct {
 	GOARCH     string `json:"goarch"`
 	CPUs       int    `json:"cpus"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
+	// Load1Start and Load1End are the 1-minute load average of the host
+	// (/proc/loadavg) when the run started and ended; 0 where unknown. A
+	// busy host slows ops whose time the host CPU sets (a kernel launch
+	// per time step: LSTM and GRU on a GPU).
+	Load1Start float64 `json:"load1_start"`
+	Load1End   float64 `json:"load1_end"`
 }
 
 // Settings are the timing settings of a run.
@@ -346,7 +403,8 @@ func newFile(d *Device, o Options) *File {
 	f := &File{
 		Schema: SchemaVersion, Suite: o.Suite, Device: d.Name, Backend: d.Backend.Name(), Driver: d.Driver,
 		GoVersion: runtime.Version(), Revision: Revision(), Time: time.Now().UTC().Truncate(time.Second),
-		Host: Host{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0)},
+		Host: Host{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+			Load1Start: load1()},
 		Settings: Settings{Repeat: o.Repeat, WarmupS: o.Warmup.Seconds(), MinSampleS: o.MinSample.Seconds(),
 			Timer: "wall"},
 		Results: []Result{},

@@ -2,13 +2,16 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -358,4 +361,167 @@ func TestRegressCompareVerdicts(t *testing.T) {
 	assert.ErrorContains(t, err, "different devices")
 	_, err = Compare(old, mk("d"), CompareOptions{Threshold: 0.05, Alpha: 0.05})
 	assert.ErrorContains(t, err, "no benchmark in common")
+}
+
+// cancelAfter is a Progress writer that cancels the run's context when the
+// n-th benchmark line is written (the ceilings lines do not count), as a
+// SIGINT during the next benchmark would.
+type cancelAfter struct {
+	n      int
+	lines  int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	if !strings.HasPrefix(string(p), "ceilings") {
+		if c.lines++; c.lines == c.n {
+			c.cancel()
+		}
+	}
+	return len(p), nil
+}
+
+// A run cancelled after its first benchmark stops there: an Interrupted
+// file with that benchmark alone, its statistics derived, and no closing
+// ceilings measurement; in every suite.
+func TestBenchInterruptKeepsFinishedBenchmarks(t *testing.T) {
+	d := NewDevice(cpukernels.New[float32](), "", "")
+	for _, suite := range Suites {
+		t.Run(suite, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			o := tiny(suite)
+			o.Progress = &cancelAfter{n: 1, cancel: cancel}
+			o.Model = ModelOptions{DModel: 16, NLayers: 1, Vocab: 32, Prompt: 8, NewTokens: 3}
+			o.Lengths, o.Batches, o.Archs = []int{8, 16}, []int{2}, []string{"s4d", "transformer"}
+			if suite == "kernels" {
+				o.Ops = []string{"rmsnorm", "conv1d"}
+			}
+			f, err := RunContext(ctx, d, o)
+			require.NoError(t, err)
+			assert.True(t, f.Interrupted)
+			require.Len(t, f.Results, 1, "the benchmark in progress finishes, no other starts")
+			r := f.Results[0]
+			switch suite {
+			case "kernels":
+				assert.Equal(t, "RMSNorm/pass=fwd/B=2/D=512/L=8", r.Name)
+			case "generate":
+				assert.Equal(t, "Generate/arch=s4d/d_model=16/n_layers=1/B=2/prompt=8/new=3", r.Name)
+			default:
+				assert.Regexp(t, `^Train(Step|Memory)/arch=s4d/d_model=16/n_layers=1/B=2/L=8$`, r.Name)
+			}
+			assert.Len(t, r.Samples, 3)
+			assert.Greater(t, r.Median, 0.0)
+			assert.LessOrEqual(t, r.Min, r.Median)
+			assert.LessOrEqual(t, r.Median, r.Max)
+			require.NotNil(t, f.Ceilings)
+			assert.Len(t, f.Ceilings.Copy.Samples, 3, "the closing ceilings did not run")
+			if suite == "kernels" || suite == "train" {
+				assert.Greater(t, r.FracCeiling, 0.0, "fractions of the starting ceilings")
+			}
+
+			// The partial file round-trips with its mark.
+			path := filepath.Join(t.TempDir(), "part.bench.json")
+			_, err = WriteFiles(f, path)
+			require.NoError(t, err)
+			back, err := ReadFile(path)
+			require.NoError(t, err)
+			assert.True(t, back.Interrupted)
+			assert.Len(t, back.Results, 1)
+			var tab bytes.Buffer
+			require.NoError(t, WriteTable(&tab, f))
+			assert.Contains(t, tab.String(), "interrupted: 1 benchmarks finished")
+		})
+	}
+
+	// Cancelled before the start: nothing runs, not even the ceilings.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f, err := RunContext(ctx, d, tiny("kernels"))
+	require.NoError(t, err)
+	assert.True(t, f.Interrupted)
+	assert.Empty(t, f.Results)
+	assert.Nil(t, f.Ceilings)
+
+	// A run to the end is not marked.
+	o := tiny("kernels")
+	o.Ops, o.Lengths, o.Ceilings = []string{"rmsnorm"}, []int{8}, false
+	f, err = RunContext(context.Background(), d, o)
+	require.NoError(t, err)
+	assert.False(t, f.Interrupted)
+	assert.Len(t, f.Results, 2)
+	data, err := json.Marshal(f)
+	require.NoError(t, err)
+	assert.NotContains(t, string(data), "interrupted")
+}
+
+// The host's 1-minute load is read at the start and the end of a run from
+// /proc/loadavg, and left 0 where that file is absent.
+func TestBenchHostLoad(t *testing.T) {
+	if runtime.GOOS == "linux" {
+		// The load changes at most every 5 s: one of two reads around the call.
+		first := func() float64 {
+			data, err := os.ReadFile("/proc/loadavg")
+			require.NoError(t, err)
+			v, err := strconv.ParseFloat(strings.Fields(string(data))[0], 64)
+			require.NoError(t, err)
+			return v
+		}
+		before := first()
+		got := load1()
+		after := first()
+		assert.Contains(t, []float64{before, after}, got)
+	}
+	defer func(p string) { loadavgPath = p }(loadavgPath)
+	dir := t.TempDir()
+	loadavgPath = filepath.Join(dir, "loadavg")
+	require.NoError(t, os.WriteFile(loadavgPath, []byte("20.31 18.02 12.50 21/1875 4242\n"), 0o644))
+	d := NewDevice(cpukernels.New[float32](), "", "")
+	o := tiny("kernels")
+	o.Ops, o.Lengths, o.Ceilings = []string{"rmsnorm"}, []int{8}, false
+	f, err := Run(d, o)
+	require.NoError(t, err)
+	assert.Equal(t, 20.31, f.Host.Load1Start)
+	assert.Equal(t, 20.31, f.Host.Load1End)
+	data, err := json.Marshal(f.Host)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"load1_start":20.31,"load1_end":20.31`)
+	var tab bytes.Buffer
+	require.NoError(t, WriteTable(&tab, f))
+	assert.Contains(t, tab.String(), "host load (1 min) 20.31 → 20.31 on ")
+
+	loadavgPath = filepath.Join(dir, "absent")
+	f, err = Run(d, o)
+	require.NoError(t, err)
+	assert.Zero(t, f.Host.Load1Start)
+	assert.Zero(t, f.Host.Load1End)
+	tab.Reset()
+	require.NoError(t, WriteTable(&tab, f))
+	assert.NotContains(t, tab.String(), "host load")
+}
+
+// The header of a comparison shows both files' host load and says when a
+// file was interrupted.
+func TestRegressHeaderLoadAndInterrupted(t *testing.T) {
+	mk := func(l0, l1 float64, interrupted bool) *File {
+		return &File{Device: "d", Backend: "cpu-float32", Interrupted: interrupted,
+			Host:    Host{CPUs: 192, Load1Start: l0, Load1End: l1},
+			Results: []Result{{Name: "B0", Samples: []float64{1, 1.01, 1.02, 1.03}}}}
+	}
+	header := func(old, cur *File) string {
+		c, err := Compare(old, cur, CompareOptions{Threshold: 0.05, Alpha: 0.05})
+		require.NoError(t, err)
+		var b bytes.Buffer
+		require.NoError(t, c.WriteTable(&b))
+		return b.String()
+	}
+	out := header(mk(0.5, 0.75, true), mk(20.31, 21, false))
+	assert.Contains(t, out, "host load (1 min) baseline 0.50 → 0.75, current 20.31 → 21.00 on 192 CPUs\n")
+	assert.Contains(t, out, "baseline was interrupted: only the benchmarks it finished are compared\n")
+	assert.NotContains(t, out, "current was interrupted")
+
+	out = header(mk(0, 0, false), mk(0, 0, true))
+	assert.NotContains(t, out, "host load", "no load recorded (an older file, no /proc/loadavg)")
+	assert.NotContains(t, out, "baseline was interrupted")
+	assert.Contains(t, out, "current was interrupted: only the benchmarks it finished are compared\n")
 }

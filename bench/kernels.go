@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -291,7 +292,7 @@ func (k *Kernel) shapes(o Options, gpu bool) []Shape {
 	return out
 }
 
-func runKernels(d *Device, o Options, f *File) error {
+func runKernels(ctx context.Context, d *Device, o Options, f *File) error {
 	rng := rand.New(rand.NewPCG(o.Seed, 7))
 	p := newPools(rng)
 	ks := kernels
@@ -305,6 +306,9 @@ func runKernels(d *Device, o Options, f *File) error {
 	impl := d.Backend.Name()
 	for _, k := range ks {
 		for _, s := range k.shapes(o, d.GPU) {
+			if stopped(ctx, f) {
+				return nil
+			}
 			in := newInputs(d.Backend, p, rng, d.CacheBytes)
 			kc, err := prepareSafely(k, in, s)
 			if err != nil {
@@ -315,6 +319,10 @@ func runKernels(d *Device, o Options, f *File) error {
 				continue
 			}
 			for pi, pass := range []string{PassForward, PassForwardBackward} {
+				if stopped(ctx, f) {
+					in.free()
+					return nil
+				}
 				set := 0
 				run := func() {
 					kc.fwd(set)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -202,17 +203,17 @@ func (t *trainer) free() {
 // runTrain times full training steps per architecture: tokens/s, FLOP/s
 // against the GEMM ceiling (3× the forward FLOPs per token: the backward
 // costs twice the forward) and peak memory.
-func runTrain(d *Device, o Options, f *File) error {
-	return runSteps(d, o, f, "TrainStep", "train_step", o.Repeat)
+func runTrain(ctx context.Context, d *Device, o Options, f *File) error {
+	return runSteps(ctx, d, o, f, "TrainStep", "train_step", o.Repeat)
 }
 
 // runMemory measures the peak memory of a training step against L; it
 // times the step too (fewer samples: memory does not vary between steps).
-func runMemory(d *Device, o Options, f *File) error {
-	return runSteps(d, o, f, "TrainMemory", "train_memory", min(o.Repeat, 3))
+func runMemory(ctx context.Context, d *Device, o Options, f *File) error {
+	return runSteps(ctx, d, o, f, "TrainMemory", "train_memory", min(o.Repeat, 3))
 }
 
-func runSteps(d *Device, o Options, f *File, bench, op string, repeat int) error {
+func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op string, repeat int) error {
 	rng := rand.New(rand.NewPCG(o.Seed, 5))
 	mo := o.Model
 	lengths, batches := o.modelGrid(d.GPU)
@@ -221,6 +222,9 @@ func runSteps(d *Device, o Options, f *File, bench, op string, repeat int) error
 	for _, name := range o.archs() {
 		for _, L := range lengths {
 			for _, B := range batches {
+				if stopped(ctx, f) {
+					return nil
+				}
 				bname := modelName(bench, name, mo, "B", B, "L", L)
 				md, err := buildModel(d, name, mo, L, o.Seed)
 				if err != nil {
@@ -267,13 +271,16 @@ func runSteps(d *Device, o Options, f *File, bench, op string, repeat int) error
 // the prompt consumed in one Step, then NewTokens greedy steps of one
 // token; a sample is the whole generation, with the prompt (prefill) and
 // the new tokens (decode) also timed apart.
-func runGenerate(d *Device, o Options, f *File) error {
+func runGenerate(ctx context.Context, d *Device, o Options, f *File) error {
 	rng := rand.New(rand.NewPCG(o.Seed, 9))
 	mo := o.Model
 	_, batches := o.modelGrid(d.GPU)
 	P, T := mo.Prompt, mo.NewTokens
 	for _, name := range o.archs() {
 		for _, B := range batches {
+			if stopped(ctx, f) {
+				return nil
+			}
 			bname := modelName("Generate", name, mo, "B", B, "prompt", P, "new", T)
 			res, err := generate(d, o, name, B, rng)
 			if err != nil {

@@ -202,6 +202,12 @@ func WriteTable(w io.Writer, f *File) error {
 		fmt.Fprintf(w, "ceilings: copy %.3g GB/s (read + write, %s), GEMM %.3g GFLOP/s (%s)\n",
 			c.CopyBytesPerS/1e9, strings.TrimPrefix(c.Copy.Name, "Ceiling"), c.GemmFLOPsPerS/1e9, strings.TrimPrefix(c.Gemm.Name, "Ceiling"))
 	}
+	if h := f.Host; h.Load1Start > 0 || h.Load1End > 0 {
+		fmt.Fprintf(w, "host load (1 min) %.2f → %.2f on %d CPUs\n", h.Load1Start, h.Load1End, h.CPUs)
+	}
+	if f.Interrupted {
+		fmt.Fprintf(w, "interrupted: %d benchmarks finished, the rest did not run\n", len(f.Results))
+	}
 	var err error
 	switch f.Suite {
 	case "train", "memory":

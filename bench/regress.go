@@ -59,6 +59,10 @@ type Comparison struct {
 	Regressions    int // verdict slower
 	Insufficient   int
 	DeviceMismatch bool
+	// The hosts of the two runs (their load) and whether each run was
+	// interrupted (then only the benchmarks it finished are compared).
+	OldHost, NewHost               Host
+	OldInterrupted, NewInterrupted bool
 }
 
 // Compare matches the benchmarks of two files by name (the name holds the
@@ -77,7 +81,8 @@ func Compare(old, cur *File, o CompareOptions) (*Comparison, error) {
 		return nil, fmt.Errorf("threshold %v is not allowed (≥ 0)", o.Threshold)
 	}
 	c := &Comparison{Options: o, OldDevice: old.Device, NewDevice: cur.Device, OldBackend: old.Backend,
-		NewBackend: cur.Backend, OldCeil: old.Ceilings, NewCeil: cur.Ceilings}
+		NewBackend: cur.Backend, OldCeil: old.Ceilings, NewCeil: cur.Ceilings, OldHost: old.Host, NewHost: cur.Host,
+		OldInterrupted: old.Interrupted, NewInterrupted: cur.Interrupted}
 	if old.Device != cur.Device || old.Backend != cur.Backend {
 		c.DeviceMismatch = true
 		if !o.AllowDeviceChange {
@@ -118,6 +123,22 @@ func Compare(old, cur *File, o CompareOptions) (*Comparison, error) {
 			len(old.Results), len(cur.Results))
 	}
 	return c, nil
+}
+
+// loadLine is the host-load line of the header ("" when neither file
+// recorded a load): a busy host slows the ops whose time the host CPU
+// sets, so a slowdown there under a higher load may be the host's.
+func (c *Comparison) loadLine() string {
+	o, n := c.OldHost, c.NewHost
+	if o.Load1Start <= 0 && o.Load1End <= 0 && n.Load1Start <= 0 && n.Load1End <= 0 {
+		return ""
+	}
+	cpus := fmt.Sprintf(" on %d CPUs", n.CPUs)
+	if o.CPUs != n.CPUs {
+		cpus = fmt.Sprintf(" on %d and %d CPUs", o.CPUs, n.CPUs)
+	}
+	return fmt.Sprintf("host load (1 min) baseline %.2f → %.2f, current %.2f → %.2f%s",
+		o.Load1Start, o.Load1End, n.Load1Start, n.Load1End, cpus)
 }
 
 func compareSamples(name string, oldS, newS []float64, thr *benchmath.Thresholds, o CompareOptions) Delta {
@@ -179,6 +200,17 @@ func (c *Comparison) WriteTable(w io.Writer) error {
 	if c.OldCeil != nil && c.NewCeil != nil {
 		fmt.Fprintf(w, "ceilings: copy %.3g -> %.3g GB/s, GEMM %.3g -> %.3g GFLOP/s\n",
 			c.OldCeil.CopyBytesPerS/1e9, c.NewCeil.CopyBytesPerS/1e9, c.OldCeil.GemmFLOPsPerS/1e9, c.NewCeil.GemmFLOPsPerS/1e9)
+	}
+	if line := c.loadLine(); line != "" {
+		fmt.Fprintln(w, line)
+	}
+	for _, f := range []struct {
+		which       string
+		interrupted bool
+	}{{"baseline", c.OldInterrupted}, {"current", c.NewInterrupted}} {
+		if f.interrupted {
+			fmt.Fprintf(w, "%s was interrupted: only the benchmarks it finished are compared\n", f.which)
+		}
 	}
 	header := []string{"benchmark", "old median", "new median", "delta", "p-value", "n", "verdict"}
 	right := []bool{false, true, true, true, true, true, false}

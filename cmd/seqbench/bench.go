@@ -12,6 +12,8 @@ import (
 
 // cmdBench runs a benchmark suite on a device and writes the JSON record,
 // the Go benchmark-format lines beside it and a table on the terminal.
+// SIGINT or SIGTERM stops it after the benchmark in progress: the files
+// hold what was measured (marked interrupted) and the exit status is 130.
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	def := bench.DefaultOptions()
@@ -71,7 +73,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if d.name == "cpu" {
 		name = bench.CPUName()
 	}
-	f, err := bench.Run(bench.NewDevice(d.backend, name, ""), o)
+	// SIGINT or SIGTERM (Ctrl-C, a job's timeout) stops after the benchmark
+	// in progress; what was measured is written.
+	ctx, stop := interruptible(stderr, "interrupt: stopping after the benchmark in progress (Ctrl-C again quits at once)")
+	defer stop()
+	f, err := bench.RunContext(ctx, bench.NewDevice(d.backend, name, ""), o)
 	if err != nil {
 		return err
 	}
@@ -83,6 +89,10 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (full record) and %s (benchstat format)\n", path, textPath)
+	if f.Interrupted {
+		fmt.Fprintf(stderr, "interrupted: wrote %d benchmarks to %s (the rest did not run)\n", len(f.Results), path)
+		return errInterrupted
+	}
 	return nil
 }
 

@@ -166,3 +166,25 @@ func lineWith(out, s string) string {
 	}
 	return ""
 }
+
+// The header shows the host load of both runs and says when a file was
+// interrupted.
+func TestRegressShowsHostLoadAndInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, l0, l1 float64, interrupted bool) string {
+		f := &bench.File{Schema: bench.SchemaVersion, Suite: "kernels", Device: "gpu0", Backend: "cuda-float32",
+			Interrupted: interrupted, Host: bench.Host{CPUs: 192, Load1Start: l0, Load1End: l1},
+			Results: []bench.Result{{Name: rms, Samples: []float64{1e-3, 1.01e-3, 1.02e-3, 1.03e-3}}}}
+		path := filepath.Join(dir, name)
+		_, err := bench.WriteFiles(f, path)
+		require.NoError(t, err)
+		return path
+	}
+	a := write("a.bench.json", 0.4, 0.6, false)
+	b := write("b.bench.json", 20.31, 21.5, true)
+	code, out, errOut := runCLI(t, "regress", a, b)
+	assert.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "host load (1 min) baseline 0.40 → 0.60, current 20.31 → 21.50 on 192 CPUs\n")
+	assert.Contains(t, out, "current was interrupted: only the benchmarks it finished are compared\n")
+	assert.NotContains(t, out, "baseline was interrupted")
+}
