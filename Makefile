@@ -10,7 +10,7 @@ run: build
 	./bin/seqbench run --out $(RESULTS)
 
 build:
-	CGO_ENABLED=0 $(GO) build -o bin/seqbench ./cmd/seqbench
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o bin/seqbench ./cmd/seqbench
 
 # Times every CPU kernel at small sizes (about a minute on 2 cores) into
 # $(RESULTS)/bench/; `seqbench regress OLD NEW` compares two such files.
@@ -29,7 +29,7 @@ lint:
 # test binary of the CUDA backend (then, there: scripts/gpu-check.sh).
 gpu-bundle:
 	mkdir -p .gpu
-	CGO_ENABLED=0 $(GO) build -trimpath -o .gpu/seqbench ./cmd/seqbench
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -o .gpu/seqbench ./cmd/seqbench
 	CGO_ENABLED=0 $(GO) test -c -trimpath -o .gpu/gpukernels.test ./gpukernels
 
 clean:
