@@ -229,7 +229,7 @@ func (r *Run) fillFromMetrics() {
 	s.Task, _ = r.Setting("task.name")
 	s.FinalLoss, s.BestLoss, s.TrainLoss = nan, nan, nan
 	for _, m := range r.Metrics {
-		s.Steps, s.Tokens, s.WallSeconds = m.Step, m.Tokens, m.WallSeconds
+		s.Steps, s.Tokens, s.WallSeconds, s.TrainSeconds = m.Step, m.Tokens, m.WallSeconds, m.TrainSeconds
 		s.TrainLoss = m.Loss
 		if m.EvalLoss != nil && m.EvalAccuracy != nil {
 			s.FinalLoss, s.FinalAccuracy = *m.EvalLoss, *m.EvalAccuracy
@@ -239,8 +239,8 @@ func (r *Run) fillFromMetrics() {
 			s.BestAccuracy = max(s.BestAccuracy, *m.EvalAccuracy)
 		}
 	}
-	if s.WallSeconds > 0 {
-		s.TokensPerSec = float64(s.Tokens) / s.WallSeconds
+	if s.TrainSeconds > 0 {
+		s.TokensPerSec = float64(s.Tokens) / s.TrainSeconds
 	}
 }
 

@@ -37,7 +37,7 @@ func metricsOf(t *testing.T, dir string) []train.Metrics {
 	for sc := bufio.NewScanner(f); sc.Scan(); {
 		var m train.Metrics
 		require.NoError(t, json.Unmarshal(sc.Bytes(), &m))
-		m.TokensPerSec, m.WallSeconds = 0, 0
+		m.TokensPerSec, m.WallSeconds, m.TrainSeconds = 0, 0, 0
 		ms = append(ms, m)
 	}
 	return ms
@@ -79,6 +79,7 @@ models: [{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2}]
 	require.Equal(t, want.BestAccuracy, got.BestAccuracy)
 	require.Equal(t, metricsOf(t, whole), metricsOf(t, dir))
 	require.GreaterOrEqual(t, got.WallSeconds, cut.WallSeconds, "the resumed wall time forgot the time before the checkpoint")
+	require.GreaterOrEqual(t, got.TrainSeconds, cut.TrainSeconds, "the resumed training time forgot the time before the checkpoint")
 	_, err = os.Stat(filepath.Join(dir, train.CheckpointFile))
 	require.True(t, os.IsNotExist(err), "a stale checkpoint was left behind")
 }

@@ -40,20 +40,26 @@ type Summary struct {
 	Steps         int               `json:"steps"` // steps actually taken
 	Tokens        int64             `json:"tokens"`
 	// Final* are from the last evaluation, Best* the best over all of them.
-	FinalLoss     Num       `json:"final_loss"`
-	FinalAccuracy float64   `json:"final_accuracy"`
-	BestLoss      Num       `json:"best_loss"`
-	BestAccuracy  float64   `json:"best_accuracy"`
-	TrainLoss     Num       `json:"train_loss"` // last logged training loss
-	WallSeconds   float64   `json:"wall_seconds"`
-	TokensPerSec  float64   `json:"tokens_per_sec"`
-	PeakMemBytes  uint64    `json:"peak_mem_bytes"`
-	Device        string    `json:"device"`
-	Backend       string    `json:"backend"`
-	GitRevision   string    `json:"git_revision"`
-	Status        string    `json:"status"`
-	Reason        string    `json:"reason,omitempty"`
-	StartedAt     time.Time `json:"started_at"`
+	FinalLoss     Num     `json:"final_loss"`
+	FinalAccuracy float64 `json:"final_accuracy"`
+	BestLoss      Num     `json:"best_loss"`
+	BestAccuracy  float64 `json:"best_accuracy"`
+	TrainLoss     Num     `json:"train_loss"` // last logged training loss
+	WallSeconds   float64 `json:"wall_seconds"`
+	// TrainSeconds is the time spent in training steps (batch, forward,
+	// backward, optimizer), EvalSeconds in evaluations; checkpoints and
+	// start-up count in neither. TokensPerSec is Tokens / TrainSeconds: the
+	// training throughput, whatever the evaluation schedule.
+	TrainSeconds float64   `json:"train_seconds"`
+	EvalSeconds  float64   `json:"eval_seconds"`
+	TokensPerSec float64   `json:"tokens_per_sec"`
+	PeakMemBytes uint64    `json:"peak_mem_bytes"`
+	Device       string    `json:"device"`
+	Backend      string    `json:"backend"`
+	GitRevision  string    `json:"git_revision"`
+	Status       string    `json:"status"`
+	Reason       string    `json:"reason,omitempty"`
+	StartedAt    time.Time `json:"started_at"`
 	// Segments are the per-segment evaluations of a tasks.Segmented task,
 	// in the task's order.
 	Segments []SegmentSummary `json:"segments,omitempty"`
@@ -61,13 +67,16 @@ type Summary struct {
 
 // Metrics is one line of metrics.jsonl.
 type Metrics struct {
-	Step         int      `json:"step"`
-	Tokens       int64    `json:"tokens"`
-	Loss         Num      `json:"loss"`
-	Accuracy     float64  `json:"accuracy"`
-	LR           float64  `json:"lr"`
-	GradNorm     float64  `json:"grad_norm"`
+	Step     int     `json:"step"`
+	Tokens   int64   `json:"tokens"`
+	Loss     Num     `json:"loss"`
+	Accuracy float64 `json:"accuracy"`
+	LR       float64 `json:"lr"`
+	GradNorm float64 `json:"grad_norm"`
+	// TokensPerSec is the training throughput since the previous line
+	// (evaluations excluded); TrainSeconds the training time so far.
 	TokensPerSec float64  `json:"tokens_per_sec"`
+	TrainSeconds float64  `json:"train_seconds"`
 	EvalLoss     *Num     `json:"eval_loss,omitempty"`
 	EvalAccuracy *float64 `json:"eval_accuracy,omitempty"`
 	// Segments holds each segment's evaluation (tasks.Segmented), by name.
@@ -112,8 +121,8 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 			begin = r.start // a resumed run counts the time before its checkpoint too
 		}
 		sum.WallSeconds = time.Since(begin).Seconds()
-		if sum.WallSeconds > 0 {
-			sum.TokensPerSec = float64(sum.Tokens) / sum.WallSeconds
+		if sum.TrainSeconds > 0 {
+			sum.TokensPerSec = float64(sum.Tokens) / sum.TrainSeconds
 		}
 		if err := writeJSON(filepath.Join(dir, "summary.json"), sum); err != nil && sum.Reason == "" {
 			sum.Status, sum.Reason = StatusFailed, err.Error()
@@ -267,8 +276,8 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 	c := r.spec.Train
 	bar := newProgress(r.opt.Log, r.opt.Interactive, c.Steps)
 	defer bar.done()
-	var lastTick = time.Now()
 	var tickTokens int64
+	var tickSeconds float64
 	for step := r.firstStep; step <= c.Steps; step++ {
 		if ctx.Err() != nil {
 			if err := r.checkpoint(step - 1); err != nil {
@@ -276,9 +285,13 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 			}
 			return StatusFailed, fmt.Sprintf("interrupted after step %d (checkpoint saved: `seqbench run --resume %s` continues it)", step-1, r.dir)
 		}
+		t0 := time.Now()
 		batch := r.task.Batch(tasks.Train, c.Seed, int64(step-1), c.BatchSize)
 		lr := r.sched.At(step - 1)
 		loss, acc, gnorm, div := r.trainStep(batch, lr, step)
+		dt := time.Since(t0).Seconds()
+		r.sum.TrainSeconds += dt
+		tickSeconds += dt
 		r.sum.Steps = step
 		r.sum.Tokens += int64(batch.B * batch.L)
 		tickTokens += int64(batch.B * batch.L)
@@ -288,12 +301,15 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 		r.sum.TrainLoss = Num(loss)
 		evalNow := step%c.EvalEvery == 0 || step == c.Steps
 		if step%c.LogEvery == 0 || evalNow || step == 1 {
-			now := time.Now()
 			m := Metrics{Step: step, Tokens: r.sum.Tokens, Loss: Num(loss), Accuracy: acc, LR: lr, GradNorm: gnorm,
-				TokensPerSec: float64(tickTokens) / now.Sub(lastTick).Seconds(), WallSeconds: now.Sub(r.start).Seconds()}
-			lastTick, tickTokens = now, 0
+				TokensPerSec: float64(tickTokens) / tickSeconds, TrainSeconds: r.sum.TrainSeconds,
+				WallSeconds: time.Since(r.start).Seconds()}
+			tickTokens, tickSeconds = 0, 0
 			if evalNow {
-				if err := r.evalAt(ctx, &m); err != nil {
+				t := time.Now()
+				err := r.evalAt(ctx, &m)
+				r.sum.EvalSeconds += time.Since(t).Seconds()
+				if err != nil {
 					return StatusFailed, err.Error()
 				}
 			}

@@ -86,6 +86,12 @@ models: [{arch: transformer, d_model: 16, n_layers: 1, n_heads: 2}]
 	require.Equal(t, 150, s.Steps)
 	require.Greater(t, s.Params, 0)
 	require.Greater(t, s.TokensPerSec, 0.0)
+	// Throughput counts training time only: evaluation has its own clock,
+	// and both fit in the wall time.
+	require.Greater(t, s.TrainSeconds, 0.0)
+	require.Greater(t, s.EvalSeconds, 0.0)
+	require.LessOrEqual(t, s.TrainSeconds+s.EvalSeconds, s.WallSeconds)
+	require.InDelta(t, float64(s.Tokens)/s.TrainSeconds, s.TokensPerSec, 1e-9*s.TokensPerSec)
 
 	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
 	require.NoError(t, err)
@@ -102,6 +108,7 @@ models: [{arch: transformer, d_model: 16, n_layers: 1, n_heads: 2}]
 	}
 	require.Greater(t, n, 10)
 	require.Equal(t, 150, last.Step)
+	require.Equal(t, s.TrainSeconds, last.TrainSeconds)
 	require.NotNil(t, last.EvalLoss)
 	// Copying 2 tokens from a 4-letter alphabet: chance loss is ln 4 = 1.39.
 	require.Less(t, float64(*last.EvalLoss), 0.7*float64(first.Loss), "loss did not fall")
