@@ -2,10 +2,12 @@
 # One round of GPU checks on a GPU host, from binaries built elsewhere by
 # `make gpu-bundle` (the host needs no Go toolchain): the GPU conformance
 # tests, the CLI on the GPU, the selective-copying experiment, and the
-# kernel benchmarks twice (compared with regress). Everything lands in one
-# archive, $OUT/gpu-check.tgz (or ./gpu-check.tgz); summaries print last.
+# kernel benchmarks twice (compared with regress), and (torch, not in all)
+# the PyTorch cross-check of the Transformer on small MQAR. Everything lands
+# in one archive, $OUT/gpu-check.tgz (or ./gpu-check.tgz); summaries print
+# last.
 #
-#   scripts/gpu-check.sh [all|tests|train|bench]
+#   scripts/gpu-check.sh [all|tests|train|bench|torch]
 set -u
 what=${1:-all}
 dest=${OUT:-.}
@@ -45,6 +47,12 @@ if [[ $what == all || $what == bench ]]; then
   done
   "$bin/seqbench" regress "$out/kernels1.bench.json" "$out/kernels2.bench.json" >"$out/regress.txt" 2>&1
   note "regress run1 vs run2: exit $? ($(grep -c slower "$out/regress.txt") slower rows)"
+fi
+
+if [[ $what == torch ]]; then
+  start=$SECONDS
+  python3 scripts/torch_mqar_check.py >"$out/torch-mqar.log" 2>&1
+  note "torch_mqar_check.py: exit $?, $((SECONDS - start)) s, last: $(tail -1 "$out/torch-mqar.log")"
 fi
 
 tar czf "$dest/gpu-check.tgz" "$out"
