@@ -29,12 +29,12 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"seqbench/internal/buildinfo"
 	"seqbench/nn"
 )
 
@@ -402,7 +402,7 @@ func quantile(sorted []float64, q float64) float64 {
 func newFile(d *Device, o Options) *File {
 	f := &File{
 		Schema: SchemaVersion, Suite: o.Suite, Device: d.Name, Backend: d.Backend.Name(), Driver: d.Driver,
-		GoVersion: runtime.Version(), Revision: Revision(), Time: time.Now().UTC().Truncate(time.Second),
+		GoVersion: runtime.Version(), Revision: buildinfo.Revision(), Time: time.Now().UTC().Truncate(time.Second),
 		Host: Host{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 			Load1Start: load1()},
 		Settings: Settings{Repeat: o.Repeat, WarmupS: o.Warmup.Seconds(), MinSampleS: o.MinSample.Seconds(),
@@ -417,29 +417,6 @@ func newFile(d *Device, o Options) *File {
 		f.Settings.Model = &m
 	}
 	return f
-}
-
-// Revision is the VCS revision the binary was built from ("unknown" when
-// not recorded, e.g. under -buildvcs=false), with "+modified" for a dirty
-// tree.
-func Revision() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	rev, dirty := "unknown", false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if dirty {
-		rev += "+modified"
-	}
-	return rev
 }
 
 // elemBytes is the size of one element of the backend's dtype.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"seqbench/arch"
+	"seqbench/internal/buildinfo"
 	"seqbench/nn"
 	"seqbench/tasks"
 )
@@ -111,7 +112,7 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 	sum = Summary{
 		Experiment: spec.Experiment, Run: spec.Name, ID: spec.ID, Arch: spec.Arch, Task: spec.TaskName,
 		Overrides: spec.Overrides, Device: opt.Device, Backend: opt.Backend.Name(),
-		GitRevision: gitRevision(), StartedAt: start.UTC(), Status: StatusFailed,
+		GitRevision: buildinfo.Revision(), StartedAt: start.UTC(), Status: StatusFailed,
 		BestLoss: Num(math.NaN()), FinalLoss: Num(math.NaN()), TrainLoss: Num(math.NaN()),
 	}
 	var r *runner
@@ -377,25 +378,4 @@ func (r *runner) trackMemory() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	r.peakMem = max(r.peakMem, ms.HeapInuse)
-}
-
-// gitRevision is the VCS revision the binary was built from, if recorded.
-func gitRevision() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	rev, dirty := "unknown", false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return rev
 }
