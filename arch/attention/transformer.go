@@ -238,7 +238,7 @@ func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
 	for _, blk := range m.Blocks {
 		x = blk.Forward(tp, x, B, L, 0, nil)
 	}
-	return m.head(tp, x)
+	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
 }
 
 // embed returns the token (and learned position) embeddings (B·L, d) of
@@ -256,15 +256,6 @@ func (m *Model) embed(tp *nn.Tape, ids []int32, B, L, pos0 int) *nn.Tensor {
 		pos[i] = int32(pos0 + i%L)
 	}
 	return tp.Add(x, m.PosEmbed.Forward(tp, pos))
-}
-
-// head applies the final norm and the LM head.
-func (m *Model) head(tp *nn.Tape, x *nn.Tensor) *nn.Tensor {
-	x = m.NormF.Forward(tp, x)
-	if m.Head != nil {
-		return m.Head.Forward(tp, x)
-	}
-	return tp.Linear(x, m.Embed.W, nil)
 }
 
 // Forward maps x (B·L, d) for tokens at positions pos0 .. pos0+L−1; kv is
@@ -330,10 +321,7 @@ func (m *Model) Params() []nn.Param {
 		ps = append(ps, blk.Norm2.Params(p+".norm2")...)
 		ps = append(ps, blk.MLP.Params(p+".mlp")...)
 	}
-	ps = append(ps, m.NormF.Params("norm_f")...)
-	if m.Head != nil {
-		ps = append(ps, m.Head.Params("lm_head")...)
-	}
+	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
 	return ps
 }
 
@@ -444,5 +432,5 @@ func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tens
 		x = blk.Forward(tp, x, B, T, s.n, &s.layers[i])
 	}
 	s.n += T
-	return m.head(tp, x)
+	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
 }

@@ -254,11 +254,7 @@ func (m *Model) run(tp *nn.Tape, ids []int32, B, L int, st *state) *nn.Tensor {
 		}
 		x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), m.negOne, B, L, ls))
 	}
-	x = m.NormF.Forward(tp, x)
-	if m.Head != nil {
-		return m.Head.Forward(tp, x)
-	}
-	return tp.Linear(x, m.Embed.W, nil)
+	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
 }
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (E, N) constant of −1.
@@ -311,10 +307,7 @@ func (m *Model) Params() []nn.Param {
 		ps = append(ps, nn.Param{Name: q + ".A_log", T: mx.ALog}, nn.Param{Name: q + ".D", T: mx.D})
 		ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
 	}
-	ps = append(ps, m.NormF.Params("norm_f")...)
-	if m.Head != nil {
-		ps = append(ps, m.Head.Params("lm_head")...)
-	}
+	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
 	return ps
 }
 

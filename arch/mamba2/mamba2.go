@@ -258,11 +258,7 @@ func (m *Model) run(tp *nn.Tape, ids []int32, B, L int, st *state) *nn.Tensor {
 		}
 		x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), m.negOne, B, L, ls))
 	}
-	x = m.NormF.Forward(tp, x)
-	if m.Head != nil {
-		return m.Head.Forward(tp, x)
-	}
-	return tp.Linear(x, m.Embed.W, nil)
+	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
 }
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (H) constant of −1.
@@ -330,10 +326,7 @@ func (m *Model) Params() []nn.Param {
 			nn.Param{Name: q + ".norm.weight", T: mx.NormW})
 		ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
 	}
-	ps = append(ps, m.NormF.Params("norm_f")...)
-	if m.Head != nil {
-		ps = append(ps, m.Head.Params("lm_head")...)
-	}
+	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
 	return ps
 }
 

@@ -183,18 +183,7 @@ func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
 	for _, l := range m.Layers {
 		x = l.forward(tp, x, nil)
 	}
-	return m.head(tp, tp.Reshape(x, B*L, d))
-}
-
-// head applies the final norm and the LM head.
-func (m *Model) head(tp *nn.Tape, x *nn.Tensor) *nn.Tensor {
-	if m.NormF != nil {
-		x = m.NormF.Forward(tp, x)
-	}
-	if m.Head != nil {
-		return m.Head.Forward(tp, x)
-	}
-	return tp.Linear(x, m.Embed.W, nil)
+	return arch.Logits(tp, tp.Reshape(x, B*L, d), m.NormF, m.Head, m.Embed)
 }
 
 // forward maps x (B, L, d) to every hidden state (B, L, d). In step mode s
@@ -231,12 +220,7 @@ func (m *Model) Params() []nn.Param {
 				nn.Param{Name: "layers.bias_hh" + s, T: l.BiasHH})
 		}
 	}
-	if m.NormF != nil {
-		ps = append(ps, m.NormF.Params("norm_f")...)
-	}
-	if m.Head != nil {
-		ps = append(ps, m.Head.Params("lm_head")...)
-	}
+	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
 	return ps
 }
 
@@ -334,5 +318,5 @@ func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tens
 	for i, l := range m.Layers {
 		x = l.forward(tp, x, &s.layers[i])
 	}
-	return m.head(tp, tp.Reshape(x, B*T, d))
+	return arch.Logits(tp, tp.Reshape(x, B*T, d), m.NormF, m.Head, m.Embed)
 }

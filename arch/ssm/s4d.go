@@ -234,15 +234,7 @@ func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
 	for _, blk := range m.Blocks {
 		x = blk.Forward(tp, x, B, L, nil)
 	}
-	return m.head(tp, x)
-}
-
-func (m *Model) head(tp *nn.Tape, x *nn.Tensor) *nn.Tensor {
-	x = m.NormF.Forward(tp, x)
-	if m.Head != nil {
-		return m.Head.Forward(tp, x)
-	}
-	return tp.Linear(x, m.Embed.W, nil)
+	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
 }
 
 // Forward maps x (B·L, d); state is the layer's (B, H, N2, 2) recurrent
@@ -299,10 +291,7 @@ func (m *Model) Params() []nn.Param {
 			nn.Param{Name: p + ".s4d.kernel.C", T: s.C})
 		ps = append(ps, s.Out.Params(p+".s4d.output_linear")...)
 	}
-	ps = append(ps, m.NormF.Params("norm_f")...)
-	if m.Head != nil {
-		ps = append(ps, m.Head.Params("lm_head")...)
-	}
+	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
 	return ps
 }
 
@@ -389,5 +378,5 @@ func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tens
 	for i, blk := range m.Blocks {
 		x = blk.Forward(tp, x, B, T, s.layers[i])
 	}
-	return m.head(tp, x)
+	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
 }
