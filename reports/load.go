@@ -239,9 +239,7 @@ func (r *Run) fillFromMetrics() {
 			s.BestAccuracy = max(s.BestAccuracy, *m.EvalAccuracy)
 		}
 	}
-	if s.TrainSeconds > 0 {
-		s.TokensPerSec = float64(s.Tokens) / s.TrainSeconds
-	}
+	s.SetTokensPerSec()
 }
 
 // loadMetrics reads metrics.jsonl, skipping lines that do not parse (a run

@@ -66,6 +66,14 @@ type Summary struct {
 	Segments []SegmentSummary `json:"segments,omitempty"`
 }
 
+// SetTokensPerSec derives TokensPerSec from Tokens and TrainSeconds (left
+// as is before any training time was counted).
+func (s *Summary) SetTokensPerSec() {
+	if s.TrainSeconds > 0 {
+		s.TokensPerSec = float64(s.Tokens) / s.TrainSeconds
+	}
+}
+
 // Metrics is one line of metrics.jsonl.
 type Metrics struct {
 	Step     int     `json:"step"`
@@ -122,9 +130,7 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 			begin = r.start // a resumed run counts the time before its checkpoint too
 		}
 		sum.WallSeconds = time.Since(begin).Seconds()
-		if sum.TrainSeconds > 0 {
-			sum.TokensPerSec = float64(sum.Tokens) / sum.TrainSeconds
-		}
+		sum.SetTokensPerSec()
 		if err := writeJSON(filepath.Join(dir, "summary.json"), sum); err != nil && sum.Reason == "" {
 			sum.Status, sum.Reason = StatusFailed, err.Error()
 		}

@@ -73,8 +73,6 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if d.name == "cpu" {
 		name = bench.CPUName()
 	}
-	// SIGINT or SIGTERM (Ctrl-C, a job's timeout) stops after the benchmark
-	// in progress; what was measured is written.
 	ctx, stop := interruptible(stderr, "interrupt: stopping after the benchmark in progress (Ctrl-C again quits at once)")
 	defer stop()
 	f, err := bench.RunContext(ctx, bench.NewDevice(d.backend, name, ""), o)
