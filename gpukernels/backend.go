@@ -72,6 +72,9 @@ type Backend struct {
 	// staging is the ring of page-locked buffers of uploadInt32.
 	staging   [stagingSlots]stagingSlot
 	stageNext int
+	// signalsFixed are the signals whose handlers the CUDA libraries left
+	// without SA_ONSTACK (see cuda.KeepGoSignalStacks), for the tests' log.
+	signalsFixed []int
 }
 
 // KernelStats counts how kernel families were obtained.
@@ -149,6 +152,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 		dev.Close()
 		return nil, err
 	}
+	be.signalsFixed = cuda.KeepGoSignalStacks()
 	return be, nil
 }
 

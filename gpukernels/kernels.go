@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"seqbench/gpukernels/cuda"
 	"seqbench/nn"
 )
 
@@ -137,6 +138,8 @@ func (be *Backend) fn(op, family, name string) *kernel {
 			panic(&OpError{Op: op, Err: fmt.Errorf("kernels %s.cu: %w", family, err)})
 		}
 		be.mods[family] = m
+		// NVRTC and the module loader are loaded lazily, here.
+		be.signalsFixed = append(be.signalsFixed, cuda.KeepGoSignalStacks()...)
 	}
 	k := m.funcs[name]
 	if k == nil {
