@@ -67,8 +67,12 @@ type Backend struct {
 	attnGeneric bool
 	// normBlock turns the warp-per-row norm kernels off (timings compare).
 	normBlock bool
-	stats     KernelStats
-	closed    bool
+	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
+	// instead of two launches a step (SEQBENCH_RNN_PERSISTENT=1; tests run
+	// both): timings free of the host's speed, but slower for now (rnn.go).
+	rnnPersistent bool
+	stats         KernelStats
+	closed        bool
 	// staging is the ring of page-locked buffers of uploadInt32.
 	staging   [stagingSlots]stagingSlot
 	stageNext int
@@ -117,7 +121,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 	be := &Backend{
 		dtype: dt, esize: 4, dev: dev, drv: drv, nvrtc: nv, mods: map[string]*module{},
 		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
-		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16,
+		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: os.Getenv("SEQBENCH_RNN_PERSISTENT") == "1",
 	}
 	if dt == nn.Float64 {
 		be.esize = 8
@@ -280,17 +284,36 @@ func (be *Backend) blocksFor(n, threads int) int {
 // launch runs a kernel on the backend's stream with dynamic shared memory
 // smem, raising the kernel's limit first when smem passes the default 48 KiB.
 func (be *Backend) launch(op string, k *kernel, grid, block cuda.Dim3, smem int, args ...uint64) {
-	if smem > k.maxDyn {
-		if smem > be.dev.MaxSharedOptin {
-			panic(fmt.Sprintf("gpukernels.%s: %s needs %d bytes of shared memory, the device allows %d", op, k.name, smem, be.dev.MaxSharedOptin))
-		}
-		must(op, be.drv.FuncSetAttribute(k.f, cuda.FuncAttrMaxDynamicSharedMem, smem))
-		k.maxDyn = smem
-	}
+	be.allowSmem(op, k, smem)
 	if grid.X == 0 || grid.Y == 0 || grid.Z == 0 {
 		return
 	}
-	must(op, be.drv.Launch(k.f, grid, block, uint32(smem), be.stream, args))
+	be.checkLaunch(op, k, be.drv.Launch(k.f, grid, block, uint32(smem), be.stream, args))
+}
+
+// launchCooperative is launch for a kernel with a grid-wide barrier: the
+// driver runs it only if every block can be resident at once.
+func (be *Backend) launchCooperative(op string, k *kernel, grid, block cuda.Dim3, smem int, args ...uint64) {
+	be.allowSmem(op, k, smem)
+	be.checkLaunch(op, k, be.drv.LaunchCooperative(k.f, grid, block, uint32(smem), be.stream, args))
+}
+
+// allowSmem raises k's dynamic shared-memory limit to smem when needed.
+func (be *Backend) allowSmem(op string, k *kernel, smem int) {
+	if smem <= k.maxDyn {
+		return
+	}
+	if smem > be.dev.MaxSharedOptin {
+		panic(fmt.Sprintf("gpukernels.%s: %s needs %d bytes of shared memory, the device allows %d", op, k.name, smem, be.dev.MaxSharedOptin))
+	}
+	must(op, be.drv.FuncSetAttribute(k.f, cuda.FuncAttrMaxDynamicSharedMem, smem))
+	k.maxDyn = smem
+}
+
+// checkLaunch panics with a launch's error, or, when every launch is
+// synchronised (tests), with the kernel's.
+func (be *Backend) checkLaunch(op string, k *kernel, err error) {
+	must(op, err)
 	if be.syncEach {
 		if err := be.drv.StreamSynchronize(be.stream); err != nil {
 			panic(&OpError{Op: op, Err: fmt.Errorf("kernel %s: %w", k.name, err)})

@@ -12,12 +12,19 @@ import (
 // scratch of a chunk of steps when nothing is saved); the recurrence is,
 // per step, one GEMM h_{t−1}·Whhᵀ for the whole batch and one gate kernel
 // (rnn.cu). That is two launches a step, PyTorch's scheme for cuDNN-less
-// RNNs: a persistent kernel would save the launch gaps at small sizes, but
-// would have to stream Whh (4H² elements) through one SM per sequence per
-// step, where cuBLAS spreads the product over the device. The backward
-// runs the same loop in reverse (one GEMM dg_{t+1}·Whh and one cell kernel
-// a step), storing the gate gradients dg (B, L, 4H) of every step, then
-// every weight gradient is one GEMM over all steps.
+// RNNs, and the host's launch work is much of its time: at B 8, H 1024 on
+// an H200 a step takes ~17 µs, and the same bench moved by up to 40%
+// between two runs on one host. With SEQBENCH_RNN_PERSISTENT=1 the
+// recurrence runs instead as one persistent cooperative kernel where it
+// fits (rnn_persist_* in rnn.cu: each block owns a slice of hidden units
+// and reads their rows of Whh from L2 every step; blocks meet at a
+// grid-wide barrier between steps). Its timings are the GPU's alone (two
+// bench runs within 1.4%, spreads ±0%), but it is slower as written: +15%
+// forward and +85% forward+backward at that shape (gpukernels/NOTES.md),
+// so it is not the default. The backward runs the recurrence in reverse
+// (dg_{t+1}·Whh and the backward cell, per step or persistent), storing the
+// gate gradients dg (B, L, 4H) of every step, then every weight gradient
+// is one GEMM over all steps.
 
 // rnnScratchElems bounds the input-projection scratch of a forward that
 // saves nothing: the steps are projected a chunk at a time.
@@ -136,6 +143,9 @@ func (be *Backend) rnnForward(r *rnnBufs, out, saved, hT, cT *Buffer) {
 				proj.M, proj.Batch, proj.StrideA, proj.StrideC = B*L, 1, 0, 0
 			}
 			be.gemm(op, r.x.at(t0*I), r.wih, pre, proj)
+			if tc == L && be.persistForward(r, pre, preB, preT, out, c, saved != nil) {
+				break
+			}
 			for t := t0; t < t1; t++ {
 				// h_{t−1}: the previous output row, H0, or none (zeros).
 				hp, hpB := r.h0, H
@@ -263,7 +273,8 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 	if gru {
 		cell = be.fn(op, "rnn", "gru_cell_bwd")
 	}
-	for t := L - 1; t >= 0; t-- {
+	persisted := be.persistBackward(r, dg, sv, os, gs, cy)
+	for t := L - 1; t >= 0 && !persisted; t-- {
 		var rec *Buffer // dh_t from step t+1 through Whh (nil at the last step)
 		if t < L-1 {
 			be.gemm(op, dg.at((t+1)*DG*H), r.whh, dh, nn.GemmArgs{M: B, N: H, K: GH, Alpha: 1, LDA: L * DG * H, LDB: H,
@@ -335,4 +346,87 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 				TransA: true, M: GH, N: H, K: rows - 1, Alpha: 1, Beta: 1, LDA: DG * H, LDB: H, LDC: H, Batch: 1})
 		}
 	}
+}
+
+// rnnThreads and rnnBatchRows are the block size of the persistent kernels
+// and the batch rows they take at a time (RNN_BC in rnn.cu).
+const (
+	rnnThreads   = 256
+	rnnBatchRows = 8
+)
+
+// persistPlan picks the cooperative launch of persistent kernel name over
+// H hidden units: U units a block, at most one block per SM (more blocks
+// would each stage h or dg again), smem(U) bytes of shared memory. ok is
+// false where the kernel does not fit (too much shared memory, or blocks
+// that cannot all be resident): the caller runs the recurrence per step.
+func (be *Backend) persistPlan(op, name string, H, L int, smem func(U int) int) (k *kernel, blocks, U, bytes int, ok bool) {
+	if !be.rnnPersistent {
+		return nil, 0, 0, 0, false
+	}
+	sms := max(1, be.dev.SMs)
+	U = (H + sms - 1) / sms
+	blocks, bytes = (H+U-1)/U, smem(U)
+	if U > rnnThreads || bytes > be.dev.MaxSharedOptin || uint64(L)*uint64(blocks) >= 1<<32 {
+		return nil, 0, 0, 0, false
+	}
+	k = be.fn(op, "rnn", name)
+	be.allowSmem(op, k, bytes)
+	perSM, err := be.drv.MaxActiveBlocksPerSM(k.f, rnnThreads, bytes)
+	if err != nil || perSM < 1 {
+		return nil, 0, 0, 0, false
+	}
+	return k, blocks, U, bytes, true
+}
+
+// persistForward runs the whole recurrence of r in one launch from the
+// input projections in pre (row (b, t) at b·preB + t·preT), when it fits.
+func (be *Backend) persistForward(r *rnnBufs, pre *Buffer, preB, preT int, out, c *Buffer, save bool) bool {
+	G, H := 4, r.H
+	name := "lstm_persist"
+	if r.gru {
+		G, name = 3, "gru_persist"
+	}
+	k, blocks, U, smem, ok := be.persistPlan(r.op, name, H, r.L, func(U int) int {
+		return (rnnBatchRows*H + rnnBatchRows*G*U) * be.esize
+	})
+	if !ok {
+		return false
+	}
+	bar := be.newBuffer(1, be.esize)
+	defer be.release(bar)
+	be.zero(r.op, bar, 1)
+	args := []uint64{pArg(pre), iArg(preB), iArg(preT), pArg(r.whh), pArg(r.bih), pArg(r.bhh), pArg(r.h0)}
+	if !r.gru {
+		args = append(args, pArg(c))
+	}
+	args = append(args, pArg(out), iArg(r.L*H), iArg(r.B), iArg(r.L), iArg(H), iArg(U), bArg(save), pArg(bar))
+	be.launchCooperative(r.op, k, dim(blocks), dim(rnnThreads), smem, args...)
+	return true
+}
+
+// persistBackward runs the backward recurrence (into dg, carrying cy) in
+// one launch, when it fits.
+func (be *Backend) persistBackward(r *rnnBufs, dg, sav, out, dout, cy *Buffer) bool {
+	G, H, L := 4, r.H, r.L
+	name := "lstm_persist_bwd"
+	prv, prvB, prvT, prev0 := sav.at(4*H), L*r.per, r.per, r.c0 // c_{t−1}
+	if r.gru {
+		G, name = 3, "gru_persist_bwd"
+		prv, prvB, prvT, prev0 = out, L*H, H, r.h0 // h_{t−1}
+	}
+	k, blocks, U, smem, ok := be.persistPlan(r.op, name, H, L, func(U int) int {
+		return (rnnBatchRows*G*H + rnnThreads/U*rnnBatchRows*U) * be.esize
+	})
+	if !ok {
+		return false
+	}
+	bar := be.newBuffer(1, be.esize)
+	defer be.release(bar)
+	be.zero(r.op, bar, 1)
+	const DG = 4
+	be.launchCooperative(r.op, k, dim(blocks), dim(rnnThreads), smem, pArg(dg), iArg(L*DG*H), iArg(DG*H), pArg(sav),
+		iArg(L*r.per), iArg(r.per), pArg(prv), iArg(prvB), iArg(prvT), pArg(prev0), pArg(dout), iArg(L*H), pArg(r.whh),
+		pArg(cy), iArg(r.B), iArg(L), iArg(H), iArg(U), pArg(bar))
+	return true
 }

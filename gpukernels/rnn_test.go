@@ -13,18 +13,29 @@ func TestGPURNN(t *testing.T) {
 		B, L, I, H int
 		state      bool
 	}
-	shapes := seqShapes(t, []shape{{1, 1, 1, 1, false}, {3, 17, 5, 7, true}, {2, 9, 4, 3, false}},
-		[]shape{{4, 64, 16, 32, true}, {5, 40, 33, 65, false}})
+	// B 11 takes the persistent kernels through two batch chunks; H 301
+	// gives their blocks 3 units each on 132 SMs, the last block 1.
+	shapes := seqShapes(t, []shape{{1, 1, 1, 1, false}, {3, 17, 5, 7, true}, {2, 9, 4, 3, false}, {11, 6, 3, 9, true}},
+		[]shape{{4, 64, 16, 32, true}, {5, 40, 33, 65, false}, {9, 20, 8, 301, true}})
 	for _, dt := range dtypes {
 		for _, gru := range []bool{false, true} {
-			for _, s := range shapes {
-				kind := "LSTM"
-				if gru {
-					kind = "GRU"
+			for _, persistent := range []bool{false, true} {
+				way := "steps"
+				if persistent {
+					way = "persistent"
 				}
-				t.Run(fmt.Sprintf("%s/%s/B%d_L%d_I%d_H%d_state%v", dt, kind, s.B, s.L, s.I, s.H, s.state), func(t *testing.T) {
-					rnnCheck(t, dt, gru, s.B, s.L, s.I, s.H, s.state)
-				})
+				for _, s := range shapes {
+					kind := "LSTM"
+					if gru {
+						kind = "GRU"
+					}
+					t.Run(fmt.Sprintf("%s/%s/%s/B%d_L%d_I%d_H%d_state%v", dt, kind, way, s.B, s.L, s.I, s.H, s.state), func(t *testing.T) {
+						be := gpu(t, dt)
+						be.rnnPersistent = persistent
+						defer func() { be.rnnPersistent = false }()
+						rnnCheck(t, dt, gru, s.B, s.L, s.I, s.H, s.state)
+					})
+				}
 			}
 		}
 	}

@@ -36,42 +36,44 @@ const (
 type Driver struct {
 	Path string
 
-	cuInit                    func(flags uint32) Result
-	cuDriverGetVersion        func(v *int32) Result
-	cuGetErrorName            func(r Result, s **byte) Result
-	cuGetErrorString          func(r Result, s **byte) Result
-	cuDeviceGetCount          func(n *int32) Result
-	cuDeviceGet               func(dev *int32, ordinal int32) Result
-	cuDeviceGetName           func(name *byte, n int32, dev int32) Result
-	cuDeviceGetAttribute      func(v *int32, attr int32, dev int32) Result
-	cuDeviceTotalMem          func(bytes *uint64, dev int32) Result
-	cuDevicePrimaryCtxRetain  func(ctx *uintptr, dev int32) Result
-	cuDevicePrimaryCtxRelease func(dev int32) Result
-	cuCtxSetCurrent           func(ctx uintptr) Result
-	cuCtxSynchronize          func() Result
-	cuStreamCreate            func(s *uintptr, flags uint32) Result
-	cuStreamDestroy           func(s uintptr) Result
-	cuStreamSynchronize       func(s uintptr) Result
-	cuEventCreate             func(e *uintptr, flags uint32) Result
-	cuEventDestroy            func(e uintptr) Result
-	cuEventRecord             func(e, s uintptr) Result
-	cuEventSynchronize        func(e uintptr) Result
-	cuEventElapsedTime        func(ms *float32, start, end uintptr) Result
-	cuMemAlloc                func(p *uint64, bytes uint64) Result
-	cuMemFree                 func(p uint64) Result
-	cuMemGetInfo              func(free, total *uint64) Result
-	cuMemAllocHost            func(p *unsafe.Pointer, bytes uint64) Result
-	cuMemFreeHost             func(p unsafe.Pointer) Result
-	cuMemcpyHtoDAsync         func(dst uint64, src unsafe.Pointer, bytes uint64, s uintptr) Result
-	cuMemcpyDtoHAsync         func(dst unsafe.Pointer, src uint64, bytes uint64, s uintptr) Result
-	cuMemcpyDtoDAsync         func(dst, src uint64, bytes uint64, s uintptr) Result
-	cuMemsetD32Async          func(dst uint64, v uint32, n uint64, s uintptr) Result
-	cuModuleLoadData          func(m *uintptr, image unsafe.Pointer) Result
-	cuModuleUnload            func(m uintptr) Result
-	cuModuleGetFunction       func(f *uintptr, m uintptr, name string) Result
-	cuFuncSetAttribute        func(f uintptr, attr int32, v int32) Result
-	cuFuncGetAttribute        func(v *int32, attr int32, f uintptr) Result
-	cuLaunchKernel            func(f uintptr, gx, gy, gz, bx, by, bz, smem uint32, s uintptr, params, extra unsafe.Pointer) Result
+	cuInit                                      func(flags uint32) Result
+	cuDriverGetVersion                          func(v *int32) Result
+	cuGetErrorName                              func(r Result, s **byte) Result
+	cuGetErrorString                            func(r Result, s **byte) Result
+	cuDeviceGetCount                            func(n *int32) Result
+	cuDeviceGet                                 func(dev *int32, ordinal int32) Result
+	cuDeviceGetName                             func(name *byte, n int32, dev int32) Result
+	cuDeviceGetAttribute                        func(v *int32, attr int32, dev int32) Result
+	cuDeviceTotalMem                            func(bytes *uint64, dev int32) Result
+	cuDevicePrimaryCtxRetain                    func(ctx *uintptr, dev int32) Result
+	cuDevicePrimaryCtxRelease                   func(dev int32) Result
+	cuCtxSetCurrent                             func(ctx uintptr) Result
+	cuCtxSynchronize                            func() Result
+	cuStreamCreate                              func(s *uintptr, flags uint32) Result
+	cuStreamDestroy                             func(s uintptr) Result
+	cuStreamSynchronize                         func(s uintptr) Result
+	cuEventCreate                               func(e *uintptr, flags uint32) Result
+	cuEventDestroy                              func(e uintptr) Result
+	cuEventRecord                               func(e, s uintptr) Result
+	cuEventSynchronize                          func(e uintptr) Result
+	cuEventElapsedTime                          func(ms *float32, start, end uintptr) Result
+	cuMemAlloc                                  func(p *uint64, bytes uint64) Result
+	cuMemFree                                   func(p uint64) Result
+	cuMemGetInfo                                func(free, total *uint64) Result
+	cuMemAllocHost                              func(p *unsafe.Pointer, bytes uint64) Result
+	cuMemFreeHost                               func(p unsafe.Pointer) Result
+	cuMemcpyHtoDAsync                           func(dst uint64, src unsafe.Pointer, bytes uint64, s uintptr) Result
+	cuMemcpyDtoHAsync                           func(dst unsafe.Pointer, src uint64, bytes uint64, s uintptr) Result
+	cuMemcpyDtoDAsync                           func(dst, src uint64, bytes uint64, s uintptr) Result
+	cuMemsetD32Async                            func(dst uint64, v uint32, n uint64, s uintptr) Result
+	cuModuleLoadData                            func(m *uintptr, image unsafe.Pointer) Result
+	cuModuleUnload                              func(m uintptr) Result
+	cuModuleGetFunction                         func(f *uintptr, m uintptr, name string) Result
+	cuFuncSetAttribute                          func(f uintptr, attr int32, v int32) Result
+	cuFuncGetAttribute                          func(v *int32, attr int32, f uintptr) Result
+	cuLaunchKernel                              func(f uintptr, gx, gy, gz, bx, by, bz, smem uint32, s uintptr, params, extra unsafe.Pointer) Result
+	cuLaunchCooperativeKernel                   func(f uintptr, gx, gy, gz, bx, by, bz, smem uint32, s uintptr, params unsafe.Pointer) Result
+	cuOccupancyMaxActiveBlocksPerMultiprocessor func(n *int32, f uintptr, blockSize int32, smem uint64) Result
 }
 
 var (
@@ -132,6 +134,8 @@ func loadDriver() (*Driver, error) {
 		sym(&d.cuFuncSetAttribute, "cuFuncSetAttribute"),
 		sym(&d.cuFuncGetAttribute, "cuFuncGetAttribute"),
 		sym(&d.cuLaunchKernel, "cuLaunchKernel"),
+		sym(&d.cuLaunchCooperativeKernel, "cuLaunchCooperativeKernel"),
+		sym(&d.cuOccupancyMaxActiveBlocksPerMultiprocessor, "cuOccupancyMaxActiveBlocksPerMultiprocessor"),
 	}
 	if _, err := bindAll(h, path, syms); err != nil {
 		return nil, err
@@ -395,6 +399,23 @@ type Dim3 struct{ X, Y, Z uint32 }
 // declare them); their storage and the pointer array that cuLaunchKernel
 // reads stay pinned for the call.
 func (d *Driver) Launch(f uintptr, grid, block Dim3, smem uint32, s uintptr, args []uint64) error {
+	return withParams(args, func(params unsafe.Pointer) error {
+		return d.check("cuLaunchKernel", d.cuLaunchKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, smem, s, params, nil))
+	})
+}
+
+// LaunchCooperative is Launch for a kernel whose blocks wait for each other
+// (a grid-wide barrier): the driver refuses a grid whose blocks cannot all
+// be resident at once, instead of letting it hang.
+func (d *Driver) LaunchCooperative(f uintptr, grid, block Dim3, smem uint32, s uintptr, args []uint64) error {
+	return withParams(args, func(params unsafe.Pointer) error {
+		return d.check("cuLaunchCooperativeKernel", d.cuLaunchCooperativeKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y,
+			block.Z, smem, s, params))
+	})
+}
+
+// withParams calls launch with the kernel-parameter array of args, pinned.
+func withParams(args []uint64, launch func(params unsafe.Pointer) error) error {
 	var p runtime.Pinner
 	defer p.Unpin()
 	var params unsafe.Pointer
@@ -407,5 +428,14 @@ func (d *Driver) Launch(f uintptr, grid, block Dim3, smem uint32, s uintptr, arg
 		p.Pin(&ptrs[0])
 		params = unsafe.Pointer(&ptrs[0])
 	}
-	return d.check("cuLaunchKernel", d.cuLaunchKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, smem, s, params, nil))
+	return launch(params)
+}
+
+// MaxActiveBlocksPerSM is how many blocks of f, with block threads and smem
+// bytes of dynamic shared memory each, fit on one multiprocessor at once.
+func (d *Driver) MaxActiveBlocksPerSM(f uintptr, block, smem int) (int, error) {
+	var n int32
+	err := d.check("cuOccupancyMaxActiveBlocksPerMultiprocessor",
+		d.cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, f, int32(block), uint64(smem)))
+	return int(n), err
 }
