@@ -7,7 +7,11 @@
 # in one archive, $OUT/gpu-check.tgz (or ./gpu-check.tgz); summaries print
 # last.
 #
-#   scripts/gpu-check.sh [all|tests|train|bench|torch]
+# rnn (not in all): the RNN tests, then the LSTM/GRU kernel bench twice
+# with the persistent kernels (SEQBENCH_RNN_PERSISTENT=1) and once per
+# step, the pair compared with regress.
+#
+#   scripts/gpu-check.sh [all|tests|train|bench|torch|rnn]
 set -u
 what=${1:-all}
 dest=${OUT:-.}
@@ -47,6 +51,23 @@ if [[ $what == all || $what == bench ]]; then
   done
   "$bin/seqbench" regress "$out/kernels1.bench.json" "$out/kernels2.bench.json" >"$out/regress.txt" 2>&1
   note "regress run1 vs run2: exit $? ($(grep -c slower "$out/regress.txt") slower rows)"
+fi
+
+if [[ $what == rnn ]]; then
+  "$bin/gpukernels.test" -test.v -test.run 'TestGPURNN|TestGPUConformanceFloat32/(LSTM|GRU)' >"$out/rnn-tests.log" 2>&1
+  note "RNN tests: exit $?, $(grep -c -- '--- PASS' "$out/rnn-tests.log") passed, $(grep -c -- '--- FAIL' "$out/rnn-tests.log") failed"
+  for run in persistent-1 persistent-2 steps; do
+    start=$SECONDS
+    persistent=1
+    [[ $run == steps ]] && persistent=0
+    SEQBENCH_RNN_PERSISTENT=$persistent "$bin/seqbench" bench --suite kernels --device cuda --ops lstm,gru --repeat 10 \
+      --quiet --out "$out/rnn-$run.bench.json" >"$out/rnn-$run.txt" 2>&1
+    note "bench lstm,gru $run: exit $?, $((SECONDS - start)) s"
+  done
+  "$bin/seqbench" regress "$out/rnn-persistent-1.bench.json" "$out/rnn-persistent-2.bench.json" >"$out/rnn-regress.txt" 2>&1
+  note "regress persistent-1 vs persistent-2: exit $?"
+  "$bin/seqbench" regress "$out/rnn-steps.bench.json" "$out/rnn-persistent-1.bench.json" >"$out/rnn-vs-steps.txt" 2>&1
+  note "persistent vs per step: $(grep -c '│ slower' "$out/rnn-vs-steps.txt") rows slower, $(grep -c '│ faster' "$out/rnn-vs-steps.txt") faster"
 fi
 
 if [[ $what == torch ]]; then
