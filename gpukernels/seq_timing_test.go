@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 
@@ -64,24 +63,7 @@ func TestGPUSeqTimings(t *testing.T) {
 		be.Write(b, vals)
 		return b
 	}
-	timeIt := func(f func()) float64 {
-		f()
-		est, err := be.Time(1, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		reps := max(1, min(200, int(20/math.Max(est, 1e-3))))
-		var ts []float64
-		for range 5 {
-			ms, err := be.Time(reps, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ts = append(ts, ms)
-		}
-		slices.Sort(ts)
-		return ts[2]
-	}
+	timeIt := func(f func()) float64 { return medianTime(t, be, f) }
 	var table strings.Builder
 	row := func(name, shape string, ms, floorMs float64, rate string) {
 		fmt.Fprintf(&table, "| %-26s | %-30s | %9.4f | %9.4f | %5.1f%% | %s |\n", name, shape, ms, floorMs, 100*floorMs/ms, rate)

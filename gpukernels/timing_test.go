@@ -53,26 +53,7 @@ func TestGPUTimings(t *testing.T) {
 		}
 		return b
 	}
-	// timeIt is the median over 5 trials of the mean time of one run, with
-	// reps per trial chosen so a trial lasts about 20 ms.
-	timeIt := func(f func()) float64 {
-		f()
-		est, err := be.Time(1, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		reps := max(1, min(200, int(20/math.Max(est, 1e-3))))
-		var ts []float64
-		for range 5 {
-			ms, err := be.Time(reps, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ts = append(ts, ms)
-		}
-		slices.Sort(ts)
-		return ts[2]
-	}
+	timeIt := func(f func()) float64 { return medianTime(t, be, f) }
 
 	var table strings.Builder
 	row := func(name, shape string, ms, floorMs float64, rate string) {
@@ -252,4 +233,26 @@ func (be *Backend) kernelResources(family, name string) (regs, local int) {
 	regs, _ = be.drv.FuncGetAttribute(k.f, cuda.FuncAttrNumRegs)
 	local, _ = be.drv.FuncGetAttribute(k.f, cuda.FuncAttrLocalSizeBytes)
 	return regs, local
+}
+
+// medianTime is the median over 5 trials of the mean time of one run of f
+// in milliseconds, with reps per trial chosen so a trial lasts about 20 ms.
+func medianTime(t *testing.T, be *Backend, f func()) float64 {
+	t.Helper()
+	f()
+	est, err := be.Time(1, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps := max(1, min(200, int(20/math.Max(est, 1e-3))))
+	var ts []float64
+	for range 5 {
+		ms, err := be.Time(reps, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, ms)
+	}
+	slices.Sort(ts)
+	return ts[2]
 }
