@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/debug"
+
 	"strings"
 
 	"go.yaml.in/yaml/v4"
@@ -16,6 +16,7 @@ import (
 	"seqbench/cpukernels"
 	"seqbench/gpukernels"
 	"seqbench/gpukernels/cuda"
+	"seqbench/internal/buildinfo"
 	"seqbench/nn"
 	"seqbench/tasks"
 )
@@ -109,29 +110,15 @@ func cmdDevices(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "cuda:0 %s, %.1f GiB, %d SMs, compute capability %d.%d, L2 %d MiB\n",
 		d.Name, float64(d.TotalMem)/(1<<30), d.SMs, d.CCMajor, d.CCMinor, d.L2Bytes>>20)
 	fmt.Fprintf(stdout, "       %s\n", be.Versions())
-	if _, ok := any(be).(nn.Backend); !ok {
-		fmt.Fprintln(stdout, "       (this build's CUDA backend does not implement every op yet: --device cuda is refused)")
-	}
 	return nil
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) error {
-	rev, mod := "unknown", false
-	goVersion := runtime.Version()
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				mod = s.Value == "true"
-			}
-		}
+	rev := buildinfo.Revision()
+	if r, ok := strings.CutSuffix(rev, "+modified"); ok {
+		rev = r + " (modified)"
 	}
-	if mod {
-		rev += " (modified)"
-	}
-	fmt.Fprintf(stdout, "seqbench %s, %s, revision %s\n", version, goVersion, rev)
+	fmt.Fprintf(stdout, "seqbench %s, %s, revision %s\n", version, runtime.Version(), rev)
 	return nil
 }
 
