@@ -68,9 +68,10 @@ type Backend struct {
 	// normBlock turns the warp-per-row norm kernels off (timings compare).
 	normBlock bool
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
-	// instead of two launches a step (SEQBENCH_RNN_PERSISTENT=1; tests run
-	// both): timings free of the host's speed, but slower for now (rnn.go).
+	// where it fits instead of two launches a step (rnn.go); on unless
+	// SEQBENCH_RNN_PERSISTENT=0. The tests run both ways.
 	rnnPersistent bool
+	rnnPersisted  int // recurrences run as one persistent kernel (tests)
 	stats         KernelStats
 	closed        bool
 	// staging is the ring of page-locked buffers of uploadInt32.
@@ -121,7 +122,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 	be := &Backend{
 		dtype: dt, esize: 4, dev: dev, drv: drv, nvrtc: nv, mods: map[string]*module{},
 		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
-		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: os.Getenv("SEQBENCH_RNN_PERSISTENT") == "1",
+		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: os.Getenv("SEQBENCH_RNN_PERSISTENT") != "0",
 	}
 	if dt == nn.Float64 {
 		be.esize = 8

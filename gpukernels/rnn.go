@@ -9,26 +9,25 @@ import (
 // LSTM and GRU layers (torch.nn.LSTM / torch.nn.GRU, one layer,
 // batch_first), as cpukernels/rnn.go: the input projection of every step
 // is one cuBLAS GEMM x (B·L, I)·Wihᵀ written straight into saved (or into a
-// scratch of a chunk of steps when nothing is saved); the recurrence is,
-// per step, one GEMM h_{t−1}·Whhᵀ for the whole batch and one gate kernel
-// (rnn.cu). That is two launches a step, PyTorch's scheme for cuDNN-less
-// RNNs, and the host's launch work is much of its time: at B 8, H 1024 on
-// an H200 a step takes ~17 µs, and the same bench moved by up to 40%
-// between two runs on one host. With SEQBENCH_RNN_PERSISTENT=1 the
-// recurrence runs instead as one persistent cooperative kernel where it
-// fits (rnn_persist_* in rnn.cu: each block owns a slice of hidden units
-// and reads their rows of Whh from L2 every step; blocks meet at a
-// grid-wide barrier between steps). Its timings are the GPU's alone (two
-// bench runs within 1.4%, spreads ±0%), but it is slower as written: +15%
-// forward and +85% forward+backward at that shape (gpukernels/NOTES.md),
-// so it is not the default. The backward runs the recurrence in reverse
-// (dg_{t+1}·Whh and the backward cell, per step or persistent), storing the
-// gate gradients dg (B, L, 4H) of every step, then every weight gradient
-// is one GEMM over all steps.
+// scratch of a chunk of steps when nothing is saved). The recurrence runs,
+// where it fits, as one persistent cooperative kernel (rnn_persist_* in
+// rnn.cu: each block owns a slice of hidden units and holds their rows of
+// Whh in registers; blocks meet at a grid-wide barrier between steps). At
+// B 8, H 1024 on an H200 a step takes ~5.5 µs that way, forward or
+// backward, and two bench runs agree within 1% (gpukernels/NOTES.md).
+// Elsewhere (float64, larger H, or SEQBENCH_RNN_PERSISTENT=0) it runs per
+// step: one GEMM h_{t−1}·Whhᵀ for the whole batch and one gate kernel, two
+// launches a step, PyTorch's scheme for cuDNN-less RNNs, whose time is
+// much the host's launch work (~17 µs a step at that shape, and up to 40%
+// apart between two runs on one host). The backward runs the recurrence in
+// reverse (dg_{t+1}·Whh and the backward cell, persistent or per step),
+// storing the gate gradients dg (B, L, 4H) of every step, then every
+// weight gradient is one GEMM over all steps.
 
 // rnnScratchElems bounds the input-projection scratch of a forward that
-// saves nothing: the steps are projected a chunk at a time.
-const rnnScratchElems = 1 << 22
+// saves nothing: the steps are projected a chunk at a time (a variable
+// for the tests).
+var rnnScratchElems = 1 << 22
 
 // at is a view of b from element off on (not owned: never freed).
 func (b *Buffer) at(off int) *Buffer {
@@ -143,8 +142,8 @@ func (be *Backend) rnnForward(r *rnnBufs, out, saved, hT, cT *Buffer) {
 				proj.M, proj.Batch, proj.StrideA, proj.StrideC = B*L, 1, 0, 0
 			}
 			be.gemm(op, r.x.at(t0*I), r.wih, pre, proj)
-			if tc == L && be.persistForward(r, pre, preB, preT, out, c, saved != nil) {
-				break
+			if be.persistForward(r, t0, t1, pre, preB, preT, out, c, saved != nil) {
+				continue
 			}
 			for t := t0; t < t1; t++ {
 				// h_{t−1}: the previous output row, H0, or none (zeros).
@@ -348,60 +347,85 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 	}
 }
 
-// rnnThreads and rnnBatchRows are the block size of the persistent kernels
-// and the batch rows they take at a time (RNN_BC in rnn.cu).
+// rnnThreads, rnnBatchRows, rnnRows and rnnSpan are RNN_THREADS, RNN_BC,
+// RNN_ROWS and RNN_SPAN of rnn.cu: the persistent kernels' block size, the
+// batch rows they take at a time and the rows and columns of a warp's item.
 const (
 	rnnThreads   = 256
 	rnnBatchRows = 8
+	rnnRows      = 8
+	rnnSpan      = 512
 )
 
-// persistPlan picks the cooperative launch of persistent kernel name over
-// H hidden units: U units a block, at most one block per SM (more blocks
-// would each stage h or dg again), smem(U) bytes of shared memory. ok is
-// false where the kernel does not fit (too much shared memory, or blocks
-// that cannot all be resident): the caller runs the recurrence per step.
-func (be *Backend) persistPlan(op, name string, H, L int, smem func(U int) int) (k *kernel, blocks, U, bytes int, ok bool) {
-	if !be.rnnPersistent {
-		return nil, 0, 0, 0, false
+// rnnPlan is a persistent launch: blocks of U hidden units, smem bytes of
+// shared memory each.
+type rnnPlan struct{ blocks, U, smem int }
+
+// planPersist plans a persistent kernel over H hidden units on sms SMs: U
+// units a block, at most one block per SM, each block's share of the
+// step's product being rows(U) rows of cols columns held in registers as
+// warp items of rnnRows rows × rnnSpan columns. ok is false where that does not
+// fit: more items than warps, more shared memory than maxSmem, a barrier
+// count that would wrap, or float64 (esize 8), whose weights would need
+// twice the registers.
+func planPersist(H, L, cols, esize, sms, maxSmem int, rows func(U int) int) (p rnnPlan, ok bool) {
+	if esize != 4 {
+		return p, false
 	}
-	sms := max(1, be.dev.SMs)
-	U = (H + sms - 1) / sms
-	blocks, bytes = (H+U-1)/U, smem(U)
-	if U > rnnThreads || bytes > be.dev.MaxSharedOptin || uint64(L)*uint64(blocks) >= 1<<32 {
-		return nil, 0, 0, 0, false
-	}
-	k = be.fn(op, "rnn", name)
-	be.allowSmem(op, k, bytes)
-	perSM, err := be.drv.MaxActiveBlocksPerSM(k.f, rnnThreads, bytes)
-	if err != nil || perSM < 1 {
-		return nil, 0, 0, 0, false
-	}
-	return k, blocks, U, bytes, true
+	p.U = (H + max(1, sms) - 1) / max(1, sms)
+	p.blocks = (H + p.U - 1) / p.U
+	nkc := (cols + rnnSpan - 1) / rnnSpan
+	items := (rows(p.U) + rnnRows - 1) / rnnRows * nkc
+	p.smem = (rnnBatchRows*nkc*rnnSpan + rnnThreads/32*rnnRows*rnnBatchRows) * esize // staged rows, partial sums
+	return p, items <= rnnThreads/32 && p.smem <= maxSmem && uint64(L)*uint64(p.blocks) < 1<<32
 }
 
-// persistForward runs the whole recurrence of r in one launch from the
-// input projections in pre (row (b, t) at b·preB + t·preT), when it fits.
-func (be *Backend) persistForward(r *rnnBufs, pre *Buffer, preB, preT int, out, c *Buffer, save bool) bool {
-	G, H := 4, r.H
+// persistPlan is planPersist on this device for kernel name, also checking
+// that a block of it can be resident (registers): ok false, the caller
+// runs the recurrence per step.
+func (be *Backend) persistPlan(op, name string, H, L, cols int, rows func(U int) int) (*kernel, rnnPlan, bool) {
+	if !be.rnnPersistent {
+		return nil, rnnPlan{}, false
+	}
+	p, ok := planPersist(H, L, cols, be.esize, be.dev.SMs, be.dev.MaxSharedOptin, rows)
+	if !ok {
+		return nil, p, false
+	}
+	k := be.fn(op, "rnn", name)
+	be.allowSmem(op, k, p.smem)
+	perSM, err := be.drv.MaxActiveBlocksPerSM(k.f, rnnThreads, p.smem)
+	if err != nil || perSM < 1 {
+		return nil, p, false
+	}
+	be.rnnPersisted++
+	return k, p, true
+}
+
+// persistForward runs steps [t0, t1) of r in one launch from their input
+// projections in pre (row (b, t) at b·preB + (t − t0)·preT), when it fits.
+func (be *Backend) persistForward(r *rnnBufs, t0, t1 int, pre *Buffer, preB, preT int, out, c *Buffer, save bool) bool {
+	G, H, L := 4, r.H, r.L
 	name := "lstm_persist"
 	if r.gru {
 		G, name = 3, "gru_persist"
 	}
-	k, blocks, U, smem, ok := be.persistPlan(r.op, name, H, r.L, func(U int) int {
-		return (rnnBatchRows*H + rnnBatchRows*G*U) * be.esize
-	})
+	k, p, ok := be.persistPlan(r.op, name, H, t1-t0, H, func(U int) int { return G * U })
 	if !ok {
 		return false
 	}
 	bar := be.newBuffer(1, be.esize)
 	defer be.release(bar)
 	be.zero(r.op, bar, 1)
-	args := []uint64{pArg(pre), iArg(preB), iArg(preT), pArg(r.whh), pArg(r.bih), pArg(r.bhh), pArg(r.h0)}
+	h0, h0B := r.h0, H // h_{t0−1}: H0 (nil: zeros) or the previous chunk's last output
+	if t0 > 0 {
+		h0, h0B = out.at((t0-1)*H), L*H
+	}
+	args := []uint64{pArg(pre), iArg(preB), iArg(preT), pArg(r.whh), pArg(r.bih), pArg(r.bhh), pArg(h0), iArg(h0B)}
 	if !r.gru {
 		args = append(args, pArg(c))
 	}
-	args = append(args, pArg(out), iArg(r.L*H), iArg(r.B), iArg(r.L), iArg(H), iArg(U), bArg(save), pArg(bar))
-	be.launchCooperative(r.op, k, dim(blocks), dim(rnnThreads), smem, args...)
+	args = append(args, pArg(out.at(t0*H)), iArg(L*H), iArg(r.B), iArg(t1-t0), iArg(H), iArg(p.U), bArg(save), pArg(bar))
+	be.launchCooperative(r.op, k, dim(p.blocks), dim(rnnThreads), p.smem, args...)
 	return true
 }
 
@@ -415,9 +439,7 @@ func (be *Backend) persistBackward(r *rnnBufs, dg, sav, out, dout, cy *Buffer) b
 		G, name = 3, "gru_persist_bwd"
 		prv, prvB, prvT, prev0 = out, L*H, H, r.h0 // h_{t−1}
 	}
-	k, blocks, U, smem, ok := be.persistPlan(r.op, name, H, L, func(U int) int {
-		return (rnnBatchRows*G*H + rnnThreads/U*rnnBatchRows*U) * be.esize
-	})
+	k, p, ok := be.persistPlan(r.op, name, H, L, G*H, func(U int) int { return U })
 	if !ok {
 		return false
 	}
@@ -425,8 +447,8 @@ func (be *Backend) persistBackward(r *rnnBufs, dg, sav, out, dout, cy *Buffer) b
 	defer be.release(bar)
 	be.zero(r.op, bar, 1)
 	const DG = 4
-	be.launchCooperative(r.op, k, dim(blocks), dim(rnnThreads), smem, pArg(dg), iArg(L*DG*H), iArg(DG*H), pArg(sav),
+	be.launchCooperative(r.op, k, dim(p.blocks), dim(rnnThreads), p.smem, pArg(dg), iArg(L*DG*H), iArg(DG*H), pArg(sav),
 		iArg(L*r.per), iArg(r.per), pArg(prv), iArg(prvB), iArg(prvT), pArg(prev0), pArg(dout), iArg(L*H), pArg(r.whh),
-		pArg(cy), iArg(r.B), iArg(L), iArg(H), iArg(U), pArg(bar))
+		pArg(cy), iArg(r.B), iArg(L), iArg(H), iArg(p.U), pArg(bar))
 	return true
 }
