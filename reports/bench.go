@@ -73,6 +73,7 @@ func (res *Results) loadBench(dir string) error {
 	}
 	slices.Sort(paths)
 	seen := map[string]int{} // (op, impl, device, pass, L) -> index: a later file wins
+	var from []string        // the file of each result
 	for _, p := range paths {
 		rs, err := readBenchFile(p)
 		if err != nil {
@@ -80,6 +81,7 @@ func (res *Results) loadBench(dir string) error {
 			continue
 		}
 		bad := 0
+		replaced := map[string]int{} // earlier file -> results of it that p replaces
 		for _, r := range rs {
 			if err := r.check(); err != nil {
 				bad++
@@ -87,11 +89,18 @@ func (res *Results) loadBench(dir string) error {
 			}
 			key := fmt.Sprint(r.Op, "\x00", r.Impl, "\x00", r.Variant, "\x00", r.Device, "\x00", r.Pass, "\x00", r.L)
 			if i, ok := seen[key]; ok {
-				res.Bench[i] = r
+				if from[i] != p {
+					replaced[from[i]]++
+				}
+				res.Bench[i], from[i] = r, p
 				continue
 			}
 			seen[key] = len(res.Bench)
-			res.Bench = append(res.Bench, r)
+			res.Bench, from = append(res.Bench, r), append(from, p)
+		}
+		for _, q := range sortedKeys(replaced) {
+			res.warnf("%s: %d results replace those of %s (same op, impl, device, pass and L): only the later file's are drawn",
+				p, replaced[q], q)
 		}
 		if bad > 0 {
 			res.warnf("%s: %d of %d results are not drawn: they lack an op, impl, seq_len > 0, pass fwd|fwdbwd or a median_s > 0",

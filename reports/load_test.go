@@ -169,10 +169,16 @@ func TestBenchFiles(t *testing.T) {
 	 {"op": "ssd", "impl": "cuda-fused", "seq_len": 64, "pass": "fwd", "median_s": null}
 	]`), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "c.bench.json"), []byte(`{"results": [`), 0o644))
+	// A later file that repeats a result of a.bench.json replaces it, and
+	// says so.
+	require.NoError(t, os.WriteFile(filepath.Join(root, "d.bench.json"), []byte(`{"device": "NVIDIA H200", "results": [
+	 {"op": "attention", "impl": "cuda-fused", "seq_len": 1024, "pass": "fwd", "median_s": 7}]}`), 0o644))
 	res, err := Load(root)
 	require.NoError(t, err)
 	require.Empty(t, res.Experiments)
-	require.Len(t, res.Warnings, 2)
+	require.Len(t, res.Warnings, 3)
+	require.Contains(t, res.Warnings[2], "d.bench.json: 1 results replace those of")
+	require.Contains(t, res.Warnings[2], "a.bench.json")
 	var ssd []BenchResult
 	for _, r := range res.Bench {
 		if r.Op == "ssd" {
@@ -184,6 +190,9 @@ func TestBenchFiles(t *testing.T) {
 	for _, r := range res.Bench {
 		if r.Op == "attention" && r.Impl == "cuda-fused" {
 			require.Equal(t, "NVIDIA H200", r.Device) // from the file
+			if r.L == 1024 && r.Pass == PassForward {
+				require.Equal(t, 7.0, r.MedianSeconds)
+			}
 		}
 	}
 	figs := benchFigures(res.Bench)
