@@ -8,8 +8,8 @@
 # last.
 #
 # rnn (not in all): the RNN tests, then the LSTM/GRU kernel bench twice
-# with the persistent kernels (SEQBENCH_RNN_PERSISTENT=1) and once per
-# step, the pair compared with regress.
+# with the persistent kernels (the default) and once per step
+# (SEQBENCH_RNN_PERSISTENT=0), the pair compared with regress.
 #
 #   scripts/gpu-check.sh [all|tests|train|bench|torch|rnn]
 set -u
