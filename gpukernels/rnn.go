@@ -364,10 +364,10 @@ type rnnPlan struct{ blocks, U, smem int }
 // planPersist plans a persistent kernel over H hidden units on sms SMs: U
 // units a block, at most one block per SM, each block's share of the
 // step's product being rows(U) rows of cols columns held in registers as
-// warp items of rnnRows rows × rnnSpan columns. ok is false where that does not
-// fit: more items than warps, more shared memory than maxSmem, a barrier
-// count that would wrap, or float64 (esize 8), whose weights would need
-// twice the registers.
+// warp items of rnnRows rows × rnnSpan columns. ok is false where that
+// does not fit: more items than warps, more shared memory than maxSmem, a
+// barrier count that would wrap, or float64 (esize 8), whose weights would
+// need twice the registers.
 func planPersist(H, L, cols, esize, sms, maxSmem int, rows func(U int) int) (p rnnPlan, ok bool) {
 	if esize != 4 {
 		return p, false
