@@ -55,6 +55,18 @@ __device__ __forceinline__ real r_sigmoid(real x) {
 // r_softplus is torch's softplus: x above 20, else log(1 + exp(x)).
 __device__ __forceinline__ real r_softplus(real x) { return x > (real)20 ? x : r_log1p(r_expc(x)); }
 
+// softplus_dt is a step size dt + bias (raw), softplus'ed when asked as
+// Mamba does, writing d(result)/d(raw) to *sp (the selective scan's δ,
+// SSD's dt).
+__device__ __forceinline__ real softplus_dt(real raw, i64 softplus, real* sp) {
+    if (softplus && raw <= (real)20) {
+        *sp = r_sigmoid(raw);
+        return r_log1p(r_expc(raw));
+    }
+    *sp = (real)1;
+    return raw;
+}
+
 // flush gives 0 where v would be subnormal (DESIGN.md "Subnormal floats").
 __device__ __forceinline__ real flush(real v) { return r_abs(v) < (real)MIN_NORMAL ? (real)0 : v; }
 
@@ -95,6 +107,13 @@ __device__ __forceinline__ double warp_sum(double v) {
 
 __device__ __forceinline__ real warp_max(real v) {
     for (int o = 16; o > 0; o >>= 1) v = nanmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// lane_sum adds v over aligned groups of NS lanes (NS a power of two ≤ 32),
+// every lane of a group getting the group's sum.
+__device__ __forceinline__ real lane_sum(real v, int NS) {
+    for (int o = NS >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 

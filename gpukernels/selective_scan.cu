@@ -29,23 +29,6 @@
 
 #define SCAN_THREADS 128
 
-// scan_delta is δ = delta + bias, softplus'ed when asked, and writes the
-// derivative dδ/d(delta) to *sp.
-__device__ __forceinline__ real scan_delta(real raw, i64 softplus, real* sp) {
-    if (softplus && raw <= (real)20) {
-        *sp = r_sigmoid(raw);
-        return r_log1p(r_expc(raw));
-    }
-    *sp = (real)1;
-    return raw;
-}
-
-// lane_sum adds v over the NS lanes of a channel (aligned groups of NS).
-__device__ __forceinline__ real lane_sum(real v, int NS) {
-    for (int o = NS >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 // scan_load_bc stages Bm and Cm of group bg for steps [t0, t0+tn) as
 // [T][NP+1], zero-padded past N and tn; warps read consecutive t of a row.
 __device__ __forceinline__ void scan_load_bc(real* sB, real* sC, const real* Bm, const real* Cm, i64 bg, i64 t0,
@@ -128,7 +111,7 @@ __device__ void scan_fwd_impl(real* out, real* hT, real* ckpt, const real* u, co
                 [&](int i, int j) {
                     const int cc = i / T, tt = i % T;
                     real sp;
-                    sDl[cc * TP + tt] = (cc < CBv && tt < tn) ? scan_delta(dv[j], softplus, &sp) : (real)0;
+                    sDl[cc * TP + tt] = (cc < CBv && tt < tn) ? softplus_dt(dv[j], softplus, &sp) : (real)0;
                     sU[cc * TP + tt] = uv[j];
                 });
         }
@@ -248,7 +231,7 @@ __device__ void scan_bwd_impl(real* du, real* ddelta, real* dz, double* pA, doub
                     const int cc = i / T, tt = i % T;
                     real dl = 0, sp = 0, dy = 0;
                     if (cc < CBv && tt < tn) {
-                        dl = scan_delta(dv[j], softplus, &sp);
+                        dl = softplus_dt(dv[j], softplus, &sp);
                         dy = gv[j];
                         if (z) dy *= zv[j] * r_sigmoid(zv[j]);
                     }

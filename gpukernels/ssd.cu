@@ -30,21 +30,6 @@
 
 #define SSD_THREADS 128
 
-// ssd_dt is d = dt + bias, softplus'ed when asked, with dd/d(dt) in *sp.
-__device__ __forceinline__ real ssd_dt(real raw, i64 softplus, real* sp) {
-    if (softplus && raw <= (real)20) {
-        *sp = r_sigmoid(raw);
-        return r_log1p(r_expc(raw));
-    }
-    *sp = (real)1;
-    return raw;
-}
-
-__device__ __forceinline__ real ssd_lane_sum(real v, int NS) {
-    for (int o = NS >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 // ssd_load_common stages Bm, Cm ([T][NP+1], zero-padded past N and tn) and
 // d, a, softplus' ([T]) of steps [t0, t0+tn) of head h.
 __device__ __forceinline__ void ssd_load_common(real* sB, real* sC, real* sD, real* sA, real* sSp, const real* Bm,
@@ -72,7 +57,7 @@ __device__ __forceinline__ void ssd_load_common(real* sB, real* sC, real* sD, re
     for (int tt = threadIdx.x; tt < T; tt += blockDim.x) {
         real d = 0, sp = 0, a = 1;
         if (tt < tn) {
-            d = ssd_dt(dt[(b * L + t0 + tt) * H + h] + bias, softplus, &sp);
+            d = softplus_dt(dt[(b * L + t0 + tt) * H + h] + bias, softplus, &sp);
             a = r_expc(d * Ah);
         }
         sD[tt] = d;
@@ -145,7 +130,7 @@ __device__ void ssd_fwd_impl(real* out, real* hT, const real* x, const real* dt,
                 y0 += ct[i] * hs[i];
                 y1 += ct[i + 1] * hs[i + 1];
             }
-            const real y = ssd_lane_sum(y0 + y1, NS);
+            const real y = lane_sum(y0 + y1, NS);
             if (s == 0) sY[tt * CPr + pr] = y;
         }
         __syncthreads();
@@ -226,7 +211,7 @@ __device__ void ssd_bwd_f_impl(real* dCm, real* partC, double* r, double* pD, co
                 y0 += ct[i] * hs[i];
                 y1 += ct[i + 1] * hs[i + 1];
             }
-            const real y = ssd_lane_sum(y0 + y1, NS);
+            const real y = lane_sum(y0 + y1, NS);
             if (s == 0 && active) {
                 sYs[tt * Pr + p] = y;
                 accD += (double)sDy[tt * Pr + p] * (double)xp;
@@ -310,7 +295,7 @@ __device__ void ssd_bwd_r_impl(real* dX, real* dBm, real* partB, double* e, cons
                 q += gs[i] * bt[i];
             }
             aN = sA[tt];
-            q = ssd_lane_sum(q, NS);
+            q = lane_sum(q, NS);
             if (s == 0 && active) {
                 sDx[tt * Pr + p] = sD[tt] * q + dsk * dy;
                 sE[tt * Pr + p] = sX[tt * Pr + p] * q;
@@ -399,7 +384,7 @@ extern "C" __global__ void ssd_bwd_dt(real* dDt, double* pA, double* pDB, const 
             if (t < L) {
                 const i64 o = (b * L + t) * H + h;
                 real spr;
-                d = (double)ssd_dt(dt[o] + bias, softplus, &spr);
+                d = (double)softplus_dt(dt[o] + bias, softplus, &spr);
                 sp = (double)spr;
                 ev = e[o];
                 v = r[o] - d * ev;
