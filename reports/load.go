@@ -322,6 +322,12 @@ func scalarText(v any) string {
 		return "null"
 	case float64:
 		return strconv.FormatFloat(x, 'g', -1, 64)
+	case map[string]any: // a list entry such as an MQAR curriculum setting
+		parts := make([]string, 0, len(x))
+		for _, k := range sortedKeys(x) {
+			parts = append(parts, k+": "+scalarText(x[k]))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
 	default:
 		return fmt.Sprint(x)
 	}

@@ -202,3 +202,27 @@ func TestBenchFiles(t *testing.T) {
 	require.Len(t, rep.Plots, 6)
 	checkHTML(t, rep.HTML, 3)
 }
+
+// An MQAR experiment with both curricula: the sentence lists them readably
+// and leaves out the seq_len and num_kv_pairs they replace.
+func TestExperimentSentenceCurricula(t *testing.T) {
+	cfg, err := flattenYAML([]byte(`task: {name: mqar, vocab: 64, seq_len: 256, num_kv_pairs: 16,
+  train_curriculum: [{seq_len: 32, num_kv_pairs: 4}, {seq_len: 64, num_kv_pairs: 8}],
+  test_curriculum: [{seq_len: 32, num_kv_pairs: 4}]}
+model: {arch: mamba2}
+`))
+	require.NoError(t, err)
+	require.Equal(t, "[{num_kv_pairs: 4, seq_len: 32}, {num_kv_pairs: 8, seq_len: 64}]", cfg["task.train_curriculum"])
+	run := &Run{Name: "mamba2-x", Config: cfg, Status: train.StatusOK,
+		Summary: train.Summary{Arch: "mamba2", Task: "mqar", Status: train.StatusOK}}
+	e := &Experiment{Name: "mqar", Runs: []*Run{run}}
+	got := experimentSentence(e, analyse(e.Runs))
+	require.Contains(t, got, "test_curriculum=[{num_kv_pairs: 4, seq_len: 32}]")
+	require.NotContains(t, got, "seq_len=256")
+	require.NotContains(t, got, "num_kv_pairs=16")
+	require.Contains(t, got, "vocab=64")
+
+	// With one curriculum only, the other side still uses them.
+	delete(cfg, "task.test_curriculum")
+	require.Contains(t, experimentSentence(e, analyse(e.Runs)), "seq_len=256")
+}

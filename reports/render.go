@@ -213,6 +213,20 @@ func sortedRuns(runs []*Run, d design) []*Run {
 	return out
 }
 
+// replacedByCurricula reports whether task setting k goes unused because
+// both curricula of an MQAR task replace it (tasks/mqar.go).
+func replacedByCurricula(cfg map[string]string, k string) bool {
+	if k != "task.seq_len" && k != "task.num_kv_pairs" {
+		return false
+	}
+	for _, c := range []string{"task.train_curriculum", "task.test_curriculum"} {
+		if v, ok := cfg[c]; !ok || v == "[]" || v == "" || v == "null" {
+			return false
+		}
+	}
+	return true
+}
+
 // experimentSentence says what the experiment trained and how it went.
 func experimentSentence(e *Experiment, d design) string {
 	var archs, tasksSeen []string
@@ -237,7 +251,7 @@ func experimentSentence(e *Experiment, d design) string {
 		}
 		var fixed []string
 		for _, k := range sortedKeys(r.Config) {
-			if strings.HasPrefix(k, "task.") && k != "task.name" && !varying[k] {
+			if strings.HasPrefix(k, "task.") && k != "task.name" && !varying[k] && !replacedByCurricula(r.Config, k) {
 				fixed = append(fixed, leaf(k)+"="+r.Config[k])
 			}
 		}
