@@ -266,8 +266,9 @@ type Host struct {
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	// Load1Start and Load1End are the 1-minute load average of the host
 	// (/proc/loadavg) when the run started and ended; 0 where unknown. A
-	// busy host slows ops whose time the host CPU sets (a kernel launch
-	// per time step: LSTM and GRU on a GPU).
+	// busy host slows ops whose time the host CPU sets (kernel launches
+	// every time step: LSTM and GRU on a GPU where their persistent kernel
+	// does not fit, and the model suites' small steps).
 	Load1Start float64 `json:"load1_start"`
 	Load1End   float64 `json:"load1_end"`
 }
