@@ -338,9 +338,8 @@ __device__ __forceinline__ real rnn_item_sum(const real* ps, int j, int bb, int 
 // g·U + ul is gate g of unit u0 + ul), then the cell of each (b, u), whose
 // inputs its thread loads before the product. pre row (b, t) is at pre +
 // b·preB + t·preT; out row (b, t) at out + b·outB + t·H; h_{−1} row b at h0
-// + b·h0B (null: zeros). Shared memory: hs
-// (RNN_BC × xsS, h_{t−1} of the batch rows), ps (RNN_PART partial sums a
-// warp).
+// + b·h0B (null: zeros). Shared memory: hs (RNN_BC × xsS, h_{t−1} of the
+// batch rows), ps (RNN_PART partial sums a warp).
 template <int G>
 __device__ void rnn_fwd_persist(real* sm, real* pre, i64 preB, i64 preT, const real* whh, const real* bih,
                                 const real* bhh, const real* h0, i64 h0B, real* c, real* out, i64 outB, i64 B, i64 L,
@@ -473,6 +472,7 @@ __device__ void rnn_bwd_persist(real* sm, real* dg, i64 dgB, i64 dgT, const real
         grid_sync(bar, (unsigned int)(L - t));
     }
 }
+
 extern "C" __global__ void __launch_bounds__(RNN_THREADS, 1)
     lstm_persist_bwd(real* dg, i64 dgB, i64 dgT, const real* sav, i64 savB, i64 savT, const real* prv, i64 prvB,
                      i64 prvT, const real* prev0, const real* dout, i64 doutB, const real* whh, real* cy, i64 B, i64 L,
