@@ -59,6 +59,9 @@ type kernel struct {
 	name   string
 	f      uintptr
 	maxDyn int
+	// resident caches, per dynamic shared-memory size, whether a block of
+	// rnnThreads can be resident (the persistent RNN kernels ask every call).
+	resident map[int]bool
 }
 
 type module struct {

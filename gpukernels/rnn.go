@@ -393,8 +393,16 @@ func (be *Backend) persistPlan(op, name string, H, L, cols int, rows func(U int)
 	}
 	k := be.fn(op, "rnn", name)
 	be.allowSmem(op, k, p.smem)
-	perSM, err := be.drv.MaxActiveBlocksPerSM(k.f, rnnThreads, p.smem)
-	if err != nil || perSM < 1 {
+	fits, known := k.resident[p.smem]
+	if !known {
+		perSM, err := be.drv.MaxActiveBlocksPerSM(k.f, rnnThreads, p.smem)
+		fits = err == nil && perSM >= 1
+		if k.resident == nil {
+			k.resident = map[int]bool{}
+		}
+		k.resident[p.smem] = fits
+	}
+	if !fits {
 		return nil, p, false
 	}
 	be.rnnPersisted++
