@@ -65,6 +65,9 @@ type Backend struct {
 	// attnGeneric turns the register-tiled attention kernels off (tests
 	// compare both paths).
 	attnGeneric bool
+	// scanSequential runs every selective scan on the one-step kernels
+	// instead of the chunked ones (tests compare both).
+	scanSequential bool
 	// normBlock turns the warp-per-row norm kernels off (timings compare).
 	normBlock bool
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
@@ -285,6 +288,7 @@ func (be *Backend) blocksFor(n, threads int) int {
 // launch runs a kernel on the backend's stream with dynamic shared memory
 // smem, raising the kernel's limit first when smem passes the default 48 KiB.
 func (be *Backend) launch(op string, k *kernel, grid, block cuda.Dim3, smem int, args ...uint64) {
+	checkArgs(op, k, len(args))
 	be.allowSmem(op, k, smem)
 	if grid.X == 0 || grid.Y == 0 || grid.Z == 0 {
 		return
@@ -295,6 +299,7 @@ func (be *Backend) launch(op string, k *kernel, grid, block cuda.Dim3, smem int,
 // launchCooperative is launch for a kernel with a grid-wide barrier: the
 // driver runs it only if every block can be resident at once.
 func (be *Backend) launchCooperative(op string, k *kernel, grid, block cuda.Dim3, smem int, args ...uint64) {
+	checkArgs(op, k, len(args))
 	be.allowSmem(op, k, smem)
 	be.checkLaunch(op, k, be.drv.LaunchCooperative(k.f, grid, block, uint32(smem), be.stream, args))
 }

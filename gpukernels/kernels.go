@@ -23,7 +23,8 @@ var families = []string{"elementwise", "reduce", "memory", "norm", "embedding", 
 	"conv1d", "selective_scan", "ssd", "rnn", "s4d", "fftconv"}
 
 // kernelSource returns the full source NVRTC compiles for one family and
-// element type: the REAL definitions, common.cuh, then the family's file
+// element type: the REAL definitions, common.cuh, the family's contract
+// (contract.go: its constants and params structs), then the family's file
 // (with a #line so the compiler's log names the right file and line).
 func kernelSource(family string, dt nn.DType) (string, error) {
 	common, err := sources.ReadFile("common.cuh")
@@ -41,7 +42,9 @@ func kernelSource(family string, dt nn.DType) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#define REAL %s\n#define REAL_IS_DOUBLE %d\n#line 1 \"common.cuh\"\n", real, isDouble)
 	b.Write(common)
-	fmt.Fprintf(&b, "\n#line 1 \"%s.cu\"\n", family)
+	fmt.Fprintf(&b, "\n#line 1 \"%s contract (contract.go)\"\n", family)
+	b.WriteString(contractSource(family, dt))
+	fmt.Fprintf(&b, "#line 1 \"%s.cu\"\n", family)
 	b.Write(body)
 	return b.String(), nil
 }
@@ -62,11 +65,14 @@ type kernel struct {
 	// resident caches, per dynamic shared-memory size, whether a block of
 	// rnnThreads can be resident (the persistent RNN kernels ask every call).
 	resident map[int]bool
+	// params is the kernel's parameter list in its source (signature.go).
+	params []string
 }
 
 type module struct {
-	h     uintptr
-	funcs map[string]*kernel
+	h      uintptr
+	funcs  map[string]*kernel
+	params map[string][]string // each kernel's parameters, from the source
 }
 
 // cacheKey names a compiled family: the hash of everything that changes the
@@ -86,13 +92,17 @@ func (be *Backend) loadModule(family string) (*module, error) {
 	if err != nil {
 		return nil, err
 	}
+	params, err := kernelParams(src)
+	if err != nil {
+		return nil, fmt.Errorf("reading the kernels' parameters of %s.cu: %w", family, err)
+	}
 	path := ""
 	if be.cacheDir != "" {
 		path = filepath.Join(be.cacheDir, be.cacheKey(src)+".cubin")
 		if image, err := os.ReadFile(path); err == nil {
 			if h, err := be.drv.ModuleLoadData(image); err == nil {
 				be.stats.CacheHits++
-				return &module{h: h, funcs: map[string]*kernel{}}, nil
+				return &module{h: h, funcs: map[string]*kernel{}, params: params}, nil
 			}
 			be.stats.CacheBad++
 		}
@@ -109,7 +119,7 @@ func (be *Backend) loadModule(family string) (*module, error) {
 	if path != "" {
 		writeAtomic(path, cubin)
 	}
-	return &module{h: h, funcs: map[string]*kernel{}}, nil
+	return &module{h: h, funcs: map[string]*kernel{}, params: params}, nil
 }
 
 // writeAtomic writes data to path through a temporary file and a rename, so
@@ -150,7 +160,7 @@ func (be *Backend) fn(op, family, name string) *kernel {
 		if err != nil {
 			panic(&OpError{Op: op, Err: err})
 		}
-		k = &kernel{name: name, f: f, maxDyn: 48 << 10}
+		k = &kernel{name: name, f: f, maxDyn: 48 << 10, params: m.params[name]}
 		m.funcs[name] = k
 	}
 	return k

@@ -201,10 +201,10 @@ extern "C" __global__ void rnn_zero_rows(real* x, i64 rows, i64 stride, i64 cols
 // other blocks wrote during the launch are read through L2 only (an SM's
 // L1 may hold stale lines).
 
-#define RNN_THREADS 256
-#define RNN_BC 8   // batch rows at a time, four per pass of the product
-#define RNN_ROWS 8 // rows of a warp item: RNN_ROWS × 4 batch rows = one sum per lane
-#define RNN_KV 4   // 4-vectors of a lane's share of a weight row
+// RNN_THREADS, RNN_BC (batch rows at a time, four per pass of the
+// product), RNN_ROWS (rows of a warp item: RNN_ROWS × 4 batch rows = one
+// sum per lane) and RNN_KV (4-vectors of a lane's share of a weight row)
+// come from rnn.go (contract.go).
 #define RNN_SPAN (32 * 4 * RNN_KV)
 #define RNN_PART (RNN_ROWS * RNN_BC) // partial sums of a warp item
 

@@ -347,14 +347,17 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 	}
 }
 
-// rnnThreads, rnnBatchRows, rnnRows and rnnSpan are RNN_THREADS, RNN_BC,
-// RNN_ROWS and RNN_SPAN of rnn.cu: the persistent kernels' block size, the
-// batch rows they take at a time and the rows and columns of a warp's item.
+// rnnThreads, rnnBatchRows, rnnRows and rnnKV are the persistent kernels'
+// block size, the batch rows they take at a time, the rows of a warp's item
+// and the 4-vectors of a lane's share of a weight row; rnnSpan is the
+// columns of an item. rnn.cu gets them as RNN_THREADS, RNN_BC, RNN_ROWS
+// and RNN_KV (contract.go).
 const (
 	rnnThreads   = 256
 	rnnBatchRows = 8
 	rnnRows      = 8
-	rnnSpan      = 512
+	rnnKV        = 4
+	rnnSpan      = 32 * 4 * rnnKV
 )
 
 // rnnPlan is a persistent launch: blocks of U hidden units, smem bytes of

@@ -27,7 +27,7 @@
 // the batch) go through double partials reduced by scan_add_parts in a
 // fixed order: results are the same run to run.
 
-#define SCAN_THREADS 128
+// SCAN_THREADS comes from selective_scan.go (contract.go).
 
 // scan_load_bc stages Bm and Cm of group bg for steps [t0, t0+tn) as
 // [T][NP+1], zero-padded past N and tn; warps read consecutive t of a row.
@@ -407,6 +407,370 @@ extern "C" __global__ void scan_add_parts(real* out, const double* part, i64 out
         const i64 a = e / inner, i = e % inner;
         double s = 0;
         for (i64 p = 0; p < nparts; p++) s += part[(a * nparts + p) * inner + i];
+        out[e] = (real)((double)out[e] + s);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The chunked scan: parallel in time (L ≥ 2; the kernels above serve the
+// one-step generation path).
+//
+// A block holds SCAN_FWD_WARPS (SCAN_BWD_WARPS) channels of one (b, g), one
+// warp a channel. Time runs in chunks of CH = 32·K steps: lane l holds the
+// K consecutive steps [t0 + l·K, t0 + l·K + K) in registers, loaded with
+// 16-byte vector loads where the rows are aligned. For each state n, the
+// recurrence h_t = a_t·h_{t−1} + b_t (a_t = exp(δ_t·A[d,n]), b_t =
+// δ_t·Bm_t·u_t) is composed over the lane's K steps into one affine map
+// h ↦ α·h + β, the maps are combined across the warp by an inclusive
+// shuffle scan (Hillis–Steele, 5 rounds), and each lane then replays its
+// K steps from the state its predecessors hand it, accumulating y_t =
+// Σ_n Cm_t[n]·h_t[n]. The state at the chunk's end (lane 31's) carries to
+// the next chunk through shared memory (lane 0 owns a channel's carries).
+// Padded steps past L have δ = 0 and Bm = 0: the identity map. Bm and Cm
+// are read by every warp of the block at once: the loads hit in L1.
+//
+// The backward runs the chunks last to first. Per chunk and state it
+// rebuilds the forward states from the chunk's checkpoint (written by the
+// forward, [⌈L/CH⌉][B][D][N]), then runs the adjoint
+//
+//	q_t = a_t·(q_{t+1} + dy_t·Cm_t),   g_t = q_{t+1} + dy_t·Cm_t = dLoss/dh_t
+//
+// as the same kind of scan in reverse (shfl_down), carrying q between
+// chunks. dBm and dCm, sums over a group's channels, are added over the
+// block's warps in shared memory in warp order, then over blocks by
+// scan_add_parts_r (or straight into dBm, dCm when one block holds the
+// group); dA, dDskip and dDeltaBias go through double partials as above.
+// Every sum has a fixed order: results are the same run to run.
+
+#if REAL_IS_DOUBLE
+typedef double2 realv;
+#define RV 2
+__device__ __forceinline__ void rv_get(real* v, realv x) { v[0] = x.x; v[1] = x.y; }
+__device__ __forceinline__ realv rv_make(const real* v) { return make_double2(v[0], v[1]); }
+#else
+typedef float4 realv;
+#define RV 4
+__device__ __forceinline__ void rv_get(real* v, realv x) { v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w; }
+__device__ __forceinline__ realv rv_make(const real* v) { return make_float4(v[0], v[1], v[2], v[3]); }
+#endif
+
+#define FULL_MASK 0xffffffffu
+
+// ld_items loads row[base .. base+K) into v, 0 past L; vec: the row's
+// elements at multiples of RV are 16-byte aligned.
+template <int K>
+__device__ __forceinline__ void ld_items(real (&v)[K], const real* row, i64 base, i64 L, bool vec) {
+    if (vec && base + K <= L) {
+#pragma unroll
+        for (int j = 0; j < K; j += RV) rv_get(v + j, __ldg(reinterpret_cast<const realv*>(row + base + j)));
+    } else {
+#pragma unroll
+        for (int k = 0; k < K; k++) v[k] = base + k < L ? row[base + k] : (real)0;
+    }
+}
+
+// st_items stores v to row[base .. base+K), skipping steps past L.
+template <int K>
+__device__ __forceinline__ void st_items(const real (&v)[K], real* row, i64 base, i64 L, bool vec) {
+    if (vec && base + K <= L) {
+#pragma unroll
+        for (int j = 0; j < K; j += RV) *reinterpret_cast<realv*>(row + base + j) = rv_make(v + j);
+    } else {
+#pragma unroll
+        for (int k = 0; k < K; k++)
+            if (base + k < L) row[base + k] = v[k];
+    }
+}
+
+// warp_affine_scan turns each lane's map (al, be) into the composition of
+// the maps of lanes 0..lane (up) or lane..31 (down), the earlier map in
+// time applied first: h ↦ al·h + be.
+__device__ __forceinline__ void warp_affine_scan(real& al, real& be, int lane, bool up) {
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const real ap = up ? __shfl_up_sync(FULL_MASK, al, o) : __shfl_down_sync(FULL_MASK, al, o);
+        const real bp = up ? __shfl_up_sync(FULL_MASK, be, o) : __shfl_down_sync(FULL_MASK, be, o);
+        if (up ? lane >= o : lane + o < 32) {
+            be = al * bp + be;
+            al = al * ap;
+        }
+    }
+}
+
+// chunk_entry is the state entering this lane's steps, given the state
+// `carry` entering the warp's chunk (from lane 0, up) or leaving it (lane
+// 31, down) and the lane's inclusive scan (al, be).
+__device__ __forceinline__ real chunk_entry(real al, real be, real carry, int lane, bool up) {
+    const real ae = up ? __shfl_up_sync(FULL_MASK, al, 1) : __shfl_down_sync(FULL_MASK, al, 1);
+    const real bx = up ? __shfl_up_sync(FULL_MASK, be, 1) : __shfl_down_sync(FULL_MASK, be, 1);
+    return (up ? lane == 0 : lane == 31) ? carry : ae * carry + bx;
+}
+
+// scan_deltas loads a lane's steps of δ (bias added, softplus'ed when
+// asked; sp: its derivative) and u, and sets du = δ·u; δ = 0 past L.
+template <int K>
+__device__ __forceinline__ void scan_deltas(const ScanParams& p, i64 row, i64 base, bool vec, real bias, real (&dl)[K],
+                                            real (&sp)[K], real (&uu)[K], real (&du)[K]) {
+    ld_items(dl, p.Delta + row, base, p.L, vec);
+    ld_items(uu, p.U + row, base, p.L, vec);
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+        dl[k] = base + k < p.L ? softplus_dt(dl[k] + bias, p.Softplus, &sp[k]) : (real)0;
+        du[k] = dl[k] * uu[k];
+    }
+}
+
+template <int K>
+__device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
+    extern __shared__ double scan_smem[];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const i64 D = p.D, L = p.L, N = p.N, Dg = D / p.G;
+    const i64 blk = blockIdx.x % p.Nblk, bg = blockIdx.x / p.Nblk, b = bg / p.G, g = bg % p.G;
+    const i64 dl0 = blk * SCAN_FWD_WARPS + w; // channel within the group
+    if (dl0 >= Dg) return;                     // no block-wide barrier below
+    const i64 d = g * Dg + dl0, row = (b * D + d) * L;
+    real* carry = reinterpret_cast<real*>(scan_smem) + w * N;
+    for (i64 n = lane; n < N; n += 32) carry[n] = p.H0 ? p.H0[(b * D + d) * N + n] : (real)0;
+    const real bias = p.DBias ? p.DBias[d] : (real)0, dsk = p.Dskip ? p.Dskip[d] : (real)0;
+    const bool vec = L % RV == 0;
+    const i64 BDN = p.B * D * N;
+    for (i64 t0 = 0, c = 0; t0 < L; t0 += 32 * K, c++) {
+        __syncwarp(); // lane 0's carries of the last chunk are visible
+        if (p.Ckpt)
+            for (i64 n = lane; n < N; n += 32) p.Ckpt[c * BDN + (b * D + d) * N + n] = carry[n];
+        __syncwarp();
+        const i64 base = t0 + (i64)lane * K;
+        real dl[K], sp[K], uu[K], du[K], y[K];
+        scan_deltas(p, row, base, vec, bias, dl, sp, uu, du);
+#pragma unroll
+        for (int k = 0; k < K; k++) y[k] = 0;
+        for (i64 n = 0; n < N; n++) {
+            const real An = __ldg(p.A + d * N + n);
+            real bv[K], cv[K], a[K];
+            ld_items(bv, p.Bm + (bg * N + n) * L, base, L, vec);
+            ld_items(cv, p.Cm + (bg * N + n) * L, base, L, vec);
+            real al = 1, be = 0;
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                a[k] = r_expc(dl[k] * An);
+                be = a[k] * be + du[k] * bv[k];
+                al *= a[k];
+            }
+            warp_affine_scan(al, be, lane, true);
+            const real c0 = __shfl_sync(FULL_MASK, lane == 0 ? carry[n] : (real)0, 0);
+            real h = chunk_entry(al, be, c0, lane, true);
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                h = a[k] * h + du[k] * bv[k];
+                y[k] += cv[k] * h;
+            }
+            h = __shfl_sync(FULL_MASK, h, 31);
+            if (lane == 0) carry[n] = h;
+        }
+        if (p.Out) {
+            real zv[K];
+            if (p.Z) ld_items(zv, p.Z + row, base, L, vec);
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                y[k] += dsk * uu[k];
+                if (p.Z) y[k] *= zv[k] * r_sigmoid(zv[k]);
+            }
+            st_items(y, p.Out + row, base, L, vec);
+        }
+    }
+    if (p.HT) {
+        __syncwarp();
+        for (i64 n = lane; n < N; n += 32) p.HT[(b * D + d) * N + n] = carry[n];
+    }
+}
+
+// The backward's shared memory (Go's scanChunkBwdSmem must agree, in
+// reals): the warps' dBm and dCm terms of one state, [W][32·(K+1)] each
+// (a lane's K steps then a pad, conflict-free); the adjoint carries
+// [W][N]; then, 8-byte aligned, the dA sums [W][N] in double.
+template <int K>
+__device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
+    extern __shared__ double scan_smem[];
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    const i64 D = p.D, L = p.L, N = p.N, Dg = D / p.G;
+    const i64 blk = blockIdx.x % p.Nblk, bg = blockIdx.x / p.Nblk, b = bg / p.G, g = bg % p.G;
+    const i64 dl0 = blk * SCAN_BWD_WARPS + w;
+    const bool active = dl0 < Dg; // an idle warp still meets the block's barriers
+    const int nw = (int)imin(SCAN_BWD_WARPS, Dg - blk * SCAN_BWD_WARPS);
+    const i64 d = g * Dg + imin(dl0, Dg - 1), row = (b * D + d) * L;
+    const int RS = 32 * SCAN_PAD_STRIDE;
+    real* sRB = reinterpret_cast<real*>(scan_smem);
+    real* sRC = sRB + SCAN_BWD_WARPS * RS;
+    real* qc = sRC + SCAN_BWD_WARPS * RS + w * N;
+    double* sDA = scan_smem + ((2 * SCAN_BWD_WARPS * RS + SCAN_BWD_WARPS * N) * (i64)sizeof(real) + 7) / 8 + w * N;
+    for (i64 n = lane; n < N; n += 32) {
+        qc[n] = 0;
+        sDA[n] = 0;
+    }
+    const real bias = p.DBias ? p.DBias[d] : (real)0, dsk = p.Dskip ? p.Dskip[d] : (real)0;
+    const bool vec = L % RV == 0, wantBC = p.DBm || p.DCm;
+    const i64 BDN = p.B * D * N, nC = (L + 32 * K - 1) / (32 * K);
+    double accD = 0, accBias = 0; // per lane: Σ dy·u, Σ d(raw δ)
+    for (i64 c = nC - 1; c >= 0; c--) {
+        const i64 t0 = c * 32 * K, base = t0 + (i64)lane * K;
+        real dl[K], sp[K], uu[K], du[K], dy[K], zv[K], y[K], gu[K], gd[K];
+        scan_deltas(p, row, base, vec, bias, dl, sp, uu, du);
+        ld_items(dy, p.Dout + row, base, L, vec);
+        if (p.Z) {
+            ld_items(zv, p.Z + row, base, L, vec);
+#pragma unroll
+            for (int k = 0; k < K; k++) dy[k] *= zv[k] * r_sigmoid(zv[k]);
+        }
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            if (!active) dl[k] = du[k] = dy[k] = 0;
+            y[k] = gu[k] = gd[k] = 0;
+        }
+        for (i64 n = 0; n < N; n++) {
+            const real An = active ? __ldg(p.A + d * N + n) : (real)0;
+            real bv[K], cv[K], a[K], hp[K];
+            ld_items(bv, p.Bm + (bg * N + n) * L, base, L, vec);
+            ld_items(cv, p.Cm + (bg * N + n) * L, base, L, vec);
+            // The forward states of the chunk, from its checkpoint.
+            real al = 1, be = 0;
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                a[k] = r_expc(dl[k] * An);
+                be = a[k] * be + du[k] * bv[k];
+                al *= a[k];
+            }
+            warp_affine_scan(al, be, lane, true);
+            const real h0 = __shfl_sync(FULL_MASK, (lane == 0 && active) ? p.Ckpt[c * BDN + (b * D + d) * N + n] : (real)0, 0);
+            real h = chunk_entry(al, be, h0, lane, true);
+            real rc[K];
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                hp[k] = h;
+                h = a[k] * h + du[k] * bv[k];
+                y[k] += cv[k] * h;
+                rc[k] = dy[k] * h; // dCm term
+            }
+            // The adjoint, backwards: q ↦ a·(q + dy·Cm) per step.
+            al = 1, be = 0;
+#pragma unroll
+            for (int k = K - 1; k >= 0; k--) {
+                be = a[k] * (be + dy[k] * cv[k]);
+                al *= a[k];
+            }
+            warp_affine_scan(al, be, lane, false);
+            const real q0 = __shfl_sync(FULL_MASK, lane == 0 ? qc[n] : (real)0, 0);
+            real q = chunk_entry(al, be, q0, lane, false), rb[K], dA = 0;
+#pragma unroll
+            for (int k = K - 1; k >= 0; k--) {
+                const real gk = q + dy[k] * cv[k];
+                const real gah = gk * a[k] * hp[k]; // g·∂h_t/∂(δ·A)
+                rb[k] = gk * du[k];                 // dBm term
+                gu[k] += gk * dl[k] * bv[k];
+                gd[k] += gk * bv[k] * uu[k] + An * gah;
+                dA += dl[k] * gah;
+                q = a[k] * gk;
+            }
+            q = __shfl_sync(FULL_MASK, q, 0);
+            const double dAw = warp_sum((double)dA);
+            if (lane == 0) {
+                qc[n] = q;
+                sDA[n] += dAw;
+            }
+            if (wantBC) {
+                real* rB = sRB + w * RS + lane * SCAN_PAD_STRIDE;
+                real* rC = sRC + w * RS + lane * SCAN_PAD_STRIDE;
+#pragma unroll
+                for (int k = 0; k < K; k++) {
+                    rB[k] = rb[k];
+                    rC[k] = rc[k];
+                }
+                __syncthreads();
+                for (int i = threadIdx.x; i < 32 * K; i += blockDim.x) {
+                    const i64 t = t0 + i;
+                    if (t >= L) break;
+                    const int e = (i / K) * SCAN_PAD_STRIDE + i % K;
+                    real sb = 0, sc = 0;
+                    for (int v = 0; v < nw; v++) {
+                        sb += sRB[v * RS + e];
+                        sc += sRC[v * RS + e];
+                    }
+                    if (p.Nblk == 1) {
+                        const i64 o = (bg * N + n) * L + t;
+                        if (p.DBm) p.DBm[o] += sb;
+                        if (p.DCm) p.DCm[o] += sc;
+                    } else {
+                        const i64 o = ((bg * p.Nblk + blk) * N + n) * L + t;
+                        if (p.PartB) p.PartB[o] = sb;
+                        if (p.PartC) p.PartC[o] = sc;
+                    }
+                }
+                __syncthreads();
+            }
+        }
+        if (!active) continue;
+        real o1[K];
+        if (p.DU) {
+            ld_items(o1, p.DU + row, base, L, vec);
+#pragma unroll
+            for (int k = 0; k < K; k++) o1[k] += gu[k] + dsk * dy[k];
+            st_items(o1, p.DU + row, base, L, vec);
+        }
+        if (p.DDelta) {
+            ld_items(o1, p.DDelta + row, base, L, vec);
+#pragma unroll
+            for (int k = 0; k < K; k++) o1[k] += gd[k] * sp[k];
+            st_items(o1, p.DDelta + row, base, L, vec);
+        }
+        if (p.DZ) {
+            real go[K];
+            ld_items(go, p.Dout + row, base, L, vec);
+            ld_items(o1, p.DZ + row, base, L, vec);
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                const real yy = y[k] + dsk * uu[k], zz = zv[k], sg = r_sigmoid(zz);
+                o1[k] += go[k] * yy * sg * ((real)1 + zz * ((real)1 - sg));
+            }
+            st_items(o1, p.DZ + row, base, L, vec);
+        }
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            if (base + k < L) {
+                accD += (double)dy[k] * (double)uu[k];
+                accBias += (double)gd[k] * (double)sp[k];
+            }
+        }
+    }
+    if (!active) return;
+    accD = warp_sum(accD);
+    accBias = warp_sum(accBias);
+    __syncwarp();
+    if (p.PA)
+        for (i64 n = lane; n < N; n += 32) p.PA[(b * D + d) * N + n] = sDA[n];
+    if (lane == 0) {
+        if (p.PD) p.PD[b * D + d] = accD;
+        if (p.PDB) p.PDB[b * D + d] = accBias;
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(SCAN_FWD_WARPS * 32) scan_chunk_fwd(const __grid_constant__ ScanParams p) {
+    scan_chunk_fwd_impl<SCAN_FWD_K>(p);
+}
+// scan_chunk_states is the forward at the backward's chunk length, writing
+// only the checkpoints the backward reads.
+extern "C" __global__ void __launch_bounds__(SCAN_FWD_WARPS * 32) scan_chunk_states(const __grid_constant__ ScanParams p) {
+    scan_chunk_fwd_impl<SCAN_BWD_K>(p);
+}
+extern "C" __global__ void __launch_bounds__(SCAN_BWD_WARPS * 32) scan_chunk_bwd(const __grid_constant__ ScanParams p) {
+    scan_chunk_bwd_impl<SCAN_BWD_K>(p);
+}
+
+// scan_add_parts_r is scan_add_parts for partials stored as reals (the
+// chunked backward's dBm and dCm: sums of a block's channels).
+extern "C" __global__ void scan_add_parts_r(real* out, const real* part, i64 outer, i64 nparts, i64 inner) {
+    FOR_N(e, outer * inner) {
+        const i64 a = e / inner, i = e % inner;
+        double s = 0;
+        for (i64 p = 0; p < nparts; p++) s += (double)part[(a * nparts + p) * inner + i];
         out[e] = (real)((double)out[e] + s);
     }
 }

@@ -6,8 +6,85 @@ import (
 	"seqbench/nn"
 )
 
-// scanThreads is SCAN_THREADS of selective_scan.cu.
-const scanThreads = 128
+// The scan's launch constants; selective_scan.cu gets them as SCAN_THREADS,
+// SCAN_FWD_WARPS, SCAN_BWD_WARPS, SCAN_FWD_K and SCAN_BWD_K (contract.go).
+// scanThreads is the block of the one-step kernels (scan_fwd_*, scan_bwd_*);
+// the chunked kernels give each of their warps one channel.
+const (
+	scanThreads  = 128
+	scanFwdWarps = 8
+	scanBwdWarps = 8
+)
+
+// scanChunkItems is the steps a lane holds in the chunked forward and
+// backward (a chunk is 32 of them): as many as fit the registers.
+func scanChunkItems(dt nn.DType) (fwd, bwd int) {
+	if dt == nn.Float64 {
+		return 8, 4
+	}
+	return 16, 8
+}
+
+// scanParams is the argument of the chunked scan kernels, the C struct
+// ScanParams (contract.go emits it). Pointers of absent inputs or unwanted
+// outputs are 0.
+type scanParams struct {
+	Out           devPtr `cu:"real*"`
+	HT            devPtr `cu:"real*"`
+	Ckpt          devPtr `cu:"real*"`
+	U             devPtr `cu:"const real*"`
+	Delta         devPtr `cu:"const real*"`
+	A             devPtr `cu:"const real*"`
+	Bm            devPtr `cu:"const real*"`
+	Cm            devPtr `cu:"const real*"`
+	Dskip         devPtr `cu:"const real*"`
+	Z             devPtr `cu:"const real*"`
+	DBias         devPtr `cu:"const real*"`
+	H0            devPtr `cu:"const real*"`
+	Dout          devPtr `cu:"const real*"`
+	DU            devPtr `cu:"real*"`
+	DDelta        devPtr `cu:"real*"`
+	DZ            devPtr `cu:"real*"`
+	DBm           devPtr `cu:"real*"`
+	DCm           devPtr `cu:"real*"`
+	PartB         devPtr `cu:"real*"`
+	PartC         devPtr `cu:"real*"`
+	PA            devPtr `cu:"double*"`
+	PD            devPtr `cu:"double*"`
+	PDB           devPtr `cu:"double*"`
+	B, D, L, N, G int64
+	Softplus      int64
+	Nblk          int64 // blocks per (b, g)
+}
+
+// scanChunkBwdSmem is the chunked backward's shared memory in bytes
+// (selective_scan.cu's layout): dBm and dCm terms [W][32·(K+1)] and the
+// adjoint carries [W][N] in reals, then the dA sums [W][N] in double.
+func scanChunkBwdSmem(N, K, es int) int {
+	reals := 2*scanBwdWarps*32*(K+1) + scanBwdWarps*N
+	return (reals*es+7)/8*8 + scanBwdWarps*N*8
+}
+
+// chunked reports whether a scan of a.L steps runs as the chunked kernels;
+// the one-step kernels serve single steps (generation) and, when
+// scanSequential is set, every length (tests compare the two).
+func (be *Backend) chunked(a nn.ScanArgs) bool { return a.L >= 2 && !be.scanSequential }
+
+func (s scanBufs) params(a nn.ScanArgs) scanParams {
+	return scanParams{U: ptr(s.u), Delta: ptr(s.delta), A: ptr(s.A), Bm: ptr(s.Bm), Cm: ptr(s.Cm), Dskip: ptr(s.Dskip),
+		Z: ptr(s.z), DBias: ptr(s.dbias), H0: ptr(s.h0), B: int64(a.B), D: int64(a.D), L: int64(a.L), N: int64(a.N),
+		G: int64(a.G), Softplus: int64(bArg(a.DeltaSoftplus))}
+}
+
+// scanChunkForward launches scan_chunk_fwd: out and hT, or (backward) the
+// state entering every chunk into ckpt.
+func (be *Backend) scanChunkForward(op string, s scanBufs, a nn.ScanArgs, out, hT, ckpt *Buffer) {
+	p := s.params(a)
+	p.Out, p.HT, p.Ckpt = ptr(out), ptr(hT), ptr(ckpt)
+	p.Nblk = int64((a.D/a.G + scanFwdWarps - 1) / scanFwdWarps)
+	be.launchStruct(op, be.fn(op, "selective_scan", "scan_chunk_fwd"), dim(a.B*a.G*int(p.Nblk)), dim(32*scanFwdWarps),
+		scanFwdWarps*a.N*be.esize, p)
+}
 
 // stateSplit returns NPT, the states a lane holds in registers (a template
 // instance of the kernels: 4, 16 or 64), and NS, the lanes of a row (a
@@ -109,6 +186,10 @@ func (be *Backend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
 	}
 	be.enter(op)
 	defer be.exit()
+	if be.chunked(a) {
+		be.scanChunkForward(op, s, a, o, h, nil)
+		return
+	}
 	npt, ns := stateSplit(op, a.N)
 	T := be.scanTile(op, func(T int) int { return scanFwdSmem(T, ns, npt, be.esize) })
 	be.scanForward(op, s, a, o, h, nil, T)
@@ -151,6 +232,10 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 	}
 	be.enter(op)
 	defer be.exit()
+	if be.chunked(a) {
+		be.scanChunkBackward(op, s, a, gs, scanGradBufs{du, ddelta, dz, dA, dB, dC, dD, ddb})
+		return
+	}
 	npt, ns := stateSplit(op, N)
 	T := be.scanTile(op, func(T int) int { return scanBwdSmem(T, ns, npt, be.esize) })
 	nT := (L + T - 1) / T
@@ -182,17 +267,75 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 		pArg(ckpt), pArg(gs), pArg(s.u), pArg(s.delta), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.z),
 		pArg(s.dbias), iArg(B), iArg(D), iArg(L), iArg(N), iArg(G), bArg(a.DeltaSoftplus), iArg(ns), iArg(T))
 
-	add := be.fn(op, "selective_scan", "scan_add_parts")
-	sum := func(out, p *Buffer, outer, nparts, inner int) {
-		if out == nil || p == nil {
+	add := be.scanAdder(op, "scan_add_parts")
+	add(dB, partB, B*G, nblk, N*L)
+	add(dC, partC, B*G, nblk, N*L)
+	add(dA, pA, 1, B, D*N)
+	add(dD, pD, 1, B, D)
+	add(ddb, pDB, 1, B, D)
+}
+
+// scanAdder returns a launcher of kernel name (scan_add_parts or
+// scan_add_parts_r): out[a·inner + i] += Σ_p part[(a·nparts + p)·inner + i].
+func (be *Backend) scanAdder(op, name string) func(out, part *Buffer, outer, nparts, inner int) {
+	k := be.fn(op, "selective_scan", name)
+	return func(out, part *Buffer, outer, nparts, inner int) {
+		if out == nil || part == nil {
 			return
 		}
-		be.launch(op, add, dim(be.blocksFor(outer*inner, 256)), dim(256), 0, pArg(out), pArg(p), iArg(outer),
+		be.launch(op, k, dim(be.blocksFor(outer*inner, 256)), dim(256), 0, pArg(out), pArg(part), iArg(outer),
 			iArg(nparts), iArg(inner))
 	}
-	sum(dB, partB, B*G, nblk, N*L)
-	sum(dC, partC, B*G, nblk, N*L)
-	sum(dA, pA, 1, B, D*N)
-	sum(dD, pD, 1, B, D)
-	sum(ddb, pDB, 1, B, D)
+}
+
+// scanGradBufs are the gradients a backward writes (nil: not wanted).
+type scanGradBufs struct {
+	du, ddelta, dz, dA, dB, dC, dD, ddb *Buffer
+}
+
+// scanChunkBackward is SelectiveScanBackward as the chunked kernels: the
+// forward storing the state entering each chunk, the reverse-time kernel,
+// then the fixed-order sums of the partials blocks share.
+func (be *Backend) scanChunkBackward(op string, s scanBufs, a nn.ScanArgs, dout *Buffer, g scanGradBufs) {
+	B, D, L, N, G := a.B, a.D, a.L, a.N, a.G
+	_, K := scanChunkItems(be.dtype)
+	nC := (L + 32*K - 1) / (32 * K)
+	ckpt := be.newBuffer(nC*B*D*N, be.esize)
+	defer be.release(ckpt)
+	p := s.params(a)
+	p.Ckpt = ptr(ckpt)
+	p.Nblk = int64((D/G + scanFwdWarps - 1) / scanFwdWarps)
+	be.launchStruct(op, be.fn(op, "selective_scan", "scan_chunk_states"), dim(B*G*int(p.Nblk)), dim(32*scanFwdWarps),
+		scanFwdWarps*N*be.esize, p)
+
+	nblk := (D/G + scanBwdWarps - 1) / scanBwdWarps
+	var partB, partC, pA, pD, pDB *Buffer
+	part := func(want *Buffer, n, es int) *Buffer {
+		if want == nil {
+			return nil
+		}
+		b := be.newBuffer(n, es)
+		return b
+	}
+	if nblk > 1 {
+		partB, partC = part(g.dB, B*G*nblk*N*L, be.esize), part(g.dC, B*G*nblk*N*L, be.esize)
+	}
+	pA, pD, pDB = part(g.dA, B*D*N, 8), part(g.dD, B*D, 8), part(g.ddb, B*D, 8)
+	for _, b := range []*Buffer{partB, partC, pA, pD, pDB} {
+		if b != nil {
+			defer be.release(b)
+		}
+	}
+	p.Dout, p.DU, p.DDelta, p.DZ, p.DBm, p.DCm = ptr(dout), ptr(g.du), ptr(g.ddelta), ptr(g.dz), ptr(g.dB), ptr(g.dC)
+	p.PartB, p.PartC, p.PA, p.PD, p.PDB = ptr(partB), ptr(partC), ptr(pA), ptr(pD), ptr(pDB)
+	p.Nblk = int64(nblk)
+	be.launchStruct(op, be.fn(op, "selective_scan", "scan_chunk_bwd"), dim(B*G*nblk), dim(32*scanBwdWarps),
+		scanChunkBwdSmem(N, K, be.esize), p)
+
+	addR, add := be.scanAdder(op, "scan_add_parts_r"), be.scanAdder(op, "scan_add_parts")
+	addR(g.dB, partB, B*G, nblk, N*L)
+	addR(g.dC, partC, B*G, nblk, N*L)
+	add(g.dA, pA, 1, B, D*N)
+	add(g.dD, pD, 1, B, D)
+	add(g.ddb, pDB, 1, B, D)
 }

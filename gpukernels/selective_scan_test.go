@@ -27,19 +27,36 @@ func TestGPUSelectiveScan(t *testing.T) {
 		{B: 1, D: 5, L: 45, N: 70, G: 1, softplus: true},             // 32 lanes a channel
 		{B: 2, D: 3, L: 41, N: 200, G: 1, softplus: true, h0: true},  // 16 states a lane
 		{B: 1, D: 64, L: 1000, N: 16, G: 1, softplus: true},
+		// The chunked kernels: several chunks, an unaligned L, a partial
+		// last block, several blocks a group, N up to 256, B·D of 1.
+		{B: 1, D: 1, L: 4097, N: 16, G: 1, softplus: true, h0: true},
+		{B: 2, D: 36, L: 1030, N: 16, G: 2, softplus: true, h0: true},
+		{B: 1, D: 20, L: 515, N: 256, G: 1, softplus: true},
+		{B: 3, D: 9, L: 2, N: 3, G: 1, noZ: true, softplus: true, h0: true},
 	})
 	for _, dt := range dtypes {
 		for _, s := range shapes {
-			name := fmt.Sprintf("%s/B%d_D%d_L%d_N%d_G%d", dt, s.B, s.D, s.L, s.N, s.G)
-			t.Run(name, func(t *testing.T) { scanCheck(t, dt, s) })
+			for _, seq := range []bool{false, true} {
+				if seq && (s.L > 1000 || s.L < 2) {
+					continue // the one-step kernels are checked at the shorter lengths
+				}
+				path := "chunked"
+				if seq || s.L < 2 {
+					path = "sequential"
+				}
+				name := fmt.Sprintf("%s/%s/B%d_D%d_L%d_N%d_G%d", dt, path, s.B, s.D, s.L, s.N, s.G)
+				t.Run(name, func(t *testing.T) { scanCheck(t, dt, s, seq) })
+			}
 		}
 	}
 }
 
-func scanCheck(t *testing.T, dt nn.DType, s scanShape) {
+func scanCheck(t *testing.T, dt nn.DType, s scanShape, sequential bool) {
 	B, D, L, N, G := s.B, s.D, s.L, s.N, s.G
 	nBDL, nBGNL := B*D*L, B*G*N*L
 	ck := newChecker(t, dt, "SelectiveScan", uint64(nBDL*N+G))
+	ck.g.scanSequential = sequential
+	defer func() { ck.g.scanSequential = false }()
 	// ga and ca are the same inputs on the GPU and on the CPU.
 	ga := nn.ScanArgs{B: B, D: D, L: L, N: N, G: G, DeltaSoftplus: s.softplus}
 	ca := ga

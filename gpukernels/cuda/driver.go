@@ -414,6 +414,18 @@ func (d *Driver) LaunchCooperative(f uintptr, grid, block Dim3, smem uint32, s u
 	})
 }
 
+// LaunchPacked is Launch for a kernel with one by-value parameter, a struct
+// whose bytes are packed (8-byte fields, in order).
+func (d *Driver) LaunchPacked(f uintptr, grid, block Dim3, smem uint32, s uintptr, packed []uint64) error {
+	var p runtime.Pinner
+	defer p.Unpin()
+	p.Pin(&packed[0])
+	ptrs := []unsafe.Pointer{unsafe.Pointer(&packed[0])}
+	p.Pin(&ptrs[0])
+	return d.check("cuLaunchKernel", d.cuLaunchKernel(f, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, smem, s,
+		unsafe.Pointer(&ptrs[0]), nil))
+}
+
 // withParams calls launch with the kernel-parameter array of args, pinned.
 func withParams(args []uint64, launch func(params unsafe.Pointer) error) error {
 	var p runtime.Pinner
