@@ -9,7 +9,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,9 +29,10 @@ import (
 
 const sweepUsage = `usage:
   seqbench sweep plan CONFIG [--out DIR]
-  seqbench sweep run CONFIG [--executor local|slurm] [--workers N] [--threads N] [--out DIR] [--retries N] [--force]
+  seqbench sweep run CONFIG [--executor local|slurm] [--out DIR] [--retries N] [--force] [--dry-run]
+        local: [--workers N] [--threads N]
         slurm: [--partition P] [--time T] [--gpus-per-task N] [--cpus-per-task N] [--mem M] [--runs-per-task K]
-               [--max-parallel N] [--sbatch OPTION]... [--binary PATH] [--poll DURATION] [--dry-run] [--detach]
+               [--max-parallel N] [--sbatch OPTION]... [--binary PATH] [--poll DURATION] [--detach]
   seqbench sweep worker --index I CONFIG --out DIR [--tasks FILE]   (one Slurm array task)`
 
 func cmdSweep(args []string, stdout, stderr io.Writer) error {
@@ -68,16 +71,7 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	todo := sweep.Pending(*out, exp, false)
-	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s\n", exp.Name, len(exp.Runs), len(todo),
-		filepath.Join(*out, exp.Name))
-	for i, r := range exp.Runs {
-		status := "-"
-		if s, err := train.ReadSummary(sweep.RunDir(*out, exp, r)); err == nil {
-			status = s.Status
-		}
-		fmt.Fprintf(stdout, "  %3d  %-24s %-9s %s  %s\n", i, r.Name, status, r.TaskName, sweep.Describe(r))
-	}
+	printPlan(stdout, *out, exp, "")
 	return nil
 }
 
@@ -137,7 +131,7 @@ func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&extra, "sbatch", "slurm: one more sbatch option, e.g. --sbatch=--account=proj (repeatable)")
 	binary := fs.String("binary", "", "slurm: the seqbench executable the tasks run (default: this one)")
 	poll := fs.Duration("poll", 10*time.Second, "slurm: pause between looks at the queue")
-	dryRun := fs.Bool("dry-run", false, "slurm: write the script and print the sbatch command, submit nothing")
+	dryRun := fs.Bool("dry-run", false, "train nothing: list the runs (local), or write the script and print the sbatch command without submitting (slurm)")
 	detach := fs.Bool("detach", false, "slurm: submit and return without following the job")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -150,12 +144,19 @@ func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
 	if *retries < 0 {
 		return usageError{fmt.Sprintf("--retries %d is not allowed (>= 0)", *retries)}
 	}
+	if err := executorFlags(fs, *executor); err != nil {
+		return err
+	}
 	interactive := isTerminal(stderr)
 	var res *sweep.Result
 	switch *executor {
 	case "local":
 		if *workers < 0 || *threads < 0 {
 			return usageError{"--workers and --threads must be >= 0 (0: chosen)"}
+		}
+		if *dryRun {
+			printPlan(stdout, *out, exp, "; nothing trained (--dry-run)")
+			return nil
 		}
 		dev, err := selectDevice(*device, stderr)
 		if err != nil {
@@ -216,6 +217,46 @@ func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("--executor %q is not allowed (local or slurm)", *executor)}
 	}
 	return finishSweep(exp, res, stdout, stderr)
+}
+
+// Flags that only one executor reads: given to the other, they are an
+// error rather than silently ignored.
+var (
+	slurmOnlyFlags = []string{"partition", "time", "gpus-per-task", "cpus-per-task", "mem", "runs-per-task",
+		"max-parallel", "sbatch", "binary", "poll", "detach"}
+	localOnlyFlags = []string{"workers", "threads"}
+)
+
+// executorFlags rejects the flags that were set but that executor does not
+// read.
+func executorFlags(fs *flag.FlagSet, executor string) error {
+	other := map[string][]string{"local": slurmOnlyFlags, "slurm": localOnlyFlags}[executor]
+	var bad []string
+	fs.Visit(func(f *flag.Flag) {
+		if slices.Contains(other, f.Name) {
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return usageError{fmt.Sprintf("%s: not allowed with --executor %s (the other executor's flags)", strings.Join(bad, ", "), executor)}
+	}
+	return nil
+}
+
+// printPlan lists the runs of an experiment with their status under out
+// (`sweep plan`, and what --dry-run prints instead of training); note ends
+// the heading line.
+func printPlan(stdout io.Writer, out string, exp *sweep.Experiment, note string) {
+	todo := sweep.Pending(out, exp, false)
+	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s%s\n", exp.Name, len(exp.Runs), len(todo),
+		filepath.Join(out, exp.Name), note)
+	for i, r := range exp.Runs {
+		status := "-"
+		if s, err := train.ReadSummary(sweep.RunDir(out, exp, r)); err == nil {
+			status = s.Status
+		}
+		fmt.Fprintf(stdout, "  %3d  %-24s %-11s %s  %s\n", i, r.Name, status, r.TaskName, sweep.Describe(r))
+	}
 }
 
 func countRuns(tasks [][]int) int {
