@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -79,13 +80,22 @@ func collect(dir string, exp *Experiment, sums map[int]train.Summary, skipped in
 // attempt trains one run, retrying a failed one up to retries times.
 // Diverged runs are not retried (the same seed diverges again), nor runs
 // cut short by ctx. The run's progress goes to DIR/train.log, appended
-// attempt after attempt; onRetry hears about each failure that is retried.
+// attempt after attempt, and also to opt.Log when there is one (a bar
+// there, and nothing in the file, when opt.Interactive); onRetry hears
+// about each failure that is retried.
 func attempt(ctx context.Context, spec train.Spec, dir string, opt train.Options, retries int, onRetry func(train.Summary, int)) train.Summary {
+	echo, bar := opt.Log, opt.Interactive && opt.Log != nil
 	for try := 0; ; try++ {
-		opt.Log, opt.Interactive = nil, false
 		log, err := openLog(dir, try)
-		if err == nil {
-			opt.Log = log
+		switch {
+		case bar:
+			opt.Log, opt.Interactive = echo, true
+		case err != nil:
+			opt.Log, opt.Interactive = echo, false
+		case echo != nil:
+			opt.Log, opt.Interactive = io.MultiWriter(log, echo), false
+		default:
+			opt.Log, opt.Interactive = log, false
 		}
 		s := train.Run(ctx, spec, dir, opt)
 		if log != nil {

@@ -51,13 +51,22 @@ type file struct {
 	MAD  yaml.Node `yaml:"mad"`
 }
 
-// Experiment is a checked experiment: its name, its runs and the resources
-// its Slurm jobs ask for (`sweep run --executor slurm`).
+// Experiment is a checked experiment: its name, its kind, its runs and the
+// resources its Slurm jobs ask for (`sweep run --executor slurm`).
 type Experiment struct {
-	Name  string
+	Name string
+	// Kind is the file's `kind`: KindPlain or KindMAD (the MAD suite, whose
+	// results `seqbench mad score` scores).
+	Kind  string
 	Runs  []train.Spec
 	Slurm SlurmConfig
 }
+
+// Experiment kinds.
+const (
+	KindPlain = ""
+	KindMAD   = "mad"
+)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 

@@ -27,6 +27,7 @@ sweep:
 `))
 	require.NoError(t, err)
 	require.Len(t, exp.Runs, 6)
+	require.Equal(t, sweep.KindPlain, exp.Kind)
 	ids := map[string]bool{}
 	for _, r := range exp.Runs {
 		require.False(t, ids[r.ID], "duplicate id %s", r.ID)

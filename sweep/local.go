@@ -33,6 +33,11 @@ type LocalOptions struct {
 	// a status line in place (a terminal).
 	Progress    io.Writer
 	Interactive bool
+	// Verbose also sends each run's own progress (its step lines, or its
+	// bar when Interactive) to Progress, in place of the sweep's status
+	// line: for one worker, as `seqbench run` uses it. train.log gets the
+	// step lines either way, except the bar.
+	Verbose bool
 }
 
 // CPUWorkers chooses how many runs train at once on a CPU and how many
@@ -72,7 +77,12 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 	sums, todo := pending(opt.Out, exp, opt.Force)
 	skipped := len(sums)
 	workers := max(1, min(opt.Workers, len(todo)))
-	prog := newProgress(opt.Progress, opt.Interactive, len(exp.Runs), skipped, workers)
+	prog := newProgress(opt.Progress, opt.Interactive && !opt.Verbose, len(exp.Runs), skipped, workers)
+	prog.announce = opt.Verbose
+	var echo io.Writer
+	if opt.Verbose {
+		echo = opt.Progress
+	}
 	defer prog.close()
 	if skipped > 0 {
 		prog.printf("%d of %d runs already ok, skipped (--force reruns them)", skipped, len(exp.Runs))
@@ -117,8 +127,9 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 					prog.finish(spec, s)
 					continue
 				}
-				prog.start(spec.Name)
-				s := attempt(ctx, spec, runDir, train.Options{Backend: be, Device: opt.Device, Resume: !opt.Force}, opt.Retries,
+				prog.start(spec)
+				s := attempt(ctx, spec, runDir, train.Options{Backend: be, Device: opt.Device, Resume: !opt.Force,
+					Log: echo, Interactive: opt.Interactive}, opt.Retries,
 					func(failed train.Summary, try int) {
 						prog.printf("retrying %s (%d of %d): it failed: %s", spec.Name, try, opt.Retries, firstLine(failed.Reason))
 					})

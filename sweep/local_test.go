@@ -3,6 +3,7 @@ package sweep_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,28 @@ func TestRunLocalResumes(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 4, res3.Skipped)
 	require.Len(t, res3.Summaries, 5)
+}
+
+// Verbose (seqbench run: one worker) announces each run and shows its step
+// lines, which train.log holds too; a failed run is retried as in a sweep.
+func TestRunLocalVerbose(t *testing.T) {
+	exp := mustParse(t, tinySweep)
+	opt := localOpts(t, 1)
+	opt.Workers, opt.Verbose = 1, true
+	var log strings.Builder
+	opt.Progress = &log
+	res, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Zero(t, res.Failed, log.String())
+	require.Contains(t, log.String(), "retrying")
+	for i, r := range exp.Runs {
+		require.Contains(t, log.String(), fmt.Sprintf("[%d/4] %s  selective_copy train.seed=%d\n", i+1, r.Name, i+1))
+		tl, err := os.ReadFile(filepath.Join(sweep.RunDir(opt.Out, exp, r), "train.log"))
+		require.NoError(t, err)
+		require.Contains(t, string(tl), "step 8/8 loss")
+	}
+	require.Equal(t, 4, strings.Count(log.String(), "step 8/8 loss"), log.String())
+	require.NotContains(t, log.String(), "running 1", "the sweep's status line is not drawn")
 }
 
 func TestRunLocalRetriesAndIsolatesFailures(t *testing.T) {

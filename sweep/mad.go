@@ -64,9 +64,9 @@ type madSetting struct {
 // parseKind handles the experiment kinds other than the plain one.
 func parseKind(f *file) (*Experiment, error) {
 	switch f.Kind {
-	case "mad":
+	case KindMAD:
 		return parseMAD(f)
-	case "":
+	case KindPlain:
 		return nil, configErr("line %d: field mad: not allowed in a plain experiment (add `kind: mad` to run the MAD suite)", f.MAD.Line)
 	}
 	return nil, configErr("field kind: %q is not allowed (absent or \"\" for a plain experiment, or \"mad\" for the MAD suite)", f.Kind)
@@ -108,7 +108,7 @@ func parseMAD(f *file) (*Experiment, error) {
 	if err := checkMADGrid(grid, mb.Epochs > 0); err != nil {
 		return nil, err
 	}
-	exp := &Experiment{Name: f.Name}
+	exp := &Experiment{Name: f.Name, Kind: KindMAD}
 	if f.Slurm.Kind != 0 {
 		if err := yamlcfg.Strict(&f.Slurm, &exp.Slurm); err != nil {
 			return nil, configErr("slurm: %w", err)

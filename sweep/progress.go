@@ -32,6 +32,7 @@ type progress struct {
 	running  map[string]time.Time
 	took     []float64 // seconds of the runs finished in this sweep
 	extra    string    // executor-specific status (Slurm task states)
+	announce bool      // print a line as each run starts
 	drawn    bool
 	stopTick chan struct{}
 }
@@ -70,11 +71,15 @@ func (p *progress) printf(format string, a ...any) {
 	p.draw()
 }
 
-func (p *progress) start(name string) {
+func (p *progress) start(spec train.Spec) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.running[name]; !ok {
-		p.running[name] = time.Now()
+	if _, ok := p.running[spec.Name]; !ok {
+		p.running[spec.Name] = time.Now()
+	}
+	if p.announce && p.w != nil {
+		p.clear()
+		fmt.Fprintf(p.w, "[%d/%d] %s  %s %s\n", p.skipped+p.done+len(p.running), p.total, spec.Name, spec.TaskName, Describe(spec))
 	}
 	p.draw()
 }

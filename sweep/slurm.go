@@ -450,7 +450,7 @@ func (f *follower) showStates(states map[int]string) {
 		if st == "RUNNING" && task >= 0 && task < len(f.sub.Tasks) {
 			for _, i := range f.sub.Tasks[task] {
 				if _, ok := f.sums[i]; !ok {
-					f.prog.start(f.exp.Runs[i].Name)
+					f.prog.start(f.exp.Runs[i])
 				}
 			}
 		}

@@ -63,7 +63,17 @@ func selectDeviceDType(name string, dt nn.DType, stderr io.Writer) (device, erro
 		}
 		return device{"cpu", cpukernels.ForDType(dt)}, nil
 	}
-	return device{}, usageError{fmt.Sprintf("--device %q is not allowed (auto, cpu or cuda; or set SEQBENCH_DEVICE)", name)}
+	return device{}, checkDeviceName(name)
+}
+
+// checkDeviceName rejects a --device that selectDevice would not know,
+// without starting a backend (for --dry-run).
+func checkDeviceName(name string) error {
+	switch name {
+	case "auto", "cpu", "cuda":
+		return nil
+	}
+	return usageError{fmt.Sprintf("--device %q is not allowed (auto, cpu or cuda; or set SEQBENCH_DEVICE)", name)}
 }
 
 // newCUDA starts the CUDA backend on device 0.

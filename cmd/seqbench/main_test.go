@@ -65,7 +65,7 @@ func TestRunTrainsAndResumes(t *testing.T) {
 	runs, err := filepath.Glob(filepath.Join(out, "tiny", "transformer-*"))
 	require.NoError(t, err)
 	require.Len(t, runs, 1)
-	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json"} {
+	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json", "train.log"} { // train.log: the local executor's
 		_, err := os.Stat(filepath.Join(runs[0], f))
 		require.NoError(t, err, f)
 	}

@@ -21,6 +21,7 @@ import (
 	"seqbench/cpukernels"
 	"seqbench/gpukernels"
 	"seqbench/gpukernels/cuda"
+	"seqbench/mad"
 	"seqbench/nn"
 	"seqbench/reports"
 	"seqbench/sweep"
@@ -153,6 +154,9 @@ func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
 	case "local":
 		if *workers < 0 || *threads < 0 {
 			return usageError{"--workers and --threads must be >= 0 (0: chosen)"}
+		}
+		if err := checkDeviceName(*device); err != nil {
+			return err
 		}
 		if *dryRun {
 			printPlan(stdout, *out, exp, "; nothing trained (--dry-run)")
@@ -341,8 +345,8 @@ func newCUDAOn(dt nn.DType, ordinal int) (nn.Backend, error) {
 	return be, nil
 }
 
-// finishSweep prints the run table, renders the report and turns the
-// outcome into the exit status.
+// finishSweep prints the run table, renders the report (and the MAD score
+// of a `kind: mad` experiment) and turns the outcome into the exit status.
 func finishSweep(exp *sweep.Experiment, res *sweep.Result, stdout, stderr io.Writer) error {
 	if len(res.Summaries) > 0 {
 		if err := reports.RunTable(stdout, res.Summaries, false); err != nil {
@@ -352,6 +356,12 @@ func finishSweep(exp *sweep.Experiment, res *sweep.Result, stdout, stderr io.Wri
 			fmt.Fprintf(stderr, "report: %v\n", err)
 		} else {
 			fmt.Fprintf(stdout, "report in %s and %s\n", rep.Markdown, rep.HTML)
+		}
+		if exp.Kind == sweep.KindMAD {
+			if rep, err := mad.Score(res.Dir, mad.BestAccuracy); err == nil {
+				fmt.Fprintln(stdout, "\nMAD score:")
+				rep.WriteTable(stdout)
+			}
 		}
 	}
 	fmt.Fprintf(stdout, "results in %s: %d runs, %d ok before (skipped), %d failed, %d not started\n",
