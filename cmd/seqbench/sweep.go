@@ -76,14 +76,15 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// interruptible is a context cancelled by the first SIGINT or SIGTERM,
-// which prints what; a second signal kills the process (files are written
+// interruptible is a context cancelled by the first SIGINT, SIGTERM or
+// SIGHUP (a closed terminal or a dropped SSH session), which prints what;
+// a second signal kills the process (files are written
 // atomically, so nothing is left half-written either way). stop releases
 // the signals.
 func interruptible(stderr io.Writer, what string) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	go func() {
 		select {
