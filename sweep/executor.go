@@ -20,12 +20,19 @@ type Result struct {
 	// Experiment.Runs: runs skipped because they were already ok, runs
 	// that finished, failed or were interrupted.
 	Summaries []train.Summary
-	// Skipped runs were ok before the sweep started; Failed runs ended
-	// failed or diverged (after their retries); NotStarted runs never began
-	// (an interrupt, or no worker could start).
-	Skipped, Failed, NotStarted int
+	// Skipped runs were ok before the sweep started; Trained runs ended ok
+	// in this sweep; Failed runs ended failed or diverged (after their
+	// retries); Resumable runs ended interrupted (a rerun continues them);
+	// NotStarted runs never began (an interrupt, or no worker could start).
+	Skipped, Trained, Failed, Resumable, NotStarted int
 	// Interrupted says the context was cancelled (SIGINT).
 	Interrupted bool
+}
+
+// Failure says whether a status is a failure of the run (failed or
+// diverged): not ok, and not merely interrupted.
+func Failure(status string) bool {
+	return status != train.StatusOK && status != train.StatusInterrupted
 }
 
 // RunDir is the folder of a run: OUT/<experiment>/<run>.
@@ -60,7 +67,8 @@ func Pending(out string, exp *Experiment, force bool) []int {
 	return todo
 }
 
-// collect orders the summaries of a sweep into a Result.
+// collect orders the summaries of a sweep into a Result; skipped of them
+// were ok without this sweep training them.
 func collect(dir string, exp *Experiment, sums map[int]train.Summary, skipped int, interrupted bool) *Result {
 	res := &Result{Dir: dir, Skipped: skipped, Interrupted: interrupted}
 	for i := range exp.Runs {
@@ -69,11 +77,16 @@ func collect(dir string, exp *Experiment, sums map[int]train.Summary, skipped in
 		case !ok:
 			res.NotStarted++
 			continue
+		case s.Status == train.StatusInterrupted:
+			res.Resumable++
 		case s.Status != train.StatusOK:
 			res.Failed++
+		default:
+			res.Trained++
 		}
 		res.Summaries = append(res.Summaries, s)
 	}
+	res.Trained -= skipped
 	return res
 }
 

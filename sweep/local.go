@@ -68,7 +68,7 @@ func CPUWorkers(cores, runs, workers, threads int) (w, t int) {
 // each with its own backend. Runs whose summary says ok are skipped; a
 // failed run is retried up to opt.Retries times and never stops the
 // others. Cancelling ctx (SIGINT) stops handing out runs; the running ones
-// end as failed, "interrupted", after saving a checkpoint, and a later call
+// end as interrupted after saving a checkpoint, and a later call
 // skips the finished runs and continues the interrupted ones from their
 // checkpoints (unless opt.Force). The error is nil unless no worker could
 // start.
@@ -94,6 +94,8 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 		wg       sync.WaitGroup
 		started  atomic.Int64
 		workErrs []error
+		// lateSkipped runs were found ok by the time a worker took them.
+		lateSkipped int
 	)
 	for w := range workers {
 		wg.Add(1)
@@ -123,6 +125,7 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 					// Finished by another process since the sweep began.
 					mu.Lock()
 					sums[i] = s
+					lateSkipped++
 					mu.Unlock()
 					prog.finish(spec, s)
 					continue
@@ -142,7 +145,7 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 	}
 	wg.Wait()
 	prog.close()
-	res := collect(dir, exp, sums, skipped, ctx.Err() != nil)
+	res := collect(dir, exp, sums, skipped+lateSkipped, ctx.Err() != nil)
 	if started.Load() == 0 && len(todo) > 0 {
 		return res, fmt.Errorf("no worker could start: %w", errors.Join(workErrs...))
 	}

@@ -156,8 +156,8 @@ func TestRunLocalNoBackend(t *testing.T) {
 	require.Equal(t, 4, res.NotStarted)
 }
 
-// Cancelling stops the sweep cleanly: the running runs end as failed,
-// "interrupted", nothing is half-written, and the next call resumes.
+// Cancelling stops the sweep cleanly: the running runs end as interrupted
+// (not failed), nothing is half-written, and the next call resumes.
 func TestRunLocalInterrupt(t *testing.T) {
 	exp := mustParse(t, strings.Replace(tinySweep, "steps: 8", "steps: 100", 1))
 	opt := localOpts(t, 0)
@@ -177,17 +177,21 @@ func TestRunLocalInterrupt(t *testing.T) {
 	res, err := sweep.RunLocal(ctx, exp, opt)
 	require.NoError(t, err)
 	require.True(t, res.Interrupted)
-	require.Equal(t, 1, res.Failed)
+	require.Equal(t, 1, res.Resumable)
+	require.Zero(t, res.Failed)
 	require.Positive(t, res.NotStarted)
 	require.Len(t, res.Summaries, 4-res.NotStarted)
 	require.Contains(t, res.Summaries[len(res.Summaries)-1].Reason, "interrupted")
 	tmp, _ := filepath.Glob(filepath.Join(opt.Out, "tiny", "*", ".*tmp*"))
 	require.Empty(t, tmp, "temporary files left behind")
+	cutSkipped := res.Trained
 
 	exp = mustParse(t, strings.Replace(tinySweep, "steps: 8", "steps: 100", 1))
 	res, err = sweep.RunLocal(context.Background(), exp, opt)
 	require.NoError(t, err)
-	require.Zero(t, res.Failed+res.NotStarted)
+	require.Zero(t, res.Failed+res.NotStarted+res.Resumable)
+	require.Equal(t, 4-cutSkipped, res.Trained, "the runs finished in this call")
+	require.Equal(t, cutSkipped, res.Skipped)
 	require.Len(t, res.Summaries, 4)
 }
 

@@ -27,8 +27,9 @@ type progress struct {
 	skipped  int // already ok before it started
 	slots    int // runs that can train at once; 0: unknown (Slurm)
 	begin    time.Time
-	done     int // finished in this sweep, failed ones included
-	failed   int
+	done     int // finished in this sweep, failed and interrupted ones included
+	failed   int // failed or diverged
+	cut      int // interrupted
 	running  map[string]time.Time
 	took     []float64 // seconds of the runs finished in this sweep
 	extra    string    // executor-specific status (Slurm task states)
@@ -98,7 +99,10 @@ func (p *progress) finish(spec train.Spec, s train.Summary) {
 	defer p.mu.Unlock()
 	delete(p.running, spec.Name)
 	p.done++
-	if s.Status != train.StatusOK {
+	switch {
+	case s.Status == train.StatusInterrupted:
+		p.cut++
+	case Failure(s.Status):
 		p.failed++
 	}
 	if s.WallSeconds > 0 {
@@ -163,15 +167,19 @@ func (p *progress) draw() {
 	p.drawn = true
 }
 
-// status is "done 3/12, failed 1, running 2, pending 7, ETA 1m20s".
+// status is "done 3/12, failed 1, running 2, pending 7, ETA 1m20s" (with
+// "interrupted N" after failed once a run was).
 func (p *progress) status() string {
 	pendingN := p.total - p.skipped - p.done - len(p.running)
 	parts := []string{fmt.Sprintf("done %d/%d", p.skipped+p.done, p.total)}
 	if p.skipped > 0 {
 		parts = append(parts, fmt.Sprintf("%d skipped (already ok)", p.skipped))
 	}
-	parts = append(parts, fmt.Sprintf("failed %d", p.failed), fmt.Sprintf("running %d", len(p.running)),
-		fmt.Sprintf("pending %d", max(pendingN, 0)))
+	parts = append(parts, fmt.Sprintf("failed %d", p.failed))
+	if p.cut > 0 {
+		parts = append(parts, fmt.Sprintf("interrupted %d", p.cut))
+	}
+	parts = append(parts, fmt.Sprintf("running %d", len(p.running)), fmt.Sprintf("pending %d", max(pendingN, 0)))
 	if p.extra != "" {
 		parts = append(parts, p.extra)
 	}

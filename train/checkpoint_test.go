@@ -63,7 +63,7 @@ models: [{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2}]
 	o := opts()
 	o.Log = &cancelAt{marker: "step 15/", cancel: cancel}
 	cut := train.Run(ctx, spec, dir, o)
-	require.Equal(t, train.StatusFailed, cut.Status)
+	require.Equal(t, train.StatusInterrupted, cut.Status)
 	require.Contains(t, cut.Reason, "interrupted after step 15")
 	_, err := os.Stat(filepath.Join(dir, train.CheckpointFile))
 	require.NoError(t, err, "no checkpoint after the interrupt")

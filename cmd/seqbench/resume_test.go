@@ -51,7 +51,7 @@ models:
 	require.Len(t, runs, 1)
 	s, err := train.ReadSummary(runs[0])
 	require.NoError(t, err)
-	require.Equal(t, train.StatusFailed, s.Status)
+	require.Equal(t, train.StatusInterrupted, s.Status)
 	require.Contains(t, s.Reason, "interrupted after step") // the signal lands a step or two later under load
 
 	code, _, stderr = runCLI(t, "run", "--resume", runs[0], "--device", "cpu")
@@ -99,6 +99,7 @@ func TestSIGHUPSavesCheckpoint(t *testing.T) {
 	require.Len(t, runs, 1)
 	s, err := train.ReadSummary(runs[0])
 	require.NoError(t, err, stderr.String())
+	require.Equal(t, train.StatusInterrupted, s.Status)
 	require.Contains(t, s.Reason, "interrupted after step")
 	_, err = os.Stat(filepath.Join(runs[0], train.CheckpointFile))
 	require.NoError(t, err, "no checkpoint")

@@ -365,15 +365,15 @@ func finishSweep(exp *sweep.Experiment, res *sweep.Result, stdout, stderr io.Wri
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "results in %s: %d runs, %d ok before (skipped), %d failed, %d not started\n",
-		res.Dir, len(exp.Runs), res.Skipped, res.Failed, res.NotStarted)
+	fmt.Fprintf(stdout, "results in %s: %d runs: %d trained now, %d ok before (skipped), %d failed, %d interrupted (resumable), %d not started\n",
+		res.Dir, len(exp.Runs), res.Trained, res.Skipped, res.Failed, res.Resumable, res.NotStarted)
 	switch {
 	case res.Interrupted:
-		fmt.Fprintln(stderr, "rerun the same command to resume: finished runs are skipped")
+		fmt.Fprintln(stderr, "rerun the same command to resume: finished runs are skipped, interrupted ones continue")
 		return errInterrupted
-	case res.Failed > 0 || res.NotStarted > 0:
-		return fmt.Errorf("%d of %d runs failed and %d did not start (see their summary.json and train.log)",
-			res.Failed, len(exp.Runs), res.NotStarted)
+	case res.Failed > 0 || res.NotStarted > 0 || res.Resumable > 0:
+		return fmt.Errorf("%d of %d runs failed, %d were interrupted and %d did not start (see their summary.json and train.log)",
+			res.Failed, len(exp.Runs), res.Resumable, res.NotStarted)
 	}
 	return nil
 }
@@ -420,7 +420,7 @@ func cmdSweepWorker(args []string, stdout, stderr io.Writer) error {
 		Retries: *retries, Force: *force, Log: stderr})
 	failed := 0
 	for _, s := range sums {
-		if s.Status != train.StatusOK {
+		if sweep.Failure(s.Status) {
 			failed++
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +101,7 @@ func TestSweepRunInterruptResume(t *testing.T) {
 		s, err := train.ReadSummary(r)
 		require.NoError(t, err, "%s has no readable summary", r)
 		if s.Status != train.StatusOK {
-			require.Contains(t, s.Reason, "interrupted")
+			require.Equal(t, train.StatusInterrupted, s.Status, s.Reason)
 			interrupted[s.Run] = s.StartedAt
 		}
 		tmp, _ := filepath.Glob(filepath.Join(r, ".*tmp*"))
@@ -113,6 +114,8 @@ func TestSweepRunInterruptResume(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, errOut, "already ok, skipped")
 	require.Contains(t, stdout, "report in ")
+	require.Contains(t, stdout, fmt.Sprintf("12 runs: %d trained now, %d ok before (skipped), 0 failed, 0 interrupted (resumable), 0 not started",
+		12-len(first), len(first)))
 	final := okRuns()
 	require.Len(t, final, 12)
 	for name, started := range first {
