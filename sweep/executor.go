@@ -23,8 +23,9 @@ type Result struct {
 	// Skipped runs were ok before the sweep started; Trained runs ended ok
 	// in this sweep; Failed runs ended failed or diverged (after their
 	// retries); Resumable runs ended interrupted (a rerun continues them);
-	// NotStarted runs never began (an interrupt, or no worker could start).
-	Skipped, Trained, Failed, Resumable, NotStarted int
+	// NotStarted runs never began (an interrupt, or no worker could start);
+	// Locked runs were left to another process that was training them.
+	Skipped, Trained, Failed, Resumable, NotStarted, Locked int
 	// Interrupted says the context was cancelled (SIGINT).
 	Interrupted bool
 }
@@ -158,6 +159,12 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
+	// Results are readable by all, as files os.Create makes (CreateTemp
+	// makes 0600, which the rename would carry onto the result).
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err

@@ -67,7 +67,8 @@ func CPUWorkers(cores, runs, workers, threads int) (w, t int) {
 // RunLocal trains the sweep's runs on a pool of opt.Workers goroutines,
 // each with its own backend. Runs whose summary says ok are skipped; a
 // failed run is retried up to opt.Retries times and never stops the
-// others. Cancelling ctx (SIGINT) stops handing out runs; the running ones
+// others. A run whose folder another process holds locked (see runLock)
+// is skipped with a message. Cancelling ctx (SIGINT) stops handing out runs; the running ones
 // end as interrupted after saving a checkpoint, and a later call
 // skips the finished runs and continues the interrupted ones from their
 // checkpoints (unless opt.Force). The error is nil unless no worker could
@@ -94,8 +95,9 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 		wg       sync.WaitGroup
 		started  atomic.Int64
 		workErrs []error
-		// lateSkipped runs were found ok by the time a worker took them.
-		lateSkipped int
+		// lateSkipped runs were found ok by the time a worker took them;
+		// locked ones were being trained by another process.
+		lateSkipped, locked int
 	)
 	for w := range workers {
 		wg.Add(1)
@@ -121,8 +123,21 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 				i := todo[k]
 				spec := exp.Runs[i]
 				runDir := RunDir(opt.Out, exp, spec)
+				lock, err := lockRun(runDir)
+				var le *LockedError
+				switch {
+				case errors.As(err, &le):
+					mu.Lock()
+					locked++
+					mu.Unlock()
+					prog.skipLocked(spec, le)
+					continue
+				case err != nil:
+					prog.printf("%s: %v (training it without the lock)", spec.Name, err)
+				}
 				if s, ok := okSummary(runDir); ok && !opt.Force {
 					// Finished by another process since the sweep began.
+					lock.release()
 					mu.Lock()
 					sums[i] = s
 					lateSkipped++
@@ -136,6 +151,7 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 					func(failed train.Summary, try int) {
 						prog.printf("retrying %s (%d of %d): it failed: %s", spec.Name, try, opt.Retries, firstLine(failed.Reason))
 					})
+				lock.release()
 				mu.Lock()
 				sums[i] = s
 				mu.Unlock()
@@ -146,6 +162,10 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 	wg.Wait()
 	prog.close()
 	res := collect(dir, exp, sums, skipped+lateSkipped, ctx.Err() != nil)
+	res.Locked, res.NotStarted = locked, res.NotStarted-locked
+	if locked > 0 && locked == len(todo) {
+		prog.printf("nothing to do: every run left to train is locked by another process")
+	}
 	if started.Load() == 0 && len(todo) > 0 {
 		return res, fmt.Errorf("no worker could start: %w", errors.Join(workErrs...))
 	}

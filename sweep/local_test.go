@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,6 +114,44 @@ func TestRunLocalVerbose(t *testing.T) {
 	}
 	require.Equal(t, 4, strings.Count(log.String(), "step 8/8 loss"), log.String())
 	require.NotContains(t, log.String(), "running 1", "the sweep's status line is not drawn")
+}
+
+// holdLock takes a run folder's lock through a file of its own, as another
+// seqbench process would, until the test ends.
+func holdLock(t *testing.T, dir string) {
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	f, err := os.OpenFile(filepath.Join(dir, sweep.LockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB))
+	f.WriteString("pid 99999 on elsewhere since now\n")
+	t.Cleanup(func() { f.Close() })
+}
+
+// A run another process holds is skipped with a message naming the
+// holder; the other runs train, and a later sweep trains the skipped one.
+func TestRunLocalSkipsLockedRuns(t *testing.T) {
+	exp := mustParse(t, tinySweep)
+	opt := localOpts(t, 0)
+	var log strings.Builder
+	opt.Progress = &log
+	held := sweep.RunDir(opt.Out, exp, exp.Runs[2])
+	holdLock(t, held)
+	res, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Locked)
+	require.Equal(t, 3, res.Trained)
+	require.Zero(t, res.Failed+res.NotStarted)
+	require.Contains(t, log.String(), "skipped "+exp.Runs[2].Name+": "+held+" is being trained by pid 99999 on elsewhere")
+	_, err = os.Stat(filepath.Join(held, "summary.json"))
+	require.True(t, os.IsNotExist(err), "the locked run was written to")
+
+	// Everything left is locked: nothing to do, said so.
+	log.Reset()
+	res, err = sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Locked)
+	require.Equal(t, 3, res.Skipped)
+	require.Contains(t, log.String(), "nothing to do: every run left to train is locked by another process")
 }
 
 func TestRunLocalRetriesAndIsolatesFailures(t *testing.T) {

@@ -30,6 +30,7 @@ type progress struct {
 	done     int // finished in this sweep, failed and interrupted ones included
 	failed   int // failed or diverged
 	cut      int // interrupted
+	locked   int // left to another process
 	running  map[string]time.Time
 	took     []float64 // seconds of the runs finished in this sweep
 	extra    string    // executor-specific status (Slurm task states)
@@ -129,6 +130,19 @@ func (p *progress) finish(spec train.Spec, s train.Summary) {
 	p.draw()
 }
 
+// skipLocked records a run left to the process that holds its lock.
+func (p *progress) skipLocked(spec train.Spec, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.locked++
+	if p.w == nil {
+		return
+	}
+	p.clear()
+	fmt.Fprintf(p.w, "skipped %s: %v\n", spec.Name, err)
+	p.draw()
+}
+
 // close removes the status line and stops redrawing it.
 func (p *progress) close() {
 	p.mu.Lock()
@@ -170,7 +184,7 @@ func (p *progress) draw() {
 // status is "done 3/12, failed 1, running 2, pending 7, ETA 1m20s" (with
 // "interrupted N" after failed once a run was).
 func (p *progress) status() string {
-	pendingN := p.total - p.skipped - p.done - len(p.running)
+	pendingN := p.total - p.skipped - p.done - p.locked - len(p.running)
 	parts := []string{fmt.Sprintf("done %d/%d", p.skipped+p.done, p.total)}
 	if p.skipped > 0 {
 		parts = append(parts, fmt.Sprintf("%d skipped (already ok)", p.skipped))
@@ -178,6 +192,9 @@ func (p *progress) status() string {
 	parts = append(parts, fmt.Sprintf("failed %d", p.failed))
 	if p.cut > 0 {
 		parts = append(parts, fmt.Sprintf("interrupted %d", p.cut))
+	}
+	if p.locked > 0 {
+		parts = append(parts, fmt.Sprintf("locked by another process %d", p.locked))
 	}
 	parts = append(parts, fmt.Sprintf("running %d", len(p.running)), fmt.Sprintf("pending %d", max(pendingN, 0)))
 	if p.extra != "" {

@@ -82,6 +82,13 @@ models: [{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2}]
 	require.GreaterOrEqual(t, got.TrainSeconds, cut.TrainSeconds, "the resumed training time forgot the time before the checkpoint")
 	_, err = os.Stat(filepath.Join(dir, train.CheckpointFile))
 	require.True(t, os.IsNotExist(err), "a stale checkpoint was left behind")
+	// The resume rewrote metrics.jsonl (cut back to the checkpoint) and
+	// the summary: they stay readable by all, as when first written.
+	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o644), fi.Mode().Perm(), f)
+	}
 }
 
 func TestCheckpointEveryKeepsFinalWeights(t *testing.T) {

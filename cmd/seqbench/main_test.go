@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -79,6 +81,32 @@ func TestRunTrainsAndResumes(t *testing.T) {
 	code, _, stderr = runCLI(t, "run", cfg, "--out", out, "--device", "cpu")
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stderr, "already ok")
+}
+
+// A second seqbench into the same --out leaves a run that another process
+// holds locked alone and exits 1 saying so.
+func TestRunSkipsLockedRun(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, goodConfig)
+	out := filepath.Join(dir, "results")
+	code, stdout, stderr := runCLI(t, "run", cfg, "--out", out, "--device", "cpu", "--dry-run")
+	require.Equal(t, 0, code, stderr)
+	name := regexp.MustCompile(`transformer-[0-9a-f]{10}`).FindString(stdout)
+	runDir := filepath.Join(out, "tiny", name)
+	require.NoError(t, os.MkdirAll(runDir, 0o755))
+	f, err := os.OpenFile(filepath.Join(runDir, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB))
+
+	code, stdout, stderr = runCLI(t, "run", cfg, "--out", out, "--device", "cpu")
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "is being trained by another process (locked)")
+	require.Contains(t, stderr, "nothing to do")
+	require.Contains(t, stdout, "1 locked by another process (skipped)")
+	require.Equal(t, 1, strings.Count(stderr, "being trained by another seqbench process"), stderr)
+	_, err = os.Stat(filepath.Join(runDir, "metrics.jsonl"))
+	require.True(t, os.IsNotExist(err), "the locked run was trained")
 }
 
 func TestQuickstartDryRun(t *testing.T) {

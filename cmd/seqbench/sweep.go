@@ -365,12 +365,19 @@ func finishSweep(exp *sweep.Experiment, res *sweep.Result, stdout, stderr io.Wri
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "results in %s: %d runs: %d trained now, %d ok before (skipped), %d failed, %d interrupted (resumable), %d not started\n",
-		res.Dir, len(exp.Runs), res.Trained, res.Skipped, res.Failed, res.Resumable, res.NotStarted)
+	locked := ""
+	if res.Locked > 0 {
+		locked = fmt.Sprintf(", %d locked by another process (skipped)", res.Locked)
+	}
+	fmt.Fprintf(stdout, "results in %s: %d runs: %d trained now, %d ok before (skipped), %d failed, %d interrupted (resumable), %d not started%s\n",
+		res.Dir, len(exp.Runs), res.Trained, res.Skipped, res.Failed, res.Resumable, res.NotStarted, locked)
 	switch {
 	case res.Interrupted:
 		fmt.Fprintln(stderr, "rerun the same command to resume: finished runs are skipped, interrupted ones continue")
 		return errInterrupted
+	case res.Locked > 0 && res.Failed == 0:
+		return fmt.Errorf("%d of %d runs are being trained by another seqbench process and were skipped; rerun when it has finished",
+			res.Locked, len(exp.Runs))
 	case res.Failed > 0 || res.NotStarted > 0 || res.Resumable > 0:
 		return fmt.Errorf("%d of %d runs failed, %d were interrupted and %d did not start (see their summary.json and train.log)",
 			res.Failed, len(exp.Runs), res.Resumable, res.NotStarted)
@@ -429,6 +436,8 @@ func cmdSweepWorker(args []string, stdout, stderr io.Writer) error {
 		return errInterrupted
 	case failed > 0:
 		return fmt.Errorf("%d of %d runs failed", failed, len(runs))
+	case len(sums) < len(runs):
+		return fmt.Errorf("%d of %d runs are being trained by another process and were skipped", len(runs)-len(sums), len(runs))
 	}
 	return nil
 }
