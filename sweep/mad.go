@@ -342,7 +342,7 @@ func resolveMAD(f *file, model *yaml.Node, point []setting, p madPlan, s madSett
 	if tr.Kind == 0 {
 		*tr = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	}
-	put := func(key string, v int) error { return set(tr, []string{key}, scalar(strconv.Itoa(v))) }
+	put := func(key string, v int) error { return set(tr, []string{key}, scalar(strconv.Itoa(v)), f.MAD.Line) }
 	err = put("eval_batches", nTest/B)
 	if mb.Epochs > 0 && err == nil {
 		perEpoch := (nTrain + B - 1) / B
