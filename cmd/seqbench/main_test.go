@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -137,4 +138,58 @@ func TestInfoCommands(t *testing.T) {
 	require.Contains(t, stderr, "tpu")
 	code, _, _ = runCLI(t, "nosuch")
 	require.Equal(t, 2, code)
+}
+
+// Exit statuses and messages: usage errors exit 2 with one message, help
+// exits 0, and every command answers -h.
+func TestExitCodesAndHelp(t *testing.T) {
+	for _, c := range []struct {
+		args      []string
+		code      int
+		out, err  string // substrings of stdout and stderr
+		errOnceOf string // appears exactly once in stderr
+	}{
+		{args: []string{"archs", "--d-model", "0"}, code: 2, err: "--d-model 0 is not allowed (must be in [1, 131072])"},
+		{args: []string{"archs", "--d-model", "30"}, code: 2, out: "must divide d_model = 30", err: "transformer: not allowed at this size"},
+		{args: []string{"report", "/nonexistent"}, code: 2, err: "/nonexistent is not a folder"},
+		{args: []string{"report", ".", "--dpi", "100000"}, code: 2, err: "--dpi 100000 is not allowed"},
+		{args: []string{"tasks", "copying", "--show", "100000000"}, code: 2, err: "--show 100000000 is not allowed (0 to 1000 examples)"},
+		{args: []string{"--version"}, code: 0, out: "seqbench 0.1.0"},
+		{args: []string{"-v"}, code: 0, out: "seqbench 0.1.0"},
+		{args: []string{"help", "run"}, code: 0, out: "usage: seqbench run [CONFIG]"},
+		{args: []string{"help", "run"}, code: 0, out: "-dry-run"},
+		{args: []string{"help", "sweep", "run"}, code: 0, out: "seqbench sweep run CONFIG"},
+		{args: []string{"sweep", "-h"}, code: 0, err: "seqbench sweep plan CONFIG"},
+		{args: []string{"run", "--bogus"}, code: 2, errOnceOf: "-bogus"},
+		{args: []string{"help", "nosuch"}, code: 2, err: `unknown command "nosuch"`},
+	} {
+		code, stdout, stderr := runCLI(t, c.args...)
+		require.Equal(t, c.code, code, "%v: %s", c.args, stderr)
+		require.Contains(t, stdout, c.out, "%v", c.args)
+		require.Contains(t, stderr, c.err, "%v", c.args)
+		if c.errOnceOf != "" {
+			require.Equal(t, 1, strings.Count(stderr, c.errOnceOf), "%v: %s", c.args, stderr)
+		}
+		if c.code == 2 {
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "%v: one line of error: %s", c.args, stderr)
+		}
+	}
+	for _, cmd := range commands() {
+		code, _, stderr := runCLI(t, cmd.name, "-h")
+		require.Equal(t, 0, code, "%s -h: %s", cmd.name, stderr)
+		require.Contains(t, stderr, "usage", "%s -h", cmd.name)
+	}
+}
+
+// archs counts the parameters of a model far too large to build without
+// allocating it.
+func TestArchsHugeCountsWithoutAllocating(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	code, stdout, stderr := runCLI(t, "archs", "--n-layers", "100000", "--d-model", "65536")
+	runtime.ReadMemStats(&after)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "transformer  5153973863514112                -")
+	require.Contains(t, stdout, "is not computed")
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "archs allocated")
 }

@@ -40,6 +40,9 @@ func cmdSweep(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{sweepUsage}
 	}
+	if err := subcommandHelp(args, sweepUsage, stderr); err != nil {
+		return err
+	}
 	switch args[0] {
 	case "plan":
 		return cmdSweepPlan(args[1:], stdout, stderr)
