@@ -186,6 +186,26 @@ func TestRunLocalRetriesAndIsolatesFailures(t *testing.T) {
 	require.Zero(t, res.Failed)
 }
 
+// A run too large for the machine fails with its estimate; the process
+// and the other runs go on.
+func TestRunLocalImpossibleRunFailsAlone(t *testing.T) {
+	exp := mustParse(t, strings.Replace(tinySweep, "seed: [1, 2, 3, 4]", "train.batch_size: [4, 1000000000, 8]", 1))
+	opt := localOpts(t, 0)
+	opt.Retries = 0
+	res, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Failed)
+	require.Equal(t, 2, res.Trained)
+	for _, s := range res.Summaries {
+		if s.Overrides["train.batch_size"] == "1000000000" {
+			require.Equal(t, train.StatusFailed, s.Status)
+			require.Contains(t, s.Reason, "the run needs at least")
+		} else {
+			require.Equal(t, train.StatusOK, s.Status, s.Reason)
+		}
+	}
+}
+
 func TestRunLocalNoBackend(t *testing.T) {
 	exp := mustParse(t, tinySweep)
 	opt := localOpts(t, 0)

@@ -256,6 +256,12 @@ func (r *runner) setup() error {
 		return fmt.Errorf("building task: %w", err)
 	}
 	r.be, r.task = r.opt.Backend, task
+	// A size that cannot fit ends the run here, before anything is
+	// allocated.
+	if err := checkMemory(estimateMemory(r.spec, task, r.be.DType()), r.be); err != nil {
+		r.sum.Params = r.spec.Model.NumParams(task.Vocab(), task.SeqLen())
+		return err
+	}
 	if m, ok := r.be.(interface{ ResetPeak() }); ok {
 		m.ResetPeak() // the backend may have served earlier runs
 	}
