@@ -68,11 +68,11 @@ func CPUWorkers(cores, runs, workers, threads int) (w, t int) {
 // each with its own backend. Runs whose summary says ok are skipped; a
 // failed run is retried up to opt.Retries times and never stops the
 // others. A run whose folder another process holds locked (see runLock)
-// is skipped with a message. Cancelling ctx (SIGINT) stops handing out runs; the running ones
-// end as interrupted after saving a checkpoint, and a later call
-// skips the finished runs and continues the interrupted ones from their
-// checkpoints (unless opt.Force). The error is nil unless no worker could
-// start.
+// is skipped with a message. Cancelling ctx (SIGINT) stops handing out
+// runs; the running ones end as interrupted after saving a checkpoint, and
+// a later call skips the finished runs and continues the interrupted ones
+// from their checkpoints (unless opt.Force). The error is nil unless no
+// worker could start.
 func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, error) {
 	dir := RunDir(opt.Out, exp, train.Spec{})
 	sums, todo := pending(opt.Out, exp, opt.Force)
