@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -19,12 +20,20 @@ type Result struct {
 	// Experiment.Runs: runs skipped because they were already ok, runs
 	// that finished, failed or were interrupted.
 	Summaries []train.Summary
-	// Skipped runs were ok before the sweep started; Failed runs ended
-	// failed or diverged (after their retries); NotStarted runs never began
-	// (an interrupt, or no worker could start).
-	Skipped, Failed, NotStarted int
+	// Skipped runs were ok before the sweep started; Trained runs ended ok
+	// in this sweep; Failed runs ended failed or diverged (after their
+	// retries); Resumable runs ended interrupted (a rerun continues them);
+	// NotStarted runs never began (an interrupt, or no worker could start);
+	// Locked runs were left to another process that was training them.
+	Skipped, Trained, Failed, Resumable, NotStarted, Locked int
 	// Interrupted says the context was cancelled (SIGINT).
 	Interrupted bool
+}
+
+// Failure says whether a status is a failure of the run (failed or
+// diverged): not ok, and not merely interrupted.
+func Failure(status string) bool {
+	return status != train.StatusOK && status != train.StatusInterrupted
 }
 
 // RunDir is the folder of a run: OUT/<experiment>/<run>.
@@ -59,7 +68,8 @@ func Pending(out string, exp *Experiment, force bool) []int {
 	return todo
 }
 
-// collect orders the summaries of a sweep into a Result.
+// collect orders the summaries of a sweep into a Result; skipped of them
+// were ok without this sweep training them.
 func collect(dir string, exp *Experiment, sums map[int]train.Summary, skipped int, interrupted bool) *Result {
 	res := &Result{Dir: dir, Skipped: skipped, Interrupted: interrupted}
 	for i := range exp.Runs {
@@ -68,24 +78,38 @@ func collect(dir string, exp *Experiment, sums map[int]train.Summary, skipped in
 		case !ok:
 			res.NotStarted++
 			continue
+		case s.Status == train.StatusInterrupted:
+			res.Resumable++
 		case s.Status != train.StatusOK:
 			res.Failed++
+		default:
+			res.Trained++
 		}
 		res.Summaries = append(res.Summaries, s)
 	}
+	res.Trained -= skipped
 	return res
 }
 
 // attempt trains one run, retrying a failed one up to retries times.
 // Diverged runs are not retried (the same seed diverges again), nor runs
 // cut short by ctx. The run's progress goes to DIR/train.log, appended
-// attempt after attempt; onRetry hears about each failure that is retried.
+// attempt after attempt, and also to opt.Log when there is one (a bar
+// there, and nothing in the file, when opt.Interactive); onRetry hears
+// about each failure that is retried.
 func attempt(ctx context.Context, spec train.Spec, dir string, opt train.Options, retries int, onRetry func(train.Summary, int)) train.Summary {
+	echo, bar := opt.Log, opt.Interactive && opt.Log != nil
 	for try := 0; ; try++ {
-		opt.Log, opt.Interactive = nil, false
 		log, err := openLog(dir, try)
-		if err == nil {
-			opt.Log = log
+		switch {
+		case bar:
+			opt.Log, opt.Interactive = echo, true
+		case err != nil:
+			opt.Log, opt.Interactive = echo, false
+		case echo != nil:
+			opt.Log, opt.Interactive = io.MultiWriter(log, echo), false
+		default:
+			opt.Log, opt.Interactive = log, false
 		}
 		s := train.Run(ctx, spec, dir, opt)
 		if log != nil {
@@ -135,6 +159,12 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
+	// Results are readable by all, as files os.Create makes (CreateTemp
+	// makes 0600, which the rename would carry onto the result).
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err

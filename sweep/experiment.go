@@ -51,13 +51,22 @@ type file struct {
 	MAD  yaml.Node `yaml:"mad"`
 }
 
-// Experiment is a checked experiment: its name, its runs and the resources
-// its Slurm jobs ask for (`sweep run --executor slurm`).
+// Experiment is a checked experiment: its name, its kind, its runs and the
+// resources its Slurm jobs ask for (`sweep run --executor slurm`).
 type Experiment struct {
-	Name  string
+	Name string
+	// Kind is the file's `kind`: KindPlain or KindMAD (the MAD suite, whose
+	// results `seqbench mad score` scores).
+	Kind  string
 	Runs  []train.Spec
 	Slurm SlurmConfig
 }
+
+// Experiment kinds.
+const (
+	KindPlain = ""
+	KindMAD   = "mad"
+)
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
@@ -77,9 +86,9 @@ func Load(path string) (*Experiment, error) {
 // Parse checks an experiment and expands it into runs. Every run is decoded
 // and validated here, so a bad value anywhere fails before anything trains.
 func Parse(data []byte) (*Experiment, error) {
-	var f file
-	if err := yaml.Load(data, &f, yaml.WithKnownFields()); err != nil {
-		return nil, configErr("%w", err)
+	f, err := loadFile(data)
+	if err != nil {
+		return nil, err
 	}
 	if !nameRE.MatchString(f.Name) {
 		return nil, configErr("field name: %q is not allowed (letters, digits, '.', '_', '-'; it names the results folder)", f.Name)
@@ -121,6 +130,27 @@ func Parse(data []byte) (*Experiment, error) {
 		}
 	}
 	return exp, nil
+}
+
+// loadFile decodes the top level of an experiment file strictly: an
+// unknown field is an error that lists the known ones.
+func loadFile(data []byte) (file, error) {
+	var f file
+	var doc yaml.Node
+	if err := yaml.Load(data, &doc); err != nil {
+		return f, configErr("%w", err)
+	}
+	if len(doc.Content) == 0 {
+		return f, nil // empty: the missing fields are reported next
+	}
+	top := doc.Content[0]
+	if top.Kind != yaml.MappingNode {
+		return f, configErr("line %d: an experiment file maps field names (name, task, train, models, ...) to values", top.Line)
+	}
+	if err := yamlcfg.Strict(top, &f); err != nil {
+		return f, configErr("%w", err)
+	}
+	return f, nil
 }
 
 // setting is one grid value at a dotted path.
@@ -256,7 +286,7 @@ func resolve(f *file, model *yaml.Node, point []setting) (train.Spec, error) {
 		if target.Kind == 0 {
 			*target = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 		}
-		if err := set(target, strings.Split(rest, "."), clone(s.value)); err != nil {
+		if err := set(target, strings.Split(rest, "."), clone(s.value), s.value.Line); err != nil {
 			return train.Spec{}, configErr("line %d: field sweep.%s: %w", s.value.Line, s.path, err)
 		}
 		overrides[s.path] = s.value.Value
@@ -299,8 +329,9 @@ func identify(spec train.Spec) (train.Spec, error) {
 }
 
 // set writes value at a key path inside a mapping node, creating mappings
-// on the way.
-func set(n *yaml.Node, keys []string, value *yaml.Node) error {
+// on the way; the keys it creates carry line (the sweep entry's), so that
+// an error about them points there.
+func set(n *yaml.Node, keys []string, value *yaml.Node, line int) error {
 	if n.Kind != yaml.MappingNode {
 		return fmt.Errorf("%q is not inside a mapping", keys[0])
 	}
@@ -310,17 +341,17 @@ func set(n *yaml.Node, keys []string, value *yaml.Node) error {
 				n.Content[i+1] = value
 				return nil
 			}
-			return set(n.Content[i+1], keys[1:], value)
+			return set(n.Content[i+1], keys[1:], value, line)
 		}
 	}
-	key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: keys[0]}
+	key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: keys[0], Line: line, Column: 1}
 	if len(keys) == 1 {
 		n.Content = append(n.Content, key, value)
 		return nil
 	}
-	child := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	child := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line, Column: 1}
 	n.Content = append(n.Content, key, child)
-	return set(child, keys[1:], value)
+	return set(child, keys[1:], value, line)
 }
 
 func clone(n *yaml.Node) *yaml.Node {

@@ -27,6 +27,7 @@ sweep:
 `))
 	require.NoError(t, err)
 	require.Len(t, exp.Runs, 6)
+	require.Equal(t, sweep.KindPlain, exp.Kind)
 	ids := map[string]bool{}
 	for _, r := range exp.Runs {
 		require.False(t, ids[r.ID], "duplicate id %s", r.ID)
@@ -67,6 +68,12 @@ func TestParseErrors(t *testing.T) {
 		{"bad sweep path", base + "sweep: {optimizer.lr: [1]}\n", []string{"sweep.optimizer.lr"}},
 		{"bad name", strings.Replace(base, "name: exp", "name: ../x", 1), []string{"field name"}},
 		{"float for int", strings.Replace(base, "steps: 10", "steps: 10.5", 1), []string{"10.5"}},
+		{"unknown top-level field", base + "optimizer: adam\n", []string{"line 7: unknown field optimizer (known: name, task, train, models, sweep"}},
+		{"not a mapping", "- name: exp\n", []string{"line 1: an experiment file maps field names"}},
+		// A typo in a swept path points at the sweep entry's line.
+		{"sweep model field typo", base + "sweep:\n  model.d_modl: [8, 16]\n", []string{"line 8: unknown field d_modl (known: arch, d_model"}},
+		{"sweep task field typo", base + "sweep:\n  task.seq_ln: [8, 16]\n", []string{"line 8: unknown field seq_ln"}},
+		{"sweep train field typo", base + "sweep:\n  zip: [{train.lrr: [0.1]}]\n", []string{"line 8: unknown field lrr"}},
 	}
 	for i, c := range cases {
 		_, err := sweep.Parse([]byte(c.yaml))
@@ -76,5 +83,7 @@ func TestParseErrors(t *testing.T) {
 		for _, w := range c.want {
 			require.Contains(t, err.Error(), w, "case %d %s", i, c.name)
 		}
+		require.NotContains(t, err.Error(), "unknown position", "case %d %s", i, c.name)
+		require.NotContains(t, err.Error(), "sweep.file", "case %d %s: an internal type", i, c.name)
 	}
 }

@@ -33,6 +33,11 @@ type LocalOptions struct {
 	// a status line in place (a terminal).
 	Progress    io.Writer
 	Interactive bool
+	// Verbose also sends each run's own progress (its step lines, or its
+	// bar when Interactive) to Progress, in place of the sweep's status
+	// line: for one worker, as `seqbench run` uses it. train.log gets the
+	// step lines either way, except the bar.
+	Verbose bool
 }
 
 // CPUWorkers chooses how many runs train at once on a CPU and how many
@@ -62,17 +67,23 @@ func CPUWorkers(cores, runs, workers, threads int) (w, t int) {
 // RunLocal trains the sweep's runs on a pool of opt.Workers goroutines,
 // each with its own backend. Runs whose summary says ok are skipped; a
 // failed run is retried up to opt.Retries times and never stops the
-// others. Cancelling ctx (SIGINT) stops handing out runs; the running ones
-// end as failed, "interrupted", after saving a checkpoint, and a later call
-// skips the finished runs and continues the interrupted ones from their
-// checkpoints (unless opt.Force). The error is nil unless no worker could
-// start.
+// others. A run whose folder another process holds locked (see runLock)
+// is skipped with a message. Cancelling ctx (SIGINT) stops handing out
+// runs; the running ones end as interrupted after saving a checkpoint, and
+// a later call skips the finished runs and continues the interrupted ones
+// from their checkpoints (unless opt.Force). The error is nil unless no
+// worker could start.
 func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, error) {
 	dir := RunDir(opt.Out, exp, train.Spec{})
 	sums, todo := pending(opt.Out, exp, opt.Force)
 	skipped := len(sums)
 	workers := max(1, min(opt.Workers, len(todo)))
-	prog := newProgress(opt.Progress, opt.Interactive, len(exp.Runs), skipped, workers)
+	prog := newProgress(opt.Progress, opt.Interactive && !opt.Verbose, len(exp.Runs), skipped, workers)
+	prog.announce = opt.Verbose
+	var echo io.Writer
+	if opt.Verbose {
+		echo = opt.Progress
+	}
 	defer prog.close()
 	if skipped > 0 {
 		prog.printf("%d of %d runs already ok, skipped (--force reruns them)", skipped, len(exp.Runs))
@@ -84,6 +95,9 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 		wg       sync.WaitGroup
 		started  atomic.Int64
 		workErrs []error
+		// lateSkipped runs were found ok by the time a worker took them;
+		// locked ones were being trained by another process.
+		lateSkipped, locked int
 	)
 	for w := range workers {
 		wg.Add(1)
@@ -109,19 +123,35 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 				i := todo[k]
 				spec := exp.Runs[i]
 				runDir := RunDir(opt.Out, exp, spec)
+				lock, err := lockRun(runDir)
+				var le *LockedError
+				switch {
+				case errors.As(err, &le):
+					mu.Lock()
+					locked++
+					mu.Unlock()
+					prog.skipLocked(spec, le)
+					continue
+				case err != nil:
+					prog.printf("%s: %v (training it without the lock)", spec.Name, err)
+				}
 				if s, ok := okSummary(runDir); ok && !opt.Force {
 					// Finished by another process since the sweep began.
+					lock.release()
 					mu.Lock()
 					sums[i] = s
+					lateSkipped++
 					mu.Unlock()
 					prog.finish(spec, s)
 					continue
 				}
-				prog.start(spec.Name)
-				s := attempt(ctx, spec, runDir, train.Options{Backend: be, Device: opt.Device, Resume: !opt.Force}, opt.Retries,
+				prog.start(spec)
+				s := attempt(ctx, spec, runDir, train.Options{Backend: be, Device: opt.Device, Resume: !opt.Force,
+					Log: echo, Interactive: opt.Interactive}, opt.Retries,
 					func(failed train.Summary, try int) {
 						prog.printf("retrying %s (%d of %d): it failed: %s", spec.Name, try, opt.Retries, firstLine(failed.Reason))
 					})
+				lock.release()
 				mu.Lock()
 				sums[i] = s
 				mu.Unlock()
@@ -131,7 +161,11 @@ func RunLocal(ctx context.Context, exp *Experiment, opt LocalOptions) (*Result, 
 	}
 	wg.Wait()
 	prog.close()
-	res := collect(dir, exp, sums, skipped, ctx.Err() != nil)
+	res := collect(dir, exp, sums, skipped+lateSkipped, ctx.Err() != nil)
+	res.Locked, res.NotStarted = locked, res.NotStarted-locked
+	if locked > 0 && locked == len(todo) {
+		prog.printf("nothing to do: every run left to train is locked by another process")
+	}
 	if started.Load() == 0 && len(todo) > 0 {
 		return res, fmt.Errorf("no worker could start: %w", errors.Join(workErrs...))
 	}

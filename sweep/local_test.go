@@ -3,10 +3,12 @@ package sweep_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,6 +94,66 @@ func TestRunLocalResumes(t *testing.T) {
 	require.Len(t, res3.Summaries, 5)
 }
 
+// Verbose (seqbench run: one worker) announces each run and shows its step
+// lines, which train.log holds too; a failed run is retried as in a sweep.
+func TestRunLocalVerbose(t *testing.T) {
+	exp := mustParse(t, tinySweep)
+	opt := localOpts(t, 1)
+	opt.Workers, opt.Verbose = 1, true
+	var log strings.Builder
+	opt.Progress = &log
+	res, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Zero(t, res.Failed, log.String())
+	require.Contains(t, log.String(), "retrying")
+	for i, r := range exp.Runs {
+		require.Contains(t, log.String(), fmt.Sprintf("[%d/4] %s  selective_copy train.seed=%d\n", i+1, r.Name, i+1))
+		tl, err := os.ReadFile(filepath.Join(sweep.RunDir(opt.Out, exp, r), "train.log"))
+		require.NoError(t, err)
+		require.Contains(t, string(tl), "step 8/8 loss")
+	}
+	require.Equal(t, 4, strings.Count(log.String(), "step 8/8 loss"), log.String())
+	require.NotContains(t, log.String(), "running 1", "the sweep's status line is not drawn")
+}
+
+// holdLock takes a run folder's lock through a file of its own, as another
+// seqbench process would, until the test ends.
+func holdLock(t *testing.T, dir string) {
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	f, err := os.OpenFile(filepath.Join(dir, sweep.LockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB))
+	f.WriteString("pid 99999 on elsewhere since now\n")
+	t.Cleanup(func() { f.Close() })
+}
+
+// A run another process holds is skipped with a message naming the
+// holder; the other runs train, and a later sweep trains the skipped one.
+func TestRunLocalSkipsLockedRuns(t *testing.T) {
+	exp := mustParse(t, tinySweep)
+	opt := localOpts(t, 0)
+	var log strings.Builder
+	opt.Progress = &log
+	held := sweep.RunDir(opt.Out, exp, exp.Runs[2])
+	holdLock(t, held)
+	res, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Locked)
+	require.Equal(t, 3, res.Trained)
+	require.Zero(t, res.Failed+res.NotStarted)
+	require.Contains(t, log.String(), "skipped "+exp.Runs[2].Name+": "+held+" is being trained by pid 99999 on elsewhere")
+	_, err = os.Stat(filepath.Join(held, "summary.json"))
+	require.True(t, os.IsNotExist(err), "the locked run was written to")
+
+	// Everything left is locked: nothing to do, said so.
+	log.Reset()
+	res, err = sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Locked)
+	require.Equal(t, 3, res.Skipped)
+	require.Contains(t, log.String(), "nothing to do: every run left to train is locked by another process")
+}
+
 func TestRunLocalRetriesAndIsolatesFailures(t *testing.T) {
 	exp := mustParse(t, tinySweep)
 	// A transient failure in each worker, one retry: every run ends ok.
@@ -124,6 +186,26 @@ func TestRunLocalRetriesAndIsolatesFailures(t *testing.T) {
 	require.Zero(t, res.Failed)
 }
 
+// A run too large for the machine fails with its estimate; the process
+// and the other runs go on.
+func TestRunLocalImpossibleRunFailsAlone(t *testing.T) {
+	exp := mustParse(t, strings.Replace(tinySweep, "seed: [1, 2, 3, 4]", "train.batch_size: [4, 1000000000, 8]", 1))
+	opt := localOpts(t, 0)
+	opt.Retries = 0
+	res, err := sweep.RunLocal(context.Background(), exp, opt)
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Failed)
+	require.Equal(t, 2, res.Trained)
+	for _, s := range res.Summaries {
+		if s.Overrides["train.batch_size"] == "1000000000" {
+			require.Equal(t, train.StatusFailed, s.Status)
+			require.Contains(t, s.Reason, "the run needs at least")
+		} else {
+			require.Equal(t, train.StatusOK, s.Status, s.Reason)
+		}
+	}
+}
+
 func TestRunLocalNoBackend(t *testing.T) {
 	exp := mustParse(t, tinySweep)
 	opt := localOpts(t, 0)
@@ -133,8 +215,8 @@ func TestRunLocalNoBackend(t *testing.T) {
 	require.Equal(t, 4, res.NotStarted)
 }
 
-// Cancelling stops the sweep cleanly: the running runs end as failed,
-// "interrupted", nothing is half-written, and the next call resumes.
+// Cancelling stops the sweep cleanly: the running runs end as interrupted
+// (not failed), nothing is half-written, and the next call resumes.
 func TestRunLocalInterrupt(t *testing.T) {
 	exp := mustParse(t, strings.Replace(tinySweep, "steps: 8", "steps: 100", 1))
 	opt := localOpts(t, 0)
@@ -154,17 +236,21 @@ func TestRunLocalInterrupt(t *testing.T) {
 	res, err := sweep.RunLocal(ctx, exp, opt)
 	require.NoError(t, err)
 	require.True(t, res.Interrupted)
-	require.Equal(t, 1, res.Failed)
+	require.Equal(t, 1, res.Resumable)
+	require.Zero(t, res.Failed)
 	require.Positive(t, res.NotStarted)
 	require.Len(t, res.Summaries, 4-res.NotStarted)
 	require.Contains(t, res.Summaries[len(res.Summaries)-1].Reason, "interrupted")
 	tmp, _ := filepath.Glob(filepath.Join(opt.Out, "tiny", "*", ".*tmp*"))
 	require.Empty(t, tmp, "temporary files left behind")
+	cutSkipped := res.Trained
 
 	exp = mustParse(t, strings.Replace(tinySweep, "steps: 8", "steps: 100", 1))
 	res, err = sweep.RunLocal(context.Background(), exp, opt)
 	require.NoError(t, err)
-	require.Zero(t, res.Failed+res.NotStarted)
+	require.Zero(t, res.Failed+res.NotStarted+res.Resumable)
+	require.Equal(t, 4-cutSkipped, res.Trained, "the runs finished in this call")
+	require.Equal(t, cutSkipped, res.Skipped)
 	require.Len(t, res.Summaries, 4)
 }
 

@@ -64,9 +64,9 @@ type madSetting struct {
 // parseKind handles the experiment kinds other than the plain one.
 func parseKind(f *file) (*Experiment, error) {
 	switch f.Kind {
-	case "mad":
+	case KindMAD:
 		return parseMAD(f)
-	case "":
+	case KindPlain:
 		return nil, configErr("line %d: field mad: not allowed in a plain experiment (add `kind: mad` to run the MAD suite)", f.MAD.Line)
 	}
 	return nil, configErr("field kind: %q is not allowed (absent or \"\" for a plain experiment, or \"mad\" for the MAD suite)", f.Kind)
@@ -108,7 +108,7 @@ func parseMAD(f *file) (*Experiment, error) {
 	if err := checkMADGrid(grid, mb.Epochs > 0); err != nil {
 		return nil, err
 	}
-	exp := &Experiment{Name: f.Name}
+	exp := &Experiment{Name: f.Name, Kind: KindMAD}
 	if f.Slurm.Kind != 0 {
 		if err := yamlcfg.Strict(&f.Slurm, &exp.Slurm); err != nil {
 			return nil, configErr("slurm: %w", err)
@@ -342,7 +342,7 @@ func resolveMAD(f *file, model *yaml.Node, point []setting, p madPlan, s madSett
 	if tr.Kind == 0 {
 		*tr = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	}
-	put := func(key string, v int) error { return set(tr, []string{key}, scalar(strconv.Itoa(v))) }
+	put := func(key string, v int) error { return set(tr, []string{key}, scalar(strconv.Itoa(v)), f.MAD.Line) }
 	err = put("eval_batches", nTest/B)
 	if mb.Epochs > 0 && err == nil {
 		perEpoch := (nTrain + B - 1) / B

@@ -31,6 +31,7 @@ func TestMADFullProtocol(t *testing.T) {
 	exp, err := sweep.Parse([]byte(madFull))
 	require.NoError(t, err)
 	require.Len(t, exp.Runs, 396)
+	require.Equal(t, sweep.KindMAD, exp.Kind)
 
 	perTask := map[string]map[string]int{}
 	ids := map[string]bool{}

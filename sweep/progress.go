@@ -27,11 +27,14 @@ type progress struct {
 	skipped  int // already ok before it started
 	slots    int // runs that can train at once; 0: unknown (Slurm)
 	begin    time.Time
-	done     int // finished in this sweep, failed ones included
-	failed   int
+	done     int // finished in this sweep, failed and interrupted ones included
+	failed   int // failed or diverged
+	cut      int // interrupted
+	locked   int // left to another process
 	running  map[string]time.Time
 	took     []float64 // seconds of the runs finished in this sweep
 	extra    string    // executor-specific status (Slurm task states)
+	announce bool      // print a line as each run starts
 	drawn    bool
 	stopTick chan struct{}
 }
@@ -70,11 +73,15 @@ func (p *progress) printf(format string, a ...any) {
 	p.draw()
 }
 
-func (p *progress) start(name string) {
+func (p *progress) start(spec train.Spec) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.running[name]; !ok {
-		p.running[name] = time.Now()
+	if _, ok := p.running[spec.Name]; !ok {
+		p.running[spec.Name] = time.Now()
+	}
+	if p.announce && p.w != nil {
+		p.clear()
+		fmt.Fprintf(p.w, "[%d/%d] %s  %s %s\n", p.skipped+p.done+len(p.running), p.total, spec.Name, spec.TaskName, Describe(spec))
 	}
 	p.draw()
 }
@@ -93,7 +100,10 @@ func (p *progress) finish(spec train.Spec, s train.Summary) {
 	defer p.mu.Unlock()
 	delete(p.running, spec.Name)
 	p.done++
-	if s.Status != train.StatusOK {
+	switch {
+	case s.Status == train.StatusInterrupted:
+		p.cut++
+	case Failure(s.Status):
 		p.failed++
 	}
 	if s.WallSeconds > 0 {
@@ -117,6 +127,19 @@ func (p *progress) finish(spec train.Spec, s train.Summary) {
 		line += " | " + p.status()
 	}
 	fmt.Fprintln(p.w, line)
+	p.draw()
+}
+
+// skipLocked records a run left to the process that holds its lock.
+func (p *progress) skipLocked(spec train.Spec, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.locked++
+	if p.w == nil {
+		return
+	}
+	p.clear()
+	fmt.Fprintf(p.w, "skipped %s: %v\n", spec.Name, err)
 	p.draw()
 }
 
@@ -158,15 +181,22 @@ func (p *progress) draw() {
 	p.drawn = true
 }
 
-// status is "done 3/12, failed 1, running 2, pending 7, ETA 1m20s".
+// status is "done 3/12, failed 1, running 2, pending 7, ETA 1m20s" (with
+// "interrupted N" after failed once a run was).
 func (p *progress) status() string {
-	pendingN := p.total - p.skipped - p.done - len(p.running)
+	pendingN := p.total - p.skipped - p.done - p.locked - len(p.running)
 	parts := []string{fmt.Sprintf("done %d/%d", p.skipped+p.done, p.total)}
 	if p.skipped > 0 {
 		parts = append(parts, fmt.Sprintf("%d skipped (already ok)", p.skipped))
 	}
-	parts = append(parts, fmt.Sprintf("failed %d", p.failed), fmt.Sprintf("running %d", len(p.running)),
-		fmt.Sprintf("pending %d", max(pendingN, 0)))
+	parts = append(parts, fmt.Sprintf("failed %d", p.failed))
+	if p.cut > 0 {
+		parts = append(parts, fmt.Sprintf("interrupted %d", p.cut))
+	}
+	if p.locked > 0 {
+		parts = append(parts, fmt.Sprintf("locked by another process %d", p.locked))
+	}
+	parts = append(parts, fmt.Sprintf("running %d", len(p.running)), fmt.Sprintf("pending %d", max(pendingN, 0)))
 	if p.extra != "" {
 		parts = append(parts, p.extra)
 	}

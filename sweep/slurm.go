@@ -450,7 +450,7 @@ func (f *follower) showStates(states map[int]string) {
 		if st == "RUNNING" && task >= 0 && task < len(f.sub.Tasks) {
 			for _, i := range f.sub.Tasks[task] {
 				if _, ok := f.sums[i]; !ok {
-					f.prog.start(f.exp.Runs[i].Name)
+					f.prog.start(f.exp.Runs[i])
 				}
 			}
 		}
@@ -501,11 +501,14 @@ func (f *follower) finalize(interrupted bool) {
 				reason += ", reason " + end.Reason
 			}
 			reason += fmt.Sprintf(" without writing summary.json; its output: %s", filepath.Join(f.sub.Dir, fmt.Sprintf("task-%s_%d.out", f.sub.JobID, t)))
+			status := train.StatusFailed
 			if interrupted {
-				reason = "interrupted: " + reason
+				// Cancelled by this process: a rerun continues the run
+				// from its checkpoint, if it saved one, or starts it over.
+				status, reason = train.StatusInterrupted, "interrupted: "+reason
 			}
 			s := train.Summary{Experiment: f.exp.Name, Run: spec.Name, ID: spec.ID, Arch: spec.Arch, Task: spec.TaskName,
-				Overrides: spec.Overrides, Device: f.opt.Device, Status: train.StatusFailed, Reason: reason, StartedAt: time.Now().UTC(),
+				Overrides: spec.Overrides, Device: f.opt.Device, Status: status, Reason: reason, StartedAt: time.Now().UTC(),
 				FinalLoss: train.Num(math.NaN()), BestLoss: train.Num(math.NaN()), TrainLoss: train.Num(math.NaN())}
 			if err := writeSummary(dir, s); err != nil {
 				f.prog.printf("%s: writing its summary: %v", spec.Name, err)

@@ -135,7 +135,7 @@ slurm: {cpus_per_task: 1, time: "5"}
 	// Several runs per array task: --force trains them all again, 3 a task.
 	log = sweepRun("--force", "--runs-per-task", "3")
 	require.Contains(t, log, "2 array tasks for 6 runs")
-	require.Contains(t, log, "0 failed, 0 not started")
+	require.Contains(t, log, "0 failed, 0 interrupted (resumable), 0 not started")
 	for _, r := range runs {
 		s, err := train.ReadSummary(r)
 		require.NoError(t, err)

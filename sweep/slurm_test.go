@@ -242,8 +242,10 @@ func TestSlurmInterruptAndActiveJob(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, res.Interrupted)
 	require.Contains(t, f.calls, "scancel")
-	require.Equal(t, 1, res.Failed)
+	require.Equal(t, 1, res.Resumable, "cancelled by the interrupt: not a failure")
+	require.Zero(t, res.Failed)
 	require.Equal(t, 3, res.NotStarted)
+	require.Equal(t, train.StatusInterrupted, res.Summaries[0].Status)
 	require.Contains(t, res.Summaries[0].Reason, "interrupted")
 
 	// A detached submission is not followed; while it runs, no second one.

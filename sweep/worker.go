@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -71,25 +72,37 @@ func WorkerRuns(exp *Experiment, tasksPath string, index int) ([]int, error) {
 
 // RunWorker trains the given runs (indices into exp.Runs) one after the
 // other: the body of a Slurm array task. Like RunLocal it skips runs that
-// are already ok and retries failed ones; it returns their summaries.
+// are already ok or locked by another process and retries failed ones; it
+// returns the summaries of the runs it did not skip as locked.
 func RunWorker(ctx context.Context, exp *Experiment, runs []int, opt WorkerOptions) []train.Summary {
 	var out []train.Summary
 	for _, i := range runs {
 		spec := exp.Runs[i]
 		dir := RunDir(opt.Out, exp, spec)
+		if ctx.Err() != nil {
+			break
+		}
+		lock, err := lockRun(dir)
+		var le *LockedError
+		switch {
+		case errors.As(err, &le):
+			logf(opt.Log, "run %d %s: skipped: %v", i, spec.Name, le)
+			continue
+		case err != nil:
+			logf(opt.Log, "run %d %s: %v (training it without the lock)", i, spec.Name, err)
+		}
 		if s, ok := okSummary(dir); ok && !opt.Force {
+			lock.release()
 			logf(opt.Log, "run %d %s: already ok, skipped", i, spec.Name)
 			out = append(out, s)
 			continue
-		}
-		if ctx.Err() != nil {
-			break
 		}
 		logf(opt.Log, "run %d %s: training (%s) %s", i, spec.Name, opt.Backend.Name(), Describe(spec))
 		s := attempt(ctx, spec, dir, train.Options{Backend: opt.Backend, Device: opt.Device, Resume: !opt.Force}, opt.Retries,
 			func(failed train.Summary, try int) {
 				logf(opt.Log, "run %d %s: failed (%s), retry %d of %d", i, spec.Name, firstLine(failed.Reason), try, opt.Retries)
 			})
+		lock.release()
 		if s.Reason != "" {
 			logf(opt.Log, "run %d %s: %s in %s: %s", i, spec.Name, s.Status, roundDuration(s.WallSeconds), firstLine(s.Reason))
 		} else {

@@ -63,7 +63,7 @@ models: [{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2}]
 	o := opts()
 	o.Log = &cancelAt{marker: "step 15/", cancel: cancel}
 	cut := train.Run(ctx, spec, dir, o)
-	require.Equal(t, train.StatusFailed, cut.Status)
+	require.Equal(t, train.StatusInterrupted, cut.Status)
 	require.Contains(t, cut.Reason, "interrupted after step 15")
 	_, err := os.Stat(filepath.Join(dir, train.CheckpointFile))
 	require.NoError(t, err, "no checkpoint after the interrupt")
@@ -82,6 +82,13 @@ models: [{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2}]
 	require.GreaterOrEqual(t, got.TrainSeconds, cut.TrainSeconds, "the resumed training time forgot the time before the checkpoint")
 	_, err = os.Stat(filepath.Join(dir, train.CheckpointFile))
 	require.True(t, os.IsNotExist(err), "a stale checkpoint was left behind")
+	// The resume rewrote metrics.jsonl (cut back to the checkpoint) and
+	// the summary: they stay readable by all, as when first written.
+	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o644), fi.Mode().Perm(), f)
+	}
 }
 
 func TestCheckpointEveryKeepsFinalWeights(t *testing.T) {

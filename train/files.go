@@ -42,6 +42,12 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
+	// Results are readable by all, as files os.Create makes (CreateTemp
+	// makes 0600, which the rename would carry onto the result).
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err

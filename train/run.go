@@ -25,6 +25,9 @@ const (
 	StatusOK       = "ok"
 	StatusFailed   = "failed"
 	StatusDiverged = "diverged"
+	// StatusInterrupted is a run stopped by a signal (its context): not a
+	// failure, and a rerun continues it from its checkpoint.
+	StatusInterrupted = "interrupted"
 )
 
 // Summary is what summary.json holds for one run.
@@ -112,9 +115,9 @@ type divergence struct{ reason string }
 // Run trains spec into dir (created if needed) and returns its summary, which
 // is also written to dir/summary.json. It never panics: a failure inside the
 // run ends it as failed with the reason, so the caller can go on with others.
-// Cancelling ctx (SIGINT) ends the run as failed, "interrupted", after
-// saving a checkpoint from which Options.Resume continues it: the resumed
-// run produces the metrics an uninterrupted one would have.
+// Cancelling ctx (SIGINT) ends the run as StatusInterrupted after saving a
+// checkpoint from which Options.Resume continues it: the resumed run
+// produces the metrics an uninterrupted one would have.
 func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) {
 	start := time.Now()
 	sum = Summary{
@@ -253,6 +256,12 @@ func (r *runner) setup() error {
 		return fmt.Errorf("building task: %w", err)
 	}
 	r.be, r.task = r.opt.Backend, task
+	// A size that cannot fit ends the run here, before anything is
+	// allocated.
+	if err := checkMemory(estimateMemory(r.spec, task, r.be.DType()), r.be); err != nil {
+		r.sum.Params = r.spec.Model.NumParams(task.Vocab(), task.SeqLen())
+		return err
+	}
 	if m, ok := r.be.(interface{ ResetPeak() }); ok {
 		m.ResetPeak() // the backend may have served earlier runs
 	}
@@ -290,7 +299,7 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 			if err := r.checkpoint(step - 1); err != nil {
 				return StatusFailed, fmt.Sprintf("interrupted after step %d; saving the checkpoint failed: %v", step-1, err)
 			}
-			return StatusFailed, fmt.Sprintf("interrupted after step %d (checkpoint saved: `seqbench run --resume %s` continues it)", step-1, r.dir)
+			return StatusInterrupted, fmt.Sprintf("interrupted after step %d (checkpoint saved: `seqbench run --resume %s` continues it)", step-1, r.dir)
 		}
 		t0 := time.Now()
 		batch := r.task.Batch(tasks.Train, c.Seed, int64(step-1), c.BatchSize)
@@ -316,6 +325,10 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 				t := time.Now()
 				err := r.evalAt(ctx, &m)
 				r.sum.EvalSeconds += time.Since(t).Seconds()
+				if err != nil && ctx.Err() != nil {
+					// The step's metrics are incomplete: no checkpoint of it.
+					return StatusInterrupted, err.Error() + " (a rerun continues from the last checkpoint, or starts over)"
+				}
 				if err != nil {
 					return StatusFailed, err.Error()
 				}

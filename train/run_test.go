@@ -114,7 +114,8 @@ models: [{arch: transformer, d_model: 16, n_layers: 1, n_heads: 2}]
 	require.Less(t, float64(*last.EvalLoss), 0.7*float64(first.Loss), "loss did not fall")
 }
 
-func TestInterruptedRunFails(t *testing.T) {
+// A run stopped by its context is interrupted, not failed.
+func TestInterruptedRunIsInterrupted(t *testing.T) {
 	specs := parse(t, `name: int
 task: {name: copying, seq_len: 12, num_tokens: 2, vocab: 4}
 train: {steps: 50, batch_size: 2}
@@ -123,6 +124,6 @@ models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s := train.Run(ctx, specs[0], t.TempDir(), train.Options{Backend: cpukernels.New[float32](), Device: "cpu"})
-	require.Equal(t, train.StatusFailed, s.Status)
-	require.Contains(t, s.Reason, "interrupted")
+	require.Equal(t, train.StatusInterrupted, s.Status)
+	require.Contains(t, s.Reason, "interrupted after step 0")
 }

@@ -20,8 +20,12 @@ func (l *listFlag) Set(v string) error {
 }
 
 func cmdData(args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: seqbench data prepare --text PATH [--text PATH...] --out FILE.bin [--val-fraction F]"
+	if err := subcommandHelp(args, usage, stderr); err != nil {
+		return err
+	}
 	if len(args) == 0 || args[0] != "prepare" {
-		return usageError{"usage: seqbench data prepare --text PATH [--text PATH...] --out FILE.bin [--val-fraction F]"}
+		return usageError{usage}
 	}
 	fs := flag.NewFlagSet("data prepare", flag.ContinueOnError)
 	var text listFlag

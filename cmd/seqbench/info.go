@@ -63,7 +63,17 @@ func selectDeviceDType(name string, dt nn.DType, stderr io.Writer) (device, erro
 		}
 		return device{"cpu", cpukernels.ForDType(dt)}, nil
 	}
-	return device{}, usageError{fmt.Sprintf("--device %q is not allowed (auto, cpu or cuda; or set SEQBENCH_DEVICE)", name)}
+	return device{}, checkDeviceName(name)
+}
+
+// checkDeviceName rejects a --device that selectDevice would not know,
+// without starting a backend (for --dry-run).
+func checkDeviceName(name string) error {
+	switch name {
+	case "auto", "cpu", "cuda":
+		return nil
+	}
+	return usageError{fmt.Sprintf("--device %q is not allowed (auto, cpu or cuda; or set SEQBENCH_DEVICE)", name)}
 }
 
 // newCUDA starts the CUDA backend on device 0.
@@ -114,6 +124,13 @@ func cmdDevices(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	pos, err := parseFlags(flag.NewFlagSet("version", flag.ContinueOnError), args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := maxArgs(pos, 0, "no arguments"); err != nil {
+		return err
+	}
 	rev := buildinfo.Revision()
 	if r, ok := strings.CutSuffix(rev, "+modified"); ok {
 		rev = r + " (modified)"
@@ -123,6 +140,10 @@ func cmdVersion(args []string, stdout, stderr io.Writer) error {
 }
 
 const version = "0.1.0"
+
+// maxShow bounds `tasks --show`: the examples are one batch in memory,
+// and more than this is no longer something to read.
+const maxShow = 1000
 
 func cmdTasks(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tasks", flag.ContinueOnError)
@@ -134,6 +155,9 @@ func cmdTasks(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := maxArgs(pos, 1, "at most one task NAME"); err != nil {
 		return err
+	}
+	if *show < 0 || *show > maxShow {
+		return usageError{fmt.Sprintf("--show %d is not allowed (0 to %d examples)", *show, maxShow)}
 	}
 	if len(pos) == 0 {
 		for _, n := range tasks.Names() {
@@ -165,6 +189,12 @@ func cmdTasks(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// archsBuildLimit is the largest model `archs` builds to count its FLOPs
+// (a model computes them from its built layers): 2^26 parameters, 256 MiB
+// in float32. Larger ones show their parameter count (from the config,
+// nothing allocated) and no FLOPs.
+const archsBuildLimit = 1 << 26
+
 func cmdArchs(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("archs", flag.ContinueOnError)
 	d := fs.Int("d-model", 64, "model width")
@@ -178,8 +208,19 @@ func cmdArchs(args []string, stdout, stderr io.Writer) error {
 	if err := maxArgs(pos, 0, "no arguments"); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%-12s %12s %16s   (d_model %d, n_layers %d, vocab %d, L %d; other fields at their defaults)\n",
+	// The bounds keep every parameter count within an int64.
+	for _, f := range []struct {
+		name     string
+		v, limit int
+	}{{"--d-model", *d, 1 << 17}, {"--n-layers", *n, 1 << 20}, {"--vocab", *vocab, 1 << 31}, {"--seq-len", *seqLen, 1 << 31}} {
+		if f.v < 1 || f.v > f.limit {
+			return usageError{fmt.Sprintf("%s %d is not allowed (must be in [1, %d])", f.name, f.v, f.limit)}
+		}
+	}
+	fmt.Fprintf(stdout, "%-12s %16s %16s   (d_model %d, n_layers %d, vocab %d, L %d; other fields at their defaults)\n",
 		"arch", "params", "fwd FLOPs/token", *d, *n, *vocab, *seqLen)
+	var bad []string
+	unbuilt := false
 	for _, name := range arch.Names() {
 		var node yaml.Node
 		block := fmt.Sprintf("{arch: %s, d_model: %d, n_layers: %d}", name, *d, *n)
@@ -189,14 +230,26 @@ func cmdArchs(args []string, stdout, stderr io.Writer) error {
 		cfg, err := arch.Decode(node.Content[0])
 		if err != nil {
 			fmt.Fprintf(stdout, "%-12s %s\n", name, err)
+			bad = append(bad, name)
 			continue
 		}
-		rng := newRNG(1)
-		model, err := cfg.Build(arch.Env{Backend: cpukernels.New[float32](), Vocab: *vocab, MaxLen: *seqLen, RNG: rng})
+		params := cfg.NumParams(*vocab, *seqLen)
+		if params > archsBuildLimit {
+			fmt.Fprintf(stdout, "%-12s %16d %16s\n", name, params, "-")
+			unbuilt = true
+			continue
+		}
+		model, err := cfg.Build(arch.Env{Backend: cpukernels.New[float32](), Vocab: *vocab, MaxLen: *seqLen, RNG: newRNG(1)})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%-12s %12d %16.4g\n", name, cfg.NumParams(*vocab, *seqLen), model.FLOPsPerToken(*seqLen))
+		fmt.Fprintf(stdout, "%-12s %16d %16.4g\n", name, params, model.FLOPsPerToken(*seqLen))
+	}
+	if unbuilt {
+		fmt.Fprintf(stdout, "-: FLOPs/token of a model over %d parameters is not computed (it is counted on the built model)\n", archsBuildLimit)
+	}
+	if len(bad) > 0 {
+		return usageError{fmt.Sprintf("%s: not allowed at this size (see the rows above)", strings.Join(bad, ", "))}
 	}
 	return nil
 }

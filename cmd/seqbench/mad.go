@@ -14,8 +14,12 @@ import (
 // mad` experiment (run with `seqbench run` or `seqbench sweep run`) found
 // under DIR, per task and overall, for every model of the experiment.
 func cmdMad(args []string, stdout, stderr io.Writer) error {
+	const usage = "usage: seqbench mad score DIR [--metric best_accuracy|final_accuracy] [--settings]"
+	if err := subcommandHelp(args, usage, stderr); err != nil {
+		return err
+	}
 	if len(args) == 0 || args[0] != "score" {
-		return usageError{"usage: seqbench mad score DIR [--metric best_accuracy|final_accuracy] [--settings]"}
+		return usageError{usage}
 	}
 	fs := flag.NewFlagSet("mad score", flag.ContinueOnError)
 	metric := fs.String("metric", string(mad.BestAccuracy), "what a run is scored by: best_accuracy (best evaluation) or final_accuracy (last evaluation)")

@@ -30,7 +30,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "[CONFIG] [--out DIR] [--device auto|cpu|cuda] [--dry-run] [--force] [--resume RUNDIR]",
+		{"run", "[CONFIG] [--out DIR] [--device auto|cpu|cuda] [--dry-run] [--force] [--retries N] [--resume RUNDIR]",
 			"train every run of an experiment (no CONFIG: the built-in quickstart) and print a table", cmdRun},
 		{"sweep", "plan|run|worker CONFIG [--executor local|slurm] [--workers N] [--out DIR] [--retries N] ...",
 			"list a sweep's runs (plan), train them on a local worker pool or a Slurm job array (run)", cmdSweep},
@@ -57,15 +57,27 @@ func main() {
 // dispatch runs a subcommand and maps its error to an exit status: 2 for
 // usage and config errors, 130 for an interrupt, 1 otherwise.
 func dispatch(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	help := false
+	switch {
+	case len(args) == 0 || isHelp(args[0]) || args[0] == "help" && len(args) == 1:
 		usage(stdout)
 		return 0
+	case args[0] == "help":
+		// `help CMD [SUB]` is `CMD [SUB] -h`, on stdout.
+		args = append(args[1:], "-h")
+		help = true
+	case args[0] == "--version" || args[0] == "-v" || args[0] == "-version":
+		args = []string{"version"}
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(args[1:], stdout, stderr)
+		cmdErr := stderr
+		if help {
+			cmdErr = stdout
+		}
+		err := c.run(args[1:], stdout, cmdErr)
 		var ue usageError
 		var ce *sweep.ConfigError
 		switch {
@@ -84,8 +96,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	fmt.Fprintf(stderr, "seqbench: unknown command %q\n\n", args[0])
-	usage(stderr)
+	fmt.Fprintf(stderr, "seqbench: unknown command %q (`seqbench help` lists the commands)\n", args[0])
 	return 2
 }
 
@@ -98,17 +109,26 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nEnvironment: SEQBENCH_DEVICE=auto|cpu|cuda sets the default of --device.")
 }
 
+// isHelp says whether an argument asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help"
+}
+
 // parseFlags parses flags that may come before or after positional
-// arguments (`run CONFIG --out DIR`), returning the positionals.
+// arguments (`run CONFIG --out DIR`), returning the positionals. -h prints
+// the command's help to stderr (flag.ErrHelp: exit status 0); a bad flag
+// is a usageError, reported once by dispatch.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, error) {
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				commandHelp(stderr, fs)
 				return nil, err
 			}
-			return nil, usageError{err.Error()}
+			return nil, usageError{fmt.Sprintf("%v (`seqbench %s -h` lists the flags)", err, fs.Name())}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -117,6 +137,41 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, er
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// commandHelp prints a command's usage line, summary and flags.
+func commandHelp(w io.Writer, fs *flag.FlagSet) {
+	name, sub, _ := strings.Cut(fs.Name(), " ")
+	for _, c := range commands() {
+		if c.name != name {
+			continue
+		}
+		if name == "sweep" {
+			fmt.Fprintf(w, "%s\n\n", sweepUsage)
+		} else {
+			fmt.Fprintln(w, strings.TrimSpace("usage: seqbench "+c.name+" "+c.args))
+		}
+		fmt.Fprintf(w, "  %s\n", c.summary)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nflags of seqbench %s:\n", strings.TrimSpace(name+" "+sub))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// subcommandHelp answers -h given in place of a subcommand (`sweep -h`):
+// the usage on stderr and flag.ErrHelp.
+func subcommandHelp(args []string, usage string, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stderr, usage)
+		return flag.ErrHelp
+	}
+	return nil
 }
 
 // maxArgs checks the count of positional arguments.

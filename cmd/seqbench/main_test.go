@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,7 +68,7 @@ func TestRunTrainsAndResumes(t *testing.T) {
 	runs, err := filepath.Glob(filepath.Join(out, "tiny", "transformer-*"))
 	require.NoError(t, err)
 	require.Len(t, runs, 1)
-	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json"} {
+	for _, f := range []string{"config.yaml", "metrics.jsonl", "summary.json", "train.log"} { // train.log: the local executor's
 		_, err := os.Stat(filepath.Join(runs[0], f))
 		require.NoError(t, err, f)
 	}
@@ -79,6 +82,32 @@ func TestRunTrainsAndResumes(t *testing.T) {
 	code, _, stderr = runCLI(t, "run", cfg, "--out", out, "--device", "cpu")
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stderr, "already ok")
+}
+
+// A second seqbench into the same --out leaves a run that another process
+// holds locked alone and exits 1 saying so.
+func TestRunSkipsLockedRun(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, goodConfig)
+	out := filepath.Join(dir, "results")
+	code, stdout, stderr := runCLI(t, "run", cfg, "--out", out, "--device", "cpu", "--dry-run")
+	require.Equal(t, 0, code, stderr)
+	name := regexp.MustCompile(`transformer-[0-9a-f]{10}`).FindString(stdout)
+	runDir := filepath.Join(out, "tiny", name)
+	require.NoError(t, os.MkdirAll(runDir, 0o755))
+	f, err := os.OpenFile(filepath.Join(runDir, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB))
+
+	code, stdout, stderr = runCLI(t, "run", cfg, "--out", out, "--device", "cpu")
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "is being trained by another process (locked)")
+	require.Contains(t, stderr, "nothing to do")
+	require.Contains(t, stdout, "1 locked by another process (skipped)")
+	require.Equal(t, 1, strings.Count(stderr, "being trained by another seqbench process"), stderr)
+	_, err = os.Stat(filepath.Join(runDir, "metrics.jsonl"))
+	require.True(t, os.IsNotExist(err), "the locked run was trained")
 }
 
 func TestQuickstartDryRun(t *testing.T) {
@@ -109,4 +138,58 @@ func TestInfoCommands(t *testing.T) {
 	require.Contains(t, stderr, "tpu")
 	code, _, _ = runCLI(t, "nosuch")
 	require.Equal(t, 2, code)
+}
+
+// Exit statuses and messages: usage errors exit 2 with one message, help
+// exits 0, and every command answers -h.
+func TestExitCodesAndHelp(t *testing.T) {
+	for _, c := range []struct {
+		args      []string
+		code      int
+		out, err  string // substrings of stdout and stderr
+		errOnceOf string // appears exactly once in stderr
+	}{
+		{args: []string{"archs", "--d-model", "0"}, code: 2, err: "--d-model 0 is not allowed (must be in [1, 131072])"},
+		{args: []string{"archs", "--d-model", "30"}, code: 2, out: "must divide d_model = 30", err: "transformer: not allowed at this size"},
+		{args: []string{"report", "/nonexistent"}, code: 2, err: "/nonexistent is not a folder"},
+		{args: []string{"report", ".", "--dpi", "100000"}, code: 2, err: "--dpi 100000 is not allowed"},
+		{args: []string{"tasks", "copying", "--show", "100000000"}, code: 2, err: "--show 100000000 is not allowed (0 to 1000 examples)"},
+		{args: []string{"--version"}, code: 0, out: "seqbench 0.1.0"},
+		{args: []string{"-v"}, code: 0, out: "seqbench 0.1.0"},
+		{args: []string{"help", "run"}, code: 0, out: "usage: seqbench run [CONFIG]"},
+		{args: []string{"help", "run"}, code: 0, out: "-dry-run"},
+		{args: []string{"help", "sweep", "run"}, code: 0, out: "seqbench sweep run CONFIG"},
+		{args: []string{"sweep", "-h"}, code: 0, err: "seqbench sweep plan CONFIG"},
+		{args: []string{"run", "--bogus"}, code: 2, errOnceOf: "-bogus"},
+		{args: []string{"help", "nosuch"}, code: 2, err: `unknown command "nosuch"`},
+	} {
+		code, stdout, stderr := runCLI(t, c.args...)
+		require.Equal(t, c.code, code, "%v: %s", c.args, stderr)
+		require.Contains(t, stdout, c.out, "%v", c.args)
+		require.Contains(t, stderr, c.err, "%v", c.args)
+		if c.errOnceOf != "" {
+			require.Equal(t, 1, strings.Count(stderr, c.errOnceOf), "%v: %s", c.args, stderr)
+		}
+		if c.code == 2 {
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(stderr), "\n")+1, "%v: one line of error: %s", c.args, stderr)
+		}
+	}
+	for _, cmd := range commands() {
+		code, _, stderr := runCLI(t, cmd.name, "-h")
+		require.Equal(t, 0, code, "%s -h: %s", cmd.name, stderr)
+		require.Contains(t, stderr, "usage", "%s -h", cmd.name)
+	}
+}
+
+// archs counts the parameters of a model far too large to build without
+// allocating it.
+func TestArchsHugeCountsWithoutAllocating(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	code, stdout, stderr := runCLI(t, "archs", "--n-layers", "100000", "--d-model", "65536")
+	runtime.ReadMemStats(&after)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "transformer  5153973863514112                -")
+	require.Contains(t, stdout, "is not computed")
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "archs allocated")
 }

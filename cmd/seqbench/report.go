@@ -4,10 +4,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"seqbench/reports"
 )
+
+// maxDPI bounds --dpi: a plot at 1200 dpi is already a print-quality
+// image of some 10k × 6k pixels.
+const maxDPI = 1200
 
 // cmdReport renders a results folder: the tables on the terminal, and
 // DIR/report.md, DIR/index.html and DIR/plots/ (PNG and SVG).
@@ -21,9 +26,15 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	if err := maxArgs(pos, 1, "one results folder"); err != nil {
 		return err
 	}
+	if *dpi < 0 || *dpi > maxDPI {
+		return usageError{fmt.Sprintf("--dpi %d is not allowed (0 for the default, or up to %d)", *dpi, maxDPI)}
+	}
 	dir := "results"
 	if len(pos) == 1 {
 		dir = pos[0]
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usageError{fmt.Sprintf("%s is not a folder (give a results folder, e.g. results or results/EXPERIMENT)", dir)}
 	}
 	res, err := reports.Load(dir)
 	if err != nil {

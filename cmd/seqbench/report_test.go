@@ -37,8 +37,8 @@ func TestReportOnEmptyOrMissingFolder(t *testing.T) {
 	require.Contains(t, stderr, "no results in")
 	require.Contains(t, stderr, "<experiment>/<run>")
 	code, _, stderr = runCLI(t, "report", filepath.Join(dir, "missing"))
-	require.Equal(t, 1, code)
-	require.Contains(t, stderr, "no such file or directory")
+	require.Equal(t, 2, code, "a missing folder is a usage error")
+	require.Contains(t, stderr, "missing is not a folder")
 	code, _, _ = runCLI(t, "report", dir, "other")
 	require.Equal(t, 2, code)
 }

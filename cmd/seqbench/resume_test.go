@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -49,7 +51,7 @@ models:
 	require.Len(t, runs, 1)
 	s, err := train.ReadSummary(runs[0])
 	require.NoError(t, err)
-	require.Equal(t, train.StatusFailed, s.Status)
+	require.Equal(t, train.StatusInterrupted, s.Status)
 	require.Contains(t, s.Reason, "interrupted after step") // the signal lands a step or two later under load
 
 	code, _, stderr = runCLI(t, "run", "--resume", runs[0], "--device", "cpu")
@@ -66,4 +68,39 @@ models:
 	code, _, stderr = runCLI(t, "run", "--resume", filepath.Join(dir, "nope"))
 	require.Equal(t, 2, code)
 	require.Contains(t, stderr, "not a run folder")
+}
+
+// SIGHUP (a dropped SSH session) stops a run as SIGINT does: a checkpoint
+// and a summary are written, the exit status is 130, and the run resumes.
+func TestSIGHUPSavesCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, strings.Replace(goodConfig, "steps: 6,", "steps: 100000,", 1))
+	out := filepath.Join(dir, "results")
+	cmd := exec.Command(os.Args[0], "run", cfg, "--out", out, "--device", "cpu")
+	cmd.Env = append(os.Environ(), "SEQBENCH_TEST_AS_CLI=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(filepath.Join(out, "tiny", "*", "metrics.jsonl")); len(m) > 0 {
+			if fi, err := os.Stat(m[0]); err == nil && fi.Size() > 0 {
+				break
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, stderr.String())
+	require.Equal(t, 130, exit.ExitCode(), stderr.String())
+	runs, _ := filepath.Glob(filepath.Join(out, "tiny", "transformer-*"))
+	require.Len(t, runs, 1)
+	s, err := train.ReadSummary(runs[0])
+	require.NoError(t, err, stderr.String())
+	require.Equal(t, train.StatusInterrupted, s.Status)
+	require.Contains(t, s.Reason, "interrupted after step")
+	_, err = os.Stat(filepath.Join(runs[0], train.CheckpointFile))
+	require.NoError(t, err, "no checkpoint")
 }

@@ -1,27 +1,22 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
-
-	"golang.org/x/term"
 
 	"seqbench/configs"
-	"seqbench/mad"
-	"seqbench/reports"
+	"seqbench/nn"
 	"seqbench/sweep"
 	"seqbench/train"
 )
 
 var errInterrupted = errors.New("interrupted")
 
+// cmdRun trains every run of an experiment, one after the other: the local
+// executor of `sweep run` with one worker.
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	out := fs.String("out", "results", "results folder; runs go to OUT/<experiment>/<run>/")
@@ -29,6 +24,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	dryRun := fs.Bool("dry-run", false, "check the config and list the planned runs without training")
 	force := fs.Bool("force", false, "rerun from scratch runs whose summary says ok or that left a checkpoint")
 	resume := fs.String("resume", "", "continue the interrupted run in this run folder from its checkpoint")
+	retries := fs.Int("retries", 1, "times a failed run is tried again (not diverged ones)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -55,69 +51,30 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDeviceName(*device); err != nil {
+		return err
+	}
+	if *dryRun {
+		printPlan(stdout, *out, exp, "; nothing trained (--dry-run)")
+		return nil
+	}
+	if *retries < 0 {
+		return usageError{fmt.Sprintf("--retries %d is not allowed (>= 0)", *retries)}
+	}
 	dev, err := selectDevice(*device, stderr)
 	if err != nil {
 		return err
 	}
-	expDir := filepath.Join(*out, exp.Name)
-	fmt.Fprintf(stdout, "experiment %s: %d runs -> %s (backend %s)\n", exp.Name, len(exp.Runs), expDir, dev.backend.Name())
-	if *dryRun {
-		for i, r := range exp.Runs {
-			fmt.Fprintf(stdout, "  %2d  %-24s %s %s\n", i+1, r.Name, r.TaskName, sweep.Describe(r))
-		}
-		return nil
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	fmt.Fprintf(stdout, "experiment %s: %d runs -> %s (backend %s)\n", exp.Name, len(exp.Runs), filepath.Join(*out, exp.Name), dev.backend.Name())
+	// The local executor with one worker on the whole machine, showing each
+	// run's own progress.
+	ctx, stop := interruptible(stderr, "interrupt: stopping; the run in progress ends as interrupted (Ctrl-C again quits at once)")
 	defer stop()
-	interactive := false
-	if f, ok := stderr.(*os.File); ok {
-		interactive = term.IsTerminal(int(f.Fd()))
-	}
-	var results []train.Summary
-	failed := 0
-	for i, r := range exp.Runs {
-		dir := filepath.Join(expDir, r.Name)
-		if prev, err := train.ReadSummary(dir); err == nil && prev.Status == train.StatusOK && !*force {
-			fmt.Fprintf(stderr, "[%d/%d] %s: already ok, skipped (--force reruns)\n", i+1, len(exp.Runs), r.Name)
-			results = append(results, prev)
-			continue
-		}
-		fmt.Fprintf(stderr, "[%d/%d] %s  %s %s\n", i+1, len(exp.Runs), r.Name, r.TaskName, sweep.Describe(r))
-		// An interrupted run left a checkpoint: it continues from there.
-		s := train.Run(ctx, r, dir, train.Options{Backend: dev.backend, Device: dev.name, Log: stderr,
-			Interactive: interactive, Resume: !*force})
-		if s.Status != train.StatusOK {
-			fmt.Fprintf(stderr, "  %s: %s\n", s.Status, s.Reason)
-		}
-		if s.Status == train.StatusFailed {
-			failed++
-		}
-		results = append(results, s)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if err := reports.RunTable(stdout, results, false); err != nil {
+	res, err := sweep.RunLocal(ctx, exp, sweep.LocalOptions{Out: *out, Workers: 1,
+		Backend: func(int) (nn.Backend, error) { return dev.backend, nil },
+		Device:  dev.name, Retries: *retries, Force: *force, Progress: stderr, Interactive: isTerminal(stderr), Verbose: true})
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "results in %s\n", expDir)
-	if rep, err := reports.Render(expDir); err != nil {
-		fmt.Fprintf(stderr, "report: %v\n", err)
-	} else {
-		fmt.Fprintf(stdout, "report in %s and %s\n", rep.Markdown, rep.HTML)
-	}
-	if len(exp.Runs) > 0 && exp.Runs[0].Overrides["mad.task"] != "" { // a kind: mad experiment
-		if rep, err := mad.Score(expDir, mad.BestAccuracy); err == nil {
-			fmt.Fprintln(stdout, "\nMAD score:")
-			rep.WriteTable(stdout)
-		}
-	}
-	switch {
-	case ctx.Err() != nil:
-		return errInterrupted
-	case failed > 0:
-		return fmt.Errorf("%d of %d runs failed (see their summary.json)", failed, len(exp.Runs))
-	}
-	return nil
+	return finishSweep(exp, res, stdout, stderr)
 }

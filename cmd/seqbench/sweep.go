@@ -9,7 +9,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"seqbench/cpukernels"
 	"seqbench/gpukernels"
 	"seqbench/gpukernels/cuda"
+	"seqbench/mad"
 	"seqbench/nn"
 	"seqbench/reports"
 	"seqbench/sweep"
@@ -27,14 +30,18 @@ import (
 
 const sweepUsage = `usage:
   seqbench sweep plan CONFIG [--out DIR]
-  seqbench sweep run CONFIG [--executor local|slurm] [--workers N] [--threads N] [--out DIR] [--retries N] [--force]
+  seqbench sweep run CONFIG [--executor local|slurm] [--out DIR] [--retries N] [--force] [--dry-run]
+        local: [--workers N] [--threads N]
         slurm: [--partition P] [--time T] [--gpus-per-task N] [--cpus-per-task N] [--mem M] [--runs-per-task K]
-               [--max-parallel N] [--sbatch OPTION]... [--binary PATH] [--poll DURATION] [--dry-run] [--detach]
+               [--max-parallel N] [--sbatch OPTION]... [--binary PATH] [--poll DURATION] [--detach]
   seqbench sweep worker --index I CONFIG --out DIR [--tasks FILE]   (one Slurm array task)`
 
 func cmdSweep(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{sweepUsage}
+	}
+	if err := subcommandHelp(args, sweepUsage, stderr); err != nil {
+		return err
 	}
 	switch args[0] {
 	case "plan":
@@ -68,27 +75,19 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	todo := sweep.Pending(*out, exp, false)
-	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s\n", exp.Name, len(exp.Runs), len(todo),
-		filepath.Join(*out, exp.Name))
-	for i, r := range exp.Runs {
-		status := "-"
-		if s, err := train.ReadSummary(sweep.RunDir(*out, exp, r)); err == nil {
-			status = s.Status
-		}
-		fmt.Fprintf(stdout, "  %3d  %-24s %-9s %s  %s\n", i, r.Name, status, r.TaskName, sweep.Describe(r))
-	}
+	printPlan(stdout, *out, exp, "")
 	return nil
 }
 
-// interruptible is a context cancelled by the first SIGINT or SIGTERM,
-// which prints what; a second signal kills the process (files are written
+// interruptible is a context cancelled by the first SIGINT, SIGTERM or
+// SIGHUP (a closed terminal or a dropped SSH session), which prints what;
+// a second signal kills the process (files are written
 // atomically, so nothing is left half-written either way). stop releases
 // the signals.
 func interruptible(stderr io.Writer, what string) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -137,7 +136,7 @@ func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&extra, "sbatch", "slurm: one more sbatch option, e.g. --sbatch=--account=proj (repeatable)")
 	binary := fs.String("binary", "", "slurm: the seqbench executable the tasks run (default: this one)")
 	poll := fs.Duration("poll", 10*time.Second, "slurm: pause between looks at the queue")
-	dryRun := fs.Bool("dry-run", false, "slurm: write the script and print the sbatch command, submit nothing")
+	dryRun := fs.Bool("dry-run", false, "train nothing: list the runs (local), or write the script and print the sbatch command without submitting (slurm)")
 	detach := fs.Bool("detach", false, "slurm: submit and return without following the job")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -150,12 +149,22 @@ func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
 	if *retries < 0 {
 		return usageError{fmt.Sprintf("--retries %d is not allowed (>= 0)", *retries)}
 	}
+	if err := executorFlags(fs, *executor); err != nil {
+		return err
+	}
 	interactive := isTerminal(stderr)
 	var res *sweep.Result
 	switch *executor {
 	case "local":
 		if *workers < 0 || *threads < 0 {
 			return usageError{"--workers and --threads must be >= 0 (0: chosen)"}
+		}
+		if err := checkDeviceName(*device); err != nil {
+			return err
+		}
+		if *dryRun {
+			printPlan(stdout, *out, exp, "; nothing trained (--dry-run)")
+			return nil
 		}
 		dev, err := selectDevice(*device, stderr)
 		if err != nil {
@@ -216,6 +225,46 @@ func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("--executor %q is not allowed (local or slurm)", *executor)}
 	}
 	return finishSweep(exp, res, stdout, stderr)
+}
+
+// Flags that only one executor reads: given to the other, they are an
+// error rather than silently ignored.
+var (
+	slurmOnlyFlags = []string{"partition", "time", "gpus-per-task", "cpus-per-task", "mem", "runs-per-task",
+		"max-parallel", "sbatch", "binary", "poll", "detach"}
+	localOnlyFlags = []string{"workers", "threads"}
+)
+
+// executorFlags rejects the flags that were set but that executor does not
+// read.
+func executorFlags(fs *flag.FlagSet, executor string) error {
+	other := map[string][]string{"local": slurmOnlyFlags, "slurm": localOnlyFlags}[executor]
+	var bad []string
+	fs.Visit(func(f *flag.Flag) {
+		if slices.Contains(other, f.Name) {
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return usageError{fmt.Sprintf("%s: not allowed with --executor %s (the other executor's flags)", strings.Join(bad, ", "), executor)}
+	}
+	return nil
+}
+
+// printPlan lists the runs of an experiment with their status under out
+// (`sweep plan`, and what --dry-run prints instead of training); note ends
+// the heading line.
+func printPlan(stdout io.Writer, out string, exp *sweep.Experiment, note string) {
+	todo := sweep.Pending(out, exp, false)
+	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s%s\n", exp.Name, len(exp.Runs), len(todo),
+		filepath.Join(out, exp.Name), note)
+	for i, r := range exp.Runs {
+		status := "-"
+		if s, err := train.ReadSummary(sweep.RunDir(out, exp, r)); err == nil {
+			status = s.Status
+		}
+		fmt.Fprintf(stdout, "  %3d  %-24s %-11s %s  %s\n", i, r.Name, status, r.TaskName, sweep.Describe(r))
+	}
 }
 
 func countRuns(tasks [][]int) int {
@@ -300,8 +349,8 @@ func newCUDAOn(dt nn.DType, ordinal int) (nn.Backend, error) {
 	return be, nil
 }
 
-// finishSweep prints the run table, renders the report and turns the
-// outcome into the exit status.
+// finishSweep prints the run table, renders the report (and the MAD score
+// of a `kind: mad` experiment) and turns the outcome into the exit status.
 func finishSweep(exp *sweep.Experiment, res *sweep.Result, stdout, stderr io.Writer) error {
 	if len(res.Summaries) > 0 {
 		if err := reports.RunTable(stdout, res.Summaries, false); err != nil {
@@ -312,16 +361,29 @@ func finishSweep(exp *sweep.Experiment, res *sweep.Result, stdout, stderr io.Wri
 		} else {
 			fmt.Fprintf(stdout, "report in %s and %s\n", rep.Markdown, rep.HTML)
 		}
+		if exp.Kind == sweep.KindMAD {
+			if rep, err := mad.Score(res.Dir, mad.BestAccuracy); err == nil {
+				fmt.Fprintln(stdout, "\nMAD score:")
+				rep.WriteTable(stdout)
+			}
+		}
 	}
-	fmt.Fprintf(stdout, "results in %s: %d runs, %d ok before (skipped), %d failed, %d not started\n",
-		res.Dir, len(exp.Runs), res.Skipped, res.Failed, res.NotStarted)
+	locked := ""
+	if res.Locked > 0 {
+		locked = fmt.Sprintf(", %d locked by another process (skipped)", res.Locked)
+	}
+	fmt.Fprintf(stdout, "results in %s: %d runs: %d trained now, %d ok before (skipped), %d failed, %d interrupted (resumable), %d not started%s\n",
+		res.Dir, len(exp.Runs), res.Trained, res.Skipped, res.Failed, res.Resumable, res.NotStarted, locked)
 	switch {
 	case res.Interrupted:
-		fmt.Fprintln(stderr, "rerun the same command to resume: finished runs are skipped")
+		fmt.Fprintln(stderr, "rerun the same command to resume: finished runs are skipped, interrupted ones continue")
 		return errInterrupted
-	case res.Failed > 0 || res.NotStarted > 0:
-		return fmt.Errorf("%d of %d runs failed and %d did not start (see their summary.json and train.log)",
-			res.Failed, len(exp.Runs), res.NotStarted)
+	case res.Locked > 0 && res.Failed == 0:
+		return fmt.Errorf("%d of %d runs are being trained by another seqbench process and were skipped; rerun when it has finished",
+			res.Locked, len(exp.Runs))
+	case res.Failed > 0 || res.NotStarted > 0 || res.Resumable > 0:
+		return fmt.Errorf("%d of %d runs failed, %d were interrupted and %d did not start (see their summary.json and train.log)",
+			res.Failed, len(exp.Runs), res.Resumable, res.NotStarted)
 	}
 	return nil
 }
@@ -368,7 +430,7 @@ func cmdSweepWorker(args []string, stdout, stderr io.Writer) error {
 		Retries: *retries, Force: *force, Log: stderr})
 	failed := 0
 	for _, s := range sums {
-		if s.Status != train.StatusOK {
+		if sweep.Failure(s.Status) {
 			failed++
 		}
 	}
@@ -377,6 +439,8 @@ func cmdSweepWorker(args []string, stdout, stderr io.Writer) error {
 		return errInterrupted
 	case failed > 0:
 		return fmt.Errorf("%d of %d runs failed", failed, len(runs))
+	case len(sums) < len(runs):
+		return fmt.Errorf("%d of %d runs are being trained by another process and were skipped", len(runs)-len(sums), len(runs))
 	}
 	return nil
 }

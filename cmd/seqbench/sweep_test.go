@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,7 +101,7 @@ func TestSweepRunInterruptResume(t *testing.T) {
 		s, err := train.ReadSummary(r)
 		require.NoError(t, err, "%s has no readable summary", r)
 		if s.Status != train.StatusOK {
-			require.Contains(t, s.Reason, "interrupted")
+			require.Equal(t, train.StatusInterrupted, s.Status, s.Reason)
 			interrupted[s.Run] = s.StartedAt
 		}
 		tmp, _ := filepath.Glob(filepath.Join(r, ".*tmp*"))
@@ -113,6 +114,8 @@ func TestSweepRunInterruptResume(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, errOut, "already ok, skipped")
 	require.Contains(t, stdout, "report in ")
+	require.Contains(t, stdout, fmt.Sprintf("12 runs: %d trained now, %d ok before (skipped), 0 failed, 0 interrupted (resumable), 0 not started",
+		12-len(first), len(first)))
 	final := okRuns()
 	require.Len(t, final, 12)
 	for name, started := range first {
@@ -176,4 +179,33 @@ func TestSweepCommands(t *testing.T) {
 		require.Equal(t, c.code, code, "%v: %s", c.args, stderr)
 		require.Contains(t, stderr, c.want, "%v", c.args)
 	}
+}
+
+// --dry-run trains nothing on either executor (no run folder appears), and
+// a flag of the other executor is an error, not silently ignored.
+func TestSweepDryRunTrainsNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, goodConfig+"sweep: {seed: [1, 2, 3]}\n")
+	out := filepath.Join(dir, "results")
+	code, stdout, stderr := runCLI(t, "sweep", "run", cfg, "--out", out, "--device", "cpu", "--dry-run")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "3 runs (3 to train)")
+	require.Contains(t, stdout, "nothing trained (--dry-run)")
+	require.Equal(t, 3, strings.Count(stdout, "transformer-"), stdout)
+	code, _, stderr = runCLI(t, "run", cfg, "--out", out, "--device", "cpu", "--dry-run")
+	require.Equal(t, 0, code, stderr)
+	_, err := os.Stat(out)
+	require.True(t, os.IsNotExist(err), "a dry run wrote %s", out)
+
+	for _, c := range []struct{ args []string }{
+		{[]string{"--executor", "local", "--partition", "gpu"}},
+		{[]string{"--detach"}},
+		{[]string{"--executor", "slurm", "--dry-run", "--workers", "2"}},
+	} {
+		code, _, stderr := runCLI(t, append([]string{"sweep", "run", cfg, "--out", out}, c.args...)...)
+		require.Equal(t, 2, code, "%v: %s", c.args, stderr)
+		require.Contains(t, stderr, "not allowed with --executor", "%v", c.args)
+	}
+	_, err = os.Stat(out)
+	require.True(t, os.IsNotExist(err))
 }
