@@ -120,3 +120,18 @@ func (a *allocator) releaseCached() error {
 	}
 	return nil
 }
+
+// train checks a run's memory estimate through this method.
+var _ interface {
+	MemInfo() (free, total uint64, err error)
+} = (*Backend)(nil)
+
+// MemInfo is the device memory a new allocation can get, in bytes: what
+// the driver reports free plus the blocks this backend has cached for
+// reuse, and the device's total (train checks a run's estimate against it).
+func (be *Backend) MemInfo() (free, total uint64, err error) {
+	be.enter("MemInfo")
+	defer be.exit()
+	free, total, err = be.drv.MemGetInfo()
+	return free + uint64(be.alloc.stats.Cached), total, err
+}
