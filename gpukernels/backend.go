@@ -251,6 +251,14 @@ func (be *Backend) exit() {
 	be.mu.Unlock()
 }
 
+// check panics with a failed contract check of nn, naming the op (an
+// argument mistake, not a CUDA failure: a plain message, as cpukernels).
+func check(op string, err error) {
+	if err != nil {
+		panic(fmt.Sprintf("gpukernels.%s: %v", op, err))
+	}
+}
+
 // must panics with an *OpError when err is not nil.
 func must(op string, err error) {
 	if err != nil {
