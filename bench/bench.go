@@ -27,6 +27,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -428,10 +429,12 @@ func elemBytes(be nn.Backend) float64 {
 	return 4
 }
 
-// humanSeconds writes a duration with 3 significant digits.
-func humanSeconds(s float64) string {
+// HumanSeconds writes a duration with 3 significant digits (812 ns,
+// 1.23 ms), and "-" for a time that is not positive and finite (none
+// measured).
+func HumanSeconds(s float64) string {
 	switch {
-	case s <= 0:
+	case !(s > 0) || math.IsInf(s, 1):
 		return "-"
 	case s < 1e-6:
 		return fmt.Sprintf("%.3g ns", s*1e9)

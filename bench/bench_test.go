@@ -24,7 +24,6 @@ import (
 	_ "seqbench/arch/ssm"       // registers s4d
 	"seqbench/cpukernels"
 	"seqbench/nn"
-	"seqbench/reports"
 )
 
 // tiny are options that run a suite in well under a second on the CPU.
@@ -85,7 +84,7 @@ func TestBenchKernelsSuite(t *testing.T) {
 	}
 
 	// The files: JSON that ReadFile accepts, benchfmt lines benchstat reads
-	// (one per sample, with units), and a report that draws them.
+	// (one per sample, with units). reports' TestBenchRunReport draws them.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "cpu.bench.json")
 	text, err := WriteFiles(f, path)
@@ -120,11 +119,6 @@ func TestBenchKernelsSuite(t *testing.T) {
 	assert.Equal(t, 3*len(f.Results)+12, n, "one line per sample, ceilings included")
 	assert.Equal(t, map[string]bool{"sec/op": true, "B/s": true, "FLOP/s": true}, units)
 	assert.Equal(t, map[string]string{"B/s": "higher", "FLOP/s": "higher", "tokens/s": "higher"}, better)
-
-	res, err := reports.Load(dir)
-	require.NoError(t, err)
-	assert.Empty(t, res.Warnings)
-	assert.Len(t, res.Bench, len(f.Results), "the report keeps every result (variants apart)")
 
 	var tab bytes.Buffer
 	require.NoError(t, WriteTable(&tab, f))
@@ -293,16 +287,12 @@ func TestBenchDeriveStatistics(t *testing.T) {
 	assert.Equal(t, 2.5, quantile([]float64{1, 2, 3, 4}, 0.5))
 }
 
-// The JSON holds what reports.BenchFile reads, under the same names.
-func TestBenchJSONMatchesReportsReader(t *testing.T) {
-	f := &File{Schema: SchemaVersion, Device: "dev", Results: []Result{{Name: "X/pass=fwd/B=1/L=4", Op: "x", Impl: "cpu-float32",
-		Pass: PassForward, L: 4, Variant: "B=1", Samples: []float64{1}, Median: 1, FracCeiling: 0.5}}}
-	data, err := json.Marshal(f)
-	require.NoError(t, err)
-	var rf reports.BenchFile
-	require.NoError(t, json.Unmarshal(data, &rf))
-	assert.Equal(t, reports.BenchFile{Device: "dev", Results: []reports.BenchResult{{Op: "x", Impl: "cpu-float32",
-		Variant: "B=1", L: 4, Pass: reports.PassForward, MedianSeconds: 1, FracCeiling: 0.5}}}, rf)
+func TestHumanSeconds(t *testing.T) {
+	cases := map[float64]string{4.2e-7: "420 ns", 0.000412: "412 µs", 0.0123: "12.3 ms", 1.5: "1.5 s", 86400: "8.64e+04 s",
+		0: "-", -1: "-", math.NaN(): "-", math.Inf(1): "-"}
+	for s, want := range cases {
+		assert.Equal(t, want, HumanSeconds(s), "%v", s)
+	}
 }
 
 func TestBenchCeilingsTakeTheFastestSample(t *testing.T) {

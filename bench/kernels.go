@@ -343,7 +343,7 @@ func runKernels(ctx context.Context, d *Device, o Options, f *File) error {
 					Bytes: kc.bytes[pi], FLOPs: kc.flops[pi]}
 				r.derive(f.Ceilings)
 				f.Results = append(f.Results, r)
-				o.progress("%-48s %10s  %8.3g GB/s %8.3g GFLOP/s  (%d×%d, %d sets)\n", name, humanSeconds(r.Median),
+				o.progress("%-48s %10s  %8.3g GB/s %8.3g GFLOP/s  (%d×%d, %d sets)\n", name, HumanSeconds(r.Median),
 					r.BytesPerS/1e9, r.FLOPsPerS/1e9, len(samples), reps, kc.sets)
 			}
 			in.free()
