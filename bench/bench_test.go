@@ -45,7 +45,13 @@ func TestBenchKernelsSuite(t *testing.T) {
 	require.NotNil(t, f.Ceilings)
 	assert.Greater(t, f.Ceilings.CopyBytesPerS, 0.0)
 	assert.Greater(t, f.Ceilings.GemmFLOPsPerS, 0.0)
-	assert.Equal(t, len(kernels)*2*2, len(f.Results), "every op × pass × length")
+	// Every op × length forward, and forward+backward but for the ops
+	// without a backward.
+	fwdOnly := []string{"add", "axpy", "fill", "sum_squares", "adamw", "argmax", "s4d_step"}
+	assert.Equal(t, (2*len(kernels)-len(fwdOnly))*2, len(f.Results), "every op × pass × length")
+	for _, r := range f.Results {
+		assert.False(t, r.Pass == PassForwardBackward && slices.Contains(fwdOnly, r.Op), r.Name)
+	}
 	assert.Equal(t, "cpu-float32", f.Backend)
 	assert.Contains(t, f.Device, "cores")
 	seen := map[string]bool{}
@@ -63,7 +69,9 @@ func TestBenchKernelsSuite(t *testing.T) {
 		assert.LessOrEqual(t, r.Median, r.Q3, r.Name)
 		assert.LessOrEqual(t, r.Q3, r.Max, r.Name)
 		assert.Greater(t, r.Bytes, 0.0, r.Name)
-		assert.Greater(t, r.FLOPs, 0.0, r.Name)
+		if !slices.Contains([]string{"fill", "permute", "copy_block", "embedding"}, r.Op) || r.Pass == PassForwardBackward && r.Op == "embedding" {
+			assert.Greater(t, r.FLOPs, 0.0, r.Name) // the layout ops compute nothing
+		}
 		assert.InDelta(t, r.Bytes/r.Median, r.BytesPerS, 1e-9*r.BytesPerS, r.Name)
 		assert.InDelta(t, math.Max(r.FracBandwidth, r.FracFLOPs), r.FracCeiling, 1e-12, r.Name)
 		assert.Contains(t, []string{"memory", "compute"}, r.Bound)
@@ -80,7 +88,7 @@ func TestBenchKernelsSuite(t *testing.T) {
 		i := slices.IndexFunc(f.Results, func(x Result) bool { return x.Name == fwd })
 		require.GreaterOrEqual(t, i, 0, fwd)
 		assert.Greater(t, r.Bytes, f.Results[i].Bytes, r.Name)
-		assert.Greater(t, r.FLOPs, f.Results[i].FLOPs, r.Name)
+		assert.GreaterOrEqual(t, r.FLOPs, f.Results[i].FLOPs, r.Name)
 	}
 
 	// The files: JSON that ReadFile accepts, benchfmt lines benchstat reads

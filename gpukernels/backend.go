@@ -65,8 +65,6 @@ type Backend struct {
 	// attnGeneric turns the register-tiled attention kernels off (tests
 	// compare both paths).
 	attnGeneric bool
-	// normBlock turns the warp-per-row norm kernels off (timings compare).
-	normBlock bool
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
 	// where it fits instead of two launches a step (rnn.go); on unless
 	// SEQBENCH_RNN_PERSISTENT=0. The tests run both ways.

@@ -12,7 +12,7 @@ func (be *Backend) rowBlocks(rows int) int { return max(1, min(rows, be.maxGrid*
 // warpRows reports whether rows of length d take the warp-per-row kernels
 // (norm.cu: float32, whole float4s, at most 1024 elements).
 func (be *Backend) warpRows(d int) bool {
-	return !be.normBlock && be.dtype == nn.Float32 && d%4 == 0 && d <= 1024
+	return be.dtype == nn.Float32 && d%4 == 0 && d <= 1024
 }
 
 // normLaunch runs a norm kernel: the warp-per-row form name+"_warp" when
