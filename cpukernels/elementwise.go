@@ -10,7 +10,7 @@ import (
 // Arguments of exp below these give exactly 0: exp(−87) ≈ 1.6e−38 and
 // exp(−708) ≈ 3.3e−308 are the last values above the smallest normal number
 // of float32 and float64. Subnormals make x86 arithmetic 10–100× slower
-// (DESIGN.md, "Subnormal floats").
+// (docs/DESIGN.md, "Subnormal floats").
 const (
 	expMin32 = -87.0
 	expMin64 = -708.0

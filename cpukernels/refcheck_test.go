@@ -141,7 +141,7 @@ func refSub(a, b []float64) []float64 {
 }
 
 // refGolden reads the F64 tensors of a golden vector file of
-// ../../shared/testvectors (DESIGN.md, "Testing"), skipping the test when
+// ../../shared/testvectors (docs/DESIGN.md, "Testing"), skipping the test when
 // the file is absent.
 func refGolden(t *testing.T, name string) map[string][]float64 {
 	t.Helper()

@@ -19,7 +19,7 @@ import (
 // s4dAnchor steps, so the error does not grow with k (one complex exp per
 // s4dAnchor steps instead of one per step). A mode whose decay exp(Re(z)·k)
 // has fallen below T's exp limit contributes nothing more: its remaining
-// steps are skipped rather than run through subnormal numbers (DESIGN.md,
+// steps are skipped rather than run through subnormal numbers (docs/DESIGN.md,
 // "Subnormal floats").
 
 // s4dAnchor is how many powers of w follow one directly computed exp(z·k).

@@ -23,7 +23,7 @@ import (
 // The state dimension is the outer loop so that every inner loop walks
 // contiguous rows of Bm and Cm; states and sums are float64. exp arguments
 // below T's limit give exactly 0 and states below T's smallest normal are
-// flushed to 0, so long decays never reach subnormal numbers (DESIGN.md,
+// flushed to 0, so long decays never reach subnormal numbers (docs/DESIGN.md,
 // "Subnormal floats"). Each (b, d) row is one unit of parallel work and
 // touches only its own out, H0 and hT elements, so hT may be H0 (in place).
 func (be *Backend[T]) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {

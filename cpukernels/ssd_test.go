@@ -161,7 +161,7 @@ func ssdDecayArgs[T Float](B, L, H, P, N, chunk int, decaying bool) nn.SSDArgs {
 
 // No output, final state or gradient of a long decay is subnormal, and the
 // decaying run is not slower than the same work with normal states
-// (DESIGN.md, "Subnormal floats").
+// (docs/DESIGN.md, "Subnormal floats").
 func TestSSDLongDecayNoSubnormals(t *testing.T) {
 	t.Run("float64", func(t *testing.T) { testSSDLongDecay[float64](t) })
 	t.Run("float32", func(t *testing.T) { testSSDLongDecay[float32](t) })
