@@ -169,6 +169,7 @@ func RunContext(ctx context.Context, d *Device, o Options) (*File, error) {
 	switch o.Suite {
 	case "kernels":
 		err = runKernels(ctx, d, o, f)
+		f.KernelResources = kernelResources(d.Backend)
 	case "train":
 		err = runTrain(ctx, d, o, f)
 	case "generate":
@@ -250,6 +251,10 @@ type File struct {
 	// Skipped lists benchmarks that could not run, with the reason (an op
 	// a backend lacks, an architecture without a step mode, out of memory).
 	Skipped []Skip `json:"skipped,omitempty"`
+	// KernelResources are the registers and spilled bytes a thread of
+	// each GPU kernel the kernels suite loaded (from the backend, when it
+	// reports them).
+	KernelResources []KernelResource `json:"kernel_resources,omitempty"`
 	// Interrupted: the run was stopped (SIGINT, SIGTERM) before the end;
 	// Results hold the benchmarks it finished, the others did not run (nor
 	// the closing ceilings measurement).
@@ -281,6 +286,28 @@ type Settings struct {
 	MinSampleS float64       `json:"min_sample_s"`
 	Timer      string        `json:"timer"` // "wall" or "device-events"
 	Model      *ModelOptions `json:"model,omitempty"`
+}
+
+// KernelResource is what one compiled kernel takes a thread.
+type KernelResource struct {
+	Kernel     string `json:"kernel"` // "family/name": "attention/attn_fwd_fast64"
+	Registers  int    `json:"registers"`
+	LocalBytes int    `json:"local_bytes"` // local memory: registers spilled
+}
+
+// kernelResources reads the kernel resources of a backend that reports
+// them (gpukernels), sorted by kernel; nil for one that does not.
+func kernelResources(be nn.Backend) []KernelResource {
+	r, ok := be.(interface{ KernelResources() map[string][2]int })
+	if !ok {
+		return nil
+	}
+	var out []KernelResource
+	for k, v := range r.KernelResources() {
+		out = append(out, KernelResource{Kernel: k, Registers: v[0], LocalBytes: v[1]})
+	}
+	slices.SortFunc(out, func(a, b KernelResource) int { return strings.Compare(a.Kernel, b.Kernel) })
+	return out
 }
 
 // Skip is a benchmark that did not run.

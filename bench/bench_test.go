@@ -523,3 +523,26 @@ func TestRegressHeaderLoadAndInterrupted(t *testing.T) {
 	assert.NotContains(t, out, "baseline was interrupted")
 	assert.Contains(t, out, "current was interrupted: only the benchmarks it finished are compared\n")
 }
+
+// resourceBackend is a CPU backend that reports kernel resources, as
+// gpukernels does.
+type resourceBackend struct{ nn.Backend }
+
+func (resourceBackend) KernelResources() map[string][2]int {
+	return map[string][2]int{"norm/rmsnorm_fwd_warp": {91, 0}, "attention/attn_fwd": {56, 8}}
+}
+
+func TestBenchRecordsKernelResources(t *testing.T) {
+	o := tiny("kernels")
+	o.Ops, o.Lengths, o.Ceilings = []string{"add"}, []int{8}, false
+	f, err := Run(NewDevice(resourceBackend{cpukernels.New[float32]()}, "", ""), o)
+	require.NoError(t, err)
+	assert.Equal(t, []KernelResource{{"attention/attn_fwd", 56, 8}, {"norm/rmsnorm_fwd_warp", 91, 0}}, f.KernelResources)
+	data, err := json.Marshal(f)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"kernel_resources":[{"kernel":"attention/attn_fwd","registers":56,"local_bytes":8}`)
+
+	f, err = Run(NewDevice(cpukernels.New[float32](), "", ""), o)
+	require.NoError(t, err)
+	assert.Nil(t, f.KernelResources, "the CPU backend reports none")
+}
