@@ -3,8 +3,9 @@
 // `seqbench regress`.
 //
 // Four suites:
-//   - kernels: every fused op (Kernels lists them) forward and
-//     forward+backward over a grid of shapes, called directly on an
+//   - kernels: every fused op and the ops around them (Kernels lists
+//     them) forward and, where the op has a backward, forward+backward
+//     over a grid of shapes, called directly on an
 //     nn.Backend (no tape), with bytes, FLOPs and the fraction of the
 //     device's own ceilings (a large Backend.Copy, a large Backend.Gemm,
 //     measured in the same run);

@@ -14,7 +14,7 @@ import (
 // Shape is a benchmark's shape parameters by name ("B", "D", "L", ...).
 type Shape map[string]int
 
-// Kernel is the benchmark of one fused op, called directly on the Backend
+// Kernel is the benchmark of one Backend op, called directly on the Backend
 // (no tape). Its doc gives what one call does, its FLOPs and its bytes.
 //
 // Conventions: E is the element size; a multiply-add is 2 FLOPs and exp,
