@@ -3,8 +3,9 @@
 // `seqbench regress`.
 //
 // Four suites:
-//   - kernels: every fused op (Kernels lists them) forward and
-//     forward+backward over a grid of shapes, called directly on an
+//   - kernels: every fused op and the ops around them (Kernels lists
+//     them) forward and, where the op has a backward, forward+backward
+//     over a grid of shapes, called directly on an
 //     nn.Backend (no tape), with bytes, FLOPs and the fraction of the
 //     device's own ceilings (a large Backend.Copy, a large Backend.Gemm,
 //     measured in the same run);
@@ -27,6 +28,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -168,6 +170,7 @@ func RunContext(ctx context.Context, d *Device, o Options) (*File, error) {
 	switch o.Suite {
 	case "kernels":
 		err = runKernels(ctx, d, o, f)
+		f.KernelResources = kernelResources(d.Backend)
 	case "train":
 		err = runTrain(ctx, d, o, f)
 	case "generate":
@@ -249,6 +252,10 @@ type File struct {
 	// Skipped lists benchmarks that could not run, with the reason (an op
 	// a backend lacks, an architecture without a step mode, out of memory).
 	Skipped []Skip `json:"skipped,omitempty"`
+	// KernelResources are the registers and spilled bytes a thread of
+	// each GPU kernel the kernels suite loaded (from the backend, when it
+	// reports them).
+	KernelResources []KernelResource `json:"kernel_resources,omitempty"`
 	// Interrupted: the run was stopped (SIGINT, SIGTERM) before the end;
 	// Results hold the benchmarks it finished, the others did not run (nor
 	// the closing ceilings measurement).
@@ -280,6 +287,28 @@ type Settings struct {
 	MinSampleS float64       `json:"min_sample_s"`
 	Timer      string        `json:"timer"` // "wall" or "device-events"
 	Model      *ModelOptions `json:"model,omitempty"`
+}
+
+// KernelResource is what one compiled kernel takes a thread.
+type KernelResource struct {
+	Kernel     string `json:"kernel"` // "family/name": "attention/attn_fwd_fast64"
+	Registers  int    `json:"registers"`
+	LocalBytes int    `json:"local_bytes"` // local memory: registers spilled
+}
+
+// kernelResources reads the kernel resources of a backend that reports
+// them (gpukernels), sorted by kernel; nil for one that does not.
+func kernelResources(be nn.Backend) []KernelResource {
+	r, ok := be.(interface{ KernelResources() map[string][2]int })
+	if !ok {
+		return nil
+	}
+	var out []KernelResource
+	for k, v := range r.KernelResources() {
+		out = append(out, KernelResource{Kernel: k, Registers: v[0], LocalBytes: v[1]})
+	}
+	slices.SortFunc(out, func(a, b KernelResource) int { return strings.Compare(a.Kernel, b.Kernel) })
+	return out
 }
 
 // Skip is a benchmark that did not run.
@@ -428,10 +457,12 @@ func elemBytes(be nn.Backend) float64 {
 	return 4
 }
 
-// humanSeconds writes a duration with 3 significant digits.
-func humanSeconds(s float64) string {
+// HumanSeconds writes a duration with 3 significant digits (812 ns,
+// 1.23 ms), and "-" for a time that is not positive and finite (none
+// measured).
+func HumanSeconds(s float64) string {
 	switch {
-	case s <= 0:
+	case !(s > 0) || math.IsInf(s, 1):
 		return "-"
 	case s < 1e-6:
 		return fmt.Sprintf("%.3g ns", s*1e9)

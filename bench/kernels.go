@@ -14,7 +14,7 @@ import (
 // Shape is a benchmark's shape parameters by name ("B", "D", "L", ...).
 type Shape map[string]int
 
-// Kernel is the benchmark of one fused op, called directly on the Backend
+// Kernel is the benchmark of one Backend op, called directly on the Backend
 // (no tape). Its doc gives what one call does, its FLOPs and its bytes.
 //
 // Conventions: E is the element size; a multiply-add is 2 FLOPs and exp,
@@ -35,11 +35,12 @@ type Kernel struct {
 }
 
 // kcase is a prepared benchmark: inputs allocated, sets to rotate among.
+// bwd is nil for an op without a backward (no fwdbwd pass).
 type kcase struct {
 	sets  int
 	fwd   func(set int)
-	bwd   func(set int)
-	flops [2]float64 // fwd, fwd+bwd
+	bwd   func(set int) // nil: forward only
+	flops [2]float64    // fwd, fwd+bwd
 	bytes [2]float64
 }
 
@@ -107,7 +108,7 @@ var kernels = []*Kernel{
 			"bwd E·(11·BHLDh + BHL) (q, k, v, out, dout, lse read; dq, dk, dv read and written).",
 		variants: func(gpu bool) []Shape {
 			if gpu {
-				return batches([]int{1, 8}, sh("H", 16, "Dh", 64))
+				return batches([]int{1, 8}, sh("H", 16, "Dh", 64), sh("H", 8, "Dh", 128))
 			}
 			return batches([]int{1}, sh("H", 4, "Dh", 64))
 		},
@@ -200,8 +201,8 @@ var kernels = []*Kernel{
 		Doc: "RMSNorm over the last dim D of x (B·L rows). FLOPs fwd 4·BLD, bwd 9·BLD; bytes fwd " +
 			"E·(2·BLD + D + BL), bwd E·(2·BLD + D + BL) + 2E·(BLD + D).",
 		variants: func(gpu bool) []Shape {
-			if gpu {
-				return batches([]int{8}, sh("D", 2048))
+			if gpu { // a warp per row (D ≤ 1024), a block per row
+				return batches([]int{8}, sh("D", 1024), sh("D", 2048))
 			}
 			return batches([]int{1}, sh("D", 512))
 		},
@@ -212,8 +213,8 @@ var kernels = []*Kernel{
 		Doc: "LayerNorm with bias over the last dim D of x (B·L rows). FLOPs fwd 7·BLD, bwd 11·BLD; bytes " +
 			"fwd E·(2·BLD + 2D + 2·BL), bwd E·(2·BLD + D + 2·BL) + 2E·(BLD + 2D).",
 		variants: func(gpu bool) []Shape {
-			if gpu {
-				return batches([]int{8}, sh("D", 2048))
+			if gpu { // a warp per row (D ≤ 1024), a block per row
+				return batches([]int{8}, sh("D", 1024), sh("D", 2048))
 			}
 			return batches([]int{1}, sh("D", 512))
 		},
@@ -319,6 +320,9 @@ func runKernels(ctx context.Context, d *Device, o Options, f *File) error {
 				continue
 			}
 			for pi, pass := range []string{PassForward, PassForwardBackward} {
+				if pi == 1 && kc.bwd == nil {
+					break // a forward-only op
+				}
 				if stopped(ctx, f) {
 					in.free()
 					return nil
@@ -343,7 +347,7 @@ func runKernels(ctx context.Context, d *Device, o Options, f *File) error {
 					Bytes: kc.bytes[pi], FLOPs: kc.flops[pi]}
 				r.derive(f.Ceilings)
 				f.Results = append(f.Results, r)
-				o.progress("%-48s %10s  %8.3g GB/s %8.3g GFLOP/s  (%d×%d, %d sets)\n", name, humanSeconds(r.Median),
+				o.progress("%-48s %10s  %8.3g GB/s %8.3g GFLOP/s  (%d×%d, %d sets)\n", name, HumanSeconds(r.Median),
 					r.BytesPerS/1e9, r.FLOPsPerS/1e9, len(samples), reps, kc.sets)
 			}
 			in.free()

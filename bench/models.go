@@ -260,7 +260,7 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 				t.free()
 				r.derive(f.Ceilings)
 				f.Results = append(f.Results, r)
-				o.progress("%-56s %10s/step  %9.4g tokens/s  peak %s\n", bname, humanSeconds(r.Median), r.TokensPerS, humanBytes(peak))
+				o.progress("%-56s %10s/step  %9.4g tokens/s  peak %s\n", bname, HumanSeconds(r.Median), r.TokensPerS, humanBytes(peak))
 			}
 		}
 	}
@@ -291,7 +291,7 @@ func runGenerate(ctx context.Context, d *Device, o Options, f *File) error {
 			res.Name = bname
 			res.derive(f.Ceilings)
 			f.Results = append(f.Results, *res)
-			o.progress("%-64s %10s  %9.4g tokens/s  state %s\n", bname, humanSeconds(res.Median), res.TokensPerS, humanBytes(res.StateBytes))
+			o.progress("%-64s %10s  %9.4g tokens/s  state %s\n", bname, HumanSeconds(res.Median), res.TokensPerS, humanBytes(res.StateBytes))
 		}
 	}
 	return nil

@@ -250,7 +250,7 @@ func kernelTable(w io.Writer, f *File) error {
 	var rows [][]string
 	for _, r := range f.Results {
 		rows = append(rows, []string{r.Op, r.Pass, strings.TrimSpace(r.Variant + fmt.Sprintf(" L=%d", r.L)),
-			humanSeconds(r.Median), spread(r), fmt.Sprintf("%.3g", r.BytesPerS/1e9), fmt.Sprintf("%.3g", r.FLOPsPerS/1e9),
+			HumanSeconds(r.Median), spread(r), fmt.Sprintf("%.3g", r.BytesPerS/1e9), fmt.Sprintf("%.3g", r.FLOPsPerS/1e9),
 			pct(r.FracBandwidth), pct(r.FracFLOPs), r.Bound})
 	}
 	return renderTable(w, header, right, rows)
@@ -262,7 +262,7 @@ func stepTable(w io.Writer, f *File) error {
 	var rows [][]string
 	for _, r := range f.Results {
 		rows = append(rows, []string{r.Arch, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]), fmt.Sprint(r.L),
-			humanSeconds(r.Median), spread(r), fmt.Sprintf("%.4g", r.TokensPerS), fmt.Sprintf("%.3g", r.FLOPsPerS/1e9),
+			HumanSeconds(r.Median), spread(r), fmt.Sprintf("%.4g", r.TokensPerS), fmt.Sprintf("%.3g", r.FLOPsPerS/1e9),
 			pct(r.FracFLOPs), humanBytes(r.PeakBytes)})
 	}
 	return renderTable(w, header, right, rows)
@@ -278,8 +278,8 @@ func generateTable(w io.Writer, f *File) error {
 			perTok = r.DecodeS / float64(n)
 		}
 		rows = append(rows, []string{r.Arch, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]),
-			fmt.Sprintf("%d+%d", r.Shape["prompt"], r.Shape["new"]), humanSeconds(r.Median), spread(r),
-			humanSeconds(r.PrefillS), humanSeconds(perTok), fmt.Sprintf("%.4g", r.TokensPerS),
+			fmt.Sprintf("%d+%d", r.Shape["prompt"], r.Shape["new"]), HumanSeconds(r.Median), spread(r),
+			HumanSeconds(r.PrefillS), HumanSeconds(perTok), fmt.Sprintf("%.4g", r.TokensPerS),
 			humanBytes(r.StateBytes), humanBytes(r.PeakBytes)})
 	}
 	return renderTable(w, header, right, rows)

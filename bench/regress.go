@@ -217,8 +217,8 @@ func (c *Comparison) WriteTable(w io.Writer) error {
 	var rows [][]string
 	for _, d := range c.Deltas {
 		n := fmt.Sprintf("%d+%d", d.N1, d.N2)
-		rows = append(rows, []string{d.Name, humanSeconds(d.OldMedian) + fmt.Sprintf(" ±%.0f%%", 50*d.OldIQR),
-			humanSeconds(d.NewMedian) + fmt.Sprintf(" ±%.0f%%", 50*d.NewIQR), fmt.Sprintf("%+.2f%%", 100*d.Change),
+		rows = append(rows, []string{d.Name, HumanSeconds(d.OldMedian) + fmt.Sprintf(" ±%.0f%%", 50*d.OldIQR),
+			HumanSeconds(d.NewMedian) + fmt.Sprintf(" ±%.0f%%", 50*d.NewIQR), fmt.Sprintf("%+.2f%%", 100*d.Change),
 			fmt.Sprintf("%.3g", d.P), n, d.Verdict})
 	}
 	if err := renderTable(w, header, right, rows); err != nil {

@@ -1,7 +1,6 @@
 package cpukernels
 
 import (
-	"fmt"
 	"math"
 
 	"seqbench/nn"
@@ -21,9 +20,7 @@ import (
 // T's smallest normal are stored as 0: a parameter whose gradient stays zero
 // would otherwise decay v into subnormals over ~10⁵ float32 steps.
 func (be *Backend[T]) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
-	if a.Step < 1 {
-		panic(fmt.Sprintf("cpukernels.AdamW: Step %d, counted from 1", a.Step))
-	}
+	check("AdamW", a.Check())
 	pd := data[T](p, -1, "AdamW", "p")
 	n := len(pd)
 	gd := data[T](g, n, "AdamW", "g")

@@ -67,5 +67,5 @@ func TestAdamWFlushesMoments(t *testing.T) {
 func TestAdamWBadStep(t *testing.T) {
 	be := New[float64]()
 	b := be.Alloc(1)
-	refPanics(t, "step 0", "Step 0", func() { be.AdamW(b, b, b, b, nn.AdamWArgs{LR: 1}) })
+	refPanics(t, "step 0", "step 0", func() { be.AdamW(b, b, b, b, nn.AdamWArgs{LR: 1}) })
 }

@@ -1,7 +1,6 @@
 package cpukernels
 
 import (
-	"fmt"
 	"math"
 
 	"seqbench/nn"
@@ -19,7 +18,7 @@ import (
 // per worker, never O(Lq·Lk). Causal needs Lk ≥ Lq.
 func (be *Backend[T]) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "Attention"
-	checkAttention(op, Lq, Lk, Dh, causal)
+	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
 	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
 	os, es := data[T](out, nq, op, "out"), data[T](lse, B*H*Lq, op, "lse")
 	qs, ks, vs := data[T](q, nq, op, "q"), data[T](k, nk, op, "k"), data[T](v, nk, op, "v")
@@ -78,7 +77,7 @@ func (be *Backend[T]) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh in
 // sum runs in a fixed order.
 func (be *Backend[T]) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "AttentionBackward"
-	checkAttention(op, Lq, Lk, Dh, causal)
+	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
 	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
 	a := attnArgs[T]{
 		B: B, H: H, Lq: Lq, Lk: Lk, Dh: Dh, scale: scale, causal: causal,
@@ -243,18 +242,6 @@ func (a *attnArgs[T]) backwardKeyRows(D []float64, lo, hi int) {
 		if a.dv != nil {
 			attnAdd(a.dv[krow*Dh:(krow+1)*Dh], dv)
 		}
-	}
-}
-
-// checkAttention panics on shapes Attention cannot compute.
-func checkAttention(op string, Lq, Lk, Dh int, causal bool) {
-	switch {
-	case Dh < 1:
-		panic(fmt.Sprintf("cpukernels.%s: head dim Dh = %d, needs Dh ≥ 1", op, Dh))
-	case Lq > 0 && Lk < 1:
-		panic(fmt.Sprintf("cpukernels.%s: %d queries but no key", op, Lq))
-	case causal && Lk < Lq:
-		panic(fmt.Sprintf("cpukernels.%s: causal with Lk = %d < Lq = %d leaves the first queries no key", op, Lk, Lq))
 	}
 }
 

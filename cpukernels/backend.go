@@ -52,6 +52,13 @@ func (be *Backend[T]) DType() nn.DType {
 	return nn.Float32
 }
 
+// check panics with a failed contract check of nn, naming the op.
+func check(op string, err error) {
+	if err != nil {
+		panic(fmt.Sprintf("cpukernels.%s: %v", op, err))
+	}
+}
+
 // data unwraps a buffer of this backend, checking it holds at least n
 // elements (n < 0: any length).
 func data[T Float](b nn.Buffer, n int, op, name string) []T {

@@ -1,10 +1,6 @@
 package cpukernels
 
-import (
-	"fmt"
-
-	"seqbench/nn"
-)
+import "seqbench/nn"
 
 // Conv1D is the causal depthwise convolution of x (B, C, L) with w (C, W)
 // and optional bias (C), then act (Identity or SiLU). With x[b,c,t] for
@@ -23,7 +19,7 @@ import (
 // run in float64; rows (b, c) are independent and split among workers.
 func (be *Backend[T]) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act nn.Activation) {
 	const op = "Conv1D"
-	checkConv(op, B, C, L, W, act)
+	check(op, nn.CheckConv1D(B, C, L, W, act))
 	n := B * C * L
 	os, xs, ws := data[T](out, n, op, "out"), data[T](x, n, op, "x"), data[T](w, C*W, op, "w")
 	var bs, ss []T
@@ -91,7 +87,7 @@ func (be *Backend[T]) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, a
 // summed in float64 in a fixed order.
 func (be *Backend[T]) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, C, L, W int, act nn.Activation) {
 	const op = "Conv1DBackward"
-	checkConv(op, B, C, L, W, act)
+	check(op, nn.CheckConv1D(B, C, L, W, act))
 	n := B * C * L
 	xs, ws, gs := data[T](x, n, op, "x"), data[T](w, C*W, op, "w"), data[T](dout, n, op, "dout")
 	var bs, dxs, dws, dbs []T
@@ -169,14 +165,4 @@ func (be *Backend[T]) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, 
 			}
 		}
 	})
-}
-
-// checkConv rejects shapes and activations the conv does not define.
-func checkConv(op string, B, C, L, W int, act nn.Activation) {
-	if B < 0 || C < 0 || L < 0 || W < 1 {
-		panic(fmt.Sprintf("cpukernels.%s: shape B=%d, C=%d, L=%d, W=%d (W ≥ 1, others ≥ 0)", op, B, C, L, W))
-	}
-	if act != nn.Identity && act != nn.SiLU {
-		panic(fmt.Sprintf("cpukernels.%s: activation %v, want identity or silu", op, act))
-	}
 }

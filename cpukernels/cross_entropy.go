@@ -1,7 +1,6 @@
 package cpukernels
 
 import (
-	"fmt"
 	"math"
 
 	"seqbench/nn"
@@ -20,7 +19,7 @@ func (be *Backend[T]) CrossEntropy(loss, lse, logits nn.Buffer, targets []int32,
 	const op = "CrossEntropy"
 	ls, es := data[T](loss, rows, op, "loss"), data[T](lse, rows, op, "lse")
 	xs := data[T](logits, rows*V, op, "logits")
-	checkTargets(op, targets, rows, V, ignore)
+	check(op, nn.CheckTargets(targets, rows, V, ignore))
 	lo := expLimit[T]()
 	be.parallelFor(rows, rowGrain(V), func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
@@ -62,7 +61,7 @@ func (be *Backend[T]) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer
 	n := rows * V
 	ds, xs := data[T](dlogits, n, op, "dlogits"), data[T](logits, n, op, "logits")
 	es, gs := data[T](lse, rows, op, "lse"), data[T](dloss, rows, op, "dloss")
-	checkTargets(op, targets, rows, V, ignore)
+	check(op, nn.CheckTargets(targets, rows, V, ignore))
 	lo, tiny := expLimit[T](), minNormal[T]()
 	be.parallelFor(rows, rowGrain(V), func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
@@ -91,9 +90,7 @@ func (be *Backend[T]) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer
 // number (as torch.argmax), so a row holding one answers its first NaN.
 func (be *Backend[T]) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
 	const op = "ArgmaxRows"
-	if cols < 1 {
-		panic(fmt.Sprintf("cpukernels.%s: cols = %d, needs cols ≥ 1", op, cols))
-	}
+	check(op, nn.CheckRows(rows, cols))
 	xs := data[T](x, rows*cols, op, "x")
 	idx := make([]int32, rows)
 	be.parallelFor(rows, rowGrain(cols), func(r0, r1 int) {
@@ -109,18 +106,4 @@ func (be *Backend[T]) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
 		}
 	})
 	return idx
-}
-
-// checkTargets panics unless there is a target for each row and every
-// target is ignore or in [0, V).
-func checkTargets(op string, targets []int32, rows, V int, ignore int32) {
-	if len(targets) < rows {
-		panic(fmt.Sprintf("cpukernels.%s: %d targets for %d rows", op, len(targets), rows))
-	}
-	for r, t := range targets[:rows] {
-		if t != ignore && (t < 0 || int(t) >= V) {
-			panic(fmt.Sprintf("cpukernels.%s: targets[%d] = %d is outside [0, %d) and is not the ignore index %d",
-				op, r, t, V, ignore))
-		}
-	}
 }

@@ -10,7 +10,7 @@ import (
 // Arguments of exp below these give exactly 0: exp(−87) ≈ 1.6e−38 and
 // exp(−708) ≈ 3.3e−308 are the last values above the smallest normal number
 // of float32 and float64. Subnormals make x86 arithmetic 10–100× slower
-// (DESIGN.md, "Subnormal floats").
+// (docs/DESIGN.md, "Subnormal floats").
 const (
 	expMin32 = -87.0
 	expMin64 = -708.0
@@ -239,6 +239,7 @@ func unaryFuncs(kind nn.Activation, lim float64) (f, df func(x float64) float64)
 // for the activation f named by kind. Transcendental ones are evaluated in
 // float64 and rounded once; results below T's smallest normal become 0.
 func (be *Backend[T]) Act(kind nn.Activation, out, x nn.Buffer) {
+	check("Act", kind.Check())
 	o := data[T](out, -1, "Act", "out")
 	xd := data[T](x, len(o), "Act", "x")
 	switch kind {
@@ -272,6 +273,7 @@ func (be *Backend[T]) Act(kind nn.Activation, out, x nn.Buffer) {
 //
 // with ReLU'(0) = 0 and Softplus' = 1 above the threshold, as in torch.
 func (be *Backend[T]) ActBackward(kind nn.Activation, dx, x, dout nn.Buffer) {
+	check("ActBackward", kind.Check())
 	d := data[T](dx, -1, "ActBackward", "dx")
 	xd := data[T](x, len(d), "ActBackward", "x")
 	g := data[T](dout, len(d), "ActBackward", "dout")
@@ -315,9 +317,7 @@ func (be *Backend[T]) ActBackward(kind nn.Activation, dx, x, dout nn.Buffer) {
 //
 // out may be x.
 func (be *Backend[T]) AddBias(out, x, bias nn.Buffer, rows, cols int) {
-	if rows < 0 || cols < 0 {
-		panic(fmt.Sprintf("cpukernels.AddBias: negative shape %d×%d", rows, cols))
-	}
+	check("AddBias", nn.CheckMatrix(rows, cols))
 	n := rows * cols
 	o := data[T](out, n, "AddBias", "out")
 	xd := data[T](x, n, "AddBias", "x")
@@ -343,9 +343,7 @@ func (be *Backend[T]) AddBias(out, x, bias nn.Buffer, rows, cols int) {
 // summed in float64 (a bias gradient adds up to batch×length rows). Workers
 // split the columns, so the result does not depend on their number.
 func (be *Backend[T]) SumRows(out, x nn.Buffer, rows, cols int) {
-	if rows < 0 || cols < 0 {
-		panic(fmt.Sprintf("cpukernels.SumRows: negative shape %d×%d", rows, cols))
-	}
+	check("SumRows", nn.CheckMatrix(rows, cols))
 	o := data[T](out, cols, "SumRows", "out")
 	xd := data[T](x, rows*cols, "SumRows", "x")
 	be.parallelFor(cols, max(1, copyGrain/max(rows, 1)), func(lo, hi int) {

@@ -128,7 +128,7 @@ func testActExtremes[T Float](t *testing.T, be *Backend[T], rtol, atol float64) 
 }
 
 // No activation or derivative returns a subnormal: they slow x86 down by
-// 10–100× (DESIGN.md, "Subnormal floats").
+// 10–100× (docs/DESIGN.md, "Subnormal floats").
 func TestActNoSubnormals(t *testing.T) {
 	t.Run("float64", func(t *testing.T) { testActNoSubnormals(t, New[float64](), -1000) })
 	t.Run("float32", func(t *testing.T) { testActNoSubnormals(t, New[float32](), -200) })

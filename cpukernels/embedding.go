@@ -1,7 +1,6 @@
 package cpukernels
 
 import (
-	"fmt"
 	"slices"
 
 	"seqbench/nn"
@@ -18,7 +17,7 @@ func (be *Backend[T]) Embedding(out, table nn.Buffer, ids []int32, d int) {
 	const op = "Embedding"
 	n := len(ids) * d
 	os, ts := data[T](out, n, op, "out"), data[T](table, -1, op, "table")
-	checkIDs(op, ids, len(ts), d)
+	check(op, nn.CheckIDs(ids, len(ts), d))
 	be.parallelFor(len(ids), rowGrain(d), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			id := int(ids[i])
@@ -38,7 +37,7 @@ func (be *Backend[T]) Embedding(out, table nn.Buffer, ids []int32, d int) {
 func (be *Backend[T]) EmbeddingBackward(dtable, dout nn.Buffer, ids []int32, d int) {
 	const op = "EmbeddingBackward"
 	gs, ts := data[T](dout, len(ids)*d, op, "dout"), data[T](dtable, -1, op, "dtable")
-	checkIDs(op, ids, len(ts), d)
+	check(op, nn.CheckIDs(ids, len(ts), d))
 	// order lists the positions sorted by (id, position): runs of one id.
 	order := make([]int32, len(ids))
 	for i := range order {
@@ -74,17 +73,4 @@ func (be *Backend[T]) EmbeddingBackward(dtable, dout nn.Buffer, ids []int32, d i
 			}
 		}
 	})
-}
-
-// checkIDs panics unless d ≥ 1 and every id is in [0, V), V = tableLen/d.
-func checkIDs(op string, ids []int32, tableLen, d int) {
-	if d < 1 {
-		panic(fmt.Sprintf("cpukernels.%s: row length d = %d, needs d ≥ 1", op, d))
-	}
-	V := tableLen / d
-	for i, id := range ids {
-		if id < 0 || int(id) >= V {
-			panic(fmt.Sprintf("cpukernels.%s: ids[%d] = %d is outside the table's [0, %d)", op, i, id, V))
-		}
-	}
 }

@@ -127,6 +127,7 @@ func kernelSpectrum[T Float](p *fftPlan, kf []complex128, ks []T) {
 // length-n complex rows.
 func (be *Backend[T]) FFTConv(out, u, K, Dskip nn.Buffer, B, H, L int) {
 	const op = "FFTConv"
+	check(op, nn.CheckFFTConv(B, H, L))
 	os, us, ks := data[T](out, B*H*L, op, "out"), data[T](u, B*H*L, op, "u"), data[T](K, H*L, op, "K")
 	var ds []T
 	if Dskip != nil {
@@ -189,6 +190,7 @@ func (be *Backend[T]) FFTConv(out, u, K, Dskip nn.Buffer, B, H, L int) {
 // (deterministic, see fftShares).
 func (be *Backend[T]) FFTConvBackward(du, dK, dDskip, u, K, Dskip, dout nn.Buffer, B, H, L int) {
 	const op = "FFTConvBackward"
+	check(op, nn.CheckFFTConv(B, H, L))
 	us, ks, gs := data[T](u, B*H*L, op, "u"), data[T](K, H*L, op, "K"), data[T](dout, B*H*L, op, "dout")
 	var dus, dks, dds, ds []T
 	if du != nil {

@@ -1,10 +1,6 @@
 package cpukernels
 
-import (
-	"fmt"
-
-	"seqbench/nn"
-)
+import "seqbench/nn"
 
 // Blocking of the packed GEMM. Go has no SIMD and its register allocator
 // keeps at most 15 floats live (X15 is reserved), so the micro-kernel is
@@ -139,31 +135,9 @@ func sizeOf[T Float]() int {
 
 // check validates the arguments and returns the buffers.
 func (g *gemmOp[T]) check(a, b, c nn.Buffer) (ad, bd, cd []T) {
-	ra, ca := g.M, g.K // stored A is ra×ca
-	if g.TransA {
-		ra, ca = ca, ra
-	}
-	rb, cb := g.K, g.N
-	if g.TransB {
-		rb, cb = cb, rb
-	}
-	bad := g.M < 0 || g.N < 0 || g.K < 0 || g.Batch < 1 ||
-		g.StrideA < 0 || g.StrideB < 0 || g.StrideC < 0 ||
-		g.LDA < ca || g.LDB < cb || g.LDC < g.N
-	if bad {
-		panic(fmt.Sprintf("cpukernels.Gemm: bad arguments %+v (need M, N, K, strides ≥ 0, Batch ≥ 1, LDA ≥ %d, LDB ≥ %d, LDC ≥ N)",
-			g.GemmArgs, ca, cb))
-	}
-	need := func(stride, rows, cols, ld int) int {
-		if rows == 0 || cols == 0 {
-			return 0
-		}
-		return (g.Batch-1)*stride + (rows-1)*ld + cols
-	}
-	ad = data[T](a, need(g.StrideA, ra, ca, g.LDA), "Gemm", "a")
-	bd = data[T](b, need(g.StrideB, rb, cb, g.LDB), "Gemm", "b")
-	cd = data[T](c, need(g.StrideC, g.M, g.N, g.LDC), "Gemm", "c")
-	return ad, bd, cd
+	na, nb, nc, err := g.Lens()
+	check("Gemm", err)
+	return data[T](a, na, "Gemm", "a"), data[T](b, nb, "Gemm", "b"), data[T](c, nc, "Gemm", "c")
 }
 
 // scaleC sets C_p[i0:i1, j0:j1] *= Beta, writing zeros when Beta is 0.

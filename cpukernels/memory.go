@@ -71,10 +71,7 @@ func (be *Backend[T]) Copy(dst, src nn.Buffer) {
 // broadcasts one row). Rows are copied in parallel, so the block in dst must
 // not overlap the block in src.
 func (be *Backend[T]) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer, srcOff, srcStride, rows, cols int, accumulate bool) {
-	if rows < 0 || cols < 0 || dstOff < 0 || srcOff < 0 || srcStride < 0 || (rows > 1 && dstStride < cols) {
-		panic(fmt.Sprintf("cpukernels.CopyBlock: bad block rows=%d cols=%d dstOff=%d dstStride=%d srcOff=%d srcStride=%d",
-			rows, cols, dstOff, dstStride, srcOff, srcStride))
-	}
+	check("CopyBlock", nn.CheckCopyBlock(dstOff, dstStride, srcOff, srcStride, rows, cols))
 	if rows == 0 || cols == 0 {
 		return
 	}

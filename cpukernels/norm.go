@@ -16,6 +16,7 @@ import (
 //	}
 func (be *Backend[T]) RMSNorm(out, rstd, x, w nn.Buffer, rows, d int, eps float64) {
 	const op = "RMSNorm"
+	check(op, nn.CheckRows(rows, d))
 	n := rows * d
 	os, rs := data[T](out, n, op, "out"), data[T](rstd, rows, op, "rstd")
 	xs, ws := data[T](x, n, op, "x"), data[T](w, d, op, "w")
@@ -44,6 +45,7 @@ func (be *Backend[T]) RMSNorm(out, rstd, x, w nn.Buffer, rows, d int, eps float6
 // it does not depend on the number of workers.
 func (be *Backend[T]) RMSNormBackward(dx, dw, x, w, rstd, dout nn.Buffer, rows, d int) {
 	const op = "RMSNormBackward"
+	check(op, nn.CheckRows(rows, d))
 	n := rows * d
 	xs, ws := data[T](x, n, op, "x"), data[T](w, d, op, "w")
 	rs, gs := data[T](rstd, rows, op, "rstd"), data[T](dout, n, op, "dout")
@@ -106,6 +108,7 @@ func (be *Backend[T]) RMSNormBackward(dx, dw, x, w, rstd, dout nn.Buffer, rows, 
 // b may be nil (no bias).
 func (be *Backend[T]) LayerNorm(out, mean, rstd, x, w, b nn.Buffer, rows, d int, eps float64) {
 	const op = "LayerNorm"
+	check(op, nn.CheckRows(rows, d))
 	n := rows * d
 	os, xs, ws := data[T](out, n, op, "out"), data[T](x, n, op, "x"), data[T](w, d, op, "w")
 	ms, rs := data[T](mean, rows, op, "mean"), data[T](rstd, rows, op, "rstd")
@@ -149,6 +152,7 @@ func (be *Backend[T]) LayerNorm(out, mean, rstd, x, w, b nn.Buffer, rows, d int,
 // blocks of rows, so they do not depend on the number of workers.
 func (be *Backend[T]) LayerNormBackward(dx, dw, db, x, w, mean, rstd, dout nn.Buffer, rows, d int) {
 	const op = "LayerNormBackward"
+	check(op, nn.CheckRows(rows, d))
 	n := rows * d
 	xs, ws, gs := data[T](x, n, op, "x"), data[T](w, d, op, "w"), data[T](dout, n, op, "dout")
 	ms, rs := data[T](mean, rows, op, "mean"), data[T](rstd, rows, op, "rstd")

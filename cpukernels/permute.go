@@ -1,14 +1,6 @@
 package cpukernels
 
-import (
-	"fmt"
-
-	"seqbench/nn"
-)
-
-// maxPermuteRank matches the CUDA kernel's limit, so the CPU rejects what the
-// GPU would.
-const maxPermuteRank = 6
+import "seqbench/nn"
 
 // Permute writes out = x transposed by perm: out dim i is x dim perm[i].
 // With x of shape s and out of shape t (t[i] = s[perm[i]]), for rank 3:
@@ -23,52 +15,19 @@ const maxPermuteRank = 6
 //		}
 //	}
 //
-// Dimensions that stay adjacent (or have size 1) are merged first, so a
-// permutation that keeps the last dim walks contiguous rows.
+// Dimensions that stay adjacent (or have size 1) are merged first
+// (nn.PlanPermute), so a permutation that keeps the last dim walks
+// contiguous rows.
 func (be *Backend[T]) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate bool) {
-	rank := len(shape)
-	if rank > maxPermuteRank || len(perm) != rank {
-		panic(fmt.Sprintf("cpukernels.Permute: perm %v for shape %v (rank ≤ %d, one perm entry per dim)", perm, shape, maxPermuteRank))
-	}
-	var seen [maxPermuteRank]bool
-	for _, p := range perm {
-		if p < 0 || p >= rank || seen[p] {
-			panic(fmt.Sprintf("cpukernels.Permute: perm %v is not a permutation of 0..%d", perm, rank-1))
-		}
-		seen[p] = true
-	}
-	n := 1
-	var xstride [maxPermuteRank]int
-	for i := rank - 1; i >= 0; i-- {
-		if shape[i] < 0 {
-			panic(fmt.Sprintf("cpukernels.Permute: negative dim in shape %v", shape))
-		}
-		xstride[i] = n
-		n *= shape[i]
-	}
+	plan, err := nn.PlanPermute(shape, perm)
+	check("Permute", err)
+	n := plan.N
 	o := data[T](out, n, "Permute", "out")[:n]
 	xs := data[T](x, n, "Permute", "x")[:n]
 	if n == 0 {
 		return
 	}
-
-	// Out dims with their x strides; drop size-1 dims and merge a dim into
-	// the next when together they walk x with one stride.
-	var dims, strides [maxPermuteRank]int
-	r := 0
-	for i := 0; i < rank; i++ {
-		d, s := shape[perm[i]], xstride[perm[i]]
-		if d == 1 {
-			continue
-		}
-		if r > 0 && strides[r-1] == s*d {
-			dims[r-1] *= d
-			strides[r-1] = s
-			continue
-		}
-		dims[r], strides[r] = d, s
-		r++
-	}
+	dims, strides, r := plan.Dims, plan.Strides, plan.Rank
 	if r == 0 || (r == 1 && strides[0] == 1) {
 		be.parallelFor(n, copyGrain, func(lo, hi int) {
 			if accumulate {
@@ -85,7 +44,7 @@ func (be *Backend[T]) Permute(out, x nn.Buffer, shape []int, perm []int, accumul
 	inner, istride := dims[r-1], strides[r-1]
 	rows := n / inner
 	be.parallelFor(rows, max(1, copyGrain/inner), func(lo, hi int) {
-		var idx [maxPermuteRank]int // out index of row lo over dims[:r-1]
+		var idx [nn.MaxPermuteRank]int // out index of row lo over dims[:r-1]
 		rem, src := lo, 0
 		for k := r - 2; k >= 0; k-- {
 			idx[k] = rem % dims[k]

@@ -5,8 +5,6 @@ package cpukernels
 // names the worst element, and a reader for the golden vectors.
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -14,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"seqbench/safetensors"
 )
 
 // refGuard is how many NaN sentinels follow an output buffer.
@@ -140,46 +140,48 @@ func refSub(a, b []float64) []float64 {
 	return d
 }
 
-// refGolden reads the F64 tensors of a golden vector file of
-// ../../shared/testvectors (DESIGN.md, "Testing"), skipping the test when
-// the file is absent.
-func refGolden(t *testing.T, name string) map[string][]float64 {
+// readGolden reads a golden vector file of ../../shared/testvectors
+// (docs/DESIGN.md, "Testing"): PyTorch float64 references, so every tensor
+// must be F64. It skips the test when the file is absent.
+func readGolden(t *testing.T, name string) (map[string]safetensors.Tensor, map[string]string) {
 	t.Helper()
 	path := filepath.Join("..", "..", "shared", "testvectors", name)
-	raw, err := os.ReadFile(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		t.Skipf("golden vectors: %v", err)
 	}
-	if len(raw) < 8 {
-		t.Fatalf("%s: %d bytes", path, len(raw))
+	ts, meta, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	n := binary.LittleEndian.Uint64(raw)
-	var header map[string]json.RawMessage
-	if n > uint64(len(raw)-8) || json.Unmarshal(raw[8:8+n], &header) != nil {
-		t.Fatalf("%s: bad safetensors header", path)
+	for k, v := range ts {
+		if v.DType != "F64" {
+			t.Fatalf("%s: tensor %s is %s, not F64", path, k, v.DType)
+		}
 	}
-	body := raw[8+n:]
-	out := make(map[string][]float64)
-	for k, msg := range header {
-		if k == "__metadata__" {
-			continue
-		}
-		var info struct {
-			DType   string `json:"dtype"`
-			Offsets [2]int `json:"data_offsets"`
-		}
-		if err := json.Unmarshal(msg, &info); err != nil || info.DType != "F64" ||
-			info.Offsets[1] > len(body) || (info.Offsets[1]-info.Offsets[0])%8 != 0 {
-			t.Fatalf("%s: tensor %s: unsupported entry %s", path, k, msg)
-		}
-		b := body[info.Offsets[0]:info.Offsets[1]]
-		x := make([]float64, len(b)/8)
-		for i := range x {
-			x[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
-		}
-		out[k] = x
+	return ts, meta
+}
+
+// refGolden returns the values of a golden vector file's tensors.
+func refGolden(t *testing.T, name string) map[string][]float64 {
+	t.Helper()
+	ts, _ := readGolden(t, name)
+	out := make(map[string][]float64, len(ts))
+	for k, v := range ts {
+		out[k] = v.Data
 	}
 	return out
+}
+
+// goldenHeader returns a golden vector file's __metadata__ flags and the
+// shapes of its tensors.
+func goldenHeader(t *testing.T, name string) (flags string, shapes map[string][]int) {
+	t.Helper()
+	ts, meta := readGolden(t, name)
+	shapes = make(map[string][]int, len(ts))
+	for k, v := range ts {
+		shapes[k] = v.Shape
+	}
+	return meta["flags"], shapes
 }
 
 // refPanics fails unless f panics with a message containing want.

@@ -1,7 +1,6 @@
 package cpukernels
 
 import (
-	"fmt"
 	"math"
 
 	"seqbench/nn"
@@ -69,9 +68,7 @@ func newRNN[T Float](op string, gru bool, a nn.RNNArgs) *rnn[T] {
 	if gru {
 		G = 3
 	}
-	if a.B < 1 || a.L < 0 || a.I < 1 || a.H < 1 {
-		panic(fmt.Sprintf("cpukernels.%s: bad shape B=%d L=%d I=%d H=%d (need B, I, H ≥ 1, L ≥ 0)", op, a.B, a.L, a.I, a.H))
-	}
+	check(op, a.Check(gru))
 	r := &rnn[T]{op: op, gru: gru, B: a.B, L: a.L, I: a.I, H: a.H, G: G, GH: G * a.H,
 		lim: expLimit[T](), tiny: minNormal[T]()}
 	r.per = 5 * a.H
@@ -89,9 +86,6 @@ func newRNN[T Float](op string, gru bool, a nn.RNNArgs) *rnn[T] {
 	}
 	r.bih, r.bhh = opt(a.Bih, r.GH, "Bih"), opt(a.Bhh, r.GH, "Bhh")
 	r.h0 = opt(a.H0, a.B*a.H, "H0")
-	if gru && a.C0 != nil {
-		panic("cpukernels.GRU: C0 given, but a GRU has no cell state")
-	}
 	r.c0 = opt(a.C0, a.B*a.H, "C0")
 
 	// LSTM adds both biases to every gate; GRU keeps b_hn apart (it is

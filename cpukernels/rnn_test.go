@@ -255,7 +255,7 @@ func TestRNNBackwardInitialState(t *testing.T) {
 // sequence (an LSTM forget gate of 0.27 with g = 0; a GRU update gate of
 // 0.73 with n = 0), and its gradient decaying backward from
 // the last step, reach exactly 0 in float32 instead of passing through
-// subnormal numbers (DESIGN.md, "Subnormal floats").
+// subnormal numbers (docs/DESIGN.md, "Subnormal floats").
 func TestRNNSubnormalDecay(t *testing.T) {
 	for _, gru := range []bool{false, true} {
 		const B, L, I, H = 2, 400, 1, 3

@@ -1,7 +1,6 @@
 package cpukernels
 
 import (
-	"fmt"
 	"math"
 
 	"seqbench/nn"
@@ -32,9 +31,7 @@ func (be *Backend[T]) RoPEBackward(dx, dout nn.Buffer, B, H, L, Dh, pos0 int, ba
 
 // rope writes dst = rotate(src, θ), or with backward dst += rotate(src, −θ).
 func (be *Backend[T]) rope(op string, dst, src nn.Buffer, B, H, L, Dh, pos0 int, base float64, backward bool) {
-	if Dh < 2 || Dh%2 != 0 {
-		panic(fmt.Sprintf("cpukernels.%s: head dim Dh = %d, needs an even Dh ≥ 2", op, Dh))
-	}
+	check(op, nn.CheckRoPE(B, H, L, Dh))
 	n := B * H * L * Dh
 	dname, sname := "out", "x"
 	if backward {

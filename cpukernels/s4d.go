@@ -19,7 +19,7 @@ import (
 // s4dAnchor steps, so the error does not grow with k (one complex exp per
 // s4dAnchor steps instead of one per step). A mode whose decay exp(Re(z)·k)
 // has fallen below T's exp limit contributes nothing more: its remaining
-// steps are skipped rather than run through subnormal numbers (DESIGN.md,
+// steps are skipped rather than run through subnormal numbers (docs/DESIGN.md,
 // "Subnormal floats").
 
 // s4dAnchor is how many powers of w follow one directly computed exp(z·k).
@@ -122,6 +122,7 @@ func s4dModes[T Float](ms []s4dMode, h int, logDt, aRe, aIm, cRe, cIm []T, lim f
 // float64 row of L per worker.
 func (be *Backend[T]) S4DKernel(K nn.Buffer, a nn.S4DArgs) {
 	const op = "S4DKernel"
+	check(op, a.Check())
 	H, N2, L := a.H, a.N2, a.L
 	ks := data[T](K, H*L, op, "K")
 	logDt, aRe, aIm, cRe, cIm := s4dArgs[T](a, op)
@@ -168,6 +169,7 @@ func (be *Backend[T]) S4DKernel(K nn.Buffer, a nn.S4DArgs) {
 // elements, so the result is deterministic.
 func (be *Backend[T]) S4DKernelBackward(g nn.S4DGrads, a nn.S4DArgs, dK nn.Buffer) {
 	const op = "S4DKernelBackward"
+	check(op, a.Check())
 	H, N2, L := a.H, a.N2, a.L
 	n := H * N2
 	dks := data[T](dK, H*L, op, "dK")
@@ -256,6 +258,7 @@ func (be *Backend[T]) S4DKernelBackward(g nn.S4DGrads, a nn.S4DArgs, dK nn.Buffe
 // decay never runs on subnormals.
 func (be *Backend[T]) S4DRecurrent(out, state, u, Dskip nn.Buffer, a nn.S4DArgs, B int) {
 	const op = "S4DRecurrent"
+	check(op, nn.CheckS4DRecurrent(a, B))
 	H, N2, L := a.H, a.N2, a.L
 	os, us := data[T](out, B*H*L, op, "out"), data[T](u, B*H*L, op, "u")
 	var st, ds []T

@@ -178,7 +178,7 @@ func s4dSubnormal[T Float](v T) bool {
 	return a != 0 && a < minNormal[T]()
 }
 
-// A long decay must not run through subnormal numbers (DESIGN.md,
+// A long decay must not run through subnormal numbers (docs/DESIGN.md,
 // "Subnormal floats"): one impulse, then zeros, for long enough that every
 // mode decays past T's smallest normal number. No output, state or kernel
 // value may be subnormal, and the recurrence over the decaying tail may

@@ -1,7 +1,6 @@
 package cpukernels
 
 import (
-	"fmt"
 	"math"
 
 	"seqbench/nn"
@@ -24,7 +23,7 @@ import (
 // The state dimension is the outer loop so that every inner loop walks
 // contiguous rows of Bm and Cm; states and sums are float64. exp arguments
 // below T's limit give exactly 0 and states below T's smallest normal are
-// flushed to 0, so long decays never reach subnormal numbers (DESIGN.md,
+// flushed to 0, so long decays never reach subnormal numbers (docs/DESIGN.md,
 // "Subnormal floats"). Each (b, d) row is one unit of parallel work and
 // touches only its own out, H0 and hT elements, so hT may be H0 (in place).
 func (be *Backend[T]) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
@@ -237,10 +236,7 @@ type scanOp[T Float] struct {
 }
 
 func unpackScan[T Float](op string, a nn.ScanArgs) *scanOp[T] {
-	if a.B < 0 || a.D < 0 || a.L < 0 || a.N < 1 || a.G < 1 || a.D%a.G != 0 {
-		panic(fmt.Sprintf("cpukernels.%s: shape B=%d, D=%d, L=%d, N=%d, G=%d (N, G ≥ 1; G must divide D)",
-			op, a.B, a.D, a.L, a.N, a.G))
-	}
+	check(op, a.Check())
 	nBDL, nBGNL := a.B*a.D*a.L, a.B*a.G*a.N*a.L
 	s := &scanOp[T]{B: a.B, D: a.D, L: a.L, N: a.N, G: a.G, Dg: a.D / a.G,
 		u: data[T](a.U, nBDL, op, "U"), delta: data[T](a.Delta, nBDL, op, "Delta"),

@@ -1,13 +1,9 @@
 package cpukernels
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -21,42 +17,6 @@ import (
 // cover what is particular to this backend: the golden vectors, results
 // that do not depend on the worker count, H0 in place, the backward from a
 // given H0, and long decays that must not produce subnormal numbers.
-
-// goldenHeader returns the __metadata__ flags and the tensor shapes of a
-// golden vector file (refGolden reads the values).
-func goldenHeader(t *testing.T, name string) (flags string, shapes map[string][]int) {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "testvectors", name))
-	if err != nil {
-		t.Skipf("golden vectors: %v", err)
-	}
-	n := binary.LittleEndian.Uint64(raw)
-	var header map[string]json.RawMessage
-	if err := json.Unmarshal(raw[8:8+n], &header); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	shapes = map[string][]int{}
-	for k, msg := range header {
-		if k == "__metadata__" {
-			var meta struct {
-				Flags string `json:"flags"`
-			}
-			if err := json.Unmarshal(msg, &meta); err != nil {
-				t.Fatalf("%s: metadata %s: %v", name, msg, err)
-			}
-			flags = meta.Flags
-			continue
-		}
-		var info struct {
-			Shape []int `json:"shape"`
-		}
-		if err := json.Unmarshal(msg, &info); err != nil {
-			t.Fatalf("%s: %s: %v", name, k, err)
-		}
-		shapes[k] = info.Shape
-	}
-	return flags, shapes
-}
 
 // goldenBuf returns v[name] as a buffer of T, or nil when the file does not
 // hold that tensor.

@@ -1,7 +1,6 @@
 package cpukernels
 
 import (
-	"fmt"
 	"math"
 
 	"seqbench/nn"
@@ -88,12 +87,7 @@ func (be *Backend[T]) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	s.dX, s.dDt = grad(g.X, nx, "dX"), grad(g.Dt, nd, "dDt")
 	s.dB, s.dC = grad(g.Bm, nbc, "dBm"), grad(g.Cm, nbc, "dCm")
 	dA, dD, dBias := grad(g.A, a.H, "dA"), grad(g.Dskip, a.H, "dDskip"), grad(g.DtBias, a.H, "dDtBias")
-	if dD != nil && s.D == nil {
-		panic("cpukernels.SSDBackward: dDskip asked for without Dskip")
-	}
-	if dBias != nil && s.bias == nil {
-		panic("cpukernels.SSDBackward: dDtBias asked for without DtBias")
-	}
+	check(op, g.Check(a))
 	if s.dX == nil && s.dDt == nil && s.dB == nil && s.dC == nil && dA == nil && dD == nil && dBias == nil {
 		return
 	}
@@ -149,10 +143,7 @@ type ssdOp[T Float] struct {
 }
 
 func newSSDOp[T Float](op string, a nn.SSDArgs) *ssdOp[T] {
-	if a.B < 0 || a.L < 0 || a.H < 1 || a.P < 1 || a.G < 1 || a.N < 1 || a.Chunk < 1 || a.H%a.G != 0 {
-		panic(fmt.Sprintf("cpukernels.%s: shape B=%d L=%d H=%d P=%d G=%d N=%d Chunk=%d "+
-			"(H, P, G, N, Chunk ≥ 1, G dividing H)", op, a.B, a.L, a.H, a.P, a.G, a.N, a.Chunk))
-	}
+	check(op, a.Check())
 	nx, nd, nbc := a.B*a.L*a.H*a.P, a.B*a.L*a.H, a.B*a.L*a.G*a.N
 	s := &ssdOp[T]{SSDArgs: a, hpg: a.H / a.G,
 		x: data[T](a.X, nx, op, "X"), dt: data[T](a.Dt, nd, op, "Dt"), A: data[T](a.A, a.H, op, "A"),

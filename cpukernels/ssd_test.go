@@ -1,12 +1,8 @@
 package cpukernels
 
 import (
-	"encoding/binary"
-	"encoding/json"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,48 +16,13 @@ import (
 // these tests add the PyTorch golden vector, the subnormal guard and the
 // timings.
 
-// goldenMeta returns __metadata__.flags of a golden vector file and the
-// shapes of its tensors.
-func goldenMeta(t *testing.T, name string) (string, map[string][]int) {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "testvectors", name))
-	if err != nil {
-		t.Skipf("golden vectors: %v", err)
-	}
-	n := binary.LittleEndian.Uint64(raw)
-	var header map[string]json.RawMessage
-	if err := json.Unmarshal(raw[8:8+n], &header); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	var meta struct {
-		Flags string `json:"flags"`
-	}
-	shapes := map[string][]int{}
-	for k, msg := range header {
-		if k == "__metadata__" {
-			if err := json.Unmarshal(msg, &meta); err != nil {
-				t.Fatalf("%s: __metadata__: %v", name, err)
-			}
-			continue
-		}
-		var info struct {
-			Shape []int `json:"shape"`
-		}
-		if err := json.Unmarshal(msg, &info); err != nil {
-			t.Fatalf("%s: %s: %v", name, k, err)
-		}
-		shapes[k] = info.Shape
-	}
-	return meta.Flags, shapes
-}
-
 // The golden vector 02_ssd (mamba_chunk_scan_combined semantics, float64
 // autograd through the recurrence): out and every gradient, with the chunk
 // size and softplus its flags give.
 func TestSSDGolden(t *testing.T) {
 	const file = "02_ssd.safetensors"
 	v := refGolden(t, file)
-	flags, shapes := goldenMeta(t, file)
+	flags, shapes := goldenHeader(t, file)
 	chunk, softplus := 0, false
 	fs := strings.Fields(flags)
 	for i := 0; i < len(fs); i++ {
@@ -161,7 +122,7 @@ func ssdDecayArgs[T Float](B, L, H, P, N, chunk int, decaying bool) nn.SSDArgs {
 
 // No output, final state or gradient of a long decay is subnormal, and the
 // decaying run is not slower than the same work with normal states
-// (DESIGN.md, "Subnormal floats").
+// (docs/DESIGN.md, "Subnormal floats").
 func TestSSDLongDecayNoSubnormals(t *testing.T) {
 	t.Run("float64", func(t *testing.T) { testSSDLongDecay[float64](t) })
 	t.Run("float32", func(t *testing.T) { testSSDLongDecay[float32](t) })

@@ -1,7 +1,6 @@
 package gpukernels
 
 import (
-	"fmt"
 	"math"
 
 	"seqbench/nn"
@@ -21,9 +20,7 @@ import (
 // smallest normal number are stored as 0 (as cpukernels).
 func (be *Backend) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 	const op = "AdamW"
-	if a.Step < 1 {
-		panic(fmt.Sprintf("gpukernels.AdamW: Step %d, counted from 1", a.Step))
-	}
+	check(op, a.Check())
 	pd := be.buf(p, -1, op, "p")
 	n := pd.n
 	gd, md, vd := be.buf(g, n, op, "g"), be.buf(m, n, op, "m"), be.buf(v, n, op, "v")

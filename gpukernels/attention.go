@@ -49,20 +49,6 @@ func (be *Backend) attnTile(op string, Dh int) int {
 	panic(fmt.Sprintf("gpukernels.%s: head dim Dh = %d needs more shared memory than the device's %d bytes", op, Dh, be.dev.MaxSharedOptin))
 }
 
-// checkAttention panics on shapes Attention cannot compute.
-func checkAttention(op string, B, H, Lq, Lk, Dh int, causal bool) {
-	switch {
-	case B < 0 || H < 0 || Lq < 0 || Lk < 0:
-		panic(fmt.Sprintf("gpukernels.%s: negative shape B=%d H=%d Lq=%d Lk=%d", op, B, H, Lq, Lk))
-	case Dh < 1:
-		panic(fmt.Sprintf("gpukernels.%s: head dim Dh = %d, needs Dh ≥ 1", op, Dh))
-	case Lq > 0 && Lk < 1:
-		panic(fmt.Sprintf("gpukernels.%s: %d queries but no key", op, Lq))
-	case causal && Lk < Lq:
-		panic(fmt.Sprintf("gpukernels.%s: causal with Lk = %d < Lq = %d leaves the first queries no key", op, Lk, Lq))
-	}
-}
-
 // Attention is fused scaled dot-product attention for q (B, H, Lq, Dh) and
 // k, v (B, H, Lk, Dh), with the causal mask aligned to the end (query i sees
 // key j iff j ≤ i + Lk − Lq). For each (b, h) and query row i:
@@ -75,7 +61,7 @@ func checkAttention(op string, B, H, Lq, Lk, Dh int, causal bool) {
 // an online softmax over key tiles, no O(Lq·Lk) memory.
 func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "Attention"
-	checkAttention(op, B, H, Lq, Lk, Dh, causal)
+	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
 	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
 	os, es := be.buf(out, nq, op, "out"), be.buf(lse, B*H*Lq, op, "lse")
 	qs, ks, vs := be.buf(q, nq, op, "q"), be.buf(k, nk, op, "k"), be.buf(v, nk, op, "v")
@@ -112,7 +98,7 @@ func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, 
 // the result is deterministic.
 func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "AttentionBackward"
-	checkAttention(op, B, H, Lq, Lk, Dh, causal)
+	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
 	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
 	qs, ks, vs := be.buf(q, nq, op, "q"), be.buf(k, nk, op, "k"), be.buf(v, nk, op, "v")
 	os, es, gs := be.buf(out, nq, op, "out"), be.buf(lse, B*H*Lq, op, "lse"), be.buf(dout, nq, op, "dout")

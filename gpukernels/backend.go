@@ -68,8 +68,6 @@ type Backend struct {
 	// scanSequential runs every selective scan on the one-step kernels
 	// instead of the chunked ones (tests compare both).
 	scanSequential bool
-	// normBlock turns the warp-per-row norm kernels off (timings compare).
-	normBlock bool
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
 	// where it fits instead of two launches a step (rnn.go); on unless
 	// SEQBENCH_RNN_PERSISTENT=0. The tests run both ways.
@@ -252,6 +250,14 @@ func (be *Backend) enter(op string) {
 func (be *Backend) exit() {
 	be.dev.Unlock()
 	be.mu.Unlock()
+}
+
+// check panics with a failed contract check of nn, naming the op (an
+// argument mistake, not a CUDA failure: a plain message, as cpukernels).
+func check(op string, err error) {
+	if err != nil {
+		panic(fmt.Sprintf("gpukernels.%s: %v", op, err))
+	}
 }
 
 // must panics with an *OpError when err is not nil.

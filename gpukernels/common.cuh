@@ -67,7 +67,7 @@ __device__ __forceinline__ real softplus_dt(real raw, i64 softplus, real* sp) {
     return raw;
 }
 
-// flush gives 0 where v would be subnormal (DESIGN.md "Subnormal floats").
+// flush gives 0 where v would be subnormal (docs/DESIGN.md "Subnormal floats").
 __device__ __forceinline__ real flush(real v) { return r_abs(v) < (real)MIN_NORMAL ? (real)0 : v; }
 
 // nanmax is max(a, b) that returns NaN when either is NaN, as Go's max.

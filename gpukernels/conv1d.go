@@ -1,20 +1,8 @@
 package gpukernels
 
 import (
-	"fmt"
-
 	"seqbench/nn"
 )
-
-// checkConv rejects shapes and activations the conv does not define.
-func checkConv(op string, B, C, L, W int, act nn.Activation) {
-	if B < 0 || C < 0 || L < 0 || W < 1 {
-		panic(fmt.Sprintf("gpukernels.%s: shape B=%d, C=%d, L=%d, W=%d (W ≥ 1, others ≥ 0)", op, B, C, L, W))
-	}
-	if act != nn.Identity && act != nn.SiLU {
-		panic(fmt.Sprintf("gpukernels.%s: activation %v, want identity or silu", op, act))
-	}
-}
 
 // rowGrid is the grid of a kernel that gives blockIdx.y to rows and the
 // threads of a block to consecutive positions of a row of length L (both
@@ -36,7 +24,7 @@ func (be *Backend) rowGrid(rows, L, threads int) (int, int) {
 // [state, x] (step mode). One thread an output (conv1d.cu).
 func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act nn.Activation) {
 	const op = "Conv1D"
-	checkConv(op, B, C, L, W, act)
+	check(op, nn.CheckConv1D(B, C, L, W, act))
 	n, S := B*C*L, W-1
 	o, xs, ws := be.buf(out, n, op, "out"), be.buf(x, n, op, "x"), be.buf(w, C*W, op, "w")
 	bs, ss := be.optBuf(bias, C, op, "bias"), be.optBuf(state, B*C*S, op, "state")
@@ -69,7 +57,7 @@ func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act 
 // in a fixed order (deterministic).
 func (be *Backend) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, C, L, W int, act nn.Activation) {
 	const op = "Conv1DBackward"
-	checkConv(op, B, C, L, W, act)
+	check(op, nn.CheckConv1D(B, C, L, W, act))
 	n := B * C * L
 	xs, ws, gs := be.buf(x, n, op, "x"), be.buf(w, C*W, op, "w"), be.buf(dout, n, op, "dout")
 	bs := be.optBuf(bias, C, op, "bias")

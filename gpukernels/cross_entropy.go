@@ -1,7 +1,6 @@
 package gpukernels
 
 import (
-	"fmt"
 	"unsafe"
 
 	"seqbench/nn"
@@ -16,10 +15,9 @@ import (
 // ignore is outside [0, V).
 func (be *Backend) CrossEntropy(loss, lse, logits nn.Buffer, targets []int32, rows, V int, ignore int32) {
 	const op = "CrossEntropy"
-	checkRows(op, rows, V)
 	ls, es := be.buf(loss, rows, op, "loss"), be.buf(lse, rows, op, "lse")
 	xs := be.buf(logits, rows*V, op, "logits")
-	checkTargets(op, targets, rows, V, ignore)
+	check(op, nn.CheckTargets(targets, rows, V, ignore))
 	if rows == 0 {
 		return
 	}
@@ -41,11 +39,10 @@ func (be *Backend) CrossEntropy(loss, lse, logits nn.Buffer, targets []int32, ro
 // number are flushed to 0.
 func (be *Backend) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer, targets []int32, rows, V int, ignore int32) {
 	const op = "CrossEntropyBackward"
-	checkRows(op, rows, V)
 	n := rows * V
 	ds, xs := be.buf(dlogits, n, op, "dlogits"), be.buf(logits, n, op, "logits")
 	es, gs := be.buf(lse, rows, op, "lse"), be.buf(dloss, rows, op, "dloss")
-	checkTargets(op, targets, rows, V, ignore)
+	check(op, nn.CheckTargets(targets, rows, V, ignore))
 	if rows == 0 {
 		return
 	}
@@ -63,9 +60,7 @@ func (be *Backend) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer, t
 // number (as torch.argmax).
 func (be *Backend) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
 	const op = "ArgmaxRows"
-	if cols < 1 || rows < 0 {
-		panic(fmt.Sprintf("gpukernels.%s: shape %d×%d, needs cols ≥ 1", op, rows, cols))
-	}
+	check(op, nn.CheckRows(rows, cols))
 	xs := be.buf(x, rows*cols, op, "x")
 	idx := make([]int32, rows)
 	if rows == 0 {
@@ -79,18 +74,4 @@ func (be *Backend) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
 	be.launch(op, k, dim(be.rowBlocks(rows)), dim(256), 0, pArg(ib), pArg(xs), iArg(rows), iArg(cols))
 	be.download(op, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(idx))), 4*rows), ib.ptr)
 	return idx
-}
-
-// checkTargets panics unless there is a target for each row and every
-// target is ignore or in [0, V).
-func checkTargets(op string, targets []int32, rows, V int, ignore int32) {
-	if len(targets) < rows {
-		panic(fmt.Sprintf("gpukernels.%s: %d targets for %d rows", op, len(targets), rows))
-	}
-	for r, t := range targets[:rows] {
-		if t != ignore && (t < 0 || int(t) >= V) {
-			panic(fmt.Sprintf("gpukernels.%s: targets[%d] = %d is outside [0, %d) and is not the ignore index %d",
-				op, r, t, V, ignore))
-		}
-	}
 }

@@ -1,7 +1,6 @@
 package gpukernels
 
 import (
-	"fmt"
 	"unsafe"
 
 	"seqbench/nn"
@@ -73,17 +72,11 @@ func (be *Backend) Scale(x nn.Buffer, s float64) {
 	be.elementwise("Scale", "scale", xd.n, pArg(xd), fArg(s), iArg(xd.n))
 }
 
-func checkActivation(op string, kind nn.Activation) {
-	if kind < nn.Identity || kind > nn.Exp {
-		panic(fmt.Sprintf("gpukernels.%s: unknown activation %d", op, int(kind)))
-	}
-}
-
 // Act is out[i] = f(x[i]) for the activation kind (formulas as
 // cpukernels.Act, evaluated in the element type; results below its
 // smallest normal number become 0).
 func (be *Backend) Act(kind nn.Activation, out, x nn.Buffer) {
-	checkActivation("Act", kind)
+	check("Act", kind.Check())
 	o := be.buf(out, -1, "Act", "out")
 	xd := be.buf(x, o.n, "Act", "x")
 	be.enter("Act")
@@ -97,7 +90,7 @@ func (be *Backend) Act(kind nn.Activation, out, x nn.Buffer) {
 
 // ActBackward is dx[i] += f'(x[i])·dout[i] (ReLU'(0) = 0).
 func (be *Backend) ActBackward(kind nn.Activation, dx, x, dout nn.Buffer) {
-	checkActivation("ActBackward", kind)
+	check("ActBackward", kind.Check())
 	d := be.buf(dx, -1, "ActBackward", "dx")
 	xd, g := be.buf(x, d.n, "ActBackward", "x"), be.buf(dout, d.n, "ActBackward", "dout")
 	be.enter("ActBackward")
@@ -107,9 +100,7 @@ func (be *Backend) ActBackward(kind nn.Activation, dx, x, dout nn.Buffer) {
 
 // AddBias is out[r, c] = x[r, c] + bias[c] over a rows×cols matrix.
 func (be *Backend) AddBias(out, x, bias nn.Buffer, rows, cols int) {
-	if rows < 0 || cols < 0 {
-		panic(fmt.Sprintf("gpukernels.AddBias: negative shape %d×%d", rows, cols))
-	}
+	check("AddBias", nn.CheckMatrix(rows, cols))
 	n := rows * cols
 	o, xd := be.buf(out, n, "AddBias", "out"), be.buf(x, n, "AddBias", "x")
 	bd := be.buf(bias, cols, "AddBias", "bias")
@@ -145,9 +136,7 @@ func (be *Backend) colSum(op string, out, a, g, mean, rstd *Buffer, rows, cols, 
 
 // SumRows is out[c] += Σ_r x[r, c], summed in double.
 func (be *Backend) SumRows(out, x nn.Buffer, rows, cols int) {
-	if rows < 0 || cols < 0 {
-		panic(fmt.Sprintf("gpukernels.SumRows: negative shape %d×%d", rows, cols))
-	}
+	check("SumRows", nn.CheckMatrix(rows, cols))
 	o := be.buf(out, cols, "SumRows", "out")
 	xd := be.buf(x, rows*cols, "SumRows", "x")
 	be.enter("SumRows")

@@ -1,7 +1,6 @@
 package gpukernels
 
 import (
-	"fmt"
 	"slices"
 
 	"seqbench/nn"
@@ -17,7 +16,7 @@ import (
 func (be *Backend) Embedding(out, table nn.Buffer, ids []int32, d int) {
 	const op = "Embedding"
 	o, t := be.buf(out, len(ids)*d, op, "out"), be.buf(table, -1, op, "table")
-	checkIDs(op, ids, t.n, d)
+	check(op, nn.CheckIDs(ids, t.n, d))
 	if len(ids) == 0 {
 		return
 	}
@@ -41,7 +40,7 @@ func (be *Backend) Embedding(out, table nn.Buffer, ids []int32, d int) {
 func (be *Backend) EmbeddingBackward(dtable, dout nn.Buffer, ids []int32, d int) {
 	const op = "EmbeddingBackward"
 	g, t := be.buf(dout, len(ids)*d, op, "dout"), be.buf(dtable, -1, op, "dtable")
-	checkIDs(op, ids, t.n, d)
+	check(op, nn.CheckIDs(ids, t.n, d))
 	if len(ids) == 0 {
 		return
 	}
@@ -95,17 +94,4 @@ func groupByID(ids []int32, V int) (order, starts, gid []int32) {
 		}
 	}
 	return order, append(starts, int32(n)), gid
-}
-
-// checkIDs panics unless d ≥ 1 and every id is in [0, V), V = tableLen/d.
-func checkIDs(op string, ids []int32, tableLen, d int) {
-	if d < 1 {
-		panic(fmt.Sprintf("gpukernels.%s: row length d = %d, needs d ≥ 1", op, d))
-	}
-	V := tableLen / d
-	for i, id := range ids {
-		if id < 0 || int(id) >= V {
-			panic(fmt.Sprintf("gpukernels.%s: ids[%d] = %d is outside the table's [0, %d)", op, i, id, V))
-		}
-	}
 }

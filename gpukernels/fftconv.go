@@ -1,10 +1,6 @@
 package gpukernels
 
-import (
-	"fmt"
-
-	"seqbench/nn"
-)
+import "seqbench/nn"
 
 // fftSize is the transform size of FFTConv for length L: the smallest
 // power of two ≥ 2L.
@@ -31,12 +27,6 @@ func (be *Backend) fftMaxN() int {
 // fftThreads is the block size of the FFT kernels for size n: a thread per
 // butterfly up to 512.
 func fftThreads(n int) int { return min(512, max(32, n/2)) }
-
-func checkFFTConv(op string, B, H, L int) {
-	if B < 0 || H < 0 || L < 0 {
-		panic(fmt.Sprintf("gpukernels.%s: negative shape B=%d H=%d L=%d", op, B, H, L))
-	}
-}
 
 // fftPlan holds the twiddles of size n and the spectra of K (H rows of n
 // complex, bit-reversed order) for one call.
@@ -75,7 +65,7 @@ func (be *Backend) releasePlan(p *fftPlan) {
 // of batch rows). Rows with n > fftMaxN take the direct O(L²) kernel.
 func (be *Backend) FFTConv(out, u, K, Dskip nn.Buffer, B, H, L int) {
 	const op = "FFTConv"
-	checkFFTConv(op, B, H, L)
+	check(op, nn.CheckFFTConv(B, H, L))
 	o, us, ks := be.buf(out, B*H*L, op, "out"), be.buf(u, B*H*L, op, "u"), be.buf(K, H*L, op, "K")
 	ds := be.optBuf(Dskip, H, op, "Dskip")
 	if B*H*L == 0 {
@@ -116,7 +106,7 @@ func (be *Backend) fftConv(op string, out, x, K, D *Buffer, B, H, L int, corr, a
 // block per channel. Every sum has a fixed order (deterministic).
 func (be *Backend) FFTConvBackward(du, dK, dDskip, u, K, Dskip, dout nn.Buffer, B, H, L int) {
 	const op = "FFTConvBackward"
-	checkFFTConv(op, B, H, L)
+	check(op, nn.CheckFFTConv(B, H, L))
 	us, ks, gs := be.buf(u, B*H*L, op, "u"), be.buf(K, H*L, op, "K"), be.buf(dout, B*H*L, op, "dout")
 	dU, dKs := be.optBuf(du, B*H*L, op, "du"), be.optBuf(dK, H*L, op, "dK")
 	ds := be.optBuf(Dskip, H, op, "Dskip")

@@ -1,8 +1,6 @@
 package gpukernels
 
 import (
-	"fmt"
-
 	"seqbench/gpukernels/cuda"
 	"seqbench/nn"
 )
@@ -19,28 +17,9 @@ import (
 func (be *Backend) Gemm(a, b, c nn.Buffer, args nn.GemmArgs) {
 	const op = "Gemm"
 	g := args
-	ra, ca := g.M, g.K
-	if g.TransA {
-		ra, ca = ca, ra
-	}
-	rb, cb := g.K, g.N
-	if g.TransB {
-		rb, cb = cb, rb
-	}
-	if g.M < 0 || g.N < 0 || g.K < 0 || g.Batch < 1 || g.StrideA < 0 || g.StrideB < 0 || g.StrideC < 0 ||
-		g.LDA < ca || g.LDB < cb || g.LDC < g.N {
-		panic(fmt.Sprintf("gpukernels.Gemm: bad arguments %+v (need M, N, K, strides ≥ 0, Batch ≥ 1, LDA ≥ %d, LDB ≥ %d, LDC ≥ N)",
-			g, ca, cb))
-	}
-	need := func(stride, rows, cols, ld int) int {
-		if rows == 0 || cols == 0 {
-			return 0
-		}
-		return (g.Batch-1)*stride + (rows-1)*ld + cols
-	}
-	ad := be.buf(a, need(g.StrideA, ra, ca, g.LDA), op, "a")
-	bd := be.buf(b, need(g.StrideB, rb, cb, g.LDB), op, "b")
-	cd := be.buf(c, need(g.StrideC, g.M, g.N, g.LDC), op, "c")
+	na, nb, nc, err := g.Lens()
+	check(op, err)
+	ad, bd, cd := be.buf(a, na, op, "a"), be.buf(b, nb, op, "b"), be.buf(c, nc, op, "c")
 	if g.M == 0 || g.N == 0 {
 		return
 	}

@@ -51,7 +51,7 @@ func kernelSource(family string, dt nn.DType) (string, error) {
 
 // compileOptions are NVRTC's flags for arch (e.g. "sm_90"). -ftz=true makes
 // float32 arithmetic flush subnormals to zero, as the CPU kernels do by hand
-// (DESIGN.md "Subnormal floats"); it does not touch double.
+// (docs/DESIGN.md "Subnormal floats"); it does not touch double.
 func compileOptions(arch string) []string {
 	return []string{"--gpu-architecture=" + arch, "--std=c++17", "-default-device", "-ftz=true"}
 }

@@ -304,10 +304,7 @@ func (be *Backend) copy(op string, d, s *Buffer, n int) {
 // broadcasts one row).
 func (be *Backend) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer, srcOff, srcStride, rows, cols int, accumulate bool) {
 	const op = "CopyBlock"
-	if rows < 0 || cols < 0 || dstOff < 0 || srcOff < 0 || srcStride < 0 || (rows > 1 && dstStride < cols) {
-		panic(fmt.Sprintf("gpukernels.CopyBlock: bad block rows=%d cols=%d dstOff=%d dstStride=%d srcOff=%d srcStride=%d",
-			rows, cols, dstOff, dstStride, srcOff, srcStride))
-	}
+	check(op, nn.CheckCopyBlock(dstOff, dstStride, srcOff, srcStride, rows, cols))
 	if rows == 0 || cols == 0 {
 		return
 	}

@@ -1,10 +1,6 @@
 package gpukernels
 
-import (
-	"fmt"
-
-	"seqbench/nn"
-)
+import "seqbench/nn"
 
 // rowThreads is the block size of a one-block-per-row kernel for rows of
 // length d: a multiple of 32 up to 256, so short rows do not idle 8 warps.
@@ -16,7 +12,7 @@ func (be *Backend) rowBlocks(rows int) int { return max(1, min(rows, be.maxGrid*
 // warpRows reports whether rows of length d take the warp-per-row kernels
 // (norm.cu: float32, whole float4s, at most 1024 elements).
 func (be *Backend) warpRows(d int) bool {
-	return !be.normBlock && be.dtype == nn.Float32 && d%4 == 0 && d <= 1024
+	return be.dtype == nn.Float32 && d%4 == 0 && d <= 1024
 }
 
 // normLaunch runs a norm kernel: the warp-per-row form name+"_warp" when
@@ -31,19 +27,13 @@ func (be *Backend) normLaunch(op, name string, rows, d int, args ...uint64) {
 	be.launch(op, k, dim(be.rowBlocks(rows)), dim(rowThreads(d)), 0, args...)
 }
 
-func checkRows(op string, rows, d int) {
-	if rows < 0 || d < 1 {
-		panic(fmt.Sprintf("gpukernels.%s: shape rows=%d d=%d, needs rows ≥ 0 and d ≥ 1", op, rows, d))
-	}
-}
-
 // RMSNorm normalises each row of x (rows, d) by its root mean square:
 //
 //	rstd[r] = 1 / sqrt(Σ_c x[r,c]²/d + eps)
 //	out[r,c] = x[r,c]·rstd[r]·w[c]
 func (be *Backend) RMSNorm(out, rstd, x, w nn.Buffer, rows, d int, eps float64) {
 	const op = "RMSNorm"
-	checkRows(op, rows, d)
+	check(op, nn.CheckRows(rows, d))
 	n := rows * d
 	o, rs := be.buf(out, n, op, "out"), be.buf(rstd, rows, op, "rstd")
 	xs, ws := be.buf(x, n, op, "x"), be.buf(w, d, op, "w")
@@ -64,7 +54,7 @@ func (be *Backend) RMSNorm(out, rstd, x, w nn.Buffer, rows, d int, eps float64) 
 // dx or dw may be nil; dw is a deterministic column sum in double.
 func (be *Backend) RMSNormBackward(dx, dw, x, w, rstd, dout nn.Buffer, rows, d int) {
 	const op = "RMSNormBackward"
-	checkRows(op, rows, d)
+	check(op, nn.CheckRows(rows, d))
 	n := rows * d
 	xs, ws := be.buf(x, n, op, "x"), be.buf(w, d, op, "w")
 	rs, gs := be.buf(rstd, rows, op, "rstd"), be.buf(dout, n, op, "dout")
@@ -93,7 +83,7 @@ func (be *Backend) RMSNormBackward(dx, dw, x, w, rstd, dout nn.Buffer, rows, d i
 // b may be nil (no bias).
 func (be *Backend) LayerNorm(out, mean, rstd, x, w, b nn.Buffer, rows, d int, eps float64) {
 	const op = "LayerNorm"
-	checkRows(op, rows, d)
+	check(op, nn.CheckRows(rows, d))
 	n := rows * d
 	o, xs, ws := be.buf(out, n, op, "out"), be.buf(x, n, op, "x"), be.buf(w, d, op, "w")
 	ms, rs := be.buf(mean, rows, op, "mean"), be.buf(rstd, rows, op, "rstd")
@@ -117,7 +107,7 @@ func (be *Backend) LayerNorm(out, mean, rstd, x, w, b nn.Buffer, rows, d int, ep
 // Any of dx, dw, db may be nil.
 func (be *Backend) LayerNormBackward(dx, dw, db, x, w, mean, rstd, dout nn.Buffer, rows, d int) {
 	const op = "LayerNormBackward"
-	checkRows(op, rows, d)
+	check(op, nn.CheckRows(rows, d))
 	n := rows * d
 	xs, ws, gs := be.buf(x, n, op, "x"), be.buf(w, d, op, "w"), be.buf(dout, n, op, "dout")
 	ms, rs := be.buf(mean, rows, op, "mean"), be.buf(rstd, rows, op, "rstd")

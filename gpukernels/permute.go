@@ -1,62 +1,22 @@
 package gpukernels
 
-import (
-	"fmt"
-
-	"seqbench/nn"
-)
-
-// maxPermuteRank is the kernel's limit (its dims and strides are six
-// parameters); cpukernels rejects the same ranks.
-const maxPermuteRank = 6
+import "seqbench/nn"
 
 // Permute writes out = x transposed by perm (out dim i is x dim perm[i]),
-// x having the given shape; accumulate adds into out. As cpukernels.Permute,
-// dims of size 1 are dropped and out dims that walk x contiguously are
-// merged, so a permutation that keeps the last dims moves rows; the kernel
+// x having the given shape; accumulate adds into out. nn.PlanPermute drops
+// dims of size 1 and merges out dims that walk x contiguously, so a permutation that keeps the last dims moves rows; the kernel
 // then maps each out element to its x element (one thread per element).
 func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate bool) {
 	const op = "Permute"
-	rank := len(shape)
-	if rank > maxPermuteRank || len(perm) != rank {
-		panic(fmt.Sprintf("gpukernels.Permute: perm %v for shape %v (rank ≤ %d, one perm entry per dim)", perm, shape, maxPermuteRank))
-	}
-	var seen [maxPermuteRank]bool
-	for _, p := range perm {
-		if p < 0 || p >= rank || seen[p] {
-			panic(fmt.Sprintf("gpukernels.Permute: perm %v is not a permutation of 0..%d", perm, rank-1))
-		}
-		seen[p] = true
-	}
-	n := 1
-	var xstride [maxPermuteRank]int
-	for i := rank - 1; i >= 0; i-- {
-		if shape[i] < 0 {
-			panic(fmt.Sprintf("gpukernels.Permute: negative dim in shape %v", shape))
-		}
-		xstride[i] = n
-		n *= shape[i]
-	}
+	plan, err := nn.PlanPermute(shape, perm)
+	check(op, err)
+	n := plan.N
 	o := be.buf(out, n, op, "out")
 	xs := be.buf(x, n, op, "x")
 	if n == 0 {
 		return
 	}
-	var dims, strides [maxPermuteRank]int
-	r := 0
-	for i := 0; i < rank; i++ {
-		d, s := shape[perm[i]], xstride[perm[i]]
-		if d == 1 {
-			continue
-		}
-		if r > 0 && strides[r-1] == s*d {
-			dims[r-1] *= d
-			strides[r-1] = s
-			continue
-		}
-		dims[r], strides[r] = d, s
-		r++
-	}
+	dims, strides, r := plan.Dims, plan.Strides, plan.Rank
 	be.enter(op)
 	defer be.exit()
 	if r == 0 || (r == 1 && strides[0] == 1) {
@@ -68,7 +28,7 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 		be.copy(op, o, xs, n)
 		return
 	}
-	for i := r; i < maxPermuteRank; i++ {
+	for i := r; i < nn.MaxPermuteRank; i++ {
 		dims[i], strides[i] = 1, 0
 	}
 	small := n < 1<<32
@@ -77,14 +37,14 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 		inner := dims[r-1]
 		rows := n / inner
 		args := []uint64{pArg(o), pArg(xs), iArg(rows), iArg(inner), iArg(r - 1)}
-		for i := range maxPermuteRank {
+		for i := range nn.MaxPermuteRank {
 			if i < r-1 {
 				args = append(args, iArg(dims[i]))
 			} else {
 				args = append(args, iArg(1))
 			}
 		}
-		for i := range maxPermuteRank {
+		for i := range nn.MaxPermuteRank {
 			if i < r-1 {
 				args = append(args, iArg(strides[i]))
 			} else {

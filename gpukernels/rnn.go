@@ -1,10 +1,6 @@
 package gpukernels
 
-import (
-	"fmt"
-
-	"seqbench/nn"
-)
+import "seqbench/nn"
 
 // LSTM and GRU layers (torch.nn.LSTM / torch.nn.GRU, one layer,
 // batch_first), as cpukernels/rnn.go: the input projection of every step
@@ -72,14 +68,7 @@ func (be *Backend) unpackRNN(op string, gru bool, a nn.RNNArgs) *rnnBufs {
 	if gru {
 		G = 3
 	}
-	if a.B < 1 || a.L < 0 || a.I < 1 || a.H < 1 {
-		panic(fmt.Sprintf("gpukernels.%s: bad shape B=%d L=%d I=%d H=%d (need B, I, H ≥ 1, L ≥ 0)", op, a.B, a.L, a.I, a.H))
-	}
-	if gru && a.C0 != nil {
-		if c, ok := a.C0.(*Buffer); !ok || c != nil {
-			panic("gpukernels.GRU: C0 given, but a GRU has no cell state")
-		}
-	}
+	check(op, a.Check(gru))
 	r := &rnnBufs{op: op, gru: gru, B: a.B, L: a.L, I: a.I, H: a.H, G: G, GH: G * a.H, per: 5 * a.H}
 	if gru {
 		r.per = 4 * a.H

@@ -1,10 +1,6 @@
 package gpukernels
 
-import (
-	"fmt"
-
-	"seqbench/nn"
-)
+import "seqbench/nn"
 
 // RoPE rotates each head vector of x (B, H, L, Dh) by the angle of its
 // position, pairing element i with i+h, h = Dh/2 (GPT-NeoX / HF Llama):
@@ -27,9 +23,7 @@ func (be *Backend) RoPEBackward(dx, dout nn.Buffer, B, H, L, Dh, pos0 int, base 
 }
 
 func (be *Backend) rope(op string, dst, src nn.Buffer, B, H, L, Dh, pos0 int, base float64, backward bool) {
-	if Dh < 2 || Dh%2 != 0 || B < 0 || H < 0 || L < 0 {
-		panic(fmt.Sprintf("gpukernels.%s: shape B=%d H=%d L=%d Dh=%d, needs an even Dh ≥ 2", op, B, H, L, Dh))
-	}
+	check(op, nn.CheckRoPE(B, H, L, Dh))
 	n := B * H * L * Dh
 	dname, sname := "out", "x"
 	if backward {

@@ -1,10 +1,6 @@
 package gpukernels
 
-import (
-	"fmt"
-
-	"seqbench/nn"
-)
+import "seqbench/nn"
 
 // s4dAnchor is S4D_ANCHOR of s4d.cu.
 const s4dAnchor = 32
@@ -14,9 +10,7 @@ type s4dBufs struct {
 }
 
 func (be *Backend) unpackS4D(op string, a nn.S4DArgs) s4dBufs {
-	if a.H < 0 || a.N2 < 0 || a.L < 0 {
-		panic(fmt.Sprintf("gpukernels.%s: negative shape H=%d N2=%d L=%d", op, a.H, a.N2, a.L))
-	}
+	check(op, a.Check())
 	n := a.H * a.N2
 	return s4dBufs{logDt: be.buf(a.LogDt, a.H, op, "LogDt"), aRe: be.buf(a.ARe, n, op, "ARe"), aIm: be.buf(a.AIm, n, op, "AIm"),
 		cRe: be.buf(a.CRe, n, op, "CRe"), cIm: be.buf(a.CIm, n, op, "CIm")}
@@ -79,10 +73,8 @@ func (be *Backend) S4DKernelBackward(g nn.S4DGrads, a nn.S4DArgs, dK nn.Buffer) 
 // thread per (b, h), states in double during the call (s4d.cu).
 func (be *Backend) S4DRecurrent(out, state, u, Dskip nn.Buffer, a nn.S4DArgs, B int) {
 	const op = "S4DRecurrent"
+	check(op, nn.CheckS4DRecurrent(a, B))
 	s := be.unpackS4D(op, a)
-	if B < 0 {
-		panic(fmt.Sprintf("gpukernels.%s: negative batch %d", op, B))
-	}
 	H, N2, L := a.H, a.N2, a.L
 	os, us := be.buf(out, B*H*L, op, "out"), be.buf(u, B*H*L, op, "u")
 	st, ds := be.optBuf(state, B*H*N2*2, op, "state"), be.optBuf(Dskip, H, op, "Dskip")

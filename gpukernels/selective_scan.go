@@ -132,10 +132,7 @@ type scanBufs struct {
 }
 
 func (be *Backend) unpackScan(op string, a nn.ScanArgs) scanBufs {
-	if a.B < 0 || a.D < 0 || a.L < 0 || a.N < 1 || a.G < 1 || a.D%a.G != 0 {
-		panic(fmt.Sprintf("gpukernels.%s: shape B=%d, D=%d, L=%d, N=%d, G=%d (N, G ≥ 1; G must divide D)",
-			op, a.B, a.D, a.L, a.N, a.G))
-	}
+	check(op, a.Check())
 	nBDL, nBGNL := a.B*a.D*a.L, a.B*a.G*a.N*a.L
 	return scanBufs{
 		u: be.buf(a.U, nBDL, op, "U"), delta: be.buf(a.Delta, nBDL, op, "Delta"), A: be.buf(a.A, a.D*a.N, op, "A"),

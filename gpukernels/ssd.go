@@ -64,10 +64,7 @@ type ssdBufs struct {
 }
 
 func (be *Backend) unpackSSD(op string, a nn.SSDArgs) ssdBufs {
-	if a.B < 0 || a.L < 0 || a.H < 1 || a.P < 1 || a.G < 1 || a.N < 1 || a.Chunk < 1 || a.H%a.G != 0 {
-		panic(fmt.Sprintf("gpukernels.%s: shape B=%d L=%d H=%d P=%d G=%d N=%d Chunk=%d "+
-			"(H, P, G, N, Chunk ≥ 1, G dividing H)", op, a.B, a.L, a.H, a.P, a.G, a.N, a.Chunk))
-	}
+	check(op, a.Check())
 	nx, nd, nbc := a.B*a.L*a.H*a.P, a.B*a.L*a.H, a.B*a.L*a.G*a.N
 	return ssdBufs{
 		x: be.buf(a.X, nx, op, "X"), dt: be.buf(a.Dt, nd, op, "Dt"), A: be.buf(a.A, a.H, op, "A"),
@@ -131,12 +128,7 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	dX, dDt := be.optBuf(g.X, nx, op, "dX"), be.optBuf(g.Dt, nd, op, "dDt")
 	dB, dC := be.optBuf(g.Bm, nbc, op, "dBm"), be.optBuf(g.Cm, nbc, op, "dCm")
 	dA, dD, dBias := be.optBuf(g.A, H, op, "dA"), be.optBuf(g.Dskip, H, op, "dDskip"), be.optBuf(g.DtBias, H, op, "dDtBias")
-	if dD != nil && s.Dskip == nil {
-		panic("gpukernels.SSDBackward: dDskip asked for without Dskip")
-	}
-	if dBias != nil && s.dtbias == nil {
-		panic("gpukernels.SSDBackward: dDtBias asked for without DtBias")
-	}
+	check(op, g.Check(a))
 	if nd == 0 || (dX == nil && dDt == nil && dB == nil && dC == nil && dA == nil && dD == nil && dBias == nil) {
 		return
 	}

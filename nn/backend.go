@@ -79,9 +79,11 @@ type AdamWArgs struct {
 // callers zero gradient buffers before a backward pass.
 //
 // Shapes are passed as ints; buffers must hold at least the elements the
-// shapes imply. Implementations check lengths and panic with a clear message
-// on a mismatch: that is a programming error inside seqbench, never user
-// input (user input is validated before any op runs).
+// shapes imply. Implementations check each op's arguments with the checks
+// of check.go (the same for every backend) and the lengths of their own
+// buffers, and panic with a clear message on a mismatch: that is a
+// programming error inside seqbench, never user input (user input is
+// validated before any op runs).
 type Backend interface {
 	Name() string // e.g. "cpu-float32", "cuda-float32"
 	DType() DType

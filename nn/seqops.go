@@ -1,7 +1,7 @@
 package nn
 
 // The fused sequence ops of the non-attention architectures. Layouts follow
-// the PyTorch reference implementations (DESIGN.md, "Tensor conventions"),
+// the PyTorch reference implementations (docs/DESIGN.md, "Tensor conventions"),
 // so tensors compare one to one with mamba_ssm, torch.nn.LSTM/GRU and the
 // S4D reference. As everywhere in Backend: forwards overwrite their
 // outputs, backwards accumulate into the gradients asked for (nil: not

@@ -10,45 +10,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"seqbench/bench"
 )
 
-// Passes a benchmark times.
-const (
-	PassForward         = "fwd"
-	PassForwardBackward = "fwdbwd"
-)
-
-// BenchFile is the layout of a *.bench.json file, the contract between
-// `seqbench bench` (which writes them) and the report (which draws them):
-//
-//	{"device": "NVIDIA H200",
-//	 "results": [{"op": "selective_scan", "impl": "cuda-fused", "seq_len": 4096,
-//	              "pass": "fwd", "median_s": 0.00042, "frac_ceiling": 0.61}, ...]}
-//
-// A bare JSON array of results is accepted too. Unknown fields are ignored,
-// so the bench may write more (spread, bytes, FLOPs, shapes).
-type BenchFile struct {
-	Device  string        `json:"device"`
-	Results []BenchResult `json:"results"`
-}
-
-// BenchResult is one op timed at one sequence length.
+// BenchResult is one result of a *.bench.json file (a bench.File, the
+// layout `seqbench bench` writes) with the device of its file. The report
+// draws its op, impl, variant (a line per shape), seq_len, pass, median
+// time and fraction of the device ceiling.
 type BenchResult struct {
-	Op     string `json:"op"`               // "selective_scan", "ssd", "attention", "train_step", ...
-	Impl   string `json:"impl"`             // implementation: "cpu-float32", "cuda-naive", "cuda-fused", ...
-	Device string `json:"device,omitempty"` // where it ran; defaults to the file's device
-	L      int    `json:"seq_len"`
-	Pass   string `json:"pass"` // PassForward or PassForwardBackward
-	// MedianSeconds is the median wall (CPU) or device-event (GPU) time of
-	// one call.
-	MedianSeconds float64 `json:"median_s"`
-	// FracCeiling is the achieved fraction of the device's measured ceiling
-	// (bandwidth or FLOP/s, whichever bounds the op), in [0, 1]; 0 when not
-	// measured.
-	FracCeiling float64 `json:"frac_ceiling,omitempty"`
-	// Variant is the shape without L ("B=8 D=2048 N=16"; the arch of a
-	// model benchmark): results that differ in it are separate lines.
-	Variant string `json:"variant,omitempty"`
+	bench.Result
+	Device string
 }
 
 // loadBench reads every *.bench.json below dir. Malformed files and
@@ -115,21 +87,15 @@ func readBenchFile(path string) ([]BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	var f BenchFile
-	if trimmed := strings.TrimSpace(string(data)); strings.HasPrefix(trimmed, "[") {
-		err = json.Unmarshal(data, &f.Results)
-	} else {
-		err = json.Unmarshal(data, &f)
-	}
-	if err != nil {
+	var f bench.File
+	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, err
 	}
-	for i := range f.Results {
-		if f.Results[i].Device == "" {
-			f.Results[i].Device = f.Device
-		}
+	rs := make([]BenchResult, len(f.Results))
+	for i, r := range f.Results {
+		rs[i] = BenchResult{Result: r, Device: f.Device}
 	}
-	return f.Results, nil
+	return rs, nil
 }
 
 func (r BenchResult) check() error {
@@ -138,10 +104,10 @@ func (r BenchResult) check() error {
 		return fmt.Errorf("no op or impl")
 	case r.L <= 0:
 		return fmt.Errorf("seq_len %d", r.L)
-	case r.Pass != PassForward && r.Pass != PassForwardBackward:
+	case r.Pass != bench.PassForward && r.Pass != bench.PassForwardBackward:
 		return fmt.Errorf("pass %q", r.Pass)
-	case !valid(r.MedianSeconds, log10):
-		return fmt.Errorf("median_s %v", r.MedianSeconds)
+	case !valid(r.Median, log10):
+		return fmt.Errorf("median_s %v", r.Median)
 	}
 	return nil
 }
@@ -219,8 +185,8 @@ func benchFigures(rs []BenchResult) []*figure {
 			variantOf[v] = i
 		}
 		f := &figure{name: "bench-" + slug(op), title: "kernel benchmark: " + op}
-		passes := []string{PassForward, PassForwardBackward}
-		passTitle := map[string]string{PassForward: "forward", PassForwardBackward: "forward + backward"}
+		passes := []string{bench.PassForward, bench.PassForwardBackward}
+		passTitle := map[string]string{bench.PassForward: "forward", bench.PassForwardBackward: "forward + backward"}
 		f.panels = [][]*panel{make([]*panel, 2)}
 		if hasFrac {
 			f.panels = append(f.panels, make([]*panel, 2))
@@ -246,7 +212,7 @@ func benchFigures(rs []BenchResult) []*figure {
 				slices.SortFunc(pts, func(a, b BenchResult) int { return a.L - b.L })
 				var xs, ts, fr []float64
 				for _, r := range pts {
-					xs, ts = append(xs, float64(r.L)), append(ts, r.MedianSeconds)
+					xs, ts = append(xs, float64(r.L)), append(ts, r.Median)
 					fv := r.FracCeiling
 					if fv <= 0 {
 						fv = math.NaN() // not measured: no point
@@ -310,7 +276,7 @@ func benchTable(rs []BenchResult) table {
 		row := []string{k.op, k.impl, k.device, k.pass}
 		for _, l := range ls {
 			if r, ok := cells[k][l]; ok {
-				row = append(row, humanSeconds(r.MedianSeconds))
+				row = append(row, bench.HumanSeconds(r.Median))
 			} else {
 				row = append(row, "-")
 			}
@@ -318,19 +284,4 @@ func benchTable(rs []BenchResult) table {
 		t.rows = append(t.rows, row)
 	}
 	return t
-}
-
-// humanSeconds writes a duration with 3 significant digits: 812 ns, 1.23 ms.
-func humanSeconds(s float64) string {
-	switch {
-	case !valid(s, log10):
-		return "-"
-	case s < 1e-6:
-		return fmt.Sprintf("%.3g ns", s*1e9)
-	case s < 1e-3:
-		return fmt.Sprintf("%.3g µs", s*1e6)
-	case s < 1:
-		return fmt.Sprintf("%.3g ms", s*1e3)
-	}
-	return fmt.Sprintf("%.3g s", s)
 }

@@ -17,5 +17,5 @@
 // DIR/index.html (one self-contained page: inline SVG, the font embedded,
 // no script, no network) and DIR/plots/*.png, *.svg; Load, WriteText and
 // Write do the same in steps; RunTable is the table `seqbench run` prints.
-// Kernel benchmarks are read from *.bench.json files (see BenchFile).
+// Kernel benchmarks are read from *.bench.json files (bench.File; see BenchResult).
 package reports

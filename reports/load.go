@@ -28,7 +28,7 @@ const (
 	StatusUnreadable = "unreadable"
 )
 
-// The files of a run folder (DESIGN.md "Results on disk").
+// The files of a run folder (docs/DESIGN.md "Results on disk").
 const (
 	summaryFile = "summary.json"
 	configFile  = "config.yaml"

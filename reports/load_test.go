@@ -8,9 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"seqbench/bench"
+	"seqbench/cpukernels"
 	"seqbench/train"
 )
 
@@ -159,15 +162,15 @@ func TestPanelDropsPointsLogAxesCannotShow(t *testing.T) {
 func TestBenchFiles(t *testing.T) {
 	root := t.TempDir()
 	writeBenchFile(t, filepath.Join(root, "a.bench.json"))
-	// A bare array, a duplicate that replaces an earlier value, and
-	// entries the report cannot use.
-	require.NoError(t, os.WriteFile(filepath.Join(root, "b.bench.json"), []byte(`[
-	 {"op": "ssd", "impl": "cuda-fused", "device": "H200", "seq_len": 1024, "pass": "fwd", "median_s": 0.001, "bytes": 12},
-	 {"op": "ssd", "impl": "cuda-fused", "device": "H200", "seq_len": 1024, "pass": "fwd", "median_s": 0.002},
+	// A duplicate that replaces an earlier value, and entries the report
+	// cannot use.
+	require.NoError(t, os.WriteFile(filepath.Join(root, "b.bench.json"), []byte(`{"device": "H200", "results": [
+	 {"op": "ssd", "impl": "cuda-fused", "seq_len": 1024, "pass": "fwd", "median_s": 0.001, "bytes": 12},
+	 {"op": "ssd", "impl": "cuda-fused", "seq_len": 1024, "pass": "fwd", "median_s": 0.002},
 	 {"op": "ssd", "impl": "cuda-fused", "seq_len": 0, "pass": "fwd", "median_s": 0.001},
 	 {"op": "ssd", "impl": "cuda-fused", "seq_len": 64, "pass": "bwd", "median_s": 0.001},
 	 {"op": "ssd", "impl": "cuda-fused", "seq_len": 64, "pass": "fwd", "median_s": null}
-	]`), 0o644))
+	]}`), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "c.bench.json"), []byte(`{"results": [`), 0o644))
 	// A later file that repeats a result of a.bench.json replaces it, and
 	// says so.
@@ -186,12 +189,12 @@ func TestBenchFiles(t *testing.T) {
 		}
 	}
 	require.Len(t, ssd, 1)
-	require.Equal(t, 0.002, ssd[0].MedianSeconds)
+	require.Equal(t, 0.002, ssd[0].Median)
 	for _, r := range res.Bench {
 		if r.Op == "attention" && r.Impl == "cuda-fused" {
 			require.Equal(t, "NVIDIA H200", r.Device) // from the file
-			if r.L == 1024 && r.Pass == PassForward {
-				require.Equal(t, 7.0, r.MedianSeconds)
+			if r.L == 1024 && r.Pass == bench.PassForward {
+				require.Equal(t, 7.0, r.Median)
 			}
 		}
 	}
@@ -225,4 +228,25 @@ model: {arch: mamba2}
 	// With one curriculum only, the other side still uses them.
 	delete(cfg, "task.test_curriculum")
 	require.Contains(t, experimentSentence(e, analyse(e.Runs)), "seq_len=256")
+}
+
+// What `seqbench bench` writes, the report reads whole: every result, no
+// warning, the variants apart.
+func TestBenchRunReport(t *testing.T) {
+	o := bench.DefaultOptions()
+	o.Ops, o.Lengths, o.Repeat, o.Ceilings = []string{"selective_scan", "rmsnorm"}, []int{8, 16}, 1, false
+	o.Warmup, o.MinSample = time.Microsecond, time.Microsecond
+	f, err := bench.Run(bench.NewDevice(cpukernels.New[float32](), "", ""), o)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	_, err = bench.WriteFiles(f, filepath.Join(dir, "cpu.bench.json"))
+	require.NoError(t, err)
+	res, err := Load(dir)
+	require.NoError(t, err)
+	require.Empty(t, res.Warnings)
+	require.Len(t, res.Bench, len(f.Results))
+	for i, r := range res.Bench {
+		require.Equal(t, f.Results[i], r.Result)
+		require.Equal(t, f.Device, r.Device)
+	}
 }

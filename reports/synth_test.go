@@ -8,12 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v4"
 
+	"seqbench/bench"
 	"seqbench/train"
 )
 
@@ -245,46 +247,55 @@ func writeBrokenExperiment(t testing.TB, exp string) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "summary.json"), []byte(`{"status": "ok", "params": `), 0o644))
 }
 
-// writeBenchFile writes a *.bench.json as `seqbench bench` is to write it.
+// writeBenchFile writes path, a *.bench.json of GPU results as `seqbench
+// bench` writes it, and beside it (path's name ending -cpu.bench.json)
+// the CPU's.
 func writeBenchFile(t testing.TB, path string) {
 	t.Helper()
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-	f := BenchFile{Device: "NVIDIA H200"}
+	f := bench.File{Device: "NVIDIA H200"}
+	cpu := bench.File{Device: "cpu"}
 	for _, op := range []string{"selective_scan", "attention"} {
 		for _, impl := range []string{"cpu-float32", "cuda-ref", "cuda-fused"} {
 			for e := 6; e <= 14; e++ {
 				L := 1 << e
-				for _, pass := range []string{PassForward, PassForwardBackward} {
+				for _, pass := range []string{bench.PassForward, bench.PassForwardBackward} {
 					work := float64(L)
 					if op == "attention" {
 						work = float64(L) * float64(L) / 256
 					}
 					speed := map[string]float64{"cpu-float32": 2e5, "cuda-ref": 2e7, "cuda-fused": 1e8}[impl]
 					mult := 1.0
-					if pass == PassForwardBackward {
+					if pass == bench.PassForwardBackward {
 						mult = 2.6
 					}
-					r := BenchResult{Op: op, Impl: impl, L: L, Pass: pass,
-						MedianSeconds: 5e-6 + mult*work*64/speed,
-						FracCeiling:   math.Min(0.9, speed/1.2e8*(1-math.Exp(-float64(L)/2048)))}
+					r := bench.Result{Op: op, Impl: impl, L: L, Pass: pass,
+						Median:      5e-6 + mult*work*64/speed,
+						FracCeiling: math.Min(0.9, speed/1.2e8*(1-math.Exp(-float64(L)/2048)))}
 					if impl == "cpu-float32" {
-						r.Device, r.FracCeiling = "cpu", 0
+						r.FracCeiling = 0
 					}
-					if op == "selective_scan" && impl == "cuda-fused" && pass == PassForward {
+					if op == "selective_scan" && impl == "cuda-fused" && pass == bench.PassForward {
 						// A second shape: the same colour, dashed.
 						r2 := r
-						r2.Variant, r2.MedianSeconds = "B=8 D=1024", r.MedianSeconds*3.5
+						r2.Variant, r2.Median = "B=8 D=1024", r.Median*3.5
 						f.Results = append(f.Results, r2)
 						r.Variant = "B=2 D=1024"
 					} else if op == "selective_scan" {
 						r.Variant = "B=2 D=1024"
 					}
-					f.Results = append(f.Results, r)
+					if impl == "cpu-float32" {
+						cpu.Results = append(cpu.Results, r)
+					} else {
+						f.Results = append(f.Results, r)
+					}
 				}
 			}
 		}
 	}
-	data, err := json.MarshalIndent(f, "", " ")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(path, data, 0o644))
+	for p, f := range map[string]bench.File{path: f, strings.TrimSuffix(path, ".bench.json") + "-cpu.bench.json": cpu} {
+		data, err := json.MarshalIndent(f, "", " ")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(p, data, 0o644))
+	}
 }

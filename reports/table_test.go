@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"seqbench/bench"
 	"seqbench/train"
 )
 
@@ -115,11 +116,11 @@ func TestRunTableFromSummaries(t *testing.T) {
 
 func TestBenchTableGolden(t *testing.T) {
 	rs := []BenchResult{
-		{Op: "ssd", Impl: "cuda-fused", Device: "H200", L: 4096, Pass: PassForward, MedianSeconds: 0.000412},
-		{Op: "ssd", Impl: "cuda-fused", Device: "H200", L: 1024, Pass: PassForward, MedianSeconds: 0.0000987},
-		{Op: "ssd", Impl: "cpu-float32", Device: "cpu", L: 1024, Pass: PassForward, MedianSeconds: 0.25},
-		{Op: "ssd", Impl: "cpu-float32", Device: "cpu", L: 1024, Pass: PassForwardBackward, MedianSeconds: 1.5},
-		{Op: "ssd", Impl: "cpu-float32", Device: "cpu", Variant: "B=2 D=256", L: 1024, Pass: PassForwardBackward, MedianSeconds: 3.25},
+		{Result: bench.Result{Op: "ssd", Impl: "cuda-fused", L: 4096, Pass: bench.PassForward, Median: 0.000412}, Device: "H200"},
+		{Result: bench.Result{Op: "ssd", Impl: "cuda-fused", L: 1024, Pass: bench.PassForward, Median: 0.0000987}, Device: "H200"},
+		{Result: bench.Result{Op: "ssd", Impl: "cpu-float32", L: 1024, Pass: bench.PassForward, Median: 0.25}, Device: "cpu"},
+		{Result: bench.Result{Op: "ssd", Impl: "cpu-float32", L: 1024, Pass: bench.PassForwardBackward, Median: 1.5}, Device: "cpu"},
+		{Result: bench.Result{Op: "ssd", Impl: "cpu-float32", Variant: "B=2 D=256", L: 1024, Pass: bench.PassForwardBackward, Median: 3.25}, Device: "cpu"},
 	}
 	var md bytes.Buffer
 	require.NoError(t, benchTable(rs).writeMarkdown(&md))
@@ -135,8 +136,6 @@ func TestNumberFormats(t *testing.T) {
 	for e, want := range map[int]string{6: "64", 10: "1024", 13: "8192", 14: "16k", 20: "1M"} {
 		require.Equal(t, want, pow2Label(e))
 	}
-	require.Equal(t, "412 µs", humanSeconds(0.000412))
-	require.Equal(t, "1.5 s", humanSeconds(1.5))
 	require.Equal(t, "10µs", shortSeconds(1e-5))
 	require.Equal(t, "-", fmtLoss(math.NaN()))
 	require.Equal(t, "0.01235", fmtLoss(0.012345))

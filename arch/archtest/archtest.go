@@ -1,6 +1,6 @@
 // Package archtest is the conformance suite of the architectures: exported
 // checks that take an architecture's configs and verify the contract every
-// arch.Model shares (DESIGN.md "Testing": parameter count, full-model
+// arch.Model shares (docs/DESIGN.md "Testing": parameter count, full-model
 // gradient check, causality, step mode equal to Forward, a short training
 // run that must learn, config errors that name the field). Each arch
 // package's tests call them with its own configs, shapes and tolerances and

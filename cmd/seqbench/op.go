@@ -15,7 +15,7 @@ import (
 )
 
 // `seqbench op` runs one fused op on tensors from a safetensors file
-// (DESIGN.md, "`seqbench op`"): the way to compare an op with PyTorch one to
+// (docs/DESIGN.md, "`seqbench op`"): the way to compare an op with PyTorch one to
 // one. Exit status 2 for anything wrong with the command line or the input
 // file (unknown op, flag or dtype, a missing input, a shape that does not
 // fit, a malformed file); 1 when the op itself or writing OUT fails.
@@ -538,7 +538,7 @@ func opShapesString(pats [][]string) string {
 	return strings.Join(s, " or ")
 }
 
-// listOps prints the ops (or one) as DESIGN.md's table does.
+// listOps prints the ops (or one) with their inputs, flags and output.
 func listOps(w io.Writer, only *opSpec) {
 	fmt.Fprintln(w, "seqbench op NAME --in IN.safetensors --out OUT.safetensors [--dtype float32|float64] [--device auto|cpu|cuda] [op flags]")
 	fmt.Fprintln(w, "IN holds the inputs (F32 or F64); with dout (the shape of out) OUT also holds d<name> for every input read.")

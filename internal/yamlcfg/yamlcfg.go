@@ -36,19 +36,25 @@ func key(n *yaml.Node, name string) *keyValue {
 	return nil
 }
 
-var prefixRE = regexp.MustCompile(`^yaml: construct errors:\s*`)
-
-var unknownRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
+// The yaml library reports every problem of a Load in one error,
+// "yaml: construct errors: line 2: field foo not found in type arch.Config;
+// line 3: ...". Strict drops the prefix and rewrites each unknown field as
+// "unknown field foo (known: ...)", naming the fields that are allowed.
+var (
+	prefixRE  = regexp.MustCompile(`^yaml: construct errors:\s*`)
+	unknownRE = regexp.MustCompile(`field (\S+) not found in type [^\s;]+`)
+)
 
 // Strict decodes a mapping node into v (a pointer to a struct with yaml
 // tags), rejecting unknown fields; such an error lists the known ones.
 func Strict(n *yaml.Node, v any) error {
 	err := n.Load(v, yaml.WithKnownFields())
-	if err == nil || !unknownRE.MatchString(err.Error()) {
-		return err
+	if err == nil {
+		return nil
 	}
-	msg := unknownRE.ReplaceAllString(err.Error(), "unknown field $1 (known: "+strings.Join(fieldNames(v), ", ")+")")
-	return errors.New(prefixRE.ReplaceAllString(msg, ""))
+	msg := prefixRE.ReplaceAllString(err.Error(), "")
+	msg = unknownRE.ReplaceAllString(msg, "unknown field $1 (known: "+strings.Join(fieldNames(v), ", ")+")")
+	return errors.New(msg)
 }
 
 // fieldNames lists the yaml names of a struct's fields.

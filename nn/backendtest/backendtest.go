@@ -53,6 +53,7 @@ func Run(t *testing.T, b nn.Backend) {
 	t.Run("RoPE", func(t *testing.T) { testRoPE(t, b) })
 	t.Run("Attention", func(t *testing.T) { testAttention(t, b) })
 	t.Run("AdamW", func(t *testing.T) { testAdamW(t, b) })
+	t.Run("Contracts", func(t *testing.T) { testContracts(t, b) })
 	for _, c := range fusedCases {
 		t.Run(c.name, func(t *testing.T) {
 			if p, ok := b.(Partial); ok && p.Lacks(c.name) {

@@ -10,7 +10,8 @@ import (
 
 // gemmCase is a GemmArgs with padding: leading dimensions wider than the
 // rows (padA, padB, padC), batch strides longer than a matrix (padStride),
-// or a B shared by every batch (sharedB: StrideB = 0).
+// an A or B shared by every batch (stride 0), or one C that every batch
+// updates in turn (sharedC: StrideC = 0, so the batch sums into it).
 type gemmCase struct {
 	transA, transB   bool
 	m, n, k          int
@@ -18,7 +19,8 @@ type gemmCase struct {
 	batch            int
 	padA, padB, padC int
 	padStride        int
-	sharedB          bool
+	sharedA, sharedB bool
+	sharedC          bool
 }
 
 func (c gemmCase) args() nn.GemmArgs {
@@ -37,8 +39,14 @@ func (c gemmCase) args() nn.GemmArgs {
 		g.StrideA = ra*g.LDA + c.padStride
 		g.StrideB = rb*g.LDB + c.padStride
 		g.StrideC = c.m*g.LDC + c.padStride
+		if c.sharedA {
+			g.StrideA = 0
+		}
 		if c.sharedB {
 			g.StrideB = 0
+		}
+		if c.sharedC {
+			g.StrideC = 0
 		}
 	}
 	return g
@@ -74,18 +82,30 @@ func testGemm(t *testing.T, b nn.Backend) {
 			gemmCase{transA: ta, transB: tb, m: 5, n: 6, k: 7, alpha: 1, batch: 3, padStride: 4},
 			gemmCase{transA: ta, transB: tb, m: 4, n: 3, k: 9, alpha: 0.7, beta: 1, batch: 4, padA: 2, padB: 3, padC: 1, padStride: 5},
 			gemmCase{transA: ta, transB: tb, m: 6, n: 5, k: 4, alpha: 1, batch: 3, sharedB: true},
+			gemmCase{transA: ta, transB: tb, m: 64, n: 48, k: 40, alpha: 1, batch: 5, sharedA: true},
+			gemmCase{transA: ta, transB: tb, m: 9, n: 10, k: 300, alpha: 1, beta: 1, batch: 4, sharedC: true},
 			gemmCase{transA: ta, transB: tb, m: 131, n: 67, k: 150, alpha: 1, batch: 1},
 			gemmCase{transA: ta, transB: tb, m: 33, n: 65, k: 129, alpha: 1, beta: 1, batch: 2, padA: 1, padC: 3},
 		)
 	}
+	cases = append(cases,
+		gemmCase{m: 16, n: 8, k: 7, alpha: 1, batch: 3, sharedC: true}, // StrideC 0, Beta 0: the last batch wins
+		gemmCase{m: 5, n: 6, k: 0, alpha: 1, beta: 0.5, batch: 2},      // K = 0 scales C
+		gemmCase{m: 5, n: 6, k: 3, alpha: 0, batch: 1},                 // Alpha = 0, Beta = 0: C = 0, NaNs gone
+	)
 	desc := func(c gemmCase) string {
 		tr := map[bool]string{false: "n", true: "t"}
 		s := fmt.Sprintf("%s%s_%dx%dx%d_a%g_b%g_batch%d", tr[c.transA], tr[c.transB], c.m, c.n, c.k, c.alpha, c.beta, c.batch)
 		if c.padA+c.padB+c.padC+c.padStride > 0 {
 			s += "_padded"
 		}
-		if c.sharedB {
-			s += "_sharedB"
+		for _, sh := range []struct {
+			on   bool
+			name string
+		}{{c.sharedA, "_sharedA"}, {c.sharedB, "_sharedB"}, {c.sharedC, "_sharedC"}} {
+			if sh.on {
+				s += sh.name
+			}
 		}
 		return s
 	}

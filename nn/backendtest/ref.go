@@ -109,11 +109,13 @@ func refGemm(a, b, c []float64, g nn.GemmArgs) []float64 {
 				for l := 0; l < g.K; l++ {
 					s += opA(p, i, l) * opB(p, l, j)
 				}
+				// Batches update C in turn: with StrideC = 0 each
+				// scales what the previous one left.
 				k := p*g.StrideC + i*g.LDC + j
 				if g.Beta == 0 {
 					out[k] = g.Alpha * s
 				} else {
-					out[k] = g.Alpha*s + g.Beta*c[k]
+					out[k] = g.Alpha*s + g.Beta*out[k]
 				}
 			}
 		}
