@@ -31,8 +31,8 @@ func TestDecode(t *testing.T) {
 	if *got != *mamba2.DefaultConfig() {
 		t.Errorf("defaults: got %+v", *got)
 	}
-	// mamba_ssm's Mamba2 defaults.
-	if got.DState != 64 || got.Expand != 2 || got.HeadDim != 64 || got.NGroups != 1 || got.DConv != 4 ||
+	// mamba_ssm's Mamba2 defaults (d_state 128; Mamba2Simple's is 64).
+	if got.DState != 128 || got.Expand != 2 || got.HeadDim != 64 || got.NGroups != 1 || got.DConv != 4 ||
 		got.ChunkSize != 256 || got.DtMin != 1e-3 || got.DtMax != 0.1 {
 		t.Errorf("defaults differ from mamba_ssm's: %+v", *got)
 	}

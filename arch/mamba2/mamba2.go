@@ -25,8 +25,8 @@ func init() {
 }
 
 // Config is mamba2's model block. Names and defaults follow mamba_ssm's
-// Mamba2 module (d_state 64 there is 128 in the released configs; tiny
-// models set less).
+// Mamba2 module: d_state 128 as there and in the released checkpoints
+// (64 is Mamba2Simple's default); tiny models set less.
 type Config struct {
 	Arch    string `yaml:"arch"`
 	DModel  int    `yaml:"d_model"`
@@ -58,7 +58,7 @@ const (
 
 // DefaultConfig holds the defaults a model block starts from.
 func DefaultConfig() *Config {
-	return &Config{Arch: "mamba2", DModel: 64, NLayers: 2, DState: 64, Expand: 2, HeadDim: 64, NGroups: 1,
+	return &Config{Arch: "mamba2", DModel: 64, NLayers: 2, DState: 128, Expand: 2, HeadDim: 64, NGroups: 1,
 		DConv: 4, ChunkSize: 256, DtMin: 1e-3, DtMax: 0.1, NormEps: 1e-5, TieEmbeddings: true}
 }
 

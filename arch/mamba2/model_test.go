@@ -58,10 +58,11 @@ func TestNumParamsMatchesBuild(t *testing.T) {
 // headdim 64, ngroups 1, expand 2, tied, vocab 50277 padded to 50288): per
 // layer in_proj 768·(2·1536 + 2·128 + 24), conv (1536 + 256)·(4 + 1),
 // dt_bias, A_log, D 3·24, gated norm 1536, out_proj 1536·768, block norm
-// 768; 128,989,632 in all, the "130M" of its name.
+// 768; 128,989,632 in all, the "130M" of its name. d_state 128 and headdim
+// 64 are the defaults.
 func TestNumParamsMamba2_130m(t *testing.T) {
 	c := mamba2.DefaultConfig()
-	c.DModel, c.NLayers, c.DState = 768, 24, 128
+	c.DModel, c.NLayers = 768, 24
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
