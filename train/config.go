@@ -11,16 +11,24 @@ type Config struct {
 	BatchSize   int     `yaml:"batch_size"`
 	LR          float64 `yaml:"lr"`
 	WeightDecay float64 `yaml:"weight_decay"`
-	Beta1       float64 `yaml:"beta1"`
-	Beta2       float64 `yaml:"beta2"`
-	Eps         float64 `yaml:"eps"`
-	Warmup      int     `yaml:"warmup"`
-	Schedule    string  `yaml:"schedule"`     // constant | cosine
-	MinLRRatio  float64 `yaml:"min_lr_ratio"` // cosine floor as a fraction of lr
-	GradClip    float64 `yaml:"grad_clip"`    // global-norm clip; 0 disables
-	EvalEvery   int     `yaml:"eval_every"`
-	EvalBatches int     `yaml:"eval_batches"` // size of the fixed eval set, in batches
-	LogEvery    int     `yaml:"log_every"`    // metrics.jsonl and plain log lines
+	// WeightDecayOn says which parameters weight_decay applies to:
+	// "matrices" (mamba_ssm's and nanoGPT's convention: the 2-D weights of
+	// projections, not embeddings, norms, biases or SSM dynamics) or "all"
+	// (Zoology's and MAD's plain AdamW over every parameter). Parameters
+	// an architecture puts in a group of their own (s4d's kernel_lr) follow
+	// their group. Empty is matrices (and keeps the field out of the
+	// resolved config, so run ids from before the field existed hold).
+	WeightDecayOn string  `yaml:"weight_decay_on,omitempty"`
+	Beta1         float64 `yaml:"beta1"`
+	Beta2         float64 `yaml:"beta2"`
+	Eps           float64 `yaml:"eps"`
+	Warmup        int     `yaml:"warmup"`
+	Schedule      string  `yaml:"schedule"`     // constant | cosine
+	MinLRRatio    float64 `yaml:"min_lr_ratio"` // cosine floor as a fraction of lr
+	GradClip      float64 `yaml:"grad_clip"`    // global-norm clip; 0 disables
+	EvalEvery     int     `yaml:"eval_every"`
+	EvalBatches   int     `yaml:"eval_batches"` // size of the fixed eval set, in batches
+	LogEvery      int     `yaml:"log_every"`    // metrics.jsonl and plain log lines
 	// TargetAccuracy stops a run early once its eval accuracy reaches it
 	// (0 disables).
 	TargetAccuracy float64 `yaml:"target_accuracy"`
@@ -67,6 +75,8 @@ func (c *Config) Validate() error {
 		return fieldErr("lr", c.LR, "must be > 0")
 	case c.WeightDecay < 0 || !finite(c.WeightDecay):
 		return fieldErr("weight_decay", c.WeightDecay, "must be >= 0")
+	case c.WeightDecayOn != "" && c.WeightDecayOn != "matrices" && c.WeightDecayOn != "all":
+		return fieldErr("weight_decay_on", fmt.Sprintf("%q", c.WeightDecayOn), `one of "matrices" (the default), "all"`)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1):
 		return fieldErr("beta1", c.Beta1, "must be in [0, 1)")
 	case !(c.Beta2 >= 0 && c.Beta2 < 1):

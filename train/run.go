@@ -267,6 +267,7 @@ func (r *runner) setup() error {
 	r.sum.FLOPsPerToken = model.FLOPsPerToken(task.SeqLen())
 	r.optim = nn.NewAdamW(r.be, r.params, c.WeightDecay)
 	r.optim.Beta1, r.optim.Beta2, r.optim.Eps = c.Beta1, c.Beta2, c.Eps
+	r.optim.DecayAll, r.optim.BaseLR = c.WeightDecayOn == "all", c.LR
 	r.sched = nn.Schedule{Kind: c.Schedule, Base: c.LR, Warmup: c.Warmup, Total: c.Steps, MinRatio: c.MinLRRatio}
 	for i := range c.EvalBatches {
 		r.evalSet = append(r.evalSet, task.Batch(tasks.Eval, c.Seed, int64(i), c.BatchSize))

@@ -39,6 +39,12 @@ type Config struct {
 	DtMax         float64 `yaml:"dt_max"`
 	NormEps       float64 `yaml:"norm_eps"`
 	TieEmbeddings bool    `yaml:"tie_embeddings"`
+	// KernelLR, when > 0, puts the kernel's log_dt, log_A_real and A_imag in
+	// an optimizer group of their own with peak lr min(kernel_lr, lr) and
+	// no weight decay: the S4 repository's convention is 0.001. 0 (the
+	// default) trains them with the rest.
+	// (omitempty keeps it out of resolved configs, and so run ids, at 0).
+	KernelLR float64 `yaml:"kernel_lr,omitempty"`
 }
 
 // DefaultConfig holds the defaults a model block starts from: the S4D
@@ -68,6 +74,9 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return err
 		}
+	}
+	if c.KernelLR < 0 || math.IsNaN(c.KernelLR) || math.IsInf(c.KernelLR, 0) {
+		return arch.FieldError("kernel_lr", c.KernelLR, "must be finite and ≥ 0 (0: the run's lr)")
 	}
 	if c.DState < 2 || c.DState%2 != 0 {
 		return arch.FieldError("d_state", c.DState, "must be even and ≥ 2: d_state/2 complex modes, conjugates implied")
@@ -133,6 +142,8 @@ type Block struct {
 	Norm nn.Layer
 	SSM  *S4D
 	be   nn.Backend
+	// kernel is the optimizer group of log_dt and A (nil: none).
+	kernel *nn.ParamGroup
 }
 
 // S4D is the layer of the reference's S4D module over H = d_model
@@ -168,6 +179,10 @@ func build(c *Config, env arch.Env) *Model {
 		minus[i] = -1
 	}
 	minusOne := nn.NewConst(be, minus, H, N2)
+	var kernel *nn.ParamGroup
+	if c.KernelLR > 0 {
+		kernel = &nn.ParamGroup{Name: "s4d.kernel", MaxLR: c.KernelLR, NoDecay: true}
+	}
 	return arch.NewLM(env, arch.Trunk[*Block]{Name: "s4d", DModel: d, NLayers: c.NLayers, Norm: norm,
 		Tie: c.TieEmbeddings, HeadStd: 0.02, NewBlock: func(int) *Block {
 			s := &S4D{H: H, N2: N2, LogDt: nn.NewParam(be, H), LogAReal: nn.NewParam(be, H, N2),
@@ -180,7 +195,7 @@ func build(c *Config, env arch.Env) *Model {
 			nn.Normal(be, s.C, math.Sqrt(0.5), rng)
 			nn.Normal(be, s.D, 1, rng)
 			s.Out = nn.NewLinear(be, H, c.outWidth(), true, rng)
-			return &Block{Norm: norm(), SSM: s, be: be}
+			return &Block{Norm: norm(), SSM: s, be: be, kernel: kernel}
 		}})
 }
 
@@ -248,20 +263,21 @@ func (s *S4D) Forward(tp *nn.Tape, x *nn.Tensor, B, L int, state nn.Buffer) *nn.
 
 // Params lists the layer's weights: layers.i.{norm, s4d.D,
 // s4d.kernel.{log_dt, log_A_real, A_imag, C}, s4d.output_linear} (the trunk
-// adds embed, norm_f and lm_head). Only the Linear weights decay: the SSM
-// parameters (log_dt, A, C, D) and norms do not. The reference exempts
-// log_dt and A (and gives them lr 1e-3); it leaves C and D to the global
-// setting, here they are exempt too: C scales the kernel as a norm's
-// weight scales its output, and D is a per-channel vector like a bias.
+// adds embed, norm_f and lm_head). Under the default decay policy
+// (weight_decay_on: matrices) only the Linear weights decay: the SSM
+// parameters (log_dt, A, C, D) and norms do not (C scales the kernel as a
+// norm's weight scales its output, D is a per-channel vector like a bias).
+// The reference exempts log_dt and A (with lr 1e-3) and decays the rest,
+// C and D included: kernel_lr 0.001 with weight_decay_on: all.
 func (blk *Block) Params(layer int) []nn.Param {
 	p := arch.LayerPrefix(layer)
 	ps := blk.Norm.Params(p + ".norm")
 	s := blk.SSM
 	ps = append(ps,
 		nn.Param{Name: p + ".s4d.D", T: s.D},
-		nn.Param{Name: p + ".s4d.kernel.log_dt", T: s.LogDt},
-		nn.Param{Name: p + ".s4d.kernel.log_A_real", T: s.LogAReal},
-		nn.Param{Name: p + ".s4d.kernel.A_imag", T: s.AImag},
+		nn.Param{Name: p + ".s4d.kernel.log_dt", T: s.LogDt, Group: blk.kernel},
+		nn.Param{Name: p + ".s4d.kernel.log_A_real", T: s.LogAReal, Group: blk.kernel},
+		nn.Param{Name: p + ".s4d.kernel.A_imag", T: s.AImag, Group: blk.kernel},
 		nn.Param{Name: p + ".s4d.kernel.C", T: s.C})
 	return append(ps, s.Out.Params(p+".s4d.output_linear")...)
 }
