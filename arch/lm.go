@@ -50,6 +50,9 @@ type Trunk[Blk Block] struct {
 	// Tie makes the LM head the token embedding's table; otherwise it is a
 	// Linear d → V without bias (lm_head).
 	Tie bool
+	// EmbedDropout, when not nil, applies to the embeddings (positions
+	// included) in training.
+	EmbedDropout *nn.Dropout
 	// HeadStd, when > 0, redraws an untied head's weight from N(0, HeadStd²)
 	// after torch's Linear init (the GPT-2 scheme); 0 keeps torch's.
 	HeadStd float64
@@ -74,6 +77,8 @@ type LM[Blk Block] struct {
 	Blocks   []Blk
 	NormF    nn.Layer   // nil for none
 	Head     *nn.Linear // nil when tied: the logits then use Embed.W
+	// EmbedDropout is the embedding dropout (nil: none).
+	EmbedDropout *nn.Dropout
 }
 
 var _ Stepper = (*LM[Block])(nil)
@@ -83,7 +88,7 @@ var _ Stepper = (*LM[Block])(nil)
 // order.
 func NewLM[Blk Block](env Env, t Trunk[Blk]) *LM[Blk] {
 	be, rng, d := env.Backend, env.RNG, t.DModel
-	m := &LM[Blk]{name: t.Name, be: be, vocab: env.Vocab, maxLen: env.MaxLen}
+	m := &LM[Blk]{name: t.Name, be: be, vocab: env.Vocab, maxLen: env.MaxLen, EmbedDropout: t.EmbedDropout}
 	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
 	if t.LearnedPos {
 		m.PosEmbed = nn.NewEmbedding(be, env.MaxLen, d, rng)
@@ -145,7 +150,7 @@ func (m *LM[Blk]) run(tp *nn.Tape, ids []int32, B, L, pos0 int, st []LayerState)
 func (m *LM[Blk]) embed(tp *nn.Tape, ids []int32, B, L, pos0 int) *nn.Tensor {
 	x := m.Embed.Forward(tp, ids)
 	if m.PosEmbed == nil {
-		return x
+		return m.EmbedDropout.Forward(tp, x)
 	}
 	if pos0+L > m.maxLen {
 		panic(fmt.Sprintf("%s: position %d exceeds the learned positions (max_len %d)", m.name, pos0+L-1, m.maxLen))
@@ -154,7 +159,7 @@ func (m *LM[Blk]) embed(tp *nn.Tape, ids []int32, B, L, pos0 int) *nn.Tensor {
 	for i := range pos {
 		pos[i] = int32(pos0 + i%L)
 	}
-	return tp.Add(x, m.PosEmbed.Forward(tp, pos))
+	return m.EmbedDropout.Forward(tp, tp.Add(x, m.PosEmbed.Forward(tp, pos)))
 }
 
 // Params lists the weights with torch-like names: embed, pos_embed (learned

@@ -7,6 +7,7 @@ package attention
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 
 	"seqbench/arch"
@@ -29,7 +30,7 @@ type Config struct {
 	NHeads   int     `yaml:"n_heads"`
 	Pos      string  `yaml:"pos"` // rope | learned | none
 	RopeBase float64 `yaml:"rope_base"`
-	MLP      string  `yaml:"mlp"` // gelu | swiglu
+	MLP      string  `yaml:"mlp"` // gelu | swiglu | none (attention-only blocks, as Zoology's baseline)
 	// MLPRatio sets the MLP hidden width round(mlp_ratio·d_model); a float so
 	// that Llama's 8/3 for SwiGLU can be asked for.
 	MLPRatio float64 `yaml:"mlp_ratio"`
@@ -38,6 +39,15 @@ type Config struct {
 	Bias          bool    `yaml:"bias"`
 	TieEmbeddings bool    `yaml:"tie_embeddings"`
 	NormEps       float64 `yaml:"norm_eps"`
+	// Dropout is GPT-2's residual dropout (resid_pdrop): on the attention
+	// and MLP outputs before they join the residual stream. EmbedDropout
+	// is on the token (and position) embeddings. Both apply in training
+	// only and are off (0) by default; Zoology's attention baseline uses
+	// 0.1 each. Their random masks come from a stream seeded after the
+	// weights are drawn, so the initialization does not depend on them.
+	// (omitempty keeps them out of resolved configs, and run ids, at 0.)
+	Dropout      float64 `yaml:"dropout,omitempty"`
+	EmbedDropout float64 `yaml:"embed_dropout,omitempty"`
 }
 
 // DefaultConfig holds the defaults a model block starts from.
@@ -59,13 +69,21 @@ func (c *Config) Validate() error {
 		arch.Positive("n_layers", c.NLayers),
 		arch.Positive("n_heads", c.NHeads),
 		arch.OneOf("pos", c.Pos, "rope", "learned", "none"),
-		arch.OneOf("mlp", c.MLP, "gelu", "swiglu"),
+		arch.OneOf("mlp", c.MLP, "gelu", "swiglu", "none"),
 		arch.OneOf("norm", c.Norm, "rmsnorm", "layernorm"),
 		arch.FinitePositive("mlp_ratio", c.MLPRatio),
 		arch.FinitePositive("norm_eps", c.NormEps),
 	} {
 		if err != nil {
 			return err
+		}
+	}
+	for _, d := range []struct {
+		field string
+		p     float64
+	}{{"dropout", c.Dropout}, {"embed_dropout", c.EmbedDropout}} {
+		if !(d.p >= 0 && d.p < 1) {
+			return arch.FieldError(d.field, d.p, "must be in [0, 1)")
 		}
 	}
 	if c.DModel%c.NHeads != 0 {
@@ -90,7 +108,7 @@ func (c *Config) Validate() error {
 //
 //	V·d                                  token embedding
 //	maxLen·d                             learned positions (pos learned)
-//	n_layers · (2·norm + attn + mlp)     blocks
+//	n_layers · (2·norm + attn + mlp)     blocks (one norm, no mlp for mlp none)
 //	norm                                 final norm
 //	V·d                                  LM head (untied)
 //
@@ -112,8 +130,11 @@ func (c *Config) NumParams(vocab, maxLen int) int {
 	if c.MLP == "swiglu" {
 		k = 3
 	}
-	mlp := k*d*h + b*((k-1)*h+d)
-	n := vocab*d + c.NLayers*(2*norm+attn+mlp) + norm
+	mlp := k*d*h + b*((k-1)*h+d) + norm
+	if c.MLP == "none" {
+		mlp = 0
+	}
+	n := vocab*d + c.NLayers*(norm+attn+mlp) + norm
 	if c.Pos == "learned" {
 		n += maxLen * d
 	}
@@ -142,12 +163,14 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 // attention blocks.
 type Model = arch.LM[*Block]
 
-// Block is one pre-norm residual block: x += attn(norm1(x)); x += mlp(norm2(x)).
+// Block is one pre-norm residual block: x += drop(attn(norm1(x)));
+// x += drop(mlp(norm2(x))) (the MLP half absent for mlp none).
 type Block struct {
 	Norm1 nn.Layer
 	Attn  *Attention
-	Norm2 nn.Layer
-	MLP   *nn.MLP
+	Norm2 nn.Layer    // nil for mlp none
+	MLP   *nn.MLP     // nil for mlp none
+	Drop  *nn.Dropout // residual dropout (nil: none)
 	be    nn.Backend
 	cfg   *Config
 }
@@ -183,25 +206,45 @@ func build(c *Config, env arch.Env) *Model {
 		return reinit(nn.NewLinear(be, in, out, bias, rng), s)
 	}
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
-	return arch.NewLM(env, arch.Trunk[*Block]{Name: "transformer", DModel: d, NLayers: c.NLayers,
-		LearnedPos: c.Pos == "learned", Norm: norm, Tie: c.TieEmbeddings, HeadStd: std,
+	var resid, embed *nn.Dropout
+	if c.Dropout > 0 {
+		resid = &nn.Dropout{P: c.Dropout}
+	}
+	if c.EmbedDropout > 0 {
+		embed = &nn.Dropout{P: c.EmbedDropout}
+	}
+	m := arch.NewLM(env, arch.Trunk[*Block]{Name: "transformer", DModel: d, NLayers: c.NLayers,
+		LearnedPos: c.Pos == "learned", Norm: norm, Tie: c.TieEmbeddings, HeadStd: std, EmbedDropout: embed,
 		NewBlock: func(int) *Block {
-			mlp := nn.NewMLP(be, nn.MLPKind(c.MLP), d, c.hidden(), c.Bias, rng)
-			if mlp.Gate != nil {
-				reinit(mlp.Gate, std)
+			blk := &Block{Drop: resid, be: be, cfg: &cfg}
+			var mlp *nn.MLP
+			if c.MLP != "none" {
+				mlp = nn.NewMLP(be, nn.MLPKind(c.MLP), d, c.hidden(), c.Bias, rng)
+				if mlp.Gate != nil {
+					reinit(mlp.Gate, std)
+				}
+				reinit(mlp.Up, std)
+				reinit(mlp.Down, projStd)
 			}
-			reinit(mlp.Up, std)
-			reinit(mlp.Down, projStd)
-			return &Block{
-				Norm1: norm(),
-				Attn: &Attention{QKV: linear(d, 3*d, c.Bias, std), Proj: linear(d, d, c.Bias, projStd),
-					NHeads: c.NHeads, HeadDim: d / c.NHeads, Rope: c.Pos == "rope", RopeBase: c.RopeBase},
-				Norm2: norm(),
-				MLP:   mlp,
-				be:    be,
-				cfg:   &cfg,
+			blk.Norm1 = norm()
+			blk.Attn = &Attention{QKV: linear(d, 3*d, c.Bias, std), Proj: linear(d, d, c.Bias, projStd),
+				NHeads: c.NHeads, HeadDim: d / c.NHeads, Rope: c.Pos == "rope", RopeBase: c.RopeBase}
+			if mlp != nil {
+				blk.Norm2, blk.MLP = norm(), mlp
 			}
+			return blk
 		}})
+	// The masks' stream is seeded after every weight is drawn, and only
+	// when some dropout is on, so the weights are the same with or without.
+	if resid != nil || embed != nil {
+		drops := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+		for _, dr := range []*nn.Dropout{resid, embed} {
+			if dr != nil {
+				dr.RNG = drops
+			}
+		}
+	}
+	return m
 }
 
 // Forward maps x (B·L, d) for tokens at positions pos0 .. pos0+L−1; st is
@@ -211,8 +254,11 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, st arch.Lay
 	if st != nil {
 		kv = st.(*KVCache)
 	}
-	x = tp.Add(x, blk.Attn.Forward(tp, blk.Norm1.Forward(tp, x), B, L, pos0, kv))
-	return tp.Add(x, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
+	x = tp.Add(x, blk.Drop.Forward(tp, blk.Attn.Forward(tp, blk.Norm1.Forward(tp, x), B, L, pos0, kv)))
+	if blk.MLP == nil {
+		return x
+	}
+	return tp.Add(x, blk.Drop.Forward(tp, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x))))
 }
 
 // Forward maps x (B·L, d) to (B·L, d). pos0 is the position of the first
@@ -263,13 +309,16 @@ func (blk *Block) Params(layer int) []nn.Param {
 	ps := blk.Norm1.Params(p + ".norm1")
 	ps = append(ps, blk.Attn.QKV.Params(p+".attn.qkv")...)
 	ps = append(ps, blk.Attn.Proj.Params(p+".attn.proj")...)
+	if blk.MLP == nil {
+		return ps
+	}
 	ps = append(ps, blk.Norm2.Params(p+".norm2")...)
 	return append(ps, blk.MLP.Params(p+".mlp")...)
 }
 
 // FLOPsPerToken counts a multiply-add as 2 FLOPs:
 //
-//	2·(4d² + k·d·h)   every matmul weight (k = 2 GELU, 3 SwiGLU)
+//	2·(4d² + k·d·h)   every matmul weight (k = 2 GELU, 3 SwiGLU, 0 none)
 //	+ 2·(2·L_eff·d)   QKᵀ and A·V, each 2·L_eff·d per token
 //
 // per layer (the trunk adds 2·d·V for the LM head, tied or not), with
@@ -281,8 +330,11 @@ func (blk *Block) FLOPsPerToken(L int) float64 {
 	c := blk.cfg
 	d, h := float64(c.DModel), float64(c.hidden())
 	k := 2.0
-	if c.MLP == "swiglu" {
+	switch c.MLP {
+	case "swiglu":
 		k = 3
+	case "none":
+		k = 0
 	}
 	lEff := 0.0
 	if L > 0 {
