@@ -29,6 +29,10 @@ type Config struct {
 	EvalEvery     int     `yaml:"eval_every"`
 	EvalBatches   int     `yaml:"eval_batches"` // size of the fixed eval set, in batches
 	LogEvery      int     `yaml:"log_every"`    // metrics.jsonl and plain log lines
+	// Select is how the run's scored evaluation (Summary.Selected) is
+	// chosen: "accuracy" (the default; empty is accuracy) or "loss" (the
+	// lowest eval loss, MAD's checkpoint selection). See Selection.
+	Select string `yaml:"select,omitempty"`
 	// TargetAccuracy stops a run early once its eval accuracy reaches it
 	// (0 disables).
 	TargetAccuracy float64 `yaml:"target_accuracy"`
@@ -46,6 +50,12 @@ type Config struct {
 	EvalChunk          int `yaml:"eval_chunk"`
 	EvalMemoryMB       int `yaml:"eval_memory_mb"`
 }
+
+// The criteria of train.select.
+const (
+	SelectAccuracy = "accuracy"
+	SelectLoss     = "loss"
+)
 
 // DefaultConfig holds the defaults a train block starts from.
 func DefaultConfig() Config {
@@ -77,6 +87,8 @@ func (c *Config) Validate() error {
 		return fieldErr("weight_decay", c.WeightDecay, "must be >= 0")
 	case c.WeightDecayOn != "" && c.WeightDecayOn != "matrices" && c.WeightDecayOn != "all":
 		return fieldErr("weight_decay_on", fmt.Sprintf("%q", c.WeightDecayOn), `one of "matrices" (the default), "all"`)
+	case c.Select != "" && c.Select != SelectAccuracy && c.Select != SelectLoss:
+		return fieldErr("select", fmt.Sprintf("%q", c.Select), `one of "accuracy" (the default), "loss"`)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1):
 		return fieldErr("beta1", c.Beta1, "must be in [0, 1)")
 	case !(c.Beta2 >= 0 && c.Beta2 < 1):

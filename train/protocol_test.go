@@ -1,11 +1,17 @@
 package train_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	_ "seqbench/arch/attention"
 	_ "seqbench/arch/ssm"
 	"seqbench/cpukernels"
 	"seqbench/sweep"
@@ -16,12 +22,32 @@ import (
 // returning its summary.
 func runSpec(t *testing.T, src string) train.Summary {
 	t.Helper()
+	s, _ := runSpecMetrics(t, src)
+	return s
+}
+
+// runSpecMetrics is runSpec that also returns the metrics.jsonl lines with
+// an evaluation.
+func runSpecMetrics(t *testing.T, src string) (train.Summary, []train.Metrics) {
+	t.Helper()
 	exp, err := sweep.Parse([]byte(src))
 	require.NoError(t, err)
 	require.Len(t, exp.Runs, 1)
-	s := train.Run(context.Background(), exp.Runs[0], t.TempDir(), train.Options{Backend: cpukernels.New[float64](), Device: "cpu"})
+	dir := t.TempDir()
+	s := train.Run(context.Background(), exp.Runs[0], dir, train.Options{Backend: cpukernels.New[float64](), Device: "cpu"})
 	require.Equal(t, train.StatusOK, s.Status, s.Reason)
-	return s
+	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
+	require.NoError(t, err)
+	defer f.Close()
+	var evals []train.Metrics
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		var m train.Metrics
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m))
+		if m.EvalLoss != nil {
+			evals = append(evals, m)
+		}
+	}
+	return s, evals
 }
 
 // weight_decay_on: all also decays the embedding and norms, so the run
@@ -52,4 +78,58 @@ models: [{arch: s4d, d_model: 8, n_layers: 1, d_state: 4` + extra + `}]
 `
 	}
 	require.NotEqual(t, runSpec(t, exp("")).FinalLoss, runSpec(t, exp(", kernel_lr: 0.001")).FinalLoss)
+}
+
+// The selected evaluation is one step's, segments included: with select
+// accuracy the step of the highest mean accuracy over the eval set and the
+// segments (the earliest of equals), with select loss that of the lowest
+// mean loss; its numbers are that metrics line's.
+func TestSelection(t *testing.T) {
+	for _, by := range []string{"", "accuracy", "loss"} {
+		sel := ""
+		if by != "" {
+			sel = ", select: " + by
+		}
+		s, evals := runSpecMetrics(t, `name: sel
+task: {name: induction_heads, vocab: 4, seq_len: 12, eval_lengths: [8, 24]}
+train: {steps: 40, batch_size: 8, lr: 1.0e-2, warmup: 2, eval_every: 5, eval_batches: 2, log_every: 5`+sel+`}
+models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
+`)
+		require.NotNil(t, s.Selected)
+		require.Len(t, evals, 8)
+		score := func(m train.Metrics) float64 {
+			sum := float64(*m.EvalLoss)
+			if by != "loss" {
+				sum = *m.EvalAccuracy
+			}
+			for _, sg := range m.Segments {
+				if by != "loss" {
+					sum += *sg.Accuracy
+				} else {
+					sum += float64(*sg.Loss)
+				}
+			}
+			return sum / float64(1+len(m.Segments))
+		}
+		best := evals[0]
+		for _, m := range evals[1:] {
+			if (by != "loss" && score(m) > score(best)) || (by == "loss" && score(m) < score(best)) {
+				best = m
+			}
+		}
+		want := "accuracy"
+		if by == "loss" {
+			want = "loss"
+		}
+		require.Equal(t, want, s.Selected.By)
+		require.Equal(t, best.Step, s.Selected.Step, "select %q", by)
+		require.Equal(t, *best.EvalLoss, s.Selected.Loss)
+		require.Equal(t, *best.EvalAccuracy, s.Selected.Accuracy)
+		require.Equal(t, *best.EvalMacroAccuracy, s.Selected.MacroAccuracy)
+		require.Equal(t, *best.EvalExampleAccuracy, s.Selected.ExampleAccuracy)
+		require.Equal(t, best.Segments, s.Selected.Segments)
+		require.False(t, math.IsNaN(float64(s.Selected.Loss)))
+	}
+	_, err := sweep.Parse([]byte("name: x\ntask: {name: copying}\nmodels: [{arch: transformer}]\ntrain: {select: best}\n"))
+	require.ErrorContains(t, err, `field train.select: "best" is not allowed`)
 }

@@ -64,6 +64,9 @@ type Summary struct {
 	// Segments are the per-segment evaluations of a tasks.Segmented task,
 	// in the task's order.
 	Segments []SegmentSummary `json:"segments,omitempty"`
+	// Selected is the evaluation the run is scored at (train.select), every
+	// result from that one step; nil before the first evaluation.
+	Selected *Selection `json:"selected,omitempty"`
 }
 
 // SetTokensPerSec derives TokensPerSec from Tokens and TrainSeconds (left
@@ -88,6 +91,11 @@ type Metrics struct {
 	TrainSeconds float64  `json:"train_seconds"`
 	EvalLoss     *Num     `json:"eval_loss,omitempty"`
 	EvalAccuracy *float64 `json:"eval_accuracy,omitempty"`
+	// EvalMacroAccuracy is the eval set's accuracy macro-averaged over
+	// target classes (torchmetrics' average="macro", MAD's metric);
+	// EvalExampleAccuracy its accuracy averaged per sequence (Zoology's).
+	EvalMacroAccuracy   *float64 `json:"eval_macro_accuracy,omitempty"`
+	EvalExampleAccuracy *float64 `json:"eval_example_accuracy,omitempty"`
 	// Segments holds each segment's evaluation (tasks.Segmented), by name.
 	Segments    map[string]SegmentMetrics `json:"segments,omitempty"`
 	WallSeconds float64                   `json:"wall_seconds"`
