@@ -328,6 +328,19 @@ func (a *evalAccum) endPiece() {
 	}
 }
 
+// evalBatch is eval batch i of a task: batch_size sequences, or its first
+// size when the eval set ends in a partial batch (eval_examples). The full
+// batch is generated and cut, so that a task that places examples by batch
+// index and size (a fixed test set) places the last batch's examples where
+// a full one would be.
+func evalBatch(task tasks.Task, c Config, i, size int) tasks.Batch {
+	b := task.Batch(tasks.Eval, c.Seed, int64(i), c.BatchSize)
+	if size < b.B {
+		b.B, b.Inputs, b.Targets = size, b.Inputs[:size*b.L], b.Targets[:size*b.L]
+	}
+	return b
+}
+
 // evaluate scores the task's own fixed eval set, weighting each batch by
 // its number of scored positions.
 func (r *runner) evaluate() evalAccum {
@@ -394,8 +407,8 @@ func (r *runner) evalSegment(ctx context.Context, seg tasks.Segment) (res segmen
 			res.status, res.reason = SegmentFailed, fmt.Sprintf("panic during %s evaluation: %v", res.mode, p)
 		}
 	}()
-	for j := range c.EvalBatches {
-		b := seg.Task.Batch(tasks.Eval, c.Seed, int64(j), c.BatchSize)
+	for j, size := range c.evalBatchSizes() {
+		b := evalBatch(seg.Task, c, j, size)
 		if res.mode == ModeParallel {
 			r.scoreParallel(&res.acc, b.Inputs, b.Targets, b.B, L, res.batch)
 			continue

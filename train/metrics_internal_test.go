@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -55,5 +56,28 @@ func TestEvalAccumMetrics(t *testing.T) {
 	s.endPiece()
 	if got, want := s.perExample(), (1+0.5)/2; got != want {
 		t.Errorf("chunked per example %g, want %g", got, want)
+	}
+}
+
+// eval_examples 10 in batches of 4 on a fixed test set of 10: the batches
+// hold 4, 4 and 2 sequences, every test example exactly once.
+func TestEvalBatchesCoverTestSetOnce(t *testing.T) {
+	task, err := (&tasks.MQARConfig{Vocab: 32, SeqLen: 16, NumKVPairs: 2, PowerA: 0.01, NumTestExamples: 10}).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := DefaultConfig()
+	c.BatchSize, c.EvalExamples = 4, 10
+	seen := map[string]bool{}
+	var sizes []int
+	for i, size := range c.evalBatchSizes() {
+		b := evalBatch(task, c, i, size)
+		sizes = append(sizes, b.B)
+		for s := range b.B {
+			seen[fmt.Sprint(b.Inputs[s*b.L:(s+1)*b.L])] = true
+		}
+	}
+	if fmt.Sprint(sizes) != "[4 4 2]" || len(seen) != 10 {
+		t.Errorf("batches of %v holding %d distinct sequences, want [4 4 2] and 10", sizes, len(seen))
 	}
 }

@@ -133,3 +133,28 @@ models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
 	_, err := sweep.Parse([]byte("name: x\ntask: {name: copying}\nmodels: [{arch: transformer}]\ntrain: {select: best}\n"))
 	require.ErrorContains(t, err, `field train.select: "best" is not allowed`)
 }
+
+// epochs over a fixed training set set the steps: ceil(epochs·N/B); an
+// eval set of eval_examples sequences is that many (the last batch
+// partial); epochs on a streamed task is an error naming the field.
+func TestEpochsAndEvalExamples(t *testing.T) {
+	s := runSpec(t, `name: zoo
+task: {name: mqar, vocab: 32, seq_len: 16, num_kv_pairs: 2, num_examples: 22, num_test_examples: 10,
+       test_curriculum: [{seq_len: 16, num_kv_pairs: 2}]}
+train: {epochs: 3, batch_size: 4, eval_examples: 10, eval_every: 4, warmup: 0, grad_clip: 0, min_lr_ratio: 0}
+models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
+`)
+	require.Equal(t, 17, s.Steps) // ceil(3·22/4)
+	require.Len(t, s.Segments, 1)
+	require.Equal(t, 10, s.Segments[0].Sequences)
+
+	exp, err := sweep.Parse([]byte(`name: stream
+task: {name: mqar, vocab: 32, seq_len: 16, num_kv_pairs: 2}
+train: {epochs: 3, batch_size: 4}
+models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
+`))
+	require.NoError(t, err)
+	bad := train.Run(context.Background(), exp.Runs[0], t.TempDir(), train.Options{Backend: cpukernels.New[float64](), Device: "cpu"})
+	require.Equal(t, train.StatusFailed, bad.Status)
+	require.Contains(t, bad.Reason, "field train.epochs: 3 needs a task with a fixed training set")
+}
