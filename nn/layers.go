@@ -232,3 +232,28 @@ func (d *Dropout) Forward(tp *Tape, x *Tensor) *Tensor {
 	tp.B.Write(m.Data, mask)
 	return tp.Mul(x, m)
 }
+
+// GatedMLP is mamba_ssm's GatedMLP (the MLP of a Mamba block with
+// d_intermediate > 0): y, g = fc1(x) split in halves; fc2(y ⊙ SiLU(g)).
+// fc1 (d → 2h) holds [y | g] rows as mamba_ssm's one fused weight does, so
+// checkpoints map one to one; no biases (mamba_ssm's default).
+type GatedMLP struct {
+	FC1, FC2 *Linear
+	Hidden   int
+}
+
+// NewGatedMLP initializes fc1 and fc2 as torch.nn.Linear, in that order.
+func NewGatedMLP(b Backend, d, hidden int, rng *rand.Rand) *GatedMLP {
+	return &GatedMLP{FC1: NewLinear(b, d, 2*hidden, false, rng), FC2: NewLinear(b, hidden, d, false, rng), Hidden: hidden}
+}
+
+// Forward maps x (..., d) to (..., d).
+func (m *GatedMLP) Forward(tp *Tape, x *Tensor) *Tensor {
+	h := m.FC1.Forward(tp, x)
+	return m.FC2.Forward(tp, tp.Mul(tp.Slice(h, 0, m.Hidden), tp.Act(SiLU, tp.Slice(h, m.Hidden, m.Hidden))))
+}
+
+// Params uses mamba_ssm's names: fc1, fc2.
+func (m *GatedMLP) Params(prefix string) []Param {
+	return append(m.FC1.Params(dotted(prefix, "fc1")), m.FC2.Params(dotted(prefix, "fc2"))...)
+}

@@ -42,6 +42,12 @@ type Config struct {
 	Norm          string  `yaml:"norm"` // rmsnorm | layernorm (with bias, as torch.nn.LayerNorm)
 	NormEps       float64 `yaml:"norm_eps"`
 	TieEmbeddings bool    `yaml:"tie_embeddings"`
+	// DIntermediate, when > 0, gives every block a second residual branch
+	// after the mixer, x += mlp(norm2(x)) with mamba_ssm's GatedMLP of
+	// hidden width d_intermediate (MAD's Mamba with interleaved SwiGLU
+	// layers); 0, mamba_ssm's default, has none. (omitempty keeps it out of
+	// resolved configs, and run ids, at 0.)
+	DIntermediate int `yaml:"d_intermediate,omitempty"`
 }
 
 // dt initialisation constants of mamba_ssm's Mamba (not configurable
@@ -65,6 +71,25 @@ func (c *Config) dtRank() int {
 	return (c.DModel + 15) / 16
 }
 
+// residuals is the number of residual branches per block: the mixer, and
+// the MLP when d_intermediate > 0. mamba_ssm scales out_proj and fc2 by
+// 1/√(residuals·n_layers).
+func (c *Config) residuals() int {
+	if c.DIntermediate > 0 {
+		return 2
+	}
+	return 1
+}
+
+// mlpParams is the MLP branch's count per block: norm2 and GatedMLP's
+// fc1 (d → 2h) and fc2 (h → d), no biases; 0 without d_intermediate.
+func (c *Config) mlpParams(norm int) int {
+	if c.DIntermediate == 0 {
+		return 0
+	}
+	return norm + 3*c.DIntermediate*c.DModel
+}
+
 func (c *Config) inner() int { return c.Expand * c.DModel }
 
 // Validate checks every field; errors name the field, the value and what is
@@ -86,6 +111,7 @@ func (c *Config) Validate() error {
 		inRange("d_state", c.DState, 1),
 		inRange("expand", c.Expand, 1),
 		inRange("d_conv", c.DConv, 1),
+		inRange("d_intermediate", c.DIntermediate, 0),
 		inRange("dt_rank", c.DtRank, 0),
 		arch.FinitePositive("dt_min", c.DtMin),
 		arch.FinitePositive("dt_max", c.DtMax),
@@ -108,13 +134,14 @@ func (c *Config) Validate() error {
 // NumParams counts, with E = expand·d, R = dt_rank, N = d_state, W = d_conv:
 //
 //	V·d                                   token embedding
-//	n_layers · (norm + mixer)             blocks
+//	n_layers · (norm + mixer + mlp)       blocks
 //	norm                                  final norm
 //	V·d                                   LM head (untied)
 //
 // mixer = 2E·d (in_proj) + E·W + E (conv1d) + E·(R + 2N) (x_proj) +
-// R·E + E (dt_proj) + E·N (A_log) + E (D) + E·d (out_proj), and
-// norm = d (+ d for LayerNorm's bias).
+// R·E + E (dt_proj) + E·N (A_log) + E (D) + E·d (out_proj),
+// norm = d (+ d for LayerNorm's bias) and mlp = norm + 3·h·d with
+// h = d_intermediate (0 without).
 func (c *Config) NumParams(vocab, maxLen int) int {
 	d, E, R, N, W := c.DModel, c.inner(), c.dtRank(), c.DState, c.DConv
 	norm := d
@@ -122,7 +149,7 @@ func (c *Config) NumParams(vocab, maxLen int) int {
 		norm += d
 	}
 	mixer := 2*E*d + E*W + E + E*(R+2*N) + R*E + E + E*N + E + E*d
-	n := vocab*d + c.NLayers*(norm+mixer) + norm
+	n := vocab*d + c.NLayers*(norm+mixer+c.mlpParams(norm)) + norm
 	if !c.TieEmbeddings {
 		n += vocab * d
 	}
@@ -144,10 +171,14 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 // final norm, tied or untied head) around Mamba blocks.
 type Model = arch.LM[*Block]
 
-// Block is one pre-norm residual block: x += mixer(norm(x)).
+// Block is one pre-norm residual block, x += mixer(norm(x)), followed with
+// d_intermediate by a second, x += mlp(norm2(x)).
 type Block struct {
-	Norm   nn.Layer
-	Mixer  *Mixer
+	Norm  nn.Layer
+	Mixer *Mixer
+	// Norm2 and MLP are the GatedMLP branch (nil without d_intermediate).
+	Norm2  nn.Layer
+	MLP    *nn.GatedMLP
 	cfg    *Config
 	be     nn.Backend
 	negOne *nn.Tensor // (E, N) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
@@ -196,6 +227,11 @@ func build(c *Config, env arch.Env) *Model {
 		Tie: c.TieEmbeddings, NewBlock: func(int) *Block {
 			b := *blk
 			b.Mixer = newMixer(&cfg, be, rng)
+			if c.DIntermediate > 0 {
+				b.MLP = nn.NewGatedMLP(be, d, c.DIntermediate, rng)
+				be.Scale(b.MLP.FC2.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
+				b.Norm2 = norm()
+			}
 			b.Norm = norm()
 			return &b
 		}})
@@ -228,7 +264,7 @@ func newMixer(c *Config, be nn.Backend, rng *rand.Rand) *Mixer {
 	be.Write(mx.ALog.Data, alog)
 	nn.Ones(be, mx.D)
 	mx.OutProj = nn.NewLinear(be, E, d, false, rng)
-	be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.NLayers)))
+	be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
 	return mx
 }
 
@@ -239,7 +275,11 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 	if st != nil {
 		ls = st.(*arch.ConvScan)
 	}
-	return tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
+	x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
+	if blk.MLP == nil {
+		return x
+	}
+	return tp.Add(x, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
 }
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (E, N) constant of −1.
@@ -286,7 +326,12 @@ func (blk *Block) Params(layer int) []nn.Param {
 	ps = append(ps, mx.XProj.Params(q+".x_proj")...)
 	ps = append(ps, mx.DtProj.Params(q+".dt_proj")...)
 	ps = append(ps, nn.Param{Name: q + ".A_log", T: mx.ALog}, nn.Param{Name: q + ".D", T: mx.D})
-	return append(ps, mx.OutProj.Params(q+".out_proj")...)
+	ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
+	if blk.MLP != nil {
+		ps = append(ps, blk.Norm2.Params(p+".norm2")...)
+		ps = append(ps, blk.MLP.Params(p+".mlp")...)
+	}
+	return ps
 }
 
 // FLOPsPerToken counts a multiply-add as 2 FLOPs, with E = expand·d:
@@ -298,6 +343,7 @@ func (blk *Block) Params(layer int) []nn.Param {
 //	                                    δ·A, exp, δ·B·u, the state update
 //	                                    a·h + b, C·h and its sum) plus the D
 //	                                    skip and the z gate
+//	+ 6·h·d                             the GatedMLP (h = d_intermediate)
 //
 // per layer (the trunk adds 2·d·V for the LM head). It does not depend on
 // L: the scan is linear in time. Norms, softplus, SiLU, biases and residual
@@ -305,7 +351,7 @@ func (blk *Block) Params(layer int) []nn.Param {
 func (blk *Block) FLOPsPerToken(int) float64 {
 	c := blk.cfg
 	d, E, R, N, W := float64(c.DModel), float64(c.inner()), float64(c.dtRank()), float64(c.DState), float64(c.DConv)
-	return 2*(2*E*d+E*(R+2*N)+R*E+E*d) + 2*E*W + 9*E*N + 2*E
+	return 2*(2*E*d+E*(R+2*N)+R*E+E*d) + 2*E*W + 9*E*N + 2*E + 6*float64(c.DIntermediate)*d
 }
 
 // NewState returns the layer's zero state for B sequences: the conv's last

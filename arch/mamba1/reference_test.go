@@ -86,6 +86,7 @@ func refForward(b nn.Backend, m *mamba1.Model, ids []int32, B, L int) []float64 
 		for i := range x {
 			x[i] += o[i]
 		}
+		archtest.RefAddMLP(b, x, d, blk.Norm2, blk.MLP)
 	}
 	x = norm(x, m.NormF)
 	if m.Head != nil {

@@ -46,6 +46,12 @@ type Config struct {
 	DtMax         float64 `yaml:"dt_max"`
 	NormEps       float64 `yaml:"norm_eps"`
 	TieEmbeddings bool    `yaml:"tie_embeddings"`
+	// DIntermediate, when > 0, gives every block a second residual branch
+	// after the mixer, x += mlp(norm2(x)) with mamba_ssm's GatedMLP of
+	// hidden width d_intermediate (MAD's Mamba with interleaved SwiGLU
+	// layers); 0, mamba_ssm's default, has none. (omitempty keeps it out of
+	// resolved configs, and run ids, at 0.)
+	DIntermediate int `yaml:"d_intermediate,omitempty"`
 }
 
 // Initialisation constants of mamba_ssm's Mamba2 (constructor arguments
@@ -60,6 +66,25 @@ const (
 func DefaultConfig() *Config {
 	return &Config{Arch: "mamba2", DModel: 64, NLayers: 2, DState: 128, Expand: 2, HeadDim: 64, NGroups: 1,
 		DConv: 4, ChunkSize: 256, DtMin: 1e-3, DtMax: 0.1, NormEps: 1e-5, TieEmbeddings: true}
+}
+
+// residuals is the number of residual branches per block: the mixer, and
+// the MLP when d_intermediate > 0. mamba_ssm scales out_proj and fc2 by
+// 1/√(residuals·n_layers).
+func (c *Config) residuals() int {
+	if c.DIntermediate > 0 {
+		return 2
+	}
+	return 1
+}
+
+// mlpParams is the MLP branch's count per block: norm2 and GatedMLP's
+// fc1 (d → 2h) and fc2 (h → d), no biases; 0 without d_intermediate.
+func (c *Config) mlpParams(norm int) int {
+	if c.DIntermediate == 0 {
+		return 0
+	}
+	return norm + 3*c.DIntermediate*c.DModel
 }
 
 func (c *Config) inner() int   { return c.Expand * c.DModel }
@@ -87,6 +112,7 @@ func (c *Config) Validate() error {
 		inRange("headdim", c.HeadDim, 1),
 		inRange("ngroups", c.NGroups, 1),
 		inRange("d_conv", c.DConv, 1),
+		inRange("d_intermediate", c.DIntermediate, 0),
 		inRange("chunk_size", c.ChunkSize, 1),
 		arch.FinitePositive("dt_min", c.DtMin),
 		arch.FinitePositive("dt_max", c.DtMax),
@@ -119,16 +145,17 @@ func (c *Config) Validate() error {
 // N = d_state, W = d_conv and the conv's channels K = E + 2·G·N:
 //
 //	V·d                                   token embedding
-//	n_layers · (d + mixer)                blocks (RMSNorm + mixer)
+//	n_layers · (d + mixer + mlp)          blocks (RMSNorm + mixer, MLP)
 //	d                                     final norm
 //	V·d                                   LM head (untied)
 //
 // mixer = d·(2E + 2G·N + H) (in_proj) + K·W + K (conv1d) + 3H (dt_bias,
-// A_log, D) + E (gated norm) + E·d (out_proj).
+// A_log, D) + E (gated norm) + E·d (out_proj); mlp = d + 3·h·d with
+// h = d_intermediate (0 without).
 func (c *Config) NumParams(vocab, maxLen int) int {
 	d, E, H, G, N, W, K := c.DModel, c.inner(), c.nHeads(), c.NGroups, c.DState, c.DConv, c.convDim()
 	mixer := d*(2*E+2*G*N+H) + K*W + K + 3*H + E + E*d
-	n := vocab*d + c.NLayers*(d+mixer) + d
+	n := vocab*d + c.NLayers*(d+mixer+c.mlpParams(d)) + d
 	if !c.TieEmbeddings {
 		n += vocab * d
 	}
@@ -150,10 +177,14 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 // final RMSNorm, tied or untied head) around Mamba-2 blocks.
 type Model = arch.LM[*Block]
 
-// Block is one pre-norm residual block: x += mixer(norm(x)).
+// Block is one pre-norm residual block, x += mixer(norm(x)), followed with
+// d_intermediate by a second, x += mlp(norm2(x)).
 type Block struct {
-	Norm   *nn.RMSNorm
-	Mixer  *Mixer
+	Norm  *nn.RMSNorm
+	Mixer *Mixer
+	// Norm2 and MLP are the GatedMLP branch (nil without d_intermediate).
+	Norm2  nn.Layer
+	MLP    *nn.GatedMLP
 	cfg    *Config
 	be     nn.Backend
 	negOne *nn.Tensor // (H) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
@@ -203,6 +234,11 @@ func build(c *Config, env arch.Env) *Model {
 		NewBlock: func(int) *Block {
 			b := *blk
 			b.Mixer = newMixer(&cfg, be, rng)
+			if c.DIntermediate > 0 {
+				b.MLP = nn.NewGatedMLP(be, d, c.DIntermediate, rng)
+				be.Scale(b.MLP.FC2.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
+				b.Norm2 = nn.NewRMSNorm(be, d, c.NormEps)
+			}
 			b.Norm = nn.NewRMSNorm(be, d, c.NormEps)
 			return &b
 		}})
@@ -232,7 +268,7 @@ func newMixer(c *Config, be nn.Backend, rng *rand.Rand) *Mixer {
 	mx.NormW = nn.NewParam(be, E)
 	nn.Ones(be, mx.NormW)
 	mx.OutProj = nn.NewLinear(be, E, d, false, rng)
-	be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.NLayers)))
+	be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
 	return mx
 }
 
@@ -243,7 +279,11 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 	if st != nil {
 		ls = st.(*arch.ConvScan)
 	}
-	return tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
+	x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
+	if blk.MLP == nil {
+		return x
+	}
+	return tp.Add(x, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
 }
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (H) constant of −1.
@@ -306,7 +346,12 @@ func (blk *Block) Params(layer int) []nn.Param {
 		nn.Param{Name: q + ".A_log", T: mx.ALog},
 		nn.Param{Name: q + ".D", T: mx.D},
 		nn.Param{Name: q + ".norm.weight", T: mx.NormW})
-	return append(ps, mx.OutProj.Params(q+".out_proj")...)
+	ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
+	if blk.MLP != nil {
+		ps = append(ps, blk.Norm2.Params(p+".norm2")...)
+		ps = append(ps, blk.MLP.Params(p+".mlp")...)
+	}
+	return ps
 }
 
 // FLOPsPerToken counts a multiply-add as 2 FLOPs, with E = expand·d,
@@ -320,6 +365,7 @@ func (blk *Block) Params(layer int) []nn.Param {
 //	+ 4·H·P·N                       chunk states and state → output
 //	+ 2·H·P·N·chunks/L              the inter-chunk recurrence
 //	+ 2·E                           the D skip
+//	+ 6·h·d                         the GatedMLP (h = d_intermediate)
 //
 // per layer (the trunk adds 2·d·V for the LM head). q is the mean number of earlier
 // steps (itself included) a step sees inside its chunk: Σ_c n_c(n_c+1)/2 / L
@@ -341,7 +387,7 @@ func (blk *Block) FLOPsPerToken(L int) float64 {
 		q = float64(pairs) / float64(L)
 		chunks /= float64(L)
 	}
-	return 2*(d*(2*E+2*G*N+H)+E*d) + 2*K*W + 2*q*(G*N+H*P) + 4*H*P*N + 2*H*P*N*chunks + 2*E
+	return 2*(d*(2*E+2*G*N+H)+E*d) + 2*K*W + 2*q*(G*N+H*P) + 4*H*P*N + 2*H*P*N*chunks + 2*E + 6*float64(c.DIntermediate)*d
 }
 
 // NewState returns the layer's zero state for B sequences: the conv's last

@@ -23,8 +23,8 @@ func tiny(tie bool) *mamba2.Config {
 }
 
 func name(c *mamba2.Config) string {
-	return fmt.Sprintf("tie=%v/d=%d/E=%d/P=%d/G=%d/N=%d/W=%d/Q=%d",
-		c.TieEmbeddings, c.DModel, c.Expand, c.HeadDim, c.NGroups, c.DState, c.DConv, c.ChunkSize)
+	return fmt.Sprintf("tie=%v/d=%d/E=%d/P=%d/G=%d/N=%d/W=%d/Q=%d/h=%d",
+		c.TieEmbeddings, c.DModel, c.Expand, c.HeadDim, c.NGroups, c.DState, c.DConv, c.ChunkSize, c.DIntermediate)
 }
 
 func cases(cs ...*mamba2.Config) []archtest.Case { return archtest.Cases(name, cs...) }
@@ -45,6 +45,9 @@ func variants() []*mamba2.Config {
 	cs = append(cs, c)
 	c = tiny(true)
 	c.HeadDim, c.NGroups, c.ChunkSize = 8, 1, 64 // one head, one chunk
+	cs = append(cs, c)
+	c = tiny(false)
+	c.DIntermediate = 6 // a GatedMLP branch in every block
 	return append(cs, c)
 }
 
@@ -206,4 +209,20 @@ func TestLearnsToCopy(t *testing.T) {
 	c := mamba2.DefaultConfig()
 	c.DModel, c.NLayers, c.DState, c.HeadDim, c.ChunkSize = 16, 2, 16, 8, 4
 	archtest.CheckLearnsToCopy(t, cpukernels.New[float32](), cases(c)[0], archtest.LearnOptions{Steps: 200, LR: 1e-2, Bound: 0.5})
+}
+
+// d_intermediate adds mamba_ssm's GatedMLP branch to every block: its
+// weights under mamba_ssm's names and 6·h·d more FLOPs per layer.
+func TestGatedMLP(t *testing.T) {
+	b := cpukernels.New[float64]()
+	c := tiny(true)
+	c.DIntermediate = 6
+	m := build(t, c, b, 7, 1)
+	archtest.CheckParamNames(t, m.Params(), "embed.weight[7 4] layers.0.norm.weight[4] "+
+		"... layers.1.mixer.out_proj.weight[4 8] layers.1.norm2.weight[4] "+
+		"layers.1.mlp.fc1.weight[12 4] layers.1.mlp.fc2.weight[4 6] norm_f.weight[4]")
+	// tiny's 664 per layer at L = 6 (TestFLOPsPerToken) + 6·6·4 = 808.
+	if got := m.FLOPsPerToken(6); math.Abs(got-(2*808+56)) > 1e-9 {
+		t.Errorf("FLOPsPerToken(6) = %g, want %d", got, 2*808+56)
+	}
 }
