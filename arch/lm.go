@@ -53,6 +53,9 @@ type Trunk[Blk Block] struct {
 	// EmbedDropout, when not nil, applies to the embeddings (positions
 	// included) in training.
 	EmbedDropout *nn.Dropout
+	// HeadBias gives an untied head a bias, zero at init (the head's draws
+	// come first, so the weights are those of a head without one).
+	HeadBias bool
 	// HeadStd, when > 0, redraws an untied head's weight from N(0, HeadStd²)
 	// after torch's Linear init (the GPT-2 scheme); 0 keeps torch's.
 	HeadStd float64
@@ -103,6 +106,9 @@ func NewLM[Blk Block](env Env, t Trunk[Blk]) *LM[Blk] {
 		m.Head = nn.NewLinear(be, d, env.Vocab, false, rng)
 		if t.HeadStd > 0 {
 			nn.Normal(be, m.Head.W, t.HeadStd, rng)
+		}
+		if t.HeadBias {
+			m.Head.B = nn.NewParam(be, env.Vocab) // zero
 		}
 	}
 	return m

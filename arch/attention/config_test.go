@@ -72,5 +72,6 @@ func TestDecodeErrors(t *testing.T) {
 		{Src: "{arch: transformer, dropout: 1}", Want: []string{"dropout", "1", "[0, 1)"}},
 		{Src: "{arch: transformer, embed_dropout: -0.1}", Want: []string{"embed_dropout", "-0.1"}},
 		{Src: "{arch: transformer, mlp: none, dropout: 0.1, embed_dropout: 0.1}", Want: nil},
+		{Src: "{arch: transformer, head_bias: true}", Want: []string{"head_bias", "tie_embeddings false"}},
 	})
 }

@@ -42,7 +42,8 @@ func TestNumParamsMatchesBuild(t *testing.T) {
 				for _, bias := range []bool{false, true} {
 					for _, tie := range []bool{false, true} {
 						c := tiny(pos, mlp, norm, bias, tie)
-						c.MLPRatio = 2.5 // hidden 20: not a multiple of d
+						c.MLPRatio = 2.5          // hidden 20: not a multiple of d
+						c.HeadBias = !tie && bias // an untied head with a bias
 						cs = append(cs, c)
 					}
 				}

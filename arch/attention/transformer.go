@@ -36,9 +36,13 @@ type Config struct {
 	MLPRatio float64 `yaml:"mlp_ratio"`
 	Norm     string  `yaml:"norm"` // rmsnorm | layernorm
 	// Bias adds biases to every Linear except the LM head, and to LayerNorm.
-	Bias          bool    `yaml:"bias"`
-	TieEmbeddings bool    `yaml:"tie_embeddings"`
-	NormEps       float64 `yaml:"norm_eps"`
+	Bias          bool `yaml:"bias"`
+	TieEmbeddings bool `yaml:"tie_embeddings"`
+	// HeadBias gives the untied LM head a bias (zero at init), as MAD's
+	// models have; it needs tie_embeddings false. (omitempty keeps it out
+	// of resolved configs, and run ids, when false.)
+	HeadBias bool    `yaml:"head_bias,omitempty"`
+	NormEps  float64 `yaml:"norm_eps"`
 	// Dropout is GPT-2's residual dropout (resid_pdrop): on the attention
 	// and MLP outputs before they join the residual stream. EmbedDropout
 	// is on the token (and position) embeddings. Both apply in training
@@ -61,6 +65,9 @@ func (c *Config) hidden() int { return int(math.Round(c.MLPRatio * float64(c.DMo
 // Validate checks every field; errors name the field, the value and what is
 // allowed.
 func (c *Config) Validate() error {
+	if c.HeadBias && c.TieEmbeddings {
+		return arch.FieldError("head_bias", true, "needs tie_embeddings false: a tied head is the embedding table, without a bias")
+	}
 	if c.Arch != "" && c.Arch != "transformer" {
 		return arch.FieldError("arch", strconv.Quote(c.Arch), "this config is for transformer")
 	}
@@ -111,6 +118,7 @@ func (c *Config) Validate() error {
 //	n_layers · (2·norm + attn + mlp)     blocks (one norm, no mlp for mlp none)
 //	norm                                 final norm
 //	V·d                                  LM head (untied)
+//	V                                    LM head bias (head_bias)
 //
 // norm = d (+ d for a LayerNorm bias), attn = 4d² (+ 4d bias), mlp = k·d·h
 // (+ (k−1)·h + d bias) with h the hidden width and k = 2 for GELU, 3 for
@@ -140,6 +148,9 @@ func (c *Config) NumParams(vocab, maxLen int) int {
 	}
 	if !c.TieEmbeddings {
 		n += vocab * d
+	}
+	if c.HeadBias {
+		n += vocab
 	}
 	return n
 }
@@ -214,7 +225,7 @@ func build(c *Config, env arch.Env) *Model {
 		embed = &nn.Dropout{P: c.EmbedDropout}
 	}
 	m := arch.NewLM(env, arch.Trunk[*Block]{Name: "transformer", DModel: d, NLayers: c.NLayers,
-		LearnedPos: c.Pos == "learned", Norm: norm, Tie: c.TieEmbeddings, HeadStd: std, EmbedDropout: embed,
+		LearnedPos: c.Pos == "learned", Norm: norm, Tie: c.TieEmbeddings, HeadBias: c.HeadBias, HeadStd: std, EmbedDropout: embed,
 		NewBlock: func(int) *Block {
 			blk := &Block{Drop: resid, be: be, cfg: &cfg}
 			var mlp *nn.MLP

@@ -42,6 +42,10 @@ type Config struct {
 	Norm          string  `yaml:"norm"` // rmsnorm | layernorm (with bias, as torch.nn.LayerNorm)
 	NormEps       float64 `yaml:"norm_eps"`
 	TieEmbeddings bool    `yaml:"tie_embeddings"`
+	// HeadBias gives the untied LM head a bias (zero at init), as MAD's
+	// models have; it needs tie_embeddings false. (omitempty keeps it out
+	// of resolved configs, and run ids, when false.)
+	HeadBias bool `yaml:"head_bias,omitempty"`
 	// DIntermediate, when > 0, gives every block a second residual branch
 	// after the mixer, x += mlp(norm2(x)) with mamba_ssm's GatedMLP of
 	// hidden width d_intermediate (MAD's Mamba with interleaved SwiGLU
@@ -95,6 +99,9 @@ func (c *Config) inner() int { return c.Expand * c.DModel }
 // Validate checks every field; errors name the field, the value and what is
 // allowed.
 func (c *Config) Validate() error {
+	if c.HeadBias && c.TieEmbeddings {
+		return arch.FieldError("head_bias", true, "needs tie_embeddings false: a tied head is the embedding table, without a bias")
+	}
 	const maxDim = 1 << 24
 	inRange := func(field string, v, lo int) error {
 		if v < lo || v > maxDim {
@@ -137,6 +144,7 @@ func (c *Config) Validate() error {
 //	n_layers · (norm + mixer + mlp)       blocks
 //	norm                                  final norm
 //	V·d                                   LM head (untied)
+//	V                                     LM head bias (head_bias)
 //
 // mixer = 2E·d (in_proj) + E·W + E (conv1d) + E·(R + 2N) (x_proj) +
 // R·E + E (dt_proj) + E·N (A_log) + E (D) + E·d (out_proj),
@@ -152,6 +160,9 @@ func (c *Config) NumParams(vocab, maxLen int) int {
 	n := vocab*d + c.NLayers*(norm+mixer+c.mlpParams(norm)) + norm
 	if !c.TieEmbeddings {
 		n += vocab * d
+	}
+	if c.HeadBias {
+		n += vocab
 	}
 	return n
 }
@@ -224,7 +235,7 @@ func build(c *Config, env arch.Env) *Model {
 	blk := &Block{cfg: &cfg, be: be, negOne: nn.NewConst(be, negOne, E, N)}
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) }
 	return arch.NewLM(env, arch.Trunk[*Block]{Name: "mamba1", DModel: d, NLayers: c.NLayers, Norm: norm,
-		Tie: c.TieEmbeddings, NewBlock: func(int) *Block {
+		Tie: c.TieEmbeddings, HeadBias: c.HeadBias, NewBlock: func(int) *Block {
 			b := *blk
 			b.Mixer = newMixer(&cfg, be, rng)
 			if c.DIntermediate > 0 {

@@ -23,7 +23,7 @@ func tiny(norm string, tie bool) *mamba1.Config {
 }
 
 func name(c *mamba1.Config) string {
-	return fmt.Sprintf("%s/tie=%v/E=%d/N=%d/W=%d/R=%d/h=%d", c.Norm, c.TieEmbeddings, c.Expand, c.DState, c.DConv, c.DtRank, c.DIntermediate)
+	return fmt.Sprintf("%s/tie=%v/E=%d/N=%d/W=%d/R=%d/h=%d/hb=%v", c.Norm, c.TieEmbeddings, c.Expand, c.DState, c.DConv, c.DtRank, c.DIntermediate, c.HeadBias)
 }
 
 func cases(cs ...*mamba1.Config) []archtest.Case { return archtest.Cases(name, cs...) }
@@ -49,6 +49,9 @@ func variants() []*mamba1.Config {
 	cs = append(cs, c)
 	c = tiny("layernorm", true)
 	c.DIntermediate = 6 // a GatedMLP branch in every block
+	cs = append(cs, c)
+	c = tiny("rmsnorm", false)
+	c.HeadBias = true // an untied head with a bias
 	return append(cs, c)
 }
 

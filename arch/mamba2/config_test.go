@@ -57,6 +57,8 @@ func TestDecodeErrors(t *testing.T) {
 		{Src: "{arch: mamba2, expand: 0}", Want: []string{"expand", "0"}},
 		{Src: "{arch: mamba2, d_conv: 0}", Want: []string{"d_conv", "0"}},
 		{Src: "{arch: mamba2, d_intermediate: -1}", Want: []string{"d_intermediate", "-1"}},
+		{Src: "{arch: mamba2, head_bias: true}", Want: []string{"head_bias", "tie_embeddings false"}},
+		{Src: "{arch: mamba2, head_bias: true, tie_embeddings: false}", Want: nil},
 		{Src: "{arch: mamba2, chunk_size: 0}", Want: []string{"chunk_size", "0"}},
 		{Src: "{arch: mamba2, n_layers: 0}", Want: []string{"n_layers", "0"}},
 		{Src: "{arch: mamba2, d_model: -8}", Want: []string{"d_model", "-8"}},

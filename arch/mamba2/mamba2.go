@@ -46,6 +46,10 @@ type Config struct {
 	DtMax         float64 `yaml:"dt_max"`
 	NormEps       float64 `yaml:"norm_eps"`
 	TieEmbeddings bool    `yaml:"tie_embeddings"`
+	// HeadBias gives the untied LM head a bias (zero at init), as MAD's
+	// models have; it needs tie_embeddings false. (omitempty keeps it out
+	// of resolved configs, and run ids, when false.)
+	HeadBias bool `yaml:"head_bias,omitempty"`
 	// DIntermediate, when > 0, gives every block a second residual branch
 	// after the mixer, x += mlp(norm2(x)) with mamba_ssm's GatedMLP of
 	// hidden width d_intermediate (MAD's Mamba with interleaved SwiGLU
@@ -94,6 +98,9 @@ func (c *Config) convDim() int { return c.inner() + 2*c.NGroups*c.DState }
 // Validate checks every field; errors name the field, the value and what is
 // allowed.
 func (c *Config) Validate() error {
+	if c.HeadBias && c.TieEmbeddings {
+		return arch.FieldError("head_bias", true, "needs tie_embeddings false: a tied head is the embedding table, without a bias")
+	}
 	const maxDim = 1 << 24
 	inRange := func(field string, v, lo int) error {
 		if v < lo || v > maxDim {
@@ -148,6 +155,7 @@ func (c *Config) Validate() error {
 //	n_layers · (d + mixer + mlp)          blocks (RMSNorm + mixer, MLP)
 //	d                                     final norm
 //	V·d                                   LM head (untied)
+//	V                                     LM head bias (head_bias)
 //
 // mixer = d·(2E + 2G·N + H) (in_proj) + K·W + K (conv1d) + 3H (dt_bias,
 // A_log, D) + E (gated norm) + E·d (out_proj); mlp = d + 3·h·d with
@@ -158,6 +166,9 @@ func (c *Config) NumParams(vocab, maxLen int) int {
 	n := vocab*d + c.NLayers*(d+mixer+c.mlpParams(d)) + d
 	if !c.TieEmbeddings {
 		n += vocab * d
+	}
+	if c.HeadBias {
+		n += vocab
 	}
 	return n
 }
@@ -230,7 +241,7 @@ func build(c *Config, env arch.Env) *Model {
 	}
 	blk := &Block{cfg: &cfg, be: be, negOne: nn.NewConst(be, negOne, H)}
 	return arch.NewLM(env, arch.Trunk[*Block]{Name: "mamba2", DModel: d, NLayers: c.NLayers,
-		Norm: func() nn.Layer { return nn.NewRMSNorm(be, d, c.NormEps) }, Tie: c.TieEmbeddings,
+		Norm: func() nn.Layer { return nn.NewRMSNorm(be, d, c.NormEps) }, Tie: c.TieEmbeddings, HeadBias: c.HeadBias,
 		NewBlock: func(int) *Block {
 			b := *blk
 			b.Mixer = newMixer(&cfg, be, rng)
