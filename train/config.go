@@ -11,6 +11,16 @@ type Config struct {
 	BatchSize   int     `yaml:"batch_size"`
 	LR          float64 `yaml:"lr"`
 	WeightDecay float64 `yaml:"weight_decay"`
+	Beta1       float64 `yaml:"beta1"`
+	Beta2       float64 `yaml:"beta2"`
+	Eps         float64 `yaml:"eps"`
+	Warmup      int     `yaml:"warmup"`
+	Schedule    string  `yaml:"schedule"`     // constant | cosine
+	MinLRRatio  float64 `yaml:"min_lr_ratio"` // cosine floor as a fraction of lr
+	GradClip    float64 `yaml:"grad_clip"`    // global-norm clip; 0 disables
+	EvalEvery   int     `yaml:"eval_every"`
+	EvalBatches int     `yaml:"eval_batches"` // size of the fixed eval set, in batches
+	LogEvery    int     `yaml:"log_every"`    // metrics.jsonl and plain log lines
 	// WeightDecayOn says which parameters weight_decay applies to:
 	// "matrices" (mamba_ssm's and nanoGPT's convention: the 2-D weights of
 	// projections, not embeddings, norms, biases or SSM dynamics) or "all"
@@ -18,17 +28,7 @@ type Config struct {
 	// an architecture puts in a group of their own (s4d's kernel_lr) follow
 	// their group. Empty is matrices (and keeps the field out of the
 	// resolved config, so run ids from before the field existed hold).
-	WeightDecayOn string  `yaml:"weight_decay_on,omitempty"`
-	Beta1         float64 `yaml:"beta1"`
-	Beta2         float64 `yaml:"beta2"`
-	Eps           float64 `yaml:"eps"`
-	Warmup        int     `yaml:"warmup"`
-	Schedule      string  `yaml:"schedule"`     // constant | cosine
-	MinLRRatio    float64 `yaml:"min_lr_ratio"` // cosine floor as a fraction of lr
-	GradClip      float64 `yaml:"grad_clip"`    // global-norm clip; 0 disables
-	EvalEvery     int     `yaml:"eval_every"`
-	EvalBatches   int     `yaml:"eval_batches"` // size of the fixed eval set, in batches
-	LogEvery      int     `yaml:"log_every"`    // metrics.jsonl and plain log lines
+	WeightDecayOn string `yaml:"weight_decay_on,omitempty"`
 	// Epochs, when > 0, replaces steps for a task with a fixed training
 	// set (mqar's num_examples): the run takes ceil(epochs·examples /
 	// batch_size) steps, each epoch a fresh shuffle of the set.
