@@ -48,7 +48,7 @@ type Trunk[Blk Block] struct {
 	// Norm builds the final norm (norm_f); nil for none.
 	Norm func() nn.Layer
 	// Tie makes the LM head the token embedding's table; otherwise it is a
-	// Linear d → V without bias (lm_head).
+	// Linear d → V (lm_head), with a bias only when HeadBias is set.
 	Tie bool
 	// EmbedDropout, when not nil, applies to the embeddings (positions
 	// included) in training.
