@@ -2,6 +2,12 @@
 // to a config (decoded strictly from a YAML model block) that builds a Model.
 // Every architecture has the same contract (token ids in, next-token logits
 // out), so an experiment swaps one for another and nothing else changes.
+//
+// Every model is an LM (lm.go): token embedding, a stack of blocks, final
+// norm, LM head, with step mode and parameter naming done once. Adding an
+// architecture is a package with a Block type (its layer, step state,
+// weight names and FLOPs), a Config whose Build calls NewLM, and a Register
+// call in init; cmd/seqbench imports the package for its registration.
 package arch
 
 import (
@@ -132,31 +138,27 @@ func (e Env) Check(archName string) error {
 
 // ConvScan is one Mamba layer's carried state: the causal conv's last W−1
 // inputs (nil when W = 1) and the scan's (Mamba-1) or SSD's (Mamba-2) state.
+// Its size does not grow with the tokens consumed.
 type ConvScan struct {
+	Backend   nn.Backend
 	Conv, SSM nn.Buffer
 }
 
-// ConvScanState is the step-mode state of the Mamba architectures, one
-// ConvScan per layer; its size does not grow with the tokens consumed.
-type ConvScanState struct {
-	Backend nn.Backend
-	B       int
-	Layers  []ConvScan
+// NewConvScan allocates zero states: conv elements for the conv (none when
+// 0) and ssm for the scan.
+func NewConvScan(be nn.Backend, conv, ssm int) *ConvScan {
+	s := &ConvScan{Backend: be, SSM: be.Alloc(ssm)}
+	if conv > 0 {
+		s.Conv = be.Alloc(conv)
+	}
+	return s
 }
 
-// Free returns every buffer; a freed state is refused by Step.
-func (s *ConvScanState) Free() {
-	for i, l := range s.Layers {
-		nn.FreeBuffers(s.Backend, l.Conv, l.SSM)
-		s.Layers[i] = ConvScan{}
-	}
+// Free returns the buffers.
+func (s *ConvScan) Free() {
+	nn.FreeBuffers(s.Backend, s.Conv, s.SSM)
+	s.Conv, s.SSM = nil, nil
 }
 
 // Bytes is the memory the state holds.
-func (s *ConvScanState) Bytes() int64 {
-	total := int64(0)
-	for _, l := range s.Layers {
-		total += nn.BufferBytes(s.Backend, l.Conv, l.SSM)
-	}
-	return total
-}
+func (s *ConvScan) Bytes() int64 { return nn.BufferBytes(s.Backend, s.Conv, s.SSM) }

@@ -36,22 +36,43 @@ const (
 	BestAccuracy Metric = "best_accuracy"
 	// FinalAccuracy is the accuracy at the last evaluation.
 	FinalAccuracy Metric = "final_accuracy"
+	// SelectedAccuracy and SelectedMacroAccuracy are the micro and macro
+	// accuracy at the run's selected evaluation (train.select). MAD's
+	// protocol is SelectedMacroAccuracy with select: loss: torchmetrics'
+	// macro accuracy at the checkpoint of lowest test loss. A run without
+	// a selection (an older summary) is not scored.
+	SelectedAccuracy      Metric = "selected_accuracy"
+	SelectedMacroAccuracy Metric = "selected_macro_accuracy"
 )
 
+var metrics = []Metric{BestAccuracy, FinalAccuracy, SelectedAccuracy, SelectedMacroAccuracy}
+
 func (m Metric) of(s train.Summary) float64 {
-	if m == FinalAccuracy {
+	switch m {
+	case FinalAccuracy:
 		return s.FinalAccuracy
+	case SelectedAccuracy, SelectedMacroAccuracy:
+		if s.Selected == nil {
+			return math.NaN()
+		}
+		if m == SelectedAccuracy {
+			return s.Selected.Accuracy
+		}
+		return s.Selected.MacroAccuracy
 	}
 	return s.BestAccuracy
 }
 
 // ParseMetric checks a metric name.
 func ParseMetric(s string) (Metric, error) {
-	switch m := Metric(s); m {
-	case BestAccuracy, FinalAccuracy:
+	if m := Metric(s); slices.Contains(metrics, m) {
 		return m, nil
 	}
-	return "", fmt.Errorf("metric %q is not allowed (one of %s, %s)", s, BestAccuracy, FinalAccuracy)
+	names := make([]string, len(metrics))
+	for i, m := range metrics {
+		names[i] = string(m)
+	}
+	return "", fmt.Errorf("metric %q is not allowed (one of %s)", s, strings.Join(names, ", "))
 }
 
 // SettingScore is the score of one task setting: the best metric over the

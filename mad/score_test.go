@@ -204,3 +204,36 @@ func TestSuite(t *testing.T) {
 	_, err := Lookup("nope")
 	require.ErrorContains(t, err, "known: in_context_recall")
 }
+
+// selected_accuracy and selected_macro_accuracy score each run at its
+// selected evaluation; a run without one (an older summary) is not scored.
+func TestScoreSelected(t *testing.T) {
+	sum := func(lr string, sel *train.Selection) train.Summary {
+		return train.Summary{Experiment: "mad-x", Arch: "transformer", Status: train.StatusOK,
+			BestAccuracy: 0.99, FinalAccuracy: 0.98, Selected: sel,
+			Overrides: map[string]string{KeyModel: mA, KeyTask: "memorization", KeySetting: "baseline", "train.lr": lr}}
+	}
+	runs := []train.Summary{
+		sum("0.1", &train.Selection{By: "loss", Accuracy: 0.7, MacroAccuracy: 0.5}),
+		sum("0.2", &train.Selection{By: "loss", Accuracy: 0.6, MacroAccuracy: 0.55}),
+		sum("0.3", nil),
+	}
+	for _, c := range []struct {
+		m    Metric
+		want float64
+		lr   string
+	}{{SelectedAccuracy, 0.7, "0.1"}, {SelectedMacroAccuracy, 0.55, "0.2"}, {BestAccuracy, 0.99, "0.1"}} {
+		m, err := ParseMetric(string(c.m))
+		require.NoError(t, err)
+		rep, err := Compute(runs, m)
+		require.NoError(t, err)
+		ss := rep.Models[0].Tasks[0].Settings[0]
+		require.Equal(t, c.want, ss.Score, c.m)
+		require.Equal(t, c.lr, ss.LR, c.m)
+	}
+	rep, err := Compute(runs[2:], SelectedMacroAccuracy)
+	require.NoError(t, err)
+	require.True(t, math.IsNaN(rep.Models[0].Overall))
+	_, err = ParseMetric("macro")
+	require.ErrorContains(t, err, "selected_macro_accuracy")
+}

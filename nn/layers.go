@@ -201,3 +201,59 @@ func (m *MLP) Params(prefix string) []Param {
 	ps = append(ps, m.Up.Params(dotted(prefix, "up"))...)
 	return append(ps, m.Down.Params(dotted(prefix, "down"))...)
 }
+
+// Dropout is torch.nn.Dropout: during training (a recording tape) each
+// element of x is zeroed with probability P and the rest are scaled by
+// 1/(1−P); at P = 0, in evaluation and in step mode it is the identity and
+// draws nothing. The mask is drawn on the host from RNG and applied with
+// Mul, so every backend runs it with the ops it already has (the mask's
+// upload costs one buffer of x's size per call).
+type Dropout struct {
+	P   float64
+	RNG *rand.Rand
+}
+
+// Forward applies the dropout to x; a nil Dropout is the identity.
+func (d *Dropout) Forward(tp *Tape, x *Tensor) *Tensor {
+	if d == nil || d.P == 0 || !tp.Recording() {
+		return x
+	}
+	if d.RNG == nil || !(d.P > 0 && d.P < 1) {
+		panic(fmt.Sprintf("nn.Dropout: p %v must be in [0, 1) and an RNG set", d.P))
+	}
+	keep := 1 / (1 - d.P)
+	mask := make([]float64, x.Len())
+	for i := range mask {
+		if d.RNG.Float64() >= d.P {
+			mask[i] = keep
+		}
+	}
+	m := &Tensor{Shape: append([]int(nil), x.Shape...), Data: tp.Alloc(len(mask))}
+	tp.B.Write(m.Data, mask)
+	return tp.Mul(x, m)
+}
+
+// GatedMLP is mamba_ssm's GatedMLP (the MLP of a Mamba block with
+// d_intermediate > 0): y, g = fc1(x) split in halves; fc2(y ⊙ SiLU(g)).
+// fc1 (d → 2h) holds [y | g] rows as mamba_ssm's one fused weight does, so
+// checkpoints map one to one; no biases (mamba_ssm's default).
+type GatedMLP struct {
+	FC1, FC2 *Linear
+	Hidden   int
+}
+
+// NewGatedMLP initializes fc1 and fc2 as torch.nn.Linear, in that order.
+func NewGatedMLP(b Backend, d, hidden int, rng *rand.Rand) *GatedMLP {
+	return &GatedMLP{FC1: NewLinear(b, d, 2*hidden, false, rng), FC2: NewLinear(b, hidden, d, false, rng), Hidden: hidden}
+}
+
+// Forward maps x (..., d) to (..., d).
+func (m *GatedMLP) Forward(tp *Tape, x *Tensor) *Tensor {
+	h := m.FC1.Forward(tp, x)
+	return m.FC2.Forward(tp, tp.Mul(tp.Slice(h, 0, m.Hidden), tp.Act(SiLU, tp.Slice(h, m.Hidden, m.Hidden))))
+}
+
+// Params uses mamba_ssm's names: fc1, fc2.
+func (m *GatedMLP) Params(prefix string) []Param {
+	return append(m.FC1.Params(dotted(prefix, "fc1")), m.FC2.Params(dotted(prefix, "fc2"))...)
+}

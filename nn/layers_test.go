@@ -235,3 +235,58 @@ func TestInitializers(t *testing.T) {
 		t.Error("Zeros")
 	}
 }
+
+// Dropout: the identity at p 0, on a tape that does not record, and for a
+// nil Dropout (no draws); in training each element is 0 or x/(1−p), zeroed
+// at rate ≈ p, and the gradient is the mask.
+func TestDropout(t *testing.T) {
+	b := cpukernels.New[float64]()
+	const n = 4000
+	x := nn.NewParam(b, n)
+	vals := make([]float64, n)
+	for i := range vals {
+		vals[i] = float64(i%7) + 1
+	}
+	b.Write(x.Data, vals)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct {
+		d      *nn.Dropout
+		record bool
+	}{{nil, true}, {&nn.Dropout{P: 0, RNG: rng}, true}, {&nn.Dropout{P: 0.3, RNG: rng}, false}} {
+		tp := nn.NewTape(b, tc.record)
+		if y := tc.d.Forward(tp, x); y != x {
+			t.Errorf("%+v record %v: not the identity", tc.d, tc.record)
+		}
+		tp.Release()
+	}
+	if got := rng.Uint64(); got != rand.New(rand.NewPCG(1, 2)).Uint64() {
+		t.Error("the identity cases drew from the RNG")
+	}
+	const p = 0.3
+	tp := nn.NewTape(b, true)
+	defer tp.Release()
+	y := (&nn.Dropout{P: p, RNG: rng}).Forward(tp, x)
+	ys := b.Read(y.Data)
+	zeros := 0
+	for i, v := range ys {
+		switch {
+		case v == 0:
+			zeros++
+		case math.Abs(v-vals[i]/(1-p)) > 1e-12:
+			t.Fatalf("element %d: %g, want 0 or %g", i, v, vals[i]/(1-p))
+		}
+	}
+	if rate := float64(zeros) / n; math.Abs(rate-p) > 0.03 {
+		t.Errorf("zeroed %.3f of the elements, want ≈ %g", rate, p)
+	}
+	// The gradient through the mask: 0 where dropped, not 0 where kept
+	// (two-class cross-entropy never has a zero gradient).
+	loss, _ := tp.CrossEntropy(tp.Reshape(y, n/2, 2), make([]int32, n/2), -1)
+	tp.Backward(loss)
+	g := b.Read(x.Grad())
+	for i := range g {
+		if (ys[i] == 0) != (g[i] == 0) {
+			t.Fatalf("element %d: output %g but gradient %g", i, ys[i], g[i])
+		}
+	}
+}

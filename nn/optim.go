@@ -11,13 +11,34 @@ import (
 // change the fields before the first Step for other settings.
 type AdamW struct {
 	Beta1, Beta2, Eps float64
-	WeightDecay       float64 // applied only to Params with Decay set
+	// WeightDecay applies to the Params with Decay set, or to every Param
+	// when DecayAll is set (Zoology's and MAD's plain AdamW over all
+	// parameters); a Param whose Group says NoDecay never decays.
+	WeightDecay float64
+	DecayAll    bool
+	// BaseLR is the schedule's peak learning rate, against which a group's
+	// MaxLR is compared (see ParamGroup); 0 compares with the lr of each
+	// Step instead.
+	BaseLR float64
 	// Steps counts the updates taken; Step uses Steps+1 for the bias
 	// correction. Restore it together with the moments when resuming.
 	Steps int
 
 	b     Backend
 	slots []AdamSlot
+}
+
+// ParamGroup is the optimizer setting of parameters that train apart from
+// the rest (torch's param groups), as the S4 repository's kernel
+// parameters: lr min(1e-3, lr), no weight decay.
+type ParamGroup struct {
+	Name string
+	// MaxLR caps the group's peak learning rate: with BaseLR above it, the
+	// group follows the same schedule scaled by MaxLR/BaseLR (a torch
+	// scheduler scales each group's own initial lr). 0 is no cap.
+	MaxLR float64
+	// NoDecay exempts the group from weight decay under every policy.
+	NoDecay bool
 }
 
 // AdamSlot is one parameter and its first and second moments (torch's
@@ -52,13 +73,34 @@ func NewAdamW(b Backend, params []Param, weightDecay float64) *AdamW {
 func (o *AdamW) Step(lr float64) {
 	o.Steps++
 	for _, s := range o.slots {
-		wd := 0.0
-		if s.Param.Decay {
-			wd = o.WeightDecay
-		}
 		o.b.AdamW(s.Param.T.Data, s.Param.T.Grad(), s.M, s.V, AdamWArgs{
-			LR: lr, Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: wd, Step: o.Steps})
+			LR: o.LR(s.Param, lr), Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.Decay(s.Param), Step: o.Steps})
 	}
+}
+
+// LR is the learning rate p takes at a step whose schedule gives lr: lr, or
+// less where p's group caps it.
+func (o *AdamW) LR(p Param, lr float64) float64 {
+	g := p.Group
+	if g == nil || g.MaxLR <= 0 {
+		return lr
+	}
+	if o.BaseLR <= 0 {
+		return min(lr, g.MaxLR)
+	}
+	if o.BaseLR > g.MaxLR {
+		return lr * (g.MaxLR / o.BaseLR)
+	}
+	return lr
+}
+
+// Decay is the weight decay p takes: WeightDecay where the policy (Decay,
+// or DecayAll) includes it and its group does not exempt it, else 0.
+func (o *AdamW) Decay(p Param) float64 {
+	if (p.Decay || o.DecayAll) && (p.Group == nil || !p.Group.NoDecay) {
+		return o.WeightDecay
+	}
+	return 0
 }
 
 // Slots lists the distinct parameters with their moments.

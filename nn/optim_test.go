@@ -166,3 +166,66 @@ func TestClipGradNorm(t *testing.T) {
 		t.Errorf("non-finite norm: grads changed to %g, %g", gx, gy)
 	}
 }
+
+// Weight-decay policies and parameter groups, on the exact first step:
+// matrices decays Decay params only; DecayAll decays every param; a group
+// with NoDecay is never decayed, and its MaxLR scales its learning rate by
+// MaxLR/BaseLR (the same schedule at a lower peak).
+func TestAdamWPolicyAndGroups(t *testing.T) {
+	const lr, base, wd = 0.05, 0.1, 0.5
+	kernel := &nn.ParamGroup{Name: "kernel", MaxLR: 1e-3, NoDecay: true}
+	capped := &nn.ParamGroup{Name: "capped", MaxLR: 1e-3}
+	p0 := []float64{1, -2, 3}
+	g := []float64{0.5, 0, -4}
+	for _, all := range []bool{false, true} {
+		b := cpukernels.New[float64]()
+		ts := make([]*nn.Tensor, 4)
+		for i := range ts {
+			ts[i] = nn.NewParam(b, 3)
+			b.Write(ts[i].Data, p0)
+			b.Write(ts[i].Grad(), g)
+		}
+		opt := nn.NewAdamW(b, []nn.Param{{Name: "w", T: ts[0], Decay: true}, {Name: "n", T: ts[1]},
+			{Name: "k", T: ts[2], Group: kernel}, {Name: "c", T: ts[3], Group: capped}}, wd)
+		opt.DecayAll, opt.BaseLR = all, base
+		opt.Step(lr)
+		for j, tc := range []struct {
+			lr    float64
+			decay bool
+		}{{lr, true}, {lr, all}, {lr * 1e-3 / base, false}, {lr * 1e-3 / base, all}} {
+			got := b.Read(ts[j].Data)
+			for i := range p0 {
+				want := p0[i] - tc.lr*g[i]/(math.Abs(g[i])+1e-8)
+				if tc.decay {
+					want -= tc.lr * wd * p0[i]
+				}
+				if math.Abs(got[i]-want) > 1e-12 {
+					t.Errorf("all=%v param %d [%d] = %.15g, want %.15g (lr %g, decay %v)", all, j, i, got[i], want, tc.lr, tc.decay)
+				}
+			}
+		}
+	}
+}
+
+// LR: no group or no cap leaves lr; a cap above BaseLR leaves it; with
+// BaseLR 0 the cap is min(lr, MaxLR) at each step.
+func TestAdamWGroupLR(t *testing.T) {
+	b := cpukernels.New[float64]()
+	opt := nn.NewAdamW(b, nil, 0)
+	p := nn.Param{Name: "p", Group: &nn.ParamGroup{MaxLR: 1e-3}}
+	for i, tc := range []struct {
+		base, lr, want float64
+		p              nn.Param
+	}{
+		{0.01, 0.005, 0.005, nn.Param{Name: "free"}},
+		{0.01, 0.005, 0.0005, p},
+		{1e-4, 5e-5, 5e-5, p},
+		{0, 0.005, 1e-3, p},
+		{0, 5e-4, 5e-4, p},
+	} {
+		opt.BaseLR = tc.base
+		if got := opt.LR(tc.p, tc.lr); math.Abs(got-tc.want) > 1e-18 {
+			t.Errorf("case %d: LR = %g, want %g", i, got, tc.want)
+		}
+	}
+}

@@ -75,12 +75,14 @@ func NewConst(b Backend, values []float64, shape ...int) *Tensor {
 }
 
 // Param is a named trainable tensor. Decay says whether AdamW applies weight
-// decay to it (by convention: matrices yes; norms, biases, embeddings and
-// SSM dynamics no).
+// decay to it under its default policy (by convention: matrices yes; norms,
+// biases, embeddings and SSM dynamics no). Group, when not nil, gives it an
+// optimizer setting of its own (see ParamGroup).
 type Param struct {
 	Name  string
 	T     *Tensor
 	Decay bool
+	Group *ParamGroup
 }
 
 // CountParams sums the element counts of ps, counting a tensor shared under

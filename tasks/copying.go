@@ -32,13 +32,18 @@ type CopyingConfig struct {
 	Name      string `yaml:"name"`
 	SeqLen    int    `yaml:"seq_len"`    // L, total input length
 	NumTokens int    `yaml:"num_tokens"` // K, data tokens to copy
-	Vocab     int    `yaml:"vocab"`      // distinct data values
+	Vocab     int    `yaml:"vocab"`      // distinct data values, or every token id (vocab_counts)
+	// VocabCounts says what vocab counts: "data" (the default; empty is
+	// data) the distinct data values, so the model sees vocab+2 token ids
+	// with noise and marker; "all" every token id, the papers' convention
+	// (the Mamba paper's "vocab 16" is 14 data values, noise and marker).
+	VocabCounts string `yaml:"vocab_counts,omitempty"`
 }
 
-// Validate checks seq_len ≥ 2·num_tokens+1, num_tokens ≥ 1, vocab ≥ 2 and
-// that every token id fits int32.
+// Validate checks seq_len ≥ 2·num_tokens+1, num_tokens ≥ 1, at least 2
+// data values, vocab_counts and that every token id fits int32.
 func (c *CopyingConfig) Validate() error {
-	return validateCopyFields("copying", c.Name, c.SeqLen, c.NumTokens, c.Vocab)
+	return validateCopyFields("copying", c.Name, c.SeqLen, c.NumTokens, c.Vocab, c.VocabCounts)
 }
 
 // Build validates again, so a config built in code gets the same checks as
@@ -47,7 +52,7 @@ func (c *CopyingConfig) Build() (Task, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &copyTask{name: "copying", seqLen: c.SeqLen, numTokens: c.NumTokens, vocab: c.Vocab}, nil
+	return &copyTask{name: "copying", seqLen: c.SeqLen, numTokens: c.NumTokens, vocab: dataValues(c.Vocab, c.VocabCounts)}, nil
 }
 
 func init() {

@@ -159,6 +159,16 @@ func (t *copyTask) Decode(b Batch, i int) string {
 	return sb.String()
 }
 
+// dataValues is the number of distinct data values a copy task's vocab
+// field gives under vocab_counts: vocab itself ("data", the default), or
+// vocab less the noise and marker tokens ("all").
+func dataValues(vocab int, counts string) int {
+	if counts == "all" {
+		return vocab - int(tokData)
+	}
+	return vocab
+}
+
 // validateCopyFields checks the fields both copying tasks share.
 //
 // seq_len ≥ 2·num_tokens+1 leaves at least one noise token before the
@@ -166,18 +176,30 @@ func (t *copyTask) Decode(b Batch, i int) string {
 // through (copying).
 // Bounds are checked without forming 2·num_tokens+1 in int, which could
 // overflow and wrongly accept a huge num_tokens.
-func validateCopyFields(task, name string, seqLen, numTokens, vocab int) error {
+func validateCopyFields(task, name string, seqLen, numTokens, vocab int, counts string) error {
 	if name != "" && name != task {
 		return fmt.Errorf("field task.name: %q is not allowed (this config is for %s)", name, task)
 	}
 	if numTokens < 1 {
 		return fmt.Errorf("field task.num_tokens: %d is not allowed (%s needs num_tokens >= 1)", numTokens, task)
 	}
-	if vocab < 2 {
-		return fmt.Errorf("field task.vocab: %d is not allowed (%s needs vocab >= 2 distinct data values)", vocab, task)
-	}
-	if int64(vocab) > math.MaxInt32-int64(tokData) {
-		return fmt.Errorf("field task.vocab: %d is not allowed (token ids are int32: vocab <= %d)", vocab, math.MaxInt32-int64(tokData))
+	switch counts {
+	case "", "data":
+		if vocab < 2 {
+			return fmt.Errorf("field task.vocab: %d is not allowed (%s needs vocab >= 2 distinct data values)", vocab, task)
+		}
+		if int64(vocab) > math.MaxInt32-int64(tokData) {
+			return fmt.Errorf("field task.vocab: %d is not allowed (token ids are int32: vocab <= %d)", vocab, math.MaxInt32-int64(tokData))
+		}
+	case "all":
+		if vocab < 2+int(tokData) {
+			return fmt.Errorf("field task.vocab: %d is not allowed (with vocab_counts all, %s needs vocab >= 4: noise, marker and 2 data values)", vocab, task)
+		}
+		if int64(vocab) > math.MaxInt32 {
+			return fmt.Errorf("field task.vocab: %d is not allowed (token ids are int32: vocab <= %d)", vocab, math.MaxInt32)
+		}
+	default:
+		return fmt.Errorf("field task.vocab_counts: %q is not allowed (one of \"data\" (the default), \"all\")", counts)
 	}
 	if (seqLen-1)/2 < numTokens {
 		return fmt.Errorf("field task.seq_len: %d is not allowed (%s needs seq_len >= 2*num_tokens+1 = %d)",

@@ -65,6 +65,10 @@ func TestCopyConfigDecode(t *testing.T) {
 		14: {src: "name: selective_copy\nseq_len: -5", want: []string{"task.seq_len", "-5"}},
 		15: {src: "seq_len: 64", want: []string{"no `name`", "selective_copy"}},
 		16: {src: "name: copying\nseq_len: [1, 2]", want: []string{"line 2"}}, // the YAML library names the line, not the field
+		17: {src: "name: selective_copy\nvocab: 16\nvocab_counts: all"},
+		18: {src: "name: copying\nvocab: 4\nvocab_counts: all"},
+		19: {src: "name: selective_copy\nvocab: 3\nvocab_counts: all", want: []string{"task.vocab", "3", "vocab_counts all", ">= 4"}},
+		20: {src: "name: copying\nvocab_counts: tokens", want: []string{"task.vocab_counts", `"tokens"`, "data", "all"}},
 	}
 	for n, c := range cases {
 		cfg, err := decodeTaskYAML(t, c.src)
@@ -113,6 +117,7 @@ func FuzzCopyConfig(f *testing.F) {
 		"name: selective_copy\nseq_len: 0x40\nnum_tokens: 0o7",
 		"name: [selective_copy]",
 		"{name: copying, seq_len: 5, num_tokens: 2, extra: 1}",
+		"name: selective_copy\nvocab: 4\nvocab_counts: all",
 	} {
 		f.Add(s)
 	}
@@ -131,9 +136,9 @@ func FuzzCopyConfig(f *testing.F) {
 		var k, vocab int
 		switch c := cfg.(type) {
 		case *SelectiveCopyConfig:
-			k, vocab = c.NumTokens, c.Vocab
+			k, vocab = c.NumTokens, dataValues(c.Vocab, c.VocabCounts)
 		case *CopyingConfig:
-			k, vocab = c.NumTokens, c.Vocab
+			k, vocab = c.NumTokens, dataValues(c.Vocab, c.VocabCounts)
 		default:
 			return
 		}
@@ -144,4 +149,33 @@ func FuzzCopyConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// vocab_counts all counts noise and marker in vocab: the papers' "vocab 16"
+// is 16 token ids, 14 data values; the default counts data values only.
+func TestCopyVocabCounts(t *testing.T) {
+	for _, name := range copyTaskNames {
+		for _, tc := range []struct {
+			extra      string
+			ids, datas int
+		}{{"", 18, 16}, {"\nvocab_counts: data", 18, 16}, {"\nvocab_counts: all", 16, 14}} {
+			cfg, err := decodeTaskYAML(t, "name: "+name+"\nvocab: 16"+tc.extra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			task, err := cfg.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if task.Vocab() != tc.ids || task.(*copyTask).vocab != tc.datas {
+				t.Errorf("%s%q: %d ids, %d data values; want %d, %d", name, tc.extra, task.Vocab(), task.(*copyTask).vocab, tc.ids, tc.datas)
+			}
+			b := task.Batch(Train, 1, 0, 64)
+			for _, tok := range b.Inputs {
+				if int(tok) >= tc.ids {
+					t.Fatalf("%s%q: token %d outside %d ids", name, tc.extra, tok, tc.ids)
+				}
+			}
+		}
+	}
 }

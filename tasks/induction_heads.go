@@ -48,6 +48,14 @@ type InductionHeadsConfig struct {
 	// EvalLengths are the lengths evaluated after training, each its own
 	// segment named "L=<length>" (see Segmented); empty: none.
 	EvalLengths []int `yaml:"eval_lengths"`
+	// LossOn says which positions of a training sequence carry a target:
+	// "last" (the default; empty is last) scores only the final special
+	// token's recall; "all" also makes every other position predict the
+	// next token, as safari's generator does (the ordinary tokens are
+	// random, so those targets only add noise at chance level). The eval
+	// sets score the final position only either way: the accuracy is the
+	// recall's. See docs/PROTOCOLS.md for what the Mamba paper used.
+	LossOn string `yaml:"loss_on,omitempty"`
 }
 
 // maxTaskLen bounds every sequence length a task accepts, so batch sizes
@@ -69,6 +77,9 @@ func (c *InductionHeadsConfig) Validate() error {
 		return fmt.Errorf("field task.seq_len: %d is not allowed (induction_heads needs 3 <= seq_len <= %d: the special token, the target and the final special token)",
 			c.SeqLen, maxTaskLen)
 	}
+	if c.LossOn != "" && c.LossOn != "last" && c.LossOn != "all" {
+		return fmt.Errorf("field task.loss_on: %q is not allowed (one of \"last\" (the default), \"all\")", c.LossOn)
+	}
 	for i, L := range c.EvalLengths {
 		if L < 3 || L > maxTaskLen {
 			return fmt.Errorf("field task.eval_lengths: %d (entry %d) is not allowed (every length must be in [3, %d])", L, i, maxTaskLen)
@@ -86,7 +97,7 @@ func (c *InductionHeadsConfig) Build() (Task, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &inductionTask{vocab: c.Vocab, seqLen: c.SeqLen, evalLengths: slices.Clone(c.EvalLengths)}, nil
+	return &inductionTask{vocab: c.Vocab, seqLen: c.SeqLen, evalLengths: slices.Clone(c.EvalLengths), lossAll: c.LossOn == "all"}, nil
 }
 
 // inductionTask generates induction_heads sequences of one length; its
@@ -94,6 +105,7 @@ func (c *InductionHeadsConfig) Build() (Task, error) {
 type inductionTask struct {
 	vocab, seqLen int
 	evalLengths   []int
+	lossAll       bool // training targets at every position (loss_on: all)
 }
 
 var _ Segmented = (*inductionTask)(nil)
@@ -124,7 +136,11 @@ func (t *inductionTask) Batch(split Split, seed uint64, index int64, size int) B
 	b := newBatch(size, L)
 	lenSeed := hashWords(inductionStream, seed, uint64(L))
 	for i := range size {
-		t.fill(seqRand(lenSeed, split, index, i), b.Inputs[i*L:(i+1)*L], b.Targets[i*L:(i+1)*L])
+		in, tg := b.Inputs[i*L:(i+1)*L], b.Targets[i*L:(i+1)*L]
+		t.fill(seqRand(lenSeed, split, index, i), in, tg)
+		if t.lossAll && split == Train {
+			copy(tg[:L-1], in[1:])
+		}
 	}
 	return b
 }

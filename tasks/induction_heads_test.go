@@ -213,16 +213,19 @@ func TestInductionHeadsConfig(t *testing.T) {
 		src  string
 		want []string // substrings of the error; nil means no error
 	}{
-		0: {src: "name: induction_heads\nseq_len: 256\neval_lengths: [64, 128, 1048576]"},
-		1: {src: "name: induction_heads\nvocab: 2\nseq_len: 3"},
-		2: {src: "name: induction_heads\nvocab: 1", want: []string{"line 2", "task.vocab", "1", "2 <= vocab"}},
-		3: {src: "name: induction_heads\nseq_len: 2", want: []string{"line 2", "task.seq_len", "2", "3 <= seq_len"}},
-		4: {src: "name: induction_heads\neval_lengths: [64, 2]", want: []string{"line 2", "task.eval_lengths", "2 (entry 1)"}},
-		5: {src: "name: induction_heads\neval_lengths: [64, 64]", want: []string{"task.eval_lengths", "64 (entry 1)", "twice"}},
-		6: {src: "name: induction_heads\neval_lengths: [2147483647]", want: []string{"task.eval_lengths", "2147483647"}},
-		7: {src: "name: induction_heads\neval_length: [64]", want: []string{"eval_length", "known", "eval_lengths"}},
-		8: {src: "name: induction_heads\nvocab: 2147483647", want: []string{"task.vocab", "2147483647"}},
-		9: {src: "name: induction_heads\neval_lengths: 64", want: []string{"line 2", "[]int"}},
+		0:  {src: "name: induction_heads\nseq_len: 256\neval_lengths: [64, 128, 1048576]"},
+		1:  {src: "name: induction_heads\nvocab: 2\nseq_len: 3"},
+		2:  {src: "name: induction_heads\nvocab: 1", want: []string{"line 2", "task.vocab", "1", "2 <= vocab"}},
+		3:  {src: "name: induction_heads\nseq_len: 2", want: []string{"line 2", "task.seq_len", "2", "3 <= seq_len"}},
+		4:  {src: "name: induction_heads\neval_lengths: [64, 2]", want: []string{"line 2", "task.eval_lengths", "2 (entry 1)"}},
+		5:  {src: "name: induction_heads\neval_lengths: [64, 64]", want: []string{"task.eval_lengths", "64 (entry 1)", "twice"}},
+		6:  {src: "name: induction_heads\neval_lengths: [2147483647]", want: []string{"task.eval_lengths", "2147483647"}},
+		7:  {src: "name: induction_heads\neval_length: [64]", want: []string{"eval_length", "known", "eval_lengths"}},
+		8:  {src: "name: induction_heads\nvocab: 2147483647", want: []string{"task.vocab", "2147483647"}},
+		9:  {src: "name: induction_heads\neval_lengths: 64", want: []string{"line 2", "[]int"}},
+		10: {src: "name: induction_heads\nloss_on: all"},
+		11: {src: "name: induction_heads\nloss_on: last"},
+		12: {src: "name: induction_heads\nloss_on: first", want: []string{"line 2", "task.loss_on", `"first"`, "last", "all"}},
 	}
 	for n, c := range cases {
 		_, err := decodeTaskYAML(t, c.src)
@@ -287,4 +290,49 @@ func ExampleInductionHeadsConfig() {
 	// target: . . . . . . . . . . . 1
 	// L=64 64
 	// L=1024 1024
+}
+
+// loss_on: all keeps the sequences and the final recall target and adds a
+// next-token target at every other position of training sequences only;
+// eval sets (and segments) score the recall alone, as with loss_on: last.
+func TestInductionHeadsLossOnAll(t *testing.T) {
+	build := func(lossOn string) Task {
+		task, err := (&InductionHeadsConfig{Vocab: 6, SeqLen: 20, EvalLengths: []int{40}, LossOn: lossOn}).Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return task
+	}
+	last, all := build(""), build("all")
+	if !reflect.DeepEqual(build("last").Batch(Train, 3, 2, 8), last.Batch(Train, 3, 2, 8)) {
+		t.Error("loss_on last differs from the default")
+	}
+	for _, split := range []Split{Train, Eval} {
+		want, got := last.Batch(split, 3, 2, 8), all.Batch(split, 3, 2, 8)
+		if !reflect.DeepEqual(got.Inputs, want.Inputs) {
+			t.Fatalf("%v: loss_on all changed the inputs", split)
+		}
+		if split == Eval {
+			if !reflect.DeepEqual(got.Targets, want.Targets) {
+				t.Error("eval: loss_on all changed the targets")
+			}
+			continue
+		}
+		for i := range got.B {
+			for p := range got.L {
+				k := i*got.L + p
+				w := want.Targets[k]
+				if p < got.L-1 {
+					w = got.Inputs[k+1]
+				}
+				if got.Targets[k] != w {
+					t.Fatalf("train seq %d pos %d: target %d, want %d", i, p, got.Targets[k], w)
+				}
+			}
+		}
+	}
+	seg := all.(Segmented).EvalSegments()[0].Task
+	if b := seg.Batch(Eval, 3, 0, 4); checkInductionSequence(b, 0, 6) != nil {
+		t.Errorf("segment: %v", checkInductionSequence(b, 0, 6))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // MQARConfig is multi-query associative recall as Zoology generates it
@@ -81,6 +82,17 @@ type MQARConfig struct {
 	// for training and for evaluation when non-empty.
 	TrainCurriculum []MQARSetting `yaml:"train_curriculum"`
 	TestCurriculum  []MQARSetting `yaml:"test_curriculum"`
+	// NumExamples, when > 0, makes training Zoology's: a fixed set of
+	// num_examples sequences per training setting, drawn once and shuffled
+	// anew every epoch (train.epochs counts them), instead of fresh
+	// sequences every batch (0, the default). NumTestExamples, when > 0,
+	// makes the eval set (and every segment's) a fixed set of that many
+	// sequences cycled in order, so an eval set of num_test_examples
+	// sequences (train.eval_examples) is each test example once; 0 draws
+	// eval batch i's sequences from batch i's own stream. Zoology: 100,000
+	// and 3,000.
+	NumExamples     int `yaml:"num_examples,omitempty"`
+	NumTestExamples int `yaml:"num_test_examples,omitempty"`
 }
 
 // MQARSetting is one (seq_len, num_kv_pairs) entry of a curriculum.
@@ -116,6 +128,14 @@ func (c *MQARConfig) Validate() error {
 	if c.Vocab < 4 || int64(c.Vocab) > math.MaxInt32 {
 		return fmt.Errorf("field task.vocab: %d is not allowed (mqar needs 4 <= vocab <= %d: keys from [1, vocab/2), values from [vocab/2, vocab))",
 			c.Vocab, math.MaxInt32)
+	}
+	for _, f := range []struct {
+		field string
+		n     int
+	}{{"num_examples", c.NumExamples}, {"num_test_examples", c.NumTestExamples}} {
+		if f.n < 0 || f.n > maxMQARExamples {
+			return fmt.Errorf("field task.%s: %d is not allowed (must be in [0, %d]; 0 draws fresh sequences)", f.field, f.n, maxMQARExamples)
+		}
 	}
 	if !(c.PowerA > 0) || math.IsInf(c.PowerA, 0) {
 		return fmt.Errorf("field task.power_a: %v is not allowed (must be finite and > 0; 1 places queries uniformly)", c.PowerA)
@@ -157,7 +177,8 @@ func (c *MQARConfig) Build() (Task, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	t := &mqarTask{vocab: c.Vocab, powerA: c.PowerA, randomNonQueries: c.RandomNonQueries}
+	t := &mqarTask{vocab: c.Vocab, powerA: c.PowerA, randomNonQueries: c.RandomNonQueries,
+		numTrain: c.NumExamples, numTest: c.NumTestExamples, perms: &permCache{}}
 	single := []MQARSetting{{c.SeqLen, c.NumKVPairs}}
 	t.train, t.test = c.TrainCurriculum, c.TestCurriculum
 	if len(t.train) == 0 {
@@ -203,7 +224,51 @@ type mqarTask struct {
 	// slotWeights maps a query region's slot count to its −log weights
 	// (read-only after Build, so batches may be generated concurrently).
 	slotWeights map[int][]float64
+	// numTrain and numTest are the fixed sets' sizes per setting (0:
+	// fresh sequences); perms caches the current epoch's shuffle.
+	numTrain, numTest int
+	perms             *permCache
 }
+
+// maxMQARExamples bounds num_examples and num_test_examples (an epoch's
+// shuffle holds one int32 per example).
+const maxMQARExamples = 1 << 26
+
+// permCache holds the last epoch permutation computed per training
+// setting, so a batch costs O(batch) and not a shuffle of the whole set;
+// the mutex keeps concurrent Batch calls safe.
+type permCache struct {
+	mu    sync.Mutex
+	byKey map[uint64]*epochPerm
+}
+
+type epochPerm struct {
+	epoch int64
+	perm  []int32
+}
+
+// at returns the example at position j of the given epoch of the set keyed
+// by s (n examples).
+func (c *permCache) at(s uint64, epoch int64, n int, j int64) int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byKey == nil {
+		c.byKey = map[uint64]*epochPerm{}
+	}
+	p := c.byKey[s]
+	if p == nil {
+		p = &epochPerm{epoch: math.MinInt64}
+		c.byKey[s] = p
+	}
+	if p.epoch != epoch {
+		p.perm, p.epoch = epochPermutation(s, epoch, n, p.perm), epoch
+	}
+	return p.perm[j]
+}
+
+// TrainExamples is an epoch's size: num_examples per training setting, 0
+// when training streams fresh sequences.
+func (t *mqarTask) TrainExamples() int { return t.numTrain * len(t.train) }
 
 var _ Segmented = (*mqarTask)(nil)
 
@@ -223,7 +288,7 @@ func (t *mqarTask) EvalSegments() []Segment {
 	for i, s := range t.test {
 		one := []MQARSetting{s}
 		segs[i] = Segment{Name: s.name(), Task: &mqarTask{vocab: t.vocab, powerA: t.powerA, randomNonQueries: t.randomNonQueries,
-			train: one, test: one, maxLen: s.SeqLen, slotWeights: t.slotWeights}}
+			train: one, test: one, maxLen: s.SeqLen, slotWeights: t.slotWeights, numTest: t.numTest, perms: t.perms}}
 	}
 	return segs
 }
@@ -248,10 +313,37 @@ func (t *mqarTask) Batch(split Split, seed uint64, index int64, size int) Batch 
 	setSeed := hashWords(mqarStream, seed, uint64(s.SeqLen), uint64(s.NumKVPairs))
 	L := s.SeqLen
 	for i := range size {
-		g.fill(seqRand(setSeed, split, index, i), b.Inputs[i*L:(i+1)*L], b.Targets[i*L:(i+1)*L])
+		g.fill(t.exampleRand(setSeed, split, index/n, index, size, i), b.Inputs[i*L:(i+1)*L], b.Targets[i*L:(i+1)*L])
 	}
 	return b
 }
+
+// exampleRand is the stream of sequence i of batch index (the j-th batch of
+// its setting, batches of size): its own stream when the split streams
+// fresh data; with a fixed set, that of the example it holds. Example e of
+// a fixed set is seqRand(setSeed, split, −1−e, 0), apart from every
+// streamed sequence (whose index is ≥ 0). Training takes the examples at
+// positions j·size .. j·size+size−1 of an endless run of epochs, each a
+// fresh permutation of the set (a batch may straddle two); evaluation
+// takes test examples j·size+i mod num_test_examples in order.
+func (t *mqarTask) exampleRand(setSeed uint64, split Split, j, index int64, size, i int) *rand.Rand {
+	n := t.numTrain
+	if split == Eval {
+		n = t.numTest
+	}
+	if n == 0 {
+		return seqRand(setSeed, split, index, i)
+	}
+	pos := j*int64(size) + int64(i)
+	e := floorMod(pos, int64(n))
+	if split == Train {
+		e = int64(t.perms.at(hashWords(mqarEpochStream, setSeed), floorDiv(pos, int64(n)), n, e))
+	}
+	return seqRand(setSeed, split, -1-e, 0)
+}
+
+// mqarEpochStream keys the per-epoch shuffles of a fixed training set.
+const mqarEpochStream = 0x3a9c_e90c_5eed_0456
 
 // mqarGen holds the scratch space of one batch's sequences.
 type mqarGen struct {

@@ -340,6 +340,9 @@ func TestMQARConfig(t *testing.T) {
 		14: {src: "name: mqar\nvocab: 32\ntrain_curriculum: [{seq_len: 16, num_kv_pairs: 4}]\ntest_curriculum: [{seq_len: 32, num_kv_pairs: 8}]"},
 		15: {src: "name: mqar\nvocab: 32\ntrain_curriculum: [{seq_len: 16, num_kv_pairs: 4}]", want: []string{"task.num_kv_pairs", "16"}},
 		16: {src: "name: mqar\nvocab: 2147483648", want: []string{"2147483648"}},
+		17: {src: "name: mqar\nnum_examples: 100000\nnum_test_examples: 3000"},
+		18: {src: "name: mqar\nnum_examples: -1", want: []string{"task.num_examples", "-1"}},
+		19: {src: "name: mqar\nnum_test_examples: 1000000000", want: []string{"task.num_test_examples", "1000000000"}},
 	}
 	for n, c := range cases {
 		_, err := decodeTaskYAML(t, c.src)
@@ -373,5 +376,82 @@ func BenchmarkMQARBatch(b *testing.B) {
 	task := buildMQAR(b, MQARConfig{Vocab: 8192, SeqLen: 512, NumKVPairs: 64, RandomNonQueries: true})
 	for i := range b.N {
 		task.Batch(Train, 1, int64(i), 64)
+	}
+}
+
+// num_examples: training draws from a fixed set of N sequences, each epoch
+// every one exactly once in a fresh order (batches may straddle epochs);
+// the set depends on the seed; num_test_examples: the eval set cycles
+// through its N_test sequences in order, segments included. Zero keeps the
+// streamed batches.
+func TestMQARFixedSets(t *testing.T) {
+	const N, NTest, B = 12, 6, 5
+	c := MQARConfig{Vocab: 64, SeqLen: 16, NumKVPairs: 2, RandomNonQueries: true}
+	streamed := buildMQAR(t, c)
+	c.NumExamples, c.NumTestExamples = N, NTest
+	fixed := buildMQAR(t, c)
+	if got := fixed.(FixedTrainSet).TrainExamples(); got != N {
+		t.Errorf("TrainExamples %d, want %d", got, N)
+	}
+	if got := streamed.(FixedTrainSet).TrainExamples(); got != 0 {
+		t.Errorf("streamed TrainExamples %d, want 0", got)
+	}
+	// Three epochs of 12 examples in batches of 5: positions 0..35.
+	var seen []string
+	for index := range int64(8) {
+		b := fixed.Batch(Train, 3, index, B)
+		for i := range b.B {
+			if err := checkMQARSequence(b, i, 2, 64, true); err != nil {
+				t.Fatal(err)
+			}
+			seen = append(seen, seqKey(b, i))
+		}
+	}
+	epochs := [][]string{seen[:N], seen[N : 2*N], seen[2*N : 3*N]}
+	set := slices.Clone(epochs[0])
+	slices.Sort(set)
+	if len(slices.Compact(slices.Clone(set))) != N {
+		t.Fatalf("epoch 0 repeats an example")
+	}
+	for e, ep := range epochs[1:] {
+		sorted := slices.Clone(ep)
+		slices.Sort(sorted)
+		if !slices.Equal(sorted, set) {
+			t.Errorf("epoch %d is not the same set of examples", e+1)
+		}
+		if slices.Equal(ep, epochs[0]) {
+			t.Errorf("epoch %d has epoch 0's order", e+1)
+		}
+	}
+	if seqKey(fixed.Batch(Train, 4, 0, B), 0) == seen[0] {
+		t.Error("another seed gave the same first example")
+	}
+	if !reflect.DeepEqual(fixed.Batch(Train, 3, 2, B), fixed.Batch(Train, 3, 2, B)) {
+		t.Error("a batch is not a pure function of its arguments")
+	}
+	// The eval set: 6 test examples in order, batch 1 of 3 holding 3..5,
+	// batch 2 starting over; not the streamed eval sequences.
+	e0, e1, e2 := fixed.Batch(Eval, 3, 0, 3), fixed.Batch(Eval, 3, 1, 3), fixed.Batch(Eval, 3, 2, 3)
+	if !reflect.DeepEqual(e0, e2) || reflect.DeepEqual(e0, e1) {
+		t.Error("the test set does not cycle every 6 examples")
+	}
+	if reflect.DeepEqual(e0, streamed.Batch(Eval, 3, 0, 3)) {
+		t.Error("the fixed test set equals the streamed eval batch")
+	}
+	for _, b := range []Batch{e0, e1} {
+		for i := range b.B {
+			for _, tr := range seen[:N] {
+				if seqKey(b, i) == tr {
+					t.Error("a test example is a training example")
+				}
+			}
+		}
+	}
+	// A segment's test set is its setting's: the single-setting task with
+	// the same test curriculum entry gives the same sequences.
+	c.TestCurriculum = []MQARSetting{{SeqLen: 16, NumKVPairs: 2}}
+	seg := buildMQAR(t, c).(Segmented).EvalSegments()[0].Task
+	if !reflect.DeepEqual(seg.Batch(Eval, 3, 1, 3), e1) {
+		t.Error("the segment's test set differs from the task's")
 	}
 }

@@ -64,6 +64,14 @@ type Segment struct {
 	Task Task   // generates the segment's sequences (its SeqLen may differ)
 }
 
+// FixedTrainSet is implemented by tasks that can train on a fixed set of
+// examples drawn once, shuffled anew every epoch (mqar's num_examples):
+// TrainExamples is the size of one epoch, 0 when the task streams fresh
+// data. train.epochs turns it into steps.
+type FixedTrainSet interface {
+	TrainExamples() int
+}
+
 // LossMetrics is implemented by tasks whose loss has a customary unit
 // (bits per byte, perplexity); the training loop records these beside the
 // loss.

@@ -21,6 +21,26 @@ type Config struct {
 	EvalEvery   int     `yaml:"eval_every"`
 	EvalBatches int     `yaml:"eval_batches"` // size of the fixed eval set, in batches
 	LogEvery    int     `yaml:"log_every"`    // metrics.jsonl and plain log lines
+	// WeightDecayOn says which parameters weight_decay applies to:
+	// "matrices" (mamba_ssm's and nanoGPT's convention: the 2-D weights of
+	// projections, not embeddings, norms, biases or SSM dynamics) or "all"
+	// (Zoology's and MAD's plain AdamW over every parameter). Parameters
+	// an architecture puts in a group of their own (s4d's kernel_lr) follow
+	// their group. Empty is matrices (and keeps the field out of the
+	// resolved config, so run ids from before the field existed hold).
+	WeightDecayOn string `yaml:"weight_decay_on,omitempty"`
+	// Epochs, when > 0, replaces steps for a task with a fixed training
+	// set (mqar's num_examples): the run takes ceil(epochs·examples /
+	// batch_size) steps, each epoch a fresh shuffle of the set.
+	Epochs int `yaml:"epochs,omitempty"`
+	// EvalExamples, when > 0, replaces eval_batches: the fixed eval set
+	// (and each segment's) is that many sequences, in batches of
+	// batch_size, the last one partial (Zoology's 3,000 test examples).
+	EvalExamples int `yaml:"eval_examples,omitempty"`
+	// Select is how the run's scored evaluation (Summary.Selected) is
+	// chosen: "accuracy" (the default; empty is accuracy) or "loss" (the
+	// lowest eval loss, MAD's checkpoint selection). See Selection.
+	Select string `yaml:"select,omitempty"`
 	// TargetAccuracy stops a run early once its eval accuracy reaches it
 	// (0 disables).
 	TargetAccuracy float64 `yaml:"target_accuracy"`
@@ -38,6 +58,12 @@ type Config struct {
 	EvalChunk          int `yaml:"eval_chunk"`
 	EvalMemoryMB       int `yaml:"eval_memory_mb"`
 }
+
+// The criteria of train.select.
+const (
+	SelectAccuracy = "accuracy"
+	SelectLoss     = "loss"
+)
 
 // DefaultConfig holds the defaults a train block starts from.
 func DefaultConfig() Config {
@@ -67,6 +93,14 @@ func (c *Config) Validate() error {
 		return fieldErr("lr", c.LR, "must be > 0")
 	case c.WeightDecay < 0 || !finite(c.WeightDecay):
 		return fieldErr("weight_decay", c.WeightDecay, "must be >= 0")
+	case c.WeightDecayOn != "" && c.WeightDecayOn != "matrices" && c.WeightDecayOn != "all":
+		return fieldErr("weight_decay_on", fmt.Sprintf("%q", c.WeightDecayOn), `one of "matrices" (the default), "all"`)
+	case c.Epochs < 0 || c.Epochs > 1<<20:
+		return fieldErr("epochs", c.Epochs, "must be in [0, 2^20] (0: train for steps)")
+	case c.EvalExamples < 0 || c.EvalExamples > 1<<30:
+		return fieldErr("eval_examples", c.EvalExamples, "must be in [0, 2^30] (0: eval_batches batches)")
+	case c.Select != "" && c.Select != SelectAccuracy && c.Select != SelectLoss:
+		return fieldErr("select", fmt.Sprintf("%q", c.Select), `one of "accuracy" (the default), "loss"`)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1):
 		return fieldErr("beta1", c.Beta1, "must be in [0, 1)")
 	case !(c.Beta2 >= 0 && c.Beta2 < 1):
@@ -99,4 +133,30 @@ func (c *Config) Validate() error {
 		return fieldErr("eval_memory_mb", c.EvalMemoryMB, "must be in [1, 2^30]")
 	}
 	return nil
+}
+
+// evalBatchSizes lists the sizes of the eval set's batches: eval_batches of
+// batch_size, or eval_examples sequences in batches of batch_size.
+func (c *Config) evalBatchSizes() []int {
+	if c.EvalExamples == 0 {
+		sizes := make([]int, c.EvalBatches)
+		for i := range sizes {
+			sizes[i] = c.BatchSize
+		}
+		return sizes
+	}
+	var sizes []int
+	for left := c.EvalExamples; left > 0; left -= c.BatchSize {
+		sizes = append(sizes, min(left, c.BatchSize))
+	}
+	return sizes
+}
+
+// evalSequences is the number of sequences in the eval set.
+func (c *Config) evalSequences() int {
+	n := 0
+	for _, s := range c.evalBatchSizes() {
+		n += s
+	}
+	return n
 }

@@ -99,14 +99,18 @@ func newSegmentSummaries(segs []tasks.Segment, sequences int) []SegmentSummary {
 // evalAt runs the evaluation of the current step and records it in m and
 // the summary. It returns an error only when ctx was cancelled during it.
 func (r *runner) evalAt(ctx context.Context, m *Metrics) error {
-	el, ea := r.evaluate()
+	acc := r.evaluate()
+	el, ea := acc.mean()
+	macro, perEx := acc.macro(), acc.perExample()
 	m.EvalLoss, m.EvalAccuracy = (*Num)(&el), &ea
+	m.EvalMacroAccuracy, m.EvalExampleAccuracy = &macro, &perEx
 	r.sum.FinalLoss, r.sum.FinalAccuracy = Num(el), ea
 	if math.IsNaN(float64(r.sum.BestLoss)) || el < float64(r.sum.BestLoss) {
 		r.sum.BestLoss = Num(el)
 	}
 	r.sum.BestAccuracy = max(r.sum.BestAccuracy, ea)
 	if len(r.segments) == 0 {
+		r.selectAt(m)
 		return nil
 	}
 	m.Segments = map[string]SegmentMetrics{}
@@ -141,7 +145,71 @@ func (r *runner) evalAt(ctx context.Context, m *Metrics) error {
 		m.Segments[seg.Name] = SegmentMetrics{Loss: (*Num)(&loss), Accuracy: &acc}
 	}
 	r.logSegments()
+	r.selectAt(m)
 	return nil
+}
+
+// Selection is the evaluation a run is scored at, with every result of that
+// one step: the eval set's and each segment's (so a run's best is never
+// stitched together from different steps).
+type Selection struct {
+	// By is the criterion: accuracy (the highest mean of the eval
+	// accuracy and the evaluated segments' accuracies; the earliest of
+	// equals) or loss (the lowest mean loss over the same sets, MAD's
+	// checkpoint of lowest test loss).
+	By              string                    `json:"by"`
+	Step            int                       `json:"step"`
+	Loss            Num                       `json:"loss"`
+	Accuracy        float64                   `json:"accuracy"`
+	MacroAccuracy   float64                   `json:"macro_accuracy"`
+	ExampleAccuracy float64                   `json:"example_accuracy"`
+	Segments        map[string]SegmentMetrics `json:"segments,omitempty"`
+}
+
+// selectAt makes the evaluation in m the run's selection when it beats the
+// one held (train.select). A non-finite score never does.
+func (r *runner) selectAt(m *Metrics) {
+	by := r.spec.Train.Select
+	if by == "" {
+		by = SelectAccuracy
+	}
+	score := func(loss Num, acc float64, segs map[string]SegmentMetrics) float64 {
+		sum, n := float64(loss), 1
+		if by == SelectAccuracy {
+			sum = acc
+		}
+		for _, sg := range segs {
+			if sg.Loss == nil || sg.Accuracy == nil {
+				continue
+			}
+			n++
+			if by == SelectAccuracy {
+				sum += *sg.Accuracy
+			} else {
+				sum += float64(*sg.Loss)
+			}
+		}
+		return sum / float64(n)
+	}
+	now := score(*m.EvalLoss, *m.EvalAccuracy, m.Segments)
+	if math.IsNaN(now) || math.IsInf(now, 0) {
+		return
+	}
+	if held := r.sum.Selected; held != nil {
+		was := score(held.Loss, held.Accuracy, held.Segments)
+		if (by == SelectAccuracy && now <= was) || (by == SelectLoss && now >= was) {
+			return
+		}
+	}
+	sel := &Selection{By: by, Step: m.Step, Loss: *m.EvalLoss, Accuracy: *m.EvalAccuracy,
+		MacroAccuracy: *m.EvalMacroAccuracy, ExampleAccuracy: *m.EvalExampleAccuracy}
+	if len(m.Segments) > 0 {
+		sel.Segments = make(map[string]SegmentMetrics, len(m.Segments))
+		for k, v := range m.Segments {
+			sel.Segments[k] = v
+		}
+	}
+	r.sum.Selected = sel
 }
 
 // logSegments writes one line with every segment's accuracy (or status).
@@ -164,10 +232,22 @@ func (r *runner) logSegments() {
 	fmt.Fprintf(r.opt.Log, "%ssegments: %s\n", prefix, strings.Join(parts, " | "))
 }
 
-// evalAccum sums the scored positions of an evaluation.
+// evalAccum sums the scored positions of an evaluation: loss and hits
+// over all of them (micro accuracy), per target class (macro accuracy) and
+// per sequence (accuracy averaged per example).
 type evalAccum struct {
 	lossSum, correct float64
 	count            int
+	// Per class c (token id): hits[c] scored positions predicted right
+	// (tp), support[c] scored positions whose target is c (tp + fn),
+	// predicted[c] scored positions predicted c (tp + fp).
+	hits, support, predicted []int
+	// Per sequence of the piece being scored: hits and scored positions;
+	// endPiece folds them into exampleSum (the sum of the sequences'
+	// accuracies) and examples (the sequences with a scored position).
+	seqHits, seqCount []int
+	exampleSum        float64
+	examples          int
 }
 
 // mean is the loss and accuracy per scored position (0, 0 if none).
@@ -178,14 +258,97 @@ func (a evalAccum) mean() (loss, acc float64) {
 	return a.lossSum / float64(a.count), a.correct / float64(a.count)
 }
 
-// evaluate returns the mean loss and accuracy over the task's own fixed
-// eval set, weighting each batch by its number of scored positions.
-func (r *runner) evaluate() (loss, acc float64) {
+// macro is torchmetrics' macro-averaged multiclass accuracy (MAD's
+// metric): the mean over classes of hits/support, counting the classes that
+// occur as a target or a prediction (a class only predicted scores 0).
+func (a evalAccum) macro() float64 {
+	sum, n := 0.0, 0
+	for c := range a.hits {
+		if a.support[c] == 0 && a.predicted[c] == 0 {
+			continue
+		}
+		n++
+		if a.support[c] > 0 {
+			sum += float64(a.hits[c]) / float64(a.support[c])
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / float64(n)
+}
+
+// perExample is the accuracy averaged per sequence (Zoology's MQAR
+// metric): each sequence's fraction of scored positions right, then the
+// mean over the sequences with any.
+func (a evalAccum) perExample() float64 {
+	if a.examples == 0 {
+		return 0
+	}
+	return a.exampleSum / float64(a.examples)
+}
+
+// tally adds the scored positions of one piece: targets and predictions
+// row by row, T rows a sequence.
+func (a *evalAccum) tally(targets, pred []int32, vocab, T int) {
+	if len(a.hits) < vocab {
+		grow := func(x []int) []int { return append(x, make([]int, vocab-len(x))...) }
+		a.hits, a.support, a.predicted = grow(a.hits), grow(a.support), grow(a.predicted)
+	}
+	if B := len(targets) / T; len(a.seqHits) < B {
+		a.seqHits = append(a.seqHits, make([]int, B-len(a.seqHits))...)
+		a.seqCount = append(a.seqCount, make([]int, B-len(a.seqCount))...)
+	}
+	for i, t := range targets {
+		if t == tasks.Ignore {
+			continue
+		}
+		p := pred[i]
+		a.support[t]++
+		if p >= 0 && int(p) < vocab {
+			a.predicted[p]++
+		}
+		a.seqCount[i/T]++
+		if p == t {
+			a.hits[t]++
+			a.seqHits[i/T]++
+		}
+	}
+}
+
+// endPiece folds the per-sequence counts of the piece just scored into the
+// per-example sum.
+func (a *evalAccum) endPiece() {
+	for b, n := range a.seqCount {
+		if n > 0 {
+			a.exampleSum += float64(a.seqHits[b]) / float64(n)
+			a.examples++
+		}
+		a.seqHits[b], a.seqCount[b] = 0, 0
+	}
+}
+
+// evalBatch is eval batch i of a task: batch_size sequences, or its first
+// size when the eval set ends in a partial batch (eval_examples). The full
+// batch is generated and cut, so that a task that places examples by batch
+// index and size (a fixed test set) places the last batch's examples where
+// a full one would be.
+func evalBatch(task tasks.Task, c Config, i, size int) tasks.Batch {
+	b := task.Batch(tasks.Eval, c.Seed, int64(i), c.BatchSize)
+	if size < b.B {
+		b.B, b.Inputs, b.Targets = size, b.Inputs[:size*b.L], b.Targets[:size*b.L]
+	}
+	return b
+}
+
+// evaluate scores the task's own fixed eval set, weighting each batch by
+// its number of scored positions.
+func (r *runner) evaluate() evalAccum {
 	var a evalAccum
 	for _, b := range r.evalSet {
 		r.scoreParallel(&a, b.Inputs, b.Targets, b.B, b.L, max(1, r.parallelTokens()/b.L))
 	}
-	return a.mean()
+	return a
 }
 
 // parallelTokens is the most tokens one parallel Forward of an evaluation
@@ -244,8 +407,8 @@ func (r *runner) evalSegment(ctx context.Context, seg tasks.Segment) (res segmen
 			res.status, res.reason = SegmentFailed, fmt.Sprintf("panic during %s evaluation: %v", res.mode, p)
 		}
 	}()
-	for j := range c.EvalBatches {
-		b := seg.Task.Batch(tasks.Eval, c.Seed, int64(j), c.BatchSize)
+	for j, size := range c.evalBatchSizes() {
+		b := evalBatch(seg.Task, c, j, size)
 		if res.mode == ModeParallel {
 			r.scoreParallel(&res.acc, b.Inputs, b.Targets, b.B, L, res.batch)
 			continue
@@ -281,8 +444,9 @@ func (r *runner) scoreParallel(a *evalAccum, inputs, targets []int32, B, L, per 
 		func() {
 			tp := nn.NewTape(r.be, false)
 			defer tp.Release()
-			r.score(a, tp, r.model.Forward(tp, inputs[b0*L:(b0+nb)*L], nb, L), tg)
+			r.score(a, tp, r.model.Forward(tp, inputs[b0*L:(b0+nb)*L], nb, L), tg, L)
 		}()
+		a.endPiece()
 	}
 }
 
@@ -295,6 +459,7 @@ func (r *runner) scoreStep(ctx context.Context, a *evalAccum, m arch.Stepper, in
 	T := min(r.spec.Train.EvalChunk, L)
 	st := m.NewState(B)
 	defer st.Free()
+	defer a.endPiece()
 	ids, tg := make([]int32, B*T), make([]int32, B*T)
 	var prev int64
 	for t0 := 0; t0 < L; t0 += T {
@@ -308,7 +473,7 @@ func (r *runner) scoreStep(ctx context.Context, a *evalAccum, m arch.Stepper, in
 			defer tp.Release()
 			logits := m.Step(tp, st, ids[:B*n], B, n)
 			if anyScored(tg[:B*n]) {
-				r.score(a, tp, logits, tg[:B*n])
+				r.score(a, tp, logits, tg[:B*n], n)
 			}
 		}()
 		bytes := st.Bytes()
@@ -327,15 +492,18 @@ func (r *runner) scoreStep(ctx context.Context, a *evalAccum, m arch.Stepper, in
 	return need, nil
 }
 
-// score adds the scored positions of logits (rows matching targets).
-func (r *runner) score(a *evalAccum, tp *nn.Tape, logits *nn.Tensor, targets []int32) {
+// score adds the scored positions of logits (rows matching targets, T rows
+// a sequence).
+func (r *runner) score(a *evalAccum, tp *nn.Tape, logits *nn.Tensor, targets []int32, T int) {
 	l, n := tp.CrossEntropy(logits, targets, tasks.Ignore)
 	if n == 0 {
 		return
 	}
+	pred := r.be.ArgmaxRows(logits.Data, len(targets), logits.Dim(-1))
 	a.lossSum += r.be.Read(l.Data)[0] * float64(n)
-	a.correct += accuracy(r.be, logits, targets) * float64(n)
+	a.correct += hitRate(pred, targets) * float64(n)
 	a.count += n
+	a.tally(targets, pred, logits.Dim(-1), T)
 }
 
 func anyScored(targets []int32) bool {
@@ -349,7 +517,12 @@ func anyScored(targets []int32) bool {
 
 // accuracy is the fraction of scored positions whose argmax is the target.
 func accuracy(be nn.Backend, logits *nn.Tensor, targets []int32) float64 {
-	pred := be.ArgmaxRows(logits.Data, len(targets), logits.Dim(-1))
+	return hitRate(be.ArgmaxRows(logits.Data, len(targets), logits.Dim(-1)), targets)
+}
+
+// hitRate is the fraction of scored positions whose prediction is the
+// target.
+func hitRate(pred, targets []int32) float64 {
 	hit, n := 0, 0
 	for i, t := range targets {
 		if t == tasks.Ignore {

@@ -67,6 +67,9 @@ type Summary struct {
 	// Segments are the per-segment evaluations of a tasks.Segmented task,
 	// in the task's order.
 	Segments []SegmentSummary `json:"segments,omitempty"`
+	// Selected is the evaluation the run is scored at (train.select), every
+	// result from that one step; nil before the first evaluation.
+	Selected *Selection `json:"selected,omitempty"`
 }
 
 // SetTokensPerSec derives TokensPerSec from Tokens and TrainSeconds (left
@@ -91,6 +94,11 @@ type Metrics struct {
 	TrainSeconds float64  `json:"train_seconds"`
 	EvalLoss     *Num     `json:"eval_loss,omitempty"`
 	EvalAccuracy *float64 `json:"eval_accuracy,omitempty"`
+	// EvalMacroAccuracy is the eval set's accuracy macro-averaged over
+	// target classes (torchmetrics' average="macro", MAD's metric);
+	// EvalExampleAccuracy its accuracy averaged per sequence (Zoology's).
+	EvalMacroAccuracy   *float64 `json:"eval_macro_accuracy,omitempty"`
+	EvalExampleAccuracy *float64 `json:"eval_example_accuracy,omitempty"`
 	// Segments holds each segment's evaluation (tasks.Segmented), by name.
 	Segments    map[string]SegmentMetrics `json:"segments,omitempty"`
 	WallSeconds float64                   `json:"wall_seconds"`
@@ -276,13 +284,29 @@ func (r *runner) setup() error {
 	r.sum.FLOPsPerToken = model.FLOPsPerToken(task.SeqLen())
 	r.optim = nn.NewAdamW(r.be, r.params, c.WeightDecay)
 	r.optim.Beta1, r.optim.Beta2, r.optim.Eps = c.Beta1, c.Beta2, c.Eps
+	r.optim.DecayAll, r.optim.BaseLR = c.WeightDecayOn == "all", c.LR
+	if c.Epochs > 0 {
+		fixed, ok := task.(tasks.FixedTrainSet)
+		n := 0
+		if ok {
+			n = fixed.TrainExamples()
+		}
+		if n <= 0 {
+			return fmt.Errorf("field train.epochs: %d needs a task with a fixed training set (mqar with num_examples); %s streams fresh data", c.Epochs, r.spec.TaskName)
+		}
+		steps := (int64(c.Epochs)*int64(n) + int64(c.BatchSize) - 1) / int64(c.BatchSize)
+		if steps > 1<<31 {
+			return fmt.Errorf("field train.epochs: %d epochs of %d examples in batches of %d is %d steps, over 2^31", c.Epochs, n, c.BatchSize, steps)
+		}
+		c.Steps, r.spec.Train.Steps = int(steps), int(steps)
+	}
 	r.sched = nn.Schedule{Kind: c.Schedule, Base: c.LR, Warmup: c.Warmup, Total: c.Steps, MinRatio: c.MinLRRatio}
-	for i := range c.EvalBatches {
-		r.evalSet = append(r.evalSet, task.Batch(tasks.Eval, c.Seed, int64(i), c.BatchSize))
+	for i, size := range c.evalBatchSizes() {
+		r.evalSet = append(r.evalSet, evalBatch(task, c, i, size))
 	}
 	if seg, ok := task.(tasks.Segmented); ok {
 		r.segments = seg.EvalSegments()
-		r.sum.Segments = newSegmentSummaries(r.segments, c.EvalBatches*c.BatchSize)
+		r.sum.Segments = newSegmentSummaries(r.segments, c.evalSequences())
 	}
 	return nil
 }

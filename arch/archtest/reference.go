@@ -132,3 +132,31 @@ func RefNorm(b nn.Backend, x []float64, d int, layer nn.Layer) []float64 {
 	}
 	return y
 }
+
+// RefGatedMLP is mamba_ssm's GatedMLP over rows of x (rows × d): h =
+// fc1(x) = [y | g], out = fc2(y · SiLU(g)), no biases.
+func RefGatedMLP(b nn.Backend, x []float64, d int, m *nn.GatedMLP) []float64 {
+	hid := m.Hidden
+	h := RefLinear(x, b.Read(m.FC1.W.Data), nil, d, 2*hid)
+	rows := len(x) / d
+	z := make([]float64, rows*hid)
+	for r := range rows {
+		for j := range hid {
+			g := h[r*2*hid+hid+j]
+			z[r*hid+j] = h[r*2*hid+j] * g / (1 + math.Exp(-g))
+		}
+	}
+	return RefLinear(z, b.Read(m.FC2.W.Data), nil, hid, d)
+}
+
+// RefAddMLP adds a block's MLP branch to x in place: x += mlp(norm(x));
+// nothing when mlp is nil.
+func RefAddMLP(b nn.Backend, x []float64, d int, norm nn.Layer, mlp *nn.GatedMLP) {
+	if mlp == nil {
+		return
+	}
+	o := RefGatedMLP(b, RefNorm(b, x, d, norm), d, mlp)
+	for i := range x {
+		x[i] += o[i]
+	}
+}

@@ -69,5 +69,9 @@ func TestDecodeErrors(t *testing.T) {
 		{Src: "{arch: transformer, rope_base: -1}", Want: []string{"rope_base", "-1"}},
 		{Src: "{arch: transformer, mlp_ratio: 0.001}", Want: []string{"mlp_ratio"}},
 		{Src: "{arch: transformer, bias: maybe}", Want: []string{"maybe"}},
+		{Src: "{arch: transformer, dropout: 1}", Want: []string{"dropout", "1", "[0, 1)"}},
+		{Src: "{arch: transformer, embed_dropout: -0.1}", Want: []string{"embed_dropout", "-0.1"}},
+		{Src: "{arch: transformer, mlp: none, dropout: 0.1, embed_dropout: 0.1}", Want: nil},
+		{Src: "{arch: transformer, head_bias: true}", Want: []string{"head_bias", "tie_embeddings false"}},
 	})
 }

@@ -2,6 +2,7 @@ package attention_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"seqbench/arch"
@@ -36,12 +37,13 @@ func build(t *testing.T, c *attention.Config, b nn.Backend, vocab, maxLen int, s
 func TestNumParamsMatchesBuild(t *testing.T) {
 	var cs []*attention.Config
 	for _, pos := range []string{"rope", "learned", "none"} {
-		for _, mlp := range []string{"gelu", "swiglu"} {
+		for _, mlp := range []string{"gelu", "swiglu", "none"} {
 			for _, norm := range []string{"rmsnorm", "layernorm"} {
 				for _, bias := range []bool{false, true} {
 					for _, tie := range []bool{false, true} {
 						c := tiny(pos, mlp, norm, bias, tie)
-						c.MLPRatio = 2.5 // hidden 20: not a multiple of d
+						c.MLPRatio = 2.5          // hidden 20: not a multiple of d
+						c.HeadBias = !tie && bias // an untied head with a bias
 						cs = append(cs, c)
 					}
 				}
@@ -88,6 +90,7 @@ func TestGradCheck(t *testing.T) {
 		tiny("learned", "gelu", "rmsnorm", true, true),
 		tiny("none", "gelu", "layernorm", false, true),
 		tiny("none", "swiglu", "rmsnorm", false, false),
+		tiny("learned", "none", "layernorm", true, false),
 	), archtest.GradOptions{Vocab: 7, B: 2, L: 5, H: 1e-3, Stencil: archtest.Central4, Tol: 1e-6})
 }
 
@@ -116,6 +119,7 @@ func TestStepMatchesForward(t *testing.T) {
 		tiny("rope", "gelu", "rmsnorm", true, true),
 		tiny("learned", "swiglu", "layernorm", false, false),
 		tiny("none", "gelu", "layernorm", true, true),
+		tiny("rope", "none", "rmsnorm", false, true),
 	), archtest.StepOptions{
 		Vocab: 7, B: 2, L: 7,
 		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {7}},
@@ -130,4 +134,54 @@ func TestStepMatchesForward(t *testing.T) {
 // A freed KV cache is empty: generation starts over at position 0.
 func TestStepContract(t *testing.T) {
 	archtest.CheckStepContract(t, cpukernels.New[float64](), cases(tiny("learned", "gelu", "rmsnorm", true, true))[0], archtest.FreedRestarts)
+}
+
+// mlp none: attention-only blocks (Zoology's baseline), no norm2 or mlp
+// weights, and matmul FLOPs 2·4d² per layer.
+func TestMLPNone(t *testing.T) {
+	b := cpukernels.New[float64]()
+	c := tiny("learned", "none", "rmsnorm", false, true)
+	archtest.CheckParamNames(t, build(t, c, b, 7, 5, 1).Params(),
+		"embed.weight[7 8] pos_embed.weight[5 8] layers.0.norm1.weight[8] layers.0.attn.qkv.weight[24 8] "+
+			"layers.0.attn.proj.weight[8 8] layers.1.norm1.weight[8] layers.1.attn.qkv.weight[24 8] "+
+			"layers.1.attn.proj.weight[8 8] norm_f.weight[8]")
+	// matmuls 2·(2·4·64 + 8·7) = 1136; attention 2·4·3·8 = 192.
+	if got := build(t, c, b, 7, 5, 1).FLOPsPerToken(5); got != 1328 {
+		t.Errorf("FLOPsPerToken(5) = %g, want 1328", got)
+	}
+}
+
+// Dropout off (0, the default) gives the model it gave before the field
+// existed; dropout on draws the same weights (its stream is seeded after
+// them), changes nothing in evaluation or step mode, and changes the
+// training forward pass, at rate p per element.
+func TestDropout(t *testing.T) {
+	b := cpukernels.New[float64]()
+	ids := []int32{1, 2, 3, 4, 5, 6, 0, 1, 2, 3}
+	forward := func(m *attention.Model, record bool) []float64 {
+		tp := nn.NewTape(b, record)
+		defer tp.Release()
+		return b.Read(m.Forward(tp, ids, 2, 5).Data)
+	}
+	off := build(t, tiny("learned", "gelu", "rmsnorm", false, true), b, 7, 5, 3)
+	for _, cfg := range [][2]float64{{0.2, 0}, {0, 0.2}, {0.1, 0.1}} {
+		c := tiny("learned", "gelu", "rmsnorm", false, true)
+		c.Dropout, c.EmbedDropout = cfg[0], cfg[1]
+		on := build(t, c, b, 7, 5, 3)
+		pOff, pOn := off.Params(), on.Params()
+		for i := range pOff {
+			if !slices.Equal(b.Read(pOff[i].T.Data), b.Read(pOn[i].T.Data)) {
+				t.Fatalf("dropout %v: %s drawn differently", cfg, pOn[i].Name)
+			}
+		}
+		if !slices.Equal(forward(off, false), forward(on, false)) {
+			t.Errorf("dropout %v: evaluation differs", cfg)
+		}
+		if slices.Equal(forward(off, true), forward(on, true)) {
+			t.Errorf("dropout %v: training forward unchanged", cfg)
+		}
+	}
+	if !slices.Equal(forward(off, true), forward(off, false)) {
+		t.Error("dropout 0: training and evaluation forward differ")
+	}
 }

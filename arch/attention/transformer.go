@@ -7,6 +7,7 @@ package attention
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 
 	"seqbench/arch"
@@ -29,15 +30,28 @@ type Config struct {
 	NHeads   int     `yaml:"n_heads"`
 	Pos      string  `yaml:"pos"` // rope | learned | none
 	RopeBase float64 `yaml:"rope_base"`
-	MLP      string  `yaml:"mlp"` // gelu | swiglu
+	MLP      string  `yaml:"mlp"` // gelu | swiglu | none (attention-only blocks, as Zoology's baseline)
 	// MLPRatio sets the MLP hidden width round(mlp_ratio·d_model); a float so
 	// that Llama's 8/3 for SwiGLU can be asked for.
 	MLPRatio float64 `yaml:"mlp_ratio"`
 	Norm     string  `yaml:"norm"` // rmsnorm | layernorm
 	// Bias adds biases to every Linear except the LM head, and to LayerNorm.
-	Bias          bool    `yaml:"bias"`
-	TieEmbeddings bool    `yaml:"tie_embeddings"`
-	NormEps       float64 `yaml:"norm_eps"`
+	Bias          bool `yaml:"bias"`
+	TieEmbeddings bool `yaml:"tie_embeddings"`
+	// HeadBias gives the untied LM head a bias (zero at init), as MAD's
+	// models have; it needs tie_embeddings false. (omitempty keeps it out
+	// of resolved configs, and run ids, when false.)
+	HeadBias bool    `yaml:"head_bias,omitempty"`
+	NormEps  float64 `yaml:"norm_eps"`
+	// Dropout is GPT-2's residual dropout (resid_pdrop): on the attention
+	// and MLP outputs before they join the residual stream. EmbedDropout
+	// is on the token (and position) embeddings. Both apply in training
+	// only and are off (0) by default; Zoology's attention baseline uses
+	// 0.1 each. Their random masks come from a stream seeded after the
+	// weights are drawn, so the initialization does not depend on them.
+	// (omitempty keeps them out of resolved configs, and run ids, at 0.)
+	Dropout      float64 `yaml:"dropout,omitempty"`
+	EmbedDropout float64 `yaml:"embed_dropout,omitempty"`
 }
 
 // DefaultConfig holds the defaults a model block starts from.
@@ -51,6 +65,9 @@ func (c *Config) hidden() int { return int(math.Round(c.MLPRatio * float64(c.DMo
 // Validate checks every field; errors name the field, the value and what is
 // allowed.
 func (c *Config) Validate() error {
+	if c.HeadBias && c.TieEmbeddings {
+		return arch.FieldError("head_bias", true, "needs tie_embeddings false: a tied head is the embedding table, without a bias")
+	}
 	if c.Arch != "" && c.Arch != "transformer" {
 		return arch.FieldError("arch", strconv.Quote(c.Arch), "this config is for transformer")
 	}
@@ -59,13 +76,21 @@ func (c *Config) Validate() error {
 		arch.Positive("n_layers", c.NLayers),
 		arch.Positive("n_heads", c.NHeads),
 		arch.OneOf("pos", c.Pos, "rope", "learned", "none"),
-		arch.OneOf("mlp", c.MLP, "gelu", "swiglu"),
+		arch.OneOf("mlp", c.MLP, "gelu", "swiglu", "none"),
 		arch.OneOf("norm", c.Norm, "rmsnorm", "layernorm"),
 		arch.FinitePositive("mlp_ratio", c.MLPRatio),
 		arch.FinitePositive("norm_eps", c.NormEps),
 	} {
 		if err != nil {
 			return err
+		}
+	}
+	for _, d := range []struct {
+		field string
+		p     float64
+	}{{"dropout", c.Dropout}, {"embed_dropout", c.EmbedDropout}} {
+		if !(d.p >= 0 && d.p < 1) {
+			return arch.FieldError(d.field, d.p, "must be in [0, 1)")
 		}
 	}
 	if c.DModel%c.NHeads != 0 {
@@ -90,9 +115,10 @@ func (c *Config) Validate() error {
 //
 //	V·d                                  token embedding
 //	maxLen·d                             learned positions (pos learned)
-//	n_layers · (2·norm + attn + mlp)     blocks
+//	n_layers · (2·norm + attn + mlp)     blocks (one norm, no mlp for mlp none)
 //	norm                                 final norm
 //	V·d                                  LM head (untied)
+//	V                                    LM head bias (head_bias)
 //
 // norm = d (+ d for a LayerNorm bias), attn = 4d² (+ 4d bias), mlp = k·d·h
 // (+ (k−1)·h + d bias) with h the hidden width and k = 2 for GELU, 3 for
@@ -112,13 +138,19 @@ func (c *Config) NumParams(vocab, maxLen int) int {
 	if c.MLP == "swiglu" {
 		k = 3
 	}
-	mlp := k*d*h + b*((k-1)*h+d)
-	n := vocab*d + c.NLayers*(2*norm+attn+mlp) + norm
+	mlp := k*d*h + b*((k-1)*h+d) + norm
+	if c.MLP == "none" {
+		mlp = 0
+	}
+	n := vocab*d + c.NLayers*(norm+attn+mlp) + norm
 	if c.Pos == "learned" {
 		n += maxLen * d
 	}
 	if !c.TieEmbeddings {
 		n += vocab * d
+	}
+	if c.HeadBias {
+		n += vocab
 	}
 	return n
 }
@@ -137,29 +169,21 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 	return build(c, env), nil
 }
 
-var _ arch.Stepper = (*Model)(nil)
+// Model is the built transformer: the shared trunk (embedding, learned
+// positions when pos is learned, final norm, tied or untied head) around
+// attention blocks.
+type Model = arch.LM[*Block]
 
-// Model is the built transformer. Fields are exported so tests and tools
-// can reach individual layers; Params is the supported way to enumerate
-// weights.
-type Model struct {
-	be       nn.Backend
-	cfg      Config
-	vocab    int
-	maxLen   int
-	Embed    *nn.Embedding
-	PosEmbed *nn.Embedding // nil unless pos is learned
-	Blocks   []*Block
-	NormF    nn.Layer
-	Head     *nn.Linear // nil when tied: the logits then use Embed.W
-}
-
-// Block is one pre-norm residual block: x += attn(norm1(x)); x += mlp(norm2(x)).
+// Block is one pre-norm residual block: x += drop(attn(norm1(x)));
+// x += drop(mlp(norm2(x))) (the MLP half absent for mlp none).
 type Block struct {
 	Norm1 nn.Layer
 	Attn  *Attention
-	Norm2 nn.Layer
-	MLP   *nn.MLP
+	Norm2 nn.Layer    // nil for mlp none
+	MLP   *nn.MLP     // nil for mlp none
+	Drop  *nn.Dropout // residual dropout (nil: none)
+	be    nn.Backend
+	cfg   *Config
 }
 
 // Attention is causal multi-head self-attention with one fused qkv
@@ -179,6 +203,7 @@ type Attention struct {
 // depth; biases 0, norms 1).
 func build(c *Config, env arch.Env) *Model {
 	be, rng, d := env.Backend, env.RNG, c.DModel
+	cfg := *c
 	const std = 0.02
 	projStd := std / math.Sqrt(2*float64(c.NLayers))
 	reinit := func(l *nn.Linear, s float64) *nn.Linear {
@@ -191,78 +216,60 @@ func build(c *Config, env arch.Env) *Model {
 	linear := func(in, out int, bias bool, s float64) *nn.Linear {
 		return reinit(nn.NewLinear(be, in, out, bias, rng), s)
 	}
-	m := &Model{be: be, cfg: *c, vocab: env.Vocab, maxLen: env.MaxLen}
-	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
-	if c.Pos == "learned" {
-		m.PosEmbed = nn.NewEmbedding(be, env.MaxLen, d, rng)
-	}
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
-	for range c.NLayers {
-		mlp := nn.NewMLP(be, nn.MLPKind(c.MLP), d, c.hidden(), c.Bias, rng)
-		if mlp.Gate != nil {
-			reinit(mlp.Gate, std)
-		}
-		reinit(mlp.Up, std)
-		reinit(mlp.Down, projStd)
-		m.Blocks = append(m.Blocks, &Block{
-			Norm1: norm(),
-			Attn: &Attention{QKV: linear(d, 3*d, c.Bias, std), Proj: linear(d, d, c.Bias, projStd),
-				NHeads: c.NHeads, HeadDim: d / c.NHeads, Rope: c.Pos == "rope", RopeBase: c.RopeBase},
-			Norm2: norm(),
-			MLP:   mlp,
-		})
+	var resid, embed *nn.Dropout
+	if c.Dropout > 0 {
+		resid = &nn.Dropout{P: c.Dropout}
 	}
-	m.NormF = norm()
-	if !c.TieEmbeddings {
-		m.Head = linear(d, env.Vocab, false, std)
+	if c.EmbedDropout > 0 {
+		embed = &nn.Dropout{P: c.EmbedDropout}
+	}
+	m := arch.NewLM(env, arch.Trunk[*Block]{Name: "transformer", DModel: d, NLayers: c.NLayers,
+		LearnedPos: c.Pos == "learned", Norm: norm, Tie: c.TieEmbeddings, HeadBias: c.HeadBias, HeadStd: std, EmbedDropout: embed,
+		NewBlock: func(int) *Block {
+			blk := &Block{Drop: resid, be: be, cfg: &cfg}
+			var mlp *nn.MLP
+			if c.MLP != "none" {
+				mlp = nn.NewMLP(be, nn.MLPKind(c.MLP), d, c.hidden(), c.Bias, rng)
+				if mlp.Gate != nil {
+					reinit(mlp.Gate, std)
+				}
+				reinit(mlp.Up, std)
+				reinit(mlp.Down, projStd)
+			}
+			blk.Norm1 = norm()
+			blk.Attn = &Attention{QKV: linear(d, 3*d, c.Bias, std), Proj: linear(d, d, c.Bias, projStd),
+				NHeads: c.NHeads, HeadDim: d / c.NHeads, Rope: c.Pos == "rope", RopeBase: c.RopeBase}
+			if mlp != nil {
+				blk.Norm2, blk.MLP = norm(), mlp
+			}
+			return blk
+		}})
+	// The masks' stream is seeded after every weight is drawn, and only
+	// when some dropout is on, so the weights are the same with or without.
+	if resid != nil || embed != nil {
+		drops := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+		for _, dr := range []*nn.Dropout{resid, embed} {
+			if dr != nil {
+				dr.RNG = drops
+			}
+		}
 	}
 	return m
 }
 
-// MaxLen is the longest sequence the model accepts: the Env's MaxLen with
-// learned positions, 0 (any length) with RoPE or no positions. Evaluation
-// at several lengths reads it to skip lengths the model cannot take.
-func (m *Model) MaxLen() int {
-	if m.PosEmbed == nil {
-		return 0
+// Forward maps x (B·L, d) for tokens at positions pos0 .. pos0+L−1; st is
+// the layer's *KVCache in step mode, nil in parallel mode.
+func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, st arch.LayerState) *nn.Tensor {
+	var kv *KVCache
+	if st != nil {
+		kv = st.(*KVCache)
 	}
-	return m.maxLen
-}
-
-// Forward returns logits (B·L, V) for ids (B·L), batch-major.
-func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
-	if len(ids) != B*L {
-		panic(fmt.Sprintf("transformer: %d ids for B=%d, L=%d", len(ids), B, L))
-	}
-	x := m.embed(tp, ids, B, L, 0)
-	for _, blk := range m.Blocks {
-		x = blk.Forward(tp, x, B, L, 0, nil)
-	}
-	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
-}
-
-// embed returns the token (and learned position) embeddings (B·L, d) of
-// tokens at positions pos0 .. pos0+L−1.
-func (m *Model) embed(tp *nn.Tape, ids []int32, B, L, pos0 int) *nn.Tensor {
-	x := m.Embed.Forward(tp, ids)
-	if m.PosEmbed == nil {
+	x = tp.Add(x, blk.Drop.Forward(tp, blk.Attn.Forward(tp, blk.Norm1.Forward(tp, x), B, L, pos0, kv)))
+	if blk.MLP == nil {
 		return x
 	}
-	if pos0+L > m.maxLen {
-		panic(fmt.Sprintf("transformer: position %d exceeds the learned positions (max_len %d)", pos0+L-1, m.maxLen))
-	}
-	pos := make([]int32, B*L)
-	for i := range pos {
-		pos[i] = int32(pos0 + i%L)
-	}
-	return tp.Add(x, m.PosEmbed.Forward(tp, pos))
-}
-
-// Forward maps x (B·L, d) for tokens at positions pos0 .. pos0+L−1; kv is
-// the layer's cache in step mode, nil in parallel mode.
-func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, kv *KVCache) *nn.Tensor {
-	x = tp.Add(x, blk.Attn.Forward(tp, blk.Norm1.Forward(tp, x), B, L, pos0, kv))
-	return tp.Add(x, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
+	return tp.Add(x, blk.Drop.Forward(tp, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x))))
 }
 
 // Forward maps x (B·L, d) to (B·L, d). pos0 is the position of the first
@@ -305,53 +312,52 @@ func (a *Attention) merge(tp *nn.Tape, o *nn.Tensor, B, L int) *nn.Tensor {
 	return a.Proj.Forward(tp, tp.Reshape(o, B*L, a.NHeads*a.HeadDim))
 }
 
-// Params lists the weights with torch-like names: embed, pos_embed,
-// layers.i.{norm1, attn.qkv, attn.proj, norm2, mlp.*}, norm_f, lm_head. A
-// tied LM head is not listed separately (it is embed.weight).
-func (m *Model) Params() []nn.Param {
-	ps := m.Embed.Params("embed")
-	if m.PosEmbed != nil {
-		ps = append(ps, m.PosEmbed.Params("pos_embed")...)
+// Params lists the layer's weights with torch-like names:
+// layers.i.{norm1, attn.qkv, attn.proj, norm2, mlp.*} (the trunk adds
+// embed, pos_embed, norm_f and lm_head).
+func (blk *Block) Params(layer int) []nn.Param {
+	p := arch.LayerPrefix(layer)
+	ps := blk.Norm1.Params(p + ".norm1")
+	ps = append(ps, blk.Attn.QKV.Params(p+".attn.qkv")...)
+	ps = append(ps, blk.Attn.Proj.Params(p+".attn.proj")...)
+	if blk.MLP == nil {
+		return ps
 	}
-	for i, blk := range m.Blocks {
-		p := "layers." + strconv.Itoa(i)
-		ps = append(ps, blk.Norm1.Params(p+".norm1")...)
-		ps = append(ps, blk.Attn.QKV.Params(p+".attn.qkv")...)
-		ps = append(ps, blk.Attn.Proj.Params(p+".attn.proj")...)
-		ps = append(ps, blk.Norm2.Params(p+".norm2")...)
-		ps = append(ps, blk.MLP.Params(p+".mlp")...)
-	}
-	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
-	return ps
+	ps = append(ps, blk.Norm2.Params(p+".norm2")...)
+	return append(ps, blk.MLP.Params(p+".mlp")...)
 }
 
 // FLOPsPerToken counts a multiply-add as 2 FLOPs:
 //
-//	2·(n_layers·(4d² + k·d·h) + d·V)   every matmul weight (k = 2 GELU, 3 SwiGLU),
-//	                                   LM head included, tied or not
-//	+ n_layers · 2·(2·L_eff·d)         QKᵀ and A·V, each 2·L_eff·d per token
+//	2·(4d² + k·d·h)   every matmul weight (k = 2 GELU, 3 SwiGLU, 0 none)
+//	+ 2·(2·L_eff·d)   QKᵀ and A·V, each 2·L_eff·d per token
 //
-// with L_eff = (L+1)/2, the mean number of keys a causal query attends to
+// per layer (the trunk adds 2·d·V for the LM head, tied or not), with
+// L_eff = (L+1)/2, the mean number of keys a causal query attends to
 // (Kaplan et al. count the full L; halving is what a causal kernel does).
-// Embedding lookups, positions, norms, activations, softmax, RoPE, biases
-// and residual adds are not counted.
-func (m *Model) FLOPsPerToken(L int) float64 {
-	c := &m.cfg
-	d, h, n := float64(c.DModel), float64(c.hidden()), float64(c.NLayers)
+// Positions, norms, activations, softmax, RoPE, biases and residual adds
+// are not counted.
+func (blk *Block) FLOPsPerToken(L int) float64 {
+	c := blk.cfg
+	d, h := float64(c.DModel), float64(c.hidden())
 	k := 2.0
-	if c.MLP == "swiglu" {
+	switch c.MLP {
+	case "swiglu":
 		k = 3
+	case "none":
+		k = 0
 	}
 	lEff := 0.0
 	if L > 0 {
 		lEff = float64(L+1) / 2
 	}
-	return 2*(n*(4*d*d+k*d*h)+d*float64(m.vocab)) + n*4*lEff*d
+	return 2*(4*d*d+k*d*h) + 4*lEff*d
 }
 
 // KVCache holds one layer's keys (already rotated) and values for the
 // tokens consumed so far, K and V (B, H, n, Dh), outside any tape.
 type KVCache struct {
+	be   nn.Backend
 	K, V *nn.Tensor // nil before the first step
 }
 
@@ -377,60 +383,23 @@ func (c *KVCache) extend(be nn.Backend, k, v *nn.Tensor) (*nn.Tensor, *nn.Tensor
 	return c.K, c.V
 }
 
-// state is the transformer's step-mode state: a KV cache per layer.
-type state struct {
-	be     nn.Backend
-	B, n   int // batch and tokens consumed
-	layers []KVCache
-}
-
-func (s *state) Free() {
-	for i := range s.layers {
-		for _, t := range []*nn.Tensor{s.layers[i].K, s.layers[i].V} {
-			if t != nil {
-				s.be.Free(t.Data)
-			}
-		}
-		s.layers[i] = KVCache{}
-	}
-	s.n = 0
-}
-
-// Bytes grows linearly with the tokens consumed: 2·n_layers·B·n·d elements.
-func (s *state) Bytes() int64 {
-	total := int64(0)
-	for _, c := range s.layers {
-		if c.K != nil {
-			total += 2 * int64(c.K.Len()) * nn.ElemBytes(s.be)
+// Free returns the cached keys and values; the cache is empty again.
+func (c *KVCache) Free() {
+	for _, t := range []*nn.Tensor{c.K, c.V} {
+		if t != nil {
+			c.be.Free(t.Data)
 		}
 	}
-	return total
+	c.K, c.V = nil, nil
 }
 
-// NewState returns an empty KV cache for B sequences.
-func (m *Model) NewState(B int) arch.State {
-	return &state{be: m.be, B: B, layers: make([]KVCache, len(m.Blocks))}
+// Bytes grows linearly with the tokens consumed: 2·B·n·d elements.
+func (c *KVCache) Bytes() int64 {
+	if c.K == nil {
+		return 0
+	}
+	return 2 * int64(c.K.Len()) * nn.ElemBytes(c.be)
 }
 
-// Step consumes the next T tokens of each sequence (ids (B·T), batch-major)
-// and returns their logits (B·T, V), equal to the rows Forward gives for
-// them on the whole sequence. It is for inference: keys and values enter
-// the cache outside the tape, so no gradient could reach them, and a
-// recording tape is refused rather than given partial gradients.
-func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tensor {
-	s, ok := st.(*state)
-	switch {
-	case !ok:
-		panic(fmt.Sprintf("transformer: Step with a %T state", st))
-	case tp.Recording():
-		panic("transformer: Step is inference-only; use a tape with record=false")
-	case B != s.B || len(ids) != B*T:
-		panic(fmt.Sprintf("transformer: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))
-	}
-	x := m.embed(tp, ids, B, T, s.n)
-	for i, blk := range m.Blocks {
-		x = blk.Forward(tp, x, B, T, s.n, &s.layers[i])
-	}
-	s.n += T
-	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
-}
+// NewState returns the layer's empty KV cache.
+func (blk *Block) NewState(int) arch.LayerState { return &KVCache{be: blk.be} }

@@ -55,6 +55,9 @@ func TestDecodeErrors(t *testing.T) {
 		{Src: "{arch: mamba1, expand: 0}", Want: []string{"expand", "0"}},
 		{Src: "{arch: mamba1, expand: 1.5}", Want: []string{"1.5"}},
 		{Src: "{arch: mamba1, d_conv: 0}", Want: []string{"d_conv", "0"}},
+		{Src: "{arch: mamba1, d_intermediate: -1}", Want: []string{"d_intermediate", "-1"}},
+		{Src: "{arch: mamba1, head_bias: true}", Want: []string{"head_bias", "tie_embeddings false"}},
+		{Src: "{arch: mamba1, head_bias: true, tie_embeddings: false}", Want: nil},
 		{Src: "{arch: mamba1, dt_rank: -2}", Want: []string{"dt_rank", "-2"}},
 		{Src: "{arch: mamba1, dt_rank: 0}", Want: nil}, // auto
 		{Src: "{arch: mamba1, dt_min: 0}", Want: []string{"dt_min", "0"}},

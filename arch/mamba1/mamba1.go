@@ -8,6 +8,7 @@ package mamba1
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 
 	"seqbench/arch"
@@ -41,6 +42,16 @@ type Config struct {
 	Norm          string  `yaml:"norm"` // rmsnorm | layernorm (with bias, as torch.nn.LayerNorm)
 	NormEps       float64 `yaml:"norm_eps"`
 	TieEmbeddings bool    `yaml:"tie_embeddings"`
+	// HeadBias gives the untied LM head a bias (zero at init), as MAD's
+	// models have; it needs tie_embeddings false. (omitempty keeps it out
+	// of resolved configs, and run ids, when false.)
+	HeadBias bool `yaml:"head_bias,omitempty"`
+	// DIntermediate, when > 0, gives every block a second residual branch
+	// after the mixer, x += mlp(norm2(x)) with mamba_ssm's GatedMLP of
+	// hidden width d_intermediate (MAD's Mamba with interleaved SwiGLU
+	// layers); 0, mamba_ssm's default, has none. (omitempty keeps it out of
+	// resolved configs, and run ids, at 0.)
+	DIntermediate int `yaml:"d_intermediate,omitempty"`
 }
 
 // dt initialisation constants of mamba_ssm's Mamba (not configurable
@@ -64,11 +75,33 @@ func (c *Config) dtRank() int {
 	return (c.DModel + 15) / 16
 }
 
+// residuals is the number of residual branches per block: the mixer, and
+// the MLP when d_intermediate > 0. mamba_ssm scales out_proj and fc2 by
+// 1/√(residuals·n_layers).
+func (c *Config) residuals() int {
+	if c.DIntermediate > 0 {
+		return 2
+	}
+	return 1
+}
+
+// mlpParams is the MLP branch's count per block: norm2 and GatedMLP's
+// fc1 (d → 2h) and fc2 (h → d), no biases; 0 without d_intermediate.
+func (c *Config) mlpParams(norm int) int {
+	if c.DIntermediate == 0 {
+		return 0
+	}
+	return norm + 3*c.DIntermediate*c.DModel
+}
+
 func (c *Config) inner() int { return c.Expand * c.DModel }
 
 // Validate checks every field; errors name the field, the value and what is
 // allowed.
 func (c *Config) Validate() error {
+	if c.HeadBias && c.TieEmbeddings {
+		return arch.FieldError("head_bias", true, "needs tie_embeddings false: a tied head is the embedding table, without a bias")
+	}
 	const maxDim = 1 << 24
 	inRange := func(field string, v, lo int) error {
 		if v < lo || v > maxDim {
@@ -85,6 +118,7 @@ func (c *Config) Validate() error {
 		inRange("d_state", c.DState, 1),
 		inRange("expand", c.Expand, 1),
 		inRange("d_conv", c.DConv, 1),
+		inRange("d_intermediate", c.DIntermediate, 0),
 		inRange("dt_rank", c.DtRank, 0),
 		arch.FinitePositive("dt_min", c.DtMin),
 		arch.FinitePositive("dt_max", c.DtMax),
@@ -107,13 +141,15 @@ func (c *Config) Validate() error {
 // NumParams counts, with E = expand·d, R = dt_rank, N = d_state, W = d_conv:
 //
 //	V·d                                   token embedding
-//	n_layers · (norm + mixer)             blocks
+//	n_layers · (norm + mixer + mlp)       blocks
 //	norm                                  final norm
 //	V·d                                   LM head (untied)
+//	V                                     LM head bias (head_bias)
 //
 // mixer = 2E·d (in_proj) + E·W + E (conv1d) + E·(R + 2N) (x_proj) +
-// R·E + E (dt_proj) + E·N (A_log) + E (D) + E·d (out_proj), and
-// norm = d (+ d for LayerNorm's bias).
+// R·E + E (dt_proj) + E·N (A_log) + E (D) + E·d (out_proj),
+// norm = d (+ d for LayerNorm's bias) and mlp = norm + 3·h·d with
+// h = d_intermediate (0 without).
 func (c *Config) NumParams(vocab, maxLen int) int {
 	d, E, R, N, W := c.DModel, c.inner(), c.dtRank(), c.DState, c.DConv
 	norm := d
@@ -121,9 +157,12 @@ func (c *Config) NumParams(vocab, maxLen int) int {
 		norm += d
 	}
 	mixer := 2*E*d + E*W + E + E*(R+2*N) + R*E + E + E*N + E + E*d
-	n := vocab*d + c.NLayers*(norm+mixer) + norm
+	n := vocab*d + c.NLayers*(norm+mixer+c.mlpParams(norm)) + norm
 	if !c.TieEmbeddings {
 		n += vocab * d
+	}
+	if c.HeadBias {
+		n += vocab
 	}
 	return n
 }
@@ -139,26 +178,21 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 	return build(c, env), nil
 }
 
-var _ arch.Stepper = (*Model)(nil)
+// Model is the built Mamba-1 language model: the shared trunk (embedding,
+// final norm, tied or untied head) around Mamba blocks.
+type Model = arch.LM[*Block]
 
-// Model is the built Mamba-1 language model. Fields are exported so tests
-// and tools can reach individual layers; Params is the supported way to
-// enumerate weights.
-type Model struct {
-	be     nn.Backend
-	cfg    Config
-	vocab  int
-	Embed  *nn.Embedding
-	Blocks []*Block
-	NormF  nn.Layer
-	Head   *nn.Linear // nil when tied: the logits then use Embed.W
-	negOne *nn.Tensor // (E, N) of −1: A = negOne ⊙ exp(A_log)
-}
-
-// Block is one pre-norm residual block: x += mixer(norm(x)).
+// Block is one pre-norm residual block, x += mixer(norm(x)), followed with
+// d_intermediate by a second, x += mlp(norm2(x)).
 type Block struct {
 	Norm  nn.Layer
 	Mixer *Mixer
+	// Norm2 and MLP are the GatedMLP branch (nil without d_intermediate).
+	Norm2  nn.Layer
+	MLP    *nn.GatedMLP
+	cfg    *Config
+	be     nn.Backend
+	negOne *nn.Tensor // (E, N) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
 }
 
 // Mixer is mamba_ssm's Mamba module without biases on the projections:
@@ -192,74 +226,76 @@ type Mixer struct {
 // per layer), embeddings N(0, 0.02²).
 func build(c *Config, env arch.Env) *Model {
 	be, rng, d := env.Backend, env.RNG, c.DModel
-	E, N, R, W := c.inner(), c.DState, c.dtRank(), c.DConv
-	m := &Model{be: be, cfg: *c, vocab: env.Vocab}
-	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
-	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) }
-	for range c.NLayers {
-		mx := &Mixer{E: E, N: N, R: R}
-		mx.InProj = nn.NewLinear(be, d, 2*E, false, rng)
-		mx.ConvW, mx.ConvB = nn.NewParam(be, E, W), nn.NewParam(be, E)
-		nn.KaimingUniform(be, mx.ConvW, W, rng) // fan_in = in_channels/groups · W = W
-		nn.KaimingUniform(be, mx.ConvB, W, rng)
-		mx.XProj = nn.NewLinear(be, E, R+2*N, false, rng)
-		mx.DtProj = nn.NewLinear(be, R, E, true, rng)
-		std := dtScale / math.Sqrt(float64(R))
-		nn.Uniform(be, mx.DtProj.W, -std, std, rng)
-		bias := make([]float64, E)
-		lo, hi := math.Log(c.DtMin), math.Log(c.DtMax)
-		for i := range bias {
-			dt := max(math.Exp(lo+(hi-lo)*rng.Float64()), dtInitFloor)
-			bias[i] = dt + math.Log(-math.Expm1(-dt)) // softplus⁻¹(dt)
-		}
-		be.Write(mx.DtProj.B.Data, bias)
-		mx.ALog, mx.D = nn.NewParam(be, E, N), nn.NewParam(be, E)
-		alog := make([]float64, E*N)
-		for i := range alog {
-			alog[i] = math.Log(float64(i%N + 1))
-		}
-		be.Write(mx.ALog.Data, alog)
-		nn.Ones(be, mx.D)
-		mx.OutProj = nn.NewLinear(be, E, d, false, rng)
-		be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.NLayers)))
-		m.Blocks = append(m.Blocks, &Block{Norm: norm(), Mixer: mx})
-	}
-	m.NormF = norm()
-	if !c.TieEmbeddings {
-		m.Head = nn.NewLinear(be, d, env.Vocab, false, rng)
-	}
+	cfg := *c
+	E, N := c.inner(), c.DState
 	negOne := make([]float64, E*N)
 	for i := range negOne {
 		negOne[i] = -1
 	}
-	m.negOne = nn.NewConst(be, negOne, E, N)
-	return m
+	blk := &Block{cfg: &cfg, be: be, negOne: nn.NewConst(be, negOne, E, N)}
+	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) }
+	return arch.NewLM(env, arch.Trunk[*Block]{Name: "mamba1", DModel: d, NLayers: c.NLayers, Norm: norm,
+		Tie: c.TieEmbeddings, HeadBias: c.HeadBias, NewBlock: func(int) *Block {
+			b := *blk
+			b.Mixer = newMixer(&cfg, be, rng)
+			if c.DIntermediate > 0 {
+				b.MLP = nn.NewGatedMLP(be, d, c.DIntermediate, rng)
+				be.Scale(b.MLP.FC2.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
+				b.Norm2 = norm()
+			}
+			b.Norm = norm()
+			return &b
+		}})
 }
 
-// Forward returns logits (B·L, V) for ids (B·L), batch-major.
-func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
-	if len(ids) != B*L {
-		panic(fmt.Sprintf("mamba1: %d ids for B=%d, L=%d", len(ids), B, L))
+// newMixer draws one layer's mixer.
+func newMixer(c *Config, be nn.Backend, rng *rand.Rand) *Mixer {
+	d, E, N, R, W := c.DModel, c.inner(), c.DState, c.dtRank(), c.DConv
+	mx := &Mixer{E: E, N: N, R: R}
+	mx.InProj = nn.NewLinear(be, d, 2*E, false, rng)
+	mx.ConvW, mx.ConvB = nn.NewParam(be, E, W), nn.NewParam(be, E)
+	nn.KaimingUniform(be, mx.ConvW, W, rng) // fan_in = in_channels/groups · W = W
+	nn.KaimingUniform(be, mx.ConvB, W, rng)
+	mx.XProj = nn.NewLinear(be, E, R+2*N, false, rng)
+	mx.DtProj = nn.NewLinear(be, R, E, true, rng)
+	std := dtScale / math.Sqrt(float64(R))
+	nn.Uniform(be, mx.DtProj.W, -std, std, rng)
+	bias := make([]float64, E)
+	lo, hi := math.Log(c.DtMin), math.Log(c.DtMax)
+	for i := range bias {
+		dt := max(math.Exp(lo+(hi-lo)*rng.Float64()), dtInitFloor)
+		bias[i] = dt + math.Log(-math.Expm1(-dt)) // softplus⁻¹(dt)
 	}
-	return m.run(tp, ids, B, L, nil)
+	be.Write(mx.DtProj.B.Data, bias)
+	mx.ALog, mx.D = nn.NewParam(be, E, N), nn.NewParam(be, E)
+	alog := make([]float64, E*N)
+	for i := range alog {
+		alog[i] = math.Log(float64(i%N + 1))
+	}
+	be.Write(mx.ALog.Data, alog)
+	nn.Ones(be, mx.D)
+	mx.OutProj = nn.NewLinear(be, E, d, false, rng)
+	be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
+	return mx
 }
 
-// run is Forward, carrying st's states when st is not nil.
-func (m *Model) run(tp *nn.Tape, ids []int32, B, L int, st *state) *nn.Tensor {
-	x := m.Embed.Forward(tp, ids)
-	for i, blk := range m.Blocks {
-		var ls *layerState
-		if st != nil {
-			ls = &st.Layers[i]
-		}
-		x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), m.negOne, B, L, ls))
+// Forward maps x (B·L, d) to x + mixer(norm(x)); st is the layer's
+// *arch.ConvScan in step mode.
+func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerState) *nn.Tensor {
+	var ls *arch.ConvScan
+	if st != nil {
+		ls = st.(*arch.ConvScan)
 	}
-	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
+	x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
+	if blk.MLP == nil {
+		return x
+	}
+	return tp.Add(x, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
 }
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (E, N) constant of −1.
 // With a layer state, the conv and the scan start from it and advance it.
-func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *layerState) *nn.Tensor {
+func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.ConvScan) *nn.Tensor {
 	E, N, R := mx.E, mx.N, mx.R
 	// toBCL takes rows (B·L, c) to mamba_ssm's (B, c, L).
 	toBCL := func(t *nn.Tensor, c int) *nn.Tensor { return tp.Permute(tp.Reshape(t, B, L, c), 0, 2, 1) }
@@ -286,28 +322,26 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *layerS
 	return mx.OutProj.Forward(tp, tp.Reshape(tp.Permute(y, 0, 2, 1), B*L, E))
 }
 
-// Params lists the weights with mamba_ssm's module names without its
-// "backbone." prefix (and embed for its embedding, as in the other archs):
-// embed, layers.i.{norm, mixer.*}, norm_f, lm_head. A
-// tied LM head is not listed separately (it is embed.weight). Weight decay
-// applies to the projection and conv weights only; A_log, D, dt_proj.bias,
-// the conv bias, norms and embeddings take none (mamba_ssm marks A_log and D
-// _no_weight_decay).
-func (m *Model) Params() []nn.Param {
-	ps := m.Embed.Params("embed")
-	for i, blk := range m.Blocks {
-		p := "layers." + strconv.Itoa(i)
-		ps = append(ps, blk.Norm.Params(p+".norm")...)
-		mx, q := blk.Mixer, p+".mixer"
-		ps = append(ps, mx.InProj.Params(q+".in_proj")...)
-		ps = append(ps, nn.Param{Name: q + ".conv1d.weight", T: mx.ConvW, Decay: true},
-			nn.Param{Name: q + ".conv1d.bias", T: mx.ConvB})
-		ps = append(ps, mx.XProj.Params(q+".x_proj")...)
-		ps = append(ps, mx.DtProj.Params(q+".dt_proj")...)
-		ps = append(ps, nn.Param{Name: q + ".A_log", T: mx.ALog}, nn.Param{Name: q + ".D", T: mx.D})
-		ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
+// Params lists the layer's weights with mamba_ssm's module names without
+// its "backbone." prefix: layers.i.{norm, mixer.*} (the trunk adds embed,
+// norm_f and lm_head). Weight decay applies to the projection and conv
+// weights only; A_log, D, dt_proj.bias, the conv bias and the norm take
+// none (mamba_ssm marks A_log and D _no_weight_decay).
+func (blk *Block) Params(layer int) []nn.Param {
+	p := arch.LayerPrefix(layer)
+	ps := blk.Norm.Params(p + ".norm")
+	mx, q := blk.Mixer, p+".mixer"
+	ps = append(ps, mx.InProj.Params(q+".in_proj")...)
+	ps = append(ps, nn.Param{Name: q + ".conv1d.weight", T: mx.ConvW, Decay: true},
+		nn.Param{Name: q + ".conv1d.bias", T: mx.ConvB})
+	ps = append(ps, mx.XProj.Params(q+".x_proj")...)
+	ps = append(ps, mx.DtProj.Params(q+".dt_proj")...)
+	ps = append(ps, nn.Param{Name: q + ".A_log", T: mx.ALog}, nn.Param{Name: q + ".D", T: mx.D})
+	ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
+	if blk.MLP != nil {
+		ps = append(ps, blk.Norm2.Params(p+".norm2")...)
+		ps = append(ps, blk.MLP.Params(p+".mlp")...)
 	}
-	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
 	return ps
 }
 
@@ -320,53 +354,20 @@ func (m *Model) Params() []nn.Param {
 //	                                    δ·A, exp, δ·B·u, the state update
 //	                                    a·h + b, C·h and its sum) plus the D
 //	                                    skip and the z gate
+//	+ 6·h·d                             the GatedMLP (h = d_intermediate)
 //
-// per layer, plus 2·d·V for the LM head. It does not depend on L: the scan
-// is linear in time. Embedding lookups, norms, softplus, SiLU, biases and
-// residual adds are not counted.
-func (m *Model) FLOPsPerToken(L int) float64 {
-	c := &m.cfg
+// per layer (the trunk adds 2·d·V for the LM head). It does not depend on
+// L: the scan is linear in time. Norms, softplus, SiLU, biases and residual
+// adds are not counted.
+func (blk *Block) FLOPsPerToken(int) float64 {
+	c := blk.cfg
 	d, E, R, N, W := float64(c.DModel), float64(c.inner()), float64(c.dtRank()), float64(c.DState), float64(c.DConv)
-	layer := 2*(2*E*d+E*(R+2*N)+R*E+E*d) + 2*E*W + 9*E*N + 2*E
-	return float64(c.NLayers)*layer + 2*d*float64(m.vocab)
+	return 2*(2*E*d+E*(R+2*N)+R*E+E*d) + 2*E*W + 9*E*N + 2*E + 6*float64(c.DIntermediate)*d
 }
 
-// The step-mode state is arch.ConvScanState: per layer the conv's last
-// W−1 inputs and the scan's state.
-type (
-	layerState = arch.ConvScan
-	state      = arch.ConvScanState
-)
-
-// NewState returns zero states for B sequences.
-func (m *Model) NewState(B int) arch.State {
-	E, N, W := m.cfg.inner(), m.cfg.DState, m.cfg.DConv
-	s := &state{Backend: m.be, B: B, Layers: make([]layerState, len(m.Blocks))}
-	for i := range s.Layers {
-		if W > 1 {
-			s.Layers[i].Conv = m.be.Alloc(B * E * (W - 1))
-		}
-		s.Layers[i].SSM = m.be.Alloc(B * E * N)
-	}
-	return s
-}
-
-// Step consumes the next T tokens of each sequence (ids (B·T), batch-major)
-// and returns their logits (B·T, V), equal to the rows Forward gives for
-// them on the whole sequence. It is for inference: the states are advanced
-// outside the tape, and a recording tape is refused rather than given
-// partial gradients.
-func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tensor {
-	s, ok := st.(*state)
-	switch {
-	case !ok:
-		panic(fmt.Sprintf("mamba1: Step with a %T state", st))
-	case tp.Recording():
-		panic("mamba1: Step is inference-only; use a tape with record=false")
-	case s.Layers == nil || (len(s.Layers) > 0 && s.Layers[0].SSM == nil):
-		panic("mamba1: Step on a freed state")
-	case B != s.B || len(ids) != B*T:
-		panic(fmt.Sprintf("mamba1: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))
-	}
-	return m.run(tp, ids, B, T, s)
+// NewState returns the layer's zero state for B sequences: the conv's last
+// W−1 inputs (B, E, W−1) and the scan's (B, E, N).
+func (blk *Block) NewState(B int) arch.LayerState {
+	E, N, W := blk.cfg.inner(), blk.cfg.DState, blk.cfg.DConv
+	return arch.NewConvScan(blk.be, B*E*(W-1), B*E*N)
 }

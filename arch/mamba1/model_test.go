@@ -23,7 +23,7 @@ func tiny(norm string, tie bool) *mamba1.Config {
 }
 
 func name(c *mamba1.Config) string {
-	return fmt.Sprintf("%s/tie=%v/E=%d/N=%d/W=%d/R=%d", c.Norm, c.TieEmbeddings, c.Expand, c.DState, c.DConv, c.DtRank)
+	return fmt.Sprintf("%s/tie=%v/E=%d/N=%d/W=%d/R=%d/h=%d/hb=%v", c.Norm, c.TieEmbeddings, c.Expand, c.DState, c.DConv, c.DtRank, c.DIntermediate, c.HeadBias)
 }
 
 func cases(cs ...*mamba1.Config) []archtest.Case { return archtest.Cases(name, cs...) }
@@ -46,6 +46,12 @@ func variants() []*mamba1.Config {
 	cs = append(cs, c)
 	c = tiny("layernorm", false)
 	c.DModel, c.DConv, c.Expand, c.DState = 5, 3, 3, 2 // odd d, E·d = 15
+	cs = append(cs, c)
+	c = tiny("layernorm", true)
+	c.DIntermediate = 6 // a GatedMLP branch in every block
+	cs = append(cs, c)
+	c = tiny("rmsnorm", false)
+	c.HeadBias = true // an untied head with a bias
 	return append(cs, c)
 }
 
@@ -175,7 +181,7 @@ func TestStepMatchesForward(t *testing.T) {
 }
 
 func TestStepContract(t *testing.T) {
-	archtest.CheckStepContract(t, cpukernels.New[float64](), cases(tiny("rmsnorm", true))[0], archtest.FreedPanics)
+	archtest.CheckStepContract(t, cpukernels.New[float64](), cases(tiny("rmsnorm", true))[0], archtest.FreedRestarts)
 }
 
 // The copy task needs the selective state to remember earlier tokens.
@@ -183,4 +189,35 @@ func TestLearnsToCopy(t *testing.T) {
 	c := mamba1.DefaultConfig()
 	c.DModel, c.NLayers, c.DState = 16, 2, 8
 	archtest.CheckLearnsToCopy(t, cpukernels.New[float32](), cases(c)[0], archtest.LearnOptions{Steps: 200, LR: 1e-2, Bound: 0.5})
+}
+
+// d_intermediate adds mamba_ssm's GatedMLP branch to every block: its
+// weights under mamba_ssm's names, 6·h·d more FLOPs per layer, and
+// out_proj and fc2 scaled by 1/√(2·n_layers) (two residual branches).
+func TestGatedMLP(t *testing.T) {
+	b := cpukernels.New[float64]()
+	c := tiny("layernorm", true)
+	c.DIntermediate = 6
+	m := build(t, c, b, 7, 1)
+	archtest.CheckParamNames(t, m.Params(), "embed.weight[7 4] layers.0.norm.weight[4] layers.0.norm.bias[4] "+
+		"... layers.1.mixer.out_proj.weight[4 8] layers.1.norm2.weight[4] layers.1.norm2.bias[4] "+
+		"layers.1.mlp.fc1.weight[12 4] layers.1.mlp.fc2.weight[4 6] norm_f.weight[4] norm_f.bias[4]")
+	// tiny's 616 per layer (TestFLOPsPerToken) + 6·6·4 = 760: 2·760 + 56.
+	if got := m.FLOPsPerToken(9); got != 2*760+56 {
+		t.Errorf("FLOPsPerToken = %g, want %d", got, 2*760+56)
+	}
+	bound := func(w *nn.Tensor, fanIn int) float64 { return 1 / math.Sqrt(float64(fanIn)) / math.Sqrt(4) }
+	for _, tc := range []struct {
+		name  string
+		w     *nn.Tensor
+		fanIn int
+	}{{"out_proj", m.Blocks[0].Mixer.OutProj.W, 8}, {"fc2", m.Blocks[1].MLP.FC2.W, 6}} {
+		hi := 0.0
+		for _, v := range b.Read(tc.w.Data) {
+			hi = max(hi, math.Abs(v))
+		}
+		if lim := bound(tc.w, tc.fanIn); hi > lim || hi < lim/2 {
+			t.Errorf("%s: largest |w| %g, want within (%g/2, %g], torch's bound over √(2·n_layers)", tc.name, hi, lim, lim)
+		}
+	}
 }

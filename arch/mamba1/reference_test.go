@@ -86,10 +86,11 @@ func refForward(b nn.Backend, m *mamba1.Model, ids []int32, B, L int) []float64 
 		for i := range x {
 			x[i] += o[i]
 		}
+		archtest.RefAddMLP(b, x, d, blk.Norm2, blk.MLP)
 	}
 	x = norm(x, m.NormF)
 	if m.Head != nil {
-		return linear(x, read(m.Head.W), nil, d, m.Head.W.Dim(0))
+		return linear(x, read(m.Head.W), read(m.Head.B), d, m.Head.W.Dim(0))
 	}
 	return linear(x, table, nil, d, m.Embed.W.Dim(0))
 }

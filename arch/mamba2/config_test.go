@@ -31,8 +31,8 @@ func TestDecode(t *testing.T) {
 	if *got != *mamba2.DefaultConfig() {
 		t.Errorf("defaults: got %+v", *got)
 	}
-	// mamba_ssm's Mamba2 defaults.
-	if got.DState != 64 || got.Expand != 2 || got.HeadDim != 64 || got.NGroups != 1 || got.DConv != 4 ||
+	// mamba_ssm's Mamba2 defaults (d_state 128; Mamba2Simple's is 64).
+	if got.DState != 128 || got.Expand != 2 || got.HeadDim != 64 || got.NGroups != 1 || got.DConv != 4 ||
 		got.ChunkSize != 256 || got.DtMin != 1e-3 || got.DtMax != 0.1 {
 		t.Errorf("defaults differ from mamba_ssm's: %+v", *got)
 	}
@@ -56,6 +56,9 @@ func TestDecodeErrors(t *testing.T) {
 		{Src: "{arch: mamba2, d_state: 0}", Want: []string{"d_state", "0"}},
 		{Src: "{arch: mamba2, expand: 0}", Want: []string{"expand", "0"}},
 		{Src: "{arch: mamba2, d_conv: 0}", Want: []string{"d_conv", "0"}},
+		{Src: "{arch: mamba2, d_intermediate: -1}", Want: []string{"d_intermediate", "-1"}},
+		{Src: "{arch: mamba2, head_bias: true}", Want: []string{"head_bias", "tie_embeddings false"}},
+		{Src: "{arch: mamba2, head_bias: true, tie_embeddings: false}", Want: nil},
 		{Src: "{arch: mamba2, chunk_size: 0}", Want: []string{"chunk_size", "0"}},
 		{Src: "{arch: mamba2, n_layers: 0}", Want: []string{"n_layers", "0"}},
 		{Src: "{arch: mamba2, d_model: -8}", Want: []string{"d_model", "-8"}},

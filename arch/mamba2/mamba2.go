@@ -9,6 +9,7 @@ package mamba2
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 
 	"seqbench/arch"
@@ -24,8 +25,8 @@ func init() {
 }
 
 // Config is mamba2's model block. Names and defaults follow mamba_ssm's
-// Mamba2 module (d_state 64 there is 128 in the released configs; tiny
-// models set less).
+// Mamba2 module: d_state 128 as there and in the released checkpoints
+// (64 is Mamba2Simple's default); tiny models set less.
 type Config struct {
 	Arch    string `yaml:"arch"`
 	DModel  int    `yaml:"d_model"`
@@ -45,6 +46,16 @@ type Config struct {
 	DtMax         float64 `yaml:"dt_max"`
 	NormEps       float64 `yaml:"norm_eps"`
 	TieEmbeddings bool    `yaml:"tie_embeddings"`
+	// HeadBias gives the untied LM head a bias (zero at init), as MAD's
+	// models have; it needs tie_embeddings false. (omitempty keeps it out
+	// of resolved configs, and run ids, when false.)
+	HeadBias bool `yaml:"head_bias,omitempty"`
+	// DIntermediate, when > 0, gives every block a second residual branch
+	// after the mixer, x += mlp(norm2(x)) with mamba_ssm's GatedMLP of
+	// hidden width d_intermediate (MAD's Mamba with interleaved SwiGLU
+	// layers); 0, mamba_ssm's default, has none. (omitempty keeps it out of
+	// resolved configs, and run ids, at 0.)
+	DIntermediate int `yaml:"d_intermediate,omitempty"`
 }
 
 // Initialisation constants of mamba_ssm's Mamba2 (constructor arguments
@@ -57,8 +68,27 @@ const (
 
 // DefaultConfig holds the defaults a model block starts from.
 func DefaultConfig() *Config {
-	return &Config{Arch: "mamba2", DModel: 64, NLayers: 2, DState: 64, Expand: 2, HeadDim: 64, NGroups: 1,
+	return &Config{Arch: "mamba2", DModel: 64, NLayers: 2, DState: 128, Expand: 2, HeadDim: 64, NGroups: 1,
 		DConv: 4, ChunkSize: 256, DtMin: 1e-3, DtMax: 0.1, NormEps: 1e-5, TieEmbeddings: true}
+}
+
+// residuals is the number of residual branches per block: the mixer, and
+// the MLP when d_intermediate > 0. mamba_ssm scales out_proj and fc2 by
+// 1/√(residuals·n_layers).
+func (c *Config) residuals() int {
+	if c.DIntermediate > 0 {
+		return 2
+	}
+	return 1
+}
+
+// mlpParams is the MLP branch's count per block: norm2 and GatedMLP's
+// fc1 (d → 2h) and fc2 (h → d), no biases; 0 without d_intermediate.
+func (c *Config) mlpParams(norm int) int {
+	if c.DIntermediate == 0 {
+		return 0
+	}
+	return norm + 3*c.DIntermediate*c.DModel
 }
 
 func (c *Config) inner() int   { return c.Expand * c.DModel }
@@ -68,6 +98,9 @@ func (c *Config) convDim() int { return c.inner() + 2*c.NGroups*c.DState }
 // Validate checks every field; errors name the field, the value and what is
 // allowed.
 func (c *Config) Validate() error {
+	if c.HeadBias && c.TieEmbeddings {
+		return arch.FieldError("head_bias", true, "needs tie_embeddings false: a tied head is the embedding table, without a bias")
+	}
 	const maxDim = 1 << 24
 	inRange := func(field string, v, lo int) error {
 		if v < lo || v > maxDim {
@@ -86,6 +119,7 @@ func (c *Config) Validate() error {
 		inRange("headdim", c.HeadDim, 1),
 		inRange("ngroups", c.NGroups, 1),
 		inRange("d_conv", c.DConv, 1),
+		inRange("d_intermediate", c.DIntermediate, 0),
 		inRange("chunk_size", c.ChunkSize, 1),
 		arch.FinitePositive("dt_min", c.DtMin),
 		arch.FinitePositive("dt_max", c.DtMax),
@@ -118,18 +152,23 @@ func (c *Config) Validate() error {
 // N = d_state, W = d_conv and the conv's channels K = E + 2·G·N:
 //
 //	V·d                                   token embedding
-//	n_layers · (d + mixer)                blocks (RMSNorm + mixer)
+//	n_layers · (d + mixer + mlp)          blocks (RMSNorm + mixer, MLP)
 //	d                                     final norm
 //	V·d                                   LM head (untied)
+//	V                                     LM head bias (head_bias)
 //
 // mixer = d·(2E + 2G·N + H) (in_proj) + K·W + K (conv1d) + 3H (dt_bias,
-// A_log, D) + E (gated norm) + E·d (out_proj).
+// A_log, D) + E (gated norm) + E·d (out_proj); mlp = d + 3·h·d with
+// h = d_intermediate (0 without).
 func (c *Config) NumParams(vocab, maxLen int) int {
 	d, E, H, G, N, W, K := c.DModel, c.inner(), c.nHeads(), c.NGroups, c.DState, c.DConv, c.convDim()
 	mixer := d*(2*E+2*G*N+H) + K*W + K + 3*H + E + E*d
-	n := vocab*d + c.NLayers*(d+mixer) + d
+	n := vocab*d + c.NLayers*(d+mixer+c.mlpParams(d)) + d
 	if !c.TieEmbeddings {
 		n += vocab * d
+	}
+	if c.HeadBias {
+		n += vocab
 	}
 	return n
 }
@@ -145,26 +184,21 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 	return build(c, env), nil
 }
 
-var _ arch.Stepper = (*Model)(nil)
+// Model is the built Mamba-2 language model: the shared trunk (embedding,
+// final RMSNorm, tied or untied head) around Mamba-2 blocks.
+type Model = arch.LM[*Block]
 
-// Model is the built Mamba-2 language model. Fields are exported so tests
-// and tools can reach individual layers; Params is the supported way to
-// enumerate weights.
-type Model struct {
-	be     nn.Backend
-	cfg    Config
-	vocab  int
-	Embed  *nn.Embedding
-	Blocks []*Block
-	NormF  *nn.RMSNorm
-	Head   *nn.Linear // nil when tied: the logits then use Embed.W
-	negOne *nn.Tensor // (H) of −1: A = negOne ⊙ exp(A_log)
-}
-
-// Block is one pre-norm residual block: x += mixer(norm(x)).
+// Block is one pre-norm residual block, x += mixer(norm(x)), followed with
+// d_intermediate by a second, x += mlp(norm2(x)).
 type Block struct {
 	Norm  *nn.RMSNorm
 	Mixer *Mixer
+	// Norm2 and MLP are the GatedMLP branch (nil without d_intermediate).
+	Norm2  nn.Layer
+	MLP    *nn.GatedMLP
+	cfg    *Config
+	be     nn.Backend
+	negOne *nn.Tensor // (H) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
 }
 
 // Mixer is mamba_ssm's Mamba2 module (without its d_ssm < d_inner option,
@@ -199,71 +233,73 @@ type Mixer struct {
 // weights 1, out_proj.weight scaled by 1/√n_layers (one residual branch per
 // layer), embeddings N(0, 0.02²).
 func build(c *Config, env arch.Env) *Model {
-	be, rng, d := env.Backend, env.RNG, c.DModel
-	E, H, G, N, W, K := c.inner(), c.nHeads(), c.NGroups, c.DState, c.DConv, c.convDim()
-	m := &Model{be: be, cfg: *c, vocab: env.Vocab}
-	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
-	for range c.NLayers {
-		mx := &Mixer{E: E, H: H, P: c.HeadDim, G: G, N: N, Chunk: c.ChunkSize, Eps: c.NormEps}
-		mx.InProj = nn.NewLinear(be, d, 2*E+2*G*N+H, false, rng)
-		mx.ConvW, mx.ConvB = nn.NewParam(be, K, W), nn.NewParam(be, K)
-		nn.KaimingUniform(be, mx.ConvW, W, rng) // fan_in = in_channels/groups · W = W
-		nn.KaimingUniform(be, mx.ConvB, W, rng)
-		bias, alog := make([]float64, H), make([]float64, H)
-		lo, hi := math.Log(c.DtMin), math.Log(c.DtMax)
-		for i := range bias {
-			dt := max(math.Exp(lo+(hi-lo)*rng.Float64()), dtInitFloor)
-			bias[i] = dt + math.Log(-math.Expm1(-dt)) // softplus⁻¹(dt)
-		}
-		for i := range alog {
-			alog[i] = math.Log(aInitMin + (aInitMax-aInitMin)*rng.Float64())
-		}
-		mx.DtBias, mx.ALog, mx.D = nn.NewParam(be, H), nn.NewParam(be, H), nn.NewParam(be, H)
-		be.Write(mx.DtBias.Data, bias)
-		be.Write(mx.ALog.Data, alog)
-		nn.Ones(be, mx.D)
-		mx.NormW = nn.NewParam(be, E)
-		nn.Ones(be, mx.NormW)
-		mx.OutProj = nn.NewLinear(be, E, d, false, rng)
-		be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.NLayers)))
-		m.Blocks = append(m.Blocks, &Block{Norm: nn.NewRMSNorm(be, d, c.NormEps), Mixer: mx})
-	}
-	m.NormF = nn.NewRMSNorm(be, d, c.NormEps)
-	if !c.TieEmbeddings {
-		m.Head = nn.NewLinear(be, d, env.Vocab, false, rng)
-	}
+	be, rng, d, H := env.Backend, env.RNG, c.DModel, c.nHeads()
+	cfg := *c
 	negOne := make([]float64, H)
 	for i := range negOne {
 		negOne[i] = -1
 	}
-	m.negOne = nn.NewConst(be, negOne, H)
-	return m
+	blk := &Block{cfg: &cfg, be: be, negOne: nn.NewConst(be, negOne, H)}
+	return arch.NewLM(env, arch.Trunk[*Block]{Name: "mamba2", DModel: d, NLayers: c.NLayers,
+		Norm: func() nn.Layer { return nn.NewRMSNorm(be, d, c.NormEps) }, Tie: c.TieEmbeddings, HeadBias: c.HeadBias,
+		NewBlock: func(int) *Block {
+			b := *blk
+			b.Mixer = newMixer(&cfg, be, rng)
+			if c.DIntermediate > 0 {
+				b.MLP = nn.NewGatedMLP(be, d, c.DIntermediate, rng)
+				be.Scale(b.MLP.FC2.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
+				b.Norm2 = nn.NewRMSNorm(be, d, c.NormEps)
+			}
+			b.Norm = nn.NewRMSNorm(be, d, c.NormEps)
+			return &b
+		}})
 }
 
-// Forward returns logits (B·L, V) for ids (B·L), batch-major.
-func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
-	if len(ids) != B*L {
-		panic(fmt.Sprintf("mamba2: %d ids for B=%d, L=%d", len(ids), B, L))
+// newMixer draws one layer's mixer.
+func newMixer(c *Config, be nn.Backend, rng *rand.Rand) *Mixer {
+	d, E, H, G, N, W, K := c.DModel, c.inner(), c.nHeads(), c.NGroups, c.DState, c.DConv, c.convDim()
+	mx := &Mixer{E: E, H: H, P: c.HeadDim, G: G, N: N, Chunk: c.ChunkSize, Eps: c.NormEps}
+	mx.InProj = nn.NewLinear(be, d, 2*E+2*G*N+H, false, rng)
+	mx.ConvW, mx.ConvB = nn.NewParam(be, K, W), nn.NewParam(be, K)
+	nn.KaimingUniform(be, mx.ConvW, W, rng) // fan_in = in_channels/groups · W = W
+	nn.KaimingUniform(be, mx.ConvB, W, rng)
+	bias, alog := make([]float64, H), make([]float64, H)
+	lo, hi := math.Log(c.DtMin), math.Log(c.DtMax)
+	for i := range bias {
+		dt := max(math.Exp(lo+(hi-lo)*rng.Float64()), dtInitFloor)
+		bias[i] = dt + math.Log(-math.Expm1(-dt)) // softplus⁻¹(dt)
 	}
-	return m.run(tp, ids, B, L, nil)
+	for i := range alog {
+		alog[i] = math.Log(aInitMin + (aInitMax-aInitMin)*rng.Float64())
+	}
+	mx.DtBias, mx.ALog, mx.D = nn.NewParam(be, H), nn.NewParam(be, H), nn.NewParam(be, H)
+	be.Write(mx.DtBias.Data, bias)
+	be.Write(mx.ALog.Data, alog)
+	nn.Ones(be, mx.D)
+	mx.NormW = nn.NewParam(be, E)
+	nn.Ones(be, mx.NormW)
+	mx.OutProj = nn.NewLinear(be, E, d, false, rng)
+	be.Scale(mx.OutProj.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
+	return mx
 }
 
-// run is Forward, carrying st's states when st is not nil.
-func (m *Model) run(tp *nn.Tape, ids []int32, B, L int, st *state) *nn.Tensor {
-	x := m.Embed.Forward(tp, ids)
-	for i, blk := range m.Blocks {
-		var ls *layerState
-		if st != nil {
-			ls = &st.Layers[i]
-		}
-		x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), m.negOne, B, L, ls))
+// Forward maps x (B·L, d) to x + mixer(norm(x)); st is the layer's
+// *arch.ConvScan in step mode.
+func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerState) *nn.Tensor {
+	var ls *arch.ConvScan
+	if st != nil {
+		ls = st.(*arch.ConvScan)
 	}
-	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
+	x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
+	if blk.MLP == nil {
+		return x
+	}
+	return tp.Add(x, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
 }
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (H) constant of −1.
 // With a layer state, the conv and the SSD start from it and advance it.
-func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *layerState) *nn.Tensor {
+func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.ConvScan) *nn.Tensor {
 	E, H, P, G, N := mx.E, mx.H, mx.P, mx.G, mx.N
 	K := E + 2*G*N
 	zxbcdt := mx.InProj.Forward(tp, h) // (B·L, 2E + 2G·N + H)
@@ -305,28 +341,27 @@ func (mx *Mixer) gatedNorm(tp *nn.Tape, y *nn.Tensor) *nn.Tensor {
 	return tp.Concat(parts...)
 }
 
-// Params lists the weights with mamba_ssm's module names (without its
-// "backbone." prefix): embed, layers.i.{norm, mixer.*}, norm_f, lm_head. A
-// tied LM head is not listed separately (it is embed.weight). Weight decay
-// applies to the projection and conv weights only; A_log, D, dt_bias, the
-// conv bias, norms and embeddings take none (mamba_ssm marks A_log, D and
-// dt_bias _no_weight_decay).
-func (m *Model) Params() []nn.Param {
-	ps := m.Embed.Params("embed")
-	for i, blk := range m.Blocks {
-		p := "layers." + strconv.Itoa(i)
-		ps = append(ps, blk.Norm.Params(p+".norm")...)
-		mx, q := blk.Mixer, p+".mixer"
-		ps = append(ps, mx.InProj.Params(q+".in_proj")...)
-		ps = append(ps, nn.Param{Name: q + ".conv1d.weight", T: mx.ConvW, Decay: true},
-			nn.Param{Name: q + ".conv1d.bias", T: mx.ConvB},
-			nn.Param{Name: q + ".dt_bias", T: mx.DtBias},
-			nn.Param{Name: q + ".A_log", T: mx.ALog},
-			nn.Param{Name: q + ".D", T: mx.D},
-			nn.Param{Name: q + ".norm.weight", T: mx.NormW})
-		ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
+// Params lists the layer's weights with mamba_ssm's module names without
+// its "backbone." prefix: layers.i.{norm, mixer.*} (the trunk adds embed,
+// norm_f and lm_head). Weight decay applies to the projection and conv
+// weights only; A_log, D, dt_bias, the conv bias and the norms take none
+// (mamba_ssm marks A_log, D and dt_bias _no_weight_decay).
+func (blk *Block) Params(layer int) []nn.Param {
+	p := arch.LayerPrefix(layer)
+	ps := blk.Norm.Params(p + ".norm")
+	mx, q := blk.Mixer, p+".mixer"
+	ps = append(ps, mx.InProj.Params(q+".in_proj")...)
+	ps = append(ps, nn.Param{Name: q + ".conv1d.weight", T: mx.ConvW, Decay: true},
+		nn.Param{Name: q + ".conv1d.bias", T: mx.ConvB},
+		nn.Param{Name: q + ".dt_bias", T: mx.DtBias},
+		nn.Param{Name: q + ".A_log", T: mx.ALog},
+		nn.Param{Name: q + ".D", T: mx.D},
+		nn.Param{Name: q + ".norm.weight", T: mx.NormW})
+	ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
+	if blk.MLP != nil {
+		ps = append(ps, blk.Norm2.Params(p+".norm2")...)
+		ps = append(ps, blk.MLP.Params(p+".mlp")...)
 	}
-	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
 	return ps
 }
 
@@ -341,14 +376,15 @@ func (m *Model) Params() []nn.Param {
 //	+ 4·H·P·N                       chunk states and state → output
 //	+ 2·H·P·N·chunks/L              the inter-chunk recurrence
 //	+ 2·E                           the D skip
+//	+ 6·h·d                         the GatedMLP (h = d_intermediate)
 //
-// per layer, plus 2·d·V for the LM head. q is the mean number of earlier
+// per layer (the trunk adds 2·d·V for the LM head). q is the mean number of earlier
 // steps (itself included) a step sees inside its chunk: Σ_c n_c(n_c+1)/2 / L
 // over the chunks of n_c steps, (chunk_size+1)/2 when L is a multiple of
 // chunk_size. Embedding lookups, norms, the gate, softplus, exp, SiLU,
 // biases and residual adds are not counted.
-func (m *Model) FLOPsPerToken(L int) float64 {
-	c := &m.cfg
+func (blk *Block) FLOPsPerToken(L int) float64 {
+	c := blk.cfg
 	d, E, H, P := float64(c.DModel), float64(c.inner()), float64(c.nHeads()), float64(c.HeadDim)
 	G, N, W, K := float64(c.NGroups), float64(c.DState), float64(c.DConv), float64(c.convDim())
 	q, chunks := 0.0, 0.0
@@ -362,47 +398,12 @@ func (m *Model) FLOPsPerToken(L int) float64 {
 		q = float64(pairs) / float64(L)
 		chunks /= float64(L)
 	}
-	layer := 2*(d*(2*E+2*G*N+H)+E*d) + 2*K*W + 2*q*(G*N+H*P) + 4*H*P*N + 2*H*P*N*chunks + 2*E
-	return float64(c.NLayers)*layer + 2*d*float64(m.vocab)
+	return 2*(d*(2*E+2*G*N+H)+E*d) + 2*K*W + 2*q*(G*N+H*P) + 4*H*P*N + 2*H*P*N*chunks + 2*E + 6*float64(c.DIntermediate)*d
 }
 
-// The step-mode state is arch.ConvScanState: per layer the conv's last
-// W−1 inputs and the scan's state.
-type (
-	layerState = arch.ConvScan
-	state      = arch.ConvScanState
-)
-
-// NewState returns zero states for B sequences.
-func (m *Model) NewState(B int) arch.State {
-	c := &m.cfg
-	K, W, HPN := c.convDim(), c.DConv, c.nHeads()*c.HeadDim*c.DState
-	s := &state{Backend: m.be, B: B, Layers: make([]layerState, len(m.Blocks))}
-	for i := range s.Layers {
-		if W > 1 {
-			s.Layers[i].Conv = m.be.Alloc(B * K * (W - 1))
-		}
-		s.Layers[i].SSM = m.be.Alloc(B * HPN)
-	}
-	return s
-}
-
-// Step consumes the next T tokens of each sequence (ids (B·T), batch-major)
-// and returns their logits (B·T, V), equal to the rows Forward gives for
-// them on the whole sequence. It is for inference: the states are advanced
-// outside the tape, and a recording tape is refused rather than given
-// partial gradients.
-func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tensor {
-	s, ok := st.(*state)
-	switch {
-	case !ok:
-		panic(fmt.Sprintf("mamba2: Step with a %T state", st))
-	case tp.Recording():
-		panic("mamba2: Step is inference-only; use a tape with record=false")
-	case s.Layers == nil || (len(s.Layers) > 0 && s.Layers[0].SSM == nil):
-		panic("mamba2: Step on a freed state")
-	case B != s.B || len(ids) != B*T:
-		panic(fmt.Sprintf("mamba2: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))
-	}
-	return m.run(tp, ids, B, T, s)
+// NewState returns the layer's zero state for B sequences: the conv's last
+// W−1 inputs (B, K, W−1) and the SSD's (B, H, P, N).
+func (blk *Block) NewState(B int) arch.LayerState {
+	c := blk.cfg
+	return arch.NewConvScan(blk.be, B*c.convDim()*(c.DConv-1), B*c.nHeads()*c.HeadDim*c.DState)
 }

@@ -99,8 +99,10 @@ func refForward(b nn.Backend, m *mamba2.Model, ids []int32, B, L int) []float64 
 		for i := range x {
 			x[i] += out[i]
 		}
+		archtest.RefAddMLP(b, x, d, blk.Norm2, blk.MLP)
 	}
-	x = rms(x, d, read(m.NormF.W), m.NormF.Eps)
+	normF := m.NormF.(*nn.RMSNorm)
+	x = rms(x, d, read(normF.W), normF.Eps)
 	head := emb
 	if m.Head != nil {
 		head = read(m.Head.W)

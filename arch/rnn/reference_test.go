@@ -28,7 +28,7 @@ func refForward(b nn.Backend, m *rnn.Model, c *rnn.Config, vocab int, ids []int3
 	sig := func(v float64) float64 { return 1 / (1 + math.Exp(-v)) }
 	emb := read(m.Embed.W)
 	x := archtest.RefEmbed(emb, ids, d)
-	for _, l := range m.Layers {
+	for _, l := range m.Blocks {
 		wih, whh, bih, bhh := read(l.WeightIH), read(l.WeightHH), read(l.BiasIH), read(l.BiasHH)
 		G := 4
 		if l.GRU {

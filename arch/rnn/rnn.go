@@ -5,7 +5,6 @@
 package rnn
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 
@@ -120,20 +119,9 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 	return build(c, env), nil
 }
 
-var _ arch.Stepper = (*Model)(nil)
-
-// Model is the built stacked RNN. Fields are exported so tests and tools
-// can reach individual layers; Params is the supported way to enumerate
-// weights.
-type Model struct {
-	be     nn.Backend
-	cfg    Config
-	vocab  int
-	Embed  *nn.Embedding
-	Layers []*Layer
-	NormF  nn.Layer   // nil for norm none
-	Head   *nn.Linear // nil when tied: the logits then use Embed.W
-}
+// Model is the built stacked RNN: the shared trunk (embedding, final norm
+// or none, tied or untied head) around RNN layers.
+type Model = arch.LM[*Layer]
 
 // Layer is one torch RNN layer, weights as torch lays them out:
 // WeightIH (G·d, d), WeightHH (G·d, d), BiasIH, BiasHH (G·d) or nil, rows in
@@ -141,6 +129,8 @@ type Model struct {
 type Layer struct {
 	GRU                                bool
 	WeightIH, WeightHH, BiasIH, BiasHH *nn.Tensor
+	d                                  int
+	be                                 nn.Backend
 }
 
 // build allocates the layers with torch's initializations: RNN weights and
@@ -149,98 +139,86 @@ type Layer struct {
 // torch.nn.Linear, norms at 1 (and 0).
 func build(c *Config, env arch.Env) *Model {
 	be, rng, d, G := env.Backend, env.RNG, c.DModel, c.gates()
-	m := &Model{be: be, cfg: *c, vocab: env.Vocab}
-	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
 	bound := 1 / math.Sqrt(float64(d))
 	param := func(shape ...int) *nn.Tensor {
 		t := nn.NewParam(be, shape...)
 		nn.Uniform(be, t, -bound, bound, rng)
 		return t
 	}
-	for range c.NLayers {
-		l := &Layer{GRU: c.Arch == "gru", WeightIH: param(G*d, d), WeightHH: param(G*d, d)}
-		if c.Bias {
-			l.BiasIH, l.BiasHH = param(G*d), param(G*d)
-		}
-		m.Layers = append(m.Layers, l)
-	}
+	var norm func() nn.Layer
 	if c.Norm != "none" {
-		m.NormF = nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias)
+		norm = func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
 	}
-	if !c.TieEmbeddings {
-		m.Head = nn.NewLinear(be, d, env.Vocab, false, rng)
-	}
-	return m
+	return arch.NewLM(env, arch.Trunk[*Layer]{Name: c.Arch, DModel: d, NLayers: c.NLayers, Norm: norm,
+		Tie: c.TieEmbeddings, NewBlock: func(int) *Layer {
+			l := &Layer{GRU: c.Arch == "gru", WeightIH: param(G*d, d), WeightHH: param(G*d, d), d: d, be: be}
+			if c.Bias {
+				l.BiasIH, l.BiasHH = param(G*d), param(G*d)
+			}
+			return l
+		}})
 }
 
-// Forward returns logits (B·L, V) for ids (B·L), batch-major.
-func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
-	if len(ids) != B*L {
-		panic(fmt.Sprintf("%s: %d ids for B=%d, L=%d", m.cfg.Arch, len(ids), B, L))
-	}
-	d := m.cfg.DModel
-	x := tp.Reshape(m.Embed.Forward(tp, ids), B, L, d)
-	for _, l := range m.Layers {
-		x = l.forward(tp, x, nil)
-	}
-	return arch.Logits(tp, tp.Reshape(x, B*L, d), m.NormF, m.Head, m.Embed)
-}
-
-// forward maps x (B, L, d) to every hidden state (B, L, d). In step mode s
-// is the layer's carried state: the layer starts from it and leaves its
-// final state there.
-func (l *Layer) forward(tp *nn.Tape, x *nn.Tensor, s *layerState) *nn.Tensor {
-	in := nn.RNNInputs{X: x, Wih: l.WeightIH, Whh: l.WeightHH, Bih: l.BiasIH, Bhh: l.BiasHH}
-	if s != nil {
+// Forward maps x (B·L, d) to every hidden state (B·L, d). In step mode st
+// is the layer's *layerState: the layer starts from it and leaves its final
+// state there.
+func (l *Layer) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerState) *nn.Tensor {
+	in := nn.RNNInputs{X: tp.Reshape(x, B, L, l.d), Wih: l.WeightIH, Whh: l.WeightHH, Bih: l.BiasIH, Bhh: l.BiasHH}
+	if st != nil {
+		s := st.(*layerState)
 		in.H0, in.C0, in.HT, in.CT = s.h[0], s.c[0], s.h[1], s.c[1]
 		defer s.swap()
 	}
+	var y *nn.Tensor
 	if l.GRU {
-		return tp.GRU(in)
+		y = tp.GRU(in)
+	} else {
+		y = tp.LSTM(in)
 	}
-	return tp.LSTM(in)
+	return tp.Reshape(y, B*L, l.d)
 }
 
-// Params lists the weights with torch-like names: embed.weight, then
+// Params lists the layer's weights with torch-like names:
 // layers.weight_ih_l{k}, layers.weight_hh_l{k}, layers.bias_ih_l{k},
 // layers.bias_hh_l{k} (torch.nn.LSTM/GRU's state_dict under a module named
-// "layers"), norm_f.*, lm_head.weight. A tied LM head is not listed
-// separately. RNN weight matrices and the head decay; biases, the
-// embedding and the norm do not.
-func (m *Model) Params() []nn.Param {
-	ps := m.Embed.Params("embed")
-	for k, l := range m.Layers {
-		s := "_l" + strconv.Itoa(k)
+// "layers"; the trunk adds embed, norm_f and lm_head). RNN weight matrices
+// decay; biases do not.
+func (l *Layer) Params(layer int) []nn.Param {
+	s := "_l" + strconv.Itoa(layer)
+	ps := []nn.Param{
+		{Name: "layers.weight_ih" + s, T: l.WeightIH, Decay: true},
+		{Name: "layers.weight_hh" + s, T: l.WeightHH, Decay: true}}
+	if l.BiasIH != nil {
 		ps = append(ps,
-			nn.Param{Name: "layers.weight_ih" + s, T: l.WeightIH, Decay: true},
-			nn.Param{Name: "layers.weight_hh" + s, T: l.WeightHH, Decay: true})
-		if l.BiasIH != nil {
-			ps = append(ps,
-				nn.Param{Name: "layers.bias_ih" + s, T: l.BiasIH},
-				nn.Param{Name: "layers.bias_hh" + s, T: l.BiasHH})
-		}
+			nn.Param{Name: "layers.bias_ih" + s, T: l.BiasIH},
+			nn.Param{Name: "layers.bias_hh" + s, T: l.BiasHH})
 	}
-	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
 	return ps
 }
 
 // FLOPsPerToken counts a multiply-add as 2 FLOPs:
 //
-//	2·n_layers·G·d·(d + d)   the input and hidden projections of every layer
-//	+ 2·d·V                  the LM head, tied or not
+//	2·G·d·(d + d)   the input and hidden projections
 //
-// with G = 4 (LSTM) or 3 (GRU). It does not depend on L: a recurrence costs
-// the same per token at any length. Embedding lookups, gate
-// nonlinearities, the cell update, biases and the norm are not counted.
-func (m *Model) FLOPsPerToken(L int) float64 {
-	d, G, n := float64(m.cfg.DModel), float64(m.cfg.gates()), float64(m.cfg.NLayers)
-	return 2*n*G*d*2*d + 2*d*float64(m.vocab)
+// per layer (the trunk adds 2·d·V for the LM head, tied or not), with G = 4
+// (LSTM) or 3 (GRU). It does not depend on L: a recurrence costs the same
+// per token at any length. Gate nonlinearities, the cell update, biases and
+// the norm are not counted.
+func (l *Layer) FLOPsPerToken(int) float64 {
+	G := 4.0
+	if l.GRU {
+		G = 3
+	}
+	d := float64(l.d)
+	return 2 * G * d * 2 * d
 }
 
 // layerState is one layer's carried state: h (and the LSTM's c), each
 // double-buffered so that the op never reads and writes the same buffer
-// (index 0 is the current state, 1 receives the next).
+// (index 0 is the current state, 1 receives the next). It does not grow
+// with the tokens consumed.
 type layerState struct {
+	be   nn.Backend
 	h, c [2]nn.Buffer // c nil for the GRU
 }
 
@@ -249,74 +227,24 @@ func (s *layerState) swap() {
 	s.c[0], s.c[1] = s.c[1], s.c[0]
 }
 
-// state is the step-mode state of the whole stack.
-type state struct {
-	be     nn.Backend
-	B, d   int
-	gru    bool
-	layers []layerState // nil after Free: the next Step starts from zeros
+func (s *layerState) Free() {
+	nn.FreeBuffers(s.be, append(s.h[:], s.c[:]...)...)
+	s.h, s.c = [2]nn.Buffer{}, [2]nn.Buffer{}
 }
 
-// alloc gives every layer zero states.
-func (s *state) alloc(n int) {
-	s.layers = make([]layerState, n)
-	for i := range s.layers {
-		for j := range 2 {
-			s.layers[i].h[j] = s.be.Alloc(s.B * s.d)
-			if !s.gru {
-				s.layers[i].c[j] = s.be.Alloc(s.B * s.d)
-			}
+// Bytes is two buffers (B, d) for h (and two for c), the double buffering
+// included.
+func (s *layerState) Bytes() int64 { return nn.BufferBytes(s.be, append(s.h[:], s.c[:]...)...) }
+
+// NewState returns the layer's zero states (h, and c for the LSTM) for B
+// sequences.
+func (l *Layer) NewState(B int) arch.LayerState {
+	s := &layerState{be: l.be}
+	for j := range 2 {
+		s.h[j] = l.be.Alloc(B * l.d)
+		if !l.GRU {
+			s.c[j] = l.be.Alloc(B * l.d)
 		}
 	}
-}
-
-func (s *state) Free() {
-	for _, l := range s.layers {
-		nn.FreeBuffers(s.be, append(l.h[:], l.c[:]...)...)
-	}
-	s.layers = nil
-}
-
-// Bytes is what the state holds in device memory: two buffers (B, d) for h
-// (and two for c) per layer, the double buffering included. It does not
-// grow with the tokens consumed.
-func (s *state) Bytes() int64 {
-	per := int64(2)
-	if !s.gru {
-		per = 4
-	}
-	return int64(len(s.layers)) * per * int64(s.B*s.d) * nn.ElemBytes(s.be)
-}
-
-// NewState returns zero states (h, and c for the LSTM) for B sequences.
-func (m *Model) NewState(B int) arch.State {
-	s := &state{be: m.be, B: B, d: m.cfg.DModel, gru: m.cfg.Arch == "gru"}
-	s.alloc(len(m.Layers))
 	return s
-}
-
-// Step consumes the next T tokens of each sequence (ids (B·T),
-// batch-major) and returns their logits (B·T, V), equal to the rows Forward
-// gives for them on the whole sequence. It is for inference: the carried
-// state is outside the tape, and a recording tape is refused rather than
-// given partial gradients.
-func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tensor {
-	s, ok := st.(*state)
-	switch {
-	case !ok:
-		panic(fmt.Sprintf("%s: Step with a %T state", m.cfg.Arch, st))
-	case tp.Recording():
-		panic(m.cfg.Arch + ": Step is inference-only; use a tape with record=false")
-	case B != s.B || len(ids) != B*T:
-		panic(fmt.Sprintf("%s: Step with %d ids for B=%d, T=%d on a state for B=%d", m.cfg.Arch, len(ids), B, T, s.B))
-	}
-	if s.layers == nil {
-		s.alloc(len(m.Layers))
-	}
-	d := m.cfg.DModel
-	x := tp.Reshape(m.Embed.Forward(tp, ids), B, T, d)
-	for i, l := range m.Layers {
-		x = l.forward(tp, x, &s.layers[i])
-	}
-	return arch.Logits(tp, tp.Reshape(x, B*T, d), m.NormF, m.Head, m.Embed)
 }

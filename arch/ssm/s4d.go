@@ -39,6 +39,12 @@ type Config struct {
 	DtMax         float64 `yaml:"dt_max"`
 	NormEps       float64 `yaml:"norm_eps"`
 	TieEmbeddings bool    `yaml:"tie_embeddings"`
+	// KernelLR, when > 0, puts the kernel's log_dt, log_A_real and A_imag in
+	// an optimizer group of their own with peak lr min(kernel_lr, lr) and
+	// no weight decay: the S4 repository's convention is 0.001. 0 (the
+	// default) trains them with the rest.
+	// (omitempty keeps it out of resolved configs, and so run ids, at 0).
+	KernelLR float64 `yaml:"kernel_lr,omitempty"`
 }
 
 // DefaultConfig holds the defaults a model block starts from: the S4D
@@ -68,6 +74,9 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return err
 		}
+	}
+	if c.KernelLR < 0 || math.IsNaN(c.KernelLR) || math.IsInf(c.KernelLR, 0) {
+		return arch.FieldError("kernel_lr", c.KernelLR, "must be finite and ≥ 0 (0: the run's lr)")
 	}
 	if c.DState < 2 || c.DState%2 != 0 {
 		return arch.FieldError("d_state", c.DState, "must be even and ≥ 2: d_state/2 complex modes, conjugates implied")
@@ -124,24 +133,17 @@ func (c *Config) Build(env arch.Env) (arch.Model, error) {
 	return build(c, env), nil
 }
 
-var _ arch.Stepper = (*Model)(nil)
-
 // Model is the built s4d language model: embedding → n_layers pre-norm
 // residual S4D blocks → final norm → LM head.
-type Model struct {
-	be     nn.Backend
-	cfg    Config
-	vocab  int
-	Embed  *nn.Embedding
-	Blocks []*Block
-	NormF  nn.Layer
-	Head   *nn.Linear // nil when tied: the logits then use Embed.W
-}
+type Model = arch.LM[*Block]
 
 // Block is x += S4D(norm(x)).
 type Block struct {
 	Norm nn.Layer
 	SSM  *S4D
+	be   nn.Backend
+	// kernel is the optimizer group of log_dt and A (nil: none).
+	kernel *nn.ParamGroup
 }
 
 // S4D is the layer of the reference's S4D module over H = d_model
@@ -171,33 +173,30 @@ type S4D struct {
 func build(c *Config, env arch.Env) *Model {
 	be, rng, d := env.Backend, env.RNG, c.DModel
 	H, N2 := d, c.DState/2
-	m := &Model{be: be, cfg: *c, vocab: env.Vocab}
-	m.Embed = nn.NewEmbedding(be, env.Vocab, d, rng)
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) }
 	minus := make([]float64, H*N2)
 	for i := range minus {
 		minus[i] = -1
 	}
 	minusOne := nn.NewConst(be, minus, H, N2)
-	for range c.NLayers {
-		s := &S4D{H: H, N2: N2, LogDt: nn.NewParam(be, H), LogAReal: nn.NewParam(be, H, N2),
-			AImag: nn.NewParam(be, H, N2), C: nn.NewParam(be, H, N2, 2), D: nn.NewParam(be, H),
-			GLU: c.Output == "glu", minusOne: minusOne}
-		nn.Uniform(be, s.LogDt, math.Log(c.DtMin), math.Log(c.DtMax), rng)
-		logARe, aIm := initA(c.Init, H, N2)
-		be.Write(s.LogAReal.Data, logARe)
-		be.Write(s.AImag.Data, aIm)
-		nn.Normal(be, s.C, math.Sqrt(0.5), rng)
-		nn.Normal(be, s.D, 1, rng)
-		s.Out = nn.NewLinear(be, H, c.outWidth(), true, rng)
-		m.Blocks = append(m.Blocks, &Block{Norm: norm(), SSM: s})
+	var kernel *nn.ParamGroup
+	if c.KernelLR > 0 {
+		kernel = &nn.ParamGroup{Name: "s4d.kernel", MaxLR: c.KernelLR, NoDecay: true}
 	}
-	m.NormF = norm()
-	if !c.TieEmbeddings {
-		m.Head = nn.NewLinear(be, d, env.Vocab, false, rng)
-		nn.Normal(be, m.Head.W, 0.02, rng)
-	}
-	return m
+	return arch.NewLM(env, arch.Trunk[*Block]{Name: "s4d", DModel: d, NLayers: c.NLayers, Norm: norm,
+		Tie: c.TieEmbeddings, HeadStd: 0.02, NewBlock: func(int) *Block {
+			s := &S4D{H: H, N2: N2, LogDt: nn.NewParam(be, H), LogAReal: nn.NewParam(be, H, N2),
+				AImag: nn.NewParam(be, H, N2), C: nn.NewParam(be, H, N2, 2), D: nn.NewParam(be, H),
+				GLU: c.Output == "glu", minusOne: minusOne}
+			nn.Uniform(be, s.LogDt, math.Log(c.DtMin), math.Log(c.DtMax), rng)
+			logARe, aIm := initA(c.Init, H, N2)
+			be.Write(s.LogAReal.Data, logARe)
+			be.Write(s.AImag.Data, aIm)
+			nn.Normal(be, s.C, math.Sqrt(0.5), rng)
+			nn.Normal(be, s.D, 1, rng)
+			s.Out = nn.NewLinear(be, H, c.outWidth(), true, rng)
+			return &Block{Norm: norm(), SSM: s, be: be, kernel: kernel}
+		}})
 }
 
 // initA returns log(−A_re) and A_im (H, N2) of the named init, n = 0..N2−1
@@ -225,22 +224,14 @@ func initA(init string, H, N2 int) (logARe, aIm []float64) {
 	return logARe, aIm
 }
 
-// Forward returns logits (B·L, V) for ids (B·L), batch-major.
-func (m *Model) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
-	if len(ids) != B*L {
-		panic(fmt.Sprintf("s4d: %d ids for B=%d, L=%d", len(ids), B, L))
+// Forward maps x (B·L, d); st is the layer's *state, the modes' complex
+// states (B, H, N2, 2), in step mode, nil in parallel mode.
+func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerState) *nn.Tensor {
+	var buf nn.Buffer
+	if st != nil {
+		buf = st.(*state).buf
 	}
-	x := m.Embed.Forward(tp, ids)
-	for _, blk := range m.Blocks {
-		x = blk.Forward(tp, x, B, L, nil)
-	}
-	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
-}
-
-// Forward maps x (B·L, d); state is the layer's (B, H, N2, 2) recurrent
-// state in step mode, nil in parallel mode.
-func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L int, state nn.Buffer) *nn.Tensor {
-	return tp.Add(x, blk.SSM.Forward(tp, blk.Norm.Forward(tp, x), B, L, state))
+	return tp.Add(x, blk.SSM.Forward(tp, blk.Norm.Forward(tp, x), B, L, buf))
 }
 
 // Forward maps x (B·L, H) to (B·L, H). With a state it runs the recurrence
@@ -270,58 +261,53 @@ func (s *S4D) Forward(tp *nn.Tape, x *nn.Tensor, B, L int, state nn.Buffer) *nn.
 	return tp.Mul(tp.Slice(z, 0, s.H), tp.Act(nn.Sigmoid, tp.Slice(z, s.H, s.H)))
 }
 
-// Params lists the weights: embed, layers.i.{norm, s4d.D,
-// s4d.kernel.{log_dt, log_A_real, A_imag, C}, s4d.output_linear}, norm_f,
-// lm_head (untied only). Only the Linear weights decay: the SSM parameters
-// (log_dt, A, C, D), norms and embeddings do not. The reference exempts
-// log_dt and A (and gives them lr 1e-3); it leaves C and D to the global
-// setting, here they are exempt too: C scales the kernel as a norm's
-// weight scales its output, and D is a per-channel vector like a bias.
-func (m *Model) Params() []nn.Param {
-	ps := m.Embed.Params("embed")
-	for i, blk := range m.Blocks {
-		p := "layers." + strconv.Itoa(i)
-		ps = append(ps, blk.Norm.Params(p+".norm")...)
-		s := blk.SSM
-		ps = append(ps,
-			nn.Param{Name: p + ".s4d.D", T: s.D},
-			nn.Param{Name: p + ".s4d.kernel.log_dt", T: s.LogDt},
-			nn.Param{Name: p + ".s4d.kernel.log_A_real", T: s.LogAReal},
-			nn.Param{Name: p + ".s4d.kernel.A_imag", T: s.AImag},
-			nn.Param{Name: p + ".s4d.kernel.C", T: s.C})
-		ps = append(ps, s.Out.Params(p+".s4d.output_linear")...)
-	}
-	ps = append(ps, arch.HeadParams(m.NormF, m.Head)...)
-	return ps
+// Params lists the layer's weights: layers.i.{norm, s4d.D,
+// s4d.kernel.{log_dt, log_A_real, A_imag, C}, s4d.output_linear} (the trunk
+// adds embed, norm_f and lm_head). Under the default decay policy
+// (weight_decay_on: matrices) only the Linear weights decay: the SSM
+// parameters (log_dt, A, C, D) and norms do not (C scales the kernel as a
+// norm's weight scales its output, D is a per-channel vector like a bias).
+// The reference exempts log_dt and A (with lr 1e-3) and decays the rest,
+// C and D included: kernel_lr 0.001 with weight_decay_on: all.
+func (blk *Block) Params(layer int) []nn.Param {
+	p := arch.LayerPrefix(layer)
+	ps := blk.Norm.Params(p + ".norm")
+	s := blk.SSM
+	ps = append(ps,
+		nn.Param{Name: p + ".s4d.D", T: s.D},
+		nn.Param{Name: p + ".s4d.kernel.log_dt", T: s.LogDt, Group: blk.kernel},
+		nn.Param{Name: p + ".s4d.kernel.log_A_real", T: s.LogAReal, Group: blk.kernel},
+		nn.Param{Name: p + ".s4d.kernel.A_imag", T: s.AImag, Group: blk.kernel},
+		nn.Param{Name: p + ".s4d.kernel.C", T: s.C})
+	return append(ps, s.Out.Params(p+".s4d.output_linear")...)
 }
 
 // FLOPsPerToken counts a multiply-add as 2 FLOPs and charges each token
 // 1/L of what one length-L sequence costs:
 //
-//	2·(n_layers·w·d + d·V)          output linear (w = 2d GLU, d linear) and
-//	                                LM head, tied or not
-//	+ n_layers·d·(8·N/2             the kernel: one complex multiply-add per
+//	2·w·d                           output linear (w = 2d GLU, d linear)
+//	+ d·(8·N/2                      the kernel: one complex multiply-add per
 //	                                mode and position
 //	  + (3·2.5·n·log₂n + 3n)/L      three real FFTs of size n (u, K, inverse;
 //	                                2.5·n·log₂n each, half the complex
 //	                                5·n·log₂n) and the n/2 complex products
 //	  + 2)                          the D·u skip
 //
-// with n the FFT size (the smallest power of two ≥ 2L) and N = d_state.
-// The kernel and its FFT are counted once per sequence, as if the batch
-// were 1; a batch shares them, so the true cost per token is lower by up
-// to those terms. Embedding lookups, norms, GELU, GLU's sigmoid and the
-// residual adds are not counted.
-func (m *Model) FLOPsPerToken(L int) float64 {
-	c := &m.cfg
-	d, nl := float64(c.DModel), float64(c.NLayers)
-	total := 2 * (nl*float64(c.outWidth())*d + d*float64(m.vocab))
+// per layer (the trunk adds 2·d·V for the LM head), with n the FFT size
+// (the smallest power of two ≥ 2L) and N = d_state. The kernel and its FFT
+// are counted once per sequence, as if the batch were 1; a batch shares
+// them, so the true cost per token is lower by up to those terms. Norms,
+// GELU, GLU's sigmoid and the residual adds are not counted.
+func (blk *Block) FLOPsPerToken(L int) float64 {
+	s := blk.SSM
+	d, w := float64(s.H), float64(s.Out.W.Dim(0))
+	total := 2 * w * d
 	if L < 1 {
 		return total
 	}
 	n := float64(fftSize(L))
 	conv := (7.5*n*math.Log2(n) + 3*n) / float64(L)
-	return total + nl*d*(8*float64(c.DState/2)+conv+2)
+	return total + d*(8*float64(s.N2)+conv+2)
 }
 
 // fftSize is the FFT length the convolution uses for length L.
@@ -333,50 +319,22 @@ func fftSize(L int) int {
 	return n
 }
 
-// state is s4d's step-mode state: one (B, H, N2, 2) buffer per layer, the
-// modes' complex states. Its size does not grow with the tokens consumed.
+// state is one layer's step-mode state: the modes' complex states
+// (B, H, N2, 2). Its size does not grow with the tokens consumed.
 type state struct {
-	be     nn.Backend
-	B      int
-	layers []nn.Buffer
+	be  nn.Backend
+	buf nn.Buffer
 }
 
 func (s *state) Free() {
-	nn.FreeBuffers(s.be, s.layers...)
-	clear(s.layers)
+	nn.FreeBuffers(s.be, s.buf)
+	s.buf = nil
 }
 
-// Bytes is n_layers·B·d·d_state elements.
-func (s *state) Bytes() int64 { return nn.BufferBytes(s.be, s.layers...) }
+// Bytes is B·d·d_state elements.
+func (s *state) Bytes() int64 { return nn.BufferBytes(s.be, s.buf) }
 
-// NewState returns zero states for B sequences.
-func (m *Model) NewState(B int) arch.State {
-	s := &state{be: m.be, B: B}
-	for _, blk := range m.Blocks {
-		s.layers = append(s.layers, m.be.Alloc(B*blk.SSM.H*blk.SSM.N2*2))
-	}
-	return s
-}
-
-// Step consumes the next T tokens of each sequence (ids (B·T),
-// batch-major) through the recurrence and returns their logits (B·T, V),
-// equal to the rows Forward gives for them on the whole sequence. It is
-// inference only: a recording tape is refused.
-func (m *Model) Step(tp *nn.Tape, st arch.State, ids []int32, B, T int) *nn.Tensor {
-	s, ok := st.(*state)
-	switch {
-	case !ok:
-		panic(fmt.Sprintf("s4d: Step with a %T state", st))
-	case tp.Recording():
-		panic("s4d: Step is inference-only; use a tape with record=false")
-	case B != s.B || len(ids) != B*T:
-		panic(fmt.Sprintf("s4d: Step with %d ids for B=%d, T=%d on a state for B=%d", len(ids), B, T, s.B))
-	case s.layers[0] == nil:
-		panic("s4d: Step on a freed state")
-	}
-	x := m.Embed.Forward(tp, ids)
-	for i, blk := range m.Blocks {
-		x = blk.Forward(tp, x, B, T, s.layers[i])
-	}
-	return arch.Logits(tp, x, m.NormF, m.Head, m.Embed)
+// NewState returns the layer's zero state for B sequences.
+func (blk *Block) NewState(B int) arch.LayerState {
+	return &state{be: blk.be, buf: blk.be.Alloc(B * blk.SSM.H * blk.SSM.N2 * 2)}
 }

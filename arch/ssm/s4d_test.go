@@ -174,7 +174,7 @@ func TestStepMatchesForward(t *testing.T) {
 }
 
 func TestStepContract(t *testing.T) {
-	archtest.CheckStepContract(t, cpukernels.New[float64](), cases(tiny("lin", "glu", "layernorm", true))[0], archtest.FreedPanics)
+	archtest.CheckStepContract(t, cpukernels.New[float64](), cases(tiny("lin", "glu", "layernorm", true))[0], archtest.FreedRestarts)
 }
 
 // Predicting the second copy is a fixed lag of 3: a convolution an LTI
@@ -186,13 +186,13 @@ func TestLearnsToCopy(t *testing.T) {
 }
 
 func TestDecode(t *testing.T) {
-	cfg, err := archtest.Decode(t, "{arch: s4d, d_model: 32, n_layers: 3, d_state: 16, init: inv, output: linear, norm: rmsnorm, norm_eps: 1.0e-6, tie_embeddings: false, dt_min: 0.01, dt_max: 0.5}")
+	cfg, err := archtest.Decode(t, "{arch: s4d, d_model: 32, n_layers: 3, d_state: 16, init: inv, output: linear, norm: rmsnorm, norm_eps: 1.0e-6, tie_embeddings: false, dt_min: 0.01, dt_max: 0.5, kernel_lr: 0.001}")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := ssm.DefaultConfig()
 	want.DModel, want.NLayers, want.DState, want.Init, want.Output, want.Norm = 32, 3, 16, "inv", "linear", "rmsnorm"
-	want.NormEps, want.TieEmbeddings, want.DtMin, want.DtMax = 1e-6, false, 0.01, 0.5
+	want.NormEps, want.TieEmbeddings, want.DtMin, want.DtMax, want.KernelLR = 1e-6, false, 0.01, 0.5, 1e-3
 	if got := cfg.(*ssm.Config); *got != *want {
 		t.Errorf("decoded %+v, want %+v", *got, *want)
 	}
@@ -221,5 +221,37 @@ func TestDecodeErrors(t *testing.T) {
 		{Src: "{arch: s4d, dt_min: -1}", Want: []string{"dt_min", "-1"}},
 		{Src: "{arch: s4d, d_stat: 64}", Want: []string{"d_stat"}},
 		{Src: "{arch: s4d, d_state: 64.5}", Want: []string{"64.5"}},
+		{Src: "{arch: s4d, kernel_lr: -0.001}", Want: []string{"kernel_lr", "-0.001"}},
 	})
+}
+
+// kernel_lr puts log_dt, log_A_real and A_imag (only) in a group with that
+// peak lr and no weight decay, the S4 repository's optimizer setting; by
+// default (0) no parameter has a group.
+func TestKernelLRGroup(t *testing.T) {
+	b := cpukernels.New[float64]()
+	c := tiny("lin", "glu", "layernorm", false)
+	for _, p := range build(t, c, b, 5, 1).Params() {
+		if p.Group != nil {
+			t.Errorf("kernel_lr 0: %s has group %+v", p.Name, *p.Group)
+		}
+	}
+	c.KernelLR = 1e-3
+	n := 0
+	for _, p := range build(t, c, b, 5, 1).Params() {
+		kernel := strings.Contains(p.Name, ".kernel.log_dt") || strings.Contains(p.Name, ".kernel.log_A_real") ||
+			strings.Contains(p.Name, ".kernel.A_imag")
+		switch {
+		case kernel && (p.Group == nil || p.Group.MaxLR != 1e-3 || !p.Group.NoDecay):
+			t.Errorf("%s: group %+v, want MaxLR 0.001 without decay", p.Name, p.Group)
+		case !kernel && p.Group != nil:
+			t.Errorf("%s: group %+v, want none", p.Name, *p.Group)
+		}
+		if kernel {
+			n++
+		}
+	}
+	if n != 3*c.NLayers {
+		t.Errorf("%d kernel parameters, want %d", n, 3*c.NLayers)
+	}
 }

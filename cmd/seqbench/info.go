@@ -201,6 +201,8 @@ func cmdArchs(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n-layers", 2, "number of blocks")
 	vocab := fs.Int("vocab", 16, "vocabulary size")
 	seqLen := fs.Int("seq-len", 256, "sequence length L for FLOPs/token (and learned positions)")
+	only := fs.String("arch", "", "list only this architecture")
+	set := fs.String("set", "", "other model fields, key=value[,key=value...] (e.g. d_state=128,headdim=64)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -217,15 +219,33 @@ func cmdArchs(args []string, stdout, stderr io.Writer) error {
 			return usageError{fmt.Sprintf("%s %d is not allowed (must be in [1, %d])", f.name, f.v, f.limit)}
 		}
 	}
-	fmt.Fprintf(stdout, "%-12s %16s %16s   (d_model %d, n_layers %d, vocab %d, L %d; other fields at their defaults)\n",
-		"arch", "params", "fwd FLOPs/token", *d, *n, *vocab, *seqLen)
+	fields, err := parseSet(*set)
+	if err != nil {
+		return err
+	}
+	names := arch.Names()
+	if *only != "" {
+		if _, err := arch.Lookup(*only); err != nil {
+			return usageError{"--arch: " + err.Error()}
+		}
+		names = []string{*only}
+	}
+	other := "other fields at their defaults"
+	if *set != "" {
+		other = *set + "; " + other
+	}
+	fmt.Fprintf(stdout, "%-12s %16s %16s   (d_model %d, n_layers %d, vocab %d, L %d; %s)\n",
+		"arch", "params", "fwd FLOPs/token", *d, *n, *vocab, *seqLen, other)
 	var bad []string
 	unbuilt := false
-	for _, name := range arch.Names() {
+	for _, name := range names {
 		var node yaml.Node
-		block := fmt.Sprintf("{arch: %s, d_model: %d, n_layers: %d}", name, *d, *n)
-		if err := yaml.Load([]byte(block), &node); err != nil {
-			return err
+		block := fmt.Sprintf("{arch: %s, d_model: %d, n_layers: %d", name, *d, *n)
+		for _, f := range fields {
+			block += ", " + f
+		}
+		if err := yaml.Load([]byte(block+"}"), &node); err != nil {
+			return usageError{fmt.Sprintf("--set %q: %v", *set, err)}
 		}
 		cfg, err := arch.Decode(node.Content[0])
 		if err != nil {
@@ -248,10 +268,37 @@ func cmdArchs(args []string, stdout, stderr io.Writer) error {
 	if unbuilt {
 		fmt.Fprintf(stdout, "-: FLOPs/token of a model over %d parameters is not computed (it is counted on the built model)\n", archsBuildLimit)
 	}
-	if len(bad) > 0 {
+	// A --set field that some archs lack is their row's note when all archs
+	// are listed; otherwise an arch the flags do not fit is a usage error.
+	if len(bad) > 0 && (*set == "" || *only != "" || len(bad) == len(names)) {
 		return usageError{fmt.Sprintf("%s: not allowed at this size (see the rows above)", strings.Join(bad, ", "))}
 	}
 	return nil
+}
+
+// parseSet splits archs' --set into "key: value" entries of a YAML flow
+// mapping. Keys are field names; d_model and n_layers have their own flags.
+func parseSet(set string) ([]string, error) {
+	if set == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, kv := range strings.Split(set, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case !ok || k == "" || v == "":
+			return nil, usageError{fmt.Sprintf("--set %q: %q is not key=value", set, kv)}
+		case strings.Trim(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != "":
+			return nil, usageError{fmt.Sprintf("--set %q: %q is not a field name (lower case, digits, _)", set, k)}
+		case k == "arch" || k == "d_model" || k == "n_layers":
+			return nil, usageError{fmt.Sprintf("--set %q: %s has its own flag (--arch, --d-model, --n-layers)", set, k)}
+		case strings.ContainsAny(v, "{}[]:#"):
+			return nil, usageError{fmt.Sprintf("--set %q: value %q of %s must be a plain number, word or boolean", set, v, k)}
+		}
+		out = append(out, k+": "+v)
+	}
+	return out, nil
 }
 
 func newRNG(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }

@@ -14,7 +14,7 @@ import (
 // mad` experiment (run with `seqbench run` or `seqbench sweep run`) found
 // under DIR, per task and overall, for every model of the experiment.
 func cmdMad(args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: seqbench mad score DIR [--metric best_accuracy|final_accuracy] [--settings]"
+	const usage = "usage: seqbench mad score DIR [--metric best_accuracy|final_accuracy|selected_accuracy|selected_macro_accuracy] [--settings]"
 	if err := subcommandHelp(args, usage, stderr); err != nil {
 		return err
 	}
@@ -22,7 +22,7 @@ func cmdMad(args []string, stdout, stderr io.Writer) error {
 		return usageError{usage}
 	}
 	fs := flag.NewFlagSet("mad score", flag.ContinueOnError)
-	metric := fs.String("metric", string(mad.BestAccuracy), "what a run is scored by: best_accuracy (best evaluation) or final_accuracy (last evaluation)")
+	metric := fs.String("metric", string(mad.BestAccuracy), "what a run is scored by: best_accuracy (best evaluation), final_accuracy (last evaluation), selected_accuracy or selected_macro_accuracy (at the evaluation train.select chose; MAD's protocol is selected_macro_accuracy with select: loss)")
 	settings := fs.Bool("settings", false, "also list every setting's score, its best grid point and its runs")
 	pos, err := parseFlags(fs, args[1:], stderr)
 	if err != nil {
