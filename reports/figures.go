@@ -67,7 +67,11 @@ func (ep *expPlots) figures() []*figure {
 	figs = append(figs, ep.learningCurves()...)
 	figs = append(figs, ep.sweeps()...)
 	figs = append(figs, ep.extrapolation()...)
-	figs = append(figs, ep.scaling()...)
+	if ep.isScalingStudy() {
+		figs = append(figs, ep.scalingStudy()...)
+	} else {
+		figs = append(figs, ep.scaling()...)
+	}
 	return figs
 }
 
