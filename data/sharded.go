@@ -221,6 +221,11 @@ func (w *shardWriter) seal() error {
 	if _, err := w.f.WriteAt(header, 0); err != nil {
 		return err
 	}
+	// CreateTemp makes the file private; a corpus is for everyone (umask
+	// permitting), like any file the tools write.
+	if err := w.f.Chmod(0o644); err != nil {
+		return err
+	}
 	if err := w.f.Close(); err != nil {
 		return err
 	}

@@ -152,3 +152,7 @@ func init() {
 		New:  func() Config { return &LMConfig{Name: "lm", SeqLen: 256} },
 	})
 }
+
+// TokensPerSequence is seq_len: every position of a sequence is a scored
+// target, so a token budget converts to steps by it.
+func (c *LMConfig) TokensPerSequence() int { return c.SeqLen }
