@@ -24,7 +24,6 @@ type scalingArch struct {
 	fitC, fitN    ScalingFit
 	errC, errN    error
 	style         style
-	allParams     []float64
 }
 
 // studyKeys are the task settings each of which makes a separate study;
