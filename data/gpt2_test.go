@@ -185,3 +185,29 @@ func TestPrepareShardsErrors(t *testing.T) {
 		}
 	}
 }
+
+// failOn is an encoder that fails on a document holding "bad".
+type failOn struct{ g *GPT2 }
+
+func (f failOn) Encode(doc []byte) ([]uint16, error) {
+	if strings.Contains(string(doc), "bad") {
+		return nil, fmt.Errorf("cannot encode")
+	}
+	return f.g.Encode(doc)
+}
+
+// A preparation that fails part-way leaves no shard behind, not even the
+// ones it had completed.
+func TestPrepareShardsFailureLeavesNothing(t *testing.T) {
+	text := writeCorpus(t, 6)
+	os.WriteFile(filepath.Join(text, "zz.txt"), []byte("a bad document"), 0o644)
+	out := t.TempDir()
+	_, err := PrepareShards(ShardOptions{Paths: []string{text}, Out: filepath.Join(out, "c.bin"), ValFraction: 0.1,
+		ShardTokens: 20, Workers: 2, NewEncoder: func() Encoder { return failOn{NewGPT2()} }})
+	if err == nil || !strings.Contains(err.Error(), "zz.txt: cannot encode") {
+		t.Fatalf("error %v", err)
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}

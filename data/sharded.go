@@ -78,8 +78,13 @@ func PrepareShards(o ShardOptions) (ShardsPrepared, error) {
 	}
 	train := &shardWriter{base: base + "_train", max: int64(o.ShardTokens)}
 	val := &shardWriter{base: base + "_val", max: int64(o.ShardTokens)}
-	defer train.abort()
-	defer val.abort()
+	complete := false
+	defer func() {
+		if !complete { // no partial corpus under a complete one's names
+			train.discard()
+			val.discard()
+		}
+	}()
 
 	type result struct {
 		tokens []uint16
@@ -157,6 +162,7 @@ func PrepareShards(o ShardOptions) (ShardsPrepared, error) {
 			return ShardsPrepared{}, err
 		}
 	}
+	complete = true
 	p.TrainShards, p.ValShards = len(train.written), len(val.written)
 	p.TrainTokens, p.ValTokens = train.total, val.total
 	return p, nil
@@ -258,13 +264,18 @@ func (w *shardWriter) close() error {
 	return nil
 }
 
-// abort removes a shard left open by an error.
-func (w *shardWriter) abort() {
+// discard removes what an unfinished preparation wrote: the open shard
+// and the sealed ones.
+func (w *shardWriter) discard() {
 	if w.f != nil {
 		w.f.Close()
 		os.Remove(w.f.Name())
 		w.f = nil
 	}
+	for _, p := range w.written {
+		os.Remove(p)
+	}
+	w.written = nil
 }
 
 // progress prints "files, MB, tokens, MB/s" about once a second.

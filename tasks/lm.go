@@ -135,6 +135,15 @@ func (t *lmTask) Decode(b Batch, i int) string {
 		return fmt.Sprintf("(no sequence %d in a batch of %d)", i, b.B)
 	}
 	seq := b.Inputs[i*b.L : (i+1)*b.L]
+	if !t.bytes && t.vocab == data.GPT2Vocab {
+		ids := make([]uint16, len(seq))
+		for j, tok := range seq {
+			ids[j] = uint16(tok)
+		}
+		if s, err := data.NewGPT2().Decode(ids); err == nil {
+			return fmt.Sprintf("GPT-2 text: %q", s)
+		}
+	}
 	if !t.bytes {
 		return fmt.Sprint("tokens: ", seq)
 	}

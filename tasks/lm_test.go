@@ -43,6 +43,11 @@ func TestLMStreamsShards(t *testing.T) {
 	if _, ok := task.(LossMetrics).LossMetrics(1)["perplexity"]; !ok {
 		t.Error("GPT-2 tokens report no perplexity")
 	}
+	// A vocabulary of 50257 is GPT-2's: sequences show as text.
+	ev := task.Batch(Eval, 1, 0, 1)
+	if got := task.Decode(ev, 0); !strings.HasPrefix(got, "GPT-2 text: ") {
+		t.Errorf("Decode: %s", got)
+	}
 	for index := range int64(20) {
 		b := task.Batch(Train, 3, index, 4)
 		for i := range 4 {
