@@ -34,6 +34,9 @@ type expPlots struct {
 func newExpPlots(e *Experiment) *expPlots {
 	ep := &expPlots{exp: e, ok: e.okRuns(), variant: map[string]map[string]int{}}
 	ep.d = analyse(e.Runs)
+	if ep.isScalingStudy() {
+		ep.d = ep.d.studyDesign()
+	}
 	return ep
 }
 

@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,17 +27,26 @@ type scalingArch struct {
 	style         style
 }
 
-// studyKeys are the task settings each of which makes a separate study;
-// train settings that vary (steps, warm-up, lr) are each size's recipe.
-func (ep *expPlots) studyKeys() []string {
-	var keys []string
-	for _, k := range ep.d.facetKeys {
+// studyDesign is the design of a scaling study: train settings that vary
+// (steps derived per size, warm-up, ...) are each size's recipe, so they
+// become table columns instead of facets; task settings still make
+// separate studies.
+func (d design) studyDesign() design {
+	var facets []string
+	dependent := slices.Clone(d.dependent)
+	for _, k := range d.facetKeys {
 		if strings.HasPrefix(k, "task.") {
-			keys = append(keys, k)
+			facets = append(facets, k)
+		} else {
+			dependent = append(dependent, k)
 		}
 	}
-	return keys
+	d.facetKeys, d.dependent = facets, dependent
+	return d
 }
+
+// studyKeys are the task settings each of which makes a separate study.
+func (ep *expPlots) studyKeys() []string { return ep.d.facetKeys }
 
 // isScalingStudy reports whether the finished runs are lm runs with some
 // arch at two or more sizes.
@@ -69,13 +79,7 @@ func scalingN(r *Run) float64 {
 }
 
 func (ep *expPlots) scalingArchs(runs []*Run) []scalingArch {
-	var choice []string
-	for _, k := range append(append([]string{}, ep.d.seriesKeys...), ep.d.facetKeys...) {
-		if !strings.HasPrefix(k, "task.") {
-			choice = append(choice, k)
-		}
-	}
-	choice = append(choice, lrKey)
+	choice := append(append(slices.Clone(ep.d.seriesKeys), ep.d.dependent...), lrKey)
 	var out []scalingArch
 	for _, a := range groupBy(runs, nil, true) {
 		sa := scalingArch{arch: a.runs[0].Summary.Arch, style: style{color: archColor(a.runs[0].Summary.Arch)}}

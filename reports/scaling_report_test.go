@@ -24,11 +24,12 @@ func TestScalingStudyReport(t *testing.T) {
 		for k := range 5 {
 			params := 100_000 << (2 * k)
 			flops := 2 * float64(params)
-			C := 3 * flops * 1e6 // 1000 steps of 1000 tokens
+			steps := 100 * (k + 1) // as tokens_per_param derives them: more for larger models
+			C := 3 * flops * float64(steps*1000)
 			loss := a.a * math.Pow(C, -a.al)
-			writeRun(t, exp, "scaling", synthRun{arch: a.arch, params: params, flops: flops, steps: 1000, evalEvery: 500, batchTok: 1000,
+			writeRun(t, exp, "scaling", synthRun{arch: a.arch, params: params, flops: flops, steps: steps, evalEvery: 50, batchTok: 1000,
 				task:  map[string]any{"name": "lm", "seq_len": 64},
-				train: map[string]any{"steps": 1000, "lr": 1e-3 / float64(k+1)},
+				train: map[string]any{"steps": steps, "lr": 1e-3 / float64(k+1)},
 				model: map[string]any{"d_model": 32 << k},
 				curve: func(int) (float64, float64) { return loss, 0 }})
 		}
@@ -55,6 +56,12 @@ func TestScalingStudyReport(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, svg, "no scaling figure in %v", rep.Plots)
+	// Steps that vary with the size are each size's recipe, not facets:
+	// one learning-curve figure, and every size in the fit.
+	for _, p := range rep.Plots {
+		require.NotContains(t, filepath.Base(p), "steps", "a figure per step count")
+	}
+	require.Regexp(t, `\| transformer +\| +5 \|`, report)
 	require.Contains(t, svg, "compute-optimal frontier")
 	require.Contains(t, svg, "transformer: α_C 0.050 [0.050, 0.050]")
 }
