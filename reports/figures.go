@@ -34,6 +34,9 @@ type expPlots struct {
 func newExpPlots(e *Experiment) *expPlots {
 	ep := &expPlots{exp: e, ok: e.okRuns(), variant: map[string]map[string]int{}}
 	ep.d = analyse(e.Runs)
+	if ep.isScalingStudy() {
+		ep.d = ep.d.studyDesign()
+	}
 	return ep
 }
 
@@ -67,7 +70,11 @@ func (ep *expPlots) figures() []*figure {
 	figs = append(figs, ep.learningCurves()...)
 	figs = append(figs, ep.sweeps()...)
 	figs = append(figs, ep.extrapolation()...)
-	figs = append(figs, ep.scaling()...)
+	if ep.isScalingStudy() {
+		figs = append(figs, ep.scalingStudy()...)
+	} else {
+		figs = append(figs, ep.scaling()...)
+	}
 	return figs
 }
 

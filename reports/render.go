@@ -189,6 +189,7 @@ func experimentBlocks(e *Experiment) []block {
 			"trained on tests extrapolation); oom: the evaluation would not fit in memory, skipped: the model cannot run that length."})
 		add(block{table: t})
 	}
+	bs = append(bs, ep.scalingBlocks()...)
 	if len(ep.ok) == 0 {
 		add(block{text: "No run of this experiment finished normally, so there is nothing to plot."})
 		return bs

@@ -308,6 +308,9 @@ func resolve(f *file, model *yaml.Node, point []setting) (train.Spec, error) {
 	if err != nil {
 		return train.Spec{}, &ConfigError{err}
 	}
+	if err := tc.DeriveSteps(arch.NonEmbeddingParams(modelCfg), taskCfg); err != nil {
+		return train.Spec{}, &ConfigError{yamlcfg.Locate(trainN, err)}
+	}
 	spec := train.Spec{
 		Experiment: f.Name, Arch: yamlcfg.Value(modelN, "arch"), TaskName: yamlcfg.Value(taskN, "name"),
 		Task: taskCfg, Model: modelCfg, Train: tc, Overrides: overrides,

@@ -52,41 +52,39 @@ func (c *LMConfig) Validate() error {
 	return nil
 }
 
-// Build reads the token files.
+// Build opens the token files (llm.c shards, byte-level or GPT-2, told
+// apart by their header) without loading them: batches read their windows
+// from disk. Every token is checked against the vocabulary once here.
 func (c *LMConfig) Build() (Task, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	t := &lmTask{seqLen: c.SeqLen, vocab: c.Vocab}
+	t := &lmTask{seqLen: c.SeqLen, vocab: c.Vocab, bytes: true}
 	for _, s := range []struct {
 		glob string
-		dst  *[]uint16
+		dst  **data.Stream
 	}{{c.Train, &t.train}, {c.Val, &t.val}} {
-		shards, err := data.ReadShards(s.glob)
+		st, err := data.OpenStream(s.glob)
 		if err != nil {
 			return nil, err
 		}
-		for _, sh := range shards {
-			if t.vocab == 0 {
-				t.vocab = sh.Vocab
-			}
-			if sh.Kind == data.KindBytes {
-				t.bytes = true
-			}
-			*s.dst = append(*s.dst, sh.Tokens...)
+		*s.dst = st
+		if t.vocab == 0 {
+			t.vocab = st.Vocab
 		}
-		if len(*s.dst) < c.SeqLen+1 {
-			return nil, fmt.Errorf("field task.seq_len: %d is not allowed (%s holds only %d tokens)", c.SeqLen, s.glob, len(*s.dst))
+		if st.Kind != data.KindBytes {
+			t.bytes = false
+		}
+		if st.Len() < int64(c.SeqLen+1) {
+			return nil, fmt.Errorf("field task.seq_len: %d is not allowed (%s holds only %d tokens)", c.SeqLen, s.glob, st.Len())
 		}
 	}
 	if t.vocab == 0 {
 		return nil, fmt.Errorf("field task.vocab: 0 is not allowed (the files do not record their vocabulary; GPT-2 shards need vocab: 50257)")
 	}
-	for _, split := range [][]uint16{t.train, t.val} {
-		for i, tok := range split {
-			if int(tok) >= t.vocab {
-				return nil, fmt.Errorf("field task.vocab: %d is not allowed (token %d at position %d is larger)", t.vocab, tok, i)
-			}
+	for _, st := range []*data.Stream{t.train, t.val} {
+		if err := st.Check(t.vocab); err != nil {
+			return nil, fmt.Errorf("field task.vocab: %d is not allowed (%w)", t.vocab, err)
 		}
 	}
 	return t, nil
@@ -95,7 +93,7 @@ func (c *LMConfig) Build() (Task, error) {
 type lmTask struct {
 	seqLen, vocab int
 	bytes         bool
-	train, val    []uint16
+	train, val    *data.Stream
 }
 
 func (t *lmTask) Vocab() int  { return t.vocab }
@@ -107,11 +105,17 @@ func (t *lmTask) Batch(split Split, seed uint64, index int64, size int) Batch {
 		stream = t.val
 	}
 	b := newBatch(size, t.seqLen)
+	window := make([]uint16, t.seqLen+1)
 	for i := range size {
-		off := seqRand(seed, split, index, i).IntN(len(stream) - t.seqLen)
+		off := seqRand(seed, split, index, i).Int64N(stream.Len() - int64(t.seqLen))
+		if err := stream.Read(off, window); err != nil {
+			// The files were checked at Build; failing to read them now
+			// (deleted, truncated, a disk error) cannot be trained through.
+			panic(fmt.Sprintf("lm task: reading the %s split: %v", split, err))
+		}
 		for j := range t.seqLen {
-			b.Inputs[i*t.seqLen+j] = int32(stream[off+j])
-			b.Targets[i*t.seqLen+j] = int32(stream[off+j+1])
+			b.Inputs[i*t.seqLen+j] = int32(window[j])
+			b.Targets[i*t.seqLen+j] = int32(window[j+1])
 		}
 	}
 	return b
@@ -131,6 +135,15 @@ func (t *lmTask) Decode(b Batch, i int) string {
 		return fmt.Sprintf("(no sequence %d in a batch of %d)", i, b.B)
 	}
 	seq := b.Inputs[i*b.L : (i+1)*b.L]
+	if !t.bytes && t.vocab == data.GPT2Vocab {
+		ids := make([]uint16, len(seq))
+		for j, tok := range seq {
+			ids[j] = uint16(tok)
+		}
+		if s, err := data.NewGPT2().Decode(ids); err == nil {
+			return fmt.Sprintf("GPT-2 text: %q", s)
+		}
+	}
 	if !t.bytes {
 		return fmt.Sprint("tokens: ", seq)
 	}
@@ -148,3 +161,7 @@ func init() {
 		New:  func() Config { return &LMConfig{Name: "lm", SeqLen: 256} },
 	})
 }
+
+// TokensPerSequence is seq_len: every position of a sequence is a scored
+// target, so a token budget converts to steps by it.
+func (c *LMConfig) TokensPerSequence() int { return c.SeqLen }

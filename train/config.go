@@ -7,7 +7,15 @@ import (
 
 // Config is the `train` block of an experiment.
 type Config struct {
-	Steps       int     `yaml:"steps"`
+	// Steps is the number of optimizer steps; 0 derives them from
+	// TokensPerParam (see DeriveSteps).
+	Steps int `yaml:"steps"`
+	// TokensPerParam sets the tokens of a run whose steps is 0: tokens =
+	// tokens_per_param × the model's non-embedding parameters (Chinchilla's
+	// compute-optimal rule is about 20). Once the steps are derived it is
+	// dropped from the resolved config, which records the steps.
+	TokensPerParam float64 `yaml:"tokens_per_param,omitempty"`
+
 	BatchSize   int     `yaml:"batch_size"`
 	LR          float64 `yaml:"lr"`
 	WeightDecay float64 `yaml:"weight_decay"`
@@ -68,7 +76,7 @@ const (
 // DefaultConfig holds the defaults a train block starts from.
 func DefaultConfig() Config {
 	return Config{
-		Steps: 1000, BatchSize: 32, LR: 1e-3, WeightDecay: 0.1,
+		Steps: 1000, TokensPerParam: DefaultTokensPerParam, BatchSize: 32, LR: 1e-3, WeightDecay: 0.1,
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 		Warmup: 100, Schedule: "cosine", MinLRRatio: 0.1, GradClip: 1,
 		EvalEvery: 100, EvalBatches: 4, LogEvery: 10, Seed: 1,
@@ -85,8 +93,14 @@ func fieldErr(field string, v any, allowed string) error {
 func (c *Config) Validate() error {
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	switch {
-	case c.Steps < 1:
-		return fieldErr("steps", c.Steps, "must be >= 1")
+	case c.Steps < 0:
+		return fieldErr("steps", c.Steps, "must be >= 1, or 0 to derive them from tokens_per_param")
+	case c.TokensPerParam < 0 || !finite(c.TokensPerParam):
+		return fieldErr("tokens_per_param", c.TokensPerParam, "must be > 0")
+	case c.Steps == 0 && c.TokensPerParam == 0:
+		return fieldErr("tokens_per_param", c.TokensPerParam, "must be > 0 when steps is 0 (it sets the steps)")
+	case c.Steps > 0 && c.TokensPerParam != 0 && c.TokensPerParam != DefaultTokensPerParam:
+		return fieldErr("tokens_per_param", c.TokensPerParam, fmt.Sprintf("only used with steps: 0, and steps is %d", c.Steps))
 	case c.BatchSize < 1:
 		return fieldErr("batch_size", c.BatchSize, "must be >= 1")
 	case !(c.LR > 0) || !finite(c.LR):

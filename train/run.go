@@ -32,17 +32,19 @@ const (
 
 // Summary is what summary.json holds for one run.
 type Summary struct {
-	Experiment    string            `json:"experiment"`
-	Run           string            `json:"run"`
-	ID            string            `json:"id"`
-	Arch          string            `json:"arch"`
-	Task          string            `json:"task"`
-	Overrides     map[string]string `json:"overrides,omitempty"`
-	Params        int               `json:"params"`
-	FLOPsPerToken float64           `json:"flops_per_token"`
-	SeqLen        int               `json:"seq_len"`
-	Steps         int               `json:"steps"` // steps actually taken
-	Tokens        int64             `json:"tokens"`
+	Experiment string            `json:"experiment"`
+	Run        string            `json:"run"`
+	ID         string            `json:"id"`
+	Arch       string            `json:"arch"`
+	Task       string            `json:"task"`
+	Overrides  map[string]string `json:"overrides,omitempty"`
+	Params     int               `json:"params"`
+	// NonEmbeddingParams is the N of scaling laws (arch.NonEmbeddingParams).
+	NonEmbeddingParams int     `json:"non_embedding_params,omitempty"`
+	FLOPsPerToken      float64 `json:"flops_per_token"`
+	SeqLen             int     `json:"seq_len"`
+	Steps              int     `json:"steps"` // steps actually taken
+	Tokens             int64   `json:"tokens"`
 	// Final* are from the last evaluation, Best* the best over all of them.
 	FinalLoss     Num     `json:"final_loss"`
 	FinalAccuracy float64 `json:"final_accuracy"`
@@ -280,6 +282,7 @@ func (r *runner) setup() error {
 	}
 	r.model, r.params = model, model.Params()
 	r.sum.Params = nn.CountParams(r.params)
+	r.sum.NonEmbeddingParams = arch.NonEmbeddingParams(r.spec.Model)
 	r.sum.SeqLen = task.SeqLen()
 	r.sum.FLOPsPerToken = model.FLOPsPerToken(task.SeqLen())
 	r.optim = nn.NewAdamW(r.be, r.params, c.WeightDecay)

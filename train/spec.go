@@ -29,6 +29,11 @@ type Spec struct {
 // ResolvedYAML is the run's complete configuration, every default filled
 // in: what config.yaml holds and what the run ID hashes.
 func (s Spec) ResolvedYAML() ([]byte, error) {
+	if s.Train.Steps > 0 {
+		// tokens_per_param only derives steps; the steps are the record
+		// (and runs that never used it keep their ids).
+		s.Train.TokensPerParam = 0
+	}
 	return yaml.Dump(struct {
 		Experiment string       `yaml:"experiment"`
 		Task       tasks.Config `yaml:"task"`

@@ -20,7 +20,7 @@ func (l *listFlag) Set(v string) error {
 }
 
 func cmdData(args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: seqbench data prepare --text PATH [--text PATH...] --out FILE.bin [--val-fraction F]"
+	const usage = "usage: seqbench data prepare --text PATH [--text PATH...] --out FILE.bin [--val-fraction F] [--tokenizer bytes|gpt2] [--workers N] [--shard-tokens N]"
 	if err := subcommandHelp(args, usage, stderr); err != nil {
 		return err
 	}
@@ -32,6 +32,9 @@ func cmdData(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&text, "text", "text file or folder (repeatable); folders are read recursively")
 	out := fs.String("out", "", "output FILE.bin: writes FILE_train.bin and FILE_val.bin")
 	val := fs.Float64("val-fraction", 0.1, "fraction of each file (its end) that goes to the validation split")
+	tok := fs.String("tokenizer", "bytes", "bytes (one token per byte) or gpt2 (GPT-2's BPE, llm.c shards)")
+	workers := fs.Int("workers", 0, "gpt2: files tokenized in parallel (0: one per CPU)")
+	shardTokens := fs.Int("shard-tokens", data.DefaultShardTokens, "gpt2: most tokens per shard file")
 	pos, err := parseFlags(fs, args[1:], stderr)
 	if err != nil {
 		return err
@@ -39,6 +42,13 @@ func cmdData(args []string, stdout, stderr io.Writer) error {
 	text = append(text, pos...) // paths may also come as arguments
 	if *out == "" {
 		return usageError{"data prepare: --out FILE.bin is required"}
+	}
+	switch *tok {
+	case "bytes":
+	case "gpt2":
+		return prepareGPT2(text, *out, *val, *workers, *shardTokens, stdout, stderr)
+	default:
+		return usageError{fmt.Sprintf("data prepare: --tokenizer %q is not allowed (bytes or gpt2)", *tok)}
 	}
 	p, err := data.PrepareBytes(text, *out, *val)
 	if err != nil {
