@@ -11,7 +11,13 @@
 # with the persistent kernels (the default) and once per step
 # (SEQBENCH_RNN_PERSISTENT=0), the pair compared with regress.
 #
-#   scripts/gpu-check.sh [all|tests|train|bench|torch|rnn]
+# scan (not in all): the selective-scan tests, the scan bench at the
+# anchor shapes (B 4, D 2048, N 16, L 4096 and 16384) with this build and,
+# when .gpu/seqbench-base exists (a build of the revision to compare with),
+# with that one, compared with regress; then the Mamba-1 training step at
+# the 130M setting and at selective copying's paper scale, both builds.
+#
+#   scripts/gpu-check.sh [all|tests|train|bench|torch|rnn|scan]
 set -u
 what=${1:-all}
 dest=${OUT:-.}
@@ -68,6 +74,30 @@ if [[ $what == rnn ]]; then
   note "regress persistent-1 vs persistent-2: exit $?"
   "$bin/seqbench" regress "$out/rnn-steps.bench.json" "$out/rnn-persistent-1.bench.json" >"$out/rnn-vs-steps.txt" 2>&1
   note "persistent vs per step: $(grep -c '│ slower' "$out/rnn-vs-steps.txt") rows slower, $(grep -c '│ faster' "$out/rnn-vs-steps.txt") faster"
+fi
+
+if [[ $what == scan ]]; then
+  "$bin/gpukernels.test" -test.v -test.run 'TestGPUSelectiveScan' >"$out/scan-tests.log" 2>&1
+  note "scan tests: exit $?, $(grep -c -- '--- PASS' "$out/scan-tests.log") passed, $(grep -c -- '--- FAIL' "$out/scan-tests.log") failed"
+  builds=(new)
+  [[ -x $bin/seqbench-base ]] && builds+=(base)
+  for v in "${builds[@]}"; do
+    sb="$bin/seqbench"
+    [[ $v == base ]] && sb="$bin/seqbench-base"
+    "$sb" bench --suite kernels --device cuda --ops selective_scan --batch 4 --lengths 4096,16384 --repeat 10 \
+      --quiet --out "$out/scan-$v.bench.json" >"$out/scan-$v.txt" 2>&1
+    note "bench selective_scan ($v): exit $?"
+    "$sb" bench --suite train --device cuda --archs mamba1 --d-model 768 --n-layers 24 --vocab 50280 --batch 8 \
+      --lengths 2048 --repeat 5 --ceilings=false --quiet --out "$out/train130m-$v.bench.json" >"$out/train130m-$v.txt" 2>&1
+    note "train step mamba1 130M ($v): $(grep mamba1 "$out/train130m-$v.txt" | head -1)"
+    "$sb" bench --suite train --device cuda --archs mamba1 --d-model 64 --n-layers 2 --vocab 16 --batch 64 \
+      --lengths 4096 --repeat 5 --ceilings=false --quiet --out "$out/trainsc-$v.bench.json" >"$out/trainsc-$v.txt" 2>&1
+    note "train step mamba1 selective copying ($v): $(grep mamba1 "$out/trainsc-$v.txt" | head -1)"
+  done
+  if [[ -f $out/scan-base.bench.json ]]; then
+    "$bin/seqbench" regress "$out/scan-base.bench.json" "$out/scan-new.bench.json" >"$out/scan-regress.txt" 2>&1
+    note "scan new vs base: $(grep -c '│ faster' "$out/scan-regress.txt") rows faster, $(grep -c '│ slower' "$out/scan-regress.txt") slower"
+  fi
 fi
 
 if [[ $what == torch ]]; then
