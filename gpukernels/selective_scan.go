@@ -17,12 +17,14 @@ const (
 )
 
 // scanChunkItems is the steps a lane holds in the chunked forward and
-// backward (a chunk is 32 of them): as many as fit the registers.
+// backward (a chunk is 32 of them): few enough that two blocks of each fit
+// an SM's registers (at 16 and 8 in float32 one block did, and the
+// kernels were latency-bound at 12.5% occupancy).
 func scanChunkItems(dt nn.DType) (fwd, bwd int) {
 	if dt == nn.Float64 {
-		return 8, 4
+		return 4, 2
 	}
-	return 16, 8
+	return 8, 4
 }
 
 // scanParams is the argument of the chunked scan kernels, the C struct
