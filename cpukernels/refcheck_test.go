@@ -140,15 +140,21 @@ func refSub(a, b []float64) []float64 {
 	return d
 }
 
+// goldenPath is the path of a golden vector file: the repository's
+// testdata/testvectors.
+func goldenPath(name string) string {
+	return filepath.Join("..", "testdata", "testvectors", name)
+}
+
 // refGolden reads the F64 tensors of a golden vector file of
-// ../../shared/testvectors (DESIGN.md, "Testing"), skipping the test when
-// the file is absent.
+// ../testdata/testvectors (its README.md says how they were made), failing
+// the test when the file is absent: the vectors are part of the repository.
 func refGolden(t *testing.T, name string) map[string][]float64 {
 	t.Helper()
-	path := filepath.Join("..", "..", "shared", "testvectors", name)
+	path := goldenPath(name)
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("golden vectors: %v", err)
+		t.Fatalf("golden vectors: %v", err)
 	}
 	if len(raw) < 8 {
 		t.Fatalf("%s: %d bytes", path, len(raw))

@@ -17,7 +17,7 @@ import (
 )
 
 // opGoldenDir holds the PyTorch float64 references of the fused ops.
-const opGoldenDir = "../../../shared/testvectors"
+const opGoldenDir = "../../testdata/testvectors"
 
 func findOpSpec(t *testing.T, name string) opSpec {
 	t.Helper()
@@ -76,7 +76,7 @@ func requireOpClose(t *testing.T, name string, got, want safetensors.Tensor, tol
 func TestOpGoldenVectors(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(opGoldenDir, "*.safetensors"))
 	if len(files) == 0 {
-		t.Skipf("no golden vectors in %s", opGoldenDir)
+		t.Fatalf("no golden vectors in %s", opGoldenDir)
 	}
 	for _, path := range files {
 		golden, meta, err := safetensors.ReadFile(path)
