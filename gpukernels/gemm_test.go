@@ -57,6 +57,7 @@ func (c gemmCase) args() (g nn.GemmArgs, na, nb, nc int) {
 }
 
 func TestGPUGemm(t *testing.T) {
+	needGPU(t)
 	var cases []gemmCase
 	for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
 		ta, tb := tr[0], tr[1]
