@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"seqbench/internal/atomicfile"
 	"seqbench/train"
 )
 
@@ -86,14 +87,14 @@ func Write(res *Results, outDir string, opt Options) (*Report, error) {
 	if err := writeMarkdown(&md, blocks); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(rep.Markdown, md.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(rep.Markdown, md.Bytes()); err != nil {
 		return nil, err
 	}
 	var page bytes.Buffer
 	if err := writeHTML(&page, res, blocks); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(rep.HTML, page.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(rep.HTML, page.Bytes()); err != nil {
 		return nil, err
 	}
 	return rep, nil

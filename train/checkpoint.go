@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"seqbench/internal/atomicfile"
 	"seqbench/nn"
 	"seqbench/safetensors"
 )
@@ -117,5 +118,5 @@ func truncateMetrics(path string, step int) error {
 		}
 		keep = append(keep, line+"\n")
 	}
-	return writeAtomic(path, []byte(strings.Join(keep, "")))
+	return atomicfile.WriteFile(path, []byte(strings.Join(keep, "")))
 }
