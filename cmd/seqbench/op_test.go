@@ -10,9 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"seqbench/cpukernels"
 	"seqbench/gpukernels/cuda"
-	"seqbench/nn"
 	"seqbench/safetensors"
 )
 
@@ -65,8 +63,7 @@ func requireOpClose(t *testing.T, name string, got, want safetensors.Tensor, tol
 }
 
 // `seqbench op` reproduces every golden vector end to end: out and the
-// gradient of every input, float64 to 1e-10 and float32 to 1e-4. An op
-// whose CPU kernel is still a "not implemented yet" stub is skipped.
+// gradient of every input, float64 to 1e-10 and float32 to 1e-4.
 //
 // In float32 the error floor is 1e-2·max|want| rather than 1e-3: rounding
 // the inputs to float32 alone moves out[103] of 06_s4d_conv (0.0173, with
@@ -91,9 +88,6 @@ func TestOpGoldenVectors(t *testing.T) {
 				args := append([]string{"op", spec.name, "--in", path, "--out", out, "--dtype", c.dtype, "--device", "cpu"},
 					strings.Fields(meta["flags"])...)
 				code, stdout, stderr := runCLI(t, args...)
-				if code != 0 && strings.Contains(stderr, "not implemented yet") {
-					t.Skipf("op %s: its CPU kernel is not implemented yet (%s)", spec.name, strings.TrimSpace(stderr))
-				}
 				require.Equal(t, 0, code, stderr)
 				require.Contains(t, stdout, spec.name)
 
@@ -310,17 +304,86 @@ func TestOpForwardOnly(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 }
 
-// A kernel still being written panics "not implemented yet": runOp makes
-// that an error naming the op; any other panic is a bug and propagates.
-func TestRunOpNotImplemented(t *testing.T) {
-	be := cpukernels.New[float64]()
-	in := map[string]safetensors.Tensor{"x": opTensor("x", 2)}
-	spec := &opSpec{name: "fake", build: func(*nn.Tape, map[string]*nn.Tensor, *opFlags) *nn.Tensor {
-		panic("cpukernels: not implemented yet")
-	}}
-	_, _, _, err := runOp(spec, be, in, nil, &opFlags{})
-	require.ErrorContains(t, err, "fake: the cpu-float64 backend does not implement this op yet")
+// With no --dtype the op runs in its inputs' dtype (F64 in, float64 run,
+// F64 out: nothing rounded); --dtype converts, and says so on stderr; mixed
+// inputs run in float64, also said.
+func TestOpDTypeFollowsInputs(t *testing.T) {
+	t.Setenv("SEQBENCH_DEVICE", "cpu")
+	dir := t.TempDir()
+	x, w := opTensor("x", 3, 5), opTensor("weight", 5)
+	want := safetensors.Tensor{Shape: []int{3, 5}, Data: make([]float64, 15)}
+	for r := range 3 {
+		ms := 0.0
+		for _, v := range x.Data[5*r : 5*r+5] {
+			ms += v * v / 5
+		}
+		for c, v := range x.Data[5*r : 5*r+5] {
+			want.Data[5*r+c] = v / math.Sqrt(ms+1e-5) * w.Data[c]
+		}
+	}
+	f64 := filepath.Join(dir, "f64.safetensors")
+	require.NoError(t, safetensors.WriteFile(f64, []safetensors.Tensor{x, w}, safetensors.F64, nil))
+	f32 := filepath.Join(dir, "f32.safetensors")
+	require.NoError(t, safetensors.WriteFile(f32, []safetensors.Tensor{x, w}, safetensors.F32, nil))
+	mixed := filepath.Join(dir, "mixed.safetensors")
+	w32 := w
+	w32.DType = safetensors.F32
+	x.DType = safetensors.F64
+	require.NoError(t, safetensors.WriteFile(mixed, []safetensors.Tensor{x, w32}, "", nil))
 
-	spec.build = func(*nn.Tape, map[string]*nn.Tensor, *opFlags) *nn.Tensor { panic("index out of range") }
-	require.PanicsWithValue(t, "index out of range", func() { runOp(spec, be, in, nil, &opFlags{}) })
+	for _, c := range []struct {
+		name, in    string
+		flags       []string
+		backend, st string
+		note        string
+	}{
+		{"F64 in", f64, nil, "cpu-float64", safetensors.F64, ""},
+		{"F32 in", f32, nil, "cpu-float32", safetensors.F32, ""},
+		{"F64 in, --dtype float32", f64, []string{"--dtype", "float32"}, "cpu-float32", safetensors.F32,
+			"note: --dtype float32: the F64 tensors weight, x of IN are rounded to float32"},
+		{"F32 in, --dtype float64", f32, []string{"--dtype", "float64"}, "cpu-float64", safetensors.F64,
+			"note: --dtype float64: the F32 tensors weight, x of IN are widened to float64"},
+		{"mixed", mixed, nil, "cpu-float64", safetensors.F64, "note: IN mixes F32 tensors (weight) and F64 ones (x): computing in float64"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(dir, "out.safetensors")
+			code, _, stderr := runCLI(t, append([]string{"op", "rmsnorm", "--in", c.in, "--out", out}, c.flags...)...)
+			require.Equal(t, 0, code, stderr)
+			if c.note == "" {
+				require.NotContains(t, stderr, "note:")
+			} else {
+				require.Contains(t, stderr, c.note)
+			}
+			got, meta, err := safetensors.ReadFile(out)
+			require.NoError(t, err)
+			require.Equal(t, c.backend, meta["backend"])
+			require.Equal(t, c.st, got["out"].DType)
+			if c.name == "F64 in" {
+				requireOpClose(t, "out", got["out"], want, 1e-14, 1e-3)
+			}
+		})
+	}
+}
+
+// --out naming the input file, however spelled or linked, is refused and
+// the input is left as it was.
+func TestOpRefusesOutIsIn(t *testing.T) {
+	t.Setenv("SEQBENCH_DEVICE", "cpu")
+	dir := t.TempDir()
+	in := opFile(t, dir, opTensor("x", 2, 4), opTensor("weight", 4))
+	before, err := os.ReadFile(in)
+	require.NoError(t, err)
+	link := filepath.Join(dir, "link.safetensors")
+	require.NoError(t, os.Symlink(in, link))
+	hard := filepath.Join(dir, "hard.safetensors")
+	require.NoError(t, os.Link(in, hard))
+	t.Chdir(dir)
+	for _, out := range []string{in, dir + "/./sub/../" + filepath.Base(in), filepath.Base(in), link, hard} {
+		code, _, stderr := runCLI(t, "op", "rmsnorm", "--in", in, "--out", out)
+		require.Equal(t, 2, code, out)
+		require.Contains(t, stderr, "is the input file --in")
+		after, err := os.ReadFile(in)
+		require.NoError(t, err)
+		require.Equal(t, before, after)
+	}
 }
