@@ -53,6 +53,12 @@ func ReadFile(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Parse(path, data)
+}
+
+// Parse checks and decodes the bench JSON data of the file path (named in
+// the errors), as ReadFile does.
+func Parse(path string, data []byte) (*File, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var f File
 	if err := dec.Decode(&f); err != nil {

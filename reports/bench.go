@@ -115,7 +115,14 @@ func readBenchFile(path string) ([]BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseBenchFile(data)
+}
+
+// parseBenchFile decodes a bench file: an object with results, or a bare
+// list of them.
+func parseBenchFile(data []byte) ([]BenchResult, error) {
 	var f BenchFile
+	var err error
 	if trimmed := strings.TrimSpace(string(data)); strings.HasPrefix(trimmed, "[") {
 		err = json.Unmarshal(data, &f.Results)
 	} else {
