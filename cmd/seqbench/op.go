@@ -182,6 +182,11 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.causal, "causal", true, "attention: mask keys after the query")
 	fs.StringVar(&f.activation, "activation", "none", "conv1d: none or silu")
 	fs.Float64Var(&f.eps, "eps", 1e-5, "rmsnorm: added to mean(x²)")
+	benchMode := fs.Bool("bench", false, "the kernel harness: check the op on --device against the float64 CPU reference, then time it (no --out)")
+	var bo opBenchOptions
+	fs.StringVar(&bo.shape, "shape", "", "--bench: random inputs of these dimensions, e.g. B=1,D=1536,N=16,L=2048 (instead of --in)")
+	fs.IntVar(&bo.repeat, "repeat", 10, "--bench: timed samples (the median is reported)")
+	fs.Uint64Var(&bo.seed, "seed", 1, "--bench: seed of the random inputs of --shape")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -208,16 +213,15 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case spec == nil:
 		return usageError{"missing the op NAME (" + known + "; `seqbench op --list` describes them)"}
+	case *benchMode:
+		return cmdOpBench(fs, spec, &f, bo, *inPath, *outPath, *device, *dtypeName, stdout, stderr)
 	case *inPath == "":
 		return usageError{"missing --in IN.safetensors"}
 	case *outPath == "":
 		return usageError{"missing --out OUT.safetensors"}
 	}
-	if err := checkOpFlags(fs, spec, &f); err != nil {
+	if err := checkOpFlags(fs, spec, &f, *dtypeName); err != nil {
 		return err
-	}
-	if *dtypeName != "" && *dtypeName != "float32" && *dtypeName != "float64" {
-		return usageError{fmt.Sprintf("--dtype %q is not allowed (float32 or float64)", *dtypeName)}
 	}
 	if sameOpFile(*inPath, *outPath) {
 		return usageError{fmt.Sprintf("--out %s is the input file --in %s: write the results to another file", *outPath, *inPath)}
@@ -308,12 +312,21 @@ func opDType(name string, inputs map[string]safetensors.Tensor, dout *safetensor
 		strings.Join(f32, ", "), strings.Join(f64, ", "))
 }
 
-// checkOpFlags rejects op flags the op does not take and bad flag values.
-func checkOpFlags(fs *flag.FlagSet, spec *opSpec, f *opFlags) error {
-	common := []string{"list", "in", "out", "device", "dtype"}
+// checkOpFlags rejects op flags the op does not take, flags of --bench
+// without it, and bad flag values.
+func checkOpFlags(fs *flag.FlagSet, spec *opSpec, f *opFlags, dtypeName string) error {
+	common := []string{"list", "in", "out", "device", "dtype", "bench"}
+	benchOnly := []string{"shape", "repeat", "seed"}
+	bench := fs.Lookup("bench").Value.String() == "true"
 	var err error
 	fs.Visit(func(fl *flag.Flag) {
-		if err == nil && !slices.Contains(common, fl.Name) && !slices.Contains(spec.flags, fl.Name) {
+		switch {
+		case err != nil:
+		case slices.Contains(benchOnly, fl.Name):
+			if !bench {
+				err = usageError{fmt.Sprintf("--%s applies to --bench only", fl.Name)}
+			}
+		case !slices.Contains(common, fl.Name) && !slices.Contains(spec.flags, fl.Name):
 			takes := "no flags of its own"
 			if len(spec.flags) > 0 {
 				takes = "its flags: --" + strings.Join(spec.flags, ", --")
@@ -324,6 +337,8 @@ func checkOpFlags(fs *flag.FlagSet, spec *opSpec, f *opFlags) error {
 	switch {
 	case err != nil:
 		return err
+	case dtypeName != "" && dtypeName != "float32" && dtypeName != "float64":
+		return usageError{fmt.Sprintf("--dtype %q is not allowed (float32 or float64)", dtypeName)}
 	case f.chunk < 1:
 		return usageError{fmt.Sprintf("--chunk-size %d: must be at least 1", f.chunk)}
 	case f.activation != "none" && f.activation != "silu":
@@ -574,6 +589,8 @@ func opShapesString(pats [][]string) string {
 func listOps(w io.Writer, only *opSpec) {
 	fmt.Fprintln(w, "seqbench op NAME --in IN.safetensors --out OUT.safetensors [--dtype float32|float64] [--device auto|cpu|cuda] [op flags]")
 	fmt.Fprintln(w, "IN holds the inputs (F32 or F64); with dout (the shape of out) OUT also holds d<name> for every input read.")
+	fmt.Fprintln(w, "seqbench op NAME --bench (--in IN.safetensors | --shape DIM=SIZE,...) [--repeat N] [--device ...] [op flags]:")
+	fmt.Fprintln(w, "  the kernel harness: the op checked against the float64 CPU reference, then its median time, fwd and fwd+bwd.")
 	for _, s := range opSpecs() {
 		if only != nil && s.name != only.name {
 			continue

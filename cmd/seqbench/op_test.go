@@ -5,12 +5,15 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"seqbench/cpukernels"
 	"seqbench/gpukernels/cuda"
+	"seqbench/nn"
 	"seqbench/safetensors"
 )
 
@@ -385,5 +388,97 @@ func TestOpRefusesOutIsIn(t *testing.T) {
 		after, err := os.ReadFile(in)
 		require.NoError(t, err)
 		require.Equal(t, before, after)
+	}
+}
+
+// relErrIn reads "name err" out of the harness's check line.
+func relErrIn(t *testing.T, stdout, name string) float64 {
+	t.Helper()
+	_, line, ok := strings.Cut(stdout, "check against cpu-float64, max |err| / max |ref|: ")
+	require.True(t, ok, stdout)
+	line, _, _ = strings.Cut(line, "\n")
+	for part := range strings.SplitSeq(line, ", ") {
+		if n, v, ok := strings.Cut(part, " "); ok && n == name {
+			e, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err, part)
+			return e
+		}
+	}
+	t.Fatalf("no %s in %q", name, line)
+	return 0
+}
+
+// The kernel harness: random inputs of --shape (or --in), the op on the
+// device checked against the float64 CPU reference (out and every
+// gradient), then the median time of the forward and of forward+backward.
+func TestOpBench(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "op", "selective_scan", "--bench", "--shape", "B=2,D=8,N=4,L=33", "--device", "cpu",
+		"--repeat", "3", "--delta-softplus")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "selective_scan on cpu-float32 (random inputs, seed 1): A [8 4], B [2 4 33], C [2 4 33], delta [2 8 33], u [2 8 33]")
+	for _, name := range []string{"out", "du", "ddelta", "dA", "dB", "dC"} {
+		e := relErrIn(t, stdout, name)
+		require.Greater(t, e, 0.0, "%s: float32 against float64 differs a little", name)
+		require.Less(t, e, 1e-5, name)
+	}
+	require.Regexp(t, `(?m)^fwd +median [0-9.]+ [µm]?s, min .* \(3 samples of [0-9]+ calls\)$`, stdout)
+	require.Regexp(t, `(?m)^fwd\+bwd +median [0-9.]+ [µm]?s`, stdout)
+
+	// From a file: its dtype (F64 here), and no timing of a backward
+	// without dout.
+	dir := t.TempDir()
+	in := opFile(t, dir, opTensor("x", 3, 8), opTensor("weight", 8))
+	code, stdout, stderr = runCLI(t, "op", "rmsnorm", "--bench", "--in", in, "--device", "cpu", "--repeat", "2")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "rmsnorm on cpu-float64 (inputs of "+in+")")
+	require.Equal(t, 0.0, relErrIn(t, stdout, "out"))
+	require.NotContains(t, stdout, "fwd+bwd")
+}
+
+// skewedRMSNorm is a backend whose RMSNorm is off by 1e-3 of its output:
+// the harness's check must show it.
+type skewedRMSNorm struct{ nn.Backend }
+
+func (b skewedRMSNorm) RMSNorm(out, rstd, x, w nn.Buffer, rows, d int, eps float64) {
+	b.Backend.RMSNorm(out, rstd, x, w, rows, d, eps)
+	v := b.Read(out)
+	for i := range v {
+		v[i] *= 1 + 1e-3
+	}
+	b.Write(out, v)
+}
+
+func TestOpBenchCheckSeesAWrongKernel(t *testing.T) {
+	spec := findOpSpec(t, "rmsnorm")
+	in := map[string]safetensors.Tensor{"x": opTensor("x", 3, 8), "weight": opTensor("weight", 8)}
+	var out strings.Builder
+	require.NoError(t, benchOp(&spec, skewedRMSNorm{cpukernels.New[float64]()}, in, nil, &opFlags{eps: 1e-5},
+		opBenchOptions{repeat: 1}, "test", &out))
+	require.InDelta(t, 1e-3, relErrIn(t, out.String(), "out"), 1e-9)
+}
+
+func TestOpBenchUsageErrors(t *testing.T) {
+	t.Setenv("SEQBENCH_DEVICE", "cpu")
+	dir := t.TempDir()
+	in := opFile(t, dir, opTensor("x", 3, 8), opTensor("weight", 8))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rmsnorm", "--bench", "--in", in, "--out", filepath.Join(dir, "o.safetensors")}, "--out does not apply to --bench"},
+		{[]string{"rmsnorm", "--bench"}, "one of the two"},
+		{[]string{"rmsnorm", "--bench", "--in", in, "--shape", "B=1,L=2,D=4"}, "one of the two"},
+		{[]string{"rmsnorm", "--bench", "--shape", "B=1,L=2"}, `--shape "B=1,L=2": missing D (rmsnorm takes B, L, D)`},
+		{[]string{"rmsnorm", "--bench", "--shape", "B=1,L=2,D=4,H=3"}, "H is not a dimension of rmsnorm"},
+		{[]string{"rmsnorm", "--bench", "--shape", "B=1,L=2,D=0"}, "D=0 is not allowed"},
+		{[]string{"rmsnorm", "--bench", "--shape", "B=1;L=2"}, "is not DIM=SIZE"},
+		{[]string{"s4d_conv", "--bench", "--shape", "B=1,H=2,N=3,L=8"}, "N=3 must be even"},
+		{[]string{"ssd", "--bench", "--shape", "B=1,L=8,H=3,P=2,G=2,N=4"}, "the 2 groups (G = 2, from B) must divide H = 3"},
+		{[]string{"rmsnorm", "--bench", "--in", in, "--repeat", "0"}, "--repeat 0 is not allowed"},
+		{[]string{"rmsnorm", "--in", in, "--out", filepath.Join(dir, "o.safetensors"), "--shape", "B=1"}, "--shape applies to --bench only"},
+	} {
+		code, _, stderr := runCLI(t, append([]string{"op"}, c.args...)...)
+		require.Equal(t, 2, code, c.args)
+		require.Contains(t, stderr, c.want, c.args)
 	}
 }
