@@ -27,7 +27,7 @@ test:
 # seeds run as ordinary tests.
 FUZZTIME ?= 3s
 FUZZ_TARGETS = ./safetensors:FuzzRead ./data:FuzzParse ./sweep:FuzzParse ./bench:FuzzParse \
-	./reports:FuzzParseBench ./train:FuzzLoadCheckpoint ./tasks:FuzzCopyConfig
+	./reports:FuzzParseBench ./reports:FuzzLoadRun ./train:FuzzLoadCheckpoint ./tasks:FuzzCopyConfig
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t%%:*} $${t##*:}"; \

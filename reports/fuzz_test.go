@@ -2,6 +2,8 @@ package reports
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -39,5 +41,47 @@ func FuzzParseBench(f *testing.F) {
 			t.Fatal(err)
 		}
 		benchFigures(ok)
+	})
+}
+
+// FuzzLoadRun: a run folder's files (config.yaml, metrics.jsonl,
+// summary.json), whatever they hold, never panic Load, the terminal tables
+// or the report's layout; a broken run gets a status, not a crash.
+func FuzzLoadRun(f *testing.F) {
+	dir := f.TempDir()
+	good := writeRun(f, filepath.Join(dir, "exp"), "exp", quickRun("transformer", 1))
+	read := func(name string) string {
+		data, err := os.ReadFile(filepath.Join(good, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		return string(data)
+	}
+	cfg, metrics, summary := read("config.yaml"), read("metrics.jsonl"), read("summary.json")
+	f.Add(cfg, metrics, summary)
+	f.Add("", "", "")
+	f.Add("[1, 2", `{"step": 1, "loss": "x"}`+"\n"+`{"step":`, `{"status": "ok", "params": `)
+	f.Add("task: {seq_len: .nan}\ntrain: {steps: -1}\nmodel: {arch: [1]}\n", `{"step": -5, "loss": null, "eval_loss": 1e999}`, `{"status": "ok", "final_loss": null, "steps": -1, "overrides": {"task.seq_len": "x"}}`)
+	f.Add("a: &a [1, 2]\nb: [*a, *a]\n", "null\n[]\n", `{"status": "", "segments": [{"name": "L=8", "seq_len": -8, "status": "ok"}]}`)
+	f.Fuzz(func(t *testing.T, cfg, metrics, summary string) {
+		run := filepath.Join(t.TempDir(), "exp", "transformer-0123456789")
+		if err := os.MkdirAll(run, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range map[string]string{"config.yaml": cfg, "metrics.jsonl": metrics, "summary.json": summary} {
+			if data != "" {
+				if err := os.WriteFile(filepath.Join(run, name), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		res, err := Load(filepath.Dir(filepath.Dir(run)))
+		if err != nil {
+			return // nothing that looks like a run
+		}
+		if err := WriteText(io.Discard, res); err != nil {
+			t.Fatal(err)
+		}
+		document(res)
 	})
 }
