@@ -82,6 +82,13 @@ models: [{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2}]
 	require.GreaterOrEqual(t, got.TrainSeconds, cut.TrainSeconds, "the resumed training time forgot the time before the checkpoint")
 	_, err = os.Stat(filepath.Join(dir, train.CheckpointFile))
 	require.True(t, os.IsNotExist(err), "a stale checkpoint was left behind")
+	// Every file written, rewritten on resume included (metrics.jsonl is
+	// cut back to the checkpoint's step), stays readable by all.
+	for _, f := range []string{"metrics.jsonl", "summary.json", "config.yaml"} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o644), st.Mode().Perm(), f)
+	}
 }
 
 func TestCheckpointEveryKeepsFinalWeights(t *testing.T) {
