@@ -4,7 +4,7 @@ RESULTS  ?= results
 # Tests run with a per-package timeout well under CI's budget.
 TESTFLAGS ?= -timeout 15m
 
-.PHONY: run test lint build gpu-bundle clean bench
+.PHONY: run test lint build gpu-bundle clean bench fuzz
 
 run: build
 	./bin/seqbench run --out $(RESULTS)
@@ -19,6 +19,20 @@ bench: build
 
 test:
 	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./...
+
+# Fuzzes every parser of outside input for FUZZTIME each (go test -fuzz
+# takes one target of one package at a time). Without minimisation, so
+# that the time goes to new inputs; a crasher lands in the package's
+# testdata/fuzz/, to be fixed and kept as a seed. In plain `make test` the
+# seeds run as ordinary tests.
+FUZZTIME ?= 3s
+FUZZ_TARGETS = ./safetensors:FuzzRead ./data:FuzzParse ./sweep:FuzzParse ./bench:FuzzParse \
+	./reports:FuzzParseBench ./reports:FuzzLoadRun ./train:FuzzLoadCheckpoint ./tasks:FuzzCopyConfig
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t%%:*} $${t##*:}"; \
+		CGO_ENABLED=0 $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 0; \
+	done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -13,6 +13,8 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 	"golang.org/x/perf/benchfmt"
+
+	"seqbench/internal/atomicfile"
 )
 
 // WriteFiles writes the JSON record to path and the Go benchmark-format
@@ -22,7 +24,10 @@ func WriteFiles(f *File, path string) (textPath string, err error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeAtomic(path, append(data, '\n')); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	if err := atomicfile.WriteFile(path, append(data, '\n')); err != nil {
 		return "", err
 	}
 	var buf bytes.Buffer
@@ -30,35 +35,13 @@ func WriteFiles(f *File, path string) (textPath string, err error) {
 		return "", err
 	}
 	textPath = TextPath(path)
-	return textPath, writeAtomic(textPath, buf.Bytes())
+	return textPath, atomicfile.WriteFile(textPath, buf.Bytes())
 }
 
 // TextPath is where the benchmark-format lines of a JSON file go:
 // kernels.bench.json -> kernels.bench.txt.
 func TextPath(jsonPath string) string {
 	return strings.TrimSuffix(jsonPath, ".json") + ".txt"
-}
-
-func writeAtomic(path string, data []byte) error {
-	if dir := filepath.Dir(path); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // ReadFile reads and checks a bench JSON file. Every error names the file
@@ -70,6 +53,12 @@ func ReadFile(path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	return Parse(path, data)
+}
+
+// Parse checks and decodes the bench JSON data of the file path (named in
+// the errors), as ReadFile does.
+func Parse(path string, data []byte) (*File, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var f File
 	if err := dec.Decode(&f); err != nil {

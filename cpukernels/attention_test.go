@@ -175,7 +175,7 @@ func TestAttentionMemory(t *testing.T) {
 	}
 }
 
-// TestAttentionGolden checks the PyTorch float64 reference of ../shared/testvectors.
+// TestAttentionGolden checks the PyTorch float64 reference of testdata/testvectors.
 func TestAttentionGolden(t *testing.T) {
 	v := refGolden(t, "03_attention.safetensors")
 	const B, H, L, Dh = 1, 3, 55, 8 // the file's shapes

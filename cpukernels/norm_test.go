@@ -227,7 +227,7 @@ func TestNormWeightGradBlocks(t *testing.T) {
 	}
 }
 
-// TestRMSNormGolden checks the PyTorch float64 reference of ../shared/testvectors.
+// TestRMSNormGolden checks the PyTorch float64 reference of testdata/testvectors.
 func TestRMSNormGolden(t *testing.T) {
 	v := refGolden(t, "08_rmsnorm.safetensors")
 	d := len(v["weight"])

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"seqbench/internal/atomicfile"
 )
 
 // Shard header layout (little-endian int32 words). Words 0..2 are llm.c's;
@@ -109,19 +111,7 @@ func ReadShards(pattern string) ([]*Shard, error) {
 
 // WriteShard writes tokens as a shard (atomically: temp file + rename).
 func WriteShard(path string, tokens []uint16, vocab, kind int) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := encode(tmp, tokens, vocab, kind); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, func(w io.Writer) error { return encode(w, tokens, vocab, kind) })
 }
 
 func encode(w io.Writer, tokens []uint16, vocab, kind int) error {

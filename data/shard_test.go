@@ -32,18 +32,23 @@ func TestShardRoundTrip(t *testing.T) {
 	}
 }
 
-func TestShardErrors(t *testing.T) {
+// malformedShard is a malformed shard and what its error must say.
+type malformedShard struct {
+	name string
+	b    []byte
+	want string
+}
+
+// malformedShards are the shards Parse must reject: the cases of
+// TestShardErrors and seeds of FuzzParse.
+func malformedShards(t testing.TB) []malformedShard {
 	good := shardBytes(t, []uint16{1, 2, 3}, 256, KindBytes)
 	setWord := func(b []byte, i int, v int32) []byte {
 		c := bytes.Clone(b)
 		binary.LittleEndian.PutUint32(c[4*i:], uint32(v))
 		return c
 	}
-	cases := []struct {
-		name string
-		b    []byte
-		want string
-	}{
+	return []malformedShard{
 		{"empty", nil, "shorter than"},
 		{"bad magic", setWord(good, 0, 42), "magic number 42"},
 		{"bad version", setWord(good, 1, 7), "version 7"},
@@ -52,8 +57,13 @@ func TestShardErrors(t *testing.T) {
 		{"negative count", setWord(good, 2, -1), "negative"},
 		{"token past vocab", setWord(good, 3, 2), "not below the vocabulary size 2"},
 		{"absurd vocab", setWord(good, 3, 1<<20), "vocabulary size"},
+		{"absurd count", setWord(good, 2, 1<<30), "promises"},
+		{"odd length", append(bytes.Clone(good), 0), "promises 3 tokens"},
 	}
-	for i, c := range cases {
+}
+
+func TestShardErrors(t *testing.T) {
+	for i, c := range malformedShards(t) {
 		_, err := Parse("f.bin", c.b)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("case %d %s: error %v, want it to mention %q", i, c.name, err, c.want)
@@ -65,6 +75,9 @@ func FuzzParse(f *testing.F) {
 	f.Add(shardBytes(f, []uint16{1, 2, 3}, 256, KindBytes))
 	f.Add(shardBytes(f, nil, 0, 0))
 	f.Add([]byte("not a shard"))
+	for _, c := range malformedShards(f) {
+		f.Add(c.b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Parse("fuzz.bin", b)
 		if err != nil {

@@ -12,6 +12,7 @@ func adamArgs(step int) nn.AdamWArgs {
 }
 
 func TestGPUAdamW(t *testing.T) {
+	needGPU(t)
 	for _, dt := range dtypes {
 		for _, n := range []int{1, 1000, 1<<20 + 7} {
 			t.Run(fmt.Sprintf("%s/n%d", dt, n), func(t *testing.T) {

@@ -48,6 +48,7 @@ func attnCases() []attnCase {
 // also with the register-tiled kernels turned off (at Dh 64 and 128 the two
 // paths differ; elsewhere both runs take the generic kernels).
 func TestGPUAttention(t *testing.T) {
+	needGPU(t)
 	for _, dt := range dtypes {
 		for _, generic := range []bool{false, true} {
 			if generic && dt == nn.Float64 {

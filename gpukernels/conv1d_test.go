@@ -18,6 +18,7 @@ func seqShapes[S any](t *testing.T, small, large []S) []S {
 }
 
 func TestGPUConv1D(t *testing.T) {
+	needGPU(t)
 	type shape struct{ B, C, L, W int }
 	shapes := seqShapes(t, []shape{{1, 1, 1, 1}, {2, 3, 37, 4}, {1, 2, 2, 4}, {3, 1, 9, 3}},
 		[]shape{{3, 5, 300, 4}, {2, 64, 1000, 4}, {1, 7, 513, 2}})

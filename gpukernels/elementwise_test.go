@@ -15,6 +15,7 @@ var ewSizes = []int{1, 7, 256, 1000, 65537, 3<<20 + 5}
 var activations = []nn.Activation{nn.Identity, nn.ReLU, nn.GELU, nn.GELUTanh, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Exp}
 
 func TestGPUElementwise(t *testing.T) {
+	needGPU(t)
 	for _, dt := range dtypes {
 		for _, n := range ewSizes {
 			t.Run(fmt.Sprintf("%s/n%d", dt, n), func(t *testing.T) {
@@ -74,6 +75,7 @@ func actInputs(ck *checker, n int) []float64 {
 }
 
 func TestGPUActivations(t *testing.T) {
+	needGPU(t)
 	for _, dt := range dtypes {
 		for _, n := range []int{1, 5, 1000, 1 << 20} {
 			for _, kind := range activations {
@@ -103,6 +105,7 @@ func TestGPUActivations(t *testing.T) {
 }
 
 func TestGPURowOps(t *testing.T) {
+	needGPU(t)
 	shapes := [][2]int{{1, 1}, {3, 7}, {1000, 33}, {257, 1024}, {100000, 3}, {5, 70000}}
 	for _, dt := range dtypes {
 		for _, s := range shapes {
@@ -125,6 +128,7 @@ func TestGPURowOps(t *testing.T) {
 }
 
 func TestGPUReductions(t *testing.T) {
+	needGPU(t)
 	for _, dt := range dtypes {
 		for _, n := range []int{0, 1, 7, 2048, 2049, 100003, 5<<20 + 1} {
 			t.Run(fmt.Sprintf("%s/n%d", dt, n), func(t *testing.T) {

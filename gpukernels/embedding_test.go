@@ -8,6 +8,7 @@ import (
 )
 
 func TestGPUEmbedding(t *testing.T) {
+	needGPU(t)
 	type eCase struct{ V, d, n int }
 	cases := []eCase{{1, 1, 1}, {10, 7, 33}, {16, 64, 5000}, {50257, 300, 2048}, {1000, 1, 100000}, {3, 513, 9}}
 	for _, dt := range dtypes {
@@ -39,9 +40,9 @@ func TestGPUEmbedding(t *testing.T) {
 	})
 }
 
-// TestGPUGroupByID checks the host-side grouping of EmbeddingBackward in
+// TestGroupByID checks the host-side grouping of EmbeddingBackward in
 // both of its paths (counting sort and sort).
-func TestGPUGroupByID(t *testing.T) {
+func TestGroupByID(t *testing.T) {
 	ids := []int32{5, 2, 5, 0, 2, 5, 9}
 	for _, V := range []int{10, 1 << 20} {
 		order, starts, gid := groupByID(ids, V)
@@ -58,6 +59,7 @@ func TestGPUGroupByID(t *testing.T) {
 }
 
 func TestGPUCrossEntropy(t *testing.T) {
+	needGPU(t)
 	type ceCase struct {
 		rows, V int
 		scale   float64

@@ -6,6 +6,7 @@ import (
 )
 
 func TestGPUFFTConv(t *testing.T) {
+	needGPU(t)
 	type shape struct {
 		B, H, L int
 		skip    bool

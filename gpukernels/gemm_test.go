@@ -23,6 +23,7 @@ func gemmArgs(m, n, k, batch int, transB bool) (g nn.GemmArgs, na, nb, nc int) {
 }
 
 func TestGPUGemm(t *testing.T) {
+	needGPU(t)
 	cases := []struct {
 		m, n, k int
 		transB  bool

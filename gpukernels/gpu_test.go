@@ -16,6 +16,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -64,6 +65,14 @@ func noGPU(t *testing.T, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// needGPU skips t when no GPU answers (fails it with
+// SEQBENCH_REQUIRE_GPU=1): called by a parent test before its subtests, so
+// that the parent reports SKIP rather than a PASS of skipped subtests.
+func needGPU(t *testing.T) {
+	t.Helper()
+	gpu(t, nn.Float32)
 }
 
 // gpu returns the shared test backend of dt: every launch synchronised and
@@ -272,4 +281,51 @@ func expectPanic(t *testing.T, want string, f func()) {
 		}
 	}()
 	f()
+}
+
+// Without a GPU, every TestGPU* test reports SKIP at the top level (none a
+// PASS of skipped subtests), and with SEQBENCH_REQUIRE_GPU=1 none passes
+// and some fail: the test binary runs itself to see the verdicts.
+func TestSkipsWithoutGPU(t *testing.T) {
+	if _, err := cuda.LoadDriver(); err == nil {
+		t.Skip("a CUDA driver loads: the GPU tests run here")
+	}
+	verdicts := func(require bool) map[string]string {
+		t.Helper()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestGPU", "-test.v", "-test.count=1")
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SEQBENCH_REQUIRE_GPU=") })
+		if require {
+			cmd.Env = append(cmd.Env, "SEQBENCH_REQUIRE_GPU=1")
+		}
+		out, _ := cmd.CombinedOutput()
+		v := map[string]string{}
+		for line := range strings.Lines(string(out)) {
+			// Top-level verdicts start the line; subtests are indented.
+			f := strings.Fields(line)
+			if strings.HasPrefix(line, "--- ") && len(f) >= 3 {
+				v[f[2]] = strings.TrimSuffix(f[1], ":")
+			}
+		}
+		if len(v) == 0 {
+			t.Fatalf("no test verdicts in the output of %v:\n%s", cmd.Args, out)
+		}
+		return v
+	}
+	for name, verdict := range verdicts(false) {
+		if verdict != "SKIP" {
+			t.Errorf("without a GPU, %s reports %s, want SKIP", name, verdict)
+		}
+	}
+	fails := 0
+	for name, verdict := range verdicts(true) {
+		if verdict == "PASS" {
+			t.Errorf("with SEQBENCH_REQUIRE_GPU=1 and no GPU, %s passes", name)
+		}
+		if verdict == "FAIL" {
+			fails++
+		}
+	}
+	if fails == 0 {
+		t.Error("with SEQBENCH_REQUIRE_GPU=1 and no GPU, no test fails")
+	}
 }

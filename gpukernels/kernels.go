@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"seqbench/gpukernels/cuda"
+	"seqbench/internal/atomicfile"
 	"seqbench/nn"
 )
 
@@ -117,27 +118,12 @@ func (be *Backend) loadModule(family string) (*module, error) {
 		return nil, fmt.Errorf("loading the cubin NVRTC %s built for %s: %w", be.nvrtc.Version(), be.dev.Arch(), err)
 	}
 	if path != "" {
-		writeAtomic(path, cubin)
+		// Errors are ignored: the cache is an optimisation.
+		if os.MkdirAll(filepath.Dir(path), 0o755) == nil {
+			_ = atomicfile.WriteFile(path, cubin)
+		}
 	}
 	return &module{h: h, funcs: map[string]*kernel{}, params: params}, nil
-}
-
-// writeAtomic writes data to path through a temporary file and a rename, so
-// that a concurrent reader never sees half a file. Errors are ignored: the
-// cache is an optimisation.
-func writeAtomic(path string, data []byte) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".cubin-*")
-	if err != nil {
-		return
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr != nil || cerr != nil || os.Rename(f.Name(), path) != nil {
-		os.Remove(f.Name())
-	}
 }
 
 // fn returns kernel name of family, compiling and loading the family on

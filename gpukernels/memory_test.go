@@ -13,6 +13,7 @@ import (
 )
 
 func TestGPUMemory(t *testing.T) {
+	needGPU(t)
 	for _, dt := range dtypes {
 		for _, n := range []int{1, 3, 1000, 1<<20 + 3} {
 			t.Run(fmt.Sprintf("%s/n%d", dt, n), func(t *testing.T) {
@@ -55,6 +56,7 @@ func TestGPUMemory(t *testing.T) {
 }
 
 func TestGPUCopyBlock(t *testing.T) {
+	needGPU(t)
 	type cbCase struct{ dstOff, dstStride, srcOff, srcStride, rows, cols int }
 	cases := []cbCase{
 		{0, 1, 0, 1, 1, 1}, {2, 7, 0, 3, 5, 3}, {0, 2, 5, 9, 4, 2}, {1, 1, 0, 1, 1, 100003},
@@ -85,6 +87,7 @@ func TestGPUCopyBlock(t *testing.T) {
 }
 
 func TestGPUPermute(t *testing.T) {
+	needGPU(t)
 	type pCase struct{ shape, perm []int }
 	cases := []pCase{
 		{[]int{3, 5}, []int{1, 0}},

@@ -13,6 +13,7 @@ import (
 var normShapes = [][2]int{{1, 3}, {5, 7}, {300, 64}, {4096, 768}, {3, 5000}, {70000, 33}}
 
 func TestGPURMSNorm(t *testing.T) {
+	needGPU(t)
 	for _, dt := range dtypes {
 		for _, s := range normShapes {
 			rows, d := s[0], s[1]
@@ -42,6 +43,7 @@ func TestGPURMSNorm(t *testing.T) {
 }
 
 func TestGPULayerNorm(t *testing.T) {
+	needGPU(t)
 	for _, dt := range dtypes {
 		for _, s := range normShapes {
 			for _, bias := range []bool{true, false} {

@@ -12,6 +12,7 @@ import (
 )
 
 func TestGPURNN(t *testing.T) {
+	needGPU(t)
 	type shape struct {
 		B, L, I, H int
 		state      bool

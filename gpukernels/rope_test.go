@@ -6,6 +6,7 @@ import (
 )
 
 func TestGPURoPE(t *testing.T) {
+	needGPU(t)
 	type rCase struct {
 		B, H, L, Dh, pos0 int
 		base              float64

@@ -32,6 +32,7 @@ func s4dArgs(ck *checker, H, N2, L int) (ga, ca nn.S4DArgs) {
 }
 
 func TestGPUS4D(t *testing.T) {
+	needGPU(t)
 	type shape struct{ B, H, N2, L int }
 	shapes := seqShapes(t, []shape{{1, 1, 1, 1}, {2, 3, 4, 100}, {1, 2, 33, 31}},
 		[]shape{{3, 8, 32, 300}, {2, 5, 64, 1000}})

@@ -17,6 +17,7 @@ type scanShape struct {
 }
 
 func TestGPUSelectiveScan(t *testing.T) {
+	needGPU(t)
 	shapes := seqShapes(t, []scanShape{
 		{B: 1, D: 1, L: 1, N: 1, G: 1, softplus: true},
 		{B: 2, D: 6, L: 37, N: 5, G: 3, softplus: true, h0: true},

@@ -14,6 +14,7 @@ type ssdShape struct {
 }
 
 func TestGPUSSD(t *testing.T) {
+	needGPU(t)
 	shapes := seqShapes(t, []ssdShape{
 		{B: 1, L: 1, H: 1, P: 1, G: 1, N: 1, Q: 8, softplus: true},
 		{B: 2, L: 37, H: 4, P: 3, G: 2, N: 5, Q: 8, softplus: true, h0: true},

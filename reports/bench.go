@@ -87,6 +87,12 @@ func readBenchFile(path string) ([]BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseBenchFile(data)
+}
+
+// parseBenchFile decodes a bench file (bench.File), each result with the
+// file's device.
+func parseBenchFile(data []byte) ([]BenchResult, error) {
 	var f bench.File
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, err

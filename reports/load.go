@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v4"
 
@@ -49,6 +50,10 @@ type Run struct {
 	// Status is the summary's status, StatusIncomplete or StatusUnreadable;
 	// Reason says why a run is not ok.
 	Status, Reason string
+	// Differs lists, for a run of an earlier version of the experiment
+	// file, the settings that differ from the current version's.
+	Differs []string
+	started time.Time // see startTime
 }
 
 // OK reports whether the run finished normally; only such runs are drawn.
@@ -73,11 +78,14 @@ func (r *Run) settingKeys() []string {
 	return sortedKeys(r.Summary.Overrides)
 }
 
-// Experiment is the runs of one experiment folder.
+// Experiment is the runs of one experiment folder: those of the current
+// version of its experiment file, and apart those of earlier versions
+// (earlier.go).
 type Experiment struct {
-	Name string
-	Dir  string
-	Runs []*Run
+	Name    string
+	Dir     string
+	Runs    []*Run
+	Earlier []*Run
 }
 
 // Results is everything under a results folder.
@@ -176,6 +184,7 @@ func (res *Results) loadExperiment(name, dir string, runDirs []string) *Experime
 	for _, d := range runDirs {
 		exp.Runs = append(exp.Runs, res.loadRun(d))
 	}
+	exp.splitEarlier()
 	return exp
 }
 
@@ -216,6 +225,7 @@ func (res *Results) loadRun(dir string) *Run {
 	if r.Summary.Arch == "" {
 		r.Summary.Arch = "?"
 	}
+	r.started = r.startTime()
 	return r
 }
 

@@ -6,7 +6,6 @@ import (
 	"hash/fnv"
 	"image/color"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,6 +18,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
+
+	"seqbench/internal/atomicfile"
 )
 
 // plotFont is the one face every plot uses; index.html embeds it once.
@@ -714,10 +715,10 @@ func (f *figure) save(dir string, dpi int) (pngPath, svgPath string, err error) 
 		return "", "", fmt.Errorf("%s.svg: %w", f.name, err)
 	}
 	pngPath, svgPath = filepath.Join(dir, f.name+".png"), filepath.Join(dir, f.name+".svg")
-	if err := os.WriteFile(pngPath, png, 0o644); err != nil {
+	if err := atomicfile.WriteFile(pngPath, png); err != nil {
 		return "", "", err
 	}
-	if err := os.WriteFile(svgPath, svg, 0o644); err != nil {
+	if err := atomicfile.WriteFile(svgPath, svg); err != nil {
 		return "", "", err
 	}
 	return pngPath, svgPath, nil

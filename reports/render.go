@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"seqbench/internal/atomicfile"
 	"seqbench/train"
 )
 
@@ -86,14 +87,14 @@ func Write(res *Results, outDir string, opt Options) (*Report, error) {
 	if err := writeMarkdown(&md, blocks); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(rep.Markdown, md.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(rep.Markdown, md.Bytes()); err != nil {
 		return nil, err
 	}
 	var page bytes.Buffer
 	if err := writeHTML(&page, res, blocks); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(rep.HTML, page.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(rep.HTML, page.Bytes()); err != nil {
 		return nil, err
 	}
 	return rep, nil
@@ -125,11 +126,15 @@ func document(res *Results) []block {
 	var bs []block
 	add := func(b block) { bs = append(bs, b) }
 	add(block{heading: reportTitle(res), level: 1})
-	nRuns := 0
+	nRuns, nEarlier := 0, 0
 	for _, e := range res.Experiments {
 		nRuns += len(e.Runs)
+		nEarlier += len(e.Earlier)
 	}
 	intro := fmt.Sprintf("Results read from %s: %s in %s", res.Dir, plural(nRuns, "run"), plural(len(res.Experiments), "experiment"))
+	if nEarlier > 0 {
+		intro += fmt.Sprintf(" (and %s of earlier experiment files, listed apart)", plural(nEarlier, "run"))
+	}
 	if len(res.Bench) > 0 {
 		intro += fmt.Sprintf(", and %s", plural(len(res.Bench), "kernel benchmark result"))
 	}
@@ -176,6 +181,11 @@ func experimentBlocks(e *Experiment) []block {
 	if len(problems) > 0 {
 		add(block{text: "Runs that did not finish normally (not in the plots):"})
 		add(block{items: problems})
+	}
+	if len(e.Earlier) > 0 {
+		add(block{heading: "Runs of earlier versions of the experiment file", level: 3})
+		add(block{text: earlierNote(e)})
+		add(block{items: earlierItems(e)})
 	}
 	if d.seedVaries && len(ep.ok) > 0 {
 		st := seedTable(d, e.Runs)
@@ -346,6 +356,12 @@ func WriteText(w io.Writer, res *Results) error {
 		for _, r := range sortedRuns(e.Runs, d) {
 			if r.Status != train.StatusOK {
 				fmt.Fprintf(w, "  %s: %s: %s\n", r.Name, r.Status, orDash(firstLine(r.Reason)))
+			}
+		}
+		if len(e.Earlier) > 0 {
+			fmt.Fprintln(w, earlierNote(e))
+			for _, it := range earlierItems(e) {
+				fmt.Fprintf(w, "  %s\n", it)
 			}
 		}
 		fmt.Fprintln(w)

@@ -29,7 +29,7 @@ func TestScalingStudyReport(t *testing.T) {
 			loss := a.a * math.Pow(C, -a.al)
 			writeRun(t, exp, "scaling", synthRun{arch: a.arch, params: params, flops: flops, steps: steps, evalEvery: 50, batchTok: 1000,
 				task:  map[string]any{"name": "lm", "seq_len": 64},
-				train: map[string]any{"steps": steps, "lr": 1e-3 / float64(k+1)},
+				train: map[string]any{"steps": steps, "tokens_per_param": 20, "lr": 1e-3},
 				model: map[string]any{"d_model": 32 << k},
 				curve: func(int) (float64, float64) { return loss, 0 }})
 		}

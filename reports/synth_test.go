@@ -40,6 +40,7 @@ type synthRun struct {
 	reason   string
 	// What to leave out: a partial run has only config.yaml.
 	onlyConfig, noSummary bool
+	started               time.Time // the summary's started_at; zero: 2025-01-01
 }
 
 func (s synthRun) name() string {
@@ -76,6 +77,9 @@ func writeRun(t testing.TB, expDir, exp string, s synthRun) string {
 		Status: train.StatusOK, Backend: "cpu-float32", Device: "cpu", GitRevision: "abc1234",
 		BestLoss: train.Num(math.NaN()), FinalLoss: train.Num(math.NaN()), TrainLoss: train.Num(math.NaN()),
 		StartedAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if !s.started.IsZero() {
+		sum.StartedAt = s.started
+	}
 	for step := 1; step <= s.steps; step++ {
 		if step != 1 && step%max(s.evalEvery/2, 1) != 0 && step != s.steps {
 			continue
@@ -223,7 +227,8 @@ func writeBrokenExperiment(t testing.TB, exp string) {
 		return synthRun{arch: arch, params: 5000, flops: 1e4,
 			task:  map[string]any{"name": "copying", "seq_len": 32},
 			train: map[string]any{"steps": 100, "seed": seed}, model: map[string]any{"d_model": 16},
-			steps: 100, evalEvery: 20, batchTok: 256, curve: decay(2, 0.5, 0.6, 30)}
+			overrides: map[string]string{"train.seed": strconv.Itoa(seed)},
+			steps:     100, evalEvery: 20, batchTok: 256, curve: decay(2, 0.5, 0.6, 30)}
 	}
 	s := base("lstm", 1)
 	s.status, s.reason = train.StatusFailed, "panic: index out of range [3] with length 3 | in lstm.Forward\ngoroutine 1 [running]:"

@@ -8,41 +8,19 @@ import (
 	"io"
 	"maps"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"seqbench/internal/atomicfile"
 )
 
 // WriteFile writes tensors to path atomically: into a temporary file in the
 // same folder, synced, then renamed over path, so a reader never sees a
 // half-written file. See Write for the arguments.
-func WriteFile(path string, tensors []Tensor, dtype string, meta map[string]string) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := Write(f, tensors, dtype, meta); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil { // CreateTemp makes it 0600
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+func WriteFile(path string, tensors []Tensor, dtype string, meta map[string]string) error {
+	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, tensors, dtype, meta) })
 }
 
 // Write encodes tensors as a safetensors file, as the reference

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"seqbench/internal/atomicfile"
 	"seqbench/train"
 )
 
@@ -145,32 +146,8 @@ func writeSummary(dir string, s train.Summary) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, "summary.json"), append(data, '\n'))
-}
-
-// writeAtomic writes data to path through a temporary file in the same
-// folder and a rename: readers never see a torn file.
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	// Results are readable by all, as files os.Create makes (CreateTemp
-	// makes 0600, which the rename would carry onto the result).
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteFile(filepath.Join(dir, "summary.json"), append(data, '\n'))
 }

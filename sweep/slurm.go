@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"seqbench/internal/atomicfile"
 	"seqbench/train"
 )
 
@@ -231,7 +232,7 @@ func PrepareSlurm(exp *Experiment, todo []int, opt SlurmOptions) (*Submission, e
 		path string
 		data []byte
 	}{{configCopy, config}, {tasksPath, tasksJSON}, {sub.Script, []byte(Script(exp, opt.Slurm))}} {
-		if err := writeAtomic(f.path, f.data); err != nil {
+		if err := atomicfile.WriteFile(f.path, f.data); err != nil {
 			return nil, err
 		}
 	}
@@ -627,7 +628,7 @@ func writeJSONFile(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, append(data, '\n'))
+	return atomicfile.WriteFile(path, append(data, '\n'))
 }
 
 // errNoSlurm says the Slurm commands are missing.

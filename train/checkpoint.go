@@ -3,10 +3,12 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"seqbench/internal/atomicfile"
 	"seqbench/nn"
 	"seqbench/safetensors"
 )
@@ -71,6 +73,10 @@ func loadCheckpoint(dir string, be nn.Backend, opt *nn.AdamW) (progressState, er
 	if err := json.Unmarshal([]byte(meta[metaState]), &st); err != nil {
 		return st, fmt.Errorf("%s: no readable progress in its metadata: %w", path, err)
 	}
+	if st.Step < 0 || st.AdamSteps < 0 || !(st.ElapsedSec >= 0) || math.IsInf(st.ElapsedSec, 0) {
+		return st, fmt.Errorf("%s: impossible progress in its metadata: step %d, optimizer steps %d, elapsed %v s (want steps ≥ 0 and finite seconds ≥ 0)",
+			path, st.Step, st.AdamSteps, st.ElapsedSec)
+	}
 	load := func(name string, shape []int, b nn.Buffer) error {
 		t, ok := tensors[name]
 		if !ok {
@@ -117,5 +123,5 @@ func truncateMetrics(path string, step int) error {
 		}
 		keep = append(keep, line+"\n")
 	}
-	return writeAtomic(path, []byte(strings.Join(keep, "")))
+	return atomicfile.WriteFile(path, []byte(strings.Join(keep, "")))
 }

@@ -15,6 +15,8 @@ type Config struct {
 	// compute-optimal rule is about 20). Once the steps are derived it is
 	// dropped from the resolved config, which records the steps.
 	TokensPerParam float64 `yaml:"tokens_per_param,omitempty"`
+	// stepsDerived: DeriveSteps set Steps from TokensPerParam.
+	stepsDerived bool
 
 	BatchSize   int     `yaml:"batch_size"`
 	LR          float64 `yaml:"lr"`

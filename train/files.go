@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"seqbench/internal/atomicfile"
 )
 
 // Num is a float64 that JSON-encodes NaN and ±Inf as null (which JSON cannot
@@ -33,37 +35,12 @@ func (n *Num) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// writeAtomic writes data to path through a temporary file in the same
-// folder and a rename, so readers see the old file or the new one, never a
-// torn one.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	// Results are readable by all, as files os.Create makes (CreateTemp
-	// makes 0600, which the rename would carry onto the result).
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
 func writeJSON(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, append(data, '\n'))
+	return atomicfile.WriteFile(path, append(data, '\n'))
 }
 
 // ReadSummary reads a run's summary.json.

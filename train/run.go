@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"seqbench/arch"
+	"seqbench/internal/atomicfile"
 	"seqbench/internal/buildinfo"
 	"seqbench/nn"
 	"seqbench/tasks"
@@ -160,7 +161,7 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 	}
 	resolved, err := spec.ResolvedYAML()
 	if err == nil {
-		err = writeAtomic(filepath.Join(dir, "config.yaml"), resolved)
+		err = atomicfile.WriteFile(filepath.Join(dir, "config.yaml"), resolved)
 	}
 	if err != nil {
 		sum.Reason = err.Error()

@@ -29,9 +29,9 @@ type Spec struct {
 // ResolvedYAML is the run's complete configuration, every default filled
 // in: what config.yaml holds and what the run ID hashes.
 func (s Spec) ResolvedYAML() ([]byte, error) {
-	if s.Train.Steps > 0 {
-		// tokens_per_param only derives steps; the steps are the record
-		// (and runs that never used it keep their ids).
+	if !s.Train.stepsDerived {
+		// tokens_per_param only derives steps: runs whose steps the file
+		// sets do not record it (and keep their ids).
 		s.Train.TokensPerParam = 0
 	}
 	return yaml.Dump(struct {

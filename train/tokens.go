@@ -24,7 +24,8 @@ type SequenceLengther interface {
 // where params is the model's non-embedding parameter count
 // (arch.NonEmbeddingParams) and seq_len the task's. A config with steps
 // set is left as it is. The resolved config (ResolvedYAML) records the
-// steps, not tokens_per_param.
+// steps, and tokens_per_param where it derived them (reports then know the
+// steps follow from the size, not from the experiment file).
 func (c *Config) DeriveSteps(params int, task tasks.Config) error {
 	if c.Steps > 0 {
 		return nil
@@ -38,7 +39,7 @@ func (c *Config) DeriveSteps(params int, task tasks.Config) error {
 	if !(steps >= 1 && steps <= 1<<31-1) {
 		return fieldErr("tokens_per_param", c.TokensPerParam, fmt.Sprintf("gives %v steps for %d parameters at %v tokens per step", steps, params, perStep))
 	}
-	c.Steps = int(steps)
+	c.Steps, c.stepsDerived = int(steps), true
 	if c.Warmup >= c.Steps {
 		return fieldErr("warmup", c.Warmup, fmt.Sprintf("must be below the %d steps tokens_per_param %v gives for %d parameters", c.Steps, c.TokensPerParam, params))
 	}

@@ -54,7 +54,12 @@ func cmdData(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{"data prepare: " + err.Error()}
 	}
-	fmt.Fprintf(stdout, "byte-level corpus: %s (%d tokens), %s (%d tokens)\n", p.Train, p.TrainTokens, p.Val, p.ValTokens)
+	skipped := ""
+	if len(p.Skipped) > 0 {
+		skipped = fmt.Sprintf(", skipped %d not text (NUL bytes or not UTF-8: %s)", len(p.Skipped), data.SkippedList(p.Skipped))
+	}
+	fmt.Fprintf(stdout, "byte-level corpus from %d text files%s: %s (%d tokens), %s (%d tokens)\n",
+		p.Files, skipped, p.Train, p.TrainTokens, p.Val, p.ValTokens)
 	fmt.Fprintf(stdout, "use it with:\n  task: {name: lm, train: %s, val: %s, seq_len: 256}\n", p.Train, p.Val)
 	return nil
 }

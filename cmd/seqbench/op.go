@@ -6,6 +6,8 @@ import (
 	"io"
 	"maps"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,7 +174,7 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 	inPath := fs.String("in", "", "input safetensors file (F32 or F64 tensors named as `seqbench op --list` shows)")
 	outPath := fs.String("out", "", "output safetensors file: out, and d<name> of every input read when IN holds dout")
 	device := fs.String("device", defaultDevice(), "auto, cpu or cuda")
-	dtypeName := fs.String("dtype", "float32", "float32 or float64: the precision of the run and of OUT")
+	dtypeName := fs.String("dtype", "", "float32 or float64: the precision of the run and of OUT (default: IN's, float64 if it mixes F32 and F64)")
 	var f opFlags
 	fs.BoolVar(&f.deltaSoftplus, "delta-softplus", false, "selective_scan: softplus(delta + delta_bias)")
 	fs.BoolVar(&f.dtSoftplus, "dt-softplus", false, "ssd: softplus(dt + dt_bias)")
@@ -180,6 +182,11 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.causal, "causal", true, "attention: mask keys after the query")
 	fs.StringVar(&f.activation, "activation", "none", "conv1d: none or silu")
 	fs.Float64Var(&f.eps, "eps", 1e-5, "rmsnorm: added to mean(x²)")
+	benchMode := fs.Bool("bench", false, "the kernel harness: check the op on --device against the float64 CPU reference, then time it (no --out)")
+	var bo opBenchOptions
+	fs.StringVar(&bo.shape, "shape", "", "--bench: random inputs of these dimensions, e.g. B=1,D=1536,N=16,L=2048 (instead of --in)")
+	fs.IntVar(&bo.repeat, "repeat", 10, "--bench: timed samples (the median is reported)")
+	fs.Uint64Var(&bo.seed, "seed", 1, "--bench: seed of the random inputs of --shape")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -206,28 +213,19 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case spec == nil:
 		return usageError{"missing the op NAME (" + known + "; `seqbench op --list` describes them)"}
+	case *benchMode:
+		return cmdOpBench(fs, spec, &f, bo, *inPath, *outPath, *device, *dtypeName, stdout, stderr)
 	case *inPath == "":
 		return usageError{"missing --in IN.safetensors"}
 	case *outPath == "":
 		return usageError{"missing --out OUT.safetensors"}
 	}
-	if err := checkOpFlags(fs, spec, &f); err != nil {
+	if err := checkOpFlags(fs, spec, &f, *dtypeName); err != nil {
 		return err
 	}
-	var dt nn.DType
-	switch *dtypeName {
-	case "float32":
-		dt = nn.Float32
-	case "float64":
-		dt = nn.Float64
-	default:
-		return usageError{fmt.Sprintf("--dtype %q is not allowed (float32 or float64)", *dtypeName)}
+	if sameOpFile(*inPath, *outPath) {
+		return usageError{fmt.Sprintf("--out %s is the input file --in %s: write the results to another file", *outPath, *inPath)}
 	}
-	dev, err := selectDeviceDType(*device, dt, stderr)
-	if err != nil {
-		return err
-	}
-	be := dev.backend
 
 	file, _, err := safetensors.ReadFile(*inPath)
 	if err != nil {
@@ -237,10 +235,16 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{*inPath + ": " + err.Error()}
 	}
-	out, outShape, grads, err := runOp(spec, be, inputs, dout, &f)
+	dt, note := opDType(*dtypeName, inputs, dout)
+	if note != "" {
+		fmt.Fprintln(stderr, "note: "+note)
+	}
+	dev, err := selectDeviceDType(*device, dt, stderr)
 	if err != nil {
 		return err
 	}
+	be := dev.backend
+	out, outShape, grads := runOp(spec, be, inputs, dout, &f)
 
 	tensors := []safetensors.Tensor{{Name: "out", Shape: outShape, Data: out}}
 	for _, name := range slices.Sorted(maps.Keys(grads)) {
@@ -266,12 +270,63 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// checkOpFlags rejects op flags the op does not take and bad flag values.
-func checkOpFlags(fs *flag.FlagSet, spec *opSpec, f *opFlags) error {
-	common := []string{"list", "in", "out", "device", "dtype"}
+// sameOpFile reports whether out names the file in: the same path, however
+// spelled, or (where out exists) the same file through a link.
+func sameOpFile(in, out string) bool {
+	a, errA := filepath.Abs(in)
+	b, errB := filepath.Abs(out)
+	if errA == nil && errB == nil && a == b {
+		return true
+	}
+	si, errA := os.Stat(in)
+	so, errB := os.Stat(out)
+	return errA == nil && errB == nil && os.SameFile(si, so)
+}
+
+// opDType is the precision to run in: the one --dtype names, else the
+// inputs' (float64 when they mix F32 and F64, so that nothing is rounded).
+// note says which tensors a conversion changes, or that the inputs mix
+// dtypes; it is empty when everything is computed in the inputs' own dtype.
+func opDType(name string, inputs map[string]safetensors.Tensor, dout *safetensors.Tensor) (nn.DType, string) {
+	byDType := map[string][]string{}
+	for _, n := range slices.Sorted(maps.Keys(inputs)) {
+		byDType[inputs[n].DType] = append(byDType[inputs[n].DType], n)
+	}
+	if dout != nil {
+		byDType[dout.DType] = append(byDType[dout.DType], "dout")
+	}
+	f32, f64 := byDType[safetensors.F32], byDType[safetensors.F64]
+	switch {
+	case name == "float32" && len(f64) > 0:
+		return nn.Float32, fmt.Sprintf("--dtype float32: the F64 tensors %s of IN are rounded to float32", strings.Join(f64, ", "))
+	case name == "float32":
+		return nn.Float32, ""
+	case name == "float64" && len(f32) > 0:
+		return nn.Float64, fmt.Sprintf("--dtype float64: the F32 tensors %s of IN are widened to float64 (exactly)", strings.Join(f32, ", "))
+	case name == "float64", len(f32) == 0:
+		return nn.Float64, ""
+	case len(f64) == 0:
+		return nn.Float32, ""
+	}
+	return nn.Float64, fmt.Sprintf("IN mixes F32 tensors (%s) and F64 ones (%s): computing in float64 (--dtype float32 rounds them all)",
+		strings.Join(f32, ", "), strings.Join(f64, ", "))
+}
+
+// checkOpFlags rejects op flags the op does not take, flags of --bench
+// without it, and bad flag values.
+func checkOpFlags(fs *flag.FlagSet, spec *opSpec, f *opFlags, dtypeName string) error {
+	common := []string{"list", "in", "out", "device", "dtype", "bench"}
+	benchOnly := []string{"shape", "repeat", "seed"}
+	bench := fs.Lookup("bench").Value.String() == "true"
 	var err error
 	fs.Visit(func(fl *flag.Flag) {
-		if err == nil && !slices.Contains(common, fl.Name) && !slices.Contains(spec.flags, fl.Name) {
+		switch {
+		case err != nil:
+		case slices.Contains(benchOnly, fl.Name):
+			if !bench {
+				err = usageError{fmt.Sprintf("--%s applies to --bench only", fl.Name)}
+			}
+		case !slices.Contains(common, fl.Name) && !slices.Contains(spec.flags, fl.Name):
 			takes := "no flags of its own"
 			if len(spec.flags) > 0 {
 				takes = "its flags: --" + strings.Join(spec.flags, ", --")
@@ -282,6 +337,8 @@ func checkOpFlags(fs *flag.FlagSet, spec *opSpec, f *opFlags) error {
 	switch {
 	case err != nil:
 		return err
+	case dtypeName != "" && dtypeName != "float32" && dtypeName != "float64":
+		return usageError{fmt.Sprintf("--dtype %q is not allowed (float32 or float64)", dtypeName)}
 	case f.chunk < 1:
 		return usageError{fmt.Sprintf("--chunk-size %d: must be at least 1", f.chunk)}
 	case f.activation != "none" && f.activation != "silu":
@@ -361,19 +418,9 @@ func opInputs(spec *opSpec, file map[string]safetensors.Tensor, stderr io.Writer
 }
 
 // runOp builds the op on a tape over inputs and, given dout, backpropagates
-// it. A kernel that panics "not implemented yet" (an op still being written)
-// is an error; any other panic is a bug and stays a panic.
+// it.
 func runOp(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, dout *safetensors.Tensor, f *opFlags) (
-	out []float64, shape []int, grads map[string][]float64, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			msg := fmt.Sprint(r)
-			if !strings.Contains(msg, "not implemented yet") {
-				panic(r)
-			}
-			err = fmt.Errorf("%s: the %s backend does not implement this op yet (%s)", spec.name, be.Name(), msg)
-		}
-	}()
+	out []float64, shape []int, grads map[string][]float64) {
 	tp := nn.NewTape(be, dout != nil)
 	defer tp.Release()
 	ts := map[string]*nn.Tensor{}
@@ -397,7 +444,7 @@ func runOp(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, do
 	y := spec.build(tp, ts, f)
 	out, shape = be.Read(y.Data), slices.Clone(y.Shape)
 	if dout == nil {
-		return out, shape, nil, nil
+		return out, shape, nil
 	}
 	// loss = Σ out·dout has d(loss)/d(out) = dout: a Linear of out as one
 	// (1, n) row with dout as a constant (1, n) weight. Tape.Backward wants
@@ -410,7 +457,7 @@ func runOp(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, do
 	for name, x := range ts {
 		grads[name] = be.Read(x.Grad())
 	}
-	return out, shape, grads, nil
+	return out, shape, grads
 }
 
 // dimEnv binds the named dimensions of an op's inputs as they are checked,
@@ -542,6 +589,8 @@ func opShapesString(pats [][]string) string {
 func listOps(w io.Writer, only *opSpec) {
 	fmt.Fprintln(w, "seqbench op NAME --in IN.safetensors --out OUT.safetensors [--dtype float32|float64] [--device auto|cpu|cuda] [op flags]")
 	fmt.Fprintln(w, "IN holds the inputs (F32 or F64); with dout (the shape of out) OUT also holds d<name> for every input read.")
+	fmt.Fprintln(w, "seqbench op NAME --bench (--in IN.safetensors | --shape DIM=SIZE,...) [--repeat N] [--device ...] [op flags]:")
+	fmt.Fprintln(w, "  the kernel harness: the op checked against the float64 CPU reference, then its median time, fwd and fwd+bwd.")
 	for _, s := range opSpecs() {
 		if only != nil && s.name != only.name {
 			continue

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -17,7 +18,7 @@ import (
 )
 
 // opGoldenDir holds the PyTorch float64 references of the fused ops.
-const opGoldenDir = "../../../shared/testvectors"
+const opGoldenDir = "../../testdata/testvectors"
 
 func findOpSpec(t *testing.T, name string) opSpec {
 	t.Helper()
@@ -65,8 +66,7 @@ func requireOpClose(t *testing.T, name string, got, want safetensors.Tensor, tol
 }
 
 // `seqbench op` reproduces every golden vector end to end: out and the
-// gradient of every input, float64 to 1e-10 and float32 to 1e-4. An op
-// whose CPU kernel is still a "not implemented yet" stub is skipped.
+// gradient of every input, float64 to 1e-10 and float32 to 1e-4.
 //
 // In float32 the error floor is 1e-2·max|want| rather than 1e-3: rounding
 // the inputs to float32 alone moves out[103] of 06_s4d_conv (0.0173, with
@@ -76,7 +76,7 @@ func requireOpClose(t *testing.T, name string, got, want safetensors.Tensor, tol
 func TestOpGoldenVectors(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(opGoldenDir, "*.safetensors"))
 	if len(files) == 0 {
-		t.Skipf("no golden vectors in %s", opGoldenDir)
+		t.Fatalf("no golden vectors in %s", opGoldenDir)
 	}
 	for _, path := range files {
 		golden, meta, err := safetensors.ReadFile(path)
@@ -91,9 +91,6 @@ func TestOpGoldenVectors(t *testing.T) {
 				args := append([]string{"op", spec.name, "--in", path, "--out", out, "--dtype", c.dtype, "--device", "cpu"},
 					strings.Fields(meta["flags"])...)
 				code, stdout, stderr := runCLI(t, args...)
-				if code != 0 && strings.Contains(stderr, "not implemented yet") {
-					t.Skipf("op %s: its CPU kernel is not implemented yet (%s)", spec.name, strings.TrimSpace(stderr))
-				}
 				require.Equal(t, 0, code, stderr)
 				require.Contains(t, stdout, spec.name)
 
@@ -310,17 +307,178 @@ func TestOpForwardOnly(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 }
 
-// A kernel still being written panics "not implemented yet": runOp makes
-// that an error naming the op; any other panic is a bug and propagates.
-func TestRunOpNotImplemented(t *testing.T) {
-	be := cpukernels.New[float64]()
-	in := map[string]safetensors.Tensor{"x": opTensor("x", 2)}
-	spec := &opSpec{name: "fake", build: func(*nn.Tape, map[string]*nn.Tensor, *opFlags) *nn.Tensor {
-		panic("cpukernels: not implemented yet")
-	}}
-	_, _, _, err := runOp(spec, be, in, nil, &opFlags{})
-	require.ErrorContains(t, err, "fake: the cpu-float64 backend does not implement this op yet")
+// With no --dtype the op runs in its inputs' dtype (F64 in, float64 run,
+// F64 out: nothing rounded); --dtype converts, and says so on stderr; mixed
+// inputs run in float64, also said.
+func TestOpDTypeFollowsInputs(t *testing.T) {
+	t.Setenv("SEQBENCH_DEVICE", "cpu")
+	dir := t.TempDir()
+	x, w := opTensor("x", 3, 5), opTensor("weight", 5)
+	want := safetensors.Tensor{Shape: []int{3, 5}, Data: make([]float64, 15)}
+	for r := range 3 {
+		ms := 0.0
+		for _, v := range x.Data[5*r : 5*r+5] {
+			ms += v * v / 5
+		}
+		for c, v := range x.Data[5*r : 5*r+5] {
+			want.Data[5*r+c] = v / math.Sqrt(ms+1e-5) * w.Data[c]
+		}
+	}
+	f64 := filepath.Join(dir, "f64.safetensors")
+	require.NoError(t, safetensors.WriteFile(f64, []safetensors.Tensor{x, w}, safetensors.F64, nil))
+	f32 := filepath.Join(dir, "f32.safetensors")
+	require.NoError(t, safetensors.WriteFile(f32, []safetensors.Tensor{x, w}, safetensors.F32, nil))
+	mixed := filepath.Join(dir, "mixed.safetensors")
+	w32 := w
+	w32.DType = safetensors.F32
+	x.DType = safetensors.F64
+	require.NoError(t, safetensors.WriteFile(mixed, []safetensors.Tensor{x, w32}, "", nil))
 
-	spec.build = func(*nn.Tape, map[string]*nn.Tensor, *opFlags) *nn.Tensor { panic("index out of range") }
-	require.PanicsWithValue(t, "index out of range", func() { runOp(spec, be, in, nil, &opFlags{}) })
+	for _, c := range []struct {
+		name, in    string
+		flags       []string
+		backend, st string
+		note        string
+	}{
+		{"F64 in", f64, nil, "cpu-float64", safetensors.F64, ""},
+		{"F32 in", f32, nil, "cpu-float32", safetensors.F32, ""},
+		{"F64 in, --dtype float32", f64, []string{"--dtype", "float32"}, "cpu-float32", safetensors.F32,
+			"note: --dtype float32: the F64 tensors weight, x of IN are rounded to float32"},
+		{"F32 in, --dtype float64", f32, []string{"--dtype", "float64"}, "cpu-float64", safetensors.F64,
+			"note: --dtype float64: the F32 tensors weight, x of IN are widened to float64"},
+		{"mixed", mixed, nil, "cpu-float64", safetensors.F64, "note: IN mixes F32 tensors (weight) and F64 ones (x): computing in float64"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := filepath.Join(dir, "out.safetensors")
+			code, _, stderr := runCLI(t, append([]string{"op", "rmsnorm", "--in", c.in, "--out", out}, c.flags...)...)
+			require.Equal(t, 0, code, stderr)
+			if c.note == "" {
+				require.NotContains(t, stderr, "note:")
+			} else {
+				require.Contains(t, stderr, c.note)
+			}
+			got, meta, err := safetensors.ReadFile(out)
+			require.NoError(t, err)
+			require.Equal(t, c.backend, meta["backend"])
+			require.Equal(t, c.st, got["out"].DType)
+			if c.name == "F64 in" {
+				requireOpClose(t, "out", got["out"], want, 1e-14, 1e-3)
+			}
+		})
+	}
+}
+
+// --out naming the input file, however spelled or linked, is refused and
+// the input is left as it was.
+func TestOpRefusesOutIsIn(t *testing.T) {
+	t.Setenv("SEQBENCH_DEVICE", "cpu")
+	dir := t.TempDir()
+	in := opFile(t, dir, opTensor("x", 2, 4), opTensor("weight", 4))
+	before, err := os.ReadFile(in)
+	require.NoError(t, err)
+	link := filepath.Join(dir, "link.safetensors")
+	require.NoError(t, os.Symlink(in, link))
+	hard := filepath.Join(dir, "hard.safetensors")
+	require.NoError(t, os.Link(in, hard))
+	t.Chdir(dir)
+	for _, out := range []string{in, dir + "/./sub/../" + filepath.Base(in), filepath.Base(in), link, hard} {
+		code, _, stderr := runCLI(t, "op", "rmsnorm", "--in", in, "--out", out)
+		require.Equal(t, 2, code, out)
+		require.Contains(t, stderr, "is the input file --in")
+		after, err := os.ReadFile(in)
+		require.NoError(t, err)
+		require.Equal(t, before, after)
+	}
+}
+
+// relErrIn reads "name err" out of the harness's check line.
+func relErrIn(t *testing.T, stdout, name string) float64 {
+	t.Helper()
+	_, line, ok := strings.Cut(stdout, "check against cpu-float64, max |err| / max |ref|: ")
+	require.True(t, ok, stdout)
+	line, _, _ = strings.Cut(line, "\n")
+	for part := range strings.SplitSeq(line, ", ") {
+		if n, v, ok := strings.Cut(part, " "); ok && n == name {
+			e, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err, part)
+			return e
+		}
+	}
+	t.Fatalf("no %s in %q", name, line)
+	return 0
+}
+
+// The kernel harness: random inputs of --shape (or --in), the op on the
+// device checked against the float64 CPU reference (out and every
+// gradient), then the median time of the forward and of forward+backward.
+func TestOpBench(t *testing.T) {
+	code, stdout, stderr := runCLI(t, "op", "selective_scan", "--bench", "--shape", "B=2,D=8,N=4,L=33", "--device", "cpu",
+		"--repeat", "3", "--delta-softplus")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "selective_scan on cpu-float32 (random inputs, seed 1): A [8 4], B [2 4 33], C [2 4 33], delta [2 8 33], u [2 8 33]")
+	for _, name := range []string{"out", "du", "ddelta", "dA", "dB", "dC"} {
+		e := relErrIn(t, stdout, name)
+		require.Greater(t, e, 0.0, "%s: float32 against float64 differs a little", name)
+		require.Less(t, e, 1e-5, name)
+	}
+	require.Regexp(t, `(?m)^fwd +median [0-9.]+ [µm]?s, min .* \(3 samples of [0-9]+ calls\)$`, stdout)
+	require.Regexp(t, `(?m)^fwd\+bwd +median [0-9.]+ [µm]?s`, stdout)
+
+	// From a file: its dtype (F64 here), and no timing of a backward
+	// without dout.
+	dir := t.TempDir()
+	in := opFile(t, dir, opTensor("x", 3, 8), opTensor("weight", 8))
+	code, stdout, stderr = runCLI(t, "op", "rmsnorm", "--bench", "--in", in, "--device", "cpu", "--repeat", "2")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "rmsnorm on cpu-float64 (inputs of "+in+")")
+	require.Equal(t, 0.0, relErrIn(t, stdout, "out"))
+	require.NotContains(t, stdout, "fwd+bwd")
+}
+
+// skewedRMSNorm is a backend whose RMSNorm is off by 1e-3 of its output:
+// the harness's check must show it.
+type skewedRMSNorm struct{ nn.Backend }
+
+func (b skewedRMSNorm) RMSNorm(out, rstd, x, w nn.Buffer, rows, d int, eps float64) {
+	b.Backend.RMSNorm(out, rstd, x, w, rows, d, eps)
+	v := b.Read(out)
+	for i := range v {
+		v[i] *= 1 + 1e-3
+	}
+	b.Write(out, v)
+}
+
+func TestOpBenchCheckSeesAWrongKernel(t *testing.T) {
+	spec := findOpSpec(t, "rmsnorm")
+	in := map[string]safetensors.Tensor{"x": opTensor("x", 3, 8), "weight": opTensor("weight", 8)}
+	var out strings.Builder
+	require.NoError(t, benchOp(&spec, skewedRMSNorm{cpukernels.New[float64]()}, in, nil, &opFlags{eps: 1e-5},
+		opBenchOptions{repeat: 1}, "test", &out))
+	require.InDelta(t, 1e-3, relErrIn(t, out.String(), "out"), 1e-9)
+}
+
+func TestOpBenchUsageErrors(t *testing.T) {
+	t.Setenv("SEQBENCH_DEVICE", "cpu")
+	dir := t.TempDir()
+	in := opFile(t, dir, opTensor("x", 3, 8), opTensor("weight", 8))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rmsnorm", "--bench", "--in", in, "--out", filepath.Join(dir, "o.safetensors")}, "--out does not apply to --bench"},
+		{[]string{"rmsnorm", "--bench"}, "one of the two"},
+		{[]string{"rmsnorm", "--bench", "--in", in, "--shape", "B=1,L=2,D=4"}, "one of the two"},
+		{[]string{"rmsnorm", "--bench", "--shape", "B=1,L=2"}, `--shape "B=1,L=2": missing D (rmsnorm takes B, L, D)`},
+		{[]string{"rmsnorm", "--bench", "--shape", "B=1,L=2,D=4,H=3"}, "H is not a dimension of rmsnorm"},
+		{[]string{"rmsnorm", "--bench", "--shape", "B=1,L=2,D=0"}, "D=0 is not allowed"},
+		{[]string{"rmsnorm", "--bench", "--shape", "B=1;L=2"}, "is not DIM=SIZE"},
+		{[]string{"s4d_conv", "--bench", "--shape", "B=1,H=2,N=3,L=8"}, "N=3 must be even"},
+		{[]string{"ssd", "--bench", "--shape", "B=1,L=8,H=3,P=2,G=2,N=4"}, "the 2 groups (G = 2, from B) must divide H = 3"},
+		{[]string{"rmsnorm", "--bench", "--in", in, "--repeat", "0"}, "--repeat 0 is not allowed"},
+		{[]string{"rmsnorm", "--in", in, "--out", filepath.Join(dir, "o.safetensors"), "--shape", "B=1"}, "--shape applies to --bench only"},
+	} {
+		code, _, stderr := runCLI(t, append([]string{"op"}, c.args...)...)
+		require.Equal(t, 2, code, c.args)
+		require.Contains(t, stderr, c.want, c.args)
+	}
 }

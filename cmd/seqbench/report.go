@@ -15,10 +15,12 @@ import (
 const maxDPI = 1200
 
 // cmdReport renders a results folder: the tables on the terminal, and
-// DIR/report.md, DIR/index.html and DIR/plots/ (PNG and SVG).
+// DIR/report.md, DIR/index.html and DIR/plots/ (PNG and SVG). Runs of
+// earlier versions of an experiment file are listed apart unless --all.
 func cmdReport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	dpi := fs.Int("dpi", 0, "resolution of the PNG plots (0: 110)")
+	all := fs.Bool("all", false, "include the runs of earlier versions of each experiment file in its tables and plots")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -39,6 +41,9 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	res, err := reports.Load(dir)
 	if err != nil {
 		return err
+	}
+	if *all {
+		res.IncludeEarlier()
 	}
 	if err := reports.WriteText(stdout, res); err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,4 +42,40 @@ func TestReportOnEmptyOrMissingFolder(t *testing.T) {
 	require.Contains(t, stderr, "missing is not a folder")
 	code, _, _ = runCLI(t, "report", dir, "other")
 	require.Equal(t, 2, code)
+}
+
+// After `steps` is edited and the experiment rerun into the same --out, the
+// report shows the runs of the current file and lists the earlier one
+// apart; --all puts it back among them.
+func TestReportSeparatesEarlierConfig(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "results")
+	cfg := writeConfig(t, dir, goodConfig)
+	code, _, stderr := runCLI(t, "run", cfg, "--out", out, "--device", "cpu")
+	require.Equal(t, 0, code, stderr)
+	cfg = writeConfig(t, dir, strings.Replace(goodConfig, "steps: 6", "steps: 8", 1))
+	code, _, stderr = runCLI(t, "run", cfg, "--out", out, "--device", "cpu")
+	require.Equal(t, 0, code, stderr)
+	runs, err := filepath.Glob(filepath.Join(out, "tiny", "transformer-*"))
+	require.NoError(t, err)
+	require.Len(t, runs, 2, "two configs, two run folders")
+
+	code, stdout, stderr := runCLI(t, "report", filepath.Join(out, "tiny"), "--dpi", "40")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "1 run in ")
+	require.Contains(t, stdout, "train.steps=6 (now 8)")
+	md, err := os.ReadFile(filepath.Join(out, "tiny", "report.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "1 run of transformer on selective_copy")
+	require.NotContains(t, string(md), "varying steps")
+	require.Contains(t, string(md), "Runs of earlier versions of the experiment file")
+	require.Contains(t, string(md), "train.steps=6 (now 8)")
+
+	code, stdout, stderr = runCLI(t, "report", filepath.Join(out, "tiny"), "--dpi", "40", "--all")
+	require.Equal(t, 0, code, stderr)
+	require.NotContains(t, stdout, "(now 8)")
+	md, err = os.ReadFile(filepath.Join(out, "tiny", "report.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "2 runs of transformer on selective_copy")
+	require.Contains(t, string(md), "varying steps")
 }
