@@ -389,3 +389,14 @@ func (be *BF16) S4DRecurrent(out, state, uu, Dskip nn.Buffer, a nn.S4DArgs, B in
 }
 
 var _ nn.MixedBackend = (*BF16)(nil)
+
+// BF16 returns the cpu-bfloat16 backend on this backend's cores: what a
+// run with train.precision bf16 computes on. Only the float32 backend has
+// one.
+func (be *Backend[T]) BF16() (nn.MixedBackend, error) {
+	f, ok := any(be).(*Backend[float32])
+	if !ok {
+		return nil, fmt.Errorf("bf16 needs the float32 CPU backend, not %s", be.Name())
+	}
+	return &BF16{f: f}, nil
+}
