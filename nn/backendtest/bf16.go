@@ -41,6 +41,10 @@ func RunBF16(t *testing.T, b nn.MixedBackend) {
 	t.Run("Norms", func(t *testing.T) { testBF16Norms(t, b) })
 	t.Run("Embedding", func(t *testing.T) { testBF16Embedding(t, b) })
 	t.Run("CrossEntropy", func(t *testing.T) { testBF16CrossEntropy(t, b) })
+	t.Run("RoPE", func(t *testing.T) { testBF16RoPE(t, b) })
+	t.Run("Attention", func(t *testing.T) { testBF16Attention(t, b) })
+	t.Run("Conv1D", func(t *testing.T) { testBF16Conv1D(t, b) })
+	t.Run("SelectiveScan", func(t *testing.T) { testBF16SelectiveScan(t, b) })
 	t.Run("Contracts", func(t *testing.T) { testBF16Contracts(t, b) })
 }
 
@@ -561,5 +565,152 @@ func testBF16Contracts(t *testing.T, b nn.MixedBackend) {
 			}
 		}()
 		c.call(tt)
+	})
+}
+
+// testBF16RoPE: bfloat16 in and out. The rotation angles are float32
+// (pos·θ), as in the float32 suite; each output element is then rounded
+// once.
+func testBF16RoPE(t *testing.T, b nn.MixedBackend) {
+	type ropeCase struct{ B, H, L, Dh, pos0 int }
+	cases := []ropeCase{{1, 1, 1, 2, 0}, {2, 3, 17, 8, 7}, {1, 2, 9, 16, 100}}
+	desc := func(c ropeCase) string { return fmt.Sprintf("B%d_H%d_L%d_Dh%d_pos%d", c.B, c.H, c.L, c.Dh, c.pos0) }
+	runCases(t, b, "BF16RoPE", cases, desc, func(tt *tester, c ropeCase) {
+		n := c.B * c.H * c.L * c.Dh
+		x, xs := tt.inputAs(bf16, tt.randn(n))
+		out := tt.outputAs(bf16, n)
+		tt.b.RoPE(out, x, c.B, c.H, c.L, c.Dh, c.pos0, 10000)
+		f := func() []float64 { return refRoPE(xs, c.B, c.H, c.L, c.Dh, c.pos0, 10000) }
+		tt.checkOut("out", out, n, f())
+
+		dout, douts := tt.inputAs(bf16, tt.randn(n))
+		dx := tt.accumAs(bf16, n)
+		tt.b.RoPEBackward(dx.buf, dout, c.B, c.H, c.L, c.Dh, c.pos0, 10000)
+		tt.checkAccum("dx", dx, vjp(f, xs, douts))
+	})
+}
+
+// testBF16Attention: q, k, v, out and their gradients bfloat16, lse
+// float32. The forward's tolerance also admits a kernel that rounds the
+// probabilities P to bfloat16 before P·V (FlashAttention does): that adds
+// at most u·Σ_j P_ij·|v_j| to each output, u·‖P|V|‖/‖PV‖ norm-wise,
+// computed from the case (the reference on |v|). The backwards are
+// checked as the other accumulated bfloat16 gradients: a kernel that also
+// rounds P or dS in the backward needs that term derived here first.
+func testBF16Attention(t *testing.T, b nn.MixedBackend) {
+	cases := []attnCase{
+		{B: 1, H: 1, Lq: 1, Lk: 1, Dh: 2, causal: true},
+		{B: 1, H: 2, Lq: 33, Lk: 33, Dh: 8, causal: true},
+		{B: 2, H: 1, Lq: 9, Lk: 9, Dh: 16, causal: false},
+		{B: 1, H: 2, Lq: 5, Lk: 7, Dh: 6, causal: true},
+	}
+	desc := func(c attnCase) string {
+		return fmt.Sprintf("B%d_H%d_Lq%d_Lk%d_Dh%d_causal%v", c.B, c.H, c.Lq, c.Lk, c.Dh, c.causal)
+	}
+	runCases(t, b, "BF16Attention", cases, desc, func(tt *tester, c attnCase) {
+		scale := 1 / math.Sqrt(float64(c.Dh))
+		nq, nk, nl := c.B*c.H*c.Lq*c.Dh, c.B*c.H*c.Lk*c.Dh, c.B*c.H*c.Lq
+		q, qs := tt.inputAs(bf16, tt.randn(nq))
+		k, ks := tt.inputAs(bf16, tt.randn(nk))
+		v, vs := tt.inputAs(bf16, tt.randn(nk))
+		out, lse := tt.outputAs(bf16, nq), tt.outputAs(fp32, nl)
+		tt.b.Attention(out, lse, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+		wantOut, wantLse := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+		absV := make([]float64, len(vs))
+		for i, x := range vs {
+			absV[i] = math.Abs(x)
+		}
+		pAbsV, _ := refAttention(qs, ks, absV, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+		AssertClose(tt, "out", tt.resultAs("out", out, nq), wantOut, tt.fwdTol+u*(1+norm(pAbsV)/norm(wantOut)))
+		tt.checkOut("lse", lse, nl, wantLse)
+
+		dout, douts := tt.inputAs(bf16, tt.randn(nq))
+		dq, dk, dv := tt.accumAs(bf16, nq), tt.accumAs(bf16, nk), tt.accumAs(bf16, nk)
+		tt.b.AttentionBackward(dq.buf, dk.buf, dv.buf, q, k, v, out, lse, dout, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+		f := func() []float64 {
+			o, _ := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+			return o
+		}
+		tt.checkAccum("dq", dq, vjp(f, qs, douts))
+		tt.checkAccum("dk", dk, vjp(f, ks, douts))
+		tt.checkAccum("dv", dv, vjp(f, vs, douts))
+	})
+}
+
+// testBF16Conv1D: Mamba's depthwise convolution with a bfloat16 x and out
+// and float32 weight and bias (read as they are, not cast); dx bfloat16,
+// dw and dbias into the float32 masters' gradients.
+func testBF16Conv1D(t *testing.T, b nn.MixedBackend) {
+	cases := []convCase{{B: 1, C: 1, L: 1, W: 1, act: nn.SiLU}, {B: 2, C: 5, L: 33, W: 4, act: nn.SiLU}, {B: 2, C: 3, L: 9, W: 4, act: nn.Identity}}
+	desc := func(c convCase) string { return fmt.Sprintf("B%d_C%d_L%d_W%d_%v", c.B, c.C, c.L, c.W, c.act) }
+	runCases(t, b, "BF16Conv1D", cases, desc, func(tt *tester, c convCase) {
+		n := c.B * c.C * c.L
+		x, xs := tt.inputAs(bf16, tt.randn(n))
+		w, ws := tt.inputAs(fp32, tt.randn(c.C*c.W))
+		bias, bs := tt.inputAs(fp32, tt.randn(c.C))
+		out := tt.outputAs(bf16, n)
+		tt.b.Conv1D(out, x, w, bias, nil, c.B, c.C, c.L, c.W, c.act)
+		f := func() []float64 { o, _ := refConv1D(xs, ws, bs, nil, c.B, c.C, c.L, c.W, c.act); return o }
+		tt.checkOut("out", out, n, f())
+
+		dout, douts := tt.inputAs(bf16, tt.randn(n))
+		dx, dw, db := tt.accumAs(bf16, n), tt.accumAs(fp32, c.C*c.W), tt.accumAs(fp32, c.C)
+		tt.b.Conv1DBackward(dx.buf, dw.buf, db.buf, x, w, bias, dout, c.B, c.C, c.L, c.W, c.act)
+		tt.checkAccum("dx", dx, vjp(f, xs, douts))
+		tt.checkAccum("dw", dw, vjp(f, ws, douts))
+		tt.checkAccum("dbias", db, vjp(f, bs, douts))
+	})
+}
+
+// testBF16SelectiveScan: Mamba-1's scan with its activations (u, δ, B, C,
+// z) and out bfloat16, its parameters (A, D, δ bias) float32, the state
+// float32 throughout (hT is a float32 output); gradients of activations
+// bfloat16, of parameters float32.
+func testBF16SelectiveScan(t *testing.T, b nn.MixedBackend) {
+	cases := []scanCase{{B: 1, D: 1, L: 1, N: 1, G: 1, softplus: true}, {B: 2, D: 4, L: 33, N: 5, G: 2, softplus: true}}
+	desc := func(c scanCase) string { return fmt.Sprintf("B%d_D%d_L%d_N%d_G%d", c.B, c.D, c.L, c.N, c.G) }
+	runCases(t, b, "BF16SelectiveScan", cases, desc, func(tt *tester, c scanCase) {
+		B, D, L, N, G := c.B, c.D, c.L, c.N, c.G
+		nBDL, nBGNL := B*D*L, B*G*N*L
+		var in scanInputs
+		a := nn.ScanArgs{B: B, D: D, L: L, N: N, G: G, DeltaSoftplus: true}
+		a.U, in.u = tt.inputAs(bf16, tt.randn(nBDL))
+		a.Delta, in.delta = tt.inputAs(bf16, tt.randn(nBDL))
+		Av := make([]float64, D*N)
+		for i := range Av {
+			Av[i] = -math.Exp(0.5 * tt.rng.NormFloat64())
+		}
+		a.A, in.A = tt.inputAs(fp32, Av)
+		a.Bm, in.Bm = tt.inputAs(bf16, tt.randn(nBGNL))
+		a.Cm, in.Cm = tt.inputAs(bf16, tt.randn(nBGNL))
+		a.Dskip, in.D = tt.inputAs(fp32, tt.randn(D))
+		a.Z, in.z = tt.inputAs(bf16, tt.randn(nBDL))
+		a.DeltaBias, in.bias = tt.inputAs(fp32, tt.randn(D))
+		out, hT := tt.outputAs(bf16, nBDL), tt.outputAs(fp32, B*D*N)
+		tt.b.SelectiveScan(out, hT, a)
+		wantOut, wantHT := refSelectiveScan(in, B, D, L, N, G, true)
+		tt.checkOut("out", out, nBDL, wantOut)
+		tt.checkOut("hT", hT, B*D*N, wantHT)
+
+		dout, douts := tt.inputAs(bf16, tt.randn(nBDL))
+		type gradIn struct {
+			name string
+			x    []float64
+			dt   nn.DType
+			acc  accum
+		}
+		grads := []*gradIn{{"U", in.u, bf16, accum{}}, {"Delta", in.delta, bf16, accum{}}, {"A", in.A, fp32, accum{}},
+			{"Bm", in.Bm, bf16, accum{}}, {"Cm", in.Cm, bf16, accum{}}, {"Dskip", in.D, fp32, accum{}},
+			{"Z", in.z, bf16, accum{}}, {"DeltaBias", in.bias, fp32, accum{}}}
+		for _, g := range grads {
+			g.acc = tt.accumAs(g.dt, len(g.x))
+		}
+		tt.b.SelectiveScanBackward(nn.ScanGrads{U: grads[0].acc.buf, Delta: grads[1].acc.buf, A: grads[2].acc.buf,
+			Bm: grads[3].acc.buf, Cm: grads[4].acc.buf, Dskip: grads[5].acc.buf, Z: grads[6].acc.buf,
+			DeltaBias: grads[7].acc.buf}, a, dout)
+		f := func() []float64 { o, _ := refSelectiveScan(in, B, D, L, N, G, true); return o }
+		for _, g := range grads {
+			tt.checkAccum("d"+g.name, g.acc, vjp(f, g.x, douts))
+		}
 	})
 }
