@@ -45,6 +45,9 @@ func RunBF16(t *testing.T, b nn.MixedBackend) {
 	t.Run("Attention", func(t *testing.T) { testBF16Attention(t, b) })
 	t.Run("Conv1D", func(t *testing.T) { testBF16Conv1D(t, b) })
 	t.Run("SelectiveScan", func(t *testing.T) { testBF16SelectiveScan(t, b) })
+	t.Run("SSD", func(t *testing.T) { testBF16SSD(t, b) })
+	t.Run("LSTM", func(t *testing.T) { testBF16RNN(t, b, false) })
+	t.Run("GRU", func(t *testing.T) { testBF16RNN(t, b, true) })
 	t.Run("Contracts", func(t *testing.T) { testBF16Contracts(t, b) })
 }
 
@@ -711,6 +714,118 @@ func testBF16SelectiveScan(t *testing.T, b nn.MixedBackend) {
 		f := func() []float64 { o, _ := refSelectiveScan(in, B, D, L, N, G, true); return o }
 		for _, g := range grads {
 			tt.checkAccum("d"+g.name, g.acc, vjp(f, g.x, douts))
+		}
+	})
+}
+
+// toBF16 re-uploads an input as bfloat16 and returns the buffer and the
+// rounded values the reference must then see.
+func (tt *tester) toBF16(vals []float64) (nn.Buffer, []float64) { return tt.inputAs(bf16, vals) }
+
+// testBF16SSD: Mamba-2's SSD with x, dt, B, C and out bfloat16, A, D and
+// the dt bias float32, the state float32; gradients of activations
+// bfloat16, of parameters float32.
+func testBF16SSD(t *testing.T, b nn.MixedBackend) {
+	cases := []ssdCase{{B: 1, L: 1, H: 1, P: 1, G: 1, N: 1, Chunk: 8, softplus: true}, {B: 2, L: 37, H: 4, P: 3, G: 2, N: 5, Chunk: 8, softplus: true}}
+	runCases(t, b, "BF16SSD", cases, ssdCase.desc, func(tt *tester, c ssdCase) {
+		in := tt.ssdDraw(c) // float32 buffers: the parameters stay
+		in.args.X, in.x = tt.toBF16(in.x)
+		in.args.Dt, in.dt = tt.toBF16(in.dt)
+		in.args.Bm, in.bm = tt.toBF16(in.bm)
+		in.args.Cm, in.cm = tt.toBF16(in.cm)
+		nx, nd, nbc, nh := c.B*c.L*c.H*c.P, c.B*c.L*c.H, c.B*c.L*c.G*c.N, c.B*c.H*c.P*c.N
+		out, hT := tt.outputAs(bf16, nx), tt.outputAs(fp32, nh)
+		tt.b.SSD(out, hT, in.args)
+		wantOut, wantHT := refSSD(c, in)
+		tt.checkOut("out", out, nx, wantOut)
+		tt.checkOut("hT", hT, nh, wantHT)
+
+		dout, douts := tt.inputAs(bf16, tt.randn(nx))
+		g := nn.SSDGrads{}
+		type gradOf struct {
+			name string
+			x    []float64
+			acc  accum
+		}
+		all := []gradOf{{"X", in.x, tt.accumAs(bf16, nx)}, {"Dt", in.dt, tt.accumAs(bf16, nd)}, {"A", in.A, tt.accumAs(fp32, c.H)},
+			{"Bm", in.bm, tt.accumAs(bf16, nbc)}, {"Cm", in.cm, tt.accumAs(bf16, nbc)},
+			{"Dskip", in.D, tt.accumAs(fp32, c.H)}, {"DtBias", in.bias, tt.accumAs(fp32, c.H)}}
+		g.X, g.Dt, g.A, g.Bm, g.Cm, g.Dskip, g.DtBias = all[0].acc.buf, all[1].acc.buf, all[2].acc.buf, all[3].acc.buf, all[4].acc.buf, all[5].acc.buf, all[6].acc.buf
+		tt.b.SSDBackward(g, in.args, dout)
+		f := func() []float64 { o, _ := refSSD(c, in); return o }
+		for _, gr := range all {
+			tt.checkAccum("d"+gr.name, gr.acc, vjp(f, gr.x, douts))
+		}
+	})
+}
+
+// testBF16RNN: an LSTM or GRU with x and out bfloat16, its weights
+// float32, the states and what the forward saves float32; dx bfloat16,
+// the weights' gradients float32. The backward reads h_t from out, which
+// is bfloat16 (saved for the backward like every activation): the
+// weights' gradients Σ_t dgates_t ⊗ h_{t−1} then carry the rounding of
+// h, up to u·‖|dgates|·|h|‖/‖dgates·h‖ relative; that ratio is bounded
+// here by √(B·L) (a sum of B·L terms of random signs against the sum of
+// their magnitudes), so the weights' tolerance is the float32 one plus
+// u·√(B·L). Without that term the B3_L6 cases fail by the rounding of h
+// alone (dWhh off by 1.5e-3 and 2.2e-3 relative).
+func testBF16RNN(t *testing.T, b nn.MixedBackend, gru bool) {
+	cases := []rnnCase{{B: 1, L: 1, I: 3, H: 2, bias: true}, {B: 3, L: 6, I: 5, H: 4, bias: true}}
+	G := 4
+	if gru {
+		G = 3
+	}
+	desc := func(c rnnCase) string { return fmt.Sprintf("B%d_L%d_I%d_H%d", c.B, c.L, c.I, c.H) }
+	runCases(t, b, fmt.Sprintf("BF16RNN%v", gru), cases, desc, func(tt *tester, c rnnCase) {
+		B, L, I, H, GH := c.B, c.L, c.I, c.H, G*c.H
+		savedLen := nn.LSTMSavedLen(B, L, H)
+		if gru {
+			savedLen = nn.GRUSavedLen(B, L, H)
+		}
+		scale := 1 / math.Sqrt(float64(min(I, H)))
+		x, xs := tt.inputAs(bf16, tt.randn(B*L*I))
+		wih, wihs := tt.inputAs(fp32, tt.uniform(GH*I, -scale, scale))
+		whh, whhs := tt.inputAs(fp32, tt.uniform(GH*H, -scale, scale))
+		bih, bihs := tt.inputAs(fp32, tt.uniform(GH, -1, 1))
+		bhh, bhhs := tt.inputAs(fp32, tt.uniform(GH, -1, 1))
+		a := nn.RNNArgs{B: B, L: L, I: I, H: H, X: x, Wih: wih, Whh: whh, Bih: bih, Bhh: bhh}
+		out, hT, saved := tt.outputAs(bf16, B*L*H), tt.outputAs(fp32, B*H), tt.allocAs(savedLen, fp32)
+		var cT nn.Buffer
+		if gru {
+			tt.b.GRU(out, hT, saved, a)
+		} else {
+			cT = tt.outputAs(fp32, B*H)
+			tt.b.LSTM(out, hT, cT, saved, a)
+		}
+		f := func() []float64 {
+			o, _, _ := refRNN(gru, xs, wihs, whhs, bihs, bhhs, nil, nil, B, L, I, H)
+			return o
+		}
+		wantOut, wantH, wantC := refRNN(gru, xs, wihs, whhs, bihs, bhhs, nil, nil, B, L, I, H)
+		tt.checkOut("out", out, B*L*H, wantOut)
+		tt.checkOut("hT", hT, B*H, wantH)
+		if !gru {
+			tt.checkOut("cT", cT, B*H, wantC)
+		}
+
+		dout, douts := tt.inputAs(bf16, tt.randn(B*L*H))
+		dx := tt.accumAs(bf16, B*L*I)
+		ws := []struct {
+			name string
+			x    []float64
+			acc  accum
+		}{{"Wih", wihs, tt.accumAs(fp32, GH*I)}, {"Whh", whhs, tt.accumAs(fp32, GH*H)},
+			{"Bih", bihs, tt.accumAs(fp32, GH)}, {"Bhh", bhhs, tt.accumAs(fp32, GH)}}
+		g := nn.RNNGrads{X: dx.buf, Wih: ws[0].acc.buf, Whh: ws[1].acc.buf, Bih: ws[2].acc.buf, Bhh: ws[3].acc.buf}
+		if gru {
+			tt.b.GRUBackward(g, a, out, saved, dout)
+		} else {
+			tt.b.LSTMBackward(g, a, out, saved, dout)
+		}
+		tt.checkAccum("dx", dx, vjp(f, xs, douts))
+		for _, w := range ws {
+			got := tt.delta("d"+w.name, w.acc)
+			AssertClose(tt, "d"+w.name, got, vjp(f, w.x, douts), tt.gradTol+u*math.Sqrt(float64(B*L)))
 		}
 	})
 }
