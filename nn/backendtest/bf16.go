@@ -48,6 +48,7 @@ func RunBF16(t *testing.T, b nn.MixedBackend) {
 	t.Run("SSD", func(t *testing.T) { testBF16SSD(t, b) })
 	t.Run("LSTM", func(t *testing.T) { testBF16RNN(t, b, false) })
 	t.Run("GRU", func(t *testing.T) { testBF16RNN(t, b, true) })
+	t.Run("FFTConv", func(t *testing.T) { testBF16FFTConv(t, b) })
 	t.Run("Contracts", func(t *testing.T) { testBF16Contracts(t, b) })
 }
 
@@ -502,7 +503,7 @@ func testBF16Embedding(t *testing.T, b nn.MixedBackend) {
 // log-sum-exp in float32), and the backward's softmax − onehot rounded
 // into bfloat16 dlogits.
 func testBF16CrossEntropy(t *testing.T, b nn.MixedBackend) {
-	runCases(t, b, "BF16CrossEntropy", []shape2{{1, 2}, {9, 31}, {64, 300}}, shape2Desc, func(tt *tester, c shape2) {
+	runCases(t, b, "BF16CrossEntropy", []shape2{{1, 2}, {9, 31}, {16, 130}}, shape2Desc, func(tt *tester, c shape2) {
 		rows, V := c.rows, c.cols
 		lv := tt.randn(rows * V)
 		for i := range lv {
@@ -827,5 +828,31 @@ func testBF16RNN(t *testing.T, b nn.MixedBackend, gru bool) {
 			got := tt.delta("d"+w.name, w.acc)
 			AssertClose(tt, "d"+w.name, got, vjp(f, w.x, douts), tt.gradTol+u*math.Sqrt(float64(B*L)))
 		}
+	})
+}
+
+// testBF16FFTConv: S4D's convolution of a bfloat16 u with the float32
+// kernel K (computed from float32 parameters) and skip D into a bfloat16
+// out; du bfloat16, dK and dD float32. The FFT is float32, whose error the
+// float32 tolerances already cover.
+func testBF16FFTConv(t *testing.T, b nn.MixedBackend) {
+	cases := []s4dCase{{B: 1, H: 1, L: 1, skip: true}, {B: 3, H: 2, L: 17, skip: true}, {B: 2, H: 3, L: 64, skip: true}}
+	runCases(t, b, "BF16FFTConv", cases, s4dDesc, func(tt *tester, c s4dCase) {
+		B, H, L := c.B, c.H, c.L
+		n := B * H * L
+		uu, us := tt.inputAs(bf16, tt.randn(n))
+		K, ks := tt.inputAs(fp32, tt.randn(H*L))
+		D, ds := tt.inputAs(fp32, tt.randn(H))
+		out := tt.outputAs(bf16, n)
+		tt.b.FFTConv(out, uu, K, D, B, H, L)
+		f := func() []float64 { return refCausalConv(us, ks, ds, B, H, L) }
+		tt.checkOut("out", out, n, f())
+
+		dout, douts := tt.inputAs(bf16, tt.randn(n))
+		du, dK, dD := tt.accumAs(bf16, n), tt.accumAs(fp32, H*L), tt.accumAs(fp32, H)
+		tt.b.FFTConvBackward(du.buf, dK.buf, dD.buf, uu, K, D, dout, B, H, L)
+		tt.checkAccum("du", du, vjp(f, us, douts))
+		tt.checkAccum("dK", dK, vjp(f, ks, douts))
+		tt.checkAccum("dD", dD, vjp(f, ds, douts))
 	})
 }
