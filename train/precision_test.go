@@ -165,3 +165,16 @@ func TestPrecisionNeedsTheBackend(t *testing.T) {
 	require.Equal(t, train.StatusOK, runPrecision(t, precisionExpSteps(3, ""), be).Status)
 	require.Equal(t, []bool{true, false}, be.tf32)
 }
+
+// CheckPrecisions rejects, before training, a bf16 run that the backend
+// cannot run, naming the run; fp32 and tf32 runs and a CPU backend pass.
+func TestCheckPrecisions(t *testing.T) {
+	bf := parse(t, precisionExpSteps(3, ", precision: bf16"))
+	fp := parse(t, precisionExpSteps(3, ", precision: tf32"))
+	require.NoError(t, train.CheckPrecisions(cpukernels.New[float32](), append(bf, fp...)))
+	be := &noBF16{Backend: cpukernels.New[float32]()}
+	require.NoError(t, train.CheckPrecisions(be, fp))
+	err := train.CheckPrecisions(be, append(fp, bf...))
+	require.ErrorContains(t, err, "run "+bf[0].Name+": field train.precision: bf16 is not implemented on the CUDA backend yet")
+	require.Empty(t, be.tf32, "a check must not switch the backend's TF32 mode")
+}

@@ -433,6 +433,21 @@ func (r *runner) trackMemory() {
 	r.peakMem = max(r.peakMem, ms.HeapInuse)
 }
 
+// CheckPrecisions says, before anything trains, whether be can run every
+// spec's precision: a bf16 run needs a backend with a bfloat16 mode (the
+// CPU has one, CUDA not yet). It changes nothing on be.
+func CheckPrecisions(be nn.Backend, specs []Spec) error {
+	for _, s := range specs {
+		if s.Train.PrecisionName() != PrecisionBF16 {
+			continue
+		}
+		if _, err := precisionBackend(be, PrecisionBF16); err != nil {
+			return fmt.Errorf("run %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
 // precisionBackend is the backend a run of precision p computes on, given
 // the device's backend be (docs/PRECISION.md). fp32 and tf32 keep be and
 // set its TF32 mode where it has one (CUDA); a backend without one (the
