@@ -139,6 +139,18 @@ func BufferBytes(b Backend, bufs ...Buffer) int64 {
 	return n
 }
 
+// AllocLike allocates n zeroed elements of like's type on b: a buffer that
+// holds copies of like's values (a KV cache of activations) keeps their
+// type under mixed precision.
+func AllocLike(b Backend, like Buffer, n int) Buffer {
+	if dt := DTypeOf(b, like); dt != b.DType() {
+		if m, ok := b.(MixedBackend); ok {
+			return m.AllocAs(n, dt)
+		}
+	}
+	return b.Alloc(n)
+}
+
 // FreeBuffers frees the non-nil bufs.
 func FreeBuffers(b Backend, bufs ...Buffer) {
 	for _, buf := range bufs {
