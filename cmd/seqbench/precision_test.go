@@ -31,3 +31,10 @@ models: [{arch: transformer, d_model: 16, n_layers: 1, n_heads: 2}]
 	require.Equal(t, "bf16", sum.Precision)
 	require.Equal(t, "cpu-bfloat16", sum.Backend)
 }
+
+// `seqbench devices` names the CPU's bf16 backend.
+func TestDevicesNamesBF16(t *testing.T) {
+	code, stdout, _ := runCLI(t, "devices")
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, "cpu-bfloat16 (precision bf16)")
+}
