@@ -98,3 +98,27 @@ func TestMixedTapeBF16(t *testing.T) {
 		t.Errorf("norm grad rel err %g against float32 (want in (0, 10u])", e)
 	}
 }
+
+// Under mixed precision an op's output is an activation (bfloat16) when an
+// input is one, float32 when every input is float32 (a parameter and what
+// is computed from it alone, such as Mamba's A = −exp(A_log)).
+func TestMixedTapeOutputTypes(t *testing.T) {
+	be := cpukernels.NewBF16()
+	tp := nn.NewTape(be, true)
+	defer tp.Release()
+	p := nn.NewParam(be, 2, 3)
+	be.Write(p.Data, []float64{0.1, 0.2, 0.3, 0.4, 0.5, 1.0 / 3})
+	a := tp.Act(nn.Exp, p)
+	if got := nn.DTypeOf(be, a.Data); got != nn.Float32 {
+		t.Errorf("exp of a float32 parameter is %v, want float32", got)
+	}
+	if got := be.Read(a.Data)[5]; got != float64(float32(math.Exp(float64(float32(1.0/3))))) {
+		t.Errorf("exp of a float32 parameter was rounded: %v", got)
+	}
+	x := tp.Embedding(p, []int32{1, 0})
+	for name, o := range map[string]*nn.Tensor{"embedding": x, "x+a": tp.Add(x, a), "a+x": tp.Add(a, x), "silu(x)": tp.Act(nn.SiLU, x)} {
+		if got := nn.DTypeOf(be, o.Data); got != nn.BFloat16 {
+			t.Errorf("%s is %v, want bfloat16", name, got)
+		}
+	}
+}

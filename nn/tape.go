@@ -11,12 +11,13 @@ import "fmt"
 // and hands it back to the backend's allocator at the end.
 //
 // On a MixedBackend whose ActDType differs from its DType (cpu-bfloat16),
-// the tape runs the mixed-precision model path of docs/PRECISION.md: op
-// outputs (activations, and so their gradients) are stored in the
-// activation type; statistics, losses and Alloc's scratch stay in the
-// backend's DType; and the float32 operands of GEMMs and gathers (the
-// weights) are read through a copy in the activation type made once per
-// tape, whose gradient is the float32 tensor's own.
+// the tape runs the mixed-precision model path of docs/PRECISION.md: the
+// float32 operands of GEMMs and gathers (the weights) are read through a
+// copy in the activation type made once per tape, whose gradient is the
+// float32 tensor's own; the output of an op with an activation among its
+// inputs is an activation (and so is its gradient); statistics, losses,
+// Alloc's scratch and ops on float32 tensors alone stay in the backend's
+// DType.
 type Tape struct {
 	B      Backend
 	record bool
@@ -63,10 +64,23 @@ func (tp *Tape) AllocAs(n int, dt DType) Buffer {
 	return b
 }
 
-// out allocates an op's result, an activation; it takes a gradient when any
-// input does and the tape records.
+// out allocates an op's result; it takes a gradient when any input does and
+// the tape records. Under mixed precision the result is an activation (in
+// the activation type) when any input is one; an op on float32 tensors
+// alone (parameters, and what is computed from them alone, such as
+// Mamba's A = −exp(A_log)) stays float32, as autocast leaves float32 ops
+// on float32 tensors.
 func (tp *Tape) out(shape []int, inputs ...*Tensor) *Tensor {
-	return tp.outAs(tp.act, shape, inputs...)
+	dt := tp.B.DType()
+	if tp.mixed != nil {
+		for _, in := range inputs {
+			if in != nil && DTypeOf(tp.B, in.Data) == tp.act {
+				dt = tp.act
+				break
+			}
+		}
+	}
+	return tp.outAs(dt, shape, inputs...)
 }
 
 // out32 allocates an op's result that stays in the backend's DType under
