@@ -272,8 +272,9 @@ func (be *BF16) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 }
 
 func (be *BF16) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act nn.Activation) {
-	be.f.Conv1D(u(out), u(x), u(w), u(bias), u(state), B, C, L, W, act)
-	be.round(out, state)
+	need32("Conv1D", "state", state)
+	be.f.Conv1D(u(out), u(x), u(w), u(bias), state, B, C, L, W, act)
+	be.round(out)
 }
 
 func (be *BF16) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, C, L, W int, act nn.Activation) {

@@ -122,3 +122,14 @@ func TestMixedTapeOutputTypes(t *testing.T) {
 		}
 	}
 }
+
+// A tape on a backend of one type cannot allocate another.
+func TestTapeAllocAsNeedsMixed(t *testing.T) {
+	tp := nn.NewTape(cpukernels.New[float32](), false)
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatal("AllocAs(bfloat16) on cpu-float32 did not panic")
+		}
+	}()
+	tp.AllocAs(3, nn.BFloat16)
+}

@@ -3,6 +3,7 @@ package backendtest
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"seqbench/nn"
@@ -556,6 +557,14 @@ func testBF16Contracts(t *testing.T, b nn.MixedBackend) {
 			tt.b.AdamW(tt.allocAs(2, fp32), tt.allocAs(2, bf16), tt.allocAs(2, fp32), tt.allocAs(2, fp32),
 				nn.AdamWArgs{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
 		}},
+		{"Conv1D_state", func(tt *tester) {
+			x := tt.allocAs(4, bf16)
+			tt.b.Conv1D(tt.allocAs(4, bf16), x, tt.allocAs(2, fp32), nil, tt.allocAs(1, bf16), 1, 1, 4, 2, nn.Identity)
+		}},
+		{"SelectiveScan_hT", func(tt *tester) {
+			h := func(n int) nn.Buffer { return tt.allocAs(n, bf16) }
+			tt.b.SelectiveScan(h(1), h(1), nn.ScanArgs{B: 1, D: 1, L: 1, N: 1, G: 1, U: h(1), Delta: h(1), A: h(1), Bm: h(1), Cm: h(1)})
+		}},
 		{"AllocAs_float64", func(tt *tester) { tt.mixed().AllocAs(2, nn.Float64) }},
 	}
 	runCases(t, b, "BF16Contracts", cases, func(c contract) string { return c.name }, func(tt *tester, c contract) {
@@ -564,8 +573,13 @@ func testBF16Contracts(t *testing.T, b nn.MixedBackend) {
 			if r == nil {
 				tt.Fatalf("%s: no panic", c.name)
 			}
-			if msg := fmt.Sprint(r); msg == "" {
-				tt.Fatalf("%s: empty panic message", c.name)
+			// The message names the rule (for AllocAs, the types there are).
+			want := "must be float32"
+			if strings.HasPrefix(c.name, "AllocAs") {
+				want = "float32, bfloat16"
+			}
+			if msg := fmt.Sprint(r); !strings.Contains(msg, want) {
+				tt.Fatalf("%s: the panic %q does not say %q", c.name, msg, want)
 			}
 		}()
 		c.call(tt)
