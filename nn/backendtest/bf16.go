@@ -50,6 +50,7 @@ func RunBF16(t *testing.T, b nn.MixedBackend) {
 	t.Run("LSTM", func(t *testing.T) { testBF16RNN(t, b, false) })
 	t.Run("GRU", func(t *testing.T) { testBF16RNN(t, b, true) })
 	t.Run("FFTConv", func(t *testing.T) { testBF16FFTConv(t, b) })
+	t.Run("S4DRecurrent", func(t *testing.T) { testBF16S4DRecurrent(t, b) })
 	t.Run("Contracts", func(t *testing.T) { testBF16Contracts(t, b) })
 }
 
@@ -869,4 +870,40 @@ func testBF16FFTConv(t *testing.T, b nn.MixedBackend) {
 		tt.checkAccum("dK", dK, vjp(f, ks, douts))
 		tt.checkAccum("dD", dD, vjp(f, ds, douts))
 	})
+}
+
+// testBF16S4DRecurrent: S4D's step mode with a bfloat16 u and out, the
+// float32 parameters and skip, and the carried state float32 (in and out).
+func testBF16S4DRecurrent(t *testing.T, b nn.MixedBackend) {
+	cases := []s4dCase{{B: 1, H: 1, N2: 1, L: 1, skip: true}, {B: 2, H: 3, N2: 4, L: 33, skip: true, h0: true}}
+	runCases(t, b, "BF16S4DRecurrent", cases, s4dDesc, func(tt *tester, c s4dCase) {
+		B, H, N2, L := c.B, c.H, c.N2, c.L
+		n, ns := B*H*L, B*H*N2*2
+		p := tt.s4dCaseParams(c) // float32 buffers
+		uu, us := tt.inputAs(bf16, tt.randn(n))
+		D, ds := tt.inputAs(fp32, tt.randn(H))
+		var s0 []float64
+		if c.h0 {
+			s0 = tt.randn(ns)
+		}
+		state := tt.allocAs(ns+1, fp32)
+		tt.b.Write(state, append(append(make([]float64, 0, ns+1), padTo(s0, ns)...), math.NaN()))
+		stored := tt.readAs("state", state, fp32)
+		if s0 != nil {
+			copy(s0, stored[:ns])
+		}
+		wantOut, wantS := refS4DRecurrent(p, us, ds, s0, B, H, N2, L)
+		out := tt.outputAs(bf16, n)
+		tt.b.S4DRecurrent(out, state, uu, D, p.args(H, N2, L), B)
+		tt.checkOut("out", out, n, wantOut)
+		tt.checkOut("state", state, ns, wantS)
+	})
+}
+
+// padTo is s, or n zeros when s is nil.
+func padTo(s []float64, n int) []float64 {
+	if s == nil {
+		return make([]float64, n)
+	}
+	return s
 }
