@@ -3,25 +3,75 @@
 // architecture.
 package nn
 
-// DType is the element type a Backend stores and computes in.
+// DType is the element type of a buffer: what a Backend stores and
+// computes in, or (on a MixedBackend) what one of its buffers stores.
 type DType int
 
 const (
 	Float32 DType = iota
 	Float64
+	// BFloat16 stores the top 16 bits of a float32 (8 exponent bits, 8
+	// significant bits); values are rounded to it to nearest, ties to even
+	// (see bf16.go). Ops compute in float32 whatever the storage.
+	BFloat16
 )
 
 func (d DType) String() string {
-	if d == Float64 {
+	switch d {
+	case Float64:
 		return "float64"
+	case BFloat16:
+		return "bfloat16"
 	}
 	return "float32"
+}
+
+// Size is the number of bytes one element takes on a device that stores
+// the type natively.
+func (d DType) Size() int64 {
+	switch d {
+	case Float64:
+		return 8
+	case BFloat16:
+		return 2
+	}
+	return 4
 }
 
 // Buffer is storage of Len() elements owned by one Backend. Only that backend
 // reads or writes it; the host sees its values through Backend.Read/Write.
 type Buffer interface {
 	Len() int
+}
+
+// TypedBuffer is a Buffer that knows its element type. The buffers of a
+// MixedBackend implement it; a buffer that does not has its backend's
+// DType (see DTypeOf).
+type TypedBuffer interface {
+	Buffer
+	DType() DType
+}
+
+// DTypeOf is the element type of buf, a buffer of b.
+func DTypeOf(b Backend, buf Buffer) DType {
+	if t, ok := buf.(TypedBuffer); ok {
+		return t.DType()
+	}
+	return b.DType()
+}
+
+// MixedBackend is a Backend whose buffers have several element types at
+// once, as mixed-precision training needs (docs/PRECISION.md). Its DType
+// is the type of Alloc's buffers (parameters, gradients, optimizer
+// moments: float32); AllocAs allocates any other type it supports, and
+// ActDType is the type in which tapes on it store activations and
+// everything saved for the backward. Every op accepts its buffers in the
+// combinations docs/PRECISION.md lists and panics on any other; Copy
+// between types converts (rounding to nearest, ties to even).
+type MixedBackend interface {
+	Backend
+	AllocAs(n int, dt DType) Buffer
+	ActDType() DType
 }
 
 // Activation names an elementwise nonlinearity.

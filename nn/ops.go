@@ -65,6 +65,7 @@ func (tp *Tape) Act(kind Activation, x *Tensor) *Tensor {
 // Linear returns x·Wᵀ + b for x (..., in), W (out, in) as torch.nn.Linear,
 // and b (out) or nil.
 func (tp *Tape) Linear(x, w, b *Tensor) *Tensor {
+	x, w, b = tp.lowp(x), tp.lowp(w), tp.lowp(b)
 	in, outDim := x.Dim(-1), w.Dim(0)
 	if len(w.Shape) != 2 || w.Dim(1) != in {
 		panic(fmt.Sprintf("nn.Linear: x %v does not fit weight %v", x.Shape, w.Shape))
@@ -96,6 +97,7 @@ func (tp *Tape) Linear(x, w, b *Tensor) *Tensor {
 // MatMul returns the batched product op(a)·op(b) for a (..., M, K) and
 // b (..., K, N) with equal leading dims (transposes swap the last two).
 func (tp *Tape) MatMul(a, b *Tensor, transA, transB bool) *Tensor {
+	a, b = tp.lowp(a), tp.lowp(b)
 	if len(a.Shape) < 2 || len(a.Shape) != len(b.Shape) || !slices.Equal(a.Shape[:len(a.Shape)-2], b.Shape[:len(b.Shape)-2]) {
 		panic(fmt.Sprintf("nn.MatMul: shapes %v and %v", a.Shape, b.Shape))
 	}
@@ -172,6 +174,7 @@ func (tp *Tape) LayerNorm(x, w, b *Tensor, eps float64) *Tensor {
 
 // Embedding gathers rows of table (V, d) for ids: the result is (len(ids), d).
 func (tp *Tape) Embedding(table *Tensor, ids []int32) *Tensor {
+	table = tp.lowp(table)
 	d := table.Dim(-1)
 	out := tp.out([]int{len(ids), d}, table)
 	tp.B.Embedding(out.Data, table.Data, ids, d)
@@ -198,7 +201,7 @@ func (tp *Tape) CrossEntropy(logits *Tensor, targets []int32, ignore int32) (*Te
 	}
 	loss, lse := tp.Alloc(rows), tp.Alloc(rows)
 	tp.B.CrossEntropy(loss, lse, logits.Data, targets, rows, V, ignore)
-	out := tp.out([]int{1}, logits)
+	out := tp.out32([]int{1}, logits)
 	mean := 0.0
 	if count > 0 {
 		mean = tp.B.Sum(loss) / float64(count)

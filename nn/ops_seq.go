@@ -152,7 +152,7 @@ func (tp *Tape) GRU(in RNNInputs) *Tensor {
 // LogDt (H) and A, C as real/imaginary parts (H, N/2).
 func (tp *Tape) S4DKernel(logDt, aRe, aIm, cRe, cIm *Tensor, L int) *Tensor {
 	a := S4DArgs{H: aRe.Dim(0), N2: aRe.Dim(1), L: L, LogDt: logDt.Data, ARe: aRe.Data, AIm: aIm.Data, CRe: cRe.Data, CIm: cIm.Data}
-	out := tp.out([]int{a.H, L}, logDt, aRe, aIm, cRe, cIm)
+	out := tp.out32([]int{a.H, L}, logDt, aRe, aIm, cRe, cIm)
 	tp.B.S4DKernel(out.Data, a)
 	tp.onBackward(out, func(g Buffer) {
 		tp.B.S4DKernelBackward(S4DGrads{LogDt: tp.grad(logDt), ARe: tp.grad(aRe), AIm: tp.grad(aIm),

@@ -9,15 +9,36 @@ import "fmt"
 // Every buffer a tape allocates (activations, saved statistics, gradients of
 // intermediates) is freed by Release, so one training step owns its memory
 // and hands it back to the backend's allocator at the end.
+//
+// On a MixedBackend whose ActDType differs from its DType (cpu-bfloat16),
+// the tape runs the mixed-precision model path of docs/PRECISION.md: the
+// float32 operands of GEMMs and gathers (the weights) are read through a
+// copy in the activation type made once per tape, whose gradient is the
+// float32 tensor's own; the output of an op with an activation among its
+// inputs is an activation (and so is its gradient); statistics, losses,
+// Alloc's scratch and ops on float32 tensors alone stay in the backend's
+// DType.
 type Tape struct {
 	B      Backend
 	record bool
 	steps  []func()
 	temps  []Buffer
+	act    DType        // the type of activations
+	mixed  MixedBackend // B, when activations are in a type of their own
+	casts  map[*Tensor]*Tensor
 }
 
 // NewTape starts a tape on b.
-func NewTape(b Backend, record bool) *Tape { return &Tape{B: b, record: record} }
+func NewTape(b Backend, record bool) *Tape {
+	tp := &Tape{B: b, record: record, act: b.DType()}
+	if m, ok := b.(MixedBackend); ok && m.ActDType() != b.DType() {
+		tp.mixed, tp.act = m, m.ActDType()
+	}
+	return tp
+}
+
+// ActDType is the type the tape stores activations in.
+func (tp *Tape) ActDType() DType { return tp.act }
 
 // Recording reports whether ops are recorded for a backward pass.
 func (tp *Tape) Recording() bool { return tp.record }
@@ -29,10 +50,47 @@ func (tp *Tape) Alloc(n int) Buffer {
 	return b
 }
 
+// AllocAs returns a zeroed scratch buffer of type dt freed by Release (dt
+// must be B's DType unless B is a MixedBackend that has dt).
+func (tp *Tape) AllocAs(n int, dt DType) Buffer {
+	if dt == tp.B.DType() {
+		return tp.Alloc(n)
+	}
+	if tp.mixed == nil {
+		panic(fmt.Sprintf("nn.Tape.AllocAs: %s has only %v buffers, not %v", tp.B.Name(), tp.B.DType(), dt))
+	}
+	b := tp.mixed.AllocAs(n, dt)
+	tp.temps = append(tp.temps, b)
+	return b
+}
+
 // out allocates an op's result; it takes a gradient when any input does and
-// the tape records.
+// the tape records. Under mixed precision the result is an activation (in
+// the activation type) when any input is one; an op on float32 tensors
+// alone (parameters, and what is computed from them alone, such as
+// Mamba's A = −exp(A_log)) stays float32, as autocast leaves float32 ops
+// on float32 tensors.
 func (tp *Tape) out(shape []int, inputs ...*Tensor) *Tensor {
-	t := &Tensor{Shape: append([]int(nil), shape...), Data: tp.Alloc(NumElems(shape))}
+	dt := tp.B.DType()
+	if tp.mixed != nil {
+		for _, in := range inputs {
+			if in != nil && DTypeOf(tp.B, in.Data) == tp.act {
+				dt = tp.act
+				break
+			}
+		}
+	}
+	return tp.outAs(dt, shape, inputs...)
+}
+
+// out32 allocates an op's result that stays in the backend's DType under
+// mixed precision (a loss, a convolution kernel computed from parameters).
+func (tp *Tape) out32(shape []int, inputs ...*Tensor) *Tensor {
+	return tp.outAs(tp.B.DType(), shape, inputs...)
+}
+
+func (tp *Tape) outAs(dt DType, shape []int, inputs ...*Tensor) *Tensor {
+	t := &Tensor{Shape: append([]int(nil), shape...), Data: tp.AllocAs(NumElems(shape), dt)}
 	if tp.record {
 		for _, in := range inputs {
 			if in != nil && in.grad != nil {
@@ -51,9 +109,30 @@ func (tp *Tape) grad(t *Tensor) Buffer {
 		return nil
 	}
 	if t.grad.buf == nil {
-		t.grad.buf = tp.Alloc(t.Len())
+		t.grad.buf = tp.AllocAs(t.Len(), DTypeOf(tp.B, t.Data))
 	}
 	return t.grad.buf
+}
+
+// lowp is t as a GEMM or a gather reads it: t itself unless the tape is
+// mixed and t is not stored in the activation type; then a copy of t in
+// the activation type, made once per tape (weights do not change within a
+// step, and a tied weight is cast once) and sharing t's gradient slot, so
+// that the backward accumulates straight into t's float32 gradient.
+func (tp *Tape) lowp(t *Tensor) *Tensor {
+	if tp.mixed == nil || t == nil || DTypeOf(tp.B, t.Data) == tp.act {
+		return t
+	}
+	if c, ok := tp.casts[t]; ok {
+		return c
+	}
+	c := &Tensor{Shape: t.Shape, Data: tp.AllocAs(t.Len(), tp.act), grad: t.grad}
+	tp.B.Copy(c.Data, t.Data)
+	if tp.casts == nil {
+		tp.casts = map[*Tensor]*Tensor{}
+	}
+	tp.casts[t] = c
+	return c
 }
 
 // onBackward records the adjoint of an op producing out. It runs only when
@@ -95,5 +174,5 @@ func (tp *Tape) Release() {
 	for _, b := range tp.temps {
 		tp.B.Free(b)
 	}
-	tp.temps, tp.steps = nil, nil
+	tp.temps, tp.steps, tp.casts = nil, nil, nil
 }

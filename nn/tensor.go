@@ -124,13 +124,8 @@ func FreeParams(b Backend, ps []Param) {
 	}
 }
 
-// ElemBytes is the size of one element of b's buffers.
-func ElemBytes(b Backend) int64 {
-	if b.DType() == Float64 {
-		return 8
-	}
-	return 4
-}
+// ElemBytes is the size of one element of b's buffers of its DType.
+func ElemBytes(b Backend) int64 { return b.DType().Size() }
 
 // BufferBytes is the memory held by bufs (nil entries count 0): what a
 // step-mode state reports as its size.
@@ -138,10 +133,22 @@ func BufferBytes(b Backend, bufs ...Buffer) int64 {
 	n := int64(0)
 	for _, buf := range bufs {
 		if buf != nil {
-			n += int64(buf.Len())
+			n += int64(buf.Len()) * DTypeOf(b, buf).Size()
 		}
 	}
-	return n * ElemBytes(b)
+	return n
+}
+
+// AllocLike allocates n zeroed elements of like's type on b: a buffer that
+// holds copies of like's values (a KV cache of activations) keeps their
+// type under mixed precision.
+func AllocLike(b Backend, like Buffer, n int) Buffer {
+	if dt := DTypeOf(b, like); dt != b.DType() {
+		if m, ok := b.(MixedBackend); ok {
+			return m.AllocAs(n, dt)
+		}
+	}
+	return b.Alloc(n)
 }
 
 // FreeBuffers frees the non-nil bufs.

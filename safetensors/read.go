@@ -12,6 +12,8 @@ import (
 	"os"
 	"slices"
 	"unicode/utf8"
+
+	"seqbench/nn"
 )
 
 // ReadFile reads a safetensors file (see Read).
@@ -253,8 +255,15 @@ func checkLayout(entries []entry, n int) error {
 	return nil
 }
 
-// decode converts little-endian F32 or F64 bytes to float64.
+// decode converts little-endian BF16, F32 or F64 bytes to float64.
 func decode(dtype string, b []byte) []float64 {
+	if dtype == BF16 {
+		x := make([]float64, len(b)/2)
+		for i := range x {
+			x[i] = float64(nn.BF16ToFloat32(binary.LittleEndian.Uint16(b[2*i:])))
+		}
+		return x
+	}
 	if dtype == F32 {
 		x := make([]float64, len(b)/4)
 		for i := range x {

@@ -10,8 +10,9 @@
 //	 "k": {"dtype": "F64", "shape": [1, 3, 55, 8], "data_offsets": [10560, 21120]}}
 //
 // data_offsets are [begin, end) byte ranges of the data buffer after the
-// header. Only F32 and F64 tensors are supported; values are exchanged as
-// float64. The reader is strict as the format requires: the header must be
+// header. BF16, F32 and F64 tensors are supported; values are exchanged
+// as float64 (exactly: every BF16 and F32 value is a float64 one), and
+// written to BF16 or F32 rounded once to nearest, ties to even. The reader is strict as the format requires: the header must be
 // an object of unique keys whose __metadata__ maps strings to strings; each
 // tensor's shape × dtype size must equal its byte range; and the ranges
 // must tile the data buffer exactly, without overlaps, holes or trailing
@@ -27,8 +28,9 @@ import (
 
 // The dtypes this package converts.
 const (
-	F32 = "F32"
-	F64 = "F64"
+	BF16 = "BF16" // bfloat16, converted by nn's BF16 functions
+	F32  = "F32"
+	F64  = "F64"
 )
 
 // MaxHeaderLen is the largest header accepted, as in the reference
@@ -42,7 +44,7 @@ const metadataKey = "__metadata__"
 // elements; a shape of [] is a scalar (one element).
 type Tensor struct {
 	Name  string
-	DType string // F32 or F64: as stored (Read), or as wanted (Write with dtype "")
+	DType string // BF16, F32 or F64: as stored (Read), or as wanted (Write with dtype "")
 	Shape []int
 	Data  []float64
 }
@@ -56,6 +58,8 @@ func (e *FormatError) Error() string { return "safetensors: " + e.Msg }
 // elemSize is the size in bytes of a supported dtype's elements.
 func elemSize(dtype string) (int, bool) {
 	switch dtype {
+	case BF16:
+		return 2, true
 	case F32:
 		return 4, true
 	case F64:
@@ -67,14 +71,14 @@ func elemSize(dtype string) (int, bool) {
 // otherDTypes are the reference implementation's dtypes that this package
 // recognises but does not convert.
 var otherDTypes = []string{"BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2",
-	"I16", "U16", "F16", "BF16", "I32", "U32", "I64", "U64", "C64"}
+	"I16", "U16", "F16", "I32", "U32", "I64", "U64", "C64"}
 
-// dtypeError explains a dtype that is not F32 or F64.
+// dtypeError explains a dtype that is not BF16, F32 or F64.
 func dtypeError(what, dtype string) *FormatError {
 	if slices.Contains(otherDTypes, dtype) {
-		return &FormatError{what + ": dtype " + quote(dtype) + " is not supported (supported: F32, F64)"}
+		return &FormatError{what + ": dtype " + quote(dtype) + " is not supported (supported: BF16, F32, F64)"}
 	}
-	return &FormatError{what + ": unknown dtype " + quote(dtype) + " (supported: F32, F64)"}
+	return &FormatError{what + ": unknown dtype " + quote(dtype) + " (supported: BF16, F32, F64)"}
 }
 
 // numElems multiplies a shape's dimensions, reporting ok = false on a

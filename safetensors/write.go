@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"seqbench/internal/atomicfile"
+	"seqbench/nn"
 )
 
 // WriteFile writes tensors to path atomically: into a temporary file in the
@@ -28,8 +29,9 @@ func WriteFile(path string, tensors []Tensor, dtype string, meta map[string]stri
 // by name, packed one after the other; the JSON header has __metadata__
 // first (omitted when meta is empty) and is padded with spaces to a
 // multiple of 8 bytes, so every F64 tensor starts 8-byte aligned in the
-// file. dtype (F32 or F64) converts every tensor to it; "" keeps each
-// tensor's own DType. Values are rounded to F32 as float32(v) does.
+// file. dtype (BF16, F32 or F64) converts every tensor to it; "" keeps
+// each tensor's own DType. Values are rounded to F32 as float32(v) does,
+// and to BF16 once, to nearest with ties to even (nn.BF16FromFloat64).
 func Write(w io.Writer, tensors []Tensor, dtype string, meta map[string]string) error {
 	ts, err := prepare(tensors, dtype, meta)
 	if err != nil {
@@ -44,10 +46,14 @@ func Write(w io.Writer, tensors []Tensor, dtype string, meta map[string]string) 
 	var buf [8]byte
 	for _, t := range ts {
 		for _, v := range t.Data {
-			if t.DType == F32 {
+			switch t.DType {
+			case BF16:
+				binary.LittleEndian.PutUint16(buf[:], nn.BF16FromFloat64(v))
+				bw.Write(buf[:2])
+			case F32:
 				binary.LittleEndian.PutUint32(buf[:], math.Float32bits(float32(v)))
 				bw.Write(buf[:4])
-			} else {
+			default:
 				binary.LittleEndian.PutUint64(buf[:], math.Float64bits(v))
 				bw.Write(buf[:])
 			}

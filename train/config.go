@@ -67,6 +67,28 @@ type Config struct {
 	EvalParallelTokens int `yaml:"eval_parallel_tokens"`
 	EvalChunk          int `yaml:"eval_chunk"`
 	EvalMemoryMB       int `yaml:"eval_memory_mb"`
+	// Precision is the arithmetic of the run (docs/PRECISION.md): "fp32"
+	// (the default; empty is fp32, and the resolved config leaves it out
+	// so that run ids from before the field existed hold), "tf32" (fp32
+	// storage, GEMMs on the tensor cores' TF32 mode on CUDA; the same as
+	// fp32 on the CPU) or "bf16" (bfloat16 activations, fp32 masters,
+	// gradients, moments and statistics).
+	Precision string `yaml:"precision,omitempty"`
+}
+
+// The values of train.precision.
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionTF32 = "tf32"
+	PrecisionBF16 = "bf16"
+)
+
+// PrecisionName is the precision a config runs in ("fp32" when empty).
+func (c Config) PrecisionName() string {
+	if c.Precision == "" {
+		return PrecisionFP32
+	}
+	return c.Precision
 }
 
 // The criteria of train.select.
@@ -115,6 +137,8 @@ func (c *Config) Validate() error {
 		return fieldErr("epochs", c.Epochs, "must be in [0, 2^20] (0: train for steps)")
 	case c.EvalExamples < 0 || c.EvalExamples > 1<<30:
 		return fieldErr("eval_examples", c.EvalExamples, "must be in [0, 2^30] (0: eval_batches batches)")
+	case c.Precision != "" && c.Precision != PrecisionFP32 && c.Precision != PrecisionTF32 && c.Precision != PrecisionBF16:
+		return fieldErr("precision", fmt.Sprintf("%q", c.Precision), `one of "fp32" (the default), "tf32", "bf16"`)
 	case c.Select != "" && c.Select != SelectAccuracy && c.Select != SelectLoss:
 		return fieldErr("select", fmt.Sprintf("%q", c.Select), `one of "accuracy" (the default), "loss"`)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1):

@@ -57,16 +57,18 @@ type Summary struct {
 	// backward, optimizer), EvalSeconds in evaluations; checkpoints and
 	// start-up count in neither. TokensPerSec is Tokens / TrainSeconds: the
 	// training throughput, whatever the evaluation schedule.
-	TrainSeconds float64   `json:"train_seconds"`
-	EvalSeconds  float64   `json:"eval_seconds"`
-	TokensPerSec float64   `json:"tokens_per_sec"`
-	PeakMemBytes uint64    `json:"peak_mem_bytes"`
-	Device       string    `json:"device"`
-	Backend      string    `json:"backend"`
-	GitRevision  string    `json:"git_revision"`
-	Status       string    `json:"status"`
-	Reason       string    `json:"reason,omitempty"`
-	StartedAt    time.Time `json:"started_at"`
+	TrainSeconds float64 `json:"train_seconds"`
+	EvalSeconds  float64 `json:"eval_seconds"`
+	TokensPerSec float64 `json:"tokens_per_sec"`
+	PeakMemBytes uint64  `json:"peak_mem_bytes"`
+	Device       string  `json:"device"`
+	Backend      string  `json:"backend"`
+	// Precision is train.precision: fp32, tf32 or bf16.
+	Precision   string    `json:"precision"`
+	GitRevision string    `json:"git_revision"`
+	Status      string    `json:"status"`
+	Reason      string    `json:"reason,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
 	// Segments are the per-segment evaluations of a tasks.Segmented task,
 	// in the task's order.
 	Segments []SegmentSummary `json:"segments,omitempty"`
@@ -134,6 +136,7 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 	sum = Summary{
 		Experiment: spec.Experiment, Run: spec.Name, ID: spec.ID, Arch: spec.Arch, Task: spec.TaskName,
 		Overrides: spec.Overrides, Device: opt.Device, Backend: opt.Backend.Name(),
+		Precision:   spec.Train.PrecisionName(),
 		GitRevision: buildinfo.Revision(), StartedAt: start.UTC(), Status: StatusFailed,
 		BestLoss: Num(math.NaN()), FinalLoss: Num(math.NaN()), TrainLoss: Num(math.NaN()),
 	}
@@ -266,7 +269,11 @@ func (r *runner) setup() error {
 	if err != nil {
 		return fmt.Errorf("building task: %w", err)
 	}
-	r.be, r.task = r.opt.Backend, task
+	r.task = task
+	if r.be, err = precisionBackend(r.opt.Backend, c.PrecisionName()); err != nil {
+		return err
+	}
+	r.sum.Backend = r.be.Name()
 	// A size that cannot fit ends the run here, before anything is
 	// allocated.
 	if err := checkMemory(estimateMemory(r.spec, task, r.be.DType()), r.be); err != nil {
@@ -425,4 +432,52 @@ func (r *runner) trackMemory() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	r.peakMem = max(r.peakMem, ms.HeapInuse)
+}
+
+// CheckPrecisions says, before anything trains, whether be can run every
+// spec's precision: a bf16 run needs a backend with a bfloat16 mode (the
+// CPU has one, CUDA not yet). It changes nothing on be.
+func CheckPrecisions(be nn.Backend, specs []Spec) error {
+	for _, s := range specs {
+		if s.Train.PrecisionName() != PrecisionBF16 {
+			continue
+		}
+		if _, err := precisionBackend(be, PrecisionBF16); err != nil {
+			return fmt.Errorf("run %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// precisionBackend is the backend a run of precision p computes on, given
+// the device's backend be (docs/PRECISION.md). fp32 and tf32 keep be and
+// set its TF32 mode where it has one (CUDA); a backend without one (the
+// CPU) runs tf32 as fp32. bf16 asks be for its bfloat16 mixed-precision
+// backend and fails, naming why, where there is none: never silently fp32.
+func precisionBackend(be nn.Backend, p string) (nn.Backend, error) {
+	switch p {
+	case PrecisionFP32, PrecisionTF32:
+		if t, ok := be.(interface{ SetTF32(on bool) error }); ok {
+			if err := t.SetTF32(p == PrecisionTF32); err != nil {
+				return nil, fmt.Errorf("field train.precision: %s: %w", p, err)
+			}
+		}
+		return be, nil
+	case PrecisionBF16:
+		if m, ok := be.(nn.MixedBackend); ok && m.ActDType() == nn.BFloat16 {
+			return be, nil
+		}
+		bf, ok := be.(interface {
+			BF16() (nn.MixedBackend, error)
+		})
+		if !ok {
+			return nil, fmt.Errorf("field train.precision: bf16 is not supported by the %s backend", be.Name())
+		}
+		m, err := bf.BF16()
+		if err != nil {
+			return nil, fmt.Errorf("field train.precision: %w", err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("field train.precision: %q is not allowed (one of \"fp32\", \"tf32\", \"bf16\")", p)
 }

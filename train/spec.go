@@ -34,6 +34,10 @@ func (s Spec) ResolvedYAML() ([]byte, error) {
 		// sets do not record it (and keep their ids).
 		s.Train.TokensPerParam = 0
 	}
+	if s.Train.Precision == PrecisionFP32 {
+		// The default, written out or not, is one run (and one id).
+		s.Train.Precision = ""
+	}
 	return yaml.Dump(struct {
 		Experiment string       `yaml:"experiment"`
 		Task       tasks.Config `yaml:"task"`

@@ -185,3 +185,24 @@ func TestDropout(t *testing.T) {
 		t.Error("dropout 0: training and evaluation forward differ")
 	}
 }
+
+// Under bf16 (cpu-bfloat16) the KV cache holds bfloat16 activations, 2
+// bytes an element, and step mode still gives Forward's rows: both compute
+// each row alike and round the same activations (they agree exactly on
+// the CPU); the tolerance, 2⁻⁶ on logits of O(1), leaves room for a
+// kernel whose float32 summation order depends on the batch shape, which
+// can move an activation by a bfloat16 ulp.
+func TestStepMatchesForwardBF16(t *testing.T) {
+	archtest.CheckStepMatchesForward(t, cpukernels.NewBF16(), cases(
+		tiny("rope", "gelu", "rmsnorm", true, true),
+		tiny("learned", "swiglu", "layernorm", false, false),
+	), archtest.StepOptions{
+		Vocab: 7, B: 2, L: 7,
+		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {7}},
+		Err:    archtest.Abs, Tol: 1.0 / 64,
+		StateBytes: func(c arch.Config, B, n int) int64 {
+			cfg := c.(*attention.Config)
+			return int64(2 * cfg.NLayers * B * n * cfg.DModel * 2)
+		},
+	})
+}

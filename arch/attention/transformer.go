@@ -371,7 +371,8 @@ func (c *KVCache) extend(be nn.Backend, k, v *nn.Tensor) (*nn.Tensor, *nn.Tensor
 		n = c.K.Dim(2)
 	}
 	grow := func(old, add *nn.Tensor) *nn.Tensor {
-		t := &nn.Tensor{Shape: []int{B, H, n + T, Dh}, Data: be.Alloc(B * H * (n + T) * Dh)}
+		// The cache holds activations: bfloat16 under bf16 precision.
+		t := &nn.Tensor{Shape: []int{B, H, n + T, Dh}, Data: nn.AllocLike(be, add.Data, B*H*(n+T)*Dh)}
 		if old != nil {
 			be.CopyBlock(t.Data, 0, (n+T)*Dh, old.Data, 0, n*Dh, B*H, n*Dh, false)
 			be.Free(old.Data)
@@ -393,12 +394,13 @@ func (c *KVCache) Free() {
 	c.K, c.V = nil, nil
 }
 
-// Bytes grows linearly with the tokens consumed: 2·B·n·d elements.
+// Bytes grows linearly with the tokens consumed: 2·B·n·d elements (of the
+// activations' type).
 func (c *KVCache) Bytes() int64 {
 	if c.K == nil {
 		return 0
 	}
-	return 2 * int64(c.K.Len()) * nn.ElemBytes(c.be)
+	return nn.BufferBytes(c.be, c.K.Data, c.V.Data)
 }
 
 // NewState returns the layer's empty KV cache.

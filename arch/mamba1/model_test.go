@@ -221,3 +221,19 @@ func TestGatedMLP(t *testing.T) {
 		}
 	}
 }
+
+// Under bf16 (cpu-bfloat16) step mode and Forward round the same
+// activations (the conv and SSM states stay float32: 4 bytes an element);
+// one landing a bfloat16 ulp apart (2⁻⁸) would move a logit by a few: the
+// tolerance is 2⁻⁵ relative (absolute below 1).
+func TestStepMatchesForwardBF16(t *testing.T) {
+	archtest.CheckStepMatchesForward(t, cpukernels.NewBF16(), cases(tiny("rmsnorm", true)), archtest.StepOptions{
+		Vocab: 7, B: 2, L: 7,
+		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {5, 2}},
+		Err:    archtest.Rel(1), Tol: 1.0 / 32,
+		StateBytes: func(cfg arch.Config, B, _ int) int64 {
+			c := cfg.(*mamba1.Config)
+			return int64(c.NLayers * B * c.Expand * c.DModel * (c.DConv - 1 + c.DState) * 4)
+		},
+	})
+}

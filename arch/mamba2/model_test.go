@@ -226,3 +226,21 @@ func TestGatedMLP(t *testing.T) {
 		t.Errorf("FLOPsPerToken(6) = %g, want %d", got, 2*808+56)
 	}
 }
+
+// Under bf16 (cpu-bfloat16) step mode and Forward (the chunked SSD) round
+// the same activations (the conv and SSM states stay float32: 4 bytes an
+// element); one landing a bfloat16 ulp apart (2⁻⁸) would move a logit by a
+// few: the tolerance is 2⁻⁵ relative (absolute below 1).
+func TestStepMatchesForwardBF16(t *testing.T) {
+	archtest.CheckStepMatchesForward(t, cpukernels.NewBF16(), cases(tiny(true)), archtest.StepOptions{
+		Vocab: 7, B: 2, L: 7,
+		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {7}},
+		Err:    archtest.Rel(1), Tol: 1.0 / 32,
+		StateBytes: func(cfg arch.Config, B, _ int) int64 {
+			c := cfg.(*mamba2.Config)
+			E := c.Expand * c.DModel
+			K, H := E+2*c.NGroups*c.DState, E/c.HeadDim
+			return int64(c.NLayers * B * (K*(c.DConv-1) + H*c.HeadDim*c.DState) * 4)
+		},
+	})
+}

@@ -247,7 +247,8 @@ func (s *S4D) Forward(tp *nn.Tape, x *nn.Tensor, B, L int, state nn.Buffer) *nn.
 		K := tp.S4DKernel(s.LogDt, aRe, s.AImag, cRe, cIm, L)
 		y = tp.FFTConv(u, K, s.D)
 	} else {
-		y = &nn.Tensor{Shape: []int{B, s.H, L}, Data: tp.Alloc(B * s.H * L)}
+		// y is an activation: of u's type (bfloat16 under bf16).
+		y = &nn.Tensor{Shape: []int{B, s.H, L}, Data: tp.AllocAs(B*s.H*L, nn.DTypeOf(tp.B, u.Data))}
 		tp.B.S4DRecurrent(y.Data, state, u.Data, s.D.Data, nn.S4DArgs{H: s.H, N2: s.N2, L: L,
 			LogDt: s.LogDt.Data, ARe: aRe.Data, AIm: s.AImag.Data, CRe: cRe.Data, CIm: cIm.Data}, B)
 	}

@@ -255,3 +255,22 @@ func TestKernelLRGroup(t *testing.T) {
 		t.Errorf("%d kernel parameters, want %d", n, 3*c.NLayers)
 	}
 }
+
+// Under bf16 (cpu-bfloat16) step mode (the recurrence, float32 state) and
+// Forward (the FFT convolution) each compute in float32 and round the same
+// activations; an activation near a rounding boundary could land one
+// bfloat16 ulp apart (2⁻⁸ relative), and a logit would carry a few such
+// ulps: the tolerance is 2⁻⁵ relative (absolute below 1). They agree
+// exactly on this case. The state stays float32: n_layers·B·d·d_state
+// elements of 4 bytes.
+func TestStepMatchesForwardBF16(t *testing.T) {
+	archtest.CheckStepMatchesForward(t, cpukernels.NewBF16(), cases(tiny("lin", "glu", "layernorm", true)), archtest.StepOptions{
+		Vocab: 7, B: 2, L: 9,
+		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 4}, {9}},
+		Err:    archtest.Rel(1), Tol: 1.0 / 32,
+		StateBytes: func(cfg arch.Config, B, _ int) int64 {
+			c := cfg.(*ssm.Config)
+			return int64(c.NLayers * B * c.DModel * c.DState * 4)
+		},
+	})
+}

@@ -102,7 +102,7 @@ func cmdDevices(args []string, stdout, stderr io.Writer) error {
 	if err := maxArgs(pos, 0, "no arguments"); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "cpu: %d cores (GOMAXPROCS %d), %s/%s, backend cpu-float32 and cpu-float64, GEMM: %s\n",
+	fmt.Fprintf(stdout, "cpu: %d cores (GOMAXPROCS %d), %s/%s, backends cpu-float32, cpu-float64 and cpu-bfloat16 (precision bf16), GEMM: %s\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, cpukernels.GemmPath)
 	if _, err := cuda.ProbeDriver(); err != nil {
 		first, _, _ := strings.Cut(err.Error(), "\n")

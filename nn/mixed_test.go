@@ -1,0 +1,135 @@
+package nn_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"seqbench/cpukernels"
+	"seqbench/nn"
+)
+
+// countingBF16 counts the casts (Copy calls) of the cpu-bfloat16 backend.
+type countingBF16 struct {
+	*cpukernels.BF16
+	copies int
+}
+
+func (c *countingBF16) Copy(dst, src nn.Buffer) { c.copies++; c.BF16.Copy(dst, src) }
+
+// tiedLM is an embedding, an RMSNorm and a tied head, the mixed path's
+// casts in small: the table feeds a gather and a GEMM.
+func tiedLM(tp *nn.Tape, emb, norm *nn.Tensor, ids, targets []int32) (*nn.Tensor, *nn.Tensor) {
+	h := tp.RMSNorm(tp.Embedding(emb, ids), norm, 1e-5)
+	logits := tp.Linear(h, emb, nil)
+	loss, _ := tp.CrossEntropy(logits, targets, -100)
+	return logits, loss
+}
+
+// On cpu-bfloat16 a tape stores activations in bfloat16 and the loss in
+// float32, casts a weight once however often it is used, and accumulates
+// the weights' gradients into their float32 buffers; the gradients match
+// the float32 run's within bfloat16's rounding.
+func TestMixedTapeBF16(t *testing.T) {
+	const V, d, n = 11, 8, 13
+	rng := rand.New(rand.NewPCG(4, 5))
+	embVals, normVals := layerRandn(rng, V*d), layerRandn(rng, d)
+	for i := range normVals {
+		normVals[i] = 1 + 0.1*normVals[i]
+	}
+	ids, targets := make([]int32, n), make([]int32, n)
+	for i := range ids {
+		ids[i], targets[i] = int32(rng.IntN(V)), int32(rng.IntN(V))
+	}
+	run := func(b nn.Backend) (logits, loss *nn.Tensor, demb, dnorm []float64, tp *nn.Tape, emb *nn.Tensor) {
+		emb, norm := nn.NewParam(b, V, d), nn.NewParam(b, d)
+		// The masters hold bfloat16-exact values, so both runs start from
+		// the same weights.
+		for i := range embVals {
+			embVals[i] = nn.RoundBF16From64(embVals[i])
+		}
+		b.Write(emb.Data, embVals)
+		b.Write(norm.Data, normVals)
+		tp = nn.NewTape(b, true)
+		logits, loss = tiedLM(tp, emb, norm, ids, targets)
+		tp.Backward(loss)
+		return logits, loss, b.Read(emb.Grad()), b.Read(norm.Grad()), tp, emb
+	}
+	_, loss32, demb32, dnorm32, tp32, _ := run(cpukernels.New[float32]())
+	if tp32.ActDType() != nn.Float32 {
+		t.Fatalf("float32 tape stores activations in %v", tp32.ActDType())
+	}
+	be := &countingBF16{BF16: cpukernels.NewBF16()}
+	logits, loss, demb, dnorm, tp, emb := run(be)
+	defer tp.Release()
+	if tp.ActDType() != nn.BFloat16 {
+		t.Fatalf("cpu-bfloat16 tape stores activations in %v", tp.ActDType())
+	}
+	for name, c := range map[string]struct {
+		buf  nn.Buffer
+		want nn.DType
+	}{"logits": {logits.Data, nn.BFloat16}, "loss": {loss.Data, nn.Float32},
+		"emb": {emb.Data, nn.Float32}, "emb grad": {emb.Grad(), nn.Float32}} {
+		if got := nn.DTypeOf(be, c.buf); got != c.want {
+			t.Errorf("%s is %v, want %v", name, got, c.want)
+		}
+	}
+	if be.copies != 1 {
+		t.Errorf("the tied table was cast %d times, want once", be.copies)
+	}
+	l32, l16 := tp32.B.Read(loss32.Data)[0], be.Read(loss.Data)[0]
+	if math.Abs(l16-l32) > 4*nn.BF16UnitRoundoff*math.Abs(l32) {
+		t.Errorf("loss %v, float32 %v", l16, l32)
+	}
+	// A few roundings of u = 2⁻⁸ along the chain (embedding exact, norm
+	// output, logits, dlogits, dh): well under 10u norm-wise.
+	relErr := func(got, want []float64) float64 {
+		num, den := 0.0, 0.0
+		for i := range got {
+			num += (got[i] - want[i]) * (got[i] - want[i])
+			den += want[i] * want[i]
+		}
+		return math.Sqrt(num / den)
+	}
+	if e := relErr(demb, demb32); e > 10*nn.BF16UnitRoundoff || e == 0 {
+		t.Errorf("emb grad rel err %g against float32 (want in (0, 10u])", e)
+	}
+	if e := relErr(dnorm, dnorm32); e > 10*nn.BF16UnitRoundoff || e == 0 {
+		t.Errorf("norm grad rel err %g against float32 (want in (0, 10u])", e)
+	}
+}
+
+// Under mixed precision an op's output is an activation (bfloat16) when an
+// input is one, float32 when every input is float32 (a parameter and what
+// is computed from it alone, such as Mamba's A = −exp(A_log)).
+func TestMixedTapeOutputTypes(t *testing.T) {
+	be := cpukernels.NewBF16()
+	tp := nn.NewTape(be, true)
+	defer tp.Release()
+	p := nn.NewParam(be, 2, 3)
+	be.Write(p.Data, []float64{0.1, 0.2, 0.3, 0.4, 0.5, 1.0 / 3})
+	a := tp.Act(nn.Exp, p)
+	if got := nn.DTypeOf(be, a.Data); got != nn.Float32 {
+		t.Errorf("exp of a float32 parameter is %v, want float32", got)
+	}
+	if got := be.Read(a.Data)[5]; got != float64(float32(math.Exp(float64(float32(1.0/3))))) {
+		t.Errorf("exp of a float32 parameter was rounded: %v", got)
+	}
+	x := tp.Embedding(p, []int32{1, 0})
+	for name, o := range map[string]*nn.Tensor{"embedding": x, "x+a": tp.Add(x, a), "a+x": tp.Add(a, x), "silu(x)": tp.Act(nn.SiLU, x)} {
+		if got := nn.DTypeOf(be, o.Data); got != nn.BFloat16 {
+			t.Errorf("%s is %v, want bfloat16", name, got)
+		}
+	}
+}
+
+// A tape on a backend of one type cannot allocate another.
+func TestTapeAllocAsNeedsMixed(t *testing.T) {
+	tp := nn.NewTape(cpukernels.New[float32](), false)
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatal("AllocAs(bfloat16) on cpu-float32 did not panic")
+		}
+	}()
+	tp.AllocAs(3, nn.BFloat16)
+}
