@@ -1,6 +1,8 @@
 package data
 
 import (
+	"seqbench/internal/atomicfile"
+
 	"bufio"
 	"encoding/binary"
 	"fmt"
@@ -175,7 +177,7 @@ type shardWriter struct {
 	base    string
 	max     int64
 	total   int64
-	f       *os.File
+	f       *atomicfile.File
 	buf     *bufio.Writer
 	n       int64 // tokens in the open shard
 	written []string
@@ -186,7 +188,7 @@ func (w *shardWriter) name(i int) string { return fmt.Sprintf("%s_%06d.bin", w.b
 func (w *shardWriter) write(tokens []uint16) error {
 	for len(tokens) > 0 {
 		if w.f == nil {
-			f, err := os.CreateTemp(filepath.Dir(w.base), "."+filepath.Base(w.name(len(w.written)))+".tmp*")
+			f, err := atomicfile.Create(w.name(len(w.written)))
 			if err != nil {
 				return err
 			}
@@ -227,20 +229,12 @@ func (w *shardWriter) seal() error {
 	if _, err := w.f.WriteAt(header, 0); err != nil {
 		return err
 	}
-	// CreateTemp makes the file private; a corpus is for everyone (umask
-	// permitting), like any file the tools write.
-	if err := w.f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := w.f.Close(); err != nil {
-		return err
-	}
-	name := w.name(len(w.written))
-	if err := os.Rename(w.f.Name(), name); err != nil {
+	if err := w.f.Commit(); err != nil {
+		w.f = nil
 		return err
 	}
 	w.f = nil
-	w.written = append(w.written, name)
+	w.written = append(w.written, w.name(len(w.written)))
 	return nil
 }
 
@@ -268,8 +262,7 @@ func (w *shardWriter) close() error {
 // and the sealed ones.
 func (w *shardWriter) discard() {
 	if w.f != nil {
-		w.f.Close()
-		os.Remove(w.f.Name())
+		w.f.Abort()
 		w.f = nil
 	}
 	for _, p := range w.written {

@@ -78,3 +78,57 @@ func syncDir(dir string) {
 	_ = d.Sync()
 	d.Close()
 }
+
+// File is a file written in place of path for callers that must write
+// out of order (a header known only at the end: WriteAt): it is the
+// temporary file of Write, Commit moves it into place as Write does, and
+// Abort removes it. Write is simpler where the content streams in order.
+type File struct {
+	*os.File
+	path string
+}
+
+// Create opens the temporary file of a new version of path (the folder
+// must exist).
+func Create(path string) (*File, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return nil, err
+	}
+	return &File{File: f, path: path}, nil
+}
+
+// Commit syncs the file, gives it path's mode (Perm for a new path) and
+// renames it over path; on failure the temporary file is removed and path
+// is left as it was.
+func (f *File) Commit() (err error) {
+	defer func() {
+		if err != nil {
+			f.Abort()
+		}
+	}()
+	perm := Perm
+	if st, err := os.Stat(f.path); err == nil && st.Mode().IsRegular() {
+		perm = st.Mode().Perm()
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.File.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), f.path); err != nil {
+		return err
+	}
+	syncDir(filepath.Dir(f.path))
+	return nil
+}
+
+// Abort closes and removes the temporary file; path is untouched.
+func (f *File) Abort() {
+	f.File.Close()
+	os.Remove(f.Name())
+}

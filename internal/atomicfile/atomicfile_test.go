@@ -82,3 +82,34 @@ func TestWriteRenameFailure(t *testing.T) {
 	require.ErrorIs(t, WriteFile(filepath.Join(dir, "no", "such", "file"), nil), os.ErrNotExist)
 	require.Equal(t, []string{"out"}, entries(t, dir))
 }
+
+// Create's file is invisible under path until Commit (a header written
+// last with WriteAt included), and Abort leaves path as it was.
+func TestCreateCommitAbort(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shard.bin")
+	require.NoError(t, WriteFile(path, []byte("old")))
+	f, err := Create(path)
+	require.NoError(t, err)
+	_, err = f.Write([]byte("..body"))
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("HD"), 0)
+	require.NoError(t, err)
+	got, _ := os.ReadFile(path)
+	require.Equal(t, "old", string(got))
+	require.NoError(t, f.Commit())
+	got, _ = os.ReadFile(path)
+	require.Equal(t, "HDbody", string(got))
+	require.Equal(t, []string{"shard.bin"}, entries(t, dir))
+
+	f, err = Create(path)
+	require.NoError(t, err)
+	_, _ = f.Write([]byte("partial"))
+	f.Abort()
+	got, _ = os.ReadFile(path)
+	require.Equal(t, "HDbody", string(got))
+	require.Equal(t, []string{"shard.bin"}, entries(t, dir))
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, Perm, st.Mode().Perm())
+}
