@@ -305,7 +305,8 @@ extern "C" __global__ void attn_bwd_dq(real* dq, const real* q, const real* k, c
 // padded to D + 4 floats: float4-aligned, and the 8 threads of a quarter-warp
 // that read 8 different rows hit 8 different bank groups.
 
-#define FBR 64
+// FBR, the fast kernels' tile (rows of Q, K, V a block holds), and
+// FAST_THREADS, their block, come from attention.go (contract.go).
 
 // load_tile copies rows [0, n) of a row-major (·, D) tile into shared memory
 // (row stride D + 4); rows n ≤ r < 64 become zeros.
@@ -691,17 +692,17 @@ __device__ void attn_bwd_dq_fast(float* dq, const float* q, const float* k, cons
 }
 
 #define FAST_ATTN(D)                                                                                                   \
-    extern "C" __global__ void __launch_bounds__(256) attn_fwd_fast##D(                                                \
+    extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_fwd_fast##D(                                                \
         float* out, float* lse, const float* q, const float* k, const float* v, i64 BH, i64 Lq, i64 Lk, double scale,  \
         i64 causal) {                                                                                                  \
         attn_fwd_fast<D>(out, lse, q, k, v, BH, Lq, Lk, (float)scale, causal);                                        \
     }                                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(256) attn_bwd_dkdv_fast##D(                                           \
+    extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_bwd_dkdv_fast##D(                                           \
         float* dk, float* dv, const float* q, const float* k, const float* v, const float* dout, const float* lse,    \
         const double* Dr, i64 BH, i64 Lq, i64 Lk, double scale, i64 causal) {                                          \
         attn_bwd_dkdv_fast<D>(dk, dv, q, k, v, dout, lse, Dr, BH, Lq, Lk, (float)scale, causal);                      \
     }                                                                                                                  \
-    extern "C" __global__ void __launch_bounds__(256) attn_bwd_dq_fast##D(                                             \
+    extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_bwd_dq_fast##D(                                             \
         float* dq, const float* q, const float* k, const float* v, const float* dout, const float* lse,               \
         const double* Dr, i64 BH, i64 Lq, i64 Lk, double scale, i64 causal) {                                          \
         attn_bwd_dq_fast<D>(dq, q, k, v, dout, lse, Dr, BH, Lq, Lk, (float)scale, causal);                            \

@@ -19,7 +19,8 @@ func attnDKDVSmem(T, Dh, es int) int {
 func attnDQSmem(T, Dh, es int) int { return T*8 + (5*T*(Dh+1)+T*(T+1)+T)*es }
 
 // The register-tiled kernels (attention.cu, "fast path") serve float32 at
-// head dims 64 and 128 in 64×64 tiles of 256 threads; their shared memory:
+// head dims 64 and 128 in 64×64 tiles of 256 threads (attention.cu gets
+// them as FBR and FAST_THREADS, contract.go); their shared memory:
 // Q, K, V tiles and P (forward); K, V, Q, dO tiles, P and dS, lse and D
 // (dk/dv); Q, dO, K, V tiles, dS, lse and D (dq).
 const (

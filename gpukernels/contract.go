@@ -39,6 +39,10 @@ func familyConstants(family string, dt nn.DType) map[string]int {
 			"SCAN_BWD_K":      bk,
 			"SCAN_PAD_STRIDE": bk + 1,
 		}
+	case "attention":
+		return map[string]int{"FBR": fastTile, "FAST_THREADS": fastThreads}
+	case "ssd":
+		return map[string]int{"SSD_THREADS": ssdThreads}
 	case "rnn":
 		return map[string]int{
 			"RNN_THREADS": rnnThreads,

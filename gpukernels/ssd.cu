@@ -28,7 +28,7 @@
 // R and dDt = (e_t + A·R_t)·softplus', dA = Σ d_t·R_t. Sums shared between
 // blocks go through partials reduced in a fixed order.
 
-#define SSD_THREADS 128
+// SSD_THREADS (the forward's block) comes from ssd.go (contract.go).
 
 // ssd_load_common stages Bm, Cm ([T][NP+1], zero-padded past N and tn) and
 // d, a, softplus' ([T]) of steps [t0, t0+tn) of head h.

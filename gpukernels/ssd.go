@@ -6,7 +6,8 @@ import (
 	"seqbench/nn"
 )
 
-// ssdThreads is SSD_THREADS of ssd.cu (the forward's block).
+// ssdThreads is the forward's block; ssd.cu gets it as SSD_THREADS
+// (contract.go).
 const ssdThreads = 128
 
 // ssdSplit returns NPT (states per lane, a kernel instance: 4, 16 or 64)
