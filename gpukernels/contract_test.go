@@ -496,13 +496,13 @@ func TestContractStructLayout(t *testing.T) {
 	if !strings.Contains(src, fmt.Sprintf("sizeof(ScanParams) == %d", typ.Size())) {
 		t.Errorf("the emitted ScanParams does not pin its size %d", typ.Size())
 	}
-	for _, c := range []string{"#define SCAN_THREADS 128", "#define SCAN_FWD_K 8", "#define SCAN_BWD_WARPS 8"} {
+	for _, c := range []string{"#define SCAN_THREADS 128", "#define SCAN_FWD_K 16", "#define SCAN_BWD_WARPS 8"} {
 		if !strings.Contains(src, c) {
 			t.Errorf("the contract lacks %q:\n%s", c, src)
 		}
 	}
-	if c64 := contractSource("selective_scan", nn.Float64); !strings.Contains(c64, "#define SCAN_FWD_K 4") {
-		t.Errorf("float64 contract: want SCAN_FWD_K 4:\n%s", c64)
+	if c64 := contractSource("selective_scan", nn.Float64); !strings.Contains(c64, "#define SCAN_FWD_K 8") {
+		t.Errorf("float64 contract: want SCAN_FWD_K 8:\n%s", c64)
 	}
 	p := scanParams{Out: 7, B: -3, N: 16, Nblk: 2}
 	w := packStruct(p)

@@ -497,26 +497,6 @@ __device__ __forceinline__ void warp_affine_scan(real& al, real& be, int lane, b
     }
 }
 
-// warp_affine_scan2 is warp_affine_scan of two independent maps at once.
-__device__ __forceinline__ void warp_affine_scan2(real (&al)[2], real (&be)[2], int lane, bool up) {
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        real ap[2], bp[2];
-#pragma unroll
-        for (int j = 0; j < 2; j++) {
-            ap[j] = up ? __shfl_up_sync(FULL_MASK, al[j], o) : __shfl_down_sync(FULL_MASK, al[j], o);
-            bp[j] = up ? __shfl_up_sync(FULL_MASK, be[j], o) : __shfl_down_sync(FULL_MASK, be[j], o);
-        }
-        if (up ? lane >= o : lane + o < 32) {
-#pragma unroll
-            for (int j = 0; j < 2; j++) {
-                be[j] = al[j] * bp[j] + be[j];
-                al[j] = al[j] * ap[j];
-            }
-        }
-    }
-}
-
 // chunk_entry is the state entering this lane's steps, given the state
 // `carry` entering the warp's chunk (from lane 0, up) or leaving it (lane
 // 31, down) and the lane's inclusive scan (al, be).
@@ -564,53 +544,28 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
         scan_deltas(p, row, base, vec, bias, dl, sp, uu, du);
 #pragma unroll
         for (int k = 0; k < K; k++) y[k] = 0;
-        // Two states at a time: their chains are independent, so each
-        // hides the other's latency (a lone state's compose, shuffle scan
-        // and replay are one dependent chain).
-        for (i64 n = 0; n < N; n += 2) {
-            const bool two = n + 1 < N;
-            real An[2], bv[2][K], cv[2][K], a[2][K], al[2], be[2], h[2];
-#pragma unroll
-            for (int j = 0; j < 2; j++) {
-                const bool on = j == 0 || two;
-                An[j] = on ? __ldg(p.A + d * N + n + j) : (real)0;
-                if (on) {
-                    ld_items(bv[j], p.Bm + (bg * N + n + j) * L, base, L, vec);
-                    ld_items(cv[j], p.Cm + (bg * N + n + j) * L, base, L, vec);
-                } else {
-#pragma unroll
-                    for (int k = 0; k < K; k++) bv[j][k] = cv[j][k] = 0;
-                }
-                al[j] = 1, be[j] = 0;
-            }
+        for (i64 n = 0; n < N; n++) {
+            const real An = __ldg(p.A + d * N + n);
+            real bv[K], cv[K], a[K];
+            ld_items(bv, p.Bm + (bg * N + n) * L, base, L, vec);
+            ld_items(cv, p.Cm + (bg * N + n) * L, base, L, vec);
+            real al = 1, be = 0;
 #pragma unroll
             for (int k = 0; k < K; k++) {
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    a[j][k] = r_expc(dl[k] * An[j]);
-                    be[j] = a[j][k] * be[j] + du[k] * bv[j][k];
-                    al[j] *= a[j][k];
-                }
+                a[k] = r_expc(dl[k] * An);
+                be = a[k] * be + du[k] * bv[k];
+                al *= a[k];
             }
-            warp_affine_scan2(al, be, lane, true);
-#pragma unroll
-            for (int j = 0; j < 2; j++) {
-                const real c0 = __shfl_sync(FULL_MASK, (lane == 0 && (j == 0 || two)) ? carry[n + j] : (real)0, 0);
-                h[j] = chunk_entry(al[j], be[j], c0, lane, true);
-            }
+            warp_affine_scan(al, be, lane, true);
+            const real c0 = __shfl_sync(FULL_MASK, lane == 0 ? carry[n] : (real)0, 0);
+            real h = chunk_entry(al, be, c0, lane, true);
 #pragma unroll
             for (int k = 0; k < K; k++) {
-#pragma unroll
-                for (int j = 0; j < 2; j++) {
-                    h[j] = a[j][k] * h[j] + du[k] * bv[j][k];
-                    y[k] += cv[j][k] * h[j];
-                }
+                h = a[k] * h + du[k] * bv[k];
+                y[k] += cv[k] * h;
             }
-#pragma unroll
-            for (int j = 0; j < 2; j++) {
-                h[j] = __shfl_sync(FULL_MASK, h[j], 31);
-                if (lane == 0 && (j == 0 || two)) carry[n + j] = h[j];
-            }
+            h = __shfl_sync(FULL_MASK, h, 31);
+            if (lane == 0) carry[n] = h;
         }
         if (p.Out) {
             real zv[K];
@@ -797,15 +752,15 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(SCAN_FWD_WARPS * 32, 2) scan_chunk_fwd(const __grid_constant__ ScanParams p) {
+extern "C" __global__ void __launch_bounds__(SCAN_FWD_WARPS * 32) scan_chunk_fwd(const __grid_constant__ ScanParams p) {
     scan_chunk_fwd_impl<SCAN_FWD_K>(p);
 }
 // scan_chunk_states is the forward at the backward's chunk length, writing
 // only the checkpoints the backward reads.
-extern "C" __global__ void __launch_bounds__(SCAN_FWD_WARPS * 32, 2) scan_chunk_states(const __grid_constant__ ScanParams p) {
+extern "C" __global__ void __launch_bounds__(SCAN_FWD_WARPS * 32) scan_chunk_states(const __grid_constant__ ScanParams p) {
     scan_chunk_fwd_impl<SCAN_BWD_K>(p);
 }
-extern "C" __global__ void __launch_bounds__(SCAN_BWD_WARPS * 32, 2) scan_chunk_bwd(const __grid_constant__ ScanParams p) {
+extern "C" __global__ void __launch_bounds__(SCAN_BWD_WARPS * 32) scan_chunk_bwd(const __grid_constant__ ScanParams p) {
     scan_chunk_bwd_impl<SCAN_BWD_K>(p);
 }
 

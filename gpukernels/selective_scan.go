@@ -17,14 +17,12 @@ const (
 )
 
 // scanChunkItems is the steps a lane holds in the chunked forward and
-// backward (a chunk is 32 of them): few enough that two blocks of each fit
-// an SM's registers (at 16 and 8 in float32 one block did, and the
-// kernels were latency-bound at 12.5% occupancy).
+// backward (a chunk is 32 of them): as many as fit the registers.
 func scanChunkItems(dt nn.DType) (fwd, bwd int) {
 	if dt == nn.Float64 {
-		return 4, 2
+		return 8, 4
 	}
-	return 8, 4
+	return 16, 8
 }
 
 // scanParams is the argument of the chunked scan kernels, the C struct
