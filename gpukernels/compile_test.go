@@ -11,8 +11,11 @@ import (
 
 // TestGPUKernelSourcesCompile compiles every kernel family for sm_90 in
 // both element types. It needs NVRTC only, no GPU or driver, so it also
-// runs on a machine that has the NVRTC library without a GPU.
+// runs on a machine that has the NVRTC library without a GPU
+// (scripts/nvrtc-local.sh). With SEQBENCH_PTXAS_VERBOSE=1 it logs ptxas'
+// report of each kernel's registers, stack and spills.
 func TestGPUKernelSourcesCompile(t *testing.T) {
+	verbose := os.Getenv("SEQBENCH_PTXAS_VERBOSE") == "1"
 	nv, err := cuda.LoadNVRTC()
 	if err != nil {
 		if os.Getenv("SEQBENCH_REQUIRE_GPU") == "1" {
@@ -28,9 +31,17 @@ func TestGPUKernelSourcesCompile(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cubin, log, err := nv.Compile(src, f+".cu", compileOptions("sm_90"))
+				opts := compileOptions("sm_90")
+				if verbose {
+					opts = append(opts, "--ptxas-options=-v")
+				}
+				cubin, log, err := nv.Compile(src, f+".cu", opts)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if verbose {
+					t.Log(log)
+					return
 				}
 				if len(cubin) < 4 || string(cubin[1:4]) != "ELF" {
 					t.Errorf("the cubin does not start with an ELF header")
