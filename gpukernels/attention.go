@@ -28,6 +28,10 @@ const (
 	fastThreads = 256
 )
 
+var _ = defineContract("attention", contract{consts: func(nn.DType) map[string]int {
+	return map[string]int{"FBR": fastTile, "FAST_THREADS": fastThreads}
+}})
+
 func fastFwdSmem(D int) int  { return (3*fastTile*(D+4) + fastTile*(fastTile+4)) * 4 }
 func fastDKDVSmem(D int) int { return (4*fastTile*(D+4) + 2*fastTile*(fastTile+4) + 2*fastTile) * 4 }
 func fastDQSmem(D int) int   { return (4*fastTile*(D+4) + fastTile*(fastTile+4) + 2*fastTile) * 4 }

@@ -12,12 +12,12 @@ import (
 	"seqbench/nn"
 )
 
-// The Go↔CUDA contract of each kernel family lives here, on the Go side
-// only: the constants both sides use (block sizes, items per thread) and the
-// parameter structs of the kernels that take one. kernelSource emits them
-// into the family's source as #defines and C structs ahead of the .cu file,
-// so the .cu never states a constant or a layout of its own and the two
-// sides cannot drift apart.
+// The Go↔CUDA contract of each kernel family is declared on the Go side
+// only, in the family's .go file (defineContract): the constants both sides
+// use (block sizes, items per thread) and the parameter structs of the
+// kernels that take one. kernelSource emits them into the family's source
+// as #defines and C structs ahead of the .cu file, so the .cu never states
+// a constant or a layout of its own and the two sides cannot drift apart.
 
 // devPtr is a device address inside a params struct (nil buffer: 0). Its C
 // type is the field's `cu` tag.
@@ -26,38 +26,13 @@ type devPtr uint64
 // ptr is the devPtr of b (0 when b is nil).
 func ptr(b *Buffer) devPtr { return devPtr(pArg(b)) }
 
-// familyConstants returns the #defines of family for element type dt.
-func familyConstants(family string, dt nn.DType) map[string]int {
-	switch family {
-	case "selective_scan":
-		fk, bk := scanChunkItems(dt)
-		return map[string]int{
-			"SCAN_THREADS":    scanThreads,
-			"SCAN_FWD_WARPS":  scanFwdWarps,
-			"SCAN_FWD_K":      fk,
-			"SCAN_BWD_WARPS":  scanBwdWarps,
-			"SCAN_BWD_K":      bk,
-			"SCAN_PAD_STRIDE": bk + 1,
-		}
-	case "attention":
-		return map[string]int{"FBR": fastTile, "FAST_THREADS": fastThreads}
-	case "ssd":
-		return map[string]int{"SSD_THREADS": ssdThreads}
-	case "rnn":
-		return map[string]int{
-			"RNN_THREADS": rnnThreads,
-			"RNN_BC":      rnnBatchRows,
-			"RNN_ROWS":    rnnRows,
-			"RNN_KV":      rnnKV,
-		}
-	}
-	return nil
-}
-
-// familyStructs lists the params structs emitted into family's source, by
-// their C names.
-var familyStructs = map[string][]cStruct{
-	"selective_scan": {{"ScanParams", scanParams{}}},
+// contract is what a family declares to its .cu: constants, which may
+// depend on the element type, and params structs by their C names. Each
+// family's .go file registers its own (defineContract), so a new kernel
+// touches its .cu and its .go file only.
+type contract struct {
+	consts  func(dt nn.DType) map[string]int
+	structs []cStruct
 }
 
 type cStruct struct {
@@ -65,16 +40,36 @@ type cStruct struct {
 	v    any
 }
 
+var contracts = map[string]contract{}
+
+// defineContract registers family's contract; it returns nothing useful
+// and is called as `var _ = defineContract(...)` at package level.
+func defineContract(family string, c contract) struct{} {
+	if _, dup := contracts[family]; dup {
+		panic("gpukernels: two contracts for family " + family)
+	}
+	contracts[family] = c
+	return struct{}{}
+}
+
+// familyConstants returns the #defines of family for element type dt.
+func familyConstants(family string, dt nn.DType) map[string]int {
+	if c := contracts[family]; c.consts != nil {
+		return c.consts(dt)
+	}
+	return nil
+}
+
 // structName is the C name of params struct type t.
 func structName(t reflect.Type) string {
-	for _, ss := range familyStructs {
-		for _, s := range ss {
+	for _, c := range contracts {
+		for _, s := range c.structs {
 			if reflect.TypeOf(s.v) == t {
 				return s.name
 			}
 		}
 	}
-	panic(fmt.Sprintf("gpukernels: %s is not a params struct of familyStructs", t))
+	panic(fmt.Sprintf("gpukernels: %s is not a params struct of any family's contract", t))
 }
 
 // contractSource is the C text of family's constants and structs: sorted
@@ -93,7 +88,7 @@ func contractSource(family string, dt nn.DType) string {
 	for _, k := range names {
 		fmt.Fprintf(&b, "#define %s %d\n", k, consts[k])
 	}
-	for _, s := range familyStructs[family] {
+	for _, s := range contracts[family].structs {
 		b.WriteString(structSource(s.name, reflect.TypeOf(s.v)))
 	}
 	return b.String()

@@ -45,8 +45,8 @@ func familySignatures(t *testing.T, dt nn.DType) map[string]map[string][]string 
 // every parameter is a pointer, an i64, a double or a params struct.
 func TestKernelParamsAreEightBytes(t *testing.T) {
 	structs := map[string]bool{}
-	for _, ss := range familyStructs {
-		for _, s := range ss {
+	for _, c := range contracts {
+		for _, s := range c.structs {
 			structs[s.name] = true
 		}
 	}

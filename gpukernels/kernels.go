@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,9 +20,18 @@ import (
 //go:embed common.cuh *.cu
 var sources embed.FS
 
-// families lists the kernel source files (without .cu), one per op family.
-var families = []string{"elementwise", "reduce", "memory", "norm", "embedding", "cross_entropy", "rope", "attention", "adamw",
-	"conv1d", "selective_scan", "ssd", "rnn", "s4d", "fftconv"}
+// families lists the kernel families: the .cu files of the package,
+// without .cu (one per op family).
+var families = func() []string {
+	names, err := fs.Glob(sources, "*.cu")
+	if err != nil {
+		panic(err)
+	}
+	for i, n := range names {
+		names[i] = strings.TrimSuffix(n, ".cu")
+	}
+	return names
+}()
 
 // kernelSource returns the full source NVRTC compiles for one family and
 // element type: the REAL definitions, common.cuh, the family's contract

@@ -349,6 +349,10 @@ const (
 	rnnSpan      = 32 * 4 * rnnKV
 )
 
+var _ = defineContract("rnn", contract{consts: func(nn.DType) map[string]int {
+	return map[string]int{"RNN_THREADS": rnnThreads, "RNN_BC": rnnBatchRows, "RNN_ROWS": rnnRows, "RNN_KV": rnnKV}
+}})
+
 // rnnPlan is a persistent launch: blocks of U hidden units, smem bytes of
 // shared memory each.
 type rnnPlan struct{ blocks, U, smem int }

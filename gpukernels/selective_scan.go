@@ -16,6 +16,15 @@ const (
 	scanBwdWarps = 8
 )
 
+var _ = defineContract("selective_scan", contract{
+	consts: func(dt nn.DType) map[string]int {
+		fk, bk := scanChunkItems(dt)
+		return map[string]int{"SCAN_THREADS": scanThreads, "SCAN_FWD_WARPS": scanFwdWarps, "SCAN_FWD_K": fk,
+			"SCAN_BWD_WARPS": scanBwdWarps, "SCAN_BWD_K": bk, "SCAN_PAD_STRIDE": bk + 1}
+	},
+	structs: []cStruct{{"ScanParams", scanParams{}}},
+})
+
 // scanChunkItems is the steps a lane holds in the chunked forward and
 // backward (a chunk is 32 of them): as many as fit the registers.
 func scanChunkItems(dt nn.DType) (fwd, bwd int) {

@@ -10,6 +10,10 @@ import (
 // (contract.go).
 const ssdThreads = 128
 
+var _ = defineContract("ssd", contract{consts: func(nn.DType) map[string]int {
+	return map[string]int{"SSD_THREADS": ssdThreads}
+}})
+
 // ssdSplit returns NPT (states per lane, a kernel instance: 4, 16 or 64)
 // and NS (lanes per row p) for N states and P rows. Few lanes per row
 // (NPT = 16 from N = 32 on) trade shuffles for independent multiply-adds;
