@@ -9,7 +9,7 @@
 // final accuracy at each point (Zoology's "best over learning rates"),
 // while tables list every run. Other varying task.* and train.* settings
 // split plots into panels or figures; varying model.* settings within an
-// arch become separate lines in the arch's colour. Failed, diverged and
+// arch become separate lines in the arch's colour. Failed, diverged, interrupted and
 // incomplete runs are listed in the tables with their reason and left out
 // of every plot.
 //

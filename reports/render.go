@@ -138,7 +138,7 @@ func document(res *Results) []block {
 	if len(res.Bench) > 0 {
 		intro += fmt.Sprintf(", and %s", plural(len(res.Bench), "kernel benchmark result"))
 	}
-	add(block{text: intro + ". Failed, diverged and incomplete runs are listed in the tables and left out of the plots."})
+	add(block{text: intro + ". Failed, diverged, interrupted and incomplete runs are listed in the tables and left out of the plots."})
 	for _, e := range res.Experiments {
 		bs = append(bs, experimentBlocks(e)...)
 	}
