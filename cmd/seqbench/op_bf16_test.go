@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"seqbench/bench"
 	"seqbench/cpukernels"
 	"seqbench/gpukernels"
 	"seqbench/nn"
@@ -188,4 +189,53 @@ func TestOpBenchBFloat16(t *testing.T) {
 		require.Less(t, relErrIn(t, stdout, name), 2e-2, name)
 	}
 	require.Regexp(t, `(?m)^fwd\+bwd +median [0-9.]+ [µm]?s`, stdout)
+}
+
+// `seqbench bench --dtype bf16` on the CPU times on cpu-bfloat16, names
+// and records the precision; regress compares it with itself and refuses
+// it against an fp32 file. --dtype tf32 on the CPU (no TF32 unit) runs
+// as fp32, says so and records tf32. On CUDA, bf16 fails with the
+// backend's reason; an unknown --dtype is a usage error.
+func TestBenchDType(t *testing.T) {
+	dir := t.TempDir()
+	run := func(dtype string) (string, string) {
+		out := filepath.Join(dir, dtype+".bench.json")
+		code, _, stderr := runCLI(t, "bench", "--device", "cpu", "--ops", "rmsnorm", "--lengths", "8",
+			"--repeat", "4", "--warmup", "1ms", "--min-sample", "50us", "--ceilings=false", "--quiet", "--out", out, "--dtype", dtype)
+		require.Equal(t, 0, code, stderr)
+		return out, stderr
+	}
+	bf, _ := run("bf16")
+	f, err := bench.ReadFile(bf)
+	require.NoError(t, err)
+	require.Equal(t, "bf16", f.Precision)
+	require.Equal(t, "cpu-bfloat16", f.Backend)
+	require.Equal(t, "RMSNorm/pass=fwd/dtype=bf16/B=1/D=512/L=8", f.Results[0].Name)
+	tf, stderr := run("tf32")
+	require.Contains(t, stderr, "note: cpu-float32 has no TF32 mode: --dtype tf32 computes as fp32 there")
+	f, err = bench.ReadFile(tf)
+	require.NoError(t, err)
+	require.Equal(t, "tf32", f.Precision)
+	require.Equal(t, "cpu-float32", f.Backend)
+	require.Equal(t, "RMSNorm/pass=fwd/dtype=tf32/B=1/D=512/L=8", f.Results[0].Name)
+	fp, _ := run("fp32")
+
+	code, stdout, stderr := runCLI(t, "regress", bf, bf)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "precision bf16")
+	for _, pair := range [][2]string{{fp, bf}, {fp, tf}} {
+		code, _, stderr = runCLI(t, "regress", pair[0], pair[1], "--allow-device-change")
+		require.Equal(t, 2, code)
+		require.Contains(t, stderr, "the files time different precisions: baseline fp32")
+	}
+
+	code, _, stderr = runCLI(t, "bench", "--dtype", "fp16", "--device", "cpu")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, `--dtype "fp16" is not allowed (one of fp32, tf32, bf16)`)
+
+	withFakeCUDA(t)
+	code, _, stderr = runCLI(t, "bench", "--dtype", "bf16", "--device", "cuda", "--ops", "rmsnorm", "--out", filepath.Join(dir, "gpu.bench.json"))
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "--dtype bf16 on --device cuda: bf16 is not implemented on the CUDA backend yet")
+	require.NoFileExists(t, filepath.Join(dir, "gpu.bench.json"))
 }
