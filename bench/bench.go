@@ -144,6 +144,16 @@ func dtypeName(precision string) string {
 	return "/dtype=" + precision
 }
 
+// implName is Result.Impl: the backend's name, which says bfloat16 for
+// bf16 (cpu-bfloat16), with "-tf32" for tf32 (same backend, another
+// GEMM mode), so that a report tells the precisions apart.
+func implName(be nn.Backend, precision string) string {
+	if precision == PrecisionTF32 {
+		return be.Name() + "-tf32"
+	}
+	return be.Name()
+}
+
 // Check validates the options before anything runs; errors name the option.
 func (o Options) Check() error {
 	if !slices.Contains(Suites, o.Suite) && o.Suite != "" {
@@ -395,7 +405,7 @@ type Result struct {
 	Name  string         `json:"name"`
 	Suite string         `json:"suite"`
 	Op    string         `json:"op"`   // "selective_scan", "train_step", ...
-	Impl  string         `json:"impl"` // the backend's name
+	Impl  string         `json:"impl"` // the backend's name ("-tf32" added under tf32: implName)
 	Pass  string         `json:"pass"` // PassForward or PassForwardBackward
 	L     int            `json:"seq_len"`
 	Shape map[string]int `json:"shape"`

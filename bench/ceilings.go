@@ -23,7 +23,7 @@ func measureCeilings(d *Device, o Options) (c *Ceilings, err error) {
 	in := newInputs(be, newPools(rng), rng, 0)
 	defer in.free()
 	E := in.eh()
-	impl := be.Name()
+	impl := implName(be, o.Precision)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%v", p)

@@ -308,7 +308,7 @@ func runKernels(ctx context.Context, d *Device, o Options, f *File) error {
 			ks = append(ks, k)
 		}
 	}
-	impl := d.Backend.Name()
+	impl := implName(d.Backend, o.Precision)
 	for _, k := range ks {
 		for _, s := range k.shapes(o, d.GPU) {
 			if stopped(ctx, f) {

@@ -255,7 +255,7 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 					o.progress("%-56s skipped: %v\n", bname, err)
 					continue
 				}
-				r := Result{Name: bname, Suite: o.Suite, Op: op, Impl: d.Backend.Name(), Pass: PassForwardBackward, L: L, Arch: name,
+				r := Result{Name: bname, Suite: o.Suite, Op: op, Impl: implName(d.Backend, o.Precision), Pass: PassForwardBackward, L: L, Arch: name,
 					Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.NLayers, "vocab": mo.Vocab, "B": B, "L": L},
 					Variant: fmt.Sprintf("%s B=%d", name, B), Reps: reps, Samples: samples,
 					FLOPs: 3 * md.m.FLOPsPerToken(L) * float64(B*L), Params: md.count, Tokens: B * L, PeakBytes: peak}
@@ -382,7 +382,7 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 			return nil, err
 		}
 	}
-	r := &Result{Suite: "generate", Op: "generate", Impl: d.Backend.Name(), Pass: PassForward, L: P + T, Arch: name,
+	r := &Result{Suite: "generate", Op: "generate", Impl: implName(d.Backend, o.Precision), Pass: PassForward, L: P + T, Arch: name,
 		Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.NLayers, "vocab": V, "B": B, "prompt": P, "new": T},
 		Variant: fmt.Sprintf("%s B=%d", name, B), Reps: 1, Samples: total,
 		FLOPs:  float64(B) * (md.m.FLOPsPerToken(P)*float64(P) + md.m.FLOPsPerToken(P+T)*float64(T)),

@@ -218,6 +218,7 @@ func TestBenchDType(t *testing.T) {
 	require.Equal(t, "tf32", f.Precision)
 	require.Equal(t, "cpu-float32", f.Backend)
 	require.Equal(t, "RMSNorm/pass=fwd/dtype=tf32/B=1/D=512/L=8", f.Results[0].Name)
+	require.Equal(t, "cpu-float32-tf32", f.Results[0].Impl, "a report tells tf32 from fp32")
 	fp, _ := run("fp32")
 
 	code, stdout, stderr := runCLI(t, "regress", bf, bf)
