@@ -70,6 +70,17 @@ type Options struct {
 
 	Model ModelOptions
 
+	// Precision is what the suite computes in: "fp32" (or ""), "tf32" or
+	// "bf16" (docs/PRECISION.md). The Device's backend must already
+	// compute in it (cpu-bfloat16 for bf16; a CUDA backend with TF32 on
+	// for tf32): under bf16 the kernels suite stores each op's activations
+	// in bfloat16 and the rest in float32, as the table of PRECISION.md
+	// says, and the model suites run the bf16 model path. It is part of
+	// every benchmark's identity: File.Precision, and a "/dtype=bf16"
+	// (or tf32) component of the names (fp32 names have none, as before
+	// precisions existed, so older files still compare).
+	Precision string
+
 	Seed     uint64
 	Progress io.Writer // one line per finished benchmark; nil: quiet
 }
@@ -82,6 +93,9 @@ func DefaultOptions() Options {
 func (o *Options) fill(gpu bool) {
 	if o.Suite == "" {
 		o.Suite = "kernels"
+	}
+	if o.Precision == "" {
+		o.Precision = PrecisionFP32
 	}
 	if o.Repeat <= 0 {
 		o.Repeat = 10
@@ -111,10 +125,42 @@ func pick[T any](gpu bool, g, c T) T {
 	return c
 }
 
+// Precisions a suite computes in (Options.Precision).
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionTF32 = "tf32"
+	PrecisionBF16 = "bf16"
+)
+
+// Precisions lists them in the order `seqbench bench --dtype` documents.
+var Precisions = []string{PrecisionFP32, PrecisionTF32, PrecisionBF16}
+
+// dtypeName is the name component of a precision: "" for fp32 (names as
+// before precisions existed), "/dtype=bf16" otherwise.
+func dtypeName(precision string) string {
+	if precision == "" || precision == PrecisionFP32 {
+		return ""
+	}
+	return "/dtype=" + precision
+}
+
+// implName is Result.Impl: the backend's name, which says bfloat16 for
+// bf16 (cpu-bfloat16), with "-tf32" for tf32 (same backend, another
+// GEMM mode), so that a report tells the precisions apart.
+func implName(be nn.Backend, precision string) string {
+	if precision == PrecisionTF32 {
+		return be.Name() + "-tf32"
+	}
+	return be.Name()
+}
+
 // Check validates the options before anything runs; errors name the option.
 func (o Options) Check() error {
 	if !slices.Contains(Suites, o.Suite) && o.Suite != "" {
 		return fmt.Errorf("--suite %q is not allowed (one of %s)", o.Suite, strings.Join(Suites, ", "))
+	}
+	if o.Precision != "" && !slices.Contains(Precisions, o.Precision) {
+		return fmt.Errorf("--dtype %q is not allowed (one of %s)", o.Precision, strings.Join(Precisions, ", "))
 	}
 	for _, op := range o.Ops {
 		if _, ok := lookupKernel(op); !ok {
@@ -152,6 +198,9 @@ func RunContext(ctx context.Context, d *Device, o Options) (*File, error) {
 		return nil, err
 	}
 	o.fill(d.GPU)
+	if err := checkPrecision(d.Backend, o.Precision); err != nil {
+		return nil, err
+	}
 	f := newFile(d, o)
 	defer func() { f.Host.Load1End = load1() }()
 	if o.Ceilings {
@@ -196,6 +245,21 @@ func RunContext(ctx context.Context, d *Device, o Options) (*File, error) {
 	return f, nil
 }
 
+// checkPrecision refuses a backend that cannot compute in precision: bf16
+// needs bfloat16 activations (a MixedBackend such as cpu-bfloat16), and
+// fp32 or tf32 a backend without them, so that a file never records one
+// precision and times another.
+func checkPrecision(be nn.Backend, precision string) error {
+	bf16 := actDType(be) == nn.BFloat16
+	switch {
+	case precision == PrecisionBF16 && !bf16:
+		return fmt.Errorf("precision bf16 needs a backend with bfloat16 activations (cpu-bfloat16), not %s", be.Name())
+	case precision != PrecisionBF16 && bf16:
+		return fmt.Errorf("precision %s needs a backend without bfloat16 activations, not %s", precision, be.Name())
+	}
+	return nil
+}
+
 // stopped reports whether ctx is cancelled, and marks f Interrupted when
 // it is: the suites call it before each benchmark.
 func stopped(ctx context.Context, f *File) bool {
@@ -237,10 +301,14 @@ func (o Options) progress(format string, args ...any) {
 // reports.BenchFile reads the fields it draws: device, results[].op, impl,
 // variant, seq_len, pass, median_s, frac_ceiling).
 type File struct {
-	Schema    string    `json:"schema"` // SchemaVersion
-	Suite     string    `json:"suite"`
-	Device    string    `json:"device"`           // "AMD EPYC (2 cores)", "NVIDIA H200"
-	Backend   string    `json:"backend"`          // nn.Backend.Name(): "cpu-float32", "cuda-float32"
+	Schema  string `json:"schema"` // SchemaVersion
+	Suite   string `json:"suite"`
+	Device  string `json:"device"`  // "AMD EPYC (2 cores)", "NVIDIA H200"
+	Backend string `json:"backend"` // nn.Backend.Name(): "cpu-float32", "cuda-float32"
+	// Precision is what the suite computed in: fp32, tf32 or bf16
+	// (Options.Precision). A file written before precisions existed has
+	// none: it is fp32 (Parse fills it in).
+	Precision string    `json:"precision"`
 	Driver    string    `json:"driver,omitempty"` // GPU driver and library versions
 	GoVersion string    `json:"go_version"`
 	Revision  string    `json:"revision"` // vcs.revision of the binary, "+modified" when dirty
@@ -337,7 +405,7 @@ type Result struct {
 	Name  string         `json:"name"`
 	Suite string         `json:"suite"`
 	Op    string         `json:"op"`   // "selective_scan", "train_step", ...
-	Impl  string         `json:"impl"` // the backend's name
+	Impl  string         `json:"impl"` // the backend's name ("-tf32" added under tf32: implName)
 	Pass  string         `json:"pass"` // PassForward or PassForwardBackward
 	L     int            `json:"seq_len"`
 	Shape map[string]int `json:"shape"`
@@ -431,7 +499,7 @@ func quantile(sorted []float64, q float64) float64 {
 
 func newFile(d *Device, o Options) *File {
 	f := &File{
-		Schema: SchemaVersion, Suite: o.Suite, Device: d.Name, Backend: d.Backend.Name(), Driver: d.Driver,
+		Schema: SchemaVersion, Suite: o.Suite, Device: d.Name, Backend: d.Backend.Name(), Precision: o.Precision, Driver: d.Driver,
 		GoVersion: runtime.Version(), Revision: buildinfo.Revision(), Time: time.Now().UTC().Truncate(time.Second),
 		Host: Host{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 			Load1Start: load1()},

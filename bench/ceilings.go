@@ -14,14 +14,16 @@ import (
 //     cache), bytes read + written per second;
 //   - GEMM: one square o.GemmSize³ Backend.Gemm, 2·n³ FLOPs per second.
 //
-// Inputs are random, as everywhere.
+// Inputs are random, as everywhere. Under bf16 both are in bfloat16 (a
+// copy of activations; a GEMM of bfloat16 A and B into a bfloat16 C with
+// float32 sums), the ceilings of what the bf16 ops do.
 func measureCeilings(d *Device, o Options) (c *Ceilings, err error) {
 	be := d.Backend
 	rng := rand.New(rand.NewPCG(o.Seed, 11))
 	in := newInputs(be, newPools(rng), rng, 0)
 	defer in.free()
-	E := elemBytes(be)
-	impl := be.Name()
+	E := in.eh()
+	impl := implName(be, o.Precision)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%v", p)
@@ -29,25 +31,25 @@ func measureCeilings(d *Device, o Options) (c *Ceilings, err error) {
 	}()
 
 	n := o.CopyElems
-	src, dst := in.normal(n, 0, 1), in.alloc(n)
+	src, dst := in.normalH(n, 0, 1), in.allocH(n)
 	samples, reps, err := d.measure(func() { be.Copy(dst, src) }, o)
 	if err != nil {
 		return nil, fmt.Errorf("copy: %w", err)
 	}
-	cp := Result{Name: fmt.Sprintf("CeilingCopy/n=%d", n), Suite: "ceilings", Op: "copy", Impl: impl, Pass: PassForward,
+	cp := Result{Name: fmt.Sprintf("CeilingCopy%s/n=%d", dtypeName(o.Precision), n), Suite: "ceilings", Op: "copy", Impl: impl, Pass: PassForward,
 		Shape: Shape{"n": n}, Reps: reps, Samples: samples, Bytes: 2 * float64(n) * E}
 	cp.derive(nil)
 	in.free()
 
 	m := o.GemmSize
-	a, b, out := in.normal(m*m, 0, 1), in.normal(m*m, 0, 1), in.alloc(m*m)
+	a, b, out := in.normalH(m*m, 0, 1), in.normalH(m*m, 0, 1), in.allocH(m*m)
 	args := nn.GemmArgs{M: m, N: m, K: m, Alpha: 1, LDA: m, LDB: m, LDC: m, Batch: 1}
 	samples, reps, err = d.measure(func() { be.Gemm(a, b, out, args) }, o)
 	if err != nil {
 		return nil, fmt.Errorf("GEMM: %w", err)
 	}
 	mm := float64(m)
-	gm := Result{Name: fmt.Sprintf("CeilingGemm/M=%d/N=%d/K=%d", m, m, m), Suite: "ceilings", Op: "gemm", Impl: impl,
+	gm := Result{Name: fmt.Sprintf("CeilingGemm%s/M=%d/N=%d/K=%d", dtypeName(o.Precision), m, m, m), Suite: "ceilings", Op: "gemm", Impl: impl,
 		Pass: PassForward, Shape: Shape{"M": m, "N": m, "K": m}, Reps: reps, Samples: samples,
 		Bytes: 3 * mm * mm * E, FLOPs: 2 * mm * mm * mm}
 	gm.derive(nil)

@@ -208,7 +208,9 @@ func (d *Device) measure(f func(), o Options) (samples []float64, reps int, err 
 
 // tracked counts the bytes of the live buffers of a backend (in use and
 // peak), for devices without an allocator of their own to ask. Buffers
-// pass through unchanged.
+// pass through unchanged. A buffer counts at its type's size (nn.DTypeOf):
+// a bfloat16 one at 2 bytes, what it takes on a GPU, though cpu-bfloat16
+// holds it in 4 (Result.HeapBytes is the Go heap).
 type tracked struct {
 	nn.Backend
 	elem        int64
@@ -220,18 +222,44 @@ func track(be nn.Backend) *tracked { return &tracked{Backend: be, elem: int64(el
 
 func (t *tracked) Alloc(n int) nn.Buffer {
 	b := t.Backend.Alloc(n)
-	t.mu.Lock()
-	t.inUse += int64(n) * t.elem
-	t.peak = max(t.peak, t.inUse)
-	t.mu.Unlock()
+	t.add(int64(n) * t.elem)
 	return b
 }
 
-func (t *tracked) Free(b nn.Buffer) {
+func (t *tracked) add(bytes int64) {
 	t.mu.Lock()
-	t.inUse -= int64(b.Len()) * t.elem
+	t.inUse += bytes
+	t.peak = max(t.peak, t.inUse)
 	t.mu.Unlock()
+}
+
+func (t *tracked) Free(b nn.Buffer) {
+	t.add(-int64(b.Len()) * nn.DTypeOf(t.Backend, b).Size())
 	t.Backend.Free(b)
+}
+
+// backend is what to compute on: t itself, or, when t's backend is a
+// mixed-precision one, t with its AllocAs and ActDType (tracked too), so
+// that tapes on it run the mixed-precision model path.
+func (t *tracked) backend() nn.Backend {
+	if m, ok := t.Backend.(nn.MixedBackend); ok && m.ActDType() != m.DType() {
+		return &trackedMixed{t, m}
+	}
+	return t
+}
+
+// trackedMixed is a tracked mixed-precision backend.
+type trackedMixed struct {
+	*tracked
+	m nn.MixedBackend
+}
+
+func (t *trackedMixed) ActDType() nn.DType { return t.m.ActDType() }
+
+func (t *trackedMixed) AllocAs(n int, dt nn.DType) nn.Buffer {
+	b := t.m.AllocAs(n, dt)
+	t.add(int64(n) * dt.Size())
+	return b
 }
 
 func (t *tracked) ResetPeak() {

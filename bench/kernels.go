@@ -17,7 +17,10 @@ type Shape map[string]int
 // Kernel is the benchmark of one Backend op, called directly on the Backend
 // (no tape). Its doc gives what one call does, its FLOPs and its bytes.
 //
-// Conventions: E is the element size; a multiply-add is 2 FLOPs and exp,
+// Conventions: E is the element size (under bf16: 2 bytes for the
+// activations and their gradients, 4 for what stays float32: parameters
+// and their gradients, statistics, saved recurrent states; the types of
+// docs/PRECISION.md's table); a multiply-add is 2 FLOPs and exp,
 // softplus, sigmoid and tanh count 1 each. Bytes are the fewest a call must
 // move: each input read once, each output written once, and gradients
 // (which backwards accumulate) read and written. "fwdbwd" is the forward
@@ -235,10 +238,11 @@ var kernels = []*Kernel{
 	},
 }
 
-// name is the Go benchmark name: Bench/pass=P/dim=v/.../L=v.
-func (k *Kernel) name(pass string, s Shape) string {
+// name is the Go benchmark name: Bench/pass=P[/dtype=bf16]/dim=v/.../L=v
+// (no dtype component in fp32).
+func (k *Kernel) name(pass string, s Shape, precision string) string {
 	var b strings.Builder
-	b.WriteString(k.Bench + "/pass=" + pass)
+	b.WriteString(k.Bench + "/pass=" + pass + dtypeName(precision))
 	for _, d := range k.Dims {
 		fmt.Fprintf(&b, "/%s=%d", d, s[d])
 	}
@@ -304,7 +308,7 @@ func runKernels(ctx context.Context, d *Device, o Options, f *File) error {
 			ks = append(ks, k)
 		}
 	}
-	impl := d.Backend.Name()
+	impl := implName(d.Backend, o.Precision)
 	for _, k := range ks {
 		for _, s := range k.shapes(o, d.GPU) {
 			if stopped(ctx, f) {
@@ -314,7 +318,7 @@ func runKernels(ctx context.Context, d *Device, o Options, f *File) error {
 			kc, err := prepareSafely(k, in, s)
 			if err != nil {
 				for _, pass := range []string{PassForward, PassForwardBackward} {
-					f.Skipped = append(f.Skipped, Skip{k.name(pass, s), err.Error()})
+					f.Skipped = append(f.Skipped, Skip{k.name(pass, s, o.Precision), err.Error()})
 				}
 				in.free()
 				continue
@@ -335,7 +339,7 @@ func runKernels(ctx context.Context, d *Device, o Options, f *File) error {
 					}
 					set = (set + 1) % kc.sets
 				}
-				name := k.name(pass, s)
+				name := k.name(pass, s, o.Precision)
 				samples, reps, err := d.measure(run, o)
 				if err != nil {
 					f.Skipped = append(f.Skipped, Skip{name, err.Error()})
@@ -369,22 +373,22 @@ func prepareSafely(k *Kernel, in *inputs, s Shape) (kc *kcase, err error) {
 
 func prepAttention(in *inputs, s Shape) *kcase {
 	B, H, Dh, L := s["B"], s["H"], s["Dh"], s["L"]
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	n := B * H * L * Dh
 	type set struct{ q, k, v nn.Buffer }
-	sets := make([]set, in.sets(3*float64(n)*E))
+	sets := make([]set, in.sets(3*float64(n)*Eh))
 	for i := range sets {
-		sets[i] = set{in.normal(n, 0, 1), in.normal(n, 0, 1), in.normal(n, 0, 1)}
+		sets[i] = set{in.normalH(n, 0, 1), in.normalH(n, 0, 1), in.normalH(n, 0, 1)}
 	}
-	out, lse := in.alloc(n), in.alloc(B*H*L)
-	dq, dk, dv := in.alloc(n), in.alloc(n), in.alloc(n)
-	dout := in.normal(n, 0, 1)
+	out, lse := in.allocH(n), in.alloc(B*H*L)
+	dq, dk, dv := in.allocH(n), in.allocH(n), in.allocH(n)
+	dout := in.normalH(n, 0, 1)
 	scale := 1 / math.Sqrt(float64(Dh))
 	pairs := float64(L) * float64(L+1) / 2
 	bhd := float64(B * H * Dh)
 	fwdF, bwdF := 4*bhd*pairs, 10*bhd*pairs
 	fn, bhl := float64(n), float64(B*H*L)
-	fwdB, bwdB := E*(4*fn+bhl), E*(11*fn+bhl)
+	fwdB, bwdB := Eh*4*fn+Ef*bhl, Eh*11*fn+Ef*bhl
 	return &kcase{
 		sets: len(sets),
 		fwd: func(i int) {
@@ -406,74 +410,74 @@ var dtBiasLo, dtBiasHi = math.Log(math.Expm1(1e-3)), math.Log(math.Expm1(0.1))
 
 func prepScan(in *inputs, s Shape) *kcase {
 	B, D, N, L := s["B"], s["D"], s["N"], s["L"]
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	bdl, bnl := B*D*L, B*N*L
 	type set struct{ a nn.ScanArgs }
-	setBytes := E * float64(3*bdl+D*N+2*bnl+2*D)
+	setBytes := Eh*float64(3*bdl+2*bnl) + Ef*float64(D*N+2*D)
 	sets := make([]set, in.sets(setBytes))
 	for i := range sets {
 		sets[i] = set{nn.ScanArgs{B: B, D: D, L: L, N: N, G: 1,
-			U: in.normal(bdl, 0, 1), Delta: in.normal(bdl, 0, 0.5),
+			U: in.normalH(bdl, 0, 1), Delta: in.normalH(bdl, 0, 0.5),
 			A:  in.uniform(D*N, -16, -1), // S4D-Real: A_n = −(n+1)
-			Bm: in.normal(bnl, 0, 1), Cm: in.normal(bnl, 0, 1),
-			Dskip: in.normal(D, 1, 0.1), Z: in.normal(bdl, 0, 1),
+			Bm: in.normalH(bnl, 0, 1), Cm: in.normalH(bnl, 0, 1),
+			Dskip: in.normal(D, 1, 0.1), Z: in.normalH(bdl, 0, 1),
 			DeltaBias: in.uniform(D, dtBiasLo, dtBiasHi), DeltaSoftplus: true}}
 	}
-	out := in.alloc(bdl)
-	g := nn.ScanGrads{U: in.alloc(bdl), Delta: in.alloc(bdl), A: in.alloc(D * N), Bm: in.alloc(bnl), Cm: in.alloc(bnl),
-		Dskip: in.alloc(D), Z: in.alloc(bdl), DeltaBias: in.alloc(D)}
-	dout := in.normal(bdl, 0, 1)
+	out := in.allocH(bdl)
+	g := nn.ScanGrads{U: in.allocH(bdl), Delta: in.allocH(bdl), A: in.alloc(D * N), Bm: in.allocH(bnl), Cm: in.allocH(bnl),
+		Dskip: in.alloc(D), Z: in.allocH(bdl), DeltaBias: in.alloc(D)}
+	dout := in.normalH(bdl, 0, 1)
 	fwdF := 7*float64(bdl)*float64(N) + 10*float64(bdl)
-	rd := float64(4*bdl + D*N + 2*bnl + 2*D)
-	rw := float64(3*bdl + D*N + 2*bnl + 2*D)
+	rd := Eh*float64(4*bdl+2*bnl) + Ef*float64(D*N+2*D)
+	rw := Eh*float64(3*bdl+2*bnl) + Ef*float64(D*N+2*D)
 	return &kcase{
 		sets:  len(sets),
 		fwd:   func(i int) { in.be.SelectiveScan(out, nil, sets[i].a) },
 		bwd:   func(i int) { in.be.SelectiveScanBackward(g, sets[i].a, dout) },
 		flops: [2]float64{fwdF, 3 * fwdF},
-		bytes: [2]float64{E * rd, E*rd + E*rd + 2*E*rw},
+		bytes: [2]float64{rd, rd + rd + 2*rw},
 	}
 }
 
 func prepSSD(in *inputs, s Shape) *kcase {
 	B, H, P, N, Q, L := s["B"], s["H"], s["P"], s["N"], s["Q"], s["L"]
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	blhp, blh, bln := B*L*H*P, B*L*H, B*L*N
-	setBytes := E * float64(blhp+blh+2*bln+3*H)
+	setBytes := Eh*float64(blhp+blh+2*bln) + Ef*float64(3*H)
 	sets := make([]nn.SSDArgs, in.sets(setBytes))
 	for i := range sets {
 		sets[i] = nn.SSDArgs{B: B, L: L, H: H, P: P, G: 1, N: N, Chunk: Q,
-			X: in.normal(blhp, 0, 1), Dt: in.normal(blh, 0, 0.5),
+			X: in.normalH(blhp, 0, 1), Dt: in.normalH(blh, 0, 0.5),
 			A:  in.uniform(H, -16, -1), // A_init_range (1, 16), negated
-			Bm: in.normal(bln, 0, 1), Cm: in.normal(bln, 0, 1),
+			Bm: in.normalH(bln, 0, 1), Cm: in.normalH(bln, 0, 1),
 			Dskip: in.normal(H, 1, 0.1), DtBias: in.uniform(H, dtBiasLo, dtBiasHi), DtSoftplus: true}
 	}
-	out := in.alloc(blhp)
-	g := nn.SSDGrads{X: in.alloc(blhp), Dt: in.alloc(blh), A: in.alloc(H), Bm: in.alloc(bln), Cm: in.alloc(bln),
+	out := in.allocH(blhp)
+	g := nn.SSDGrads{X: in.allocH(blhp), Dt: in.allocH(blh), A: in.alloc(H), Bm: in.allocH(bln), Cm: in.allocH(bln),
 		Dskip: in.alloc(H), DtBias: in.alloc(H)}
-	dout := in.normal(blhp, 0, 1)
+	dout := in.normalH(blhp, 0, 1)
 	fwdF := 2 * float64(B*L) * float64(Q*N+H*(Q*P+2*N*P))
-	rd := float64(2*blhp + blh + 2*bln + 3*H)
-	rw := float64(blhp + blh + 2*bln + 3*H)
+	rd := Eh*float64(2*blhp+blh+2*bln) + Ef*float64(3*H)
+	rw := Eh*float64(blhp+blh+2*bln) + Ef*float64(3*H)
 	return &kcase{
 		sets:  len(sets),
 		fwd:   func(i int) { in.be.SSD(out, nil, sets[i]) },
 		bwd:   func(i int) { in.be.SSDBackward(g, sets[i], dout) },
 		flops: [2]float64{fwdF, 3 * fwdF},
-		bytes: [2]float64{E * rd, 2*E*rd + 2*E*rw},
+		bytes: [2]float64{rd, 2*rd + 2*rw},
 	}
 }
 
 func prepS4D(in *inputs, s Shape) *kcase {
 	B, H, N, L := s["B"], s["H"], s["N"], s["L"]
 	N2 := N / 2
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	bhl, hn := B*H*L, H*N2
 	type set struct {
 		a    nn.S4DArgs
 		u, d nn.Buffer
 	}
-	setBytes := E * float64(bhl+4*hn+2*H)
+	setBytes := Eh*float64(bhl) + Ef*float64(4*hn+2*H)
 	sets := make([]set, in.sets(setBytes))
 	for i := range sets {
 		sets[i] = set{
@@ -482,20 +486,20 @@ func prepS4D(in *inputs, s Shape) *kcase {
 				// Around S4D-Lin's A_n = −1/2 + iπn.
 				ARe: in.uniform(hn, -0.6, -0.4), AIm: in.uniform(hn, 0, math.Pi*float64(max(N2, 1))),
 				CRe: in.normal(hn, 0, 0.5), CIm: in.normal(hn, 0, 0.5)},
-			u: in.normal(bhl, 0, 1), d: in.normal(H, 1, 0.1)}
+			u: in.normalH(bhl, 0, 1), d: in.normal(H, 1, 0.1)}
 	}
-	K, out := in.alloc(H*L), in.alloc(bhl)
-	du, dK, dD := in.alloc(bhl), in.alloc(H*L), in.alloc(H)
+	K, out := in.alloc(H*L), in.allocH(bhl)
+	du, dK, dD := in.allocH(bhl), in.alloc(H*L), in.alloc(H)
 	g := nn.S4DGrads{LogDt: in.alloc(H), ARe: in.alloc(hn), AIm: in.alloc(hn), CRe: in.alloc(hn), CIm: in.alloc(hn)}
-	dout := in.normal(bhl, 0, 1)
+	dout := in.normalH(bhl, 0, 1)
 	n := 1
 	for n < 2*L {
 		n *= 2
 	}
 	fn := float64(n)
 	fwdF := 8*float64(hn*L) + 2.5*fn*math.Log2(fn)*float64(2*B*H+H) + 3*fn*float64(B*H) + 2*float64(bhl)
-	rd := float64(2*bhl + 4*hn + 2*H)
-	rw := float64(bhl + 4*hn + 2*H)
+	rd := Eh*float64(2*bhl) + Ef*float64(4*hn+2*H)
+	rw := Eh*float64(bhl) + Ef*float64(4*hn+2*H)
 	return &kcase{
 		sets: len(sets),
 		fwd: func(i int) {
@@ -509,20 +513,20 @@ func prepS4D(in *inputs, s Shape) *kcase {
 			in.be.S4DKernelBackward(g, x.a, dK)
 		},
 		flops: [2]float64{fwdF, 3 * fwdF},
-		bytes: [2]float64{E * rd, 2*E*rd + 2*E*rw},
+		bytes: [2]float64{rd, 2*rd + 2*rw},
 	}
 }
 
 // prepRNN prepares an LSTM (gates 4) or GRU (gates 3).
 func prepRNN(in *inputs, s Shape, gates int) *kcase {
 	B, I, H, L := s["B"], s["I"], s["H"], s["L"]
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	bli, blh, gh := B*L*I, B*L*H, gates*H
 	k := 1 / math.Sqrt(float64(H)) // torch's init: U(−1/√H, 1/√H)
-	setBytes := E * float64(bli+gh*(I+H)+2*gh)
+	setBytes := Eh*float64(bli) + Ef*float64(gh*(I+H)+2*gh)
 	sets := make([]nn.RNNArgs, in.sets(setBytes))
 	for i := range sets {
-		sets[i] = nn.RNNArgs{B: B, L: L, I: I, H: H, X: in.normal(bli, 0, 1),
+		sets[i] = nn.RNNArgs{B: B, L: L, I: I, H: H, X: in.normalH(bli, 0, 1),
 			Wih: in.uniform(gh*I, -k, k), Whh: in.uniform(gh*H, -k, k),
 			Bih: in.uniform(gh, -k, k), Bhh: in.uniform(gh, -k, k)}
 	}
@@ -530,13 +534,13 @@ func prepRNN(in *inputs, s Shape, gates int) *kcase {
 	if gates == 4 {
 		savedLen = nn.LSTMSavedLen(B, L, H)
 	}
-	out, saved := in.alloc(blh), in.alloc(savedLen)
-	g := nn.RNNGrads{X: in.alloc(bli), Wih: in.alloc(gh * I), Whh: in.alloc(gh * H), Bih: in.alloc(gh), Bhh: in.alloc(gh)}
-	dout := in.normal(blh, 0, 1)
+	out, saved := in.allocH(blh), in.alloc(savedLen)
+	g := nn.RNNGrads{X: in.allocH(bli), Wih: in.alloc(gh * I), Whh: in.alloc(gh * H), Bih: in.alloc(gh), Bhh: in.alloc(gh)}
+	dout := in.normalH(blh, 0, 1)
 	fwdF := 2*float64(B*L)*float64(gh)*float64(I+H) + float64(5*gates)*float64(blh)
-	params := float64(bli + gh*(I+H) + 2*gh)
-	fwdB := E * (params + float64(blh+savedLen))
-	bwdB := E*(params+float64(2*blh+savedLen)) + 2*E*params
+	params := Eh*float64(bli) + Ef*float64(gh*(I+H)+2*gh) // x and the weights
+	fwdB := params + Eh*float64(blh) + Ef*float64(savedLen)
+	bwdB := params + Eh*float64(2*blh) + Ef*float64(savedLen) + 2*params
 	return &kcase{
 		sets: len(sets),
 		fwd: func(i int) {
@@ -560,20 +564,20 @@ func prepRNN(in *inputs, s Shape, gates int) *kcase {
 
 func prepConv1D(in *inputs, s Shape) *kcase {
 	B, C, W, L := s["B"], s["C"], s["W"], s["L"]
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	bcl := B * C * L
 	type set struct{ x, w, b nn.Buffer }
 	k := 1 / math.Sqrt(float64(W))
-	sets := make([]set, in.sets(E*float64(bcl+C*W+C)))
+	sets := make([]set, in.sets(Eh*float64(bcl)+Ef*float64(C*W+C)))
 	for i := range sets {
-		sets[i] = set{in.normal(bcl, 0, 1), in.uniform(C*W, -k, k), in.uniform(C, -k, k)}
+		sets[i] = set{in.normalH(bcl, 0, 1), in.uniform(C*W, -k, k), in.uniform(C, -k, k)}
 	}
-	out, dx, dw, db := in.alloc(bcl), in.alloc(bcl), in.alloc(C*W), in.alloc(C)
-	dout := in.normal(bcl, 0, 1)
+	out, dx, dw, db := in.allocH(bcl), in.allocH(bcl), in.alloc(C*W), in.alloc(C)
+	dout := in.normalH(bcl, 0, 1)
 	fb := float64(bcl)
 	fwdF, bwdF := 2*fb*float64(W)+5*fb, 6*fb*float64(W)+8*fb
-	rd := float64(2*bcl + C*W + C)
-	rw := float64(bcl + C*W + C)
+	rd := Eh*float64(2*bcl) + Ef*float64(C*W+C)
+	rw := Eh*float64(bcl) + Ef*float64(C*W+C)
 	return &kcase{
 		sets: len(sets),
 		fwd: func(i int) {
@@ -585,31 +589,31 @@ func prepConv1D(in *inputs, s Shape) *kcase {
 			in.be.Conv1DBackward(dx, dw, db, x.x, x.w, x.b, dout, B, C, L, W, nn.SiLU)
 		},
 		flops: [2]float64{fwdF, fwdF + bwdF},
-		bytes: [2]float64{E * rd, 2*E*rd + 2*E*rw},
+		bytes: [2]float64{rd, 2*rd + 2*rw},
 	}
 }
 
 // prepNorm prepares RMSNorm, or LayerNorm with bias.
 func prepNorm(in *inputs, s Shape, layer bool) *kcase {
 	B, D, L := s["B"], s["D"], s["L"]
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	rows := B * L
 	n := rows * D
 	type set struct{ x, w, b nn.Buffer }
-	sets := make([]set, in.sets(E*float64(n+2*D)))
+	sets := make([]set, in.sets(Eh*float64(n)+Ef*float64(2*D)))
 	for i := range sets {
-		sets[i] = set{x: in.normal(n, 0, 1), w: in.normal(D, 1, 0.1)}
+		sets[i] = set{x: in.normalH(n, 0, 1), w: in.normal(D, 1, 0.1)}
 		if layer {
 			sets[i].b = in.normal(D, 0, 0.1)
 		}
 	}
-	out, mean, rstd := in.alloc(n), in.alloc(rows), in.alloc(rows)
-	dx, dw, db := in.alloc(n), in.alloc(D), in.alloc(D)
-	dout := in.normal(n, 0, 1)
+	out, mean, rstd := in.allocH(n), in.alloc(rows), in.alloc(rows)
+	dx, dw, db := in.allocH(n), in.alloc(D), in.alloc(D)
+	dout := in.normalH(n, 0, 1)
 	const eps = 1e-5
 	fn, fd, fr := float64(n), float64(D), float64(rows)
 	if layer {
-		rd := 2*fn + 2*fd + 2*fr
+		rd := Eh*2*fn + Ef*(2*fd+2*fr)
 		return &kcase{
 			sets: len(sets),
 			fwd: func(i int) {
@@ -621,10 +625,10 @@ func prepNorm(in *inputs, s Shape, layer bool) *kcase {
 				in.be.LayerNormBackward(dx, dw, db, x.x, x.w, mean, rstd, dout, rows, D)
 			},
 			flops: [2]float64{7 * fn, 18 * fn},
-			bytes: [2]float64{E * rd, E*rd + E*(rd-fd) + 2*E*(fn+2*fd)}, // the backward reads no bias
+			bytes: [2]float64{rd, rd + (rd - Ef*fd) + 2*(Eh*fn+Ef*2*fd)}, // the backward reads no bias
 		}
 	}
-	rd := 2*fn + fd + fr
+	rd := Eh*2*fn + Ef*(fd+fr)
 	return &kcase{
 		sets: len(sets),
 		fwd: func(i int) {
@@ -636,29 +640,29 @@ func prepNorm(in *inputs, s Shape, layer bool) *kcase {
 			in.be.RMSNormBackward(dx, dw, x.x, x.w, rstd, dout, rows, D)
 		},
 		flops: [2]float64{4 * fn, 13 * fn},
-		bytes: [2]float64{E * rd, 2*E*rd + 2*E*(fn+fd)},
+		bytes: [2]float64{rd, 2*rd + 2*(Eh*fn+Ef*fd)},
 	}
 }
 
 func prepCrossEntropy(in *inputs, s Shape) *kcase {
 	B, V, L := s["B"], s["V"], s["L"]
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	rows := B * L
 	type set struct {
 		logits  nn.Buffer
 		targets []int32
 	}
-	sets := make([]set, in.sets(E*float64(rows*V)))
+	sets := make([]set, in.sets(Eh*float64(rows*V)))
 	for i := range sets {
-		sets[i] = set{in.normal(rows*V, 0, 2), in.ids(rows, V)}
+		sets[i] = set{in.normalH(rows*V, 0, 2), in.ids(rows, V)}
 	}
 	loss, lse := in.alloc(rows), in.alloc(rows)
-	dlogits := in.alloc(rows * V)
+	dlogits := in.allocH(rows * V)
 	dloss := in.uniform(rows, 0.5, 1.5)
 	const ignore = -1 // no target is ignored: every row counts
 	fn, fr := float64(rows*V), float64(rows)
-	fwdB := E*(fn+2*fr) + 4*fr
-	bwdB := E*(3*fn+2*fr) + 4*fr
+	fwdB := Eh*fn + Ef*2*fr + 4*fr
+	bwdB := Eh*3*fn + Ef*2*fr + 4*fr
 	return &kcase{
 		sets: len(sets),
 		fwd: func(i int) {

@@ -28,7 +28,7 @@ var layerKernels = []*Kernel{
 		variants: bld,
 		prepare: func(in *inputs, s Shape) *kcase {
 			n := s["B"] * s["L"] * s["D"]
-			return unary(in, n, 2, func(out nn.Buffer, x []nn.Buffer) { in.be.Add(out, x[0], x[1]) }, nil,
+			return unary(in, n, 2, true, func(out nn.Buffer, x []nn.Buffer) { in.be.Add(out, x[0], x[1]) }, nil,
 				[2]float64{float64(n), 0}, [2]float64{3 * float64(n), 0})
 		},
 	},
@@ -38,7 +38,7 @@ var layerKernels = []*Kernel{
 		variants: bld,
 		prepare: func(in *inputs, s Shape) *kcase {
 			n := s["B"] * s["L"] * s["D"]
-			return unary(in, n, 1, func(out nn.Buffer, x []nn.Buffer) { in.be.Axpy(0.5, x[0], out) }, nil,
+			return unary(in, n, 1, true, func(out nn.Buffer, x []nn.Buffer) { in.be.Axpy(0.5, x[0], out) }, nil,
 				[2]float64{2 * float64(n), 0}, [2]float64{3 * float64(n), 0})
 		},
 	},
@@ -62,7 +62,7 @@ var layerKernels = []*Kernel{
 		variants: bld,
 		prepare: func(in *inputs, s Shape) *kcase {
 			n := s["B"] * s["L"] * s["D"]
-			return unary(in, n, 0, func(out nn.Buffer, _ []nn.Buffer) { in.be.Fill(out, 1.5) }, nil,
+			return unary(in, n, 0, false, func(out nn.Buffer, _ []nn.Buffer) { in.be.Fill(out, 1.5) }, nil,
 				[2]float64{0, 0}, [2]float64{float64(n), 0})
 		},
 	},
@@ -73,7 +73,7 @@ var layerKernels = []*Kernel{
 		variants: bld,
 		prepare: func(in *inputs, s Shape) *kcase {
 			n := s["B"] * s["L"] * s["D"]
-			return unary(in, n, 1, func(_ nn.Buffer, x []nn.Buffer) { in.be.SumSquares(x[0]) }, nil,
+			return unary(in, n, 1, false, func(_ nn.Buffer, x []nn.Buffer) { in.be.SumSquares(x[0]) }, nil,
 				[2]float64{2 * float64(n), 0}, [2]float64{float64(n), 0})
 		},
 	},
@@ -182,19 +182,25 @@ var layerKernels = []*Kernel{
 }
 
 // unary prepares a benchmark over k random inputs of n elements and one
-// output of n (zeros): fwd(out, ins), and bwd when not nil.
-func unary(in *inputs, n, k int, fwd, bwd func(out nn.Buffer, x []nn.Buffer), flops, bytes [2]float64) *kcase {
-	E := elemBytes(in.be)
+// output of n (zeros): fwd(out, ins), and bwd when not nil. act says the
+// tensors are activations (bfloat16 under bf16); otherwise they are what
+// stays float32 under bf16 (the float32 gradients that Fill zeroes and
+// SumSquares measures). bytes are in elements.
+func unary(in *inputs, n, k int, act bool, fwd, bwd func(out nn.Buffer, x []nn.Buffer), flops, bytes [2]float64) *kcase {
+	E, normal, alloc := in.ef(), in.normal, in.alloc
+	if act {
+		E, normal, alloc = in.eh(), in.normalH, in.allocH
+	}
 	for i := range flops {
 		bytes[i] *= E
 	}
 	sets := make([][]nn.Buffer, in.sets(E*float64(max(k, 1)*n)))
 	for i := range sets {
 		for range k {
-			sets[i] = append(sets[i], in.normal(n, 0, 1))
+			sets[i] = append(sets[i], normal(n, 0, 1))
 		}
 	}
-	out := in.alloc(n)
+	out := alloc(n)
 	kc := &kcase{sets: len(sets), fwd: func(i int) { fwd(out, sets[i]) }, flops: flops, bytes: bytes}
 	if bwd != nil {
 		kc.bwd = func(i int) { bwd(out, sets[i]) }
@@ -204,9 +210,9 @@ func unary(in *inputs, n, k int, fwd, bwd func(out nn.Buffer, x []nn.Buffer), fl
 
 func prepAct(in *inputs, s Shape, kind nn.Activation, fwdF, bwdF float64) *kcase {
 	n := s["B"] * s["L"] * s["D"]
-	dout, dx := in.normal(n, 0, 1), in.alloc(n)
+	dout, dx := in.normalH(n, 0, 1), in.allocH(n)
 	fn := float64(n)
-	return unary(in, n, 1,
+	return unary(in, n, 1, true,
 		func(out nn.Buffer, x []nn.Buffer) { in.be.Act(kind, out, x[0]) },
 		func(_ nn.Buffer, x []nn.Buffer) { in.be.ActBackward(kind, dx, x[0], dout) },
 		[2]float64{fwdF * fn, (fwdF + bwdF) * fn}, [2]float64{2 * fn, 6 * fn})
@@ -232,21 +238,22 @@ func prepAdamW(in *inputs, s Shape) *kcase {
 func prepAddBias(in *inputs, s Shape) *kcase {
 	B, D, L := s["B"], s["D"], s["L"]
 	rows, n := B*L, B*L*D
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	type set struct{ x, b nn.Buffer }
-	sets := make([]set, in.sets(E*float64(n+D)))
+	sets := make([]set, in.sets(Eh*float64(n+D)))
 	for i := range sets {
-		sets[i] = set{in.normal(n, 0, 1), in.normal(D, 0, 0.1)}
+		// The bias as Linear reads it: its activation-type cast.
+		sets[i] = set{in.normalH(n, 0, 1), in.normalH(D, 0, 0.1)}
 	}
-	out, dout, db := in.alloc(n), in.normal(n, 0, 1), in.alloc(D)
+	out, dout, db := in.allocH(n), in.normalH(n, 0, 1), in.alloc(D)
 	fn, fd := float64(n), float64(D)
-	fwdB := E * (2*fn + fd)
+	fwdB := Eh * (2*fn + fd)
 	return &kcase{
 		sets:  len(sets),
 		fwd:   func(i int) { in.be.AddBias(out, sets[i].x, sets[i].b, rows, D) },
 		bwd:   func(int) { in.be.SumRows(db, dout, rows, D) },
 		flops: [2]float64{fn, 2 * fn},
-		bytes: [2]float64{fwdB, fwdB + E*(fn+2*fd)},
+		bytes: [2]float64{fwdB, fwdB + Eh*fn + Ef*2*fd},
 	}
 }
 
@@ -254,8 +261,8 @@ func prepPermute(in *inputs, s Shape) *kcase {
 	B, H, Dh, L := s["B"], s["H"], s["Dh"], s["L"]
 	n := B * L * H * Dh
 	fn := float64(n)
-	out, dout, dx := in.alloc(n), in.normal(n, 0, 1), in.alloc(n)
-	return unary(in, n, 1,
+	out, dout, dx := in.allocH(n), in.normalH(n, 0, 1), in.allocH(n)
+	return unary(in, n, 1, true,
 		func(_ nn.Buffer, x []nn.Buffer) {
 			in.be.Permute(out, x[0], []int{B, L, H, Dh}, []int{0, 2, 1, 3}, false)
 		},
@@ -267,8 +274,8 @@ func prepCopyBlock(in *inputs, s Shape) *kcase {
 	B, D, L := s["B"], s["D"], s["L"]
 	rows, n, half := B*L, B*L*D, D/2
 	fn := float64(n)
-	dout, dx := in.normal(rows*half, 0, 1), in.alloc(n)
-	return unary(in, n, 1,
+	dout, dx := in.normalH(rows*half, 0, 1), in.allocH(n)
+	return unary(in, n, 1, true,
 		func(out nn.Buffer, x []nn.Buffer) { in.be.CopyBlock(out, 0, half, x[0], 0, D, rows, half, false) },
 		func(nn.Buffer, []nn.Buffer) { in.be.CopyBlock(dx, 0, D, dout, 0, half, rows, half, true) },
 		[2]float64{0, 0}, [2]float64{fn, 2.5 * fn})
@@ -278,8 +285,8 @@ func prepRoPE(in *inputs, s Shape) *kcase {
 	B, H, Dh, L := s["B"], s["H"], s["Dh"], s["L"]
 	n := B * H * L * Dh
 	fn := float64(n)
-	dout, dx := in.normal(n, 0, 1), in.alloc(n)
-	return unary(in, n, 1,
+	dout, dx := in.normalH(n, 0, 1), in.allocH(n)
+	return unary(in, n, 1, true,
 		func(out nn.Buffer, x []nn.Buffer) { in.be.RoPE(out, x[0], B, H, L, Dh, 0, 10000) },
 		func(nn.Buffer, []nn.Buffer) { in.be.RoPEBackward(dx, dout, B, H, L, Dh, 0, 10000) },
 		[2]float64{3 * fn, 7 * fn}, [2]float64{2 * fn, 5 * fn})
@@ -287,22 +294,24 @@ func prepRoPE(in *inputs, s Shape) *kcase {
 
 func prepEmbedding(in *inputs, s Shape) *kcase {
 	B, V, D, L := s["B"], s["V"], s["D"], s["L"]
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	ntok := B * L
-	sets := make([][]int32, in.sets(E*float64(ntok*D)))
+	sets := make([][]int32, in.sets(Eh*float64(ntok*D)))
 	for i := range sets {
 		sets[i] = in.ids(ntok, V)
 	}
-	table, dtable := in.normal(V*D, 0, 1), in.alloc(V*D)
-	out, dout := in.alloc(ntok*D), in.normal(ntok*D, 0, 1)
+	// The table as the forward reads it (its activation-type cast); the
+	// gradient is the master's.
+	table, dtable := in.normalH(V*D, 0, 1), in.alloc(V*D)
+	out, dout := in.allocH(ntok*D), in.normalH(ntok*D, 0, 1)
 	fn, ft := float64(ntok*D), float64(ntok)
-	fwdB := 2*E*fn + 4*ft
+	fwdB := 2*Eh*fn + 4*ft
 	return &kcase{
 		sets:  len(sets),
 		fwd:   func(i int) { in.be.Embedding(out, table, sets[i], D) },
 		bwd:   func(i int) { in.be.EmbeddingBackward(dtable, dout, sets[i], D) },
 		flops: [2]float64{0, fn},
-		bytes: [2]float64{fwdB, fwdB + 3*E*fn + 4*ft},
+		bytes: [2]float64{fwdB, fwdB + Eh*fn + 2*Ef*fn + 4*ft},
 	}
 }
 
@@ -311,7 +320,7 @@ func prepArgmax(in *inputs, s Shape) *kcase {
 	rows := B * L
 	n := rows * V
 	fn := float64(n)
-	k := unary(in, n, 1, func(_ nn.Buffer, x []nn.Buffer) { in.be.ArgmaxRows(x[0], rows, V) }, nil,
+	k := unary(in, n, 1, true, func(_ nn.Buffer, x []nn.Buffer) { in.be.ArgmaxRows(x[0], rows, V) }, nil,
 		[2]float64{fn, 0}, [2]float64{fn, 0})
 	k.bytes[0] += 4 * float64(rows)
 	return k
@@ -319,19 +328,21 @@ func prepArgmax(in *inputs, s Shape) *kcase {
 
 func prepLinear(in *inputs, s Shape) *kcase {
 	B, I, O, L := s["B"], s["I"], s["O"], s["L"]
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	rows := B * L
 	k := 1 / math.Sqrt(float64(I))
 	type set struct{ x, w nn.Buffer }
-	sets := make([]set, in.sets(E*float64(rows*I+O*I)))
+	sets := make([]set, in.sets(Eh*float64(rows*I+O*I)))
 	for i := range sets {
-		sets[i] = set{in.normal(rows*I, 0, 1), in.uniform(O*I, -k, k)}
+		// W as the GEMMs read it (its activation-type cast); dW is the
+		// master's gradient.
+		sets[i] = set{in.normalH(rows*I, 0, 1), in.uniformH(O*I, -k, k)}
 	}
-	y, dy := in.alloc(rows*O), in.normal(rows*O, 0, 1)
-	dx, dw := in.alloc(rows*I), in.alloc(O*I)
+	y, dy := in.allocH(rows*O), in.normalH(rows*O, 0, 1)
+	dx, dw := in.allocH(rows*I), in.alloc(O*I)
 	f := 2 * float64(rows) * float64(I) * float64(O)
 	fx, fw, fy := float64(rows*I), float64(O*I), float64(rows*O)
-	fwdB := E * (fx + fw + fy)
+	fwdB := Eh * (fx + fw + fy)
 	return &kcase{
 		sets: len(sets),
 		fwd: func(i int) {
@@ -344,28 +355,28 @@ func prepLinear(in *inputs, s Shape) *kcase {
 				LDA: O, LDB: I, LDC: I, Batch: 1})
 		},
 		flops: [2]float64{f, 3 * f},
-		bytes: [2]float64{fwdB, fwdB + E*(fy+fw+fx) + 2*E*(fx+fw)},
+		bytes: [2]float64{fwdB, fwdB + Eh*(fy+fw+fx) + 2*Eh*fx + 2*Ef*fw},
 	}
 }
 
 func prepS4DStep(in *inputs, s Shape) *kcase {
 	B, H, N, L := s["B"], s["H"], s["N"], s["L"]
 	N2 := N / 2
-	E := elemBytes(in.be)
+	Eh, Ef := in.eh(), in.ef()
 	bhl, hn := B*H*L, H*N2
 	a := nn.S4DArgs{H: H, N2: N2, L: L,
 		LogDt: in.uniform(H, math.Log(1e-3), math.Log(0.1)),
 		ARe:   in.uniform(hn, -0.6, -0.4), AIm: in.uniform(hn, 0, math.Pi*float64(max(N2, 1))),
 		CRe: in.normal(hn, 0, 0.5), CIm: in.normal(hn, 0, 0.5)}
-	sets := make([]nn.Buffer, in.sets(E*float64(bhl)))
+	sets := make([]nn.Buffer, in.sets(Eh*float64(bhl)))
 	for i := range sets {
-		sets[i] = in.normal(bhl, 0, 1)
+		sets[i] = in.normalH(bhl, 0, 1)
 	}
-	d, out, state := in.normal(H, 1, 0.1), in.alloc(bhl), in.alloc(B*hn*2)
+	d, out, state := in.normal(H, 1, 0.1), in.allocH(bhl), in.alloc(B*hn*2)
 	return &kcase{
 		sets:  len(sets),
 		fwd:   func(i int) { in.be.S4DRecurrent(out, state, sets[i], d, a, B) },
 		flops: [2]float64{10 * float64(B*hn*L), 0},
-		bytes: [2]float64{E*float64(2*bhl+4*hn+2*H) + 4*E*float64(B*hn), 0},
+		bytes: [2]float64{Eh*float64(2*bhl) + Ef*float64(4*hn+2*H) + 4*Ef*float64(B*hn), 0},
 	}
 }

@@ -73,13 +73,15 @@ func modelGrid(suite string, gpu bool) (lengths, batches []int) {
 	}
 }
 
-// model is one built architecture on a tracked backend.
+// model is one built architecture on a tracked backend: be computes
+// (the tracker itself, or its mixed-precision face under bf16), tr counts.
 type model struct {
 	name   string
 	m      arch.Model
 	params []nn.Param
 	count  int
-	be     *tracked
+	be     nn.Backend
+	tr     *tracked
 	freed  bool
 }
 
@@ -103,13 +105,14 @@ func buildModel(d *Device, name string, mo ModelOptions, maxLen int, seed uint64
 	if err != nil {
 		return nil, err
 	}
-	tb := track(d.Backend)
+	tr := track(d.Backend)
+	tb := tr.backend()
 	m, err := cfg.Build(arch.Env{Backend: tb, Vocab: mo.Vocab, MaxLen: maxLen, RNG: rand.New(rand.NewPCG(seed, 3))})
 	if err != nil {
 		return nil, err
 	}
 	ps := m.Params()
-	return &model{name: name, m: m, params: ps, count: nn.CountParams(ps), be: tb}, nil
+	return &model{name: name, m: m, params: ps, count: nn.CountParams(ps), be: tb, tr: tr}, nil
 }
 
 func (md *model) free() {
@@ -148,10 +151,12 @@ func (o Options) modelGrid(gpu bool) (lengths, batches []int) {
 	return lengths, batches
 }
 
-// modelName is the Go benchmark name of a model benchmark.
-func modelName(bench, archName string, mo ModelOptions, kv ...any) string {
+// modelName is the Go benchmark name of a model benchmark:
+// Bench/arch=A/d_model=D/n_layers=N[/dtype=bf16]/k=v... (no dtype
+// component in fp32).
+func modelName(bench, archName string, mo ModelOptions, precision string, kv ...any) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s/arch=%s/d_model=%d/n_layers=%d", bench, archName, mo.DModel, mo.NLayers)
+	fmt.Fprintf(&b, "%s/arch=%s/d_model=%d/n_layers=%d%s", bench, archName, mo.DModel, mo.NLayers, dtypeName(precision))
 	for i := 0; i < len(kv); i += 2 {
 		fmt.Fprintf(&b, "/%s=%v", kv[i], kv[i+1])
 	}
@@ -225,7 +230,7 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 				if stopped(ctx, f) {
 					return nil
 				}
-				bname := modelName(bench, name, mo, "B", B, "L", L)
+				bname := modelName(bench, name, mo, o.Precision, "B", B, "L", L)
 				md, err := buildModel(d, name, mo, L, o.Seed)
 				if err != nil {
 					f.Skipped = append(f.Skipped, Skip{bname, err.Error()})
@@ -233,7 +238,7 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 					continue
 				}
 				t := newTrainer(md, B, L, mo.Vocab, rng)
-				meter := d.meter(md.be)
+				meter := d.meter(md.tr)
 				// The peak is of the measured steps: the first step (outside)
 				// allocates the optimizer's moments' first use and warms up.
 				var peak int64
@@ -250,7 +255,7 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 					o.progress("%-56s skipped: %v\n", bname, err)
 					continue
 				}
-				r := Result{Name: bname, Suite: o.Suite, Op: op, Impl: d.Backend.Name(), Pass: PassForwardBackward, L: L, Arch: name,
+				r := Result{Name: bname, Suite: o.Suite, Op: op, Impl: implName(d.Backend, o.Precision), Pass: PassForwardBackward, L: L, Arch: name,
 					Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.NLayers, "vocab": mo.Vocab, "B": B, "L": L},
 					Variant: fmt.Sprintf("%s B=%d", name, B), Reps: reps, Samples: samples,
 					FLOPs: 3 * md.m.FLOPsPerToken(L) * float64(B*L), Params: md.count, Tokens: B * L, PeakBytes: peak}
@@ -281,7 +286,7 @@ func runGenerate(ctx context.Context, d *Device, o Options, f *File) error {
 			if stopped(ctx, f) {
 				return nil
 			}
-			bname := modelName("Generate", name, mo, "B", B, "prompt", P, "new", T)
+			bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", P, "new", T)
 			res, err := generate(d, o, name, B, rng)
 			if err != nil {
 				f.Skipped = append(f.Skipped, Skip{bname, err.Error()})
@@ -343,7 +348,7 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 		}
 	}
 	timer := d.timer()
-	meter := d.meter(md.be)
+	meter := d.meter(md.tr)
 	var total, pre, dec []float64
 	var stateBytes, peak int64
 	sample := func() error {
@@ -377,7 +382,7 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 			return nil, err
 		}
 	}
-	r := &Result{Suite: "generate", Op: "generate", Impl: d.Backend.Name(), Pass: PassForward, L: P + T, Arch: name,
+	r := &Result{Suite: "generate", Op: "generate", Impl: implName(d.Backend, o.Precision), Pass: PassForward, L: P + T, Arch: name,
 		Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.NLayers, "vocab": V, "B": B, "prompt": P, "new": T},
 		Variant: fmt.Sprintf("%s B=%d", name, B), Reps: 1, Samples: total,
 		FLOPs:  float64(B) * (md.m.FLOPsPerToken(P)*float64(P) + md.m.FLOPsPerToken(P+T)*float64(T)),

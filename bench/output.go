@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/olekukonko/tablewriter"
@@ -67,6 +68,12 @@ func Parse(path string, data []byte) (*File, error) {
 	if !strings.HasPrefix(f.Schema, "seqbench-bench/") {
 		return nil, fmt.Errorf("%s: schema %q is not a seqbench bench file (want %q)", path, f.Schema, SchemaVersion)
 	}
+	switch {
+	case f.Precision == "":
+		f.Precision = PrecisionFP32 // written before precisions existed
+	case !slices.Contains(Precisions, f.Precision):
+		return nil, fmt.Errorf("%s: precision %q is not allowed (one of %s)", path, f.Precision, strings.Join(Precisions, ", "))
+	}
 	seen := map[string]bool{}
 	for i, r := range f.Results {
 		switch {
@@ -113,6 +120,7 @@ func WriteBenchfmt(w io.Writer, f *File) error {
 	add("pkg", "seqbench/bench")
 	add("device", f.Device)
 	add("backend", f.Backend)
+	add("precision", f.Precision)
 	add("driver", f.Driver)
 	add("revision", f.Revision)
 	add("suite", f.Suite)
@@ -182,7 +190,7 @@ func renderTable(w io.Writer, header []string, right []bool, rows [][]string) er
 // WriteTable writes the results of f as a terminal table: the device and
 // its ceilings, one row per benchmark, then what was skipped.
 func WriteTable(w io.Writer, f *File) error {
-	fmt.Fprintf(w, "%s suite on %s, backend %s", f.Suite, f.Device, f.Backend)
+	fmt.Fprintf(w, "%s suite on %s, backend %s, precision %s", f.Suite, f.Device, f.Backend, f.Precision)
 	if f.Driver != "" {
 		fmt.Fprintf(w, " (%s)", f.Driver)
 	}

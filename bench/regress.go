@@ -51,6 +51,7 @@ type Comparison struct {
 	NewDevice      string
 	OldBackend     string
 	NewBackend     string
+	Precision      string   // of both files (they must agree)
 	Deltas         []Delta  // in the current file's order
 	OnlyOld        []string // benchmarks missing from the current file
 	OnlyNew        []string // benchmarks new in the current file
@@ -71,7 +72,9 @@ type Comparison struct {
 // (benchmath.AssumeNothing). A benchmark is slower when the test rejects
 // "same distribution" at o.Alpha and its median grew by more than
 // o.Threshold; faster likewise; "~" when the sample counts are too small
-// for any p-value to reach o.Alpha. Errors: different device or backend
+// for any p-value to reach o.Alpha. Errors: different precisions (fp32,
+// tf32, bf16: a bf16 time is not a regression of an fp32 one, and
+// --allow-device-change does not lift it), different device or backend
 // (unless allowed), no benchmark in common.
 func Compare(old, cur *File, o CompareOptions) (*Comparison, error) {
 	if o.Alpha <= 0 || o.Alpha >= 1 {
@@ -80,7 +83,12 @@ func Compare(old, cur *File, o CompareOptions) (*Comparison, error) {
 	if o.Threshold < 0 || math.IsNaN(o.Threshold) {
 		return nil, fmt.Errorf("threshold %v is not allowed (≥ 0)", o.Threshold)
 	}
-	c := &Comparison{Options: o, OldDevice: old.Device, NewDevice: cur.Device, OldBackend: old.Backend,
+	oldP, curP := precisionOf(old), precisionOf(cur)
+	if oldP != curP {
+		return nil, fmt.Errorf("the files time different precisions: baseline %s, current %s; "+
+			"regress compares a precision with itself (run `seqbench bench --dtype %s` for a baseline)", oldP, curP, curP)
+	}
+	c := &Comparison{Options: o, Precision: curP, OldDevice: old.Device, NewDevice: cur.Device, OldBackend: old.Backend,
 		NewBackend: cur.Backend, OldCeil: old.Ceilings, NewCeil: cur.Ceilings, OldHost: old.Host, NewHost: cur.Host,
 		OldInterrupted: old.Interrupted, NewInterrupted: cur.Interrupted}
 	if old.Device != cur.Device || old.Backend != cur.Backend {
@@ -123,6 +131,14 @@ func Compare(old, cur *File, o CompareOptions) (*Comparison, error) {
 			len(old.Results), len(cur.Results))
 	}
 	return c, nil
+}
+
+// precisionOf is f's precision, fp32 for a file that records none.
+func precisionOf(f *File) string {
+	if f.Precision == "" {
+		return PrecisionFP32
+	}
+	return f.Precision
 }
 
 // loadLine is the host-load line of the header ("" when neither file
@@ -192,10 +208,10 @@ func iqr(sorted []float64) float64 {
 func (c *Comparison) WriteTable(w io.Writer) error {
 	o := c.Options
 	if c.DeviceMismatch {
-		fmt.Fprintf(w, "warning: comparing different devices: baseline %q (%s), current %q (%s)\n",
-			c.OldDevice, c.OldBackend, c.NewDevice, c.NewBackend)
+		fmt.Fprintf(w, "warning: comparing different devices: baseline %q (%s), current %q (%s), precision %s\n",
+			c.OldDevice, c.OldBackend, c.NewDevice, c.NewBackend, c.Precision)
 	} else {
-		fmt.Fprintf(w, "device %s, backend %s\n", c.NewDevice, c.NewBackend)
+		fmt.Fprintf(w, "device %s, backend %s, precision %s\n", c.NewDevice, c.NewBackend, c.Precision)
 	}
 	if c.OldCeil != nil && c.NewCeil != nil {
 		fmt.Fprintf(w, "ceilings: copy %.3g -> %.3g GB/s, GEMM %.3g -> %.3g GFLOP/s\n",

@@ -133,3 +133,36 @@ func TestTapeAllocAsNeedsMixed(t *testing.T) {
 	}()
 	tp.AllocAs(3, nn.BFloat16)
 }
+
+// NewParamAs allocates a bfloat16 leaf with a bfloat16 gradient on a mixed
+// backend (an op's output from it is an activation, its gradient
+// accumulates in bfloat16), is NewParam in the backend's own type, and
+// panics for a type the backend lacks.
+func TestNewParamAs(t *testing.T) {
+	be := cpukernels.NewBF16()
+	x := nn.NewParamAs(be, nn.BFloat16, 2, 2)
+	be.Write(x.Data, []float64{1, 2, 3, 1 + 1.0/256})
+	tp := nn.NewTape(be, true)
+	defer tp.Release()
+	y := tp.Act(nn.SiLU, x)
+	if got := nn.DTypeOf(be, y.Data); got != nn.BFloat16 {
+		t.Errorf("silu of a bfloat16 leaf is %v, want bfloat16", got)
+	}
+	loss, _ := tp.CrossEntropy(y, []int32{0, 1}, -1)
+	tp.Backward(loss)
+	if got := nn.DTypeOf(be, x.Grad()); got != nn.BFloat16 {
+		t.Errorf("the leaf's gradient is %v, want bfloat16", got)
+	}
+	if got := be.Read(x.Data)[3]; got != 1 {
+		t.Errorf("1 + 2⁻⁸ was stored as %v, want 1 (the tie rounds to even)", got)
+	}
+	if p := nn.NewParamAs(be, nn.Float32, 3); nn.DTypeOf(be, p.Data) != nn.Float32 || nn.DTypeOf(be, p.Grad()) != nn.Float32 {
+		t.Error("NewParamAs(float32) is not a float32 parameter")
+	}
+	defer func() {
+		if r := recover(); r == nil {
+			t.Fatal("NewParamAs(bfloat16) on cpu-float32 did not panic")
+		}
+	}()
+	nn.NewParamAs(cpukernels.New[float32](), nn.BFloat16, 3)
+}

@@ -61,6 +61,21 @@ func NewParam(b Backend, shape ...int) *Tensor {
 	return &Tensor{Shape: append([]int(nil), shape...), Data: b.Alloc(n), grad: &gradSlot{b.Alloc(n)}}
 }
 
+// NewParamAs is NewParam with its values and gradient in type dt: b's
+// DType, or a type of a MixedBackend's AllocAs (a bfloat16 input of one
+// op, as `seqbench op` feeds activations under bf16).
+func NewParamAs(b Backend, dt DType, shape ...int) *Tensor {
+	if dt == b.DType() {
+		return NewParam(b, shape...)
+	}
+	m, ok := b.(MixedBackend)
+	if !ok {
+		panic(fmt.Sprintf("nn.NewParamAs: %s has only %v buffers, not %v", b.Name(), b.DType(), dt))
+	}
+	n := NumElems(shape)
+	return &Tensor{Shape: append([]int(nil), shape...), Data: m.AllocAs(n, dt), grad: &gradSlot{m.AllocAs(n, dt)}}
+}
+
 // NewConst allocates a tensor that takes no gradient, filled from host values
 // (or zeros when values is nil).
 func NewConst(b Backend, values []float64, shape ...int) *Tensor {

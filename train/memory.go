@@ -39,12 +39,12 @@ func (m memEstimate) String() string {
 
 // estimateMemory estimates a run's memory from its config and task,
 // without building anything: the parameter count comes from the model
-// config (arch.Config.NumParams).
-func estimateMemory(spec Spec, task tasks.Task, dt nn.DType) memEstimate {
-	elem := 4.0
-	if dt == nn.Float64 {
-		elem = 8
-	}
+// config (arch.Config.NumParams). dt is the type of the parameters,
+// gradients and moments, act that of the activations and the logits
+// (bfloat16 under bf16: 2 bytes an element, nn.DType.Size, as on a GPU;
+// cpu-bfloat16 stores them in 4, so on the CPU the bound is lower still).
+func estimateMemory(spec Spec, task tasks.Task, dt, act nn.DType) memEstimate {
+	elem, actElem := float64(dt.Size()), float64(act.Size())
 	c := spec.Train
 	B, L, V := float64(c.BatchSize), float64(task.SeqLen()), float64(task.Vocab())
 	P := float64(spec.Model.NumParams(task.Vocab(), task.SeqLen()))
@@ -52,10 +52,19 @@ func estimateMemory(spec Spec, task tasks.Task, dt nn.DType) memEstimate {
 	return memEstimate{
 		Params:      2 * P * elem,
 		Optimizer:   2 * P * elem,
-		Activations: B * L * d * (layers + 1) * elem,
-		Logits:      2 * B * L * V * elem,
+		Activations: B * L * d * (layers + 1) * actElem,
+		Logits:      2 * B * L * V * actElem,
 		Data:        float64(c.EvalBatches+1) * B * L * 2 * 4,
 	}
+}
+
+// actDType is the type be's tapes store activations in: ActDType of a
+// mixed-precision backend, else be's DType.
+func actDType(be nn.Backend) nn.DType {
+	if m, ok := be.(nn.MixedBackend); ok {
+		return m.ActDType()
+	}
+	return be.DType()
 }
 
 // modelSize reads d_model and n_layers from a model config (every arch

@@ -3,6 +3,7 @@ package train_test
 import (
 	"context"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -31,6 +32,34 @@ models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
 	require.Contains(t, s.Reason, "of physical memory (MemTotal in /proc/meminfo)")
 	require.Positive(t, s.Params)
 	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20))
+}
+
+// Under bf16 the estimate counts the activations and the logits at 2
+// bytes an element (bfloat16) and the parameters, gradients and moments
+// at 4 (float32 masters): the same impossible run as above says half the
+// fp32 activations and logits, and the same parameters.
+func TestMemoryEstimateBF16(t *testing.T) {
+	reason := func(precision string) string {
+		specs := parse(t, `name: huge
+task: {name: selective_copy, seq_len: 12, num_tokens: 2, vocab: 4}
+train: {steps: 5, batch_size: 1000000000, precision: `+precision+`}
+models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
+`)
+		s := train.Run(context.Background(), specs[0], t.TempDir(), train.Options{Backend: cpukernels.New[float32](), Device: "cpu"})
+		require.Equal(t, train.StatusFailed, s.Status)
+		return s.Reason
+	}
+	fp32, bf16 := reason("fp32"), reason("bf16")
+	// activations: B 1e9 · L 12 · d_model 8 · (1 layer + the embedding);
+	// logits: 2 · B · L · vocab 6.
+	require.Contains(t, fp32, "activations 715.3 GiB, logits 536.4 GiB")
+	require.Contains(t, bf16, "activations 357.6 GiB, logits 268.2 GiB")
+	params := func(r string) string {
+		i := strings.Index(r, "parameters and gradients")
+		require.GreaterOrEqual(t, i, 0, r)
+		return r[i : i+strings.Index(r[i:], ", activations")]
+	}
+	require.Equal(t, params(fp32), params(bf16))
 }
 
 // fakeDevice is a backend that says how much device memory is free.

@@ -276,7 +276,7 @@ func (r *runner) setup() error {
 	r.sum.Backend = r.be.Name()
 	// A size that cannot fit ends the run here, before anything is
 	// allocated.
-	if err := checkMemory(estimateMemory(r.spec, task, r.be.DType()), r.be); err != nil {
+	if err := checkMemory(estimateMemory(r.spec, task, r.be.DType(), actDType(r.be)), r.be); err != nil {
 		r.sum.Params = r.spec.Model.NumParams(task.Vocab(), task.SeqLen())
 		return err
 	}

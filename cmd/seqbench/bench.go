@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"seqbench/bench"
+	"seqbench/nn"
 )
 
 // cmdBench runs a benchmark suite on a device and writes the JSON record,
@@ -19,6 +20,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	def := bench.DefaultOptions()
 	suite := fs.String("suite", def.Suite, "kernels | train | generate | memory")
 	dev := fs.String("device", defaultDevice(), "auto | cpu | cuda")
+	dtype := fs.String("dtype", bench.PrecisionFP32, "fp32 | tf32 | bf16: the precision the suite computes in (docs/PRECISION.md); "+
+		"part of each benchmark's name (/dtype=bf16; none for fp32) and of the file")
 	ops := fs.String("ops", "", "kernels: comma-separated ops (default all: "+strings.Join(bench.KernelOps(), ",")+")")
 	archs := fs.String("archs", "", "train, generate, memory: comma-separated architectures (default all registered)")
 	lengths := fs.String("lengths", "", "comma-separated sequence lengths (default: the suite's grid for the device)")
@@ -44,6 +47,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	o := def
 	o.Suite, o.Repeat, o.Warmup, o.MinSample, o.Ceilings, o.Seed = *suite, *repeat, *warmup, *minSample, *ceilings, *seed
+	o.Precision = *dtype
 	o.Ops, o.Archs = splitList(*ops), splitList(*archs)
 	if o.Lengths, err = intList("--lengths", *lengths); err != nil {
 		return err
@@ -69,6 +73,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if d.backend, err = precisionDevice(d, o.Precision, stderr); err != nil {
+		return err
+	}
 	name := ""
 	if d.name == "cpu" {
 		name = bench.CPUName()
@@ -92,6 +99,31 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		return errInterrupted
 	}
 	return nil
+}
+
+// precisionDevice is the backend that computes precision p on d: its bf16
+// backend (cpu-bfloat16 on the CPU; the CUDA backend has none yet, an
+// error), or d's own with TF32 on for tf32 where it has a TF32 mode (on
+// the CPU, which has none, tf32 runs as fp32, said on stderr).
+func precisionDevice(d device, p string, stderr io.Writer) (nn.Backend, error) {
+	switch p {
+	case bench.PrecisionBF16:
+		be, err := bf16Backend(d.backend)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--dtype bf16 on --device %s: %v (--device cpu runs it on cpu-bfloat16)", d.name, err)}
+		}
+		return be, nil
+	case bench.PrecisionTF32:
+		t, ok := d.backend.(interface{ SetTF32(on bool) error })
+		if !ok {
+			fmt.Fprintf(stderr, "note: %s has no TF32 mode: --dtype tf32 computes as fp32 there (the file still says tf32)\n", d.backend.Name())
+			return d.backend, nil
+		}
+		if err := t.SetTF32(true); err != nil {
+			return nil, fmt.Errorf("--dtype tf32: %w", err)
+		}
+	}
+	return d.backend, nil
 }
 
 func splitList(s string) []string {

@@ -42,19 +42,35 @@ func selectDevice(name string, stderr io.Writer) (device, error) {
 }
 
 // selectDeviceDType is selectDevice at a given precision (seqbench op
-// --dtype float64 runs either backend in float64).
+// --dtype float64 runs either backend in float64). bfloat16 is the
+// device's bf16 mixed-precision backend (cpu-bfloat16 on the CPU); a
+// device without one is an error, never a silent float32 run.
 func selectDeviceDType(name string, dt nn.DType, stderr io.Writer) (device, error) {
+	if dt == nn.BFloat16 {
+		d, err := selectDeviceDType(name, nn.Float32, stderr)
+		if err != nil {
+			return device{}, err
+		}
+		be, err := bf16Backend(d.backend)
+		if err != nil {
+			if c, ok := d.backend.(interface{ Close() }); ok {
+				c.Close()
+			}
+			return device{}, usageError{fmt.Sprintf("--device %s: %v (--device cpu computes bfloat16 on cpu-bfloat16)", d.name, err)}
+		}
+		return device{d.name, be}, nil
+	}
 	switch name {
 	case "cpu":
 		return device{"cpu", cpukernels.ForDType(dt)}, nil
 	case "cuda":
-		be, err := newCUDA(dt)
+		be, err := startCUDA(dt)
 		if err != nil {
 			return device{}, usageError{"--device cuda: " + err.Error()}
 		}
 		return device{"cuda", be}, nil
 	case "auto":
-		be, err := newCUDA(dt)
+		be, err := startCUDA(dt)
 		if err == nil {
 			return device{"cuda", be}, nil
 		}
@@ -75,6 +91,23 @@ func checkDeviceName(name string) error {
 	}
 	return usageError{fmt.Sprintf("--device %q is not allowed (auto, cpu or cuda; or set SEQBENCH_DEVICE)", name)}
 }
+
+// bf16Backend is be's bf16 mixed-precision backend (its BF16 method:
+// cpu-bfloat16 for the float32 CPU backend; the CUDA backend's says it has
+// none yet).
+func bf16Backend(be nn.Backend) (nn.Backend, error) {
+	bf, ok := be.(interface {
+		BF16() (nn.MixedBackend, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("bf16 is not supported by the %s backend", be.Name())
+	}
+	return bf.BF16()
+}
+
+// startCUDA starts the CUDA backend for selectDeviceDType (a variable so
+// that a test can stand in a fake GPU).
+var startCUDA = newCUDA
 
 // newCUDA starts the CUDA backend on device 0.
 func newCUDA(dt nn.DType) (nn.Backend, error) {

@@ -50,6 +50,15 @@ type opSpec struct {
 	build     func(tp *nn.Tape, in map[string]*nn.Tensor, f *opFlags) *nn.Tensor
 }
 
+// activation reports whether the input is an activation: one with the
+// batch dimension (B, or the leading "..."). Under bfloat16 activations
+// are stored in bfloat16 and parameters (no batch dimension) in float32,
+// the types the model path passes (docs/PRECISION.md).
+func (in opInput) activation() bool {
+	p := in.shapes[0]
+	return slices.Contains(p, "B") || slices.Contains(p, "...")
+}
+
 func opReq(name, shapes string) opInput { return opInput{name, parseOpShapes(shapes), false} }
 func opOpt(name, shapes string) opInput { return opInput{name, parseOpShapes(shapes), true} }
 
@@ -171,10 +180,11 @@ func opNames() []string {
 func cmdOp(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("op", flag.ContinueOnError)
 	list := fs.Bool("list", false, "describe every op (or the named one): inputs, shapes, flags")
-	inPath := fs.String("in", "", "input safetensors file (F32 or F64 tensors named as `seqbench op --list` shows)")
+	inPath := fs.String("in", "", "input safetensors file (BF16, F32 or F64 tensors named as `seqbench op --list` shows)")
 	outPath := fs.String("out", "", "output safetensors file: out, and d<name> of every input read when IN holds dout")
 	device := fs.String("device", defaultDevice(), "auto, cpu or cuda")
-	dtypeName := fs.String("dtype", "", "float32 or float64: the precision of the run and of OUT (default: IN's, float64 if it mixes F32 and F64)")
+	dtypeName := fs.String("dtype", "", "float32, float64 or bfloat16: the precision of the run and of OUT "+
+		"(default: IN's; float64 if it mixes F32 and F64; bfloat16 if every activation is BF16 and nothing F64)")
 	var f opFlags
 	fs.BoolVar(&f.deltaSoftplus, "delta-softplus", false, "selective_scan: softplus(delta + delta_bias)")
 	fs.BoolVar(&f.dtSoftplus, "dt-softplus", false, "ssd: softplus(dt + dt_bias)")
@@ -235,7 +245,7 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{*inPath + ": " + err.Error()}
 	}
-	dt, note := opDType(*dtypeName, inputs, dout)
+	dt, note := opDType(spec, *dtypeName, inputs, dout)
 	if note != "" {
 		fmt.Fprintln(stderr, "note: "+note)
 	}
@@ -244,18 +254,19 @@ func cmdOp(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	be := dev.backend
-	out, outShape, grads := runOp(spec, be, inputs, dout, &f)
-
-	tensors := []safetensors.Tensor{{Name: "out", Shape: outShape, Data: out}}
-	for _, name := range slices.Sorted(maps.Keys(grads)) {
-		tensors = append(tensors, safetensors.Tensor{Name: "d" + name, Shape: inputs[name].Shape, Data: grads[name]})
+	results := runOp(spec, be, inputs, dout, &f)
+	// out first, then the gradients by name; each in the type it was
+	// computed in (under bfloat16: BF16 for out and the activations'
+	// gradients, F32 for the parameters').
+	tensors := []safetensors.Tensor{results["out"]}
+	for _, name := range slices.Sorted(maps.Keys(results)) {
+		if name != "out" {
+			tensors = append(tensors, results[name])
+		}
 	}
-	stdtype := safetensors.F32
-	if dt == nn.Float64 {
-		stdtype = safetensors.F64
-	}
+	outShape := results["out"].Shape
 	meta := map[string]string{"op": spec.name, "flags": opFlagString(fs, spec), "backend": be.Name()}
-	if err := safetensors.WriteFile(*outPath, tensors, stdtype, meta); err != nil {
+	if err := safetensors.WriteFile(*outPath, tensors, "", meta); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	what := "no dout in IN, so no gradients"
@@ -284,32 +295,92 @@ func sameOpFile(in, out string) bool {
 }
 
 // opDType is the precision to run in: the one --dtype names, else the
-// inputs' (float64 when they mix F32 and F64, so that nothing is rounded).
-// note says which tensors a conversion changes, or that the inputs mix
-// dtypes; it is empty when everything is computed in the inputs' own dtype.
-func opDType(name string, inputs map[string]safetensors.Tensor, dout *safetensors.Tensor) (nn.DType, string) {
+// inputs': bfloat16 when every activation (and dout) is BF16 and no
+// tensor F64, else float64 when any tensor is F64 (so that nothing is
+// rounded), else float32. note says which tensors a conversion changes or
+// widens, or that the inputs mix F32 and F64; it is empty when every
+// tensor is computed in its own dtype. Under bfloat16 the parameters (the
+// inputs without a batch dimension) are float32, so a BF16 or F32
+// parameter is computed in its own values.
+func opDType(spec *opSpec, name string, inputs map[string]safetensors.Tensor, dout *safetensors.Tensor) (nn.DType, string) {
+	isAct := map[string]bool{"dout": true}
+	for _, in := range spec.inputs {
+		isAct[in.name] = in.activation()
+	}
 	byDType := map[string][]string{}
+	actsBF16 := true
+	add := func(n, dtype string) {
+		byDType[dtype] = append(byDType[dtype], n)
+		if isAct[n] && dtype != safetensors.BF16 {
+			actsBF16 = false
+		}
+	}
 	for _, n := range slices.Sorted(maps.Keys(inputs)) {
-		byDType[inputs[n].DType] = append(byDType[inputs[n].DType], n)
+		add(n, inputs[n].DType)
 	}
 	if dout != nil {
-		byDType[dout.DType] = append(byDType[dout.DType], "dout")
+		add("dout", dout.DType)
 	}
-	f32, f64 := byDType[safetensors.F32], byDType[safetensors.F64]
+	for _, names := range byDType {
+		slices.Sort(names)
+	}
+	bf, f32, f64 := byDType[safetensors.BF16], byDType[safetensors.F32], byDType[safetensors.F64]
+	list := func(names []string) string { return strings.Join(names, ", ") }
+	notes := func(flag string, parts ...string) string {
+		var kept []string
+		for _, p := range parts {
+			if p != "" {
+				kept = append(kept, p)
+			}
+		}
+		if len(kept) == 0 {
+			return ""
+		}
+		return flag + strings.Join(kept, "; ")
+	}
+	when := func(names []string, f string) string {
+		if len(names) == 0 {
+			return ""
+		}
+		return fmt.Sprintf(f, list(names))
+	}
 	switch {
-	case name == "float32" && len(f64) > 0:
-		return nn.Float32, fmt.Sprintf("--dtype float32: the F64 tensors %s of IN are rounded to float32", strings.Join(f64, ", "))
+	case name == "bfloat16" || (name == "" && len(bf) > 0 && len(f64) == 0 && actsBF16):
+		var acts, params64 []string
+		for _, n := range slices.Concat(f32, f64) {
+			if isAct[n] {
+				acts = append(acts, n)
+			}
+		}
+		for _, n := range f64 {
+			if !isAct[n] {
+				params64 = append(params64, n)
+			}
+		}
+		slices.Sort(acts)
+		return nn.BFloat16, notes("--dtype bfloat16: ",
+			when(acts, "the activations %s of IN are rounded to bfloat16"),
+			when(params64, "the F64 parameters %s of IN are rounded to float32 (parameters are float32 under bf16)"))
 	case name == "float32":
-		return nn.Float32, ""
-	case name == "float64" && len(f32) > 0:
-		return nn.Float64, fmt.Sprintf("--dtype float64: the F32 tensors %s of IN are widened to float64 (exactly)", strings.Join(f32, ", "))
-	case name == "float64", len(f32) == 0:
-		return nn.Float64, ""
+		return nn.Float32, notes("--dtype float32: ",
+			when(f64, "the F64 tensors %s of IN are rounded to float32"),
+			when(bf, "the BF16 tensors %s of IN are widened to float32 (exactly)"))
+	case name == "float64":
+		return nn.Float64, notes("--dtype float64: ",
+			when(f32, "the F32 tensors %s of IN are widened to float64 (exactly)"),
+			when(bf, "the BF16 tensors %s of IN are widened to float64 (exactly)"))
 	case len(f64) == 0:
-		return nn.Float32, ""
+		return nn.Float32, when(bf, "the BF16 tensors %s of IN are widened to float32 (exactly; --dtype bfloat16 computes in bfloat16)")
+	case len(f32) == 0 && len(bf) == 0:
+		return nn.Float64, ""
 	}
-	return nn.Float64, fmt.Sprintf("IN mixes F32 tensors (%s) and F64 ones (%s): computing in float64 (--dtype float32 rounds them all)",
-		strings.Join(f32, ", "), strings.Join(f64, ", "))
+	kind := map[bool]string{true: "F32", false: "BF16"}[len(f32) > 0]
+	if len(f32) > 0 && len(bf) > 0 {
+		kind = "F32 and BF16"
+	}
+	narrow := slices.Sorted(slices.Values(slices.Concat(bf, f32)))
+	return nn.Float64, fmt.Sprintf("IN mixes %s tensors (%s) and F64 ones (%s): computing in float64 (--dtype float32 rounds them all)",
+		kind, list(narrow), list(f64))
 }
 
 // checkOpFlags rejects op flags the op does not take, flags of --bench
@@ -337,8 +408,8 @@ func checkOpFlags(fs *flag.FlagSet, spec *opSpec, f *opFlags, dtypeName string) 
 	switch {
 	case err != nil:
 		return err
-	case dtypeName != "" && dtypeName != "float32" && dtypeName != "float64":
-		return usageError{fmt.Sprintf("--dtype %q is not allowed (float32 or float64)", dtypeName)}
+	case dtypeName != "" && dtypeName != "float32" && dtypeName != "float64" && dtypeName != "bfloat16":
+		return usageError{fmt.Sprintf("--dtype %q is not allowed (float32, float64 or bfloat16)", dtypeName)}
 	case f.chunk < 1:
 		return usageError{fmt.Sprintf("--chunk-size %d: must be at least 1", f.chunk)}
 	case f.activation != "none" && f.activation != "silu":
@@ -417,47 +488,128 @@ func opInputs(spec *opSpec, file map[string]safetensors.Tensor, stderr io.Writer
 	return inputs, &d, nil
 }
 
-// runOp builds the op on a tape over inputs and, given dout, backpropagates
-// it.
-func runOp(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, dout *safetensors.Tensor, f *opFlags) (
-	out []float64, shape []int, grads map[string][]float64) {
+// runOp builds the op on a tape over inputs and, given dout,
+// backpropagates it. It returns out and d<name> of every input, each with
+// the safetensors dtype of the buffer it was computed in.
+func runOp(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, dout *safetensors.Tensor, f *opFlags) map[string]safetensors.Tensor {
 	tp := nn.NewTape(be, dout != nil)
 	defer tp.Release()
-	ts := map[string]*nn.Tensor{}
-	for name, t := range inputs {
-		if dout != nil {
-			x := nn.NewParam(be, t.Shape...)
-			be.Write(x.Data, t.Data)
-			ts[name] = x
-		} else {
-			ts[name] = nn.NewConst(be, t.Data, t.Shape...)
-		}
-	}
-	defer func() {
-		for _, x := range ts {
-			be.Free(x.Data)
-			if g := x.Grad(); g != nil {
-				be.Free(g)
-			}
-		}
-	}()
+	ts := opLeaves(spec, be, inputs, dout != nil)
+	defer freeOpLeaves(be, ts)
 	y := spec.build(tp, ts, f)
-	out, shape = be.Read(y.Data), slices.Clone(y.Shape)
+	res := map[string]safetensors.Tensor{"out": opResult(be, "out", y.Data, y.Shape)}
 	if dout == nil {
-		return out, shape, nil
+		return res
 	}
 	// loss = Σ out·dout has d(loss)/d(out) = dout: a Linear of out as one
 	// (1, n) row with dout as a constant (1, n) weight. Tape.Backward wants
-	// a scalar, and this seeds out's gradient with exactly dout.
+	// a scalar, and this seeds out's gradient with exactly dout (dout is
+	// stored in out's type: a product with the seed 1 is exact).
 	n := y.Len()
-	w := nn.NewConst(be, dout.Data, 1, n)
+	w := opLeaf(be, nn.DTypeOf(be, y.Data), dout.Data, false, 1, n)
 	defer be.Free(w.Data)
 	tp.Backward(tp.Linear(tp.Reshape(y, 1, n), w, nil))
-	grads = map[string][]float64{}
 	for name, x := range ts {
-		grads[name] = be.Read(x.Grad())
+		res["d"+name] = opResult(be, "d"+name, x.Grad(), x.Shape)
 	}
-	return out, shape, grads
+	return res
+}
+
+// opLeaves allocates the op's inputs on be (with gradients when grad):
+// activations in the type the backend's tapes store activations in,
+// parameters in its DType.
+func opLeaves(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, grad bool) map[string]*nn.Tensor {
+	act := be.DType()
+	if m, ok := be.(nn.MixedBackend); ok {
+		act = m.ActDType()
+	}
+	ts := map[string]*nn.Tensor{}
+	for _, in := range spec.inputs {
+		t, ok := inputs[in.name]
+		if !ok {
+			continue
+		}
+		dt := be.DType()
+		if in.activation() {
+			dt = act
+		}
+		ts[in.name] = opLeaf(be, dt, t.Data, grad, t.Shape...)
+	}
+	return ts
+}
+
+// opLeaf is a tensor of type dt on be holding values (rounded once to dt).
+func opLeaf(be nn.Backend, dt nn.DType, values []float64, grad bool, shape ...int) *nn.Tensor {
+	var x *nn.Tensor
+	switch {
+	case grad:
+		x = nn.NewParamAs(be, dt, shape...)
+	case dt == be.DType():
+		x = &nn.Tensor{Shape: shape, Data: be.Alloc(nn.NumElems(shape))}
+	default:
+		x = &nn.Tensor{Shape: shape, Data: be.(nn.MixedBackend).AllocAs(nn.NumElems(shape), dt)}
+	}
+	be.Write(x.Data, values)
+	return x
+}
+
+func freeOpLeaves(be nn.Backend, ts map[string]*nn.Tensor) {
+	for _, x := range ts {
+		be.Free(x.Data)
+		if g := x.Grad(); g != nil {
+			be.Free(g)
+		}
+	}
+}
+
+// opResult reads buf into a tensor named name with buf's safetensors
+// dtype.
+func opResult(be nn.Backend, name string, buf nn.Buffer, shape []int) safetensors.Tensor {
+	return safetensors.Tensor{Name: name, DType: safetensorsDType(nn.DTypeOf(be, buf)), Shape: slices.Clone(shape), Data: be.Read(buf)}
+}
+
+func safetensorsDType(dt nn.DType) string {
+	switch dt {
+	case nn.Float64:
+		return safetensors.F64
+	case nn.BFloat16:
+		return safetensors.BF16
+	}
+	return safetensors.F32
+}
+
+// opStored is what a run in dt stores of inputs and dout: each value
+// rounded as Write rounds it into its buffer (activations and dout to
+// bfloat16 and parameters to float32 under bfloat16, everything to
+// float32 in float32). The harness checks against float64 on these.
+func opStored(spec *opSpec, dt nn.DType, inputs map[string]safetensors.Tensor, dout *safetensors.Tensor) (
+	map[string]safetensors.Tensor, *safetensors.Tensor) {
+	if dt == nn.Float64 {
+		return inputs, dout
+	}
+	round := func(t safetensors.Tensor, act bool) safetensors.Tensor {
+		r := t
+		r.Data = make([]float64, len(t.Data))
+		for i, v := range t.Data {
+			if act && dt == nn.BFloat16 {
+				r.Data[i] = nn.RoundBF16From64(v)
+			} else {
+				r.Data[i] = float64(float32(v))
+			}
+		}
+		return r
+	}
+	out := map[string]safetensors.Tensor{}
+	for _, in := range spec.inputs {
+		if t, ok := inputs[in.name]; ok {
+			out[in.name] = round(t, in.activation())
+		}
+	}
+	if dout == nil {
+		return out, nil
+	}
+	d := round(*dout, true)
+	return out, &d
 }
 
 // dimEnv binds the named dimensions of an op's inputs as they are checked,
@@ -587,8 +739,10 @@ func opShapesString(pats [][]string) string {
 
 // listOps prints the ops (or one) with their inputs, flags and output.
 func listOps(w io.Writer, only *opSpec) {
-	fmt.Fprintln(w, "seqbench op NAME --in IN.safetensors --out OUT.safetensors [--dtype float32|float64] [--device auto|cpu|cuda] [op flags]")
-	fmt.Fprintln(w, "IN holds the inputs (F32 or F64); with dout (the shape of out) OUT also holds d<name> for every input read.")
+	fmt.Fprintln(w, "seqbench op NAME --in IN.safetensors --out OUT.safetensors [--dtype float32|float64|bfloat16] [--device auto|cpu|cuda] [op flags]")
+	fmt.Fprintln(w, "IN holds the inputs (BF16, F32 or F64); with dout (the shape of out) OUT also holds d<name> for every input read.")
+	fmt.Fprintln(w, "bfloat16 (the CPU's cpu-bfloat16; not on CUDA yet): the activations (inputs with the batch dim), dout, out and")
+	fmt.Fprintln(w, "  their gradients are BF16, the parameters and theirs F32, as in bf16 training (docs/PRECISION.md).")
 	fmt.Fprintln(w, "seqbench op NAME --bench (--in IN.safetensors | --shape DIM=SIZE,...) [--repeat N] [--device ...] [op flags]:")
 	fmt.Fprintln(w, "  the kernel harness: the op checked against the float64 CPU reference, then its median time, fwd and fwd+bwd.")
 	for _, s := range opSpecs() {

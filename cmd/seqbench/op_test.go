@@ -221,7 +221,7 @@ func TestOpUsageErrors(t *testing.T) {
 		{"no --in", []string{"op", "attention", "--out", out}, "missing --in"},
 		{"no --out", []string{"op", "attention", "--in", in}, "missing --out"},
 		{"bad device", []string{"op", "attention", "--in", in, "--out", out, "--device", "tpu"}, `--device "tpu"`},
-		{"bad dtype", []string{"op", "attention", "--in", in, "--out", out, "--dtype", "float16"}, `--dtype "float16" is not allowed (float32 or float64)`},
+		{"bad dtype", []string{"op", "attention", "--in", in, "--out", out, "--dtype", "float16"}, `--dtype "float16" is not allowed (float32, float64 or bfloat16)`},
 		{"flag of another op", []string{"op", "attention", "--in", in, "--out", out, "--chunk-size", "8"}, "--chunk-size does not apply to attention (its flags: --causal)"},
 		{"flag of an op without flags", []string{"op", "lstm", "--in", in, "--out", out, "--causal"}, "--causal does not apply to lstm (no flags of its own)"},
 		{"bad activation", []string{"op", "conv1d", "--in", in, "--out", out, "--activation", "gelu"}, `--activation "gelu" is not allowed (none or silu)`},

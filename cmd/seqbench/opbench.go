@@ -60,7 +60,7 @@ func cmdOpBench(fs *flag.FlagSet, spec *opSpec, f *opFlags, o opBenchOptions, in
 			return usageError{inPath + ": " + err.Error()}
 		}
 		var note string
-		dt, note = opDType(dtypeName, inputs, dout)
+		dt, note = opDType(spec, dtypeName, inputs, dout)
 		if note != "" {
 			fmt.Fprintln(stderr, "note: "+note)
 		}
@@ -77,8 +77,11 @@ func cmdOpBench(fs *flag.FlagSet, spec *opSpec, f *opFlags, o opBenchOptions, in
 			return usageError{"--shape " + o.shape + ": " + err.Error()}
 		}
 		dt = nn.Float32
-		if dtypeName == "float64" {
+		switch dtypeName {
+		case "float64":
 			dt = nn.Float64
+		case "bfloat16":
+			dt = nn.BFloat16
 		}
 		from = fmt.Sprintf("random inputs, seed %d", o.seed)
 	}
@@ -86,6 +89,9 @@ func cmdOpBench(fs *flag.FlagSet, spec *opSpec, f *opFlags, o opBenchOptions, in
 	if err != nil {
 		return err
 	}
+	// The reference computes on what the run stores (bfloat16- or
+	// float32-rounded inputs), so the check sees the kernel's error alone.
+	inputs, dout = opStored(spec, dt, inputs, dout)
 	return benchOp(spec, dev.backend, inputs, dout, f, o, from, stdout)
 }
 
@@ -207,7 +213,8 @@ func opRelErrs(got, want map[string][]float64) map[string]float64 {
 	return errs
 }
 
-// benchOp runs the harness: the check, then the timings, printed to stdout.
+// benchOp runs the harness: the check, then the timings, printed to
+// stdout. The check runs the float64 CPU backend on the same values.
 func benchOp(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, dout *safetensors.Tensor,
 	f *opFlags, o opBenchOptions, from string, stdout io.Writer) error {
 	var dims []string
@@ -217,10 +224,9 @@ func benchOp(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, 
 	fmt.Fprintf(stdout, "%s on %s (%s): %s\n", spec.name, be.Name(), from, strings.Join(dims, ", "))
 
 	results := func(b nn.Backend) map[string][]float64 {
-		out, _, grads := runOp(spec, b, inputs, dout, f)
-		m := map[string][]float64{"out": out}
-		for name, g := range grads {
-			m["d"+name] = g
+		m := map[string][]float64{}
+		for name, t := range runOp(spec, b, inputs, dout, f) {
+			m[name] = t.Data
 		}
 		return m
 	}
@@ -232,22 +238,16 @@ func benchOp(spec *opSpec, be nn.Backend, inputs map[string]safetensors.Tensor, 
 	fmt.Fprintf(stdout, "check against cpu-float64, max |err| / max |ref|: %s\n", strings.Join(parts, ", "))
 
 	dev := bench.NewDevice(be, "", "")
-	params := map[string]*nn.Tensor{}
-	for name, t := range inputs {
-		x := nn.NewParam(be, t.Shape...)
-		be.Write(x.Data, t.Data)
-		params[name] = x
+	params := opLeaves(spec, be, inputs, true)
+	defer freeOpLeaves(be, params)
+	act := be.DType()
+	if m, ok := be.(nn.MixedBackend); ok {
+		act = m.ActDType()
 	}
-	defer func() {
-		for _, x := range params {
-			be.Free(x.Data)
-			be.Free(x.Grad())
-		}
-	}()
 	pass := func(backward bool) func() {
 		var w *nn.Tensor
 		if backward {
-			w = nn.NewConst(be, dout.Data, 1, len(dout.Data))
+			w = opLeaf(be, act, dout.Data, false, 1, len(dout.Data)) // in out's type: no cast per call
 		}
 		return func() {
 			tp := nn.NewTape(be, backward)

@@ -14,7 +14,7 @@ import (
 // cmdRegress compares two bench files: exit 0 when nothing got slower, 1
 // when a benchmark is slower than the baseline by more than the threshold
 // and significantly so, 2 when the files cannot be compared (unreadable,
-// malformed, no benchmark in common, different devices).
+// malformed, no benchmark in common, different precisions or devices).
 func cmdRegress(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("regress", flag.ContinueOnError)
 	threshold := fs.String("threshold", "5%", "smallest slowdown of the median that fails (\"5%\" or 0.05)")

@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"seqbench/cpukernels"
+	"seqbench/nn"
+)
+
+// typesBF16 is cpu-bfloat16 recording the types of RMSNorm's and Gemm's
+// buffers as the kernels suite passes them.
+type typesBF16 struct {
+	*cpukernels.BF16
+	seen map[string]nn.DType
+}
+
+func (b *typesBF16) RMSNorm(out, rstd, x, w nn.Buffer, rows, d int, eps float64) {
+	for name, buf := range map[string]nn.Buffer{"out": out, "rstd": rstd, "x": x, "w": w} {
+		b.seen["rmsnorm."+name] = nn.DTypeOf(b, buf)
+	}
+	b.BF16.RMSNorm(out, rstd, x, w, rows, d, eps)
+}
+
+// The kernels suite in bf16 on cpu-bfloat16: every name has a
+// /dtype=bf16 component after the pass (and fp32 names none, exactly as
+// before), the file records the precision, each op gets its activations
+// in bfloat16 and its weights and statistics in float32 (the table of
+// docs/PRECISION.md), and bytes count 2 an activation element, 4 a
+// float32 one.
+func TestBenchKernelsBF16(t *testing.T) {
+	be := &typesBF16{cpukernels.NewBF16(), map[string]nn.DType{}}
+	o := tiny("kernels")
+	o.Lengths, o.Precision = []int{8}, PrecisionBF16
+	f, err := Run(NewDevice(be, "", ""), o)
+	require.NoError(t, err)
+	require.Empty(t, f.Skipped)
+	assert.Equal(t, PrecisionBF16, f.Precision)
+	assert.Equal(t, "cpu-bfloat16", f.Backend)
+	assert.Equal(t, "CeilingCopy/dtype=bf16/n=65536", f.Ceilings.Copy.Name)
+	var rms *Result
+	for i, r := range f.Results {
+		k, _ := lookupKernel(r.Op)
+		assert.True(t, strings.HasPrefix(r.Name, k.Bench+"/pass="+r.Pass+"/dtype=bf16/"), r.Name)
+		if r.Name == "RMSNorm/pass=fwd/dtype=bf16/B=1/D=512/L=8" {
+			rms = &f.Results[i]
+		}
+	}
+	require.NotNil(t, rms)
+	assert.Equal(t, map[string]nn.DType{"rmsnorm.out": nn.BFloat16, "rmsnorm.x": nn.BFloat16,
+		"rmsnorm.rstd": nn.Float32, "rmsnorm.w": nn.Float32}, be.seen)
+	// x read and out written at 2 bytes (8·512 each), w and rstd at 4.
+	assert.Equal(t, 2*2*8*512+4*(512+8.0), rms.Bytes)
+
+	f32, err := Run(NewDevice(cpukernels.New[float32](), "", ""), Options{Suite: "kernels", Ops: []string{"rmsnorm"},
+		Lengths: []int{8}, Repeat: 1, Warmup: 1, MinSample: 1})
+	require.NoError(t, err)
+	assert.Equal(t, PrecisionFP32, f32.Precision)
+	assert.Equal(t, "RMSNorm/pass=fwd/B=1/D=512/L=8", f32.Results[0].Name, "fp32 names as before precisions")
+	assert.Equal(t, 4*(2*8*512+512+8.0), f32.Results[0].Bytes)
+}
+
+// The train suite in bf16 runs the bf16 model path: its activations are
+// bfloat16, so the live buffers at the peak (counted 2 bytes a bfloat16
+// element) are far fewer bytes than fp32's, and the names say bf16.
+func TestBenchTrainBF16(t *testing.T) {
+	run := func(be nn.Backend, precision string) Result {
+		o := tiny("train")
+		o.Archs, o.Lengths, o.Batches, o.Ceilings, o.Precision = []string{"transformer"}, []int{64}, []int{4}, false, precision
+		o.Model = ModelOptions{DModel: 32, NLayers: 1, Vocab: 64}
+		f, err := Run(NewDevice(be, "", ""), o)
+		require.NoError(t, err)
+		require.Len(t, f.Results, 1, f.Skipped)
+		return f.Results[0]
+	}
+	fp32 := run(cpukernels.New[float32](), PrecisionFP32)
+	bf16 := run(cpukernels.NewBF16(), PrecisionBF16)
+	assert.Equal(t, "TrainStep/arch=transformer/d_model=32/n_layers=1/B=4/L=64", fp32.Name)
+	assert.Equal(t, "TrainStep/arch=transformer/d_model=32/n_layers=1/dtype=bf16/B=4/L=64", bf16.Name)
+	assert.Equal(t, "cpu-bfloat16", bf16.Impl)
+	assert.Equal(t, fp32.Params, bf16.Params)
+	assert.Less(t, float64(bf16.PeakBytes), 0.8*float64(fp32.PeakBytes),
+		"peak %d bytes in bf16 against %d in fp32", bf16.PeakBytes, fp32.PeakBytes)
+}
+
+// A run refuses a backend that does not compute in its precision, and
+// options refuse an unknown one.
+func TestBenchPrecisionChecks(t *testing.T) {
+	o := tiny("kernels")
+	o.Ops, o.Lengths = []string{"add"}, []int{8}
+	o.Precision = PrecisionBF16
+	_, err := Run(NewDevice(cpukernels.New[float32](), "", ""), o)
+	assert.ErrorContains(t, err, "precision bf16 needs a backend with bfloat16 activations (cpu-bfloat16), not cpu-float32")
+	o.Precision = PrecisionFP32
+	_, err = Run(NewDevice(cpukernels.NewBF16(), "", ""), o)
+	assert.ErrorContains(t, err, "precision fp32 needs a backend without bfloat16 activations, not cpu-bfloat16")
+	o.Precision = "fp16"
+	assert.ErrorContains(t, o.Check(), `--dtype "fp16" is not allowed (one of fp32, tf32, bf16)`)
+}
+
+// A file without a precision (written before precisions existed) reads
+// as fp32; an unknown precision is an error naming the file and value.
+func TestBenchParsePrecision(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, precision string) string {
+		p := filepath.Join(dir, name)
+		field := ""
+		if precision != "" {
+			field = fmt.Sprintf(`"precision": %q,`, precision)
+		}
+		require.NoError(t, os.WriteFile(p, []byte(`{"schema": "seqbench-bench/1", `+field+
+			`"results": [{"name": "X", "samples_s": [1]}]}`), 0o644))
+		return p
+	}
+	f, err := ReadFile(write("old.json", ""))
+	require.NoError(t, err)
+	assert.Equal(t, PrecisionFP32, f.Precision)
+	f, err = ReadFile(write("bf.json", "bf16"))
+	require.NoError(t, err)
+	assert.Equal(t, PrecisionBF16, f.Precision)
+	_, err = ReadFile(write("bad.json", "fp8"))
+	assert.ErrorContains(t, err, `bad.json: precision "fp8" is not allowed (one of fp32, tf32, bf16)`)
+}
+
+// regress compares a precision with itself only: files of different
+// precisions are refused, --allow-device-change or not; an fp32 file and
+// one that records no precision compare.
+func TestRegressRefusesPrecisionChange(t *testing.T) {
+	mk := func(precision string) *File {
+		return &File{Device: "d", Backend: "cpu-float32", Precision: precision,
+			Results: []Result{{Name: "X", Samples: []float64{1, 1.1, 1.2, 1.3}}}}
+	}
+	for _, allow := range []bool{false, true} {
+		_, err := Compare(mk("fp32"), mk("tf32"), CompareOptions{Threshold: 0.05, Alpha: 0.05, AllowDeviceChange: allow})
+		assert.ErrorContains(t, err, "the files time different precisions: baseline fp32, current tf32")
+	}
+	c, err := Compare(mk(""), mk("fp32"), CompareOptions{Threshold: 0.05, Alpha: 0.05})
+	require.NoError(t, err)
+	assert.Equal(t, PrecisionFP32, c.Precision)
+	c, err = Compare(mk("bf16"), mk("bf16"), CompareOptions{Threshold: 0.05, Alpha: 0.05})
+	require.NoError(t, err)
+	var out strings.Builder
+	require.NoError(t, c.WriteTable(&out))
+	assert.Contains(t, out.String(), "device d, backend cpu-float32, precision bf16")
+}
