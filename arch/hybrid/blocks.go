@@ -1,7 +1,7 @@
 package hybrid
 
 import (
-	"fmt"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -83,16 +83,16 @@ func (p *Pattern) UnmarshalYAML(n *yaml.Node) error {
 	case yaml.SequenceNode:
 		for _, c := range n.Content {
 			if c.Kind != yaml.ScalarNode {
-				return fmt.Errorf("line %d: field pattern: a list item must be a layer kind", c.Line)
+				return errors.New("field pattern: a list item must be a layer kind")
 			}
 			items = append(items, c.Value)
 		}
 	default:
-		return fmt.Errorf("line %d: field pattern: must be a string or a list of layer kinds", n.Line)
+		return errors.New("field pattern: must be a string or a list of layer kinds")
 	}
 	out, err := ParsePattern(strings.Join(items, " "))
 	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
+		return err
 	}
 	*p = out
 	return nil

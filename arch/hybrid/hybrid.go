@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,18 +142,29 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 					f := v.Content[j].Value
 					switch {
 					case slices.Contains(trunkFields, f):
-						return fmt.Errorf("line %d: field %s.%s: not allowed in a sub-block (the trunk's field, shared by every layer: set it at the top level)", v.Content[j].Line, kind, f)
+						return fmt.Errorf("field %s.%s: not allowed in a sub-block (the trunk's field, shared by every layer: set it at the top level)", kind, f)
 					case slices.Contains(kindFields[kind], f):
-						return fmt.Errorf("line %d: field %s.%s: not allowed in a hybrid (a %s layer has no %s)", v.Content[j].Line, kind, f, kind, f)
+						return fmt.Errorf("field %s.%s: not allowed in a hybrid (a %s layer has no %s)", kind, f, kind, f)
 					}
 				}
 			}
-			c.setSub(kind, defaultSub(kind))
+			sub := defaultSub(kind)
+			if err := yamlcfg.Strict(v, sub); err != nil {
+				return fmt.Errorf("field %s: %s", kind, linePrefix.ReplaceAllString(err.Error(), ""))
+			}
+			c.setSub(kind, sub)
 		}
 	}
-	type plain Config // without this method
-	return yamlcfg.Strict(n, (*plain)(c))
+	type plain Config // without this method: the sub-blocks decode again, into the same configs
+	if err := yamlcfg.Strict(n, (*plain)(c)); err != nil {
+		return errors.New(linePrefix.ReplaceAllString(err.Error(), ""))
+	}
+	return nil
 }
+
+// linePrefix is the "line N: " the YAML decoder puts before an error; it
+// puts one again (the block's line) before the error UnmarshalYAML returns.
+var linePrefix = regexp.MustCompile(`^line \d+: `)
 
 func (c *Config) setSub(kind string, v any) {
 	switch kind {
@@ -253,9 +265,9 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if c.NLayers < 0 || c.NLayers > 1<<16 || c.NLayers%len(c.Pattern) != 0 {
+	if c.NLayers < 0 || c.NLayers > 1<<20 || c.NLayers%len(c.Pattern) != 0 {
 		return arch.FieldError("n_layers", c.NLayers, fmt.Sprintf(
-			"must be 0 (the pattern's length) or a multiple of the pattern's length %d, at most 65536", len(c.Pattern)))
+			"must be 0 (the pattern's length) or a multiple of the pattern's length %d, at most 2^20", len(c.Pattern)))
 	}
 	n := c.depth()
 	if e := c.Every; e != nil {
