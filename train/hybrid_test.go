@@ -72,4 +72,3 @@ models: [` + hybridModel + `]
 	require.NotEqual(t, l32, l16, "bf16 equals fp32")
 	require.InDelta(t, l32, l16, 0.05*l32, "bf16 loss %v far from fp32 %v", l16, l32)
 }
-
