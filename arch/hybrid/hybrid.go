@@ -62,9 +62,10 @@ type Config struct {
 
 	// The per-kind sub-blocks: each kind's own config without the fields
 	// the trunk sets (arch, d_model, n_layers, norm_eps, tie_embeddings,
-	// head_bias). Nil until written; a kind in the pattern without one
+	// head_bias). Nil until written; a kind in the layers without one
 	// takes hybrid's defaults for it (those of its arch, attention with
-	// mlp none: the MLP is a layer kind of its own).
+	// mlp none: the MLP is a layer kind of its own). One written for a kind
+	// the layers do not use is validated and otherwise unused.
 	Mamba1    *mamba1.Config    `yaml:"mamba1,omitempty"`
 	Mamba2    *mamba2.Config    `yaml:"mamba2,omitempty"`
 	Attention *attention.Config `yaml:"attention,omitempty"`
@@ -291,12 +292,11 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	// A sub-block of a kind the layers do not use is checked too (it is
+	// allowed, so that a sweep over patterns shares one model block).
 	layers := c.Layers()
 	for _, kind := range Kinds {
-		if !slices.Contains(layers, kind) {
-			if c.written(kind) {
-				return arch.FieldError(kind, "a sub-block", "only for a kind the layers use: "+strings.Join(used(layers), ", "))
-			}
+		if !slices.Contains(layers, kind) && !c.written(kind) {
 			continue
 		}
 		if err := c.validateSub(kind, len(layers)); err != nil {
