@@ -24,7 +24,7 @@ func TestDecodeErrors(t *testing.T) {
 		{Src: "{arch: hybrid, pattern: ''}", Want: []string{"field pattern", "at least one layer"}},
 		{Src: "{arch: hybrid, pattern: 'mamba2*0'}", Want: []string{"field pattern", `"mamba2*0"`, "n in [1, 65536]"}},
 		{Src: "{arch: hybrid, pattern: [mamba2, [attention]]}", Want: []string{"field pattern", "list item"}},
-		{Src: "{arch: hybrid, pattern: [mamba2, attention], n_layers: 3}", Want: []string{"field n_layers", "3", "multiple of the pattern's length 2"}},
+		{Src: "{arch: hybrid, pattern: [mamba2, attention], n_layers: -1}", Want: []string{"field n_layers", "-1", "[0, 2^20]"}},
 		{Src: "{arch: hybrid, d_model: 0}", Want: []string{"field d_model", "0", "[1, 65536]"}},
 		{Src: "{arch: hybrid, every: {k: 3, block: mlp}}", Want: []string{"field every.k", "3", "[1, n_layers = 2]"}},
 		{Src: "{arch: hybrid, every: {k: 1, block: conv}}", Want: []string{"field every.block", `"conv"`, "mlp"}},
@@ -44,7 +44,8 @@ func TestDecodeErrors(t *testing.T) {
 	})
 }
 
-// The pattern tiles to n_layers; every and attention_at override layers;
+// The pattern repeats to n_layers, the last repeat cut short; every and
+// attention_at override layers;
 // a sub-block starts from hybrid's defaults for its kind.
 func TestLayersAndDefaults(t *testing.T) {
 	c, err := archtest.Decode(t, "{arch: hybrid, pattern: 'mamba2*3 attention', n_layers: 8, every: {k: 3, block: mlp}, attention_at: [0], attention: {n_heads: 8}}")
@@ -58,6 +59,14 @@ func TestLayersAndDefaults(t *testing.T) {
 	}
 	if h.Attention.NHeads != 8 || h.Attention.MLP != "none" || h.Attention.Pos != "rope" {
 		t.Errorf("attention sub-block %+v: want n_heads 8 over the defaults (mlp none, rope)", *h.Attention)
+	}
+	c, err = archtest.Decode(t, "{arch: hybrid, pattern: 'mamba2*2 attention', n_layers: 7}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = "mamba2 mamba2 attention mamba2 mamba2 attention mamba2"
+	if got := joined(c.(*hybrid.Config).Layers()); got != want {
+		t.Errorf("layers %s, want %s (the last repeat cut short)", got, want)
 	}
 	if h.Mamba2 != nil {
 		t.Errorf("mamba2 sub-block %+v, want nil (not written)", *h.Mamba2)

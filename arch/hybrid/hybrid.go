@@ -39,13 +39,14 @@ func init() {
 // Kinds are the layer kinds a pattern names.
 var Kinds = []string{"mamba1", "mamba2", "attention", "s4d", "lstm", "gru", "mlp"}
 
-// Config is hybrid's model block. The layers are the pattern tiled to
+// Config is hybrid's model block. The layers are the pattern repeated to
 // n_layers, then every and attention_at override single layers.
 type Config struct {
 	Arch   string `yaml:"arch"`
 	DModel int    `yaml:"d_model"`
-	// NLayers is the number of layers; 0 is the pattern's length. It must be
-	// a multiple of the pattern's length (the pattern is a period).
+	// NLayers is the number of layers; 0 is the pattern's length. The
+	// pattern is a period: it repeats to n_layers, the last repeat cut
+	// short (mamba2 attention at 3 layers is mamba2 attention mamba2).
 	NLayers int     `yaml:"n_layers"`
 	Pattern Pattern `yaml:"pattern"`
 	// Every puts its block at layers k−1, 2k−1, … (every k-th layer,
@@ -266,9 +267,8 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	if c.NLayers < 0 || c.NLayers > 1<<20 || c.NLayers%len(c.Pattern) != 0 {
-		return arch.FieldError("n_layers", c.NLayers, fmt.Sprintf(
-			"must be 0 (the pattern's length) or a multiple of the pattern's length %d, at most 2^20", len(c.Pattern)))
+	if c.NLayers < 0 || c.NLayers > 1<<20 {
+		return arch.FieldError("n_layers", c.NLayers, "must be in [0, 2^20] (0: the pattern's length)")
 	}
 	n := c.depth()
 	if e := c.Every; e != nil {

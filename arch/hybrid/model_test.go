@@ -21,7 +21,7 @@ gru: {bias: false}
 `
 
 // patterns are the shapes under test: a single layer, one layer of every
-// kind, and the shorthands over a tiled pattern (untied, LayerNorm).
+// kind, and the shorthands over a repeated pattern (untied, LayerNorm).
 var patterns = []struct{ name, src string }{
 	{"single attention", "{arch: hybrid, d_model: 4, pattern: attention, attention: {n_heads: 2}}"},
 	{"every kind", "arch: hybrid\nd_model: 4\npattern: [mamba1, mamba2, attention, s4d, lstm, gru, mlp]\n" + tinyBlocks},
