@@ -97,7 +97,19 @@ func Decode(node *yaml.Node) (Config, error) { return registry.Decode(node) }
 // FieldError is a config error naming the field, its value and what is
 // allowed.
 func FieldError(field string, value any, allowed string) error {
-	return fmt.Errorf("field %s: %v is not allowed (%s)", field, value, allowed)
+	return &FieldErr{Field: field, Value: value, Allowed: allowed}
+}
+
+// FieldErr is FieldError's error; a config that holds another (the hybrid
+// arch's per-kind blocks) prefixes Field with the block's name.
+type FieldErr struct {
+	Field   string
+	Value   any
+	Allowed string
+}
+
+func (e *FieldErr) Error() string {
+	return fmt.Sprintf("field %s: %v is not allowed (%s)", e.Field, e.Value, e.Allowed)
 }
 
 // OneOf checks that v is one of the allowed strings.

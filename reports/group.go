@@ -86,6 +86,7 @@ func analyse(runs []*Run) design {
 			}
 		}
 	}
+	groupHybrids(runs, series)
 	d.seriesKeys = sortedKeys(series)
 	all := append(append(append(slices.Clone(d.seriesKeys), d.facetKeys...), d.dependent...), lrKey, seedKey)
 	d.names = shortNames(all)

@@ -197,6 +197,7 @@ func (res *Results) loadRun(dir string) *Run {
 		if err != nil {
 			res.warnf("%s: %v", filepath.Join(dir, configFile), err)
 		} else {
+			addHybridSettings(data, cfg)
 			r.Config = cfg
 		}
 	}

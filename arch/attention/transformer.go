@@ -203,6 +203,39 @@ type Attention struct {
 // depth; biases 0, norms 1).
 func build(c *Config, env arch.Env) *Model {
 	be, rng, d := env.Backend, env.RNG, c.DModel
+	const std = 0.02
+	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
+	var resid, embed *nn.Dropout
+	if c.Dropout > 0 {
+		resid = &nn.Dropout{P: c.Dropout}
+	}
+	if c.EmbedDropout > 0 {
+		embed = &nn.Dropout{P: c.EmbedDropout}
+	}
+	m := arch.NewLM(env, arch.Trunk[*Block]{Name: "transformer", DModel: d, NLayers: c.NLayers,
+		LearnedPos: c.Pos == "learned", Norm: norm, Tie: c.TieEmbeddings, HeadBias: c.HeadBias, HeadStd: std, EmbedDropout: embed,
+		NewBlock: c.blockBuilder(env, resid)})
+	// The masks' stream is seeded after every weight is drawn, and only
+	// when some dropout is on, so the weights are the same with or without.
+	if resid != nil || embed != nil {
+		drops := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
+		for _, dr := range []*nn.Dropout{resid, embed} {
+			if dr != nil {
+				dr.RNG = drops
+			}
+		}
+	}
+	return m
+}
+
+// BlockBuilder returns the function that draws one block from env.RNG
+// (GPT-2's init, as Build's), without residual dropout; the hybrid arch
+// calls it for its attention layers. c must be valid; n_layers scales the
+// output projections.
+func (c *Config) BlockBuilder(env arch.Env) func(int) *Block { return c.blockBuilder(env, nil) }
+
+func (c *Config) blockBuilder(env arch.Env, resid *nn.Dropout) func(int) *Block {
+	be, rng, d := env.Backend, env.RNG, c.DModel
 	cfg := *c
 	const std = 0.02
 	projStd := std / math.Sqrt(2*float64(c.NLayers))
@@ -217,45 +250,25 @@ func build(c *Config, env arch.Env) *Model {
 		return reinit(nn.NewLinear(be, in, out, bias, rng), s)
 	}
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
-	var resid, embed *nn.Dropout
-	if c.Dropout > 0 {
-		resid = &nn.Dropout{P: c.Dropout}
-	}
-	if c.EmbedDropout > 0 {
-		embed = &nn.Dropout{P: c.EmbedDropout}
-	}
-	m := arch.NewLM(env, arch.Trunk[*Block]{Name: "transformer", DModel: d, NLayers: c.NLayers,
-		LearnedPos: c.Pos == "learned", Norm: norm, Tie: c.TieEmbeddings, HeadBias: c.HeadBias, HeadStd: std, EmbedDropout: embed,
-		NewBlock: func(int) *Block {
-			blk := &Block{Drop: resid, be: be, cfg: &cfg}
-			var mlp *nn.MLP
-			if c.MLP != "none" {
-				mlp = nn.NewMLP(be, nn.MLPKind(c.MLP), d, c.hidden(), c.Bias, rng)
-				if mlp.Gate != nil {
-					reinit(mlp.Gate, std)
-				}
-				reinit(mlp.Up, std)
-				reinit(mlp.Down, projStd)
+	return func(int) *Block {
+		blk := &Block{Drop: resid, be: be, cfg: &cfg}
+		var mlp *nn.MLP
+		if c.MLP != "none" {
+			mlp = nn.NewMLP(be, nn.MLPKind(c.MLP), d, c.hidden(), c.Bias, rng)
+			if mlp.Gate != nil {
+				reinit(mlp.Gate, std)
 			}
-			blk.Norm1 = norm()
-			blk.Attn = &Attention{QKV: linear(d, 3*d, c.Bias, std), Proj: linear(d, d, c.Bias, projStd),
-				NHeads: c.NHeads, HeadDim: d / c.NHeads, Rope: c.Pos == "rope", RopeBase: c.RopeBase}
-			if mlp != nil {
-				blk.Norm2, blk.MLP = norm(), mlp
-			}
-			return blk
-		}})
-	// The masks' stream is seeded after every weight is drawn, and only
-	// when some dropout is on, so the weights are the same with or without.
-	if resid != nil || embed != nil {
-		drops := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
-		for _, dr := range []*nn.Dropout{resid, embed} {
-			if dr != nil {
-				dr.RNG = drops
-			}
+			reinit(mlp.Up, std)
+			reinit(mlp.Down, projStd)
 		}
+		blk.Norm1 = norm()
+		blk.Attn = &Attention{QKV: linear(d, 3*d, c.Bias, std), Proj: linear(d, d, c.Bias, projStd),
+			NHeads: c.NHeads, HeadDim: d / c.NHeads, Rope: c.Pos == "rope", RopeBase: c.RopeBase}
+		if mlp != nil {
+			blk.Norm2, blk.MLP = norm(), mlp
+		}
+		return blk
 	}
-	return m
 }
 
 // Forward maps x (B·L, d) for tokens at positions pos0 .. pos0+L−1; st is

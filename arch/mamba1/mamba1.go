@@ -225,6 +225,16 @@ type Mixer struct {
 // real), D = 1, out_proj.weight scaled by 1/√n_layers (one residual branch
 // per layer), embeddings N(0, 0.02²).
 func build(c *Config, env arch.Env) *Model {
+	be, d := env.Backend, c.DModel
+	return arch.NewLM(env, arch.Trunk[*Block]{Name: "mamba1", DModel: d, NLayers: c.NLayers,
+		Norm: func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) },
+		Tie:  c.TieEmbeddings, HeadBias: c.HeadBias, NewBlock: c.BlockBuilder(env)})
+}
+
+// BlockBuilder returns the function that draws one block from env.RNG, as
+// Build's trunk calls it for each layer; the hybrid arch calls it for its
+// mamba1 layers. c must be valid; n_layers scales out_proj (and fc2).
+func (c *Config) BlockBuilder(env arch.Env) func(int) *Block {
 	be, rng, d := env.Backend, env.RNG, c.DModel
 	cfg := *c
 	E, N := c.inner(), c.DState
@@ -234,18 +244,17 @@ func build(c *Config, env arch.Env) *Model {
 	}
 	blk := &Block{cfg: &cfg, be: be, negOne: nn.NewConst(be, negOne, E, N)}
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) }
-	return arch.NewLM(env, arch.Trunk[*Block]{Name: "mamba1", DModel: d, NLayers: c.NLayers, Norm: norm,
-		Tie: c.TieEmbeddings, HeadBias: c.HeadBias, NewBlock: func(int) *Block {
-			b := *blk
-			b.Mixer = newMixer(&cfg, be, rng)
-			if c.DIntermediate > 0 {
-				b.MLP = nn.NewGatedMLP(be, d, c.DIntermediate, rng)
-				be.Scale(b.MLP.FC2.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
-				b.Norm2 = norm()
-			}
-			b.Norm = norm()
-			return &b
-		}})
+	return func(int) *Block {
+		b := *blk
+		b.Mixer = newMixer(&cfg, be, rng)
+		if c.DIntermediate > 0 {
+			b.MLP = nn.NewGatedMLP(be, d, c.DIntermediate, rng)
+			be.Scale(b.MLP.FC2.W.Data, 1/math.Sqrt(float64(c.residuals()*c.NLayers)))
+			b.Norm2 = norm()
+		}
+		b.Norm = norm()
+		return &b
+	}
 }
 
 // newMixer draws one layer's mixer.

@@ -138,6 +138,19 @@ type Layer struct {
 // embedding from N(0, 0.02²) (nn.NewEmbedding), an untied head as
 // torch.nn.Linear, norms at 1 (and 0).
 func build(c *Config, env arch.Env) *Model {
+	be, d := env.Backend, c.DModel
+	var norm func() nn.Layer
+	if c.Norm != "none" {
+		norm = func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
+	}
+	return arch.NewLM(env, arch.Trunk[*Layer]{Name: c.Arch, DModel: d, NLayers: c.NLayers, Norm: norm,
+		Tie: c.TieEmbeddings, NewBlock: c.BlockBuilder(env)})
+}
+
+// BlockBuilder returns the function that draws one layer from env.RNG, as
+// Build's trunk calls it for each layer; the hybrid arch calls it for its
+// lstm and gru layers. c must be valid.
+func (c *Config) BlockBuilder(env arch.Env) func(int) *Layer {
 	be, rng, d, G := env.Backend, env.RNG, c.DModel, c.gates()
 	bound := 1 / math.Sqrt(float64(d))
 	param := func(shape ...int) *nn.Tensor {
@@ -145,18 +158,13 @@ func build(c *Config, env arch.Env) *Model {
 		nn.Uniform(be, t, -bound, bound, rng)
 		return t
 	}
-	var norm func() nn.Layer
-	if c.Norm != "none" {
-		norm = func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
+	return func(int) *Layer {
+		l := &Layer{GRU: c.Arch == "gru", WeightIH: param(G*d, d), WeightHH: param(G*d, d), d: d, be: be}
+		if c.Bias {
+			l.BiasIH, l.BiasHH = param(G*d), param(G*d)
+		}
+		return l
 	}
-	return arch.NewLM(env, arch.Trunk[*Layer]{Name: c.Arch, DModel: d, NLayers: c.NLayers, Norm: norm,
-		Tie: c.TieEmbeddings, NewBlock: func(int) *Layer {
-			l := &Layer{GRU: c.Arch == "gru", WeightIH: param(G*d, d), WeightHH: param(G*d, d), d: d, be: be}
-			if c.Bias {
-				l.BiasIH, l.BiasHH = param(G*d), param(G*d)
-			}
-			return l
-		}})
 }
 
 // Forward maps x (B·L, d) to every hidden state (B·L, d). In step mode st

@@ -171,6 +171,16 @@ type S4D struct {
 // (N(0, 1/2) per part); D ~ N(0, 1); the output Linear as torch's Conv1d
 // (U(±1/√H)); norms 1 (and 0); embedding N(0, 0.02²).
 func build(c *Config, env arch.Env) *Model {
+	be, d := env.Backend, c.DModel
+	return arch.NewLM(env, arch.Trunk[*Block]{Name: "s4d", DModel: d, NLayers: c.NLayers,
+		Norm: func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) },
+		Tie:  c.TieEmbeddings, HeadStd: 0.02, NewBlock: c.BlockBuilder(env)})
+}
+
+// BlockBuilder returns the function that draws one block from env.RNG, as
+// Build's trunk calls it for each layer; the hybrid arch calls it for its
+// s4d layers. c must be valid.
+func (c *Config) BlockBuilder(env arch.Env) func(int) *Block {
 	be, rng, d := env.Backend, env.RNG, c.DModel
 	H, N2 := d, c.DState/2
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) }
@@ -183,20 +193,19 @@ func build(c *Config, env arch.Env) *Model {
 	if c.KernelLR > 0 {
 		kernel = &nn.ParamGroup{Name: "s4d.kernel", MaxLR: c.KernelLR, NoDecay: true}
 	}
-	return arch.NewLM(env, arch.Trunk[*Block]{Name: "s4d", DModel: d, NLayers: c.NLayers, Norm: norm,
-		Tie: c.TieEmbeddings, HeadStd: 0.02, NewBlock: func(int) *Block {
-			s := &S4D{H: H, N2: N2, LogDt: nn.NewParam(be, H), LogAReal: nn.NewParam(be, H, N2),
-				AImag: nn.NewParam(be, H, N2), C: nn.NewParam(be, H, N2, 2), D: nn.NewParam(be, H),
-				GLU: c.Output == "glu", minusOne: minusOne}
-			nn.Uniform(be, s.LogDt, math.Log(c.DtMin), math.Log(c.DtMax), rng)
-			logARe, aIm := initA(c.Init, H, N2)
-			be.Write(s.LogAReal.Data, logARe)
-			be.Write(s.AImag.Data, aIm)
-			nn.Normal(be, s.C, math.Sqrt(0.5), rng)
-			nn.Normal(be, s.D, 1, rng)
-			s.Out = nn.NewLinear(be, H, c.outWidth(), true, rng)
-			return &Block{Norm: norm(), SSM: s, be: be, kernel: kernel}
-		}})
+	return func(int) *Block {
+		s := &S4D{H: H, N2: N2, LogDt: nn.NewParam(be, H), LogAReal: nn.NewParam(be, H, N2),
+			AImag: nn.NewParam(be, H, N2), C: nn.NewParam(be, H, N2, 2), D: nn.NewParam(be, H),
+			GLU: c.Output == "glu", minusOne: minusOne}
+		nn.Uniform(be, s.LogDt, math.Log(c.DtMin), math.Log(c.DtMax), rng)
+		logARe, aIm := initA(c.Init, H, N2)
+		be.Write(s.LogAReal.Data, logARe)
+		be.Write(s.AImag.Data, aIm)
+		nn.Normal(be, s.C, math.Sqrt(0.5), rng)
+		nn.Normal(be, s.D, 1, rng)
+		s.Out = nn.NewLinear(be, H, c.outWidth(), true, rng)
+		return &Block{Norm: norm(), SSM: s, be: be, kernel: kernel}
+	}
 }
 
 // initA returns log(−A_re) and A_im (H, N2) of the named init, n = 0..N2−1

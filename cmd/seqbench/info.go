@@ -235,7 +235,7 @@ func cmdArchs(args []string, stdout, stderr io.Writer) error {
 	vocab := fs.Int("vocab", 16, "vocabulary size")
 	seqLen := fs.Int("seq-len", 256, "sequence length L for FLOPs/token (and learned positions)")
 	only := fs.String("arch", "", "list only this architecture")
-	set := fs.String("set", "", "other model fields, key=value[,key=value...] (e.g. d_state=128,headdim=64)")
+	set := fs.String("set", "", "other model fields, key=value[,key=value...] (e.g. d_state=128,headdim=64; block.field for a sub-block, e.g. attention.n_heads=8)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -311,27 +311,51 @@ func cmdArchs(args []string, stdout, stderr io.Writer) error {
 
 // parseSet splits archs' --set into "key: value" entries of a YAML flow
 // mapping. Keys are field names; d_model and n_layers have their own flags.
+// A dotted key block.field (hybrid's attention.n_heads, every.k) is a field
+// of a sub-block: the entries of one block join into "block: {...}".
 func parseSet(set string) ([]string, error) {
 	if set == "" {
 		return nil, nil
 	}
 	var out []string
+	blocks := map[string]int{} // block name -> its entry in out
 	for _, kv := range strings.Split(set, ",") {
 		k, v, ok := strings.Cut(kv, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		block, field, dotted := strings.Cut(k, ".")
 		switch {
 		case !ok || k == "" || v == "":
 			return nil, usageError{fmt.Sprintf("--set %q: %q is not key=value", set, kv)}
-		case strings.Trim(k, "abcdefghijklmnopqrstuvwxyz0123456789_") != "":
-			return nil, usageError{fmt.Sprintf("--set %q: %q is not a field name (lower case, digits, _)", set, k)}
+		case !fieldName(block) || (dotted && !fieldName(field)):
+			return nil, usageError{fmt.Sprintf("--set %q: %q is not a field name (lower case, digits, _; block.field for a sub-block)", set, k)}
 		case k == "arch" || k == "d_model" || k == "n_layers":
 			return nil, usageError{fmt.Sprintf("--set %q: %s has its own flag (--arch, --d-model, --n-layers)", set, k)}
 		case strings.ContainsAny(v, "{}[]:#"):
 			return nil, usageError{fmt.Sprintf("--set %q: value %q of %s must be a plain number, word or boolean", set, v, k)}
 		}
-		out = append(out, k+": "+v)
+		if !dotted {
+			out = append(out, k+": "+v)
+			continue
+		}
+		i, seen := blocks[block]
+		if !seen {
+			i = len(out)
+			blocks[block] = i
+			out = append(out, block+": {")
+		} else {
+			out[i] += ", "
+		}
+		out[i] += field + ": " + v
+	}
+	for _, i := range blocks {
+		out[i] += "}"
 	}
 	return out, nil
+}
+
+// fieldName reports whether s is a field name: lower case, digits, _.
+func fieldName(s string) bool {
+	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == ""
 }
 
 func newRNG(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }

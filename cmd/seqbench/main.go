@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	_ "seqbench/arch/attention" // registers transformer
+	_ "seqbench/arch/hybrid"    // registers hybrid
 	_ "seqbench/arch/mamba1"    // registers mamba1
 	_ "seqbench/arch/mamba2"    // registers mamba2
 	_ "seqbench/arch/rnn"       // registers lstm, gru

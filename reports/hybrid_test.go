@@ -1,0 +1,62 @@
+package reports
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Hybrid runs over patterns (an attention-fraction sweep, as
+// configs/hybrid_lm.yaml) group by their attention fraction: the pattern,
+// attention_at and every are not series of their own, and the sweep is one
+// curve of final loss against model.attention_fraction.
+func TestHybridPatternsPlotAsOneCurve(t *testing.T) {
+	root := t.TempDir()
+	expDir := filepath.Join(root, "hybrid-lm")
+	task := map[string]any{"name": "lm", "seq_len": 128}
+	tr := map[string]any{"lr": 1.5e-3, "seed": 1}
+	for i, m := range []map[string]any{
+		{"pattern": "mamba2*8"},
+		{"pattern": "mamba2", "attention_at": []int{3}},
+		{"pattern": "mamba2*3 attention mamba2*3 attention"},
+		{"pattern": "mamba2 attention"},
+		{"pattern": "mamba2", "every": map[string]any{"k": 1, "block": "attention"}},
+	} {
+		m["d_model"], m["n_layers"] = 32, 8
+		writeRun(t, expDir, "hybrid-lm", synthRun{arch: "hybrid", task: task, train: tr, model: m,
+			params: 1000, steps: 10, evalEvery: 5, batchTok: 100, curve: decay(3, 1.5+0.1*float64(i), 0, 5)})
+	}
+	res, err := Load(root)
+	require.NoError(t, err)
+	e := res.Experiments[0]
+	fractions := map[string]bool{}
+	for _, r := range e.Runs {
+		v, ok := r.Setting(attentionFractionKey)
+		require.True(t, ok, "%s has no attention fraction", r.Name)
+		fractions[v] = true
+	}
+	require.Equal(t, map[string]bool{"0": true, "0.125": true, "0.25": true, "0.5": true, "1": true}, fractions)
+	d := analyse(e.Runs)
+	require.Equal(t, []string{attentionFractionKey}, d.seriesKeys)
+	var found bool
+	for _, f := range newExpPlots(e).sweeps() {
+		if f.name == "hybrid-lm-loss-vs-attention_fraction" {
+			found = true
+			require.Len(t, f.legend, 1, "one curve")
+		}
+	}
+	require.True(t, found, "no loss-vs-attention_fraction figure")
+}
+
+// Two hybrids of one attention fraction but different layers (attention
+// first or last) stay two series, keyed by their layers.
+func TestHybridLayersStaySeriesAtOneFraction(t *testing.T) {
+	run := func(pattern, layers, frac string) *Run {
+		return &Run{Name: pattern, Config: map[string]string{archKey: "hybrid", "model.pattern": pattern,
+			layersKey: layers, attentionFractionKey: frac, "task.name": "lm"}}
+	}
+	runs := []*Run{run("attention mamba2", "attention mamba2", "0.5"), run("mamba2 attention", "mamba2 attention", "0.5"),
+		run("mamba2", "mamba2", "0")}
+	require.Equal(t, []string{attentionFractionKey, layersKey}, analyse(runs).seriesKeys)
+}
