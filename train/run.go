@@ -329,6 +329,13 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 	defer bar.done()
 	var tickTokens int64
 	var tickSeconds float64
+	workers := prefetchWorkers()
+	if c.Prefetch == PrefetchOff {
+		workers = 0
+	}
+	train := newBatches(func(i int64) tasks.Batch { return r.task.Batch(tasks.Train, c.Seed, i, c.BatchSize) },
+		int64(r.firstStep-1), int64(c.Steps), workers)
+	defer train.close()
 	for step := r.firstStep; step <= c.Steps; step++ {
 		if ctx.Err() != nil {
 			if err := r.checkpoint(step - 1); err != nil {
@@ -337,9 +344,11 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 			return StatusInterrupted, fmt.Sprintf("interrupted after step %d (checkpoint saved: `seqbench run --resume %s` continues it)", step-1, r.dir)
 		}
 		t0 := time.Now()
-		batch := r.task.Batch(tasks.Train, c.Seed, int64(step-1), c.BatchSize)
+		batch := train.take() // batch step−1
 		lr := r.sched.At(step - 1)
-		loss, acc, gnorm, div := r.trainStep(batch, lr, step)
+		evalNow := step%c.EvalEvery == 0 || step == c.Steps
+		logNow := step%c.LogEvery == 0 || evalNow || step == 1
+		loss, acc, gnorm, div := r.trainStep(batch, lr, step, logNow)
 		dt := time.Since(t0).Seconds()
 		r.sum.TrainSeconds += dt
 		tickSeconds += dt
@@ -350,8 +359,7 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 			return StatusDiverged, div.reason
 		}
 		r.sum.TrainLoss = Num(loss)
-		evalNow := step%c.EvalEvery == 0 || step == c.Steps
-		if step%c.LogEvery == 0 || evalNow || step == 1 {
+		if logNow {
 			m := Metrics{Step: step, Tokens: r.sum.Tokens, Loss: Num(loss), Accuracy: acc, LR: lr, GradNorm: gnorm,
 				TokensPerSec: float64(tickTokens) / tickSeconds, TrainSeconds: r.sum.TrainSeconds,
 				WallSeconds: time.Since(r.start).Seconds()}
@@ -396,20 +404,33 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 	return StatusOK, ""
 }
 
-// trainStep runs forward, backward, clipping and the optimizer update.
-func (r *runner) trainStep(b tasks.Batch, lr float64, step int) (loss, acc, gnorm float64, div *divergence) {
+// trainStep runs forward, backward, clipping and the optimizer update. The
+// training accuracy (an argmax over the logits, read back to the host) is
+// computed only when the step is logged (withAcc); acc is 0 otherwise.
+//
+// What the host reads every step: the gradient norm, which the clip needs
+// to scale the gradients and the divergence guard to stop before a
+// non-finite update, and the loss, for the guard and the summary. The loss
+// is read after the backward pass, where the norm's reads wait for the
+// device anyway, so that the host issues forward and backward without
+// waiting in between. A non-finite loss still ends the run at its step
+// with the same reason and before the optimizer step: the backward pass
+// that now runs first only writes gradients, which a diverged run drops.
+func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (loss, acc, gnorm float64, div *divergence) {
 	tp := nn.NewTape(r.be, true)
 	defer tp.Release()
 	logits := r.model.Forward(tp, b.Inputs, b.B, b.L)
 	lossT, _ := tp.CrossEntropy(logits, b.Targets, tasks.Ignore)
+	if withAcc {
+		acc = accuracy(r.be, logits, b.Targets)
+	}
+	nn.ZeroGrads(r.be, r.params)
+	tp.Backward(lossT)
+	gnorm = nn.ClipGradNorm(r.be, r.params, r.spec.Train.GradClip)
 	loss = r.be.Read(lossT.Data)[0]
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return loss, 0, 0, &divergence{fmt.Sprintf("loss is %v at step %d", loss, step)}
 	}
-	acc = accuracy(r.be, logits, b.Targets)
-	nn.ZeroGrads(r.be, r.params)
-	tp.Backward(lossT)
-	gnorm = nn.ClipGradNorm(r.be, r.params, r.spec.Train.GradClip)
 	if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
 		for _, p := range r.params {
 			if s := r.be.SumSquares(p.T.Grad()); math.IsNaN(s) || math.IsInf(s, 0) {
