@@ -25,7 +25,7 @@ import (
 // happens in the step.
 type batches struct {
 	gen  func(index int64) tasks.Batch
-	next int64 // the index next() returns (inline mode)
+	next int64 // the index take returns next
 	end  int64
 
 	// Prefetching: pending holds, in index order, one channel per
@@ -125,18 +125,14 @@ func (b *batches) generate(i int64) (g generated) {
 
 // take returns the next batch in index order.
 func (b *batches) take() tasks.Batch {
+	if b.next >= b.end {
+		panic(fmt.Sprintf("train: batch %d asked for, past the last (%d)", b.next, b.end-1))
+	}
+	b.next++
 	if b.pending == nil {
-		if b.next >= b.end {
-			panic(fmt.Sprintf("train: batch %d asked for, past the last (%d)", b.next, b.end-1))
-		}
-		b.next++
 		return b.gen(b.next - 1)
 	}
-	out, ok := <-b.pending
-	if !ok {
-		panic(fmt.Sprintf("train: a batch asked for past the last (%d)", b.end-1))
-	}
-	g := <-out
+	g := <-<-b.pending
 	if g.panicked != nil {
 		panic(g.panicked)
 	}
