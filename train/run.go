@@ -53,10 +53,11 @@ type Summary struct {
 	BestAccuracy  float64 `json:"best_accuracy"`
 	TrainLoss     Num     `json:"train_loss"` // last logged training loss
 	WallSeconds   float64 `json:"wall_seconds"`
-	// TrainSeconds is the time spent in training steps (batch, forward,
-	// backward, optimizer), EvalSeconds in evaluations; checkpoints and
-	// start-up count in neither. TokensPerSec is Tokens / TrainSeconds: the
-	// training throughput, whatever the evaluation schedule.
+	// TrainSeconds is the time spent in training steps (the batch, or the
+	// wait for a prefetched one, forward, backward, optimizer),
+	// EvalSeconds in evaluations; checkpoints and start-up count in
+	// neither. TokensPerSec is Tokens / TrainSeconds: the training
+	// throughput, whatever the evaluation schedule.
 	TrainSeconds float64 `json:"train_seconds"`
 	EvalSeconds  float64 `json:"eval_seconds"`
 	TokensPerSec float64 `json:"tokens_per_sec"`
