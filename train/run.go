@@ -334,9 +334,9 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 	if c.Prefetch == PrefetchOff {
 		workers = 0
 	}
-	train := newBatches(func(i int64) tasks.Batch { return r.task.Batch(tasks.Train, c.Seed, i, c.BatchSize) },
+	trainBatches := newBatches(func(i int64) tasks.Batch { return r.task.Batch(tasks.Train, c.Seed, i, c.BatchSize) },
 		int64(r.firstStep-1), int64(c.Steps), workers)
-	defer train.close()
+	defer trainBatches.close()
 	for step := r.firstStep; step <= c.Steps; step++ {
 		if ctx.Err() != nil {
 			if err := r.checkpoint(step - 1); err != nil {
@@ -345,7 +345,7 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 			return StatusInterrupted, fmt.Sprintf("interrupted after step %d (checkpoint saved: `seqbench run --resume %s` continues it)", step-1, r.dir)
 		}
 		t0 := time.Now()
-		batch := train.take() // batch step−1
+		batch := trainBatches.take() // batch step−1
 		lr := r.sched.At(step - 1)
 		evalNow := step%c.EvalEvery == 0 || step == c.Steps
 		logNow := step%c.LogEvery == 0 || evalNow || step == 1
