@@ -409,29 +409,28 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 // training accuracy (an argmax over the logits, read back to the host) is
 // computed only when the step is logged (withAcc); acc is 0 otherwise.
 //
-// What the host reads every step: the gradient norm, which the clip needs
-// to scale the gradients and the divergence guard to stop before a
-// non-finite update, and the loss, for the guard and the summary. The loss
-// is read after the backward pass, where the norm's reads wait for the
-// device anyway, so that the host issues forward and backward without
-// waiting in between. A non-finite loss still ends the run at its step
-// with the same reason and before the optimizer step: the backward pass
-// that now runs first only writes gradients, which a diverged run drops.
+// What the host still reads every step, because the run's semantics need
+// it: the loss, which the divergence guard checks before the backward pass
+// (a diverged step ends the run naming the loss, before any update), and
+// the gradient norm, which the clip needs to scale the gradients and the
+// guard to stop before a non-finite update (nn.ClipGradNorm reads it
+// parameter by parameter). The loss read costs no wait of its own today:
+// nn's CrossEntropy forms the mean loss on the host (Backend.Sum) already.
 func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (loss, acc, gnorm float64, div *divergence) {
 	tp := nn.NewTape(r.be, true)
 	defer tp.Release()
 	logits := r.model.Forward(tp, b.Inputs, b.B, b.L)
 	lossT, _ := tp.CrossEntropy(logits, b.Targets, tasks.Ignore)
+	loss = r.be.Read(lossT.Data)[0]
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return loss, 0, 0, &divergence{fmt.Sprintf("loss is %v at step %d", loss, step)}
+	}
 	if withAcc {
 		acc = accuracy(r.be, logits, b.Targets)
 	}
 	nn.ZeroGrads(r.be, r.params)
 	tp.Backward(lossT)
 	gnorm = nn.ClipGradNorm(r.be, r.params, r.spec.Train.GradClip)
-	loss = r.be.Read(lossT.Data)[0]
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return loss, 0, 0, &divergence{fmt.Sprintf("loss is %v at step %d", loss, step)}
-	}
 	if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
 		for _, p := range r.params {
 			if s := r.be.SumSquares(p.T.Grad()); math.IsNaN(s) || math.IsInf(s, 0) {
