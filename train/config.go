@@ -74,7 +74,19 @@ type Config struct {
 	// fp32 on the CPU) or "bf16" (bfloat16 activations, fp32 masters,
 	// gradients, moments and statistics).
 	Precision string `yaml:"precision,omitempty"`
+	// Prefetch is "on" (the default; empty is on, and the resolved config
+	// leaves it out) or "off". On, the next training batches are generated
+	// on other goroutines while the current step trains; off, each is
+	// generated in the loop before its step, a debugging aid. The batches,
+	// and so every result, are the same either way: only the time differs.
+	Prefetch string `yaml:"prefetch,omitempty"`
 }
+
+// The values of train.prefetch.
+const (
+	PrefetchOn  = "on"
+	PrefetchOff = "off"
+)
 
 // The values of train.precision.
 const (
@@ -139,6 +151,8 @@ func (c *Config) Validate() error {
 		return fieldErr("eval_examples", c.EvalExamples, "must be in [0, 2^30] (0: eval_batches batches)")
 	case c.Precision != "" && c.Precision != PrecisionFP32 && c.Precision != PrecisionTF32 && c.Precision != PrecisionBF16:
 		return fieldErr("precision", fmt.Sprintf("%q", c.Precision), `one of "fp32" (the default), "tf32", "bf16"`)
+	case c.Prefetch != "" && c.Prefetch != PrefetchOn && c.Prefetch != PrefetchOff:
+		return fieldErr("prefetch", fmt.Sprintf("%q", c.Prefetch), `one of "on" (the default), "off"`)
 	case c.Select != "" && c.Select != SelectAccuracy && c.Select != SelectLoss:
 		return fieldErr("select", fmt.Sprintf("%q", c.Select), `one of "accuracy" (the default), "loss"`)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1):

@@ -53,10 +53,11 @@ type Summary struct {
 	BestAccuracy  float64 `json:"best_accuracy"`
 	TrainLoss     Num     `json:"train_loss"` // last logged training loss
 	WallSeconds   float64 `json:"wall_seconds"`
-	// TrainSeconds is the time spent in training steps (batch, forward,
-	// backward, optimizer), EvalSeconds in evaluations; checkpoints and
-	// start-up count in neither. TokensPerSec is Tokens / TrainSeconds: the
-	// training throughput, whatever the evaluation schedule.
+	// TrainSeconds is the time spent in training steps (the batch, or the
+	// wait for a prefetched one, forward, backward, optimizer),
+	// EvalSeconds in evaluations; checkpoints and start-up count in
+	// neither. TokensPerSec is Tokens / TrainSeconds: the training
+	// throughput, whatever the evaluation schedule.
 	TrainSeconds float64 `json:"train_seconds"`
 	EvalSeconds  float64 `json:"eval_seconds"`
 	TokensPerSec float64 `json:"tokens_per_sec"`
@@ -329,6 +330,13 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 	defer bar.done()
 	var tickTokens int64
 	var tickSeconds float64
+	workers := prefetchWorkers()
+	if c.Prefetch == PrefetchOff {
+		workers = 0
+	}
+	trainBatches := newBatches(func(i int64) tasks.Batch { return r.task.Batch(tasks.Train, c.Seed, i, c.BatchSize) },
+		int64(r.firstStep-1), int64(c.Steps), workers)
+	defer trainBatches.close()
 	for step := r.firstStep; step <= c.Steps; step++ {
 		if ctx.Err() != nil {
 			if err := r.checkpoint(step - 1); err != nil {
@@ -337,9 +345,11 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 			return StatusInterrupted, fmt.Sprintf("interrupted after step %d (checkpoint saved: `seqbench run --resume %s` continues it)", step-1, r.dir)
 		}
 		t0 := time.Now()
-		batch := r.task.Batch(tasks.Train, c.Seed, int64(step-1), c.BatchSize)
+		batch := trainBatches.take() // batch step−1
 		lr := r.sched.At(step - 1)
-		loss, acc, gnorm, div := r.trainStep(batch, lr, step)
+		evalNow := step%c.EvalEvery == 0 || step == c.Steps
+		logNow := step%c.LogEvery == 0 || evalNow || step == 1
+		loss, acc, gnorm, div := r.trainStep(batch, lr, step, logNow)
 		dt := time.Since(t0).Seconds()
 		r.sum.TrainSeconds += dt
 		tickSeconds += dt
@@ -350,8 +360,7 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 			return StatusDiverged, div.reason
 		}
 		r.sum.TrainLoss = Num(loss)
-		evalNow := step%c.EvalEvery == 0 || step == c.Steps
-		if step%c.LogEvery == 0 || evalNow || step == 1 {
+		if logNow {
 			m := Metrics{Step: step, Tokens: r.sum.Tokens, Loss: Num(loss), Accuracy: acc, LR: lr, GradNorm: gnorm,
 				TokensPerSec: float64(tickTokens) / tickSeconds, TrainSeconds: r.sum.TrainSeconds,
 				WallSeconds: time.Since(r.start).Seconds()}
@@ -396,8 +405,18 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 	return StatusOK, ""
 }
 
-// trainStep runs forward, backward, clipping and the optimizer update.
-func (r *runner) trainStep(b tasks.Batch, lr float64, step int) (loss, acc, gnorm float64, div *divergence) {
+// trainStep runs forward, backward, clipping and the optimizer update. The
+// training accuracy (an argmax over the logits, read back to the host) is
+// computed only when the step is logged (withAcc); acc is 0 otherwise.
+//
+// What the host still reads every step, because the run's semantics need
+// it: the loss, which the divergence guard checks before the backward pass
+// (a diverged step ends the run naming the loss, before any update), and
+// the gradient norm, which the clip needs to scale the gradients and the
+// guard to stop before a non-finite update (nn.ClipGradNorm reads it
+// parameter by parameter). The loss read costs no wait of its own today:
+// nn's CrossEntropy forms the mean loss on the host (Backend.Sum) already.
+func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (loss, acc, gnorm float64, div *divergence) {
 	tp := nn.NewTape(r.be, true)
 	defer tp.Release()
 	logits := r.model.Forward(tp, b.Inputs, b.B, b.L)
@@ -406,7 +425,9 @@ func (r *runner) trainStep(b tasks.Batch, lr float64, step int) (loss, acc, gnor
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return loss, 0, 0, &divergence{fmt.Sprintf("loss is %v at step %d", loss, step)}
 	}
-	acc = accuracy(r.be, logits, b.Targets)
+	if withAcc {
+		acc = accuracy(r.be, logits, b.Targets)
+	}
 	nn.ZeroGrads(r.be, r.params)
 	tp.Backward(lossT)
 	gnorm = nn.ClipGradNorm(r.be, r.params, r.spec.Train.GradClip)

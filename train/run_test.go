@@ -68,7 +68,7 @@ models: [{arch: test_poison, poison_at: 4}]
 	dir := t.TempDir()
 	s := train.Run(context.Background(), specs[0], dir, train.Options{Backend: cpukernels.New[float32](), Device: "cpu"})
 	require.Equal(t, train.StatusDiverged, s.Status)
-	require.Contains(t, s.Reason, "step 4")
+	require.Contains(t, s.Reason, "loss is NaN at step 4")
 	got, err := train.ReadSummary(dir)
 	require.NoError(t, err)
 	require.Equal(t, train.StatusDiverged, got.Status)

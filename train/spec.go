@@ -38,6 +38,9 @@ func (s Spec) ResolvedYAML() ([]byte, error) {
 		// The default, written out or not, is one run (and one id).
 		s.Train.Precision = ""
 	}
+	if s.Train.Prefetch == PrefetchOn {
+		s.Train.Prefetch = "" // the default, as precision
+	}
 	return yaml.Dump(struct {
 		Experiment string       `yaml:"experiment"`
 		Task       tasks.Config `yaml:"task"`
