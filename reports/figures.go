@@ -521,8 +521,9 @@ func sortBuckets(bs []bucket) {
 	slices.SortStableFunc(bs, func(a, b bucket) int { return compareValues(a.key, b.key) })
 }
 
-// fitLine samples a fitted law over the x range, evenly in log space.
-func fitLine(xs []float64, p PowerLaw) (fx, fy []float64) {
+// fitLine samples a fitted law (a PowerLaw or a ScalingFit) over the x
+// range, evenly in log space.
+func fitLine(xs []float64, p interface{ At(float64) float64 }) (fx, fy []float64) {
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, x := range xs {
 		if valid(x, log10) {

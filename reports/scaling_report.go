@@ -161,7 +161,7 @@ func (ep *expPlots) scalingStudy() []*figure {
 				}
 				th := pn.p.scatter(pn.x, y, lo, hi, sa.style)
 				if pn.err == nil {
-					fx, fy := lawLine(pn.x, pn.fit)
+					fx, fy := fitLine(pn.x, pn.fit)
 					if pn.ppl {
 						fy = expAll(fy)
 					}
@@ -188,25 +188,6 @@ func (ep *expPlots) scalingStudy() []*figure {
 		figs = append(figs, f)
 	}
 	return figs
-}
-
-// lawLine samples a fitted law over the x range, evenly in log space.
-func lawLine(xs []float64, f ScalingFit) (fx, fy []float64) {
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, x := range xs {
-		if valid(x, log10) {
-			lo, hi = math.Min(lo, x), math.Max(hi, x)
-		}
-	}
-	if !(hi > lo) {
-		return nil, nil
-	}
-	const n = 32
-	for i := range n {
-		x := lo * math.Pow(hi/lo, float64(i)/(n-1))
-		fx, fy = append(fx, x), append(fy, f.At(x))
-	}
-	return fx, fy
 }
 
 func expAll(v []float64) []float64 {
