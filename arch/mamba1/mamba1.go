@@ -85,15 +85,6 @@ func (c *Config) residuals() int {
 	return 1
 }
 
-// mlpParams is the MLP branch's count per block: norm2 and GatedMLP's
-// fc1 (d → 2h) and fc2 (h → d), no biases; 0 without d_intermediate.
-func (c *Config) mlpParams(norm int) int {
-	if c.DIntermediate == 0 {
-		return 0
-	}
-	return norm + 3*c.DIntermediate*c.DModel
-}
-
 func (c *Config) inner() int { return c.Expand * c.DModel }
 
 // Validate checks every field; errors name the field, the value and what is
@@ -157,7 +148,7 @@ func (c *Config) NumParams(vocab, maxLen int) int {
 		norm += d
 	}
 	mixer := 2*E*d + E*W + E + E*(R+2*N) + R*E + E + E*N + E + E*d
-	n := vocab*d + c.NLayers*(norm+mixer+c.mlpParams(norm)) + norm
+	n := vocab*d + c.NLayers*(norm+mixer+arch.MLPBranchParams(norm, d, c.DIntermediate)) + norm
 	if !c.TieEmbeddings {
 		n += vocab * d
 	}
@@ -185,14 +176,12 @@ type Model = arch.LM[*Block]
 // Block is one pre-norm residual block, x += mixer(norm(x)), followed with
 // d_intermediate by a second, x += mlp(norm2(x)).
 type Block struct {
-	Norm  nn.Layer
-	Mixer *Mixer
-	// Norm2 and MLP are the GatedMLP branch (nil without d_intermediate).
-	Norm2  nn.Layer
-	MLP    *nn.GatedMLP
-	cfg    *Config
-	be     nn.Backend
-	negOne *nn.Tensor // (E, N) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
+	Norm           nn.Layer
+	Mixer          *Mixer
+	arch.MLPBranch // the GatedMLP branch (nil fields without d_intermediate)
+	cfg            *Config
+	be             nn.Backend
+	negOne         *nn.Tensor // (E, N) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
 }
 
 // Mixer is mamba_ssm's Mamba module without biases on the projections:
@@ -296,10 +285,7 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 		ls = st.(*arch.ConvScan)
 	}
 	x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
-	if blk.MLP == nil {
-		return x
-	}
-	return tp.Add(x, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
+	return blk.MLPBranch.Forward(tp, x)
 }
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (E, N) constant of −1.
@@ -347,11 +333,7 @@ func (blk *Block) Params(layer int) []nn.Param {
 	ps = append(ps, mx.DtProj.Params(q+".dt_proj")...)
 	ps = append(ps, nn.Param{Name: q + ".A_log", T: mx.ALog}, nn.Param{Name: q + ".D", T: mx.D})
 	ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
-	if blk.MLP != nil {
-		ps = append(ps, blk.Norm2.Params(p+".norm2")...)
-		ps = append(ps, blk.MLP.Params(p+".mlp")...)
-	}
-	return ps
+	return append(ps, blk.MLPBranch.Params(p)...)
 }
 
 // FLOPsPerToken counts a multiply-add as 2 FLOPs, with E = expand·d:

@@ -82,15 +82,6 @@ func (c *Config) residuals() int {
 	return 1
 }
 
-// mlpParams is the MLP branch's count per block: norm2 and GatedMLP's
-// fc1 (d → 2h) and fc2 (h → d), no biases; 0 without d_intermediate.
-func (c *Config) mlpParams(norm int) int {
-	if c.DIntermediate == 0 {
-		return 0
-	}
-	return norm + 3*c.DIntermediate*c.DModel
-}
-
 func (c *Config) inner() int   { return c.Expand * c.DModel }
 func (c *Config) nHeads() int  { return c.inner() / c.HeadDim }
 func (c *Config) convDim() int { return c.inner() + 2*c.NGroups*c.DState }
@@ -163,7 +154,7 @@ func (c *Config) Validate() error {
 func (c *Config) NumParams(vocab, maxLen int) int {
 	d, E, H, G, N, W, K := c.DModel, c.inner(), c.nHeads(), c.NGroups, c.DState, c.DConv, c.convDim()
 	mixer := d*(2*E+2*G*N+H) + K*W + K + 3*H + E + E*d
-	n := vocab*d + c.NLayers*(d+mixer+c.mlpParams(d)) + d
+	n := vocab*d + c.NLayers*(d+mixer+arch.MLPBranchParams(d, d, c.DIntermediate)) + d
 	if !c.TieEmbeddings {
 		n += vocab * d
 	}
@@ -191,14 +182,12 @@ type Model = arch.LM[*Block]
 // Block is one pre-norm residual block, x += mixer(norm(x)), followed with
 // d_intermediate by a second, x += mlp(norm2(x)).
 type Block struct {
-	Norm  *nn.RMSNorm
-	Mixer *Mixer
-	// Norm2 and MLP are the GatedMLP branch (nil without d_intermediate).
-	Norm2  nn.Layer
-	MLP    *nn.GatedMLP
-	cfg    *Config
-	be     nn.Backend
-	negOne *nn.Tensor // (H) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
+	Norm           *nn.RMSNorm
+	Mixer          *Mixer
+	arch.MLPBranch // the GatedMLP branch (nil fields without d_intermediate)
+	cfg            *Config
+	be             nn.Backend
+	negOne         *nn.Tensor // (H) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
 }
 
 // Mixer is mamba_ssm's Mamba2 module (without its d_ssm < d_inner option,
@@ -299,10 +288,7 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 		ls = st.(*arch.ConvScan)
 	}
 	x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
-	if blk.MLP == nil {
-		return x
-	}
-	return tp.Add(x, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
+	return blk.MLPBranch.Forward(tp, x)
 }
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (H) constant of −1.
@@ -366,11 +352,7 @@ func (blk *Block) Params(layer int) []nn.Param {
 		nn.Param{Name: q + ".D", T: mx.D},
 		nn.Param{Name: q + ".norm.weight", T: mx.NormW})
 	ps = append(ps, mx.OutProj.Params(q+".out_proj")...)
-	if blk.MLP != nil {
-		ps = append(ps, blk.Norm2.Params(p+".norm2")...)
-		ps = append(ps, blk.MLP.Params(p+".mlp")...)
-	}
-	return ps
+	return append(ps, blk.MLPBranch.Params(p)...)
 }
 
 // FLOPsPerToken counts a multiply-add as 2 FLOPs, with E = expand·d,
