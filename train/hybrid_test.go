@@ -1,9 +1,6 @@
 package train_test
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -27,27 +24,11 @@ task: {name: selective_copy, seq_len: 16, num_tokens: 3, vocab: 6}
 train: {steps: 20, batch_size: 4, lr: 5.0e-3, warmup: 5, eval_every: 10, log_every: 5, eval_batches: 1}
 models: [`+hybridModel+`]
 `)[0]
-	opts := func() train.Options { return train.Options{Backend: cpukernels.New[float32](), Device: "cpu"} }
-	whole := t.TempDir()
-	want := train.Run(context.Background(), spec, whole, opts())
-	require.Equal(t, train.StatusOK, want.Status, want.Reason)
-
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	o := opts()
-	o.Log = &cancelAt{marker: "step 10/", cancel: cancel}
-	cut := train.Run(ctx, spec, dir, o)
-	require.Equal(t, train.StatusInterrupted, cut.Status)
-	_, err := os.Stat(filepath.Join(dir, train.CheckpointFile))
-	require.NoError(t, err, "no checkpoint after the interrupt")
-
-	o = opts()
-	o.Resume = true
-	got := train.Run(context.Background(), spec, dir, o)
-	require.Equal(t, train.StatusOK, got.Status, got.Reason)
+	r := interruptAndResume(t, spec, 10)
+	want, got := r.want, r.got
 	require.Equal(t, want.FinalLoss, got.FinalLoss)
 	require.Equal(t, want.TrainLoss, got.TrainLoss)
-	require.Equal(t, metricsOf(t, whole), metricsOf(t, dir))
+	require.Equal(t, metricsOf(t, r.whole), metricsOf(t, r.dir))
 }
 
 // A hybrid trains at every CPU precision: fp64, fp32, and bf16 (its loss

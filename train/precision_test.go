@@ -183,23 +183,9 @@ func TestCheckPrecisions(t *testing.T) {
 // resumed, it gives exactly the metrics of a bf16 run never interrupted
 // (the bfloat16 copies are cast again from the restored masters).
 func TestBF16InterruptAndResume(t *testing.T) {
-	spec := parse(t, precisionExpSteps(30, ", precision: bf16"))[0]
-	opts := func() train.Options { return train.Options{Backend: cpukernels.New[float32](), Device: "cpu"} }
-	whole := t.TempDir()
-	want := train.Run(context.Background(), spec, whole, opts())
-	require.Equal(t, train.StatusOK, want.Status, want.Reason)
-
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	o := opts()
-	o.Log = &cancelAt{marker: "step 10/", cancel: cancel}
-	cut := train.Run(ctx, spec, dir, o)
-	require.Equal(t, train.StatusInterrupted, cut.Status, cut.Reason)
-	o = opts()
-	o.Resume = true
-	got := train.Run(context.Background(), spec, dir, o)
-	require.Equal(t, train.StatusOK, got.Status, got.Reason)
+	r := interruptAndResume(t, parse(t, precisionExpSteps(30, ", precision: bf16"))[0], 10)
+	want, got := r.want, r.got
 	require.Equal(t, "cpu-bfloat16", got.Backend)
 	require.Equal(t, want.FinalLoss, got.FinalLoss)
-	require.Equal(t, metricsOf(t, whole), metricsOf(t, dir))
+	require.Equal(t, metricsOf(t, r.whole), metricsOf(t, r.dir))
 }
