@@ -114,7 +114,7 @@ func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buff
 	be.enter(op)
 	defer be.exit()
 	rows := B * H * Lq
-	Dr := be.newBuffer(rows, 8)
+	Dr := be.newBuffer(rows, nn.Float64)
 	defer be.release(Dr)
 	kp := be.fn(op, "attention", "attn_bwd_pre")
 	be.launch(op, kp, dim(be.blocksFor(rows*32, 256)), dim(256), 0, pArg(Dr), pArg(os), pArg(gs), iArg(rows), iArg(Dh))

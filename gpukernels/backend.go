@@ -57,7 +57,7 @@ type Backend struct {
 	blas     *cuda.Handle
 	stream   uintptr
 	alloc    allocator
-	mods     map[string]*module
+	mods     map[modKey]*module
 	cacheDir string
 	syncEach bool
 	tf32     bool
@@ -121,7 +121,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 		return nil, err
 	}
 	be := &Backend{
-		dtype: dt, esize: 4, dev: dev, drv: drv, nvrtc: nv, mods: map[string]*module{},
+		dtype: dt, esize: 4, dev: dev, drv: drv, nvrtc: nv, mods: map[modKey]*module{},
 		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
 		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: os.Getenv("SEQBENCH_RNN_PERSISTENT") != "0",
 	}
@@ -147,11 +147,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 	}
 	be.alloc = allocator{drv: drv, stream: be.stream, free: map[int64][]uint64{}}
 	if be.blas, err = bl.NewHandle(be.stream); err == nil {
-		mode := cuda.MathDefault
-		if opt.TF32 {
-			mode = cuda.MathTF32
-		}
-		err = be.blas.SetMathMode(mode)
+		err = be.blas.SetMathMode(mathMode(opt.TF32))
 	}
 	if err != nil {
 		drv.StreamDestroy(be.stream)

@@ -12,6 +12,48 @@
 typedef REAL real;
 typedef long long i64;
 
+// act_t is the element type of activations: real in the float32 and float64
+// builds, bf16 in the bfloat16 build (ACT_IS_BF16, REAL float), where
+// parameters, statistics and states stay float (docs/PRECISION.md). A kernel
+// declares its activation pointers act_t* and its others real*; it computes in
+// real, so an act_t is read as a float and written rounded once.
+//
+// bf16 holds the 16 high bits of a float32. Reading one is exact;
+// assigning a float rounds to nearest with ties to even, NaN to 0x7FC0, as
+// nn.BF16FromFloat32 (the CPU reference) does. The constructors are
+// explicit so that a mixed expression (cond ? x[i] : 0.f) converts the bf16,
+// never the float.
+__device__ __forceinline__ unsigned short bf16_bits(float f) {
+    unsigned u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+__device__ __forceinline__ float bf16_float(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
+
+struct bf16 {
+    unsigned short bits;
+    bf16() = default;
+    __device__ explicit bf16(float f) : bits(bf16_bits(f)) {}
+    __device__ explicit bf16(double d) : bits(bf16_bits((float)d)) {}
+    __device__ operator float() const { return bf16_float(bits); }
+    __device__ bf16& operator=(float f) {
+        bits = bf16_bits(f);
+        return *this;
+    }
+    __device__ bf16& operator=(double d) { return *this = (float)d; }
+    __device__ bf16& operator+=(float v) { return *this = (float)*this + v; }
+    __device__ bf16& operator-=(float v) { return *this = (float)*this - v; }
+    __device__ bf16& operator*=(float v) { return *this = (float)*this * v; }
+};
+static_assert(sizeof(bf16) == 2, "bf16 is two bytes");
+
+#if ACT_IS_BF16
+typedef bf16 act_t;
+#else
+typedef real act_t;
+#endif
+
 #if REAL_IS_DOUBLE
 // Arguments of exp below this give exactly 0 (cpukernels' expLimit).
 #define EXP_MIN (-708.0)

@@ -24,7 +24,7 @@ func TestGPUKernelSourcesCompile(t *testing.T) {
 		t.Skipf("no NVRTC: %v", err)
 	}
 	t.Logf("NVRTC %s from %s", nv.Version(), nv.Path)
-	for _, dt := range []nn.DType{nn.Float32, nn.Float64} {
+	for _, dt := range []nn.DType{nn.Float32, nn.Float64, nn.BFloat16} {
 		for _, f := range families {
 			t.Run(f+"/"+dt.String(), func(t *testing.T) {
 				src, err := kernelSource(f, dt)

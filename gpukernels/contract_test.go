@@ -50,7 +50,7 @@ func TestKernelParamsAreEightBytes(t *testing.T) {
 			structs[s.name] = true
 		}
 	}
-	for _, dt := range []nn.DType{nn.Float32, nn.Float64} {
+	for _, dt := range []nn.DType{nn.Float32, nn.Float64, nn.BFloat16} {
 		n := 0
 		for f, ks := range familySignatures(t, dt) {
 			for k, ps := range ks {
@@ -111,7 +111,7 @@ type launchSite struct {
 // launch it can follow against the kernels' parameter lists.
 func TestLaunchSitesMatchKernels(t *testing.T) {
 	sites := readLaunchSites(t, ".")
-	for _, dt := range []nn.DType{nn.Float32, nn.Float64} {
+	for _, dt := range []nn.DType{nn.Float32, nn.Float64, nn.BFloat16} {
 		problems, checked := checkSites(sites, familySignatures(t, dt))
 		for _, p := range problems {
 			t.Errorf("%s: %s", dt, p)
@@ -291,8 +291,9 @@ func (r *siteReader) sitesOf(fd *ast.FuncDecl, b *binding) []launchSite {
 		}
 		site := launchSite{pos: pos, nargs: nargs, isStruct: isStruct}
 		for _, fc := range fnCalls {
-			fam, ok := stringLit(fc.Args[1])
-			names := nameValues(fc.Args[2], locals, b)
+			famArg, nameArg := fnArgs(fc)
+			fam, ok := stringLit(famArg)
+			names := nameValues(nameArg, locals, b)
 			if !ok || len(names) == 0 || site.family != "" && site.family != fam {
 				site.family = ""
 				break
@@ -320,8 +321,9 @@ func (r *siteReader) isHelper(fd *ast.FuncDecl) bool {
 	}
 	found := false
 	ast.Inspect(fd.Body, func(n ast.Node) bool {
-		if c, ok := n.(*ast.CallExpr); ok && isMethod(c, "fn") && len(c.Args) == 3 {
-			ast.Inspect(c.Args[2], func(m ast.Node) bool {
+		if c, ok := n.(*ast.CallExpr); ok && isFnCall(c) {
+			_, nameArg := fnArgs(c)
+			ast.Inspect(nameArg, func(m ast.Node) bool {
 				if id, ok := m.(*ast.Ident); ok && strParams[id.Name] {
 					found = true
 				}
@@ -400,7 +402,7 @@ func fnAssignments(fd *ast.FuncDecl, v *ast.Ident) []*ast.CallExpr {
 				if len(as.Lhs) == len(as.Rhs) {
 					c, isCall = as.Rhs[i].(*ast.CallExpr)
 				}
-				if isCall && isMethod(c, "fn") && len(c.Args) == 3 {
+				if isCall && isFnCall(c) {
 					out = append(out, c)
 				} else {
 					other = true
@@ -528,4 +530,16 @@ func TestCheckArgsNamesBothLists(t *testing.T) {
 		}
 	}()
 	checkArgs("Op", k, 3)
+}
+
+// isFnCall reports whether c looks a kernel up: be.fn(op, family, name) or
+// be.fnAs(op, act, family, name).
+func isFnCall(c *ast.CallExpr) bool {
+	return isMethod(c, "fn") && len(c.Args) == 3 || isMethod(c, "fnAs") && len(c.Args) == 4
+}
+
+// fnArgs returns the family and name arguments of a kernel lookup.
+func fnArgs(c *ast.CallExpr) (family, name ast.Expr) {
+	n := len(c.Args)
+	return c.Args[n-2], c.Args[n-1]
 }

@@ -71,7 +71,7 @@ func (be *Backend) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, 
 	gx, gy := be.rowGrid(rows, L, 256)
 	dp := gs
 	if act == nn.SiLU {
-		dp = be.newBuffer(n, be.esize)
+		dp = be.newBuffer(n, be.dtype)
 		defer be.release(dp)
 		be.launch(op, be.fn(op, "conv1d", "conv1d_dp"), dim2(gx, gy), dim(256), 0, pArg(dp), pArg(xs), pArg(ws), pArg(bs),
 			pArg(gs), iArg(rows), iArg(C), iArg(L), iArg(W))

@@ -68,7 +68,7 @@ func (be *Backend) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
 	}
 	be.enter(op)
 	defer be.exit()
-	ib := be.newBuffer(rows, 4)
+	ib := be.newBuffer(rows, nn.Float32)
 	defer be.release(ib)
 	k := be.fn(op, "cross_entropy", "argmax_rows")
 	be.launch(op, k, dim(be.rowBlocks(rows)), dim(256), 0, pArg(ib), pArg(xs), iArg(rows), iArg(cols))

@@ -37,11 +37,11 @@ extern "C" __global__ void fill(real* x, double v, i64 n) {
 
 // scale_block: C[off + r·ld + c] = beta·C (0 when beta is 0, NaNs included)
 // over a rows×cols block; the GEMM's K = 0 or Alpha = 0 path.
-extern "C" __global__ void scale_block(real* c, i64 off, i64 ld, i64 rows, i64 cols, double beta) {
+extern "C" __global__ void scale_block(act_t* c, i64 off, i64 ld, i64 rows, i64 cols, double beta) {
     const real b = (real)beta;
     FOR_N(e, rows * cols) {
-        real* p = c + off + (e / cols) * ld + e % cols;
-        *p = beta == 0.0 ? (real)0 : *p * b;
+        act_t* p = c + off + (e / cols) * ld + e % cols;
+        *p = beta == 0.0 ? (real)0 : (real)*p * b;
     }
 }
 

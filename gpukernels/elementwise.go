@@ -125,7 +125,7 @@ func (be *Backend) colSum(op string, out, a, g, mean, rstd *Buffer, rows, cols, 
 	chunks = max(chunks, 1)
 	rpc := (rows + chunks - 1) / chunks
 	chunks = (rows + rpc - 1) / rpc
-	part := be.newBuffer(chunks*cols, 8)
+	part := be.newBuffer(chunks*cols, nn.Float64)
 	defer be.release(part)
 	kp := be.fn(op, "reduce", "col_partial")
 	be.launch(op, kp, dim2((cols+127)/128, chunks), dim(128), 0, pArg(part), pArg(a), pArg(g), pArg(mean), pArg(rstd),
@@ -154,7 +154,7 @@ func (be *Backend) reduce(op string, x *Buffer, squares bool) float64 {
 		return 0
 	}
 	nb := reduceBlocks(x.n)
-	part := be.newBuffer(nb+1, 8)
+	part := be.newBuffer(nb+1, nn.Float64)
 	defer be.release(part)
 	kp := be.fn(op, "reduce", "reduce_partial")
 	be.launch(op, kp, dim(nb), dim(256), 0, pArg(part)+8, pArg(x), iArg(x.n), bArg(squares))

@@ -38,10 +38,10 @@ type fftPlan struct {
 // newFFTPlan computes the twiddles and, when K is given, its spectra.
 func (be *Backend) newFFTPlan(op string, K *Buffer, H, L int) *fftPlan {
 	n := fftSize(L)
-	p := &fftPlan{n: n, tw: be.newBuffer(n, be.esize)} // n/2 complex
+	p := &fftPlan{n: n, tw: be.newBuffer(n, be.dtype)} // n/2 complex
 	be.launch(op, be.fn(op, "fftconv", "fft_twiddles"), dim(be.blocksFor(n/2, 256)), dim(256), 0, pArg(p.tw), iArg(n))
 	if K != nil {
-		p.kf = be.newBuffer(H*n*2, be.esize)
+		p.kf = be.newBuffer(H*n*2, be.dtype)
 		be.launch(op, be.fn(op, "fftconv", "fft_kspec"), dim(min(H, 65535)), dim(fftThreads(n)), n*2*be.esize,
 			pArg(p.kf), pArg(K), pArg(p.tw), iArg(H), iArg(L), iArg(n))
 	}

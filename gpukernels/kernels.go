@@ -34,7 +34,9 @@ var families = func() []string {
 }()
 
 // kernelSource returns the full source NVRTC compiles for one family and
-// element type: the REAL definitions, common.cuh, the family's contract
+// activation type dt (float64, float32, or bfloat16: float32 math and
+// parameters with bfloat16 activations, common.cuh's act): the REAL and
+// ACT_IS_BF16 definitions, common.cuh, the family's contract
 // (contract.go: its constants and params structs), then the family's file
 // (with a #line so the compiler's log names the right file and line).
 func kernelSource(family string, dt nn.DType) (string, error) {
@@ -46,12 +48,16 @@ func kernelSource(family string, dt nn.DType) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("gpukernels: no kernel source %s.cu: %w", family, err)
 	}
-	real, isDouble := "float", 0
-	if dt == nn.Float64 {
+	real, isDouble, isBF16 := "float", 0, 0
+	switch dt {
+	case nn.Float64:
 		real, isDouble = "double", 1
+	case nn.BFloat16:
+		isBF16 = 1
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "#define REAL %s\n#define REAL_IS_DOUBLE %d\n#line 1 \"common.cuh\"\n", real, isDouble)
+	fmt.Fprintf(&b, "#define REAL %s\n#define REAL_IS_DOUBLE %d\n#define ACT_IS_BF16 %d\n#line 1 \"common.cuh\"\n",
+		real, isDouble, isBF16)
 	b.Write(common)
 	fmt.Fprintf(&b, "\n#line 1 \"%s contract (contract.go)\"\n", family)
 	b.WriteString(contractSource(family, dt))
@@ -80,6 +86,12 @@ type kernel struct {
 	params []string
 }
 
+// modKey names a loaded build: a family in one activation type.
+type modKey struct {
+	family string
+	act    nn.DType
+}
+
 type module struct {
 	h      uintptr
 	funcs  map[string]*kernel
@@ -98,8 +110,8 @@ func (be *Backend) cacheKey(src string) string {
 // loadModule compiles (or finds in the disk cache) and loads one family.
 // A cache entry that does not load is compiled again and replaced; a cache
 // that cannot be written only costs the next run a compile.
-func (be *Backend) loadModule(family string) (*module, error) {
-	src, err := kernelSource(family, be.dtype)
+func (be *Backend) loadModule(family string, dt nn.DType) (*module, error) {
+	src, err := kernelSource(family, dt)
 	if err != nil {
 		return nil, err
 	}
@@ -136,17 +148,22 @@ func (be *Backend) loadModule(family string) (*module, error) {
 	return &module{h: h, funcs: map[string]*kernel{}, params: params}, nil
 }
 
-// fn returns kernel name of family, compiling and loading the family on
-// first use. It runs inside an op (context current) and panics with an
-// *OpError on failure.
-func (be *Backend) fn(op, family, name string) *kernel {
-	m := be.mods[family]
+// fn returns kernel name of family in the backend's element type,
+// compiling and loading the family on first use. It runs inside an op
+// (context current) and panics with an *OpError on failure.
+func (be *Backend) fn(op, family, name string) *kernel { return be.fnAs(op, be.dtype, family, name) }
+
+// fnAs is fn for the build of family whose activations are of type act
+// (an op's actType): the bfloat16 build for bfloat16 activations.
+func (be *Backend) fnAs(op string, act nn.DType, family, name string) *kernel {
+	key := modKey{family, act}
+	m := be.mods[key]
 	if m == nil {
 		var err error
-		if m, err = be.loadModule(family); err != nil {
-			panic(&OpError{Op: op, Err: fmt.Errorf("kernels %s.cu: %w", family, err)})
+		if m, err = be.loadModule(family, act); err != nil {
+			panic(&OpError{Op: op, Err: fmt.Errorf("kernels %s.cu (%v): %w", family, act, err)})
 		}
-		be.mods[family] = m
+		be.mods[key] = m
 		// NVRTC and the module loader are loaded lazily, here.
 		be.signalsFixed = append(be.signalsFixed, cuda.KeepGoSignalStacks()...)
 	}

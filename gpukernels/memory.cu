@@ -1,4 +1,14 @@
-// Block copies and permutations (cpukernels/memory.go, permute.go).
+// Block copies and permutations (cpukernels/memory.go, permute.go), and
+// the casts between float32 and bfloat16 (Copy between buffers of the two
+// types).
+
+extern "C" __global__ void cast_to_bf16(bf16* dst, const float* src, i64 n) {
+    FOR_N(i, n) dst[i] = src[i];
+}
+
+extern "C" __global__ void cast_from_bf16(float* dst, const bf16* src, i64 n) {
+    FOR_N(i, n) dst[i] = src[i];
+}
 
 // copy_block: dst[dstOff + r·dstStride + c] (+)= src[srcOff + r·srcStride + c]
 // for r < rows, c < cols. Rows go over gridDim.y (grid-stride), columns over

@@ -9,10 +9,12 @@ import (
 	"seqbench/nn"
 )
 
-// Buffer is device memory of Len() elements of the backend's type.
+// Buffer is device memory of Len() elements of type DType(): the
+// backend's type, or bfloat16 (BF16Backend.AllocAs).
 type Buffer struct {
 	ptr   uint64 // 0 for an empty buffer
 	n     int
+	dt    nn.DType
 	class int64 // allocator size class in bytes
 	be    *Backend
 	freed bool
@@ -20,6 +22,12 @@ type Buffer struct {
 
 // Len is the number of elements.
 func (b *Buffer) Len() int { return b.n }
+
+// DType is the element type (nn.TypedBuffer).
+func (b *Buffer) DType() nn.DType { return b.dt }
+
+// esize is the bytes of one element.
+func (b *Buffer) esize() int { return int(b.dt.Size()) }
 
 // Ptr is the device address (a CUdeviceptr).
 func (b *Buffer) Ptr() uint64 { return b.ptr }
@@ -54,11 +62,13 @@ func (be *Backend) optBuf(b nn.Buffer, n int, op, name string) *Buffer {
 	return be.buf(b, n, op, name)
 }
 
-// newBuffer takes n elements of esize bytes from the allocator (no fill).
-func (be *Backend) newBuffer(n, esize int) *Buffer {
-	b := &Buffer{n: n, be: be}
+// newBuffer takes n elements of type dt from the allocator (no fill).
+// Scratch of int32 values is typed float32 (same size; no op reads it as
+// a Buffer).
+func (be *Backend) newBuffer(n int, dt nn.DType) *Buffer {
+	b := &Buffer{n: n, dt: dt, be: be}
 	if n > 0 {
-		b.ptr, b.class = be.alloc.get(int64(n) * int64(esize))
+		b.ptr, b.class = be.alloc.get(int64(n) * dt.Size())
 	}
 	return b
 }
@@ -78,9 +88,15 @@ func (be *Backend) Alloc(n int) nn.Buffer {
 	}
 	be.enter("Alloc")
 	defer be.exit()
-	b := be.newBuffer(n, be.esize)
-	if n > 0 {
-		must("Alloc", be.drv.MemsetD32Async(b.ptr, 0, uint64(n*be.esize/4), be.stream))
+	return be.allocAs("Alloc", n, be.dtype)
+}
+
+// allocAs returns a zero-filled buffer of n elements of type dt.
+func (be *Backend) allocAs(op string, n int, dt nn.DType) *Buffer {
+	b := be.newBuffer(n, dt)
+	if bytes := int64(n) * dt.Size(); bytes > 0 {
+		// Allocations are whole 4-byte words (the allocator rounds up).
+		must(op, be.drv.MemsetD32Async(b.ptr, 0, uint64((bytes+3)/4), be.stream))
 	}
 	return b
 }
@@ -118,10 +134,18 @@ func (be *Backend) ReleaseCached() error {
 	return be.alloc.releaseCached()
 }
 
-// hostBytes is the host image of vals in the backend's element type.
-func (be *Backend) hostBytes(vals []float64) []byte {
-	if be.dtype == nn.Float64 {
+// hostBytes is the host image of vals in element type dt, each value
+// rounded once (bfloat16: nn.BF16FromFloat64).
+func hostBytes(vals []float64, dt nn.DType) []byte {
+	switch dt {
+	case nn.Float64:
 		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(vals))), len(vals)*8)
+	case nn.BFloat16:
+		h := make([]uint16, len(vals))
+		for i, v := range vals {
+			h[i] = nn.BF16FromFloat64(v)
+		}
+		return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(h))), len(h)*2)
 	}
 	f := make([]float32, len(vals))
 	for i, v := range vals {
@@ -174,7 +198,7 @@ type stagingSlot struct {
 // the stream: a slot is only rewritten after the event behind its previous
 // copy has fired, and the caller may reuse xs at once.
 func (be *Backend) uploadInt32(op string, xs []int32) *Buffer {
-	b := be.newBuffer(len(xs), 4)
+	b := be.newBuffer(len(xs), nn.Float32)
 	n := len(xs) * 4
 	if n == 0 {
 		return b
@@ -233,7 +257,7 @@ func (be *Backend) Write(dst nn.Buffer, src []float64) {
 	d := be.buf(dst, len(src), "Write", "dst")
 	be.enter("Write")
 	defer be.exit()
-	be.upload("Write", d.ptr, be.hostBytes(src))
+	be.upload("Write", d.ptr, hostBytes(src, d.dt))
 }
 
 // Read returns every element of src as float64.
@@ -242,8 +266,16 @@ func (be *Backend) Read(src nn.Buffer) []float64 {
 	be.enter("Read")
 	defer be.exit()
 	out := make([]float64, s.n)
-	if be.dtype == nn.Float64 {
+	switch s.dt {
+	case nn.Float64:
 		be.download("Read", unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), len(out)*8), s.ptr)
+		return out
+	case nn.BFloat16:
+		h := make([]uint16, s.n)
+		be.download("Read", unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(h))), len(h)*2), s.ptr)
+		for i, v := range h {
+			out[i] = float64(nn.BF16ToFloat32(v))
+		}
 		return out
 	}
 	f := make([]float32, s.n)
@@ -262,12 +294,16 @@ func (be *Backend) Fill(dst nn.Buffer, v float64) {
 	be.fill("Fill", d, d.n, v)
 }
 
-// fill sets the first n elements of d to v.
+// fill sets the first n elements of d to v (rounded once to d's type).
 func (be *Backend) fill(op string, d *Buffer, n int, v float64) {
 	if n == 0 {
 		return
 	}
-	if be.dtype == nn.Float32 {
+	if d.dt == nn.BFloat16 {
+		must(op, be.drv.MemsetD16Async(d.ptr, nn.BF16FromFloat64(v), uint64(n), be.stream))
+		return
+	}
+	if d.dt == nn.Float32 {
 		must(op, be.drv.MemsetD32Async(d.ptr, math.Float32bits(float32(v)), uint64(n), be.stream))
 		return
 	}
@@ -275,7 +311,9 @@ func (be *Backend) fill(op string, d *Buffer, n int, v float64) {
 	be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, pArg(d), fArg(v), iArg(n))
 }
 
-// Copy copies the first dst.Len() elements of src into dst.
+// Copy copies the first dst.Len() elements of src into dst. Between a
+// float32 and a bfloat16 buffer it is the cast: exact into float32,
+// rounding to nearest (ties to even) into bfloat16.
 func (be *Backend) Copy(dst, src nn.Buffer) {
 	d := be.buf(dst, -1, "Copy", "dst")
 	s := be.buf(src, d.n, "Copy", "src")
@@ -285,10 +323,19 @@ func (be *Backend) Copy(dst, src nn.Buffer) {
 }
 
 func (be *Backend) copy(op string, d, s *Buffer, n int) {
-	if n == 0 || d.ptr == s.ptr {
+	if n == 0 || d.ptr == s.ptr && d.dt == s.dt {
 		return
 	}
-	must(op, be.drv.MemcpyDtoDAsync(d.ptr, s.ptr, uint64(n*be.esize), be.stream))
+	if d.dt == s.dt {
+		must(op, be.drv.MemcpyDtoDAsync(d.ptr, s.ptr, uint64(n*d.esize()), be.stream))
+		return
+	}
+	name := map[[2]nn.DType]string{{nn.BFloat16, nn.Float32}: "cast_to_bf16", {nn.Float32, nn.BFloat16}: "cast_from_bf16"}[[2]nn.DType{d.dt, s.dt}]
+	if name == "" {
+		panic(fmt.Sprintf("gpukernels.%s: no cast from %v to %v (float32 ↔ bfloat16 only)", op, s.dt, d.dt))
+	}
+	k := be.fn(op, "memory", name)
+	be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, pArg(d), pArg(s), iArg(n))
 }
 
 // CopyBlock copies (or with accumulate, adds) a rows×cols block between

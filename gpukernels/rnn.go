@@ -30,7 +30,7 @@ func (b *Buffer) at(off int) *Buffer {
 	if off == 0 {
 		return b
 	}
-	return &Buffer{ptr: b.ptr + uint64(off*b.be.esize), n: b.n - off, be: b.be}
+	return &Buffer{ptr: b.ptr + uint64(off*b.esize()), n: b.n - off, dt: b.dt, be: b.be}
 }
 
 // copyRows is CopyBlock inside an op: dst[dOff + r·dStride + c] (+)=
@@ -49,7 +49,7 @@ func (be *Backend) copyRows(op string, d *Buffer, dOff, dStride int, s *Buffer, 
 // zero sets the first n elements of d to 0.
 func (be *Backend) zero(op string, d *Buffer, n int) {
 	if n > 0 {
-		must(op, be.drv.MemsetD32Async(d.ptr, 0, uint64(n*be.esize/4), be.stream))
+		must(op, be.drv.MemsetD32Async(d.ptr, 0, uint64(n*d.esize()/4), be.stream))
 	}
 }
 
@@ -94,7 +94,7 @@ func (be *Backend) rnnForward(r *rnnBufs, out, saved, hT, cT *Buffer) {
 		}
 	}()
 	scratch := func(n int) *Buffer {
-		b := be.newBuffer(n, be.esize)
+		b := be.newBuffer(n, be.dtype)
 		bufs = append(bufs, b)
 		return b
 	}
@@ -252,7 +252,7 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 	defer be.exit()
 	const DG = 4 // columns of dg per hidden unit, both cells
 	rows := B * L
-	dg, dh, cy := be.newBuffer(rows*DG*H, be.esize), be.newBuffer(B*H, be.esize), be.newBuffer(B*H, be.esize)
+	dg, dh, cy := be.newBuffer(rows*DG*H, be.dtype), be.newBuffer(B*H, be.dtype), be.newBuffer(B*H, be.dtype)
 	defer be.release(dg)
 	defer be.release(dh)
 	defer be.release(cy)
@@ -304,7 +304,7 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 		}
 	}
 	if dBih != nil || dBhh != nil {
-		sums := be.newBuffer(DG*H, be.esize)
+		sums := be.newBuffer(DG*H, be.dtype)
 		defer be.release(sums)
 		be.zero(op, sums, DG*H)
 		be.colSum(op, sums, dg, nil, nil, nil, rows, DG*H, 0)
@@ -417,7 +417,7 @@ func (be *Backend) persistForward(r *rnnBufs, t0, t1 int, pre *Buffer, preB, pre
 	if !ok {
 		return false
 	}
-	bar := be.newBuffer(1, be.esize)
+	bar := be.newBuffer(1, be.dtype)
 	defer be.release(bar)
 	be.zero(r.op, bar, 1)
 	h0, h0B := r.h0, H // h_{t0−1}: H0 (nil: zeros) or the previous chunk's last output
@@ -447,7 +447,7 @@ func (be *Backend) persistBackward(r *rnnBufs, dg, sav, out, dout, cy *Buffer) b
 	if !ok {
 		return false
 	}
-	bar := be.newBuffer(1, be.esize)
+	bar := be.newBuffer(1, be.dtype)
 	defer be.release(bar)
 	be.zero(r.op, bar, 1)
 	const DG = 4

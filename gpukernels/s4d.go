@@ -83,7 +83,7 @@ func (be *Backend) S4DRecurrent(out, state, u, Dskip nn.Buffer, a nn.S4DArgs, B 
 	}
 	be.enter(op)
 	defer be.exit()
-	ws := be.newBuffer(max(1, B*H*N2*6), 8)
+	ws := be.newBuffer(max(1, B*H*N2*6), nn.Float64)
 	defer be.release(ws)
 	be.launch(op, be.fn(op, "s4d", "s4d_recurrent"), dim(be.blocksFor(B*H, 128)), dim(128), 0, pArg(os), pArg(st),
 		pArg(ws), pArg(us), pArg(ds), pArg(s.logDt), pArg(s.aRe), pArg(s.aIm), pArg(s.cRe), pArg(s.cIm),

@@ -245,7 +245,7 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 	npt, ns := stateSplit(op, N)
 	T := be.scanTile(op, func(T int) int { return scanBwdSmem(T, ns, npt, be.esize) })
 	nT := (L + T - 1) / T
-	ckpt := be.newBuffer(nT*B*D*N, be.esize)
+	ckpt := be.newBuffer(nT*B*D*N, be.dtype)
 	defer be.release(ckpt)
 	be.scanForward(op, s, a, nil, nil, ckpt, T)
 
@@ -254,7 +254,7 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 		if !want {
 			return nil
 		}
-		p := be.newBuffer(n, 8)
+		p := be.newBuffer(n, nn.Float64)
 		return p
 	}
 	var partB, partC *Buffer
@@ -306,7 +306,7 @@ func (be *Backend) scanChunkBackward(op string, s scanBufs, a nn.ScanArgs, dout 
 	B, D, L, N, G := a.B, a.D, a.L, a.N, a.G
 	_, K := scanChunkItems(be.dtype)
 	nC := (L + 32*K - 1) / (32 * K)
-	ckpt := be.newBuffer(nC*B*D*N, be.esize)
+	ckpt := be.newBuffer(nC*B*D*N, be.dtype)
 	defer be.release(ckpt)
 	p := s.params(a)
 	p.Ckpt = ptr(ckpt)
@@ -316,17 +316,17 @@ func (be *Backend) scanChunkBackward(op string, s scanBufs, a nn.ScanArgs, dout 
 
 	nblk := (D/G + scanBwdWarps - 1) / scanBwdWarps
 	var partB, partC, pA, pD, pDB *Buffer
-	part := func(want *Buffer, n, es int) *Buffer {
+	part := func(want *Buffer, n int, dt nn.DType) *Buffer {
 		if want == nil {
 			return nil
 		}
-		b := be.newBuffer(n, es)
+		b := be.newBuffer(n, dt)
 		return b
 	}
 	if nblk > 1 {
-		partB, partC = part(g.dB, B*G*nblk*N*L, be.esize), part(g.dC, B*G*nblk*N*L, be.esize)
+		partB, partC = part(g.dB, B*G*nblk*N*L, be.dtype), part(g.dC, B*G*nblk*N*L, be.dtype)
 	}
-	pA, pD, pDB = part(g.dA, B*D*N, 8), part(g.dD, B*D, 8), part(g.ddb, B*D, 8)
+	pA, pD, pDB = part(g.dA, B*D*N, nn.Float64), part(g.dD, B*D, nn.Float64), part(g.ddb, B*D, nn.Float64)
 	for _, b := range []*Buffer{partB, partC, pA, pD, pDB} {
 		if b != nil {
 			defer be.release(b)

@@ -142,11 +142,11 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	npt, ns := ssdSplit(op, P, N)
 	threads := (P*ns + 31) / 32 * 32
 	var bufs []*Buffer
-	scratch := func(want bool, n, es int) *Buffer {
+	scratch := func(want bool, n int, dt nn.DType) *Buffer {
 		if !want {
 			return nil
 		}
-		b := be.newBuffer(n, es)
+		b := be.newBuffer(n, dt)
 		bufs = append(bufs, b)
 		return b
 	}
@@ -156,15 +156,15 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 		}
 	}()
 	hpg := H / G
-	partB, partC := scratch(hpg > 1 && dB != nil, B*L*H*N, be.esize), scratch(hpg > 1 && dC != nil, B*L*H*N, be.esize)
+	partB, partC := scratch(hpg > 1 && dB != nil, B*L*H*N, be.dtype), scratch(hpg > 1 && dC != nil, B*L*H*N, be.dtype)
 	wantDt := dDt != nil || dA != nil || dBias != nil
-	r, e := scratch(wantDt, nd, 8), scratch(wantDt, nd, 8)
-	pA, pD, pDB := scratch(dA != nil, B*H, 8), scratch(dD != nil, B*H, 8), scratch(dBias != nil, B*H, 8)
+	r, e := scratch(wantDt, nd, nn.Float64), scratch(wantDt, nd, nn.Float64)
+	pA, pD, pDB := scratch(dA != nil, B*H, nn.Float64), scratch(dD != nil, B*H, nn.Float64), scratch(dBias != nil, B*H, nn.Float64)
 	const bwdLimit = 160 << 10
 	if dC != nil || wantDt || dD != nil {
 		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdFSmem(T, P, ns, npt, be.esize) })
 		if r == nil { // the kernel writes r unconditionally
-			r = scratch(true, nd, 8)
+			r = scratch(true, nd, nn.Float64)
 		}
 		k := be.fn(op, "ssd", fmt.Sprintf("ssd_bwd_f_%d", npt))
 		be.launch(op, k, dim(B*H), dim(threads), ssdBwdFSmem(T, P, ns, npt, be.esize),
@@ -175,7 +175,7 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	if dX != nil || dB != nil || wantDt {
 		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdRSmem(T, P, ns, npt, be.esize) })
 		if e == nil {
-			e = scratch(true, nd, 8)
+			e = scratch(true, nd, nn.Float64)
 		}
 		k := be.fn(op, "ssd", fmt.Sprintf("ssd_bwd_r_%d", npt))
 		be.launch(op, k, dim(B*H), dim(threads), ssdBwdRSmem(T, P, ns, npt, be.esize),

@@ -14,6 +14,16 @@ const (
 	// tensor cores' TF32 mode (10-bit mantissa inputs, rel err ~1e-3).
 	MathDefault = 0
 	MathTF32    = 3
+	// MathExactReduce (CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION,
+	// or'ed into a mode) keeps a bfloat16 GEMM's split-K partial sums in
+	// float32, so its C is the float32 sum rounded once, as the reference.
+	MathExactReduce = 16
+
+	// cudaDataType_t and cublasComputeType_t values.
+	DataFloat32    = 0  // CUDA_R_32F
+	DataBFloat16   = 14 // CUDA_R_16BF
+	computeFloat32 = 68 // CUBLAS_COMPUTE_32F
+	gemmDefault    = -1 // CUBLAS_GEMM_DEFAULT
 )
 
 // BLAS is cuBLAS (libcublas), bound at run time.
@@ -30,6 +40,9 @@ type BLAS struct {
 		b uint64, ldb int32, sb int64, beta *float32, c uint64, ldc int32, sc int64, batch int32) int32
 	cublasDgemmStridedBatched func(h uintptr, ta, tb int32, m, n, k int32, alpha *float64, a uint64, lda int32, sa int64,
 		b uint64, ldb int32, sb int64, beta *float64, c uint64, ldc int32, sc int64, batch int32) int32
+	cublasGemmStridedBatchedEx func(h uintptr, ta, tb int32, m, n, k int32, alpha *float32, a uint64, at int32, lda int32,
+		sa int64, b uint64, bt int32, ldb int32, sb int64, beta *float32, c uint64, ct int32, ldc int32, sc int64,
+		batch int32, compute int32, algo int32) int32
 }
 
 var (
@@ -59,6 +72,7 @@ func loadBLAS() (*BLAS, error) {
 		optSym(&b.cublasGetStatusName, "cublasGetStatusName"),
 		sym(&b.cublasSgemmStridedBatched, "cublasSgemmStridedBatched"),
 		sym(&b.cublasDgemmStridedBatched, "cublasDgemmStridedBatched"),
+		sym(&b.cublasGemmStridedBatchedEx, "cublasGemmStridedBatchedEx"),
 	}
 	if _, err := bindAll(h, path, syms); err != nil {
 		return nil, err
@@ -167,4 +181,16 @@ func (h *Handle) Dgemm(g GemmStrided, alpha, beta float64) error {
 	return h.b.check("cublasDgemmStridedBatched", h.b.cublasDgemmStridedBatched(h.h, blasOp(g.TransA), blasOp(g.TransB),
 		int32(g.M), int32(g.N), int32(g.K), &alpha, g.A, int32(g.LDA), g.SA, g.B, int32(g.LDB), g.SB,
 		&beta, g.C, int32(g.LDC), g.SC, int32(g.Batch)))
+}
+
+// GemmEx runs a strided batched GEMM with A and B of type ab and C of
+// type c (DataFloat32 or DataBFloat16), products and sums in float32
+// (cublasGemmStridedBatchedEx, CUBLAS_COMPUTE_32F).
+func (h *Handle) GemmEx(g GemmStrided, ab, c int, alpha, beta float32) error {
+	if err := g.check(); err != nil {
+		return err
+	}
+	return h.b.check("cublasGemmStridedBatchedEx", h.b.cublasGemmStridedBatchedEx(h.h, blasOp(g.TransA), blasOp(g.TransB),
+		int32(g.M), int32(g.N), int32(g.K), &alpha, g.A, int32(ab), int32(g.LDA), g.SA, g.B, int32(ab), int32(g.LDB), g.SB,
+		&beta, g.C, int32(c), int32(g.LDC), g.SC, int32(g.Batch), computeFloat32, gemmDefault))
 }

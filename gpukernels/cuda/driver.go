@@ -66,6 +66,7 @@ type Driver struct {
 	cuMemcpyDtoHAsync                           func(dst unsafe.Pointer, src uint64, bytes uint64, s uintptr) Result
 	cuMemcpyDtoDAsync                           func(dst, src uint64, bytes uint64, s uintptr) Result
 	cuMemsetD32Async                            func(dst uint64, v uint32, n uint64, s uintptr) Result
+	cuMemsetD16Async                            func(dst uint64, v uint16, n uint64, s uintptr) Result
 	cuModuleLoadData                            func(m *uintptr, image unsafe.Pointer) Result
 	cuModuleUnload                              func(m uintptr) Result
 	cuModuleGetFunction                         func(f *uintptr, m uintptr, name string) Result
@@ -128,6 +129,7 @@ func loadDriver() (*Driver, error) {
 		sym(&d.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"),
 		sym(&d.cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2"),
 		sym(&d.cuMemsetD32Async, "cuMemsetD32Async"),
+		sym(&d.cuMemsetD16Async, "cuMemsetD16Async"),
 		sym(&d.cuModuleLoadData, "cuModuleLoadData"),
 		sym(&d.cuModuleUnload, "cuModuleUnload"),
 		sym(&d.cuModuleGetFunction, "cuModuleGetFunction"),
@@ -358,6 +360,11 @@ func (d *Driver) MemcpyDtoDAsync(dst, src uint64, bytes uint64, s uintptr) error
 // MemsetD32Async sets n 32-bit words to v.
 func (d *Driver) MemsetD32Async(dst uint64, v uint32, n uint64, s uintptr) error {
 	return d.check("cuMemsetD32Async", d.cuMemsetD32Async(dst, v, n, s))
+}
+
+// MemsetD16Async sets n 16-bit words to v.
+func (d *Driver) MemsetD16Async(dst uint64, v uint16, n uint64, s uintptr) error {
+	return d.check("cuMemsetD16Async", d.cuMemsetD16Async(dst, v, n, s))
 }
 
 // ModuleLoadData loads a cubin image.
