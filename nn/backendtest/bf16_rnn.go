@@ -3,6 +3,7 @@ package backendtest
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"seqbench/nn"
@@ -17,6 +18,58 @@ func RunBF16RNN(t *testing.T, b nn.MixedBackend) {
 	t.Run("GRU", func(t *testing.T) { testBF16RNN(t, b, true) })
 	t.Run("LSTMState", func(t *testing.T) { testBF16RNNState(t, b, false) })
 	t.Run("GRUState", func(t *testing.T) { testBF16RNNState(t, b, true) })
+	t.Run("Contracts", func(t *testing.T) { testBF16RNNContracts(t, b) })
+}
+
+// testBF16RNNContracts: a bfloat16 state (H0, C0, hT, cT) or saved
+// panics, saying it must be float32, forward and backward.
+func testBF16RNNContracts(t *testing.T, b nn.MixedBackend) {
+	const B, L, I, H = 1, 2, 2, 2
+	type contract struct {
+		name string
+		call func(tt *tester, a nn.RNNArgs)
+	}
+	h := func(tt *tester, n int) nn.Buffer { return tt.allocAs(n, bf16) }
+	f := func(tt *tester, n int) nn.Buffer { return tt.allocAs(n, fp32) }
+	lstmSaved, gruSaved := nn.LSTMSavedLen(B, L, H), nn.GRUSavedLen(B, L, H)
+	cases := []contract{
+		{"LSTM_hT", func(tt *tester, a nn.RNNArgs) { tt.b.LSTM(h(tt, B*L*H), h(tt, B*H), f(tt, B*H), f(tt, lstmSaved), a) }},
+		{"LSTM_cT", func(tt *tester, a nn.RNNArgs) { tt.b.LSTM(h(tt, B*L*H), f(tt, B*H), h(tt, B*H), f(tt, lstmSaved), a) }},
+		{"LSTM_saved", func(tt *tester, a nn.RNNArgs) { tt.b.LSTM(h(tt, B*L*H), nil, nil, h(tt, lstmSaved), a) }},
+		{"LSTM_C0", func(tt *tester, a nn.RNNArgs) {
+			a.C0 = h(tt, B*H)
+			tt.b.LSTM(h(tt, B*L*H), nil, nil, nil, a)
+		}},
+		{"GRU_H0", func(tt *tester, a nn.RNNArgs) {
+			a.H0 = h(tt, B*H)
+			tt.b.GRU(h(tt, B*L*H), nil, nil, a)
+		}},
+		{"GRU_saved", func(tt *tester, a nn.RNNArgs) { tt.b.GRU(h(tt, B*L*H), nil, h(tt, gruSaved), a) }},
+		{"LSTMBackward_saved", func(tt *tester, a nn.RNNArgs) {
+			tt.b.LSTMBackward(nn.RNNGrads{X: h(tt, B*L*I)}, a, h(tt, B*L*H), h(tt, lstmSaved), h(tt, B*L*H))
+		}},
+		{"GRUBackward_H0", func(tt *tester, a nn.RNNArgs) {
+			a.H0 = h(tt, B*H)
+			tt.b.GRUBackward(nn.RNNGrads{X: h(tt, B*L*I)}, a, h(tt, B*L*H), f(tt, gruSaved), h(tt, B*L*H))
+		}},
+	}
+	runCases(t, b, "BF16RNNContracts", cases, func(c contract) string { return c.name }, func(tt *tester, c contract) {
+		G := 4
+		if strings.HasPrefix(c.name, "GRU") {
+			G = 3
+		}
+		a := nn.RNNArgs{B: B, L: L, I: I, H: H, X: h(tt, B*L*I), Wih: f(tt, G*H*I), Whh: f(tt, G*H*H)}
+		defer func() {
+			r := recover()
+			if r == nil {
+				tt.Fatalf("%s: no panic", c.name)
+			}
+			if msg := fmt.Sprint(r); !strings.Contains(msg, "must be float32") {
+				tt.Fatalf("%s: the panic %q does not say %q", c.name, msg, "must be float32")
+			}
+		}()
+		c.call(tt, a)
+	})
 }
 
 // testBF16RNNState: the LSTM or GRU of testBF16RNN with a given initial
