@@ -13,6 +13,12 @@
 //
 // Row pointers of the per-step kernels arrive already offset to step t;
 // *B arguments are the strides between batch rows.
+//
+// Under bf16 the only activation these kernels read is dout (act_t, the
+// backward kernels): rnn.go runs the recurrence on float32 copies of x and
+// out, because the reference (cpukernels.BF16) carries h_{t−1} from step to
+// step in float32 and rounds out once, at the end; the forward kernels, the
+// saved gates and states and dg are float32 in every build.
 
 // The cells of one (b, u), shared by both ways. rnn_in holds what the
 // forward cell reads besides the recurrent product: the input projection
@@ -152,7 +158,7 @@ extern "C" __global__ void gru_cell(real* pre, i64 preB, const real* hh, const r
 //	dh := dout + dh;  tc := tanh(c);  dc := cy + dh·o·(1 − tc²);  cy = dc·f
 //	dg = [dc·g·i(1−i), dc·c_{t−1}·f(1−f), dc·i·(1−g²), dh·tc·o(1−o)]
 extern "C" __global__ void lstm_cell_bwd(real* dg, i64 dgB, const real* sav, i64 savB, const real* cprev, i64 cprevB,
-                                         const real* dout, i64 doutB, const real* dh, real* cy, i64 B, i64 H) {
+                                         const act_t* dout, i64 doutB, const real* dh, real* cy, i64 B, i64 H) {
     FOR_N(e, B * H) {
         const i64 b = e / H, u = e % H;
         const real prev = cprev ? cprev[b * cprevB + u] : (real)0;
@@ -171,7 +177,7 @@ extern "C" __global__ void lstm_cell_bwd(real* dg, i64 dgB, const real* sav, i64
 //
 // (columns r, z, the h-side n, the x-side n).
 extern "C" __global__ void gru_cell_bwd(real* dg, i64 dgB, const real* sav, i64 savB, const real* hprev, i64 hprevB,
-                                        const real* dout, i64 doutB, const real* dh, real* cy, i64 B, i64 H) {
+                                        const act_t* dout, i64 doutB, const real* dh, real* cy, i64 B, i64 H) {
     FOR_N(e, B * H) {
         const i64 b = e / H, u = e % H;
         const real prev = hprev ? hprev[b * hprevB + u] : (real)0;
@@ -423,7 +429,7 @@ extern "C" __global__ void __launch_bounds__(RNN_THREADS, 1)
 // batch rows), ps.
 template <int G>
 __device__ void rnn_bwd_persist(real* sm, real* dg, i64 dgB, i64 dgT, const real* sav, i64 savB, i64 savT,
-                                const real* prv, i64 prvB, i64 prvT, const real* prev0, const real* dout, i64 doutB,
+                                const real* prv, i64 prvB, i64 prvT, const real* prev0, const act_t* dout, i64 doutB,
                                 const real* whh, real* cy, i64 B, i64 L, i64 H, i64 U, unsigned int* bar) {
     const i64 u0 = (i64)blockIdx.x * U, nu = imax(1, imin(U, H - u0)), GH = G * H;
     const int nkc = (int)((GH + RNN_SPAN - 1) / RNN_SPAN), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -475,7 +481,7 @@ __device__ void rnn_bwd_persist(real* sm, real* dg, i64 dgB, i64 dgT, const real
 
 extern "C" __global__ void __launch_bounds__(RNN_THREADS, 1)
     lstm_persist_bwd(real* dg, i64 dgB, i64 dgT, const real* sav, i64 savB, i64 savT, const real* prv, i64 prvB,
-                     i64 prvT, const real* prev0, const real* dout, i64 doutB, const real* whh, real* cy, i64 B, i64 L,
+                     i64 prvT, const real* prev0, const act_t* dout, i64 doutB, const real* whh, real* cy, i64 B, i64 L,
                      i64 H, i64 U, unsigned int* bar) {
     extern __shared__ __align__(16) real rnn_sm[];
     rnn_bwd_persist<4>(rnn_sm, dg, dgB, dgT, sav, savB, savT, prv, prvB, prvT, prev0, dout, doutB, whh, cy, B, L, H,
@@ -484,7 +490,7 @@ extern "C" __global__ void __launch_bounds__(RNN_THREADS, 1)
 
 extern "C" __global__ void __launch_bounds__(RNN_THREADS, 1)
     gru_persist_bwd(real* dg, i64 dgB, i64 dgT, const real* sav, i64 savB, i64 savT, const real* prv, i64 prvB,
-                    i64 prvT, const real* prev0, const real* dout, i64 doutB, const real* whh, real* cy, i64 B, i64 L,
+                    i64 prvT, const real* prev0, const act_t* dout, i64 doutB, const real* whh, real* cy, i64 B, i64 L,
                     i64 H, i64 U, unsigned int* bar) {
     extern __shared__ __align__(16) real rnn_sm[];
     rnn_bwd_persist<3>(rnn_sm, dg, dgB, dgT, sav, savB, savT, prv, prvB, prvT, prev0, dout, doutB, whh, cy, B, L, H,

@@ -19,6 +19,18 @@ import "seqbench/nn"
 // reverse (dg_{t+1}·Whh and the backward cell, persistent or per step),
 // storing the gate gradients dg (B, L, 4H) of every step, then every
 // weight gradient is one GEMM over all steps.
+//
+// Under bf16 (docs/PRECISION.md) x, out, dout and dX are bfloat16 and
+// everything else float32. The reference (cpukernels.BF16) runs the float32
+// op on the bfloat16 values and rounds out (or dX) once when it returns: the
+// input projection multiplies bfloat16 x by float32 weights, h_{t−1} passes
+// between steps unrounded, and so does hT. The GPU does the same on float32
+// copies (rnnForwardAs, rnnBackward): x cast to float32 (exact) for the
+// projection GEMM and dWih, out kept in a float32 scratch through the
+// recurrence and rounded once into out, out cast to float32 for dWhh and the
+// GRU's h_{t−1}, dX accumulated in a float32 copy and rounded once. Only
+// dout is read as bfloat16 by the kernels (the bfloat16 build of the
+// backward cells).
 
 // rnnScratchElems bounds the input-projection scratch of a forward that
 // saves nothing: the steps are projected a chunk at a time (a variable
@@ -34,7 +46,8 @@ func (b *Buffer) at(off int) *Buffer {
 }
 
 // copyRows is CopyBlock inside an op: dst[dOff + r·dStride + c] (+)=
-// src[sOff + r·sStride + c] for r < rows, c < cols.
+// src[sOff + r·sStride + c] for r < rows, c < cols, both of the backend's
+// type (the LSTM and GRU copy only float32 states and sums with it).
 func (be *Backend) copyRows(op string, d *Buffer, dOff, dStride int, s *Buffer, sOff, sStride, rows, cols int, acc bool) {
 	if rows == 0 || cols == 0 {
 		return
@@ -80,7 +93,29 @@ func (be *Backend) unpackRNN(op string, gru bool, a nn.RNNArgs) *rnnBufs {
 	if !gru {
 		r.c0 = be.optBuf(a.C0, a.B*a.H, op, "C0")
 	}
+	be.wantOwn(op, arg{"Wih", r.wih}, arg{"Whh", r.whh}, arg{"Bih", r.bih}, arg{"Bhh", r.bhh}, arg{"H0", r.h0},
+		arg{"C0", r.c0})
 	return r
+}
+
+// rnnForwardAs is rnnForward for activations x and out of type at. With
+// bfloat16 ones it runs the float32 recurrence on a float32 copy of x
+// (exact) into a float32 out, rounded once into out at the end, as the
+// reference does: h_{t−1} and hT are then the unrounded float32 states.
+func (be *Backend) rnnForwardAs(at nn.DType, r *rnnBufs, out, saved, hT, cT *Buffer) {
+	if at != nn.BFloat16 {
+		be.rnnForward(r, out, saved, hT, cT)
+		return
+	}
+	nx, no := r.B*r.L*r.I, r.B*r.L*r.H
+	x32, out32 := be.newBuffer(nx, be.dtype), be.newBuffer(no, be.dtype)
+	defer be.release(x32)
+	defer be.release(out32)
+	be.copy(r.op, x32, r.x, nx)
+	r32 := *r
+	r32.x = x32
+	be.rnnForward(&r32, out32, saved, hT, cT)
+	be.copy(r.op, out, out32, no)
 }
 
 // rnnForward runs the LSTM (or GRU) over every step, writing out, saved
@@ -191,9 +226,11 @@ func (be *Backend) LSTM(out, hT, cT, saved nn.Buffer, a nn.RNNArgs) {
 	o := be.buf(out, a.B*a.L*a.H, op, "out")
 	h, c := be.optBuf(hT, a.B*a.H, op, "hT"), be.optBuf(cT, a.B*a.H, op, "cT")
 	s := be.optBuf(saved, nn.LSTMSavedLen(a.B, a.L, a.H), op, "saved")
+	at := be.actType(op, arg{"X", r.x}, arg{"out", o})
+	be.wantOwn(op, arg{"hT", h}, arg{"cT", c}, arg{"saved", s})
 	be.enter(op)
 	defer be.exit()
-	be.rnnForward(r, o, s, h, c)
+	be.rnnForwardAs(at, r, o, s, h, c)
 }
 
 // GRU is torch.nn.GRU (one layer, batch_first) over x (B, L, I) with
@@ -216,9 +253,11 @@ func (be *Backend) GRU(out, hT, saved nn.Buffer, a nn.RNNArgs) {
 	o := be.buf(out, a.B*a.L*a.H, op, "out")
 	h := be.optBuf(hT, a.B*a.H, op, "hT")
 	s := be.optBuf(saved, nn.GRUSavedLen(a.B, a.L, a.H), op, "saved")
+	at := be.actType(op, arg{"X", r.x}, arg{"out", o})
+	be.wantOwn(op, arg{"hT", h}, arg{"saved", s})
 	be.enter(op)
 	defer be.exit()
-	be.rnnForward(r, o, s, h, nil)
+	be.rnnForwardAs(at, r, o, s, h, nil)
 }
 
 // LSTMBackward accumulates the gradients of LSTM from out, saved and dout
@@ -245,11 +284,36 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 	os, sv, gs := be.buf(out, B*L*H, op, "out"), be.buf(saved, savedLen, op, "saved"), be.buf(dout, B*L*H, op, "dout")
 	dX, dWih, dWhh := be.optBuf(g.X, B*L*I, op, "dX"), be.optBuf(g.Wih, GH*I, op, "dWih"), be.optBuf(g.Whh, GH*H, op, "dWhh")
 	dBih, dBhh := be.optBuf(g.Bih, GH, op, "dBih"), be.optBuf(g.Bhh, GH, op, "dBhh")
+	at := be.actType(op, arg{"X", r.x}, arg{"out", os}, arg{"dout", gs}, arg{"dX", dX})
+	be.wantOwn(op, arg{"saved", sv}, arg{"dWih", dWih}, arg{"dWhh", dWhh}, arg{"dBih", dBih}, arg{"dBhh", dBhh})
 	if L == 0 || (dX == nil && dWih == nil && dWhh == nil && dBih == nil && dBhh == nil) {
 		return
 	}
 	be.enter(op)
 	defer be.exit()
+	// Under bf16 the GEMMs and the GRU's h_{t−1} read float32 copies of x
+	// and out (exact), and dX is accumulated in a float32 copy, rounded
+	// once into dX at the end, as the reference does.
+	var dX16 *Buffer
+	if at == nn.BFloat16 {
+		f32 := func(b *Buffer, n int) *Buffer {
+			c := be.newBuffer(n, be.dtype)
+			be.copy(op, c, b, n)
+			return c
+		}
+		if dWih != nil {
+			r.x = f32(r.x, B*L*I)
+			defer be.release(r.x)
+		}
+		if gru || dWhh != nil {
+			os = f32(os, B*L*H)
+			defer be.release(os)
+		}
+		if dX != nil {
+			dX16, dX = dX, f32(dX, B*L*I)
+			defer be.release(dX)
+		}
+	}
 	const DG = 4 // columns of dg per hidden unit, both cells
 	rows := B * L
 	dg, dh, cy := be.newBuffer(rows*DG*H, be.dtype), be.newBuffer(B*H, be.dtype), be.newBuffer(B*H, be.dtype)
@@ -257,11 +321,11 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 	defer be.release(dh)
 	defer be.release(cy)
 	be.zero(op, cy, B*H)
-	cell := be.fn(op, "rnn", "lstm_cell_bwd")
+	cell := be.fnAs(op, at, "rnn", "lstm_cell_bwd")
 	if gru {
-		cell = be.fn(op, "rnn", "gru_cell_bwd")
+		cell = be.fnAs(op, at, "rnn", "gru_cell_bwd")
 	}
-	persisted := be.persistBackward(r, dg, sv, os, gs, cy)
+	persisted := be.persistBackward(r, at, dg, sv, os, gs, cy)
 	for t := L - 1; t >= 0 && !persisted; t-- {
 		var rec *Buffer // dh_t from step t+1 through Whh (nil at the last step)
 		if t < L-1 {
@@ -334,6 +398,9 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 				TransA: true, M: GH, N: H, K: rows - 1, Alpha: 1, Beta: 1, LDA: DG * H, LDB: H, LDC: H, Batch: 1})
 		}
 	}
+	if dX16 != nil {
+		be.copy(op, dX16, dX, B*L*I)
+	}
 }
 
 // rnnThreads, rnnBatchRows, rnnRows and rnnKV are the persistent kernels'
@@ -376,10 +443,10 @@ func planPersist(H, L, cols, esize, sms, maxSmem int, rows func(U int) int) (p r
 	return p, items <= rnnThreads/32 && p.smem <= maxSmem && uint64(L)*uint64(p.blocks) < 1<<32
 }
 
-// persistPlan is planPersist on this device for kernel name, also checking
-// that a block of it can be resident (registers): ok false, the caller
-// runs the recurrence per step.
-func (be *Backend) persistPlan(op, name string, H, L, cols int, rows func(U int) int) (*kernel, rnnPlan, bool) {
+// persistPlan is planPersist on this device for kernel name (its build
+// for activations of type at), also checking that a block of it can be
+// resident (registers): ok false, the caller runs the recurrence per step.
+func (be *Backend) persistPlan(op, name string, at nn.DType, H, L, cols int, rows func(U int) int) (*kernel, rnnPlan, bool) {
 	if !be.rnnPersistent {
 		return nil, rnnPlan{}, false
 	}
@@ -387,7 +454,7 @@ func (be *Backend) persistPlan(op, name string, H, L, cols int, rows func(U int)
 	if !ok {
 		return nil, p, false
 	}
-	k := be.fn(op, "rnn", name)
+	k := be.fnAs(op, at, "rnn", name)
 	be.allowSmem(op, k, p.smem)
 	fits, known := k.resident[p.smem]
 	if !known {
@@ -413,7 +480,7 @@ func (be *Backend) persistForward(r *rnnBufs, t0, t1 int, pre *Buffer, preB, pre
 	if r.gru {
 		G, name = 3, "gru_persist"
 	}
-	k, p, ok := be.persistPlan(r.op, name, H, t1-t0, H, func(U int) int { return G * U })
+	k, p, ok := be.persistPlan(r.op, name, be.dtype, H, t1-t0, H, func(U int) int { return G * U })
 	if !ok {
 		return false
 	}
@@ -434,8 +501,9 @@ func (be *Backend) persistForward(r *rnnBufs, t0, t1 int, pre *Buffer, preB, pre
 }
 
 // persistBackward runs the backward recurrence (into dg, carrying cy) in
-// one launch, when it fits.
-func (be *Backend) persistBackward(r *rnnBufs, dg, sav, out, dout, cy *Buffer) bool {
+// one launch, when it fits; dout is of type at, the others of the
+// backend's type.
+func (be *Backend) persistBackward(r *rnnBufs, at nn.DType, dg, sav, out, dout, cy *Buffer) bool {
 	G, H, L := 4, r.H, r.L
 	name := "lstm_persist_bwd"
 	prv, prvB, prvT, prev0 := sav.at(4*H), L*r.per, r.per, r.c0 // c_{t−1}
@@ -443,7 +511,7 @@ func (be *Backend) persistBackward(r *rnnBufs, dg, sav, out, dout, cy *Buffer) b
 		G, name = 3, "gru_persist_bwd"
 		prv, prvB, prvT, prev0 = out, L*H, H, r.h0 // h_{t−1}
 	}
-	k, p, ok := be.persistPlan(r.op, name, H, L, G*H, func(U int) int { return U })
+	k, p, ok := be.persistPlan(r.op, name, at, H, L, G*H, func(U int) int { return U })
 	if !ok {
 		return false
 	}

@@ -208,3 +208,26 @@ func rnnCheck(t *testing.T, dt nn.DType, gru bool, B, L, I, H int, state bool) {
 	ck.grad("dBih", dbih)
 	ck.grad("dBhh", dbhh)
 }
+
+// TestGPURNNBFloat16 runs the bfloat16 LSTM and GRU cases both ways: per
+// step and as the persistent kernels (which the cases' small H fit, so
+// some recurrence must have run as one).
+func TestGPURNNBFloat16(t *testing.T) {
+	needGPU(t)
+	for _, persistent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("persistent%v", persistent), func(t *testing.T) {
+			be := gpu(t, nn.Float32)
+			defer func(was bool) { be.rnnPersistent = was }(be.rnnPersistent)
+			be.rnnPersistent = persistent
+			m, err := newBF16(be)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := be.rnnPersisted
+			backendtest.RunBF16RNN(t, m)
+			if ran := be.rnnPersisted - before; (ran > 0) != persistent {
+				t.Errorf("%d recurrences ran as a persistent kernel with rnnPersistent %v", ran, persistent)
+			}
+		})
+	}
+}
