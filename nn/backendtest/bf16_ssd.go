@@ -2,6 +2,7 @@ package backendtest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"seqbench/nn"
@@ -19,6 +20,7 @@ import (
 func RunBF16SSDStates(t *testing.T, b nn.MixedBackend) {
 	t.Run("H0", func(t *testing.T) { testBF16SSDH0(t, b) })
 	t.Run("Pieces", func(t *testing.T) { testBF16SSDPieces(t, b) })
+	t.Run("Contracts", func(t *testing.T) { testBF16SSDContracts(t, b) })
 }
 
 // ssdBF16Inputs draws c's inputs, the activations re-uploaded as bfloat16,
@@ -129,5 +131,39 @@ func testBF16SSDPieces(t *testing.T, b nn.MixedBackend) {
 		}
 		AssertClose(tt, "out in pieces", got, wantOut, tt.fwdTol+u)
 		tt.checkOut("hT in pieces", hT, nh, wantHT)
+	})
+}
+
+// testBF16SSDContracts: the state stays float32, so a bfloat16 hT or H0
+// panics, saying so (as testBF16Contracts' cases).
+func testBF16SSDContracts(t *testing.T, b nn.MixedBackend) {
+	type contract struct {
+		name string
+		call func(tt *tester)
+	}
+	// args is a one-element SSD of bfloat16 activations and float32
+	// parameters, with the state h0 (nil: none).
+	args := func(tt *tester, h0 nn.Buffer) nn.SSDArgs {
+		h, f := func() nn.Buffer { return tt.allocAs(1, bf16) }, func() nn.Buffer { return tt.allocAs(1, fp32) }
+		return nn.SSDArgs{B: 1, L: 1, H: 1, P: 1, G: 1, N: 1, Chunk: 1, X: h(), Dt: h(), A: f(), Bm: h(), Cm: h(), H0: h0}
+	}
+	cases := []contract{
+		{"SSD_hT", func(tt *tester) { tt.b.SSD(tt.allocAs(1, bf16), tt.allocAs(1, bf16), args(tt, nil)) }},
+		{"SSD_H0", func(tt *tester) { tt.b.SSD(tt.allocAs(1, bf16), tt.allocAs(1, fp32), args(tt, tt.allocAs(1, bf16))) }},
+		{"SSDBackward_H0", func(tt *tester) {
+			tt.b.SSDBackward(nn.SSDGrads{X: tt.allocAs(1, bf16)}, args(tt, tt.allocAs(1, bf16)), tt.allocAs(1, bf16))
+		}},
+	}
+	runCases(t, b, "BF16SSDContracts", cases, func(c contract) string { return c.name }, func(tt *tester, c contract) {
+		defer func() {
+			r := recover()
+			if r == nil {
+				tt.Fatalf("%s: no panic", c.name)
+			}
+			if msg := fmt.Sprint(r); !strings.Contains(msg, "must be float32") {
+				tt.Fatalf("%s: the panic %q does not say %q", c.name, msg, "must be float32")
+			}
+		}()
+		c.call(tt)
 	})
 }
