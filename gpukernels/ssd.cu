@@ -27,6 +27,12 @@
 // ssd_bwd_r the adjoint (dX, dBm, e), ssd_bwd_dt the reverse cumulative sum
 // R and dDt = (e_t + A·R_t)·softplus', dA = Σ d_t·R_t. Sums shared between
 // blocks go through partials reduced in a fixed order.
+//
+// x, dt, Bm, Cm, out, dout and their gradients are act_t (bf16 in the
+// bfloat16 build), read into real registers and shared-memory tiles; A,
+// Dskip, DtBias, H0, hT, the parameters' gradients and every partial are
+// real or double. An act_t gradient is loaded, added to in real and
+// written once per launch (never a partial sum rounded to bf16).
 
 // SSD_THREADS (the forward's block) comes from ssd.go (contract.go).
 
