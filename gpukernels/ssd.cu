@@ -27,13 +27,19 @@
 // ssd_bwd_r the adjoint (dX, dBm, e), ssd_bwd_dt the reverse cumulative sum
 // R and dDt = (e_t + A·R_t)·softplus', dA = Σ d_t·R_t. Sums shared between
 // blocks go through partials reduced in a fixed order.
+//
+// x, dt, Bm, Cm, out, dout and their gradients are act_t (bf16 in the
+// bfloat16 build), read into real registers and shared-memory tiles; A,
+// Dskip, DtBias, H0, hT, the parameters' gradients and every partial are
+// real or double. An act_t gradient is loaded, added to in real and
+// written once per launch (never a partial sum rounded to bf16).
 
 // SSD_THREADS (the forward's block) comes from ssd.go (contract.go).
 
 // ssd_load_common stages Bm, Cm ([T][NP+1], zero-padded past N and tn) and
 // d, a, softplus' ([T]) of steps [t0, t0+tn) of head h.
-__device__ __forceinline__ void ssd_load_common(real* sB, real* sC, real* sD, real* sA, real* sSp, const real* Bm,
-                                                const real* Cm, const real* dt, i64 b, i64 h, i64 g, i64 t0, int tn,
+__device__ __forceinline__ void ssd_load_common(real* sB, real* sC, real* sD, real* sA, real* sSp, const act_t* Bm,
+                                                const act_t* Cm, const act_t* dt, i64 b, i64 h, i64 g, i64 t0, int tn,
                                                 int T, i64 L, i64 H, i64 G, i64 N, int NP, real Ah, real bias,
                                                 i64 softplus) {
     const int NPr = NP + 1;
@@ -68,14 +74,14 @@ __device__ __forceinline__ void ssd_load_common(real* sB, real* sC, real* sD, re
 
 // ssd_load_rows stages rows p0 .. p0+np−1 of a (B, L, H, P) tensor for the
 // tile as [T][ld] (zeros outside).
-__device__ __forceinline__ void ssd_load_rows(real* dst, int ld, const real* src, i64 b, i64 h, i64 t0, int tn,
+__device__ __forceinline__ void ssd_load_rows(real* dst, int ld, const act_t* src, i64 b, i64 h, i64 t0, int tn,
                                               int T, i64 L, i64 H, i64 P, i64 p0, int np) {
     real v[TILE_LB];
     tile_batch(
         np * T,
         [&](int i, int j) {
             const int tt = i / np, pp = i % np;
-            v[j] = tt < tn ? src[((b * L + t0 + tt) * H + h) * P + p0 + pp] : (real)0;
+            v[j] = tt < tn ? (real)src[((b * L + t0 + tt) * H + h) * P + p0 + pp] : (real)0;
         },
         [&](int i, int j) { dst[(i / np) * ld + i % np] = v[j]; });
 }
@@ -84,9 +90,9 @@ __device__ __forceinline__ void ssd_load_rows(real* dst, int ld, const real* src
 // memory (reals, Go's ssdFwdSmem): x and y [T][CP+1], Bm and Cm [T][NP+1],
 // d and a [T].
 template <int NPT>
-__device__ void ssd_fwd_impl(real* out, real* hT, const real* x, const real* dt, const real* A, const real* Bm,
-                             const real* Cm, const real* Dskip, const real* dtbias, const real* h0, i64 B, i64 L, i64 H,
-                             i64 P, i64 G, i64 N, i64 softplus, i64 NSl, i64 Tl) {
+__device__ void ssd_fwd_impl(act_t* out, real* hT, const act_t* x, const act_t* dt, const real* A, const act_t* Bm,
+                             const act_t* Cm, const real* Dskip, const real* dtbias, const real* h0, i64 B, i64 L,
+                             i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 NSl, i64 Tl) {
     extern __shared__ double ssd_smem[];
     real* sm = reinterpret_cast<real*>(ssd_smem);
     const int NS = (int)NSl, T = (int)Tl;
@@ -157,8 +163,8 @@ __device__ void ssd_fwd_impl(real* out, real* hT, const real* x, const real* dt,
 // partC (B, L, H, N). Shared memory (Go's ssdBwdSmem): x, dout, y
 // [T][P+1]; Bm, Cm [T][NP+1]; d, a [T]; states [T][TS].
 template <int NPT>
-__device__ void ssd_bwd_f_impl(real* dCm, real* partC, double* r, double* pD, const real* dout, const real* x,
-                               const real* dt, const real* A, const real* Bm, const real* Cm, const real* dtbias,
+__device__ void ssd_bwd_f_impl(act_t* dCm, real* partC, double* r, double* pD, const act_t* dout, const act_t* x,
+                               const act_t* dt, const real* A, const act_t* Bm, const act_t* Cm, const real* dtbias,
                                const real* h0, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 NSl,
                                i64 Tl) {
     extern __shared__ double ssd_smem[];
@@ -246,8 +252,8 @@ __device__ void ssd_bwd_f_impl(real* dCm, real* partC, double* r, double* pD, co
 // per-head partial) = d_t·Σ_p g_t[p,n]·x_t[p], and e_t. Shared memory: x,
 // dout, dx, e [T][P+1]; Bm, Cm [T][NP+1]; d, a [T]; adjoints [T][TS].
 template <int NPT>
-__device__ void ssd_bwd_r_impl(real* dX, real* dBm, real* partB, double* e, const real* dout, const real* x,
-                               const real* dt, const real* A, const real* Bm, const real* Cm, const real* Dskip,
+__device__ void ssd_bwd_r_impl(act_t* dX, act_t* dBm, real* partB, double* e, const act_t* dout, const act_t* x,
+                               const act_t* dt, const real* A, const act_t* Bm, const act_t* Cm, const real* Dskip,
                                const real* dtbias, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 NSl,
                                i64 Tl) {
     extern __shared__ double ssd_smem[];
@@ -321,7 +327,7 @@ __device__ void ssd_bwd_r_impl(real* dX, real* dBm, real* partB, double* e, cons
                 (int)P * T,
                 [&](int i, int j) {
                     const int tt = i / (int)P, pp = i % (int)P;
-                    v[j] = tt < tn ? dX[((b * L + t0 + tt) * H + h) * P + pp] : (real)0;
+                    v[j] = tt < tn ? (real)dX[((b * L + t0 + tt) * H + h) * P + pp] : (real)0;
                 },
                 [&](int i, int j) {
                     const int tt = i / (int)P, pp = i % (int)P;
@@ -338,19 +344,19 @@ __device__ void ssd_bwd_r_impl(real* dX, real* dBm, real* partB, double* e, cons
 }
 
 #define SSD_FWD_ARGS                                                                                                  \
-    real *out, real *hT, const real *x, const real *dt, const real *A, const real *Bm, const real *Cm,               \
-        const real *Dskip, const real *dtbias, const real *h0, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, \
-        i64 NS, i64 T
+    act_t *out, real *hT, const act_t *x, const act_t *dt, const real *A, const act_t *Bm, const act_t *Cm,           \
+        const real *Dskip, const real *dtbias, const real *h0, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N,              \
+        i64 softplus, i64 NS, i64 T
 #define SSD_FWD_PASS out, hT, x, dt, A, Bm, Cm, Dskip, dtbias, h0, B, L, H, P, G, N, softplus, NS, T
 #define SSD_BWDF_ARGS                                                                                                 \
-    real *dCm, real *partC, double *r, double *pD, const real *dout, const real *x, const real *dt, const real *A,   \
-        const real *Bm, const real *Cm, const real *dtbias, const real *h0, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, \
-        i64 softplus, i64 NS, i64 T
+    act_t *dCm, real *partC, double *r, double *pD, const act_t *dout, const act_t *x, const act_t *dt,               \
+        const real *A, const act_t *Bm, const act_t *Cm, const real *dtbias, const real *h0, i64 B, i64 L, i64 H,     \
+        i64 P, i64 G, i64 N, i64 softplus, i64 NS, i64 T
 #define SSD_BWDF_PASS dCm, partC, r, pD, dout, x, dt, A, Bm, Cm, dtbias, h0, B, L, H, P, G, N, softplus, NS, T
 #define SSD_BWDR_ARGS                                                                                                 \
-    real *dX, real *dBm, real *partB, double *e, const real *dout, const real *x, const real *dt, const real *A,     \
-        const real *Bm, const real *Cm, const real *Dskip, const real *dtbias, i64 B, i64 L, i64 H, i64 P, i64 G,     \
-        i64 N, i64 softplus, i64 NS, i64 T
+    act_t *dX, act_t *dBm, real *partB, double *e, const act_t *dout, const act_t *x, const act_t *dt,                \
+        const real *A, const act_t *Bm, const act_t *Cm, const real *Dskip, const real *dtbias, i64 B, i64 L,         \
+        i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 NS, i64 T
 #define SSD_BWDR_PASS dX, dBm, partB, e, dout, x, dt, A, Bm, Cm, Dskip, dtbias, B, L, H, P, G, N, softplus, NS, T
 
 extern "C" __global__ void __launch_bounds__(SSD_THREADS) ssd_fwd_4(SSD_FWD_ARGS) { ssd_fwd_impl<4>(SSD_FWD_PASS); }
@@ -368,8 +374,8 @@ extern "C" __global__ void __launch_bounds__(512) ssd_bwd_r_64(SSD_BWDR_ARGS) { 
 //
 //	dDt[b,t,h] += (e_t + A·R_t)·softplus'     pA[b,h] = Σ_t d_t·R_t
 //	pDB[b,h]    = Σ_t (e_t + A·R_t)·softplus'
-extern "C" __global__ void ssd_bwd_dt(real* dDt, double* pA, double* pDB, const double* r, const double* e,
-                                      const real* dt, const real* A, const real* dtbias, i64 B, i64 L, i64 H,
+extern "C" __global__ void ssd_bwd_dt(act_t* dDt, double* pA, double* pDB, const double* r, const double* e,
+                                      const act_t* dt, const real* A, const real* dtbias, i64 B, i64 L, i64 H,
                                       i64 softplus) {
     const int lane = threadIdx.x & 31;
     const i64 w0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5, nw = ((i64)gridDim.x * blockDim.x) >> 5;
@@ -426,7 +432,7 @@ extern "C" __global__ void ssd_add_parts(real* out, const double* part, i64 oute
     }
 }
 
-extern "C" __global__ void ssd_add_parts_r(real* out, const real* part, i64 outer, i64 nparts, i64 inner) {
+extern "C" __global__ void ssd_add_parts_r(act_t* out, const real* part, i64 outer, i64 nparts, i64 inner) {
     FOR_N(e, outer * inner) {
         const i64 a = e / inner, i = e % inner;
         double s = 0;

@@ -92,11 +92,16 @@ func (be *Backend) unpackSSD(op string, a nn.SSDArgs) ssdBufs {
 //
 // One launch, the recurrence itself with the state in registers (ssd.cu
 // says why not the chunked form); a.Chunk is validated and otherwise unused.
+// X, Dt, Bm, Cm and out are the activations (all of the backend's type or
+// all bfloat16, which picks the kernels' build); A, Dskip, DtBias, H0 and
+// hT are of the backend's type.
 func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 	const op = "SSD"
 	s := be.unpackSSD(op, a)
 	o := be.buf(out, a.B*a.L*a.H*a.P, op, "out")
 	h := be.optBuf(hT, a.B*a.H*a.P*a.N, op, "hT")
+	at := be.actType(op, arg{"X", s.x}, arg{"Dt", s.dt}, arg{"Bm", s.Bm}, arg{"Cm", s.Cm}, arg{"out", o})
+	be.wantOwn(op, arg{"A", s.A}, arg{"Dskip", s.Dskip}, arg{"DtBias", s.dtbias}, arg{"H0", s.h0}, arg{"hT", h})
 	if a.B == 0 {
 		return
 	}
@@ -106,7 +111,7 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 	T := be.ssdTile(op, 96<<10, func(T int) int { return ssdFwdSmem(T, ns, npt, be.esize) })
 	cp := ssdThreads / ns
 	blocks := a.B * a.H * ((a.P + cp - 1) / cp)
-	k := be.fn(op, "ssd", fmt.Sprintf("ssd_fwd_%d", npt))
+	k := be.fnAs(op, at, "ssd", fmt.Sprintf("ssd_fwd_%d", npt))
 	be.launch(op, k, dim(blocks), dim(ssdThreads), ssdFwdSmem(T, ns, npt, be.esize),
 		pArg(o), pArg(h), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.dtbias),
 		pArg(s.h0), iArg(a.B), iArg(a.L), iArg(a.H), iArg(a.P), iArg(a.G), iArg(a.N), bArg(a.DtSoftplus), iArg(ns), iArg(T))
@@ -123,7 +128,10 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 // with e_t and R_t as in ssd.cu: three launches (forward, adjoint, the
 // scalar reverse scan), then fixed-order sums of the partials shared
 // between blocks (dBm, dCm over a group's heads; dA, dDskip, dDtBias over
-// the batch).
+// the batch). dout and the gradients of X, Dt, Bm and Cm are activations as
+// SSD's are; those of A, Dskip and DtBias, and every partial, are of the
+// backend's type (or float64), so a bfloat16 gradient is rounded once, when
+// its sum is added to it.
 func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	const op = "SSDBackward"
 	s := be.unpackSSD(op, a)
@@ -134,6 +142,10 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	dB, dC := be.optBuf(g.Bm, nbc, op, "dBm"), be.optBuf(g.Cm, nbc, op, "dCm")
 	dA, dD, dBias := be.optBuf(g.A, H, op, "dA"), be.optBuf(g.Dskip, H, op, "dDskip"), be.optBuf(g.DtBias, H, op, "dDtBias")
 	check(op, g.Check(a))
+	at := be.actType(op, arg{"X", s.x}, arg{"Dt", s.dt}, arg{"Bm", s.Bm}, arg{"Cm", s.Cm}, arg{"dout", gs},
+		arg{"dX", dX}, arg{"dDt", dDt}, arg{"dBm", dB}, arg{"dCm", dC})
+	be.wantOwn(op, arg{"A", s.A}, arg{"Dskip", s.Dskip}, arg{"DtBias", s.dtbias}, arg{"H0", s.h0},
+		arg{"dA", dA}, arg{"dDskip", dD}, arg{"dDtBias", dBias})
 	if nd == 0 || (dX == nil && dDt == nil && dB == nil && dC == nil && dA == nil && dD == nil && dBias == nil) {
 		return
 	}
@@ -166,7 +178,7 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 		if r == nil { // the kernel writes r unconditionally
 			r = scratch(true, nd, nn.Float64)
 		}
-		k := be.fn(op, "ssd", fmt.Sprintf("ssd_bwd_f_%d", npt))
+		k := be.fnAs(op, at, "ssd", fmt.Sprintf("ssd_bwd_f_%d", npt))
 		be.launch(op, k, dim(B*H), dim(threads), ssdBwdFSmem(T, P, ns, npt, be.esize),
 			pArg(dC), pArg(partC), pArg(r), pArg(pD), pArg(gs), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm),
 			pArg(s.dtbias), pArg(s.h0), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus),
@@ -177,25 +189,25 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 		if e == nil {
 			e = scratch(true, nd, nn.Float64)
 		}
-		k := be.fn(op, "ssd", fmt.Sprintf("ssd_bwd_r_%d", npt))
+		k := be.fnAs(op, at, "ssd", fmt.Sprintf("ssd_bwd_r_%d", npt))
 		be.launch(op, k, dim(B*H), dim(threads), ssdBwdRSmem(T, P, ns, npt, be.esize),
 			pArg(dX), pArg(dB), pArg(partB), pArg(e), pArg(gs), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm),
 			pArg(s.Dskip), pArg(s.dtbias), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus),
 			iArg(ns), iArg(T))
 	}
 	if wantDt {
-		k := be.fn(op, "ssd", "ssd_bwd_dt")
+		k := be.fnAs(op, at, "ssd", "ssd_bwd_dt")
 		be.launch(op, k, dim(be.blocksFor(B*H*32, 256)), dim(256), 0, pArg(dDt), pArg(pA), pArg(pDB), pArg(r), pArg(e),
 			pArg(s.dt), pArg(s.A), pArg(s.dtbias), iArg(B), iArg(L), iArg(H), bArg(a.DtSoftplus))
 	}
-	addR := be.fn(op, "ssd", "ssd_add_parts_r")
+	addR := be.fnAs(op, at, "ssd", "ssd_add_parts_r")
 	for _, p := range []struct{ out, part *Buffer }{{dB, partB}, {dC, partC}} {
 		if p.out != nil && p.part != nil {
 			be.launch(op, addR, dim(be.blocksFor(B*L*G*N, 256)), dim(256), 0, pArg(p.out), pArg(p.part),
 				iArg(B*L*G), iArg(hpg), iArg(N))
 		}
 	}
-	add := be.fn(op, "ssd", "ssd_add_parts")
+	add := be.fnAs(op, at, "ssd", "ssd_add_parts")
 	for _, p := range []struct{ out, part *Buffer }{{dA, pA}, {dD, pD}, {dBias, pDB}} {
 		if p.out != nil {
 			be.launch(op, add, dim(be.blocksFor(H, 256)), dim(256), 0, pArg(p.out), pArg(p.part), iArg(1), iArg(B), iArg(H))

@@ -3,6 +3,8 @@ package gpukernels
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 
 	"seqbench/nn"
@@ -102,6 +104,55 @@ func ssdCheck(t *testing.T, dt nn.DType, s ssdShape) {
 	for _, k := range []string{"dX", "dDt", "dA", "dBm", "dCm", "dDskip", "dDtBias"} {
 		if p, ok := grads[k]; ok {
 			ck.grad(k, p)
+		}
+	}
+}
+
+// TestSSDKernelActivationParams pins which parameters of the SSD kernels
+// are activations (act_t: bf16 in the bfloat16 build) against
+// docs/PRECISION.md's table; every other pointer is real or double (the
+// parameters, H0, hT, the parameters' gradients and the scratch), which
+// SSD and SSDBackward check with actType and wantOwn before launching.
+func TestSSDKernelActivationParams(t *testing.T) {
+	src, err := kernelSource("ssd", nn.BFloat16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs, err := kernelParams(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := []string{"out", "x", "dt", "Bm", "Cm"}
+	bwdF := []string{"dCm", "dout", "x", "dt", "Bm", "Cm"}
+	bwdR := []string{"dX", "dBm", "dout", "x", "dt", "Bm", "Cm"}
+	want := map[string][]string{
+		"ssd_fwd_4": fwd, "ssd_fwd_16": fwd, "ssd_fwd_64": fwd,
+		"ssd_bwd_f_4": bwdF, "ssd_bwd_f_16": bwdF, "ssd_bwd_f_64": bwdF,
+		"ssd_bwd_r_4": bwdR, "ssd_bwd_r_16": bwdR, "ssd_bwd_r_64": bwdR,
+		"ssd_bwd_dt": {"dDt", "dt"}, "ssd_add_parts_r": {"out"}, "ssd_add_parts": nil,
+	}
+	if len(sigs) != len(want) {
+		t.Errorf("ssd.cu has %d kernels, the test knows %d: %v", len(sigs), len(want), sigs)
+	}
+	for k, acts := range want {
+		ps, ok := sigs[k]
+		if !ok {
+			t.Errorf("ssd.cu has no kernel %s", k)
+			continue
+		}
+		var got []string
+		for _, p := range ps {
+			words := strings.Fields(strings.ReplaceAll(p, "*", " * "))
+			name := words[len(words)-1]
+			switch {
+			case slices.Contains(words, "act_t"):
+				got = append(got, name)
+			case slices.Contains(words, "*") && !slices.Contains(words, "real") && !slices.Contains(words, "double"):
+				t.Errorf("%s: pointer parameter %q is neither act_t, real nor double", k, p)
+			}
+		}
+		if !slices.Equal(got, acts) {
+			t.Errorf("%s: act_t parameters %v, want %v", k, got, acts)
 		}
 	}
 }
