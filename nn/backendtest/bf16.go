@@ -47,6 +47,7 @@ func RunBF16(t *testing.T, b nn.MixedBackend) {
 	t.Run("Conv1D", func(t *testing.T) { testBF16Conv1D(t, b) })
 	t.Run("SelectiveScan", func(t *testing.T) { testBF16SelectiveScan(t, b) })
 	t.Run("SSD", func(t *testing.T) { testBF16SSD(t, b) })
+	t.Run("SSDStates", func(t *testing.T) { RunBF16SSDStates(t, b) })
 	t.Run("LSTM", func(t *testing.T) { testBF16RNN(t, b, false) })
 	t.Run("GRU", func(t *testing.T) { testBF16RNN(t, b, true) })
 	t.Run("LSTMState", func(t *testing.T) { testBF16RNNState(t, b, false) })
