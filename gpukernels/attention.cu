@@ -10,6 +10,11 @@
 // Grid: x = tiles (of queries for the forward and dq, of keys for dk/dv),
 // y = (b, h) pairs (grid-stride). Every output row belongs to one block, so
 // no atomics are used and results are deterministic.
+//
+// q, k, v, out, dout and the gradients dq, dk, dv are activations (act_t:
+// bf16 in the bfloat16 build); lse, the backward's D (double) and every
+// shared-memory tile are real, so a bf16 element is read once into float
+// and a result rounded once when written (gradients: load, add, round).
 
 #define DPAD(Dh) ((Dh) + 1)
 
@@ -20,8 +25,8 @@
 //	l = l·exp(m − m_new) + Σ_j p_ij;  O_i = O_i·exp(m − m_new) + Σ_j p_ij·v_j
 //
 // then out_i = O_i / l and lse_i = m + log l.
-extern "C" __global__ void attn_fwd(real* out, real* lse, const real* q, const real* k, const real* v, i64 BH, i64 Lq,
-                                    i64 Lk, i64 Dh, double scale_, i64 causal, i64 T_) {
+extern "C" __global__ void attn_fwd(act_t* out, real* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH,
+                                    i64 Lq, i64 Lk, i64 Dh, double scale_, i64 causal, i64 T_) {
     extern __shared__ double smem_d[];
     const int T = (int)T_, D = (int)Dh, DP = DPAD(D), TP = T + 1;
     real* Qs = (real*)smem_d;
@@ -40,9 +45,9 @@ extern "C" __global__ void attn_fwd(real* out, real* lse, const real* q, const r
     const i64 jend = causal ? imin(Lk, i0 + nq + shift) : Lk;
 
     for (i64 bh = blockIdx.y; bh < BH; bh += gridDim.y) {
-        const real* qb = q + (bh * Lq + i0) * Dh;
-        const real* kb = k + bh * Lk * Dh;
-        const real* vb = v + bh * Lk * Dh;
+        const act_t* qb = q + (bh * Lq + i0) * Dh;
+        const act_t* kb = k + bh * Lk * Dh;
+        const act_t* vb = v + bh * Lk * Dh;
         for (int e = tid; e < nq * D; e += nt) {
             const int i = e / D, c = e % D;
             Qs[i * DP + c] = qb[e];
@@ -103,7 +108,7 @@ extern "C" __global__ void attn_fwd(real* out, real* lse, const real* q, const r
             }
             __syncthreads();
         }
-        real* ob = out + (bh * Lq + i0) * Dh;
+        act_t* ob = out + (bh * Lq + i0) * Dh;
         for (int e = tid; e < nq * D; e += nt) {
             const int i = e / D, c = e % D;
             ob[e] = Os[i * DP + c] / rl[i];
@@ -115,7 +120,7 @@ extern "C" __global__ void attn_fwd(real* out, real* lse, const real* q, const r
 
 // attn_bwd_pre: Dr[row] = Σ_c dout[row, c]·out[row, c] in double, one warp
 // per row.
-extern "C" __global__ void attn_bwd_pre(double* Dr, const real* out, const real* dout, i64 nrows, i64 Dh) {
+extern "C" __global__ void attn_bwd_pre(double* Dr, const act_t* out, const act_t* dout, i64 nrows, i64 Dh) {
     const i64 warp = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     const i64 nwarps = ((i64)gridDim.x * blockDim.x) >> 5;
     const int lane = threadIdx.x & 31;
@@ -158,8 +163,8 @@ __device__ __forceinline__ void bwd_scores(real* P, real* dS, const real* Qs, co
 //	dv_j += Σ_i P_ij·dout_i;  dk_j += scale·Σ_i dS_ij·q_i
 //
 // accumulated in shared memory, then added to dk, dv (either may be null).
-extern "C" __global__ void attn_bwd_dkdv(real* dk, real* dv, const real* q, const real* k, const real* v,
-                                         const real* dout, const real* lse, const double* Dr, i64 BH, i64 Lq, i64 Lk,
+extern "C" __global__ void attn_bwd_dkdv(act_t* dk, act_t* dv, const act_t* q, const act_t* k, const act_t* v,
+                                         const act_t* dout, const real* lse, const double* Dr, i64 BH, i64 Lq, i64 Lk,
                                          i64 Dh, double scale_, i64 causal, i64 T_) {
     extern __shared__ double smem_d[];
     const int T = (int)T_, D = (int)Dh, DP = DPAD(D), TP = T + 1;
@@ -181,8 +186,8 @@ extern "C" __global__ void attn_bwd_dkdv(real* dk, real* dv, const real* q, cons
     const i64 istart = causal ? imax(0, j0 - shift) : 0; // the first query that sees key j0
 
     for (i64 bh = blockIdx.y; bh < BH; bh += gridDim.y) {
-        const real* kb = k + (bh * Lk + j0) * Dh;
-        const real* vb = v + (bh * Lk + j0) * Dh;
+        const act_t* kb = k + (bh * Lk + j0) * Dh;
+        const act_t* vb = v + (bh * Lk + j0) * Dh;
         for (int e = tid; e < nk * D; e += nt) {
             const int j = e / D, c = e % D;
             Ks[j * DP + c] = kb[e];
@@ -192,8 +197,8 @@ extern "C" __global__ void attn_bwd_dkdv(real* dk, real* dv, const real* q, cons
         }
         for (i64 i0 = istart; i0 < Lq; i0 += T) {
             const int nq = (int)imin(T, Lq - i0);
-            const real* qb = q + (bh * Lq + i0) * Dh;
-            const real* gb = dout + (bh * Lq + i0) * Dh;
+            const act_t* qb = q + (bh * Lq + i0) * Dh;
+            const act_t* gb = dout + (bh * Lq + i0) * Dh;
             __syncthreads(); // the previous tile's P, dS, Qs, dOs are consumed
             for (int e = tid; e < nq * D; e += nt) {
                 const int i = e / D, c = e % D;
@@ -231,7 +236,7 @@ extern "C" __global__ void attn_bwd_dkdv(real* dk, real* dv, const real* q, cons
 
 // attn_bwd_dq: one block per query tile; dq_i += scale·Σ_j dS_ij·k_j over
 // the key tiles the tile sees.
-extern "C" __global__ void attn_bwd_dq(real* dq, const real* q, const real* k, const real* v, const real* dout,
+extern "C" __global__ void attn_bwd_dq(act_t* dq, const act_t* q, const act_t* k, const act_t* v, const act_t* dout,
                                        const real* lse, const double* Dr, i64 BH, i64 Lq, i64 Lk, i64 Dh, double scale_,
                                        i64 causal, i64 T_) {
     extern __shared__ double smem_d[];
@@ -252,10 +257,10 @@ extern "C" __global__ void attn_bwd_dq(real* dq, const real* q, const real* k, c
     const i64 jend = causal ? imin(Lk, i0 + nq + shift) : Lk;
 
     for (i64 bh = blockIdx.y; bh < BH; bh += gridDim.y) {
-        const real* qb = q + (bh * Lq + i0) * Dh;
-        const real* gb = dout + (bh * Lq + i0) * Dh;
-        const real* kb = k + bh * Lk * Dh;
-        const real* vb = v + bh * Lk * Dh;
+        const act_t* qb = q + (bh * Lq + i0) * Dh;
+        const act_t* gb = dout + (bh * Lq + i0) * Dh;
+        const act_t* kb = k + bh * Lk * Dh;
+        const act_t* vb = v + bh * Lk * Dh;
         for (int e = tid; e < nq * D; e += nt) {
             const int i = e / D, c = e % D;
             Qs[i * DP + c] = qb[e];
@@ -285,7 +290,7 @@ extern "C" __global__ void attn_bwd_dq(real* dq, const real* q, const real* k, c
             }
         }
         __syncthreads();
-        real* dqb = dq + (bh * Lq + i0) * Dh;
+        act_t* dqb = dq + (bh * Lq + i0) * Dh;
         for (int e = tid; e < nq * D; e += nt) {
             const int i = e / D, c = e % D;
             dqb[e] += dQs[i * DP + c];
@@ -296,7 +301,8 @@ extern "C" __global__ void attn_bwd_dq(real* dq, const real* q, const real* k, c
 
 #if !REAL_IS_DOUBLE
 // ---------------------------------------------------------------------------
-// Register-tiled fast path: float32, head dim D ∈ {64, 128}. Tiles of 64
+// Register-tiled fast path: float math (float32 or bfloat16 activations,
+// staged in shared memory as float), head dim D ∈ {64, 128}. Tiles of 64
 // queries × 64 keys; 256 threads as a 16×16 grid (ty = tid/16, tx = tid%16).
 // A thread owns a 4×4 micro-tile of every 64×64 score tile (rows ty + 16a,
 // columns tx + 16b) and 4·D/64 columns (4·tx + 64g ..) of every 64×D
@@ -308,15 +314,44 @@ extern "C" __global__ void attn_bwd_dq(real* dq, const real* q, const real* k, c
 // FBR, the fast kernels' tile (rows of Q, K, V a block holds), and
 // FAST_THREADS, their block, come from attention.go (contract.go).
 
-// load_tile copies rows [0, n) of a row-major (·, D) tile into shared memory
-// (row stride D + 4); rows n ≤ r < 64 become zeros.
+// load4 and store4 move four consecutive activations (16-byte aligned as
+// float, 8-byte aligned as bf16: one uint2 of four bf16, element 0 in the
+// low half) to and from a float4; store4 rounds each to the activation type
+// once.
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ void store4(float* p, float4 v) { *reinterpret_cast<float4*>(p) = v; }
+__device__ __forceinline__ float4 load4(const bf16* p) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    return make_float4(bf16_float((unsigned short)(u.x & 0xffffu)), bf16_float((unsigned short)(u.x >> 16)),
+                       bf16_float((unsigned short)(u.y & 0xffffu)), bf16_float((unsigned short)(u.y >> 16)));
+}
+__device__ __forceinline__ void store4(bf16* p, float4 v) {
+    uint2 u;
+    u.x = (unsigned)bf16_bits(v.x) | (unsigned)bf16_bits(v.y) << 16;
+    u.y = (unsigned)bf16_bits(v.z) | (unsigned)bf16_bits(v.w) << 16;
+    *reinterpret_cast<uint2*>(p) = u;
+}
+
+// add4 adds v to the four activations at p: load, add in float, round once.
+__device__ __forceinline__ void add4(act_t* p, float4 v) {
+    float4 t = load4(p);
+    t.x += v.x;
+    t.y += v.y;
+    t.z += v.z;
+    t.w += v.w;
+    store4(p, t);
+}
+
+// load_tile copies rows [0, n) of a row-major (·, D) tile of activations
+// into shared memory as float (row stride D + 4); rows n ≤ r < 64 become
+// zeros.
 template <int D>
-__device__ __forceinline__ void load_tile(float* s, const float* g, int n) {
+__device__ __forceinline__ void load_tile(float* s, const act_t* g, int n) {
     constexpr int SP = D + 4, V4 = D / 4;
     for (int e = threadIdx.x; e < FBR * V4; e += blockDim.x) {
         const int r = e / V4, c4 = e % V4;
         float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-        if (r < n) v = reinterpret_cast<const float4*>(g + (i64)r * D)[c4];
+        if (r < n) v = load4(g + (i64)r * D + 4 * c4);
         *reinterpret_cast<float4*>(s + r * SP + 4 * c4) = v;
     }
 }
@@ -374,7 +409,7 @@ __device__ __forceinline__ float row16_sum(float v) {
 // attn_fwd_fast: the forward of attn_fwd (same online softmax) with the
 // scores, probabilities and output accumulators in registers.
 template <int D>
-__device__ void attn_fwd_fast(float* out, float* lse, const float* q, const float* k, const float* v, i64 BH, i64 Lq,
+__device__ void attn_fwd_fast(act_t* out, float* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq,
                               i64 Lk, float scale, i64 causal) {
     extern __shared__ float4 smem4[];
     constexpr int SP = D + 4, PP = FBR + 4, NV = D / 64;
@@ -462,11 +497,11 @@ __device__ void attn_fwd_fast(float* out, float* lse, const float* q, const floa
             const int i = ty + 16 * a;
             if (i < nq) {
                 const float inv = 1.f / l[a];
-                float* orow = out + (bh * Lq + i0 + i) * D;
+                act_t* orow = out + (bh * Lq + i0 + i) * D;
 #pragma unroll
                 for (int g = 0; g < NV; g++)
-                    *reinterpret_cast<float4*>(orow + 4 * tx + 64 * g) =
-                        make_float4(o[a][4 * g] * inv, o[a][4 * g + 1] * inv, o[a][4 * g + 2] * inv, o[a][4 * g + 3] * inv);
+                    store4(orow + 4 * tx + 64 * g,
+                           make_float4(o[a][4 * g] * inv, o[a][4 * g + 1] * inv, o[a][4 * g + 2] * inv, o[a][4 * g + 3] * inv));
                 if (tx == 0) lse[bh * Lq + i0 + i] = m[a] + r_log(l[a]);
             }
         }
@@ -513,8 +548,8 @@ __device__ __forceinline__ void load_stats(float* ls, float* Ds, const float* ls
 // registers (rows ty + 16a, columns 4·tx + 64g); P and dS go through shared
 // memory transposed (PsT[j][i]) so the sums over queries read float4s.
 template <int D>
-__device__ void attn_bwd_dkdv_fast(float* dk, float* dv, const float* q, const float* k, const float* v,
-                                   const float* dout, const float* lse, const double* Dr, i64 BH, i64 Lq, i64 Lk,
+__device__ void attn_bwd_dkdv_fast(act_t* dk, act_t* dv, const act_t* q, const act_t* k, const act_t* v,
+                                   const act_t* dout, const float* lse, const double* Dr, i64 BH, i64 Lq, i64 Lk,
                                    float scale, i64 causal) {
     extern __shared__ float4 smem4[];
     constexpr int SP = D + 4, PP = FBR + 4, NV = D / 64;
@@ -589,24 +624,10 @@ __device__ void attn_bwd_dkdv_fast(float* dk, float* dv, const float* q, const f
 #pragma unroll
             for (int g = 0; g < NV; g++) {
                 const int c = 4 * tx + 64 * g;
-                if (dk) {
-                    float4* p4 = reinterpret_cast<float4*>(dk + row + c);
-                    float4 t = *p4;
-                    t.x += scale * dKa[a][4 * g];
-                    t.y += scale * dKa[a][4 * g + 1];
-                    t.z += scale * dKa[a][4 * g + 2];
-                    t.w += scale * dKa[a][4 * g + 3];
-                    *p4 = t;
-                }
-                if (dv) {
-                    float4* p4 = reinterpret_cast<float4*>(dv + row + c);
-                    float4 t = *p4;
-                    t.x += dVa[a][4 * g];
-                    t.y += dVa[a][4 * g + 1];
-                    t.z += dVa[a][4 * g + 2];
-                    t.w += dVa[a][4 * g + 3];
-                    *p4 = t;
-                }
+                if (dk)
+                    add4(dk + row + c, make_float4(scale * dKa[a][4 * g], scale * dKa[a][4 * g + 1],
+                                                   scale * dKa[a][4 * g + 2], scale * dKa[a][4 * g + 3]));
+                if (dv) add4(dv + row + c, make_float4(dVa[a][4 * g], dVa[a][4 * g + 1], dVa[a][4 * g + 2], dVa[a][4 * g + 3]));
             }
         }
         __syncthreads(); // Ks, Vs are reloaded for the next (b, h)
@@ -616,7 +637,7 @@ __device__ void attn_bwd_dkdv_fast(float* dk, float* dv, const float* q, const f
 // attn_bwd_dq_fast: attn_bwd_dq with dQ of the block's 64 queries in
 // registers (rows ty + 16a, columns 4·tx + 64g).
 template <int D>
-__device__ void attn_bwd_dq_fast(float* dq, const float* q, const float* k, const float* v, const float* dout,
+__device__ void attn_bwd_dq_fast(act_t* dq, const act_t* q, const act_t* k, const act_t* v, const act_t* dout,
                                  const float* lse, const double* Dr, i64 BH, i64 Lq, i64 Lk, float scale, i64 causal) {
     extern __shared__ float4 smem4[];
     constexpr int SP = D + 4, PP = FBR + 4, NV = D / 64;
@@ -675,17 +696,11 @@ __device__ void attn_bwd_dq_fast(float* dq, const float* q, const float* k, cons
         for (int a = 0; a < 4; a++) {
             const int i = ty + 16 * a;
             if (i >= nq) continue;
-            float* row = dq + (bh * Lq + i0 + i) * D;
+            act_t* row = dq + (bh * Lq + i0 + i) * D;
 #pragma unroll
-            for (int g = 0; g < NV; g++) {
-                float4* p4 = reinterpret_cast<float4*>(row + 4 * tx + 64 * g);
-                float4 t = *p4;
-                t.x += scale * dQa[a][4 * g];
-                t.y += scale * dQa[a][4 * g + 1];
-                t.z += scale * dQa[a][4 * g + 2];
-                t.w += scale * dQa[a][4 * g + 3];
-                *p4 = t;
-            }
+            for (int g = 0; g < NV; g++)
+                add4(row + 4 * tx + 64 * g, make_float4(scale * dQa[a][4 * g], scale * dQa[a][4 * g + 1],
+                                                        scale * dQa[a][4 * g + 2], scale * dQa[a][4 * g + 3]));
         }
         __syncthreads(); // Qs, dOs are reloaded for the next (b, h)
     }
@@ -693,17 +708,17 @@ __device__ void attn_bwd_dq_fast(float* dq, const float* q, const float* k, cons
 
 #define FAST_ATTN(D)                                                                                                   \
     extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_fwd_fast##D(                                                \
-        float* out, float* lse, const float* q, const float* k, const float* v, i64 BH, i64 Lq, i64 Lk, double scale,  \
+        act_t* out, float* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq, i64 Lk, double scale,  \
         i64 causal) {                                                                                                  \
         attn_fwd_fast<D>(out, lse, q, k, v, BH, Lq, Lk, (float)scale, causal);                                        \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_bwd_dkdv_fast##D(                                           \
-        float* dk, float* dv, const float* q, const float* k, const float* v, const float* dout, const float* lse,    \
+        act_t* dk, act_t* dv, const act_t* q, const act_t* k, const act_t* v, const act_t* dout, const float* lse,    \
         const double* Dr, i64 BH, i64 Lq, i64 Lk, double scale, i64 causal) {                                          \
         attn_bwd_dkdv_fast<D>(dk, dv, q, k, v, dout, lse, Dr, BH, Lq, Lk, (float)scale, causal);                      \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_bwd_dq_fast##D(                                             \
-        float* dq, const float* q, const float* k, const float* v, const float* dout, const float* lse,               \
+        act_t* dq, const act_t* q, const act_t* k, const act_t* v, const act_t* dout, const float* lse,               \
         const double* Dr, i64 BH, i64 Lq, i64 Lk, double scale, i64 causal) {                                          \
         attn_bwd_dq_fast<D>(dq, q, k, v, dout, lse, Dr, BH, Lq, Lk, (float)scale, causal);                            \
     }

@@ -18,8 +18,8 @@ func attnDKDVSmem(T, Dh, es int) int {
 }
 func attnDQSmem(T, Dh, es int) int { return T*8 + (5*T*(Dh+1)+T*(T+1)+T)*es }
 
-// The register-tiled kernels (attention.cu, "fast path") serve float32 at
-// head dims 64 and 128 in 64×64 tiles of 256 threads (attention.cu gets
+// The register-tiled kernels (attention.cu, "fast path") serve the float32
+// backend (float32 or bfloat16 activations) at head dims 64 and 128 in 64×64 tiles of 256 threads (attention.cu gets
 // them as FBR and FAST_THREADS, contract.go); their shared memory:
 // Q, K, V tiles and P (forward); K, V, Q, dO tiles, P and dS, lse and D
 // (dk/dv); Q, dO, K, V tiles, dS, lse and D (dq).
@@ -63,26 +63,30 @@ func (be *Backend) attnTile(op string, Dh int) int {
 //	out_i  = Σ_j exp(s_j − lse_i) · v_j
 //
 // computed flash-style (attention.cu): one block per (query tile, (b, h)),
-// an online softmax over key tiles, no O(Lq·Lk) memory.
+// an online softmax over key tiles, no O(Lq·Lk) memory. q, k, v and out are
+// activations (all of the backend's type or all bfloat16, read as float and
+// out rounded once); lse is of the backend's type.
 func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "Attention"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
 	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
 	os, es := be.buf(out, nq, op, "out"), be.buf(lse, B*H*Lq, op, "lse")
 	qs, ks, vs := be.buf(q, nq, op, "q"), be.buf(k, nk, op, "k"), be.buf(v, nk, op, "v")
+	at := be.actType(op, arg{"out", os}, arg{"q", qs}, arg{"k", ks}, arg{"v", vs})
+	be.wantOwn(op, arg{"lse", es})
 	if B*H*Lq == 0 {
 		return
 	}
 	be.enter(op)
 	defer be.exit()
 	if be.fastAttn(Dh) {
-		kf := be.fn(op, "attention", fmt.Sprintf("attn_fwd_fast%d", Dh))
+		kf := be.fnAs(op, at, "attention", fmt.Sprintf("attn_fwd_fast%d", Dh))
 		be.launch(op, kf, dim2((Lq+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastFwdSmem(Dh),
 			pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), fArg(scale), bArg(causal))
 		return
 	}
 	T := be.attnTile(op, Dh)
-	kf := be.fn(op, "attention", "attn_fwd")
+	kf := be.fnAs(op, at, "attention", "attn_fwd")
 	be.launch(op, kf, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnFwdSmem(T, Dh, be.esize),
 		pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), iArg(Dh), fArg(scale),
 		bArg(causal), iArg(T))
@@ -100,7 +104,9 @@ func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, 
 //
 // Any of dq, dk, dv may be nil. One kernel owns key tiles (dk, dv), another
 // query tiles (dq); both recompute the scores, so no atomics are needed and
-// the result is deterministic.
+// the result is deterministic. The gradients are activations as q, k, v,
+// out and dout are (lse is of the backend's type): each element of dq, dk,
+// dv is loaded, the float sum added and the result rounded once.
 func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "AttentionBackward"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
@@ -108,6 +114,9 @@ func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buff
 	qs, ks, vs := be.buf(q, nq, op, "q"), be.buf(k, nk, op, "k"), be.buf(v, nk, op, "v")
 	os, es, gs := be.buf(out, nq, op, "out"), be.buf(lse, B*H*Lq, op, "lse"), be.buf(dout, nq, op, "dout")
 	dQ, dK, dV := be.optBuf(dq, nq, op, "dq"), be.optBuf(dk, nk, op, "dk"), be.optBuf(dv, nk, op, "dv")
+	at := be.actType(op, arg{"q", qs}, arg{"k", ks}, arg{"v", vs}, arg{"out", os}, arg{"dout", gs},
+		arg{"dq", dQ}, arg{"dk", dK}, arg{"dv", dV})
+	be.wantOwn(op, arg{"lse", es})
 	if (dQ == nil && dK == nil && dV == nil) || B*H*Lq == 0 {
 		return
 	}
@@ -116,17 +125,17 @@ func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buff
 	rows := B * H * Lq
 	Dr := be.newBuffer(rows, nn.Float64)
 	defer be.release(Dr)
-	kp := be.fn(op, "attention", "attn_bwd_pre")
+	kp := be.fnAs(op, at, "attention", "attn_bwd_pre")
 	be.launch(op, kp, dim(be.blocksFor(rows*32, 256)), dim(256), 0, pArg(Dr), pArg(os), pArg(gs), iArg(rows), iArg(Dh))
 	if be.fastAttn(Dh) {
 		if dK != nil || dV != nil {
-			kk := be.fn(op, "attention", fmt.Sprintf("attn_bwd_dkdv_fast%d", Dh))
+			kk := be.fnAs(op, at, "attention", fmt.Sprintf("attn_bwd_dkdv_fast%d", Dh))
 			be.launch(op, kk, dim2((Lk+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastDKDVSmem(Dh),
 				pArg(dK), pArg(dV), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
 				fArg(scale), bArg(causal))
 		}
 		if dQ != nil {
-			kq := be.fn(op, "attention", fmt.Sprintf("attn_bwd_dq_fast%d", Dh))
+			kq := be.fnAs(op, at, "attention", fmt.Sprintf("attn_bwd_dq_fast%d", Dh))
 			be.launch(op, kq, dim2((Lq+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastDQSmem(Dh),
 				pArg(dQ), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
 				fArg(scale), bArg(causal))
@@ -135,13 +144,13 @@ func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buff
 	}
 	T := be.attnTile(op, Dh)
 	if dK != nil || dV != nil {
-		kk := be.fn(op, "attention", "attn_bwd_dkdv")
+		kk := be.fnAs(op, at, "attention", "attn_bwd_dkdv")
 		be.launch(op, kk, dim2((Lk+T-1)/T, gridY(B*H)), dim(attnThreads), attnDKDVSmem(T, Dh, be.esize),
 			pArg(dK), pArg(dV), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
 			iArg(Dh), fArg(scale), bArg(causal), iArg(T))
 	}
 	if dQ != nil {
-		kq := be.fn(op, "attention", "attn_bwd_dq")
+		kq := be.fnAs(op, at, "attention", "attn_bwd_dq")
 		be.launch(op, kq, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnDQSmem(T, Dh, be.esize),
 			pArg(dQ), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
 			iArg(Dh), fArg(scale), bArg(causal), iArg(T))

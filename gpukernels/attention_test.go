@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"seqbench/nn"
+	"seqbench/nn/backendtest"
 )
 
 type attnCase struct {
@@ -106,6 +107,28 @@ func testAttentionCase(t *testing.T, dt nn.DType, i int, c attnCase, path string
 	if !c.noDKV {
 		ck.grad("dk", dk)
 		ck.grad("dv", dv)
+	}
+}
+
+// TestGPUAttentionBF16 runs the bfloat16 cases at the head dims of the
+// register-tiled kernels (backendtest.RunBF16AttentionTiles) on those
+// kernels and again on the generic ones.
+func TestGPUAttentionBF16(t *testing.T) {
+	be := gpu(t, nn.Float32)
+	m, err := newBF16(be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, generic := range []bool{false, true} {
+		path := "fast"
+		if generic {
+			path = "generic"
+		}
+		t.Run(path, func(t *testing.T) {
+			be.attnGeneric = generic
+			defer func() { be.attnGeneric = false }()
+			backendtest.RunBF16AttentionTiles(t, m)
+		})
 	}
 }
 
