@@ -44,6 +44,7 @@ func RunBF16(t *testing.T, b nn.MixedBackend) {
 	t.Run("CrossEntropy", func(t *testing.T) { testBF16CrossEntropy(t, b) })
 	t.Run("RoPE", func(t *testing.T) { testBF16RoPE(t, b) })
 	t.Run("Attention", func(t *testing.T) { testBF16Attention(t, b) })
+	t.Run("AttentionTiles", func(t *testing.T) { RunBF16AttentionTiles(t, b) })
 	t.Run("Conv1D", func(t *testing.T) { testBF16Conv1D(t, b) })
 	t.Run("SelectiveScan", func(t *testing.T) { testBF16SelectiveScan(t, b) })
 	t.Run("SSD", func(t *testing.T) { testBF16SSD(t, b) })
