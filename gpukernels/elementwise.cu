@@ -1,17 +1,22 @@
 // Elementwise ops and activations (cpukernels/elementwise.go). Grid-stride
 // loops over n elements; every op reads and writes index i only, so out may
 // alias an input.
+//
+// Operands are activations (act_t): in the bfloat16 build every operand is
+// bfloat16, loaded exactly, computed in float and rounded once when
+// stored. An op whose operands mix float32 and bfloat16 runs the *_mixed
+// kernels of the bfloat16 build instead (end of this file).
 
-extern "C" __global__ void add(real* out, const real* a, const real* b, i64 n) {
+extern "C" __global__ void add(act_t* out, const act_t* a, const act_t* b, i64 n) {
     FOR_N(i, n) out[i] = a[i] + b[i];
 }
 
-extern "C" __global__ void mul(real* out, const real* a, const real* b, i64 n) {
+extern "C" __global__ void mul(act_t* out, const act_t* a, const act_t* b, i64 n) {
     FOR_N(i, n) out[i] = a[i] * b[i];
 }
 
 // mul_backward: da += g⊙b, db += g⊙a; da or db may be null.
-extern "C" __global__ void mul_backward(real* da, real* db, const real* a, const real* b, const real* g, i64 n) {
+extern "C" __global__ void mul_backward(act_t* da, act_t* db, const act_t* a, const act_t* b, const act_t* g, i64 n) {
     FOR_N(i, n) {
         const real gi = g[i];
         if (da) da[i] += gi * b[i];
@@ -20,12 +25,12 @@ extern "C" __global__ void mul_backward(real* da, real* db, const real* a, const
 }
 
 // axpy: y += alpha·x, alpha rounded to real first (as cpukernels).
-extern "C" __global__ void axpy(real* y, const real* x, double alpha, i64 n) {
+extern "C" __global__ void axpy(act_t* y, const act_t* x, double alpha, i64 n) {
     const real a = (real)alpha;
     FOR_N(i, n) y[i] += a * x[i];
 }
 
-extern "C" __global__ void scale(real* x, double s, i64 n) {
+extern "C" __global__ void scale(act_t* x, double s, i64 n) {
     const real a = (real)s;
     FOR_N(i, n) x[i] *= a;
 }
@@ -46,7 +51,7 @@ extern "C" __global__ void scale_block(act_t* c, i64 off, i64 ld, i64 rows, i64 
 }
 
 // add_bias: out[r, c] = x[r, c] + bias[c].
-extern "C" __global__ void add_bias(real* out, const real* x, const real* bias, i64 rows, i64 cols) {
+extern "C" __global__ void add_bias(act_t* out, const act_t* x, const act_t* bias, i64 rows, i64 cols) {
     FOR_N(i, rows * cols) out[i] = x[i] + bias[i % cols];
 }
 
@@ -118,7 +123,7 @@ __device__ __forceinline__ real act_df(i64 kind, real x) {
 
 // act: out = f(x); results that would be subnormal become 0 (Identity is a
 // copy and never reaches here; ReLU is exact).
-extern "C" __global__ void act(real* out, const real* x, i64 kind, i64 n) {
+extern "C" __global__ void act(act_t* out, const act_t* x, i64 kind, i64 n) {
     if (kind == 1) {
         FOR_N(i, n) out[i] = act_f(1, x[i]);
         return;
@@ -130,7 +135,7 @@ extern "C" __global__ void act(real* out, const real* x, i64 kind, i64 n) {
 
 // act_backward: dx += f'(x)·dout (ReLU'(0) = 0; ReLU and Identity skip the
 // flush, as cpukernels).
-extern "C" __global__ void act_backward(real* dx, const real* x, const real* g, i64 kind, i64 n) {
+extern "C" __global__ void act_backward(act_t* dx, const act_t* x, const act_t* g, i64 kind, i64 n) {
     if (kind == 0) {
         FOR_N(i, n) dx[i] += g[i];
         return;
@@ -143,3 +148,86 @@ extern "C" __global__ void act_backward(real* dx, const real* x, const real* g, 
     ACT_CASES(ACT_DF)
 #undef ACT_DF
 }
+
+#if ACT_IS_BF16
+// The mixed kernels, for ops whose operands are each float32 or bfloat16 on
+// their own (docs/PRECISION.md: a float32 dropout mask times a bfloat16
+// activation, a bfloat16 dout summed into a float32 gradient). Bit k of
+// `types` is set when the kernel's k-th pointer parameter (from 0, in order)
+// is bfloat16. A type is the same for every thread, so the branch in ld and
+// st is uniform; values are computed in float and rounded once when stored,
+// as in the one-type kernels above.
+__device__ __forceinline__ bool is_h(i64 types, int k) { return (types >> k) & 1; }
+
+// ld is element i of p, a bfloat16 buffer when h, else a float32 one.
+__device__ __forceinline__ float ld(const void* p, bool h, i64 i) {
+    return h ? (float)((const bf16*)p)[i] : ((const float*)p)[i];
+}
+
+// st stores v into element i of p (rounded once when h).
+__device__ __forceinline__ void st(void* p, bool h, i64 i, float v) {
+    if (h) {
+        ((bf16*)p)[i] = v;
+    } else {
+        ((float*)p)[i] = v;
+    }
+}
+
+extern "C" __global__ void add_mixed(void* out, const void* a, const void* b, i64 types, i64 n) {
+    const bool ho = is_h(types, 0), ha = is_h(types, 1), hb = is_h(types, 2);
+    FOR_N(i, n) st(out, ho, i, ld(a, ha, i) + ld(b, hb, i));
+}
+
+extern "C" __global__ void mul_mixed(void* out, const void* a, const void* b, i64 types, i64 n) {
+    const bool ho = is_h(types, 0), ha = is_h(types, 1), hb = is_h(types, 2);
+    FOR_N(i, n) st(out, ho, i, ld(a, ha, i) * ld(b, hb, i));
+}
+
+extern "C" __global__ void mul_backward_mixed(void* da, void* db, const void* a, const void* b, const void* g, i64 types,
+                                              i64 n) {
+    const bool hda = is_h(types, 0), hdb = is_h(types, 1), ha = is_h(types, 2), hb = is_h(types, 3),
+               hg = is_h(types, 4);
+    FOR_N(i, n) {
+        const float gi = ld(g, hg, i);
+        if (da) st(da, hda, i, ld(da, hda, i) + gi * ld(b, hb, i));
+        if (db) st(db, hdb, i, ld(db, hdb, i) + gi * ld(a, ha, i));
+    }
+}
+
+extern "C" __global__ void axpy_mixed(void* y, const void* x, double alpha, i64 types, i64 n) {
+    const bool hy = is_h(types, 0), hx = is_h(types, 1);
+    const float a = (float)alpha;
+    FOR_N(i, n) st(y, hy, i, ld(y, hy, i) + a * ld(x, hx, i));
+}
+
+extern "C" __global__ void add_bias_mixed(void* out, const void* x, const void* bias, i64 types, i64 rows, i64 cols) {
+    const bool ho = is_h(types, 0), hx = is_h(types, 1), hb = is_h(types, 2);
+    FOR_N(i, rows * cols) st(out, ho, i, ld(x, hx, i) + ld(bias, hb, i % cols));
+}
+
+extern "C" __global__ void act_mixed(void* out, const void* x, i64 types, i64 kind, i64 n) {
+    const bool ho = is_h(types, 0), hx = is_h(types, 1);
+    if (kind == 1) {
+        FOR_N(i, n) st(out, ho, i, act_f(1, ld(x, hx, i)));
+        return;
+    }
+#define ACT_F(K) st(out, ho, i, flush(act_f(K, ld(x, hx, i))))
+    ACT_CASES(ACT_F)
+#undef ACT_F
+}
+
+extern "C" __global__ void act_backward_mixed(void* dx, const void* x, const void* g, i64 types, i64 kind, i64 n) {
+    const bool hd = is_h(types, 0), hx = is_h(types, 1), hg = is_h(types, 2);
+    if (kind == 0) {
+        FOR_N(i, n) st(dx, hd, i, ld(dx, hd, i) + ld(g, hg, i));
+        return;
+    }
+    if (kind == 1) {
+        FOR_N(i, n) if (ld(x, hx, i) > 0) st(dx, hd, i, ld(dx, hd, i) + ld(g, hg, i));
+        return;
+    }
+#define ACT_DF(K) st(dx, hd, i, flush(ld(dx, hd, i) + act_df(K, ld(x, hx, i)) * ld(g, hg, i)))
+    ACT_CASES(ACT_DF)
+#undef ACT_DF
+}
+#endif

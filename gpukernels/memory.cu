@@ -1,6 +1,11 @@
 // Block copies and permutations (cpukernels/memory.go, permute.go), and
 // the casts between float32 and bfloat16 (Copy between buffers of the two
 // types).
+//
+// The block copies and permutations move activations (act_t): in the
+// bfloat16 build they copy bfloat16 bits exactly and accumulate by load,
+// add in float, round once. copy_block_mixed copies between a float32 and a
+// bfloat16 matrix.
 
 extern "C" __global__ void cast_to_bf16(bf16* dst, const float* src, i64 n) {
     FOR_N(i, n) dst[i] = src[i];
@@ -13,11 +18,11 @@ extern "C" __global__ void cast_from_bf16(float* dst, const bf16* src, i64 n) {
 // copy_block: dst[dstOff + r·dstStride + c] (+)= src[srcOff + r·srcStride + c]
 // for r < rows, c < cols. Rows go over gridDim.y (grid-stride), columns over
 // x, so each warp walks contiguous elements of one row.
-extern "C" __global__ void copy_block(real* dst, i64 dstOff, i64 dstStride, const real* src, i64 srcOff, i64 srcStride,
-                                      i64 rows, i64 cols, i64 accumulate) {
+extern "C" __global__ void copy_block(act_t* dst, i64 dstOff, i64 dstStride, const act_t* src, i64 srcOff,
+                                      i64 srcStride, i64 rows, i64 cols, i64 accumulate) {
     for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
-        real* d = dst + dstOff + r * dstStride;
-        const real* s = src + srcOff + r * srcStride;
+        act_t* d = dst + dstOff + r * dstStride;
+        const act_t* s = src + srcOff + r * srcStride;
         for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (i64)gridDim.x * blockDim.x) {
             if (accumulate) {
                 d[c] += s[c];
@@ -27,6 +32,29 @@ extern "C" __global__ void copy_block(real* dst, i64 dstOff, i64 dstStride, cons
         }
     }
 }
+
+#if ACT_IS_BF16
+// copy_block_mixed is copy_block from a src of one type into a dst of the
+// other: float32 → bfloat16 (dst bfloat16, hdst 1) rounds each value (or
+// each sum) once, bfloat16 → float32 is exact (the sum rounds to float).
+extern "C" __global__ void copy_block_mixed(void* dst, i64 dstOff, i64 dstStride, const void* src, i64 srcOff,
+                                            i64 srcStride, i64 rows, i64 cols, i64 accumulate, i64 hdst) {
+    for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
+        const i64 d0 = dstOff + r * dstStride, s0 = srcOff + r * srcStride;
+        for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (i64)gridDim.x * blockDim.x) {
+            if (hdst) {
+                bf16& d = ((bf16*)dst)[d0 + c];
+                const float v = ((const float*)src)[s0 + c];
+                d = accumulate ? (float)d + v : v;
+            } else {
+                float& d = ((float*)dst)[d0 + c];
+                const float v = ((const bf16*)src)[s0 + c];
+                d = accumulate ? d + v : v;
+            }
+        }
+    }
+}
+#endif
 
 // src_offset maps index idx over the dims d[0..rank) (row-major) to the
 // offset Σ_k idx_k·stride_k. I is unsigned 32-bit when every index fits:
@@ -48,7 +76,7 @@ __device__ __forceinline__ I src_offset(I idx, i64 rank, const i64* dims, const 
 // permute: out[o] (+)= x[src(o)], where o's index over the (merged) out
 // dims d0..d{rank-1} (row-major) walks x with strides s0..s{rank-1}; small
 // says every offset fits 32 bits.
-extern "C" __global__ void permute(real* out, const real* x, i64 n, i64 rank,
+extern "C" __global__ void permute(act_t* out, const act_t* x, i64 n, i64 rank,
                                    i64 d0, i64 d1, i64 d2, i64 d3, i64 d4, i64 d5,
                                    i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5, i64 accumulate, i64 small) {
     const i64 dims[6] = {d0, d1, d2, d3, d4, d5};
@@ -68,7 +96,7 @@ extern "C" __global__ void permute(real* out, const real* x, i64 n, i64 rank,
 // out row `row` (inner elements) copies (or adds) the x row at
 // src_offset(row) over the outer dims d0..d{rank-1}. Rows go over grid y,
 // the row's elements over x, so accesses are contiguous on both sides.
-extern "C" __global__ void permute_rows(real* out, const real* x, i64 rows, i64 inner, i64 rank,
+extern "C" __global__ void permute_rows(act_t* out, const act_t* x, i64 rows, i64 inner, i64 rank,
                                         i64 d0, i64 d1, i64 d2, i64 d3, i64 d4, i64 d5,
                                         i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5, i64 accumulate, i64 small) {
     const i64 dims[6] = {d0, d1, d2, d3, d4, d5};
@@ -76,8 +104,8 @@ extern "C" __global__ void permute_rows(real* out, const real* x, i64 rows, i64 
     for (i64 row = blockIdx.y; row < rows; row += gridDim.y) {
         const i64 src = small ? (i64)src_offset<unsigned>((unsigned)row, rank, dims, strides)
                               : src_offset<i64>(row, rank, dims, strides);
-        const real* xs = x + src;
-        real* o = out + row * inner;
+        const act_t* xs = x + src;
+        act_t* o = out + row * inner;
         for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < inner; c += (i64)gridDim.x * blockDim.x) {
             if (accumulate) {
                 o[c] += xs[c];
