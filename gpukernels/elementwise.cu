@@ -6,18 +6,105 @@
 // bfloat16, loaded exactly, computed in float and rounded once when
 // stored. An op whose operands mix float32 and bfloat16 runs the *_mixed
 // kernels of the bfloat16 build instead (end of this file).
+//
+// In the bfloat16 build the one-type kernels walk 8 elements (16 bytes of
+// each operand) a thread when every pointer is 16-byte aligned (the
+// allocator's buffers are; a view need not be): the group loop covers
+// [0, s = n rounded down to 8) and the scalar loop FOR_FROM(i, s, n) the
+// rest, or everything when a pointer is unaligned. In the float builds s is
+// 0 and the scalar loop is the whole kernel.
+
+// FOR_FROM is FOR_N over [s, n).
+#define FOR_FROM(i, s, n) \
+    for (i64 i = (s) + (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
+
+#if ACT_IS_BF16
+// h8 is 8 bfloat16 values, one 16-byte load or store.
+struct alignas(16) h8 {
+    bf16 v[8];
+};
+
+__device__ __forceinline__ bool al16(const void* p) { return ((unsigned long long)p & 15) == 0; }
+
+// ld8 reads group j (elements 8j..8j+7) of p as floats, exactly.
+__device__ __forceinline__ void ld8(const bf16* p, i64 j, float* v) {
+    const h8 w = ((const h8*)p)[j];
+#pragma unroll
+    for (int k = 0; k < 8; k++) v[k] = w.v[k];
+}
+
+// st8 writes v to group j of p, each value rounded once.
+__device__ __forceinline__ void st8(bf16* p, i64 j, const float* v) {
+    h8 w;
+#pragma unroll
+    for (int k = 0; k < 8; k++) w.v[k] = v[k];
+    ((h8*)p)[j] = w;
+}
+
+// K8 loops k over a group's 8 elements, unrolled (the arrays stay in
+// registers).
+#define K8 _Pragma("unroll") for (int k = 0; k < 8; k++)
+#endif
 
 extern "C" __global__ void add(act_t* out, const act_t* a, const act_t* b, i64 n) {
-    FOR_N(i, n) out[i] = a[i] + b[i];
+    i64 s = 0;
+#if ACT_IS_BF16
+    if (al16(out) && al16(a) && al16(b)) {
+        s = n / 8 * 8;
+        FOR_N(j, n / 8) {
+            float x[8], y[8];
+            ld8(a, j, x);
+            ld8(b, j, y);
+            K8 x[k] += y[k];
+            st8(out, j, x);
+        }
+    }
+#endif
+    FOR_FROM(i, s, n) out[i] = a[i] + b[i];
 }
 
 extern "C" __global__ void mul(act_t* out, const act_t* a, const act_t* b, i64 n) {
-    FOR_N(i, n) out[i] = a[i] * b[i];
+    i64 s = 0;
+#if ACT_IS_BF16
+    if (al16(out) && al16(a) && al16(b)) {
+        s = n / 8 * 8;
+        FOR_N(j, n / 8) {
+            float x[8], y[8];
+            ld8(a, j, x);
+            ld8(b, j, y);
+            K8 x[k] *= y[k];
+            st8(out, j, x);
+        }
+    }
+#endif
+    FOR_FROM(i, s, n) out[i] = a[i] * b[i];
 }
 
 // mul_backward: da += g⊙b, db += g⊙a; da or db may be null.
 extern "C" __global__ void mul_backward(act_t* da, act_t* db, const act_t* a, const act_t* b, const act_t* g, i64 n) {
-    FOR_N(i, n) {
+    i64 s = 0;
+#if ACT_IS_BF16
+    if (al16(da) && al16(db) && al16(a) && al16(b) && al16(g)) {
+        s = n / 8 * 8;
+        FOR_N(j, n / 8) {
+            float gv[8], v[8], d[8];
+            ld8(g, j, gv);
+            if (da) {
+                ld8(b, j, v);
+                ld8(da, j, d);
+                K8 d[k] += gv[k] * v[k];
+                st8(da, j, d);
+            }
+            if (db) {
+                ld8(a, j, v);
+                ld8(db, j, d);
+                K8 d[k] += gv[k] * v[k];
+                st8(db, j, d);
+            }
+        }
+    }
+#endif
+    FOR_FROM(i, s, n) {
         const real gi = g[i];
         if (da) da[i] += gi * b[i];
         if (db) db[i] += gi * a[i];
@@ -27,12 +114,37 @@ extern "C" __global__ void mul_backward(act_t* da, act_t* db, const act_t* a, co
 // axpy: y += alpha·x, alpha rounded to real first (as cpukernels).
 extern "C" __global__ void axpy(act_t* y, const act_t* x, double alpha, i64 n) {
     const real a = (real)alpha;
-    FOR_N(i, n) y[i] += a * x[i];
+    i64 s = 0;
+#if ACT_IS_BF16
+    if (al16(y) && al16(x)) {
+        s = n / 8 * 8;
+        FOR_N(j, n / 8) {
+            float yv[8], xv[8];
+            ld8(y, j, yv);
+            ld8(x, j, xv);
+            K8 yv[k] += a * xv[k];
+            st8(y, j, yv);
+        }
+    }
+#endif
+    FOR_FROM(i, s, n) y[i] += a * x[i];
 }
 
-extern "C" __global__ void scale(act_t* x, double s, i64 n) {
-    const real a = (real)s;
-    FOR_N(i, n) x[i] *= a;
+extern "C" __global__ void scale(act_t* x, double factor, i64 n) {
+    const real a = (real)factor;
+    i64 s = 0;
+#if ACT_IS_BF16
+    if (al16(x)) {
+        s = n / 8 * 8;
+        FOR_N(j, n / 8) {
+            float v[8];
+            ld8(x, j, v);
+            K8 v[k] *= a;
+            st8(x, j, v);
+        }
+    }
+#endif
+    FOR_FROM(i, s, n) x[i] *= a;
 }
 
 extern "C" __global__ void fill(real* x, double v, i64 n) {
@@ -52,7 +164,24 @@ extern "C" __global__ void scale_block(act_t* c, i64 off, i64 ld, i64 rows, i64 
 
 // add_bias: out[r, c] = x[r, c] + bias[c].
 extern "C" __global__ void add_bias(act_t* out, const act_t* x, const act_t* bias, i64 rows, i64 cols) {
-    FOR_N(i, rows * cols) out[i] = x[i] + bias[i % cols];
+    const i64 n = rows * cols;
+    i64 s = 0;
+#if ACT_IS_BF16
+    if (al16(out) && al16(x)) {
+        s = n / 8 * 8;
+        FOR_N(j, n / 8) {
+            float v[8];
+            ld8(x, j, v);
+            i64 c = 8 * j % cols;
+            K8 {
+                v[k] += bias[c];
+                if (++c == cols) c = 0;
+            }
+            st8(out, j, v);
+        }
+    }
+#endif
+    FOR_FROM(i, s, n) out[i] = x[i] + bias[i % cols];
 }
 
 // sigmoid_ is 1/(1+exp(−x)) without overflow for large |x|.
@@ -108,44 +237,93 @@ __device__ __forceinline__ real act_df(i64 kind, real x) {
     return (real)1;
 }
 
-// ACT_CASES stamps one grid-stride loop per activation kind, so the branch
-// on kind is taken once per thread, not once per element.
-#define ACT_CASES(BODY)                        \
-    switch (kind) {                            \
-    case 2: FOR_N(i, n) { BODY(2); } break;    \
-    case 3: FOR_N(i, n) { BODY(3); } break;    \
-    case 4: FOR_N(i, n) { BODY(4); } break;    \
-    case 5: FOR_N(i, n) { BODY(5); } break;    \
-    case 6: FOR_N(i, n) { BODY(6); } break;    \
-    case 7: FOR_N(i, n) { BODY(7); } break;    \
-    case 8: FOR_N(i, n) { BODY(8); } break;    \
+// ACT_CASES stamps one loop LOOP (a grid-stride loop header) per
+// activation kind, so the branch on kind is taken once per thread, not once
+// per element.
+#define ACT_CASES(LOOP, BODY)             \
+    switch (kind) {                       \
+    case 2: LOOP { BODY(2); } break;      \
+    case 3: LOOP { BODY(3); } break;      \
+    case 4: LOOP { BODY(4); } break;      \
+    case 5: LOOP { BODY(5); } break;      \
+    case 6: LOOP { BODY(6); } break;      \
+    case 7: LOOP { BODY(7); } break;      \
+    case 8: LOOP { BODY(8); } break;      \
     }
 
 // act: out = f(x); results that would be subnormal become 0 (Identity is a
 // copy and never reaches here; ReLU is exact).
 extern "C" __global__ void act(act_t* out, const act_t* x, i64 kind, i64 n) {
+    i64 s = 0;
+#if ACT_IS_BF16
+    if (al16(out) && al16(x)) {
+        s = n / 8 * 8;
+        if (kind == 1) {
+            FOR_N(j, n / 8) {
+                float v[8];
+                ld8(x, j, v);
+                K8 v[k] = act_f(1, v[k]);
+                st8(out, j, v);
+            }
+        } else {
+#define ACT_F8(K)                            \
+    float v[8];                              \
+    ld8(x, j, v);                            \
+    K8 v[k] = flush(act_f(K, v[k]));         \
+    st8(out, j, v)
+            ACT_CASES(FOR_N(j, n / 8), ACT_F8)
+#undef ACT_F8
+        }
+    }
+#endif
     if (kind == 1) {
-        FOR_N(i, n) out[i] = act_f(1, x[i]);
+        FOR_FROM(i, s, n) out[i] = act_f(1, x[i]);
         return;
     }
 #define ACT_F(K) out[i] = flush(act_f(K, x[i]))
-    ACT_CASES(ACT_F)
+    ACT_CASES(FOR_FROM(i, s, n), ACT_F)
 #undef ACT_F
 }
 
 // act_backward: dx += f'(x)·dout (ReLU'(0) = 0; ReLU and Identity skip the
 // flush, as cpukernels).
 extern "C" __global__ void act_backward(act_t* dx, const act_t* x, const act_t* g, i64 kind, i64 n) {
+    i64 s = 0;
+#if ACT_IS_BF16
+    if (al16(dx) && al16(x) && al16(g)) {
+        s = n / 8 * 8;
+        if (kind == 0 || kind == 1) {
+            FOR_N(j, n / 8) {
+                float d[8], xv[8], gv[8];
+                ld8(dx, j, d);
+                ld8(g, j, gv);
+                if (kind == 1) ld8(x, j, xv);
+                K8 if (kind == 0 || xv[k] > 0) d[k] += gv[k];
+                st8(dx, j, d);
+            }
+        } else {
+#define ACT_DF8(K)                                           \
+    float d[8], xv[8], gv[8];                                \
+    ld8(dx, j, d);                                           \
+    ld8(x, j, xv);                                           \
+    ld8(g, j, gv);                                           \
+    K8 d[k] = flush(d[k] + act_df(K, xv[k]) * gv[k]);        \
+    st8(dx, j, d)
+            ACT_CASES(FOR_N(j, n / 8), ACT_DF8)
+#undef ACT_DF8
+        }
+    }
+#endif
     if (kind == 0) {
-        FOR_N(i, n) dx[i] += g[i];
+        FOR_FROM(i, s, n) dx[i] += g[i];
         return;
     }
     if (kind == 1) {
-        FOR_N(i, n) if (x[i] > 0) dx[i] += g[i];
+        FOR_FROM(i, s, n) if (x[i] > 0) dx[i] += g[i];
         return;
     }
 #define ACT_DF(K) dx[i] = flush(dx[i] + act_df(K, x[i]) * g[i])
-    ACT_CASES(ACT_DF)
+    ACT_CASES(FOR_FROM(i, s, n), ACT_DF)
 #undef ACT_DF
 }
 
@@ -212,7 +390,7 @@ extern "C" __global__ void act_mixed(void* out, const void* x, i64 types, i64 ki
         return;
     }
 #define ACT_F(K) st(out, ho, i, flush(act_f(K, ld(x, hx, i))))
-    ACT_CASES(ACT_F)
+    ACT_CASES(FOR_N(i, n), ACT_F)
 #undef ACT_F
 }
 
@@ -227,7 +405,7 @@ extern "C" __global__ void act_backward_mixed(void* dx, const void* x, const voi
         return;
     }
 #define ACT_DF(K) st(dx, hd, i, flush(ld(dx, hd, i) + act_df(K, ld(x, hx, i)) * ld(g, hg, i)))
-    ACT_CASES(ACT_DF)
+    ACT_CASES(FOR_N(i, n), ACT_DF)
 #undef ACT_DF
 }
 #endif

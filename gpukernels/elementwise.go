@@ -2,19 +2,26 @@ package gpukernels
 
 import (
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"seqbench/nn"
 )
 
 // elementwise launches a grid-stride kernel of elementwise.cu over n, from
-// the build of activation type at.
+// the build of activation type at. The bfloat16 build's one-type kernels
+// walk 8 elements a thread (one 16-byte load per operand), so they get a
+// thread per 8; the *_mixed kernels one per element.
 func (be *Backend) elementwise(op string, at nn.DType, name string, n int, args ...uint64) {
 	if n == 0 {
 		return
 	}
+	threads := n
+	if at == nn.BFloat16 && !strings.HasSuffix(name, "_mixed") {
+		threads = (n + 7) / 8
+	}
 	k := be.fnAs(op, at, "elementwise", name)
-	be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, args...)
+	be.launch(op, k, dim(be.blocksFor(threads, 256)), dim(256), 0, args...)
 }
 
 // ewTypes returns how an elementwise op runs on its operands ops, each of

@@ -24,8 +24,7 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 	defer be.exit()
 	if r == 0 || (r == 1 && strides[0] == 1) {
 		if accumulate {
-			k := be.fnAs(op, at, "elementwise", "axpy")
-			be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, pArg(o), pArg(xs), fArg(1), iArg(n))
+			be.elementwise(op, at, "axpy", n, pArg(o), pArg(xs), fArg(1), iArg(n))
 			return
 		}
 		be.copy(op, o, xs, n)
