@@ -15,21 +15,58 @@ extern "C" __global__ void cast_from_bf16(float* dst, const bf16* src, i64 n) {
     FOR_N(i, n) dst[i] = src[i];
 }
 
+#if ACT_IS_BF16
+// h8 is 8 bfloat16 values, one 16-byte load or store (as in elementwise.cu).
+struct alignas(16) h8 {
+    bf16 v[8];
+};
+
+__device__ __forceinline__ bool al16(const void* p) { return ((unsigned long long)p & 15) == 0; }
+#endif
+
+// copy_row copies (adds, with accumulate) cols elements of s into d, the
+// threads of grid x striding over them. In the bfloat16 build with vec
+// (both rows start 16-byte aligned and cols is a multiple of 8) a thread
+// moves 8 elements at once; a sum is added in float and rounded once.
+__device__ __forceinline__ void copy_row(act_t* d, const act_t* s, i64 cols, i64 accumulate, bool vec) {
+#if ACT_IS_BF16
+    if (vec) {
+        h8* d8 = (h8*)d;
+        const h8* s8 = (const h8*)s;
+        for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols / 8; c += (i64)gridDim.x * blockDim.x) {
+            if (accumulate) {
+                h8 a = d8[c];
+                const h8 b = s8[c];
+#pragma unroll
+                for (int k = 0; k < 8; k++) a.v[k] = (float)a.v[k] + (float)b.v[k];
+                d8[c] = a;
+            } else {
+                d8[c] = s8[c];
+            }
+        }
+        return;
+    }
+#endif
+    for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (i64)gridDim.x * blockDim.x) {
+        if (accumulate) {
+            d[c] += s[c];
+        } else {
+            d[c] = s[c];
+        }
+    }
+}
+
 // copy_block: dst[dstOff + r·dstStride + c] (+)= src[srcOff + r·srcStride + c]
 // for r < rows, c < cols. Rows go over gridDim.y (grid-stride), columns over
 // x, so each warp walks contiguous elements of one row.
 extern "C" __global__ void copy_block(act_t* dst, i64 dstOff, i64 dstStride, const act_t* src, i64 srcOff,
                                       i64 srcStride, i64 rows, i64 cols, i64 accumulate) {
+    bool vec = false;
+#if ACT_IS_BF16
+    vec = ((dstOff | dstStride | srcOff | srcStride | cols) & 7) == 0 && al16(dst) && al16(src);
+#endif
     for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
-        act_t* d = dst + dstOff + r * dstStride;
-        const act_t* s = src + srcOff + r * srcStride;
-        for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (i64)gridDim.x * blockDim.x) {
-            if (accumulate) {
-                d[c] += s[c];
-            } else {
-                d[c] = s[c];
-            }
-        }
+        copy_row(dst + dstOff + r * dstStride, src + srcOff + r * srcStride, cols, accumulate, vec);
     }
 }
 
@@ -95,23 +132,21 @@ extern "C" __global__ void permute(act_t* out, const act_t* x, i64 n, i64 rank,
 // permute_rows is permute when the innermost out dim is contiguous in x:
 // out row `row` (inner elements) copies (or adds) the x row at
 // src_offset(row) over the outer dims d0..d{rank-1}. Rows go over grid y,
-// the row's elements over x, so accesses are contiguous on both sides.
+// the row's elements over x, so accesses are contiguous on both sides
+// (copy_row).
 extern "C" __global__ void permute_rows(act_t* out, const act_t* x, i64 rows, i64 inner, i64 rank,
                                         i64 d0, i64 d1, i64 d2, i64 d3, i64 d4, i64 d5,
                                         i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5, i64 accumulate, i64 small) {
     const i64 dims[6] = {d0, d1, d2, d3, d4, d5};
     const i64 strides[6] = {s0, s1, s2, s3, s4, s5};
+    bool vec = false;
+#if ACT_IS_BF16
+    // Every x row starts at a multiple of 8 elements when the strides are.
+    vec = ((inner | s0 | s1 | s2 | s3 | s4 | s5) & 7) == 0 && al16(out) && al16(x);
+#endif
     for (i64 row = blockIdx.y; row < rows; row += gridDim.y) {
         const i64 src = small ? (i64)src_offset<unsigned>((unsigned)row, rank, dims, strides)
                               : src_offset<i64>(row, rank, dims, strides);
-        const act_t* xs = x + src;
-        act_t* o = out + row * inner;
-        for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < inner; c += (i64)gridDim.x * blockDim.x) {
-            if (accumulate) {
-                o[c] += xs[c];
-            } else {
-                o[c] = xs[c];
-            }
-        }
+        copy_row(out + row * inner, x + src, inner, accumulate, vec);
     }
 }

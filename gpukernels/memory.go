@@ -362,10 +362,7 @@ func (be *Backend) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer
 	at, mixed, _ := be.ewTypes(op, arg{"dst", d}, arg{"src", s})
 	be.enter(op)
 	defer be.exit()
-	// Enough blocks to fill the device, each walking many rows: a block per
-	// row would spend more on block starts than on a short row.
-	bx := min((cols+255)/256, 1024)
-	by := min(rows, max(1, be.maxGrid*8/bx), 65535)
+	bx, by := be.copyGrid(at, mixed, rows, cols)
 	if mixed {
 		k := be.fnAs(op, at, "memory", "copy_block_mixed")
 		be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(dstOff), iArg(dstStride), pArg(s),
@@ -375,4 +372,18 @@ func (be *Backend) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer
 	k := be.fnAs(op, at, "memory", "copy_block")
 	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(dstOff), iArg(dstStride), pArg(s),
 		iArg(srcOff), iArg(srcStride), iArg(rows), iArg(cols), bArg(accumulate))
+}
+
+// copyGrid is the grid of copy_block and permute_rows for rows of cols
+// elements of type at: enough blocks to fill the device, each walking many
+// rows (a block per row would spend more on block starts than on a short
+// row), with a thread per element of a row, or per 8 in the bfloat16 build
+// of the one-type kernels (which move 8 at once when the rows allow).
+func (be *Backend) copyGrid(at nn.DType, mixed bool, rows, cols int) (bx, by int) {
+	if at == nn.BFloat16 && !mixed {
+		cols = (cols + 7) / 8
+	}
+	bx = min((cols+255)/256, 1024)
+	by = min(rows, max(1, be.maxGrid*8/bx), 65535)
+	return bx, by
 }

@@ -55,8 +55,7 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 		}
 		args = append(args, bArg(accumulate), bArg(small))
 		k := be.fnAs(op, at, "memory", "permute_rows")
-		bx := min((inner+255)/256, 1024)
-		by := min(rows, max(1, be.maxGrid*8/bx), 65535)
+		bx, by := be.copyGrid(at, false, rows, inner)
 		be.launch(op, k, dim2(bx, by), dim(256), 0, args...)
 		return
 	}

@@ -124,7 +124,8 @@ func testBF16BiasTypes(t *testing.T, b nn.MixedBackend) {
 		dts []nn.DType // out, x, bias
 	}
 	cases := []biasCase{{shape2{1, 1}, []nn.DType{bf16, bf16, bf16}}, {shape2{300, 65}, []nn.DType{bf16, bf16, bf16}},
-		{shape2{7, 13}, []nn.DType{fp32, bf16, bf16}}, {shape2{9, 1000}, []nn.DType{bf16, fp32, bf16}}}
+		{shape2{50, 3}, []nn.DType{bf16, bf16, bf16}}, {shape2{7, 13}, []nn.DType{fp32, bf16, bf16}},
+		{shape2{9, 1000}, []nn.DType{bf16, fp32, bf16}}}
 	desc := func(c biasCase) string { return shape2Desc(c.shape2) + "_" + dtDesc(c.dts...) }
 	runCases(t, b, "BF16BiasTypes", cases, desc, func(tt *tester, c biasCase) {
 		n := c.rows * c.cols
@@ -182,8 +183,10 @@ func testBF16CopyBlock(t *testing.T, b nn.MixedBackend) {
 	var cases []copyBlockBF16Case
 	for _, dts := range [][2]nn.DType{{bf16, bf16}, {bf16, fp32}, {fp32, bf16}} {
 		for _, acc := range []bool{false, true} {
+			// Offsets, strides and widths that are all multiples of 8 (a
+			// kernel may move 16 bytes of bfloat16 at once) and not.
 			for _, c := range []copyBlockCase{{2, 7, 0, 3, 5, 3, acc}, {3, 29, 1, 31, 17, 13, acc}, {1, 1, 0, 1, 1, 257, acc},
-				{0, 3, 0, 0, 4, 3, acc}} {
+				{0, 3, 0, 0, 4, 3, acc}, {8, 48, 16, 40, 9, 24, acc}, {0, 16, 8, 0, 5, 8, acc}} {
 				cases = append(cases, copyBlockBF16Case{c, dts[0], dts[1]})
 			}
 		}
@@ -223,6 +226,7 @@ func testBF16Permute(t *testing.T, b nn.MixedBackend) {
 			{shape: []int{2, 7, 3, 5}, perm: []int{0, 2, 1, 3}},
 			{shape: []int{2, 3, 5, 4}, perm: []int{3, 1, 0, 2}},
 			{shape: []int{4, 33, 40}, perm: []int{1, 0, 2}},
+			{shape: []int{2, 7, 3, 16}, perm: []int{0, 2, 1, 3}},
 		} {
 			c.accumulate = acc
 			cases = append(cases, c)
