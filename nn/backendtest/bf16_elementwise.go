@@ -149,22 +149,22 @@ func testBF16BiasTypes(t *testing.T, b nn.MixedBackend) {
 	})
 }
 
-// roundTo is v rounded once to type dt (float32 or bfloat16).
-func roundTo(dt nn.DType, v float32) float64 {
+// ewRound is v rounded once to type dt (float32 or bfloat16).
+func ewRound(dt nn.DType, v float32) float64 {
 	if dt == bf16 {
 		return float64(nn.RoundBF16(v))
 	}
 	return float64(v)
 }
 
-// exactSum is what an accumulating copy stores: before + v in float32,
+// ewSum is what an accumulating copy stores: before + v in float32,
 // rounded once to dst's type.
-func exactSum(dt nn.DType, before, v float64) float64 {
-	return roundTo(dt, float32(before)+float32(v))
+func ewSum(dt nn.DType, before, v float64) float64 {
+	return ewRound(dt, float32(before)+float32(v))
 }
 
-// checkBits fails on the first element of got that is not want bit for bit.
-func (tt *tester) checkBits(name string, got, want []float64) {
+// ewCheckBits fails on the first element of got that is not want bit for bit.
+func (tt *tester) ewCheckBits(name string, got, want []float64) {
 	tt.Helper()
 	for i := range want {
 		if !same(got[i], want[i]) {
@@ -206,13 +206,13 @@ func testBF16CopyBlock(t *testing.T, b nn.MixedBackend) {
 			for k := 0; k < c.cols; k++ {
 				d, v := c.dstOff+r*c.dstStride+k, srcs[c.srcOff+r*c.srcStride+k]
 				if c.accumulate {
-					want[d] = exactSum(c.dst, want[d], v)
+					want[d] = ewSum(c.dst, want[d], v)
 				} else {
-					want[d] = roundTo(c.dst, float32(v))
+					want[d] = ewRound(c.dst, float32(v))
 				}
 			}
 		}
-		tt.checkBits("dst", tt.readAs("dst", dst, c.dst), want)
+		tt.ewCheckBits("dst", tt.readAs("dst", dst, c.dst), want)
 	})
 }
 
@@ -240,11 +240,11 @@ func testBF16Permute(t *testing.T, b nn.MixedBackend) {
 		out, before := tt.exactAs(bf16, tt.randn(n))
 		if c.accumulate {
 			for i := range want {
-				want[i] = exactSum(bf16, before[i], want[i])
+				want[i] = ewSum(bf16, before[i], want[i])
 			}
 		}
 		tt.b.Permute(out, x, c.shape, c.perm, c.accumulate)
-		tt.checkBits("out", tt.readAs("out", out, bf16), want)
+		tt.ewCheckBits("out", tt.readAs("out", out, bf16), want)
 	})
 }
 
