@@ -61,13 +61,14 @@ __device__ __forceinline__ bool better(real v, i64 i, real bv, i64 bi) {
 }
 
 // argmax_rows: idx[r] = the first index of the largest value of row r (the
-// first NaN if any). blockDim.x must be 256.
-extern "C" __global__ void argmax_rows(int* idx, const real* x, i64 rows, i64 cols) {
+// first NaN if any). blockDim.x must be 256. x is an activation (bfloat16
+// in the bfloat16 build, compared exactly as float).
+extern "C" __global__ void argmax_rows(int* idx, const act_t* x, i64 rows, i64 cols) {
     __shared__ real sv[256];
     __shared__ i64 si[256];
     const int tid = threadIdx.x;
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
-        const real* xr = x + r * cols;
+        const act_t* xr = x + r * cols;
         real bv = 0;
         i64 bi = -1;
         for (i64 c = tid; c < cols; c += blockDim.x) {

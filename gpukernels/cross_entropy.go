@@ -57,11 +57,12 @@ func (be *Backend) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer, t
 
 // ArgmaxRows returns, for each row of x (rows, cols), the index of its
 // largest value, the first one on ties; a NaN counts as larger than any
-// number (as torch.argmax).
+// number (as torch.argmax). x is of the backend's type or bfloat16.
 func (be *Backend) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
 	const op = "ArgmaxRows"
 	check(op, nn.CheckRows(rows, cols))
 	xs := be.buf(x, rows*cols, op, "x")
+	at := be.actType(op, arg{"x", xs})
 	idx := make([]int32, rows)
 	if rows == 0 {
 		return idx
@@ -70,7 +71,7 @@ func (be *Backend) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
 	defer be.exit()
 	ib := be.newBuffer(rows, nn.Float32)
 	defer be.release(ib)
-	k := be.fn(op, "cross_entropy", "argmax_rows")
+	k := be.fnAs(op, at, "cross_entropy", "argmax_rows")
 	be.launch(op, k, dim(be.rowBlocks(rows)), dim(256), 0, pArg(ib), pArg(xs), iArg(rows), iArg(cols))
 	be.download(op, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(idx))), 4*rows), ib.ptr)
 	return idx

@@ -3,9 +3,11 @@ package gpukernels
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"seqbench/nn"
+	"seqbench/nn/backendtest"
 )
 
 // Sizes that end mid-block, fill one block, span many, and need the grid
@@ -160,4 +162,57 @@ func TestGPUReductions(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestGPUBFloat16ElementwiseTypes runs the elementwise, reduction and
+// layout ops on cuda-bfloat16 in the type combinations that RunBF16 leaves
+// out (every operand's type on its own, CopyBlock, Permute, ArgmaxRows).
+func TestGPUBFloat16ElementwiseTypes(t *testing.T) {
+	m, err := newBF16(gpu(t, nn.Float32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backendtest.RunBF16Elementwise(t, m)
+}
+
+// TestElementwiseTypes checks, without a GPU, how an elementwise op picks
+// its kernel from its operands' types: one type runs that type's build,
+// a mix runs the bfloat16 build's *_mixed kernel with bit k set for a
+// bfloat16 operand k (nil operands keep their bit clear), and a type the
+// backend cannot hold panics naming the operand.
+func TestElementwiseTypes(t *testing.T) {
+	be := &Backend{dtype: nn.Float32}
+	h, f := &Buffer{dt: nn.BFloat16}, &Buffer{dt: nn.Float32}
+	cases := []struct {
+		ops   []*Buffer
+		at    nn.DType
+		mixed bool
+		types uint64
+	}{
+		{[]*Buffer{f, f, f}, nn.Float32, false, 0},
+		{[]*Buffer{h, h, h}, nn.BFloat16, false, 7},
+		{[]*Buffer{h, h, f}, nn.BFloat16, true, 3},
+		{[]*Buffer{f, h, h}, nn.BFloat16, true, 6},
+		{[]*Buffer{f, f, h}, nn.BFloat16, true, 4},
+		{[]*Buffer{nil, h, f, h, h}, nn.BFloat16, true, 26},
+		{[]*Buffer{nil, f, f}, nn.Float32, false, 0},
+		{[]*Buffer{nil, h}, nn.BFloat16, false, 2},
+	}
+	for _, c := range cases {
+		var ops []arg
+		for k, b := range c.ops {
+			ops = append(ops, arg{fmt.Sprint("op", k), b})
+		}
+		at, mixed, types := be.ewTypes("Test", ops...)
+		if at != c.at || mixed != c.mixed || types != c.types {
+			t.Errorf("ewTypes(%v) = %v, %v, %b; want %v, %v, %b", c.ops, at, mixed, types, c.at, c.mixed, c.types)
+		}
+	}
+	defer func() {
+		msg := fmt.Sprint(recover())
+		if !strings.Contains(msg, "gpukernels.Test: b is float64, must be float32 or bfloat16") {
+			t.Errorf("a float64 operand on the float32 backend panicked with %q", msg)
+		}
+	}()
+	be.ewTypes("Test", arg{"a", f}, arg{"b", &Buffer{dt: nn.Float64}})
 }

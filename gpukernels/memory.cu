@@ -1,6 +1,11 @@
 // Block copies and permutations (cpukernels/memory.go, permute.go), and
 // the casts between float32 and bfloat16 (Copy between buffers of the two
 // types).
+//
+// The block copies and permutations move activations (act_t): in the
+// bfloat16 build they copy bfloat16 bits exactly and accumulate by load,
+// add in float, round once. copy_block_mixed copies between a float32 and a
+// bfloat16 matrix.
 
 extern "C" __global__ void cast_to_bf16(bf16* dst, const float* src, i64 n) {
     FOR_N(i, n) dst[i] = src[i];
@@ -10,23 +15,83 @@ extern "C" __global__ void cast_from_bf16(float* dst, const bf16* src, i64 n) {
     FOR_N(i, n) dst[i] = src[i];
 }
 
+#if ACT_IS_BF16
+// h8 is 8 bfloat16 values, one 16-byte load or store (as in elementwise.cu).
+struct alignas(16) h8 {
+    bf16 v[8];
+};
+
+__device__ __forceinline__ bool al16(const void* p) { return ((unsigned long long)p & 15) == 0; }
+#endif
+
+// copy_row copies (adds, with accumulate) cols elements of s into d, the
+// threads of grid x striding over them. In the bfloat16 build with vec
+// (both rows start 16-byte aligned and cols is a multiple of 8) a thread
+// moves 8 elements at once; a sum is added in float and rounded once.
+__device__ __forceinline__ void copy_row(act_t* d, const act_t* s, i64 cols, i64 accumulate, bool vec) {
+#if ACT_IS_BF16
+    if (vec) {
+        h8* d8 = (h8*)d;
+        const h8* s8 = (const h8*)s;
+        for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols / 8; c += (i64)gridDim.x * blockDim.x) {
+            if (accumulate) {
+                h8 a = d8[c];
+                const h8 b = s8[c];
+#pragma unroll
+                for (int k = 0; k < 8; k++) a.v[k] = (float)a.v[k] + (float)b.v[k];
+                d8[c] = a;
+            } else {
+                d8[c] = s8[c];
+            }
+        }
+        return;
+    }
+#endif
+    for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (i64)gridDim.x * blockDim.x) {
+        if (accumulate) {
+            d[c] += s[c];
+        } else {
+            d[c] = s[c];
+        }
+    }
+}
+
 // copy_block: dst[dstOff + r·dstStride + c] (+)= src[srcOff + r·srcStride + c]
 // for r < rows, c < cols. Rows go over gridDim.y (grid-stride), columns over
 // x, so each warp walks contiguous elements of one row.
-extern "C" __global__ void copy_block(real* dst, i64 dstOff, i64 dstStride, const real* src, i64 srcOff, i64 srcStride,
-                                      i64 rows, i64 cols, i64 accumulate) {
+extern "C" __global__ void copy_block(act_t* dst, i64 dstOff, i64 dstStride, const act_t* src, i64 srcOff,
+                                      i64 srcStride, i64 rows, i64 cols, i64 accumulate) {
+    bool vec = false;
+#if ACT_IS_BF16
+    vec = ((dstOff | dstStride | srcOff | srcStride | cols) & 7) == 0 && al16(dst) && al16(src);
+#endif
     for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
-        real* d = dst + dstOff + r * dstStride;
-        const real* s = src + srcOff + r * srcStride;
+        copy_row(dst + dstOff + r * dstStride, src + srcOff + r * srcStride, cols, accumulate, vec);
+    }
+}
+
+#if ACT_IS_BF16
+// copy_block_mixed is copy_block from a src of one type into a dst of the
+// other: float32 → bfloat16 (dst bfloat16, hdst 1) rounds each value (or
+// each sum) once, bfloat16 → float32 is exact (the sum rounds to float).
+extern "C" __global__ void copy_block_mixed(void* dst, i64 dstOff, i64 dstStride, const void* src, i64 srcOff,
+                                            i64 srcStride, i64 rows, i64 cols, i64 accumulate, i64 hdst) {
+    for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
+        const i64 d0 = dstOff + r * dstStride, s0 = srcOff + r * srcStride;
         for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (i64)gridDim.x * blockDim.x) {
-            if (accumulate) {
-                d[c] += s[c];
+            if (hdst) {
+                bf16& d = ((bf16*)dst)[d0 + c];
+                const float v = ((const float*)src)[s0 + c];
+                d = accumulate ? (float)d + v : v;
             } else {
-                d[c] = s[c];
+                float& d = ((float*)dst)[d0 + c];
+                const float v = ((const bf16*)src)[s0 + c];
+                d = accumulate ? d + v : v;
             }
         }
     }
 }
+#endif
 
 // src_offset maps index idx over the dims d[0..rank) (row-major) to the
 // offset Σ_k idx_k·stride_k. I is unsigned 32-bit when every index fits:
@@ -48,7 +113,7 @@ __device__ __forceinline__ I src_offset(I idx, i64 rank, const i64* dims, const 
 // permute: out[o] (+)= x[src(o)], where o's index over the (merged) out
 // dims d0..d{rank-1} (row-major) walks x with strides s0..s{rank-1}; small
 // says every offset fits 32 bits.
-extern "C" __global__ void permute(real* out, const real* x, i64 n, i64 rank,
+extern "C" __global__ void permute(act_t* out, const act_t* x, i64 n, i64 rank,
                                    i64 d0, i64 d1, i64 d2, i64 d3, i64 d4, i64 d5,
                                    i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5, i64 accumulate, i64 small) {
     const i64 dims[6] = {d0, d1, d2, d3, d4, d5};
@@ -67,23 +132,21 @@ extern "C" __global__ void permute(real* out, const real* x, i64 n, i64 rank,
 // permute_rows is permute when the innermost out dim is contiguous in x:
 // out row `row` (inner elements) copies (or adds) the x row at
 // src_offset(row) over the outer dims d0..d{rank-1}. Rows go over grid y,
-// the row's elements over x, so accesses are contiguous on both sides.
-extern "C" __global__ void permute_rows(real* out, const real* x, i64 rows, i64 inner, i64 rank,
+// the row's elements over x, so accesses are contiguous on both sides
+// (copy_row).
+extern "C" __global__ void permute_rows(act_t* out, const act_t* x, i64 rows, i64 inner, i64 rank,
                                         i64 d0, i64 d1, i64 d2, i64 d3, i64 d4, i64 d5,
                                         i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5, i64 accumulate, i64 small) {
     const i64 dims[6] = {d0, d1, d2, d3, d4, d5};
     const i64 strides[6] = {s0, s1, s2, s3, s4, s5};
+    bool vec = false;
+#if ACT_IS_BF16
+    // Every x row starts at a multiple of 8 elements when the strides are.
+    vec = ((inner | s0 | s1 | s2 | s3 | s4 | s5) & 7) == 0 && al16(out) && al16(x);
+#endif
     for (i64 row = blockIdx.y; row < rows; row += gridDim.y) {
         const i64 src = small ? (i64)src_offset<unsigned>((unsigned)row, rank, dims, strides)
                               : src_offset<i64>(row, rank, dims, strides);
-        const real* xs = x + src;
-        real* o = out + row * inner;
-        for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < inner; c += (i64)gridDim.x * blockDim.x) {
-            if (accumulate) {
-                o[c] += xs[c];
-            } else {
-                o[c] = xs[c];
-            }
-        }
+        copy_row(out + row * inner, x + src, inner, accumulate, vec);
     }
 }

@@ -348,7 +348,9 @@ func (be *Backend) copy(op string, d, s *Buffer, n int) {
 //	}
 //
 // Rows of dst must not overlap (dstStride ≥ cols); src rows may (a stride 0
-// broadcasts one row).
+// broadcasts one row). dst and src are each of the backend's type or
+// bfloat16; between the two types it casts as Copy does (a sum into
+// bfloat16 rounds once).
 func (be *Backend) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer, srcOff, srcStride, rows, cols int, accumulate bool) {
 	const op = "CopyBlock"
 	check(op, nn.CheckCopyBlock(dstOff, dstStride, srcOff, srcStride, rows, cols))
@@ -357,13 +359,31 @@ func (be *Backend) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer
 	}
 	d := be.buf(dst, dstOff+(rows-1)*dstStride+cols, op, "dst")
 	s := be.buf(src, srcOff+(rows-1)*srcStride+cols, op, "src")
+	at, mixed, _ := be.ewTypes(op, arg{"dst", d}, arg{"src", s})
 	be.enter(op)
 	defer be.exit()
-	k := be.fn(op, "memory", "copy_block")
-	// Enough blocks to fill the device, each walking many rows: a block per
-	// row would spend more on block starts than on a short row.
-	bx := min((cols+255)/256, 1024)
-	by := min(rows, max(1, be.maxGrid*8/bx), 65535)
+	bx, by := be.copyGrid(at, mixed, rows, cols)
+	if mixed {
+		k := be.fnAs(op, at, "memory", "copy_block_mixed")
+		be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(dstOff), iArg(dstStride), pArg(s),
+			iArg(srcOff), iArg(srcStride), iArg(rows), iArg(cols), bArg(accumulate), bArg(d.dt == nn.BFloat16))
+		return
+	}
+	k := be.fnAs(op, at, "memory", "copy_block")
 	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(dstOff), iArg(dstStride), pArg(s),
 		iArg(srcOff), iArg(srcStride), iArg(rows), iArg(cols), bArg(accumulate))
+}
+
+// copyGrid is the grid of copy_block and permute_rows for rows of cols
+// elements of type at: enough blocks to fill the device, each walking many
+// rows (a block per row would spend more on block starts than on a short
+// row), with a thread per element of a row, or per 8 in the bfloat16 build
+// of the one-type kernels (which move 8 at once when the rows allow).
+func (be *Backend) copyGrid(at nn.DType, mixed bool, rows, cols int) (bx, by int) {
+	if at == nn.BFloat16 && !mixed {
+		cols = (cols + 7) / 8
+	}
+	bx = min((cols+255)/256, 1024)
+	by = min(rows, max(1, be.maxGrid*8/bx), 65535)
+	return bx, by
 }

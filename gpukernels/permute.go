@@ -6,6 +6,8 @@ import "seqbench/nn"
 // x having the given shape; accumulate adds into out. nn.PlanPermute drops
 // dims of size 1 and merges out dims that walk x contiguously, so a permutation that keeps the last dims moves rows; the kernel
 // then maps each out element to its x element (one thread per element).
+// out and x are both of the backend's type or both bfloat16 (copied
+// exactly; a sum rounds once).
 func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate bool) {
 	const op = "Permute"
 	plan, err := nn.PlanPermute(shape, perm)
@@ -13,6 +15,7 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 	n := plan.N
 	o := be.buf(out, n, op, "out")
 	xs := be.buf(x, n, op, "x")
+	at := be.actType(op, arg{"out", o}, arg{"x", xs})
 	if n == 0 {
 		return
 	}
@@ -21,8 +24,7 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 	defer be.exit()
 	if r == 0 || (r == 1 && strides[0] == 1) {
 		if accumulate {
-			k := be.fn(op, "elementwise", "axpy")
-			be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, pArg(o), pArg(xs), fArg(1), iArg(n))
+			be.elementwise(op, at, "axpy", n, pArg(o), pArg(xs), fArg(1), iArg(n))
 			return
 		}
 		be.copy(op, o, xs, n)
@@ -52,13 +54,12 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 			}
 		}
 		args = append(args, bArg(accumulate), bArg(small))
-		k := be.fn(op, "memory", "permute_rows")
-		bx := min((inner+255)/256, 1024)
-		by := min(rows, max(1, be.maxGrid*8/bx), 65535)
+		k := be.fnAs(op, at, "memory", "permute_rows")
+		bx, by := be.copyGrid(at, false, rows, inner)
 		be.launch(op, k, dim2(bx, by), dim(256), 0, args...)
 		return
 	}
-	k := be.fn(op, "memory", "permute")
+	k := be.fnAs(op, at, "memory", "permute")
 	args := []uint64{pArg(o), pArg(xs), iArg(n), iArg(r)}
 	for _, d := range dims {
 		args = append(args, iArg(d))
