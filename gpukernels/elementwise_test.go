@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"seqbench/nn"
-	"seqbench/nn/backendtest"
 )
 
 // Sizes that end mid-block, fill one block, span many, and need the grid
@@ -162,17 +161,6 @@ func TestGPUReductions(t *testing.T) {
 			})
 		}
 	}
-}
-
-// TestGPUBFloat16ElementwiseTypes runs the elementwise, reduction and
-// layout ops on cuda-bfloat16 in the type combinations that RunBF16 leaves
-// out (every operand's type on its own, CopyBlock, Permute, ArgmaxRows).
-func TestGPUBFloat16ElementwiseTypes(t *testing.T) {
-	m, err := newBF16(gpu(t, nn.Float32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	backendtest.RunBF16Elementwise(t, m)
 }
 
 // TestElementwiseTypes checks, without a GPU, how an elementwise op picks
