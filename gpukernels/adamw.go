@@ -16,14 +16,18 @@ import (
 //		p[i] -= lr/bc1 * m[i] / (sqrt(v[i])/sqrt(bc2) + eps)
 //	}
 //
-// Each element is computed in double and stored once; moments below the
-// smallest normal number are stored as 0 (as cpukernels).
+// Each element is computed in the backend's type (adamw.cu says why) and
+// stored once; moments below the smallest normal number are stored as 0
+// (as cpukernels). p, g, m and v are of the backend's type: under bf16 the
+// masters, their gradients and the moments are float32 (docs/PRECISION.md),
+// and a bfloat16 one panics.
 func (be *Backend) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 	const op = "AdamW"
 	check(op, a.Check())
 	pd := be.buf(p, -1, op, "p")
 	n := pd.n
 	gd, md, vd := be.buf(g, n, op, "g"), be.buf(m, n, op, "m"), be.buf(v, n, op, "v")
+	be.wantOwn(op, arg{"p", pd}, arg{"g", gd}, arg{"m", md}, arg{"v", vd})
 	if n == 0 {
 		return
 	}

@@ -36,3 +36,25 @@ func TestGPUAdamW(t *testing.T) {
 		}
 	}
 }
+
+// AdamW's p, g, m and v are float32 under any precision: a bfloat16 one
+// panics naming it, before the device is touched (testBF16Contracts'
+// AdamW cases on a GPU); float32 ones pass the checks.
+func TestAdamWTypes(t *testing.T) {
+	be := devicelessBackend()
+	const n = 3
+	for bad := range 4 {
+		bufs := make([]*Buffer, 4)
+		for i := range bufs {
+			dt := nn.Float32
+			if i == bad {
+				dt = nn.BFloat16
+			}
+			bufs[i] = devicelessBuf(be, n, dt)
+		}
+		want := fmt.Sprintf("AdamW: %s is bfloat16, must be float32", []string{"p", "g", "m", "v"}[bad])
+		expectPanic(t, want, func() { be.AdamW(bufs[0], bufs[1], bufs[2], bufs[3], adamArgs(1)) })
+	}
+	f := func() *Buffer { return devicelessBuf(be, n, nn.Float32) }
+	expectPanic(t, "AdamW: backend is closed", func() { be.AdamW(f(), f(), f(), f(), adamArgs(1)) })
+}

@@ -15,6 +15,12 @@
 //
 // Rows longer than the shared memory allows (Go's fftMaxN) take the direct
 // O(L²) kernels at the end of this file.
+//
+// Activations (u, dout, out, du) are act_t: bfloat16 in the bfloat16 build,
+// read into the float transforms and rounded once when written (du += …
+// loads, adds in float and rounds the sum). K, Dskip, their gradients, the
+// twiddles and K's spectra are real (float32 under bf16), and the rows are
+// staged in shared memory as complex real in every build.
 
 struct rc {
     real x, y;
@@ -68,10 +74,12 @@ __device__ void fft_dit_inv(rc* s, const rc* tw, int n) {
     }
 }
 
-// fft_load_pair fills s with x1 + i·x2 (x2 null: 0), zero-padded to n.
-__device__ __forceinline__ void fft_load_pair(rc* s, const real* x1, const real* x2, i64 L, int n) {
+// fft_load_pair fills s with x1 + i·x2 (x2 null: 0), zero-padded to n. T
+// is act_t for activation rows, real for K.
+template <class T>
+__device__ __forceinline__ void fft_load_pair(rc* s, const T* x1, const T* x2, i64 L, int n) {
     for (int t = threadIdx.x; t < n; t += blockDim.x)
-        s[t] = t < L ? rc_make(x1[t], x2 ? x2[t] : (real)0) : rc_make(0, 0);
+        s[t] = t < L ? rc_make((real)x1[t], x2 ? (real)x2[t] : (real)0) : rc_make(0, 0);
 }
 
 // fft_kspec: a block per channel h writes the spectrum of K[h] (zero-padded
@@ -82,7 +90,7 @@ extern "C" __global__ void fft_kspec(rc* KF, const real* K, const rc* tw, i64 H,
     const int nn = (int)n;
     for (i64 h = blockIdx.x; h < H; h += gridDim.x) {
         __syncthreads();
-        fft_load_pair(s, K + h * L, nullptr, L, nn);
+        fft_load_pair<real>(s, K + h * L, nullptr, L, nn);
         __syncthreads();
         fft_dif(s, tw, nn);
         for (int j = threadIdx.x; j < nn; j += blockDim.x) KF[h * n + j] = s[j];
@@ -95,7 +103,7 @@ extern "C" __global__ void fft_kspec(rc* KF, const real* K, const rc* tw, i64 H,
 //
 // with F_h = KF[h] (the causal convolution) or conj(KF[h]) (corr: the
 // correlation Σ_{t'≥t} x[t']·K[t'−t] of the backward's du).
-extern "C" __global__ void fft_conv(real* out, const real* x, const rc* KF, const real* Dskip, const rc* tw, i64 B,
+extern "C" __global__ void fft_conv(act_t* out, const act_t* x, const rc* KF, const real* Dskip, const rc* tw, i64 B,
                                     i64 H, i64 L, i64 n, i64 corr, i64 accumulate) {
     extern __shared__ double fft_smem[];
     rc* s = reinterpret_cast<rc*>(fft_smem);
@@ -104,8 +112,8 @@ extern "C" __global__ void fft_conv(real* out, const real* x, const rc* KF, cons
     const real inv = (real)(1.0 / (double)n);
     for (i64 item = blockIdx.x; item < H * pairs; item += gridDim.x) {
         const i64 h = item % H, b1 = 2 * (item / H), b2 = b1 + 1;
-        const real* x1 = x + (b1 * H + h) * L;
-        const real* x2 = b2 < B ? x + (b2 * H + h) * L : nullptr;
+        const act_t* x1 = x + (b1 * H + h) * L;
+        const act_t* x2 = b2 < B ? x + (b2 * H + h) * L : nullptr;
         const real d = Dskip ? Dskip[h] : (real)0;
         __syncthreads();
         fft_load_pair(s, x1, x2, L, nn);
@@ -115,8 +123,8 @@ extern "C" __global__ void fft_conv(real* out, const real* x, const rc* KF, cons
         for (int j = threadIdx.x; j < nn; j += blockDim.x) s[j] = corr ? rc_mulc(s[j], F[j]) : rc_mul(s[j], F[j]);
         __syncthreads();
         fft_dit_inv(s, tw, nn);
-        real* o1 = out + (b1 * H + h) * L;
-        real* o2 = out + (b2 * H + h) * L;
+        act_t* o1 = out + (b1 * H + h) * L;
+        act_t* o2 = out + (b2 * H + h) * L;
         for (int t = threadIdx.x; t < L; t += blockDim.x) {
             const real v1 = s[t].x * inv + d * x1[t];
             if (accumulate) o1[t] += v1;
@@ -138,7 +146,7 @@ extern "C" __global__ void fft_conv(real* out, const real* x, const rc* KF, cons
 //	dK[h,k] += Re IFFT(Σ)[k] / n = Σ_b Σ_{t≥k} dout[b,h,t]·u[b,h,t−k]
 //
 // Shared memory: three rows of n complex.
-extern "C" __global__ void fft_dk(real* dK, const real* u, const real* dout, const rc* tw, i64 B, i64 H, i64 L, i64 n) {
+extern "C" __global__ void fft_dk(real* dK, const act_t* u, const act_t* dout, const rc* tw, i64 B, i64 H, i64 L, i64 n) {
     extern __shared__ double fft_smem[];
     const int nn = (int)n;
     rc* sg = reinterpret_cast<rc*>(fft_smem);
@@ -169,7 +177,7 @@ extern "C" __global__ void fft_dk(real* dK, const real* u, const real* dout, con
 
 // fft_dskip: a block per channel, dDskip[h] += Σ_b Σ_t dout[b,h,t]·u[b,h,t]
 // in double (block_sum: a fixed order).
-extern "C" __global__ void fft_dskip(real* dD, const real* u, const real* dout, i64 B, i64 H, i64 L) {
+extern "C" __global__ void fft_dskip(real* dD, const act_t* u, const act_t* dout, i64 B, i64 H, i64 L) {
     __shared__ double sh[32];
     for (i64 h = blockIdx.x; h < H; h += gridDim.x) {
         double s = 0;
@@ -187,11 +195,12 @@ extern "C" __global__ void fft_dskip(real* dD, const real* u, const real* dout, 
 //
 //	conv: out[r,t] (+)= Σ_{k≤t} K[h,k]·x[r,t−k] + Dskip[h]·x[r,t]
 //	corr: out[r,t] (+)= Σ_{k<L−t} K[h,k]·x[r,t+k] + Dskip[h]·x[r,t]
-extern "C" __global__ void conv_direct(real* out, const real* x, const real* K, const real* Dskip, i64 rows, i64 H,
+extern "C" __global__ void conv_direct(act_t* out, const act_t* x, const real* K, const real* Dskip, i64 rows, i64 H,
                                        i64 L, i64 corr, i64 accumulate) {
     for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
         const i64 h = r % H;
-        const real *xr = x + r * L, *kr = K + h * L;
+        const act_t* xr = x + r * L;
+        const real* kr = K + h * L;
         const double d = Dskip ? (double)Dskip[h] : 0.0;
         for (i64 t = (i64)blockIdx.x * blockDim.x + threadIdx.x; t < L; t += (i64)gridDim.x * blockDim.x) {
             double s = d * (double)xr[t];
@@ -208,12 +217,12 @@ extern "C" __global__ void conv_direct(real* out, const real* x, const real* K, 
 
 // conv_direct_dk: dK[h,k] += Σ_b Σ_{t≥k} dout[b,h,t]·u[b,h,t−k], a thread
 // per (h, k).
-extern "C" __global__ void conv_direct_dk(real* dK, const real* u, const real* dout, i64 B, i64 H, i64 L) {
+extern "C" __global__ void conv_direct_dk(real* dK, const act_t* u, const act_t* dout, i64 B, i64 H, i64 L) {
     for (i64 h = blockIdx.y; h < H; h += gridDim.y) {
         for (i64 k = (i64)blockIdx.x * blockDim.x + threadIdx.x; k < L; k += (i64)gridDim.x * blockDim.x) {
             double s = 0;
             for (i64 b = 0; b < B; b++) {
-                const real *g = dout + (b * H + h) * L, *ur = u + (b * H + h) * L;
+                const act_t *g = dout + (b * H + h) * L, *ur = u + (b * H + h) * L;
                 for (i64 t = k; t < L; t++) s += (double)g[t] * (double)ur[t - k];
             }
             dK[h * L + k] = (real)((double)dK[h * L + k] + s);

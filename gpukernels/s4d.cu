@@ -8,6 +8,12 @@
 // exp(z·k) every S4D_ANCHOR steps, so their error does not grow with k; a
 // mode whose decay has fallen below REAL's exp limit contributes nothing
 // more and is skipped.
+//
+// Only the recurrence reads and writes activations (u and out, act_t:
+// bfloat16 in the bfloat16 build; out is the double sum rounded to float,
+// then to bfloat16, as the CPU reference rounds its float32 output).
+// The parameters, K, the gradients and the carried state are real (float32
+// under bf16) in every build: the kernel and its backward see no activation.
 
 #define S4D_ANCHOR 32
 
@@ -193,7 +199,7 @@ extern "C" __global__ void s4d_kernel_bwd(real* gDt, real* gARe, real* gAIm, rea
 // with the modes and states in double in ws (6 doubles a mode and row: s,
 // w, C̃), read from and written back to state (B, H, N2, 2) when given. It
 // is the step mode (L small): no tiling.
-extern "C" __global__ void s4d_recurrent(real* out, real* state, double* ws, const real* u, const real* Dskip,
+extern "C" __global__ void s4d_recurrent(act_t* out, real* state, double* ws, const act_t* u, const real* Dskip,
                                          const real* logDt, const real* aRe, const real* aIm, const real* cRe,
                                          const real* cIm, i64 B, i64 H, i64 N2, i64 L) {
     FOR_N(r, B * H) {
@@ -213,7 +219,7 @@ extern "C" __global__ void s4d_recurrent(real* out, real* state, double* ws, con
             q[4 * BH] = md.ct.re;
             q[5 * BH] = md.ct.im;
         }
-        const real* ur = u + r * L;
+        const act_t* ur = u + r * L;
         for (i64 t = 0; t < L; t++) {
             const double ut = (double)ur[t];
             double acc = 0;

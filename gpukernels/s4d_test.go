@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"seqbench/nn"
+	"seqbench/nn/backendtest"
 )
 
 // s4dArgs uploads random S4D parameters (S4D-Lin-like: A_re in −[0.1, 1],
@@ -82,4 +83,86 @@ func TestGPUS4D(t *testing.T) {
 			})
 		}
 	}
+}
+
+// S4D's types (docs/PRECISION.md): the parameters, K, the kernel's
+// gradients, Dskip and the recurrence's state are float32 (a bfloat16 one
+// panics naming it); the recurrence's u and out are activations, both
+// float32 or both bfloat16. The allowed combinations pass the checks and
+// reach the (closed) device.
+func TestS4DTypes(t *testing.T) {
+	be := devicelessBackend()
+	f, h := nn.Float32, nn.BFloat16
+	buf := func(n int, dt nn.DType) *Buffer { return devicelessBuf(be, n, dt) }
+	const B, H, N2, L = 2, 3, 4, 5
+	names := []string{"LogDt", "ARe", "AIm", "CRe", "CIm"}
+	// six returns float32 buffers for LogDt, ARe, AIm, CRe and CIm (or
+	// their gradients), the one named bf bfloat16.
+	six := func(bf string) []nn.Buffer {
+		var bs []nn.Buffer
+		for i, name := range names {
+			dt, size := f, H*N2
+			if name == bf {
+				dt = h
+			}
+			if i == 0 {
+				size = H // LogDt
+			}
+			bs = append(bs, buf(size, dt))
+		}
+		return bs
+	}
+	args := func(bf string) nn.S4DArgs {
+		p := six(bf)
+		return nn.S4DArgs{H: H, N2: N2, L: L, LogDt: p[0], ARe: p[1], AIm: p[2], CRe: p[3], CIm: p[4]}
+	}
+	grads := func(bf string) nn.S4DGrads {
+		g := six(bf)
+		return nn.S4DGrads{LogDt: g[0], ARe: g[1], AIm: g[2], CRe: g[3], CIm: g[4]}
+	}
+	n := B * H * L
+	for _, name := range names {
+		want := name + " is bfloat16, must be float32"
+		expectPanic(t, "S4DKernel: "+want, func() { be.S4DKernel(buf(H*L, f), args(name)) })
+		expectPanic(t, "S4DKernelBackward: "+want, func() { be.S4DKernelBackward(grads(""), args(name), buf(H*L, f)) })
+		expectPanic(t, "S4DKernelBackward: d"+want, func() { be.S4DKernelBackward(grads(name), args(""), buf(H*L, f)) })
+		expectPanic(t, "S4DRecurrent: "+want, func() { be.S4DRecurrent(buf(n, h), nil, buf(n, h), nil, args(name), B) })
+	}
+	ok := args("")
+	expectPanic(t, "S4DKernel: K is bfloat16, must be float32", func() { be.S4DKernel(buf(H*L, h), ok) })
+	expectPanic(t, "S4DKernelBackward: dK is bfloat16, must be float32", func() {
+		be.S4DKernelBackward(grads(""), ok, buf(H*L, h))
+	})
+	state := B * H * N2 * 2
+	expectPanic(t, "S4DRecurrent: state is bfloat16, must be float32", func() {
+		be.S4DRecurrent(buf(n, h), buf(state, h), buf(n, h), buf(H, f), ok, B)
+	})
+	expectPanic(t, "S4DRecurrent: Dskip is bfloat16, must be float32", func() {
+		be.S4DRecurrent(buf(n, h), buf(state, f), buf(n, h), buf(H, h), ok, B)
+	})
+	expectPanic(t, "S4DRecurrent: u is bfloat16 but out is float32", func() {
+		be.S4DRecurrent(buf(n, f), buf(state, f), buf(n, h), buf(H, f), ok, B)
+	})
+	expectPanic(t, "S4DRecurrent: out is float64, must be float32 or bfloat16", func() {
+		be.S4DRecurrent(buf(n, nn.Float64), nil, buf(n, f), nil, ok, B)
+	})
+
+	expectPanic(t, "S4DKernel: backend is closed", func() { be.S4DKernel(buf(H*L, f), ok) })
+	expectPanic(t, "S4DKernelBackward: backend is closed", func() { be.S4DKernelBackward(grads(""), ok, buf(H*L, f)) })
+	for _, act := range []nn.DType{f, h} {
+		expectPanic(t, "S4DRecurrent: backend is closed", func() {
+			be.S4DRecurrent(buf(n, act), buf(state, f), buf(n, act), buf(H, f), ok, B)
+		})
+	}
+}
+
+// The bfloat16 cases of FFTConv and S4DRecurrent that RunBF16 does not
+// hold (TestGPUConformanceBFloat16 runs those): no skip, one gradient not
+// wanted, no state, and rows long enough for the direct kernels.
+func TestGPUS4DBFloat16(t *testing.T) {
+	m, err := newBF16(gpu(t, nn.Float32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backendtest.RunBF16S4D(t, m)
 }
