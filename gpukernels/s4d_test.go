@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"seqbench/nn"
-	"seqbench/nn/backendtest"
 )
 
 // s4dArgs uploads random S4D parameters (S4D-Lin-like: A_re in −[0.1, 1],
@@ -154,15 +153,4 @@ func TestS4DTypes(t *testing.T) {
 			be.S4DRecurrent(buf(n, act), buf(state, f), buf(n, act), buf(H, f), ok, B)
 		})
 	}
-}
-
-// The bfloat16 cases of FFTConv and S4DRecurrent that RunBF16 does not
-// hold (TestGPUConformanceBFloat16 runs those): no skip, one gradient not
-// wanted, no state, and rows long enough for the direct kernels.
-func TestGPUS4DBFloat16(t *testing.T) {
-	m, err := newBF16(gpu(t, nn.Float32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	backendtest.RunBF16S4D(t, m)
 }

@@ -57,6 +57,7 @@ func RunBF16(t *testing.T, b nn.MixedBackend) {
 	t.Run("RNNContracts", func(t *testing.T) { testBF16RNNContracts(t, b) })
 	t.Run("FFTConv", func(t *testing.T) { testBF16FFTConv(t, b) })
 	t.Run("S4DRecurrent", func(t *testing.T) { testBF16S4DRecurrent(t, b) })
+	t.Run("S4DCases", func(t *testing.T) { RunBF16S4D(t, b) })
 	t.Run("Contracts", func(t *testing.T) { testBF16Contracts(t, b) })
 }
 
