@@ -473,13 +473,15 @@ __device__ __forceinline__ realv rv_make(const real* v) { return make_float4(v[0
 #if ACT_IS_BF16
 typedef uint4 actv;
 #define AV 8
+__device__ __forceinline__ void bf16_unpair(real* v, unsigned w) {
+    v[0] = __uint_as_float(w << 16); // the low half is the element first in memory
+    v[1] = __uint_as_float(w & 0xffff0000u);
+}
 __device__ __forceinline__ void av_get(real* v, actv x) {
-    const unsigned w[4] = {x.x, x.y, x.z, x.w};
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        v[2 * j] = __uint_as_float(w[j] << 16); // the low half is the element first in memory
-        v[2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
-    }
+    bf16_unpair(v, x.x);
+    bf16_unpair(v + 2, x.y);
+    bf16_unpair(v + 4, x.z);
+    bf16_unpair(v + 6, x.w);
 }
 __device__ __forceinline__ unsigned bf16_pair(real lo, real hi) {
     return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
