@@ -22,12 +22,18 @@ func (be *Backend) rowGrid(rows, L, threads int) (int, int) {
 //
 // A given state (B, C, W−1) is then overwritten with the last W−1 inputs of
 // [state, x] (step mode). One thread an output (conv1d.cu).
+//
+// x and out are activations, of the backend's type or both bfloat16; w,
+// bias and the state are always of the backend's type (float32 under
+// bf16: the state holds copies of bfloat16 inputs exactly).
 func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act nn.Activation) {
 	const op = "Conv1D"
 	check(op, nn.CheckConv1D(B, C, L, W, act))
 	n, S := B*C*L, W-1
 	o, xs, ws := be.buf(out, n, op, "out"), be.buf(x, n, op, "x"), be.buf(w, C*W, op, "w")
 	bs, ss := be.optBuf(bias, C, op, "bias"), be.optBuf(state, B*C*S, op, "state")
+	at := be.actType(op, arg{"x", xs}, arg{"out", o})
+	be.wantOwn(op, arg{"w", ws}, arg{"bias", bs}, arg{"state", ss})
 	rows := B * C
 	if rows == 0 {
 		return
@@ -36,13 +42,13 @@ func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act 
 	defer be.exit()
 	if L > 0 {
 		gx, gy := be.rowGrid(rows, L, 256)
-		be.launch(op, be.fn(op, "conv1d", "conv1d_fwd"), dim2(gx, gy), dim(256), 0, pArg(o), pArg(xs), pArg(ws), pArg(bs),
-			pArg(ss), iArg(rows), iArg(C), iArg(L), iArg(W), bArg(act == nn.SiLU))
+		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_fwd"), dim2(gx, gy), dim(256), 0, pArg(o), pArg(xs), pArg(ws),
+			pArg(bs), pArg(ss), iArg(rows), iArg(C), iArg(L), iArg(W), bArg(act == nn.SiLU))
 	}
 	if ss != nil && S > 0 && L > 0 {
 		// After the forward in stream order: it read the old state.
-		be.launch(op, be.fn(op, "conv1d", "conv1d_state"), dim(be.blocksFor(rows, 128)), dim(128), 0, pArg(ss), pArg(xs),
-			iArg(rows), iArg(L), iArg(S))
+		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_state"), dim(be.blocksFor(rows, 128)), dim(128), 0, pArg(ss),
+			pArg(xs), iArg(rows), iArg(L), iArg(S))
 	}
 }
 
@@ -54,7 +60,10 @@ func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act 
 //	dbias[c]        += Σ_{b,t} dp[b,c,t]
 //
 // Any of dx, dw, dbias may be nil. dw and dbias are per-channel double sums
-// in a fixed order (deterministic).
+// in a fixed order (deterministic). x, dout and dx are activations (all of
+// the backend's type or all bfloat16); w, bias, dw and dbias are of the
+// backend's type. act'(p)·dout is float math: under SiLU it goes through a
+// scratch buffer of the backend's type, never rounded to bfloat16.
 func (be *Backend) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, C, L, W int, act nn.Activation) {
 	const op = "Conv1DBackward"
 	check(op, nn.CheckConv1D(B, C, L, W, act))
@@ -62,6 +71,8 @@ func (be *Backend) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, 
 	xs, ws, gs := be.buf(x, n, op, "x"), be.buf(w, C*W, op, "w"), be.buf(dout, n, op, "dout")
 	bs := be.optBuf(bias, C, op, "bias")
 	dX, dW, dB := be.optBuf(dx, n, op, "dx"), be.optBuf(dw, C*W, op, "dw"), be.optBuf(dbias, C, op, "dbias")
+	at := be.actType(op, arg{"x", xs}, arg{"dout", gs}, arg{"dx", dX})
+	be.wantOwn(op, arg{"w", ws}, arg{"bias", bs}, arg{"dw", dW}, arg{"dbias", dB})
 	if n == 0 || (dX == nil && dW == nil && dB == nil) {
 		return
 	}
@@ -69,19 +80,20 @@ func (be *Backend) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, 
 	defer be.exit()
 	rows := B * C
 	gx, gy := be.rowGrid(rows, L, 256)
-	dp := gs
+	// The kernels below read dp when given (SiLU), else dout (identity).
+	var dp *Buffer
 	if act == nn.SiLU {
 		dp = be.newBuffer(n, be.dtype)
 		defer be.release(dp)
-		be.launch(op, be.fn(op, "conv1d", "conv1d_dp"), dim2(gx, gy), dim(256), 0, pArg(dp), pArg(xs), pArg(ws), pArg(bs),
-			pArg(gs), iArg(rows), iArg(C), iArg(L), iArg(W))
+		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_dp"), dim2(gx, gy), dim(256), 0, pArg(dp), pArg(xs), pArg(ws),
+			pArg(bs), pArg(gs), iArg(rows), iArg(C), iArg(L), iArg(W))
 	}
 	if dX != nil {
-		be.launch(op, be.fn(op, "conv1d", "conv1d_dx"), dim2(gx, gy), dim(256), 0, pArg(dX), pArg(dp), pArg(ws),
-			iArg(rows), iArg(C), iArg(L), iArg(W))
+		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_dx"), dim2(gx, gy), dim(256), 0, pArg(dX), pArg(dp), pArg(gs),
+			pArg(ws), iArg(rows), iArg(C), iArg(L), iArg(W))
 	}
 	if dW != nil || dB != nil {
-		be.launch(op, be.fn(op, "conv1d", "conv1d_dw"), dim(min(C, 65535)), dim(256), 0, pArg(dW), pArg(dB), pArg(xs),
-			pArg(dp), iArg(B), iArg(C), iArg(L), iArg(W))
+		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_dw"), dim(min(C, 65535)), dim(256), 0, pArg(dW), pArg(dB),
+			pArg(xs), pArg(dp), pArg(gs), iArg(B), iArg(C), iArg(L), iArg(W))
 	}
 }

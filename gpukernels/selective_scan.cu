@@ -31,7 +31,7 @@
 
 // scan_load_bc stages Bm and Cm of group bg for steps [t0, t0+tn) as
 // [T][NP+1], zero-padded past N and tn; warps read consecutive t of a row.
-__device__ __forceinline__ void scan_load_bc(real* sB, real* sC, const real* Bm, const real* Cm, i64 bg, i64 t0,
+__device__ __forceinline__ void scan_load_bc(real* sB, real* sC, const act_t* Bm, const act_t* Cm, i64 bg, i64 t0,
                                              int tn, int T, i64 L, i64 N, int NP) {
     const int NPr = NP + 1;
     real bv[TILE_LB], cv[TILE_LB];
@@ -56,8 +56,8 @@ __device__ __forceinline__ void scan_load_bc(real* sB, real* sC, const real* Bm,
 // The shared-memory layout of the forward (sizes in reals; Go's scanFwdSmem
 // must agree): δ, u, y as [CB][T+1], Bm, Cm as [T][NP+1].
 template <int NPT>
-__device__ void scan_fwd_impl(real* out, real* hT, real* ckpt, const real* u, const real* delta, const real* A,
-                              const real* Bm, const real* Cm, const real* Dskip, const real* z, const real* dbias,
+__device__ void scan_fwd_impl(act_t* out, real* hT, real* ckpt, const act_t* u, const act_t* delta, const real* A,
+                              const act_t* Bm, const act_t* Cm, const real* Dskip, const act_t* z, const real* dbias,
                               const real* h0, i64 B, i64 D, i64 L, i64 N, i64 G, i64 softplus, i64 NSl, i64 Tl) {
     extern __shared__ double scan_smem[];
     real* sm = reinterpret_cast<real*>(scan_smem);
@@ -167,10 +167,10 @@ __device__ void scan_fwd_impl(real* out, real* hT, real* ckpt, const real* u, co
 // [CB][T+1]; Bm, Cm as [T][NP+1]; the tile's states and adjoints as
 // [T][TS] with TS = CB·(NP+1) + 1 (odd strides: conflict-free columns).
 template <int NPT>
-__device__ void scan_bwd_impl(real* du, real* ddelta, real* dz, double* pA, double* pD, double* pDB, real* dBm,
-                              real* dCm, double* partB, double* partC, const real* ckpt, const real* dout,
-                              const real* u, const real* delta, const real* A, const real* Bm, const real* Cm,
-                              const real* Dskip, const real* z, const real* dbias, i64 B, i64 D, i64 L, i64 N, i64 G,
+__device__ void scan_bwd_impl(act_t* du, act_t* ddelta, act_t* dz, double* pA, double* pD, double* pDB, act_t* dBm,
+                              act_t* dCm, double* partB, double* partC, const real* ckpt, const act_t* dout,
+                              const act_t* u, const act_t* delta, const real* A, const act_t* Bm, const act_t* Cm,
+                              const real* Dskip, const act_t* z, const real* dbias, i64 B, i64 D, i64 L, i64 N, i64 G,
                               i64 softplus, i64 NSl, i64 Tl) {
     extern __shared__ double scan_smem[];
     real* sm = reinterpret_cast<real*>(scan_smem);
@@ -379,16 +379,16 @@ __device__ void scan_bwd_impl(real* du, real* ddelta, real* dz, double* pA, doub
     }
 }
 
-#define SCAN_FWD_ARGS                                                                                              \
-    real *out, real *hT, real *ckpt, const real *u, const real *delta, const real *A, const real *Bm,             \
-        const real *Cm, const real *Dskip, const real *z, const real *dbias, const real *h0, i64 B, i64 D, i64 L, \
+#define SCAN_FWD_ARGS                                                                                                \
+    act_t *out, real *hT, real *ckpt, const act_t *u, const act_t *delta, const real *A, const act_t *Bm,           \
+        const act_t *Cm, const real *Dskip, const act_t *z, const real *dbias, const real *h0, i64 B, i64 D, i64 L, \
         i64 N, i64 G, i64 softplus, i64 NS, i64 T
 #define SCAN_FWD_PASS out, hT, ckpt, u, delta, A, Bm, Cm, Dskip, z, dbias, h0, B, D, L, N, G, softplus, NS, T
-#define SCAN_BWD_ARGS                                                                                               \
-    real *du, real *ddelta, real *dz, double *pA, double *pD, double *pDB, real *dBm, real *dCm, double *partB,    \
-        double *partC, const real *ckpt, const real *dout, const real *u, const real *delta, const real *A,        \
-        const real *Bm, const real *Cm, const real *Dskip, const real *z, const real *dbias, i64 B, i64 D, i64 L,  \
-        i64 N, i64 G, i64 softplus, i64 NS, i64 T
+#define SCAN_BWD_ARGS                                                                                                \
+    act_t *du, act_t *ddelta, act_t *dz, double *pA, double *pD, double *pDB, act_t *dBm, act_t *dCm, double *partB, \
+        double *partC, const real *ckpt, const act_t *dout, const act_t *u, const act_t *delta, const real *A,      \
+        const act_t *Bm, const act_t *Cm, const real *Dskip, const act_t *z, const real *dbias, i64 B, i64 D,       \
+        i64 L, i64 N, i64 G, i64 softplus, i64 NS, i64 T
 #define SCAN_BWD_PASS                                                                                              \
     du, ddelta, dz, pA, pD, pDB, dBm, dCm, partB, partC, ckpt, dout, u, delta, A, Bm, Cm, Dskip, z, dbias, B, D, L, \
         N, G, softplus, NS, T
@@ -400,15 +400,27 @@ extern "C" __global__ void __launch_bounds__(SCAN_THREADS) scan_bwd_4(SCAN_BWD_A
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS) scan_bwd_16(SCAN_BWD_ARGS) { scan_bwd_impl<16>(SCAN_BWD_PASS); }
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS) scan_bwd_64(SCAN_BWD_ARGS) { scan_bwd_impl<64>(SCAN_BWD_PASS); }
 
-// scan_add_parts: out[a·inner + i] += Σ_p part[(a·nparts + p)·inner + i],
-// p in order, in double.
-extern "C" __global__ void scan_add_parts(real* out, const double* part, i64 outer, i64 nparts, i64 inner) {
+// add_parts: out[a·inner + i] += Σ_p part[(a·nparts + p)·inner + i], p in
+// order, in double; each element of out is loaded, added to and rounded
+// once (an activation's gradient in the bfloat16 build, from float parts).
+template <class O, class P>
+__device__ __forceinline__ void add_parts(O* out, const P* part, i64 outer, i64 nparts, i64 inner) {
     FOR_N(e, outer * inner) {
         const i64 a = e / inner, i = e % inner;
         double s = 0;
-        for (i64 p = 0; p < nparts; p++) s += part[(a * nparts + p) * inner + i];
-        out[e] = (real)((double)out[e] + s);
+        for (i64 p = 0; p < nparts; p++) s += (double)part[(a * nparts + p) * inner + i];
+        out[e] = (real)((double)(real)out[e] + s);
     }
+}
+
+// scan_add_parts adds double partials into a parameter's gradient (dA,
+// dDskip, dDeltaBias); scan_add_parts_act into an activation's (the
+// one-step backward's dBm and dCm).
+extern "C" __global__ void scan_add_parts(real* out, const double* part, i64 outer, i64 nparts, i64 inner) {
+    add_parts(out, part, outer, nparts, inner);
+}
+extern "C" __global__ void scan_add_parts_act(act_t* out, const double* part, i64 outer, i64 nparts, i64 inner) {
+    add_parts(out, part, outer, nparts, inner);
 }
 
 // ---------------------------------------------------------------------------
@@ -454,27 +466,59 @@ __device__ __forceinline__ void rv_get(real* v, realv x) { v[0] = x.x; v[1] = x.
 __device__ __forceinline__ realv rv_make(const real* v) { return make_float4(v[0], v[1], v[2], v[3]); }
 #endif
 
+// The rows that ld_items and st_items move are activations (act_t): AV of
+// them make a 16-byte vector, RV reals, or 8 bfloat16 in the bfloat16
+// build (av_get and av_make convert them to and from float, rounding each
+// stored value once).
+#if ACT_IS_BF16
+typedef uint4 actv;
+#define AV 8
+__device__ __forceinline__ void bf16_unpair(real* v, unsigned w) {
+    v[0] = __uint_as_float(w << 16); // the low half is the element first in memory
+    v[1] = __uint_as_float(w & 0xffff0000u);
+}
+__device__ __forceinline__ void av_get(real* v, actv x) {
+    bf16_unpair(v, x.x);
+    bf16_unpair(v + 2, x.y);
+    bf16_unpair(v + 4, x.z);
+    bf16_unpair(v + 6, x.w);
+}
+__device__ __forceinline__ unsigned bf16_pair(real lo, real hi) {
+    return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
+}
+__device__ __forceinline__ actv av_make(const real* v) {
+    return make_uint4(bf16_pair(v[0], v[1]), bf16_pair(v[2], v[3]), bf16_pair(v[4], v[5]), bf16_pair(v[6], v[7]));
+}
+#else
+typedef realv actv;
+#define AV RV
+__device__ __forceinline__ void av_get(real* v, actv x) { rv_get(v, x); }
+__device__ __forceinline__ actv av_make(const real* v) { return rv_make(v); }
+#endif
+
 #define FULL_MASK 0xffffffffu
 
 // ld_items loads row[base .. base+K) into v, 0 past L; vec: the row's
-// elements at multiples of RV are 16-byte aligned.
+// elements at multiples of AV are 16-byte aligned.
 template <int K>
-__device__ __forceinline__ void ld_items(real (&v)[K], const real* row, i64 base, i64 L, bool vec) {
+__device__ __forceinline__ void ld_items(real (&v)[K], const act_t* row, i64 base, i64 L, bool vec) {
+    static_assert(K % AV == 0, "a lane's steps are whole vectors");
     if (vec && base + K <= L) {
 #pragma unroll
-        for (int j = 0; j < K; j += RV) rv_get(v + j, __ldg(reinterpret_cast<const realv*>(row + base + j)));
+        for (int j = 0; j < K; j += AV) av_get(v + j, __ldg(reinterpret_cast<const actv*>(row + base + j)));
     } else {
 #pragma unroll
-        for (int k = 0; k < K; k++) v[k] = base + k < L ? row[base + k] : (real)0;
+        for (int k = 0; k < K; k++) v[k] = base + k < L ? (real)row[base + k] : (real)0;
     }
 }
 
 // st_items stores v to row[base .. base+K), skipping steps past L.
 template <int K>
-__device__ __forceinline__ void st_items(const real (&v)[K], real* row, i64 base, i64 L, bool vec) {
+__device__ __forceinline__ void st_items(const real (&v)[K], act_t* row, i64 base, i64 L, bool vec) {
+    static_assert(K % AV == 0, "a lane's steps are whole vectors");
     if (vec && base + K <= L) {
 #pragma unroll
-        for (int j = 0; j < K; j += RV) *reinterpret_cast<realv*>(row + base + j) = rv_make(v + j);
+        for (int j = 0; j < K; j += AV) *reinterpret_cast<actv*>(row + base + j) = av_make(v + j);
     } else {
 #pragma unroll
         for (int k = 0; k < K; k++)
@@ -532,7 +576,7 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
     real* carry = reinterpret_cast<real*>(scan_smem) + w * N;
     for (i64 n = lane; n < N; n += 32) carry[n] = p.H0 ? p.H0[(b * D + d) * N + n] : (real)0;
     const real bias = p.DBias ? p.DBias[d] : (real)0, dsk = p.Dskip ? p.Dskip[d] : (real)0;
-    const bool vec = L % RV == 0;
+    const bool vec = L % AV == 0;
     const i64 BDN = p.B * D * N;
     for (i64 t0 = 0, c = 0; t0 < L; t0 += 32 * K, c++) {
         __syncwarp(); // lane 0's carries of the last chunk are visible
@@ -608,7 +652,7 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
         sDA[n] = 0;
     }
     const real bias = p.DBias ? p.DBias[d] : (real)0, dsk = p.Dskip ? p.Dskip[d] : (real)0;
-    const bool vec = L % RV == 0, wantBC = p.DBm || p.DCm;
+    const bool vec = L % AV == 0, wantBC = p.DBm || p.DCm;
     const i64 BDN = p.B * D * N, nC = (L + 32 * K - 1) / (32 * K);
     double accD = 0, accBias = 0; // per lane: Σ dy·u, Σ d(raw δ)
     for (i64 c = nC - 1; c >= 0; c--) {
@@ -764,13 +808,9 @@ extern "C" __global__ void __launch_bounds__(SCAN_BWD_WARPS * 32) scan_chunk_bwd
     scan_chunk_bwd_impl<SCAN_BWD_K>(p);
 }
 
-// scan_add_parts_r is scan_add_parts for partials stored as reals (the
-// chunked backward's dBm and dCm: sums of a block's channels).
-extern "C" __global__ void scan_add_parts_r(real* out, const real* part, i64 outer, i64 nparts, i64 inner) {
-    FOR_N(e, outer * inner) {
-        const i64 a = e / inner, i = e % inner;
-        double s = 0;
-        for (i64 p = 0; p < nparts; p++) s += (double)part[(a * nparts + p) * inner + i];
-        out[e] = (real)((double)out[e] + s);
-    }
+// scan_add_parts_r is scan_add_parts_act for partials stored as reals (the
+// chunked backward's dBm and dCm: sums of a block's channels, float in
+// every build).
+extern "C" __global__ void scan_add_parts_r(act_t* out, const real* part, i64 outer, i64 nparts, i64 inner) {
+    add_parts(out, part, outer, nparts, inner);
 }

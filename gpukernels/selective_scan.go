@@ -36,26 +36,28 @@ func scanChunkItems(dt nn.DType) (fwd, bwd int) {
 
 // scanParams is the argument of the chunked scan kernels, the C struct
 // ScanParams (contract.go emits it). Pointers of absent inputs or unwanted
-// outputs are 0.
+// outputs are 0. act_t marks the activations and their gradients
+// (bfloat16 in the bfloat16 build); the parameters, states and partial
+// sums are real (float32 there) or double.
 type scanParams struct {
-	Out           devPtr `cu:"real*"`
+	Out           devPtr `cu:"act_t*"`
 	HT            devPtr `cu:"real*"`
 	Ckpt          devPtr `cu:"real*"`
-	U             devPtr `cu:"const real*"`
-	Delta         devPtr `cu:"const real*"`
+	U             devPtr `cu:"const act_t*"`
+	Delta         devPtr `cu:"const act_t*"`
 	A             devPtr `cu:"const real*"`
-	Bm            devPtr `cu:"const real*"`
-	Cm            devPtr `cu:"const real*"`
+	Bm            devPtr `cu:"const act_t*"`
+	Cm            devPtr `cu:"const act_t*"`
 	Dskip         devPtr `cu:"const real*"`
-	Z             devPtr `cu:"const real*"`
+	Z             devPtr `cu:"const act_t*"`
 	DBias         devPtr `cu:"const real*"`
 	H0            devPtr `cu:"const real*"`
-	Dout          devPtr `cu:"const real*"`
-	DU            devPtr `cu:"real*"`
-	DDelta        devPtr `cu:"real*"`
-	DZ            devPtr `cu:"real*"`
-	DBm           devPtr `cu:"real*"`
-	DCm           devPtr `cu:"real*"`
+	Dout          devPtr `cu:"const act_t*"`
+	DU            devPtr `cu:"act_t*"`
+	DDelta        devPtr `cu:"act_t*"`
+	DZ            devPtr `cu:"act_t*"`
+	DBm           devPtr `cu:"act_t*"`
+	DCm           devPtr `cu:"act_t*"`
 	PartB         devPtr `cu:"real*"`
 	PartC         devPtr `cu:"real*"`
 	PA            devPtr `cu:"double*"`
@@ -85,13 +87,13 @@ func (s scanBufs) params(a nn.ScanArgs) scanParams {
 		G: int64(a.G), Softplus: int64(bArg(a.DeltaSoftplus))}
 }
 
-// scanChunkForward launches scan_chunk_fwd: out and hT, or (backward) the
-// state entering every chunk into ckpt.
-func (be *Backend) scanChunkForward(op string, s scanBufs, a nn.ScanArgs, out, hT, ckpt *Buffer) {
+// scanChunkForward launches scan_chunk_fwd (the build of activation type
+// at): out and hT, or (backward) the state entering every chunk into ckpt.
+func (be *Backend) scanChunkForward(op string, at nn.DType, s scanBufs, a nn.ScanArgs, out, hT, ckpt *Buffer) {
 	p := s.params(a)
 	p.Out, p.HT, p.Ckpt = ptr(out), ptr(hT), ptr(ckpt)
 	p.Nblk = int64((a.D/a.G + scanFwdWarps - 1) / scanFwdWarps)
-	be.launchStruct(op, be.fn(op, "selective_scan", "scan_chunk_fwd"), dim(a.B*a.G*int(p.Nblk)), dim(32*scanFwdWarps),
+	be.launchStruct(op, be.fnAs(op, at, "selective_scan", "scan_chunk_fwd"), dim(a.B*a.G*int(p.Nblk)), dim(32*scanFwdWarps),
 		scanFwdWarps*a.N*be.esize, p)
 }
 
@@ -140,6 +142,16 @@ type scanBufs struct {
 	u, delta, A, Bm, Cm, Dskip, z, dbias, h0 *Buffer
 }
 
+// acts are the inputs that are activations (one type: the backend's or
+// bfloat16), own the parameters and the initial state (the backend's type).
+func (s scanBufs) acts() []arg {
+	return []arg{{"U", s.u}, {"Delta", s.delta}, {"Bm", s.Bm}, {"Cm", s.Cm}, {"Z", s.z}}
+}
+
+func (s scanBufs) own() []arg {
+	return []arg{{"A", s.A}, {"Dskip", s.Dskip}, {"DeltaBias", s.dbias}, {"H0", s.h0}}
+}
+
 func (be *Backend) unpackScan(op string, a nn.ScanArgs) scanBufs {
 	check(op, a.Check())
 	nBDL, nBGNL := a.B*a.D*a.L, a.B*a.G*a.N*a.L
@@ -160,12 +172,12 @@ func scanBlocks(a nn.ScanArgs, ns int) (blocks, nblk int) {
 	return a.B * a.G * nblk, nblk
 }
 
-// scanForward launches scan_fwd: out and hT, or (backward) the tile
-// checkpoints of the states.
-func (be *Backend) scanForward(op string, s scanBufs, a nn.ScanArgs, out, hT, ckpt *Buffer, T int) {
+// scanForward launches scan_fwd (the build of activation type at): out and
+// hT, or (backward) the tile checkpoints of the states.
+func (be *Backend) scanForward(op string, at nn.DType, s scanBufs, a nn.ScanArgs, out, hT, ckpt *Buffer, T int) {
 	npt, ns := stateSplit(op, a.N)
 	blocks, _ := scanBlocks(a, ns)
-	k := be.fn(op, "selective_scan", fmt.Sprintf("scan_fwd_%d", npt))
+	k := be.fnAs(op, at, "selective_scan", fmt.Sprintf("scan_fwd_%d", npt))
 	be.launch(op, k, dim(blocks), dim(scanThreads), scanFwdSmem(T, ns, npt, be.esize),
 		pArg(out), pArg(hT), pArg(ckpt), pArg(s.u), pArg(s.delta), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip),
 		pArg(s.z), pArg(s.dbias), pArg(s.h0), iArg(a.B), iArg(a.D), iArg(a.L), iArg(a.N), iArg(a.G),
@@ -182,23 +194,30 @@ func (be *Backend) scanForward(op string, s scanBufs, a nn.ScanArgs, out, hT, ck
 // and hT[b,d,n] = h_{L−1}[n] when hT is given (hT may be H0: each element
 // is read before it is written, by the same thread). One launch: the
 // states live in registers, the time loop runs inside (selective_scan.cu).
+//
+// U, Delta, Bm, Cm, Z and out are activations, all of the backend's type
+// or all bfloat16; A, Dskip, DeltaBias, H0 and hT are of the backend's
+// type (float32 under bf16). The math is float32 throughout, each output
+// rounded once.
 func (be *Backend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
 	const op = "SelectiveScan"
 	s := be.unpackScan(op, a)
 	o := be.buf(out, a.B*a.D*a.L, op, "out")
 	h := be.optBuf(hT, a.B*a.D*a.N, op, "hT")
+	at := be.actType(op, append(s.acts(), arg{"out", o})...)
+	be.wantOwn(op, append(s.own(), arg{"hT", h})...)
 	if a.B*a.D == 0 {
 		return
 	}
 	be.enter(op)
 	defer be.exit()
 	if be.chunked(a) {
-		be.scanChunkForward(op, s, a, o, h, nil)
+		be.scanChunkForward(op, at, s, a, o, h, nil)
 		return
 	}
 	npt, ns := stateSplit(op, a.N)
 	T := be.scanTile(op, func(T int) int { return scanFwdSmem(T, ns, npt, be.esize) })
-	be.scanForward(op, s, a, o, h, nil, T)
+	be.scanForward(op, at, s, a, o, h, nil, T)
 }
 
 // SelectiveScanBackward accumulates the gradients of SelectiveScan (from
@@ -214,7 +233,10 @@ func (be *Backend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
 // and the softplus' chain to delta and DeltaBias. Two launches: the
 // forward storing the state at every tile boundary, then the reverse-time
 // kernel (selective_scan.cu); then fixed-order reductions of the partial
-// sums shared between blocks. Any gradient may be nil.
+// sums shared between blocks. Any gradient may be nil. The gradients of
+// activations (dU, dDelta, dBm, dCm, dZ) are of the activations' type, and
+// each element is loaded, added to and rounded once; those of parameters
+// (dA, dDskip, dDeltaBias) are of the backend's type.
 func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.Buffer) {
 	const op = "SelectiveScanBackward"
 	s := be.unpackScan(op, a)
@@ -233,13 +255,16 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 	if s.dbias == nil {
 		ddb = nil
 	}
+	at := be.actType(op, append(s.acts(), arg{"dout", gs}, arg{"dU", du}, arg{"dDelta", ddelta}, arg{"dZ", dz},
+		arg{"dBm", dB}, arg{"dCm", dC})...)
+	be.wantOwn(op, append(s.own(), arg{"dA", dA}, arg{"dDskip", dD}, arg{"dDeltaBias", ddb})...)
 	if nBDL == 0 || (du == nil && ddelta == nil && dz == nil && dA == nil && dB == nil && dC == nil && dD == nil && ddb == nil) {
 		return
 	}
 	be.enter(op)
 	defer be.exit()
 	if be.chunked(a) {
-		be.scanChunkBackward(op, s, a, gs, scanGradBufs{du, ddelta, dz, dA, dB, dC, dD, ddb})
+		be.scanChunkBackward(op, at, s, a, gs, scanGradBufs{du, ddelta, dz, dA, dB, dC, dD, ddb})
 		return
 	}
 	npt, ns := stateSplit(op, N)
@@ -247,7 +272,7 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 	nT := (L + T - 1) / T
 	ckpt := be.newBuffer(nT*B*D*N, be.dtype)
 	defer be.release(ckpt)
-	be.scanForward(op, s, a, nil, nil, ckpt, T)
+	be.scanForward(op, at, s, a, nil, nil, ckpt, T)
 
 	blocks, nblk := scanBlocks(a, ns)
 	part := func(want bool, n int) *Buffer {
@@ -267,24 +292,25 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 			defer be.release(p)
 		}
 	}
-	k := be.fn(op, "selective_scan", fmt.Sprintf("scan_bwd_%d", npt))
+	k := be.fnAs(op, at, "selective_scan", fmt.Sprintf("scan_bwd_%d", npt))
 	be.launch(op, k, dim(blocks), dim(scanThreads), scanBwdSmem(T, ns, npt, be.esize),
 		pArg(du), pArg(ddelta), pArg(dz), pArg(pA), pArg(pD), pArg(pDB), pArg(dB), pArg(dC), pArg(partB), pArg(partC),
 		pArg(ckpt), pArg(gs), pArg(s.u), pArg(s.delta), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.z),
 		pArg(s.dbias), iArg(B), iArg(D), iArg(L), iArg(N), iArg(G), bArg(a.DeltaSoftplus), iArg(ns), iArg(T))
 
-	add := be.scanAdder(op, "scan_add_parts")
-	add(dB, partB, B*G, nblk, N*L)
-	add(dC, partC, B*G, nblk, N*L)
+	addAct, add := be.scanAdder(op, at, "scan_add_parts_act"), be.scanAdder(op, at, "scan_add_parts")
+	addAct(dB, partB, B*G, nblk, N*L)
+	addAct(dC, partC, B*G, nblk, N*L)
 	add(dA, pA, 1, B, D*N)
 	add(dD, pD, 1, B, D)
 	add(ddb, pDB, 1, B, D)
 }
 
-// scanAdder returns a launcher of kernel name (scan_add_parts or
-// scan_add_parts_r): out[a·inner + i] += Σ_p part[(a·nparts + p)·inner + i].
-func (be *Backend) scanAdder(op, name string) func(out, part *Buffer, outer, nparts, inner int) {
-	k := be.fn(op, "selective_scan", name)
+// scanAdder returns a launcher of kernel name (scan_add_parts,
+// scan_add_parts_act or scan_add_parts_r) of the build of activation type
+// at: out[a·inner + i] += Σ_p part[(a·nparts + p)·inner + i].
+func (be *Backend) scanAdder(op string, at nn.DType, name string) func(out, part *Buffer, outer, nparts, inner int) {
+	k := be.fnAs(op, at, "selective_scan", name)
 	return func(out, part *Buffer, outer, nparts, inner int) {
 		if out == nil || part == nil {
 			return
@@ -301,17 +327,18 @@ type scanGradBufs struct {
 
 // scanChunkBackward is SelectiveScanBackward as the chunked kernels: the
 // forward storing the state entering each chunk, the reverse-time kernel,
-// then the fixed-order sums of the partials blocks share.
-func (be *Backend) scanChunkBackward(op string, s scanBufs, a nn.ScanArgs, dout *Buffer, g scanGradBufs) {
+// then the fixed-order sums of the partials blocks share. The kernels are
+// the build of activation type at; the partials are float whatever it is.
+func (be *Backend) scanChunkBackward(op string, at nn.DType, s scanBufs, a nn.ScanArgs, dout *Buffer, g scanGradBufs) {
 	B, D, L, N, G := a.B, a.D, a.L, a.N, a.G
-	_, K := scanChunkItems(be.dtype)
+	_, K := scanChunkItems(at)
 	nC := (L + 32*K - 1) / (32 * K)
 	ckpt := be.newBuffer(nC*B*D*N, be.dtype)
 	defer be.release(ckpt)
 	p := s.params(a)
 	p.Ckpt = ptr(ckpt)
 	p.Nblk = int64((D/G + scanFwdWarps - 1) / scanFwdWarps)
-	be.launchStruct(op, be.fn(op, "selective_scan", "scan_chunk_states"), dim(B*G*int(p.Nblk)), dim(32*scanFwdWarps),
+	be.launchStruct(op, be.fnAs(op, at, "selective_scan", "scan_chunk_states"), dim(B*G*int(p.Nblk)), dim(32*scanFwdWarps),
 		scanFwdWarps*N*be.esize, p)
 
 	nblk := (D/G + scanBwdWarps - 1) / scanBwdWarps
@@ -335,10 +362,10 @@ func (be *Backend) scanChunkBackward(op string, s scanBufs, a nn.ScanArgs, dout 
 	p.Dout, p.DU, p.DDelta, p.DZ, p.DBm, p.DCm = ptr(dout), ptr(g.du), ptr(g.ddelta), ptr(g.dz), ptr(g.dB), ptr(g.dC)
 	p.PartB, p.PartC, p.PA, p.PD, p.PDB = ptr(partB), ptr(partC), ptr(pA), ptr(pD), ptr(pDB)
 	p.Nblk = int64(nblk)
-	be.launchStruct(op, be.fn(op, "selective_scan", "scan_chunk_bwd"), dim(B*G*nblk), dim(32*scanBwdWarps),
+	be.launchStruct(op, be.fnAs(op, at, "selective_scan", "scan_chunk_bwd"), dim(B*G*nblk), dim(32*scanBwdWarps),
 		scanChunkBwdSmem(N, K, be.esize), p)
 
-	addR, add := be.scanAdder(op, "scan_add_parts_r"), be.scanAdder(op, "scan_add_parts")
+	addR, add := be.scanAdder(op, at, "scan_add_parts_r"), be.scanAdder(op, at, "scan_add_parts")
 	addR(g.dB, partB, B*G, nblk, N*L)
 	addR(g.dC, partC, B*G, nblk, N*L)
 	add(g.dA, pA, 1, B, D*N)
