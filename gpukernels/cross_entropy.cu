@@ -64,7 +64,8 @@ __device__ __forceinline__ bool better(real v, i64 i, real bv, i64 bi) {
 }
 
 // argmax_rows: idx[r] = the first index of the largest value of row r (the
-// first NaN if any). blockDim.x must be 256.
+// first NaN if any). blockDim.x must be 256. x is an activation (bfloat16
+// in the bfloat16 build, compared exactly as float).
 extern "C" __global__ void argmax_rows(int* idx, const act_t* x, i64 rows, i64 cols) {
     __shared__ real sv[256];
     __shared__ i64 si[256];

@@ -63,7 +63,7 @@ func (be *Backend) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer, t
 
 // ArgmaxRows returns, for each row of x (rows, cols), the index of its
 // largest value, the first one on ties; a NaN counts as larger than any
-// number (as torch.argmax). x is bfloat16 or of the backend's type.
+// number (as torch.argmax). x is of the backend's type or bfloat16.
 func (be *Backend) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
 	const op = "ArgmaxRows"
 	check(op, nn.CheckRows(rows, cols))
