@@ -1,17 +1,20 @@
 // Softmax cross-entropy with an ignore index, and row argmax
 // (cpukernels/cross_entropy.go). One block per row (grid-stride over rows).
+// logits, dlogits and argmax's x are activations (act_t: bf16 in the
+// bfloat16 build); loss, lse and dloss stay real (float32 under bf16). A
+// bf16 dlogits is accumulated by load, add in float, round once.
 
 // ce_fwd: lse[r] = log Σ_c exp(logits[r,c]); loss[r] = lse[r] − logits[r, t]
 // (0 when t == ignore). One pass over the row: each thread keeps a running
 // maximum m and s = Σ exp(x − m) (in double), rescaling s when m grows; the
 // block then combines its (m, s) pairs. Terms below exp's flush limit
 // relative to the maximum are dropped, as in cpukernels; NaN propagates.
-extern "C" __global__ void ce_fwd(real* loss, real* lse, const real* logits, const int* targets, i64 rows, i64 V,
+extern "C" __global__ void ce_fwd(real* loss, real* lse, const act_t* logits, const int* targets, i64 rows, i64 V,
                                   i64 ignore) {
     __shared__ double shd[32];
     __shared__ real shr[32];
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
-        const real* xr = logits + r * V;
+        const act_t* xr = logits + r * V;
         real m = -R_INF;
         double s = 0;
         for (i64 c = threadIdx.x; c < V; c += blockDim.x) {
@@ -36,18 +39,18 @@ extern "C" __global__ void ce_fwd(real* loss, real* lse, const real* logits, con
 
 // ce_bwd: dlogits[r,c] += dloss[r]·(exp(logits[r,c] − lse[r]) − [c == t]) for
 // rows whose target is not ignore; tiny results flush to 0.
-extern "C" __global__ void ce_bwd(real* dlogits, const real* logits, const real* lse, const real* dloss,
+extern "C" __global__ void ce_bwd(act_t* dlogits, const act_t* logits, const real* lse, const real* dloss,
                                   const int* targets, i64 rows, i64 V, i64 ignore) {
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         const int t = targets[r];
         if (t == ignore) continue;
-        const real* xr = logits + r * V;
-        real* dr = dlogits + r * V;
+        const act_t* xr = logits + r * V;
+        act_t* dr = dlogits + r * V;
         const real l = lse[r], g = dloss[r];
         for (i64 c = threadIdx.x; c < V; c += blockDim.x) {
             real p = r_expc(xr[c] - l);
             if (c == t) p -= (real)1;
-            dr[c] = flush(dr[c] + g * p);
+            dr[c] = flush((real)dr[c] + g * p);
         }
     }
 }

@@ -12,12 +12,15 @@ import (
 //	loss[r] = lse[r] − logits[r, targets[r]] // 0 when targets[r] == ignore
 //
 // lse is computed for ignored rows too. It panics when a target other than
-// ignore is outside [0, V).
+// ignore is outside [0, V). logits is an activation (bfloat16 or the
+// backend's type); loss and lse are of the backend's type.
 func (be *Backend) CrossEntropy(loss, lse, logits nn.Buffer, targets []int32, rows, V int, ignore int32) {
 	const op = "CrossEntropy"
 	ls, es := be.buf(loss, rows, op, "loss"), be.buf(lse, rows, op, "lse")
 	xs := be.buf(logits, rows*V, op, "logits")
 	check(op, nn.CheckTargets(targets, rows, V, ignore))
+	at := be.actType(op, arg{"logits", xs})
+	be.wantOwn(op, arg{"loss", ls}, arg{"lse", es})
 	if rows == 0 {
 		return
 	}
@@ -25,7 +28,7 @@ func (be *Backend) CrossEntropy(loss, lse, logits nn.Buffer, targets []int32, ro
 	defer be.exit()
 	tb := be.uploadInt32(op, targets[:rows])
 	defer be.release(tb)
-	k := be.fn(op, "cross_entropy", "ce_fwd")
+	k := be.fnAs(op, at, "cross_entropy", "ce_fwd")
 	be.launch(op, k, dim(be.rowBlocks(rows)), dim(rowThreads(V)), 0, pArg(ls), pArg(es), pArg(xs), pArg(tb),
 		iArg(rows), iArg(V), iArg(int(ignore)))
 }
@@ -36,13 +39,16 @@ func (be *Backend) CrossEntropy(loss, lse, logits nn.Buffer, targets []int32, ro
 //	dlogits[r,c] += dloss[r]·(exp(logits[r,c] − lse[r]) − [c == t_r])
 //
 // for rows whose target is not ignore; results below the smallest normal
-// number are flushed to 0.
+// number are flushed to 0. dlogits and logits are activations; lse and
+// dloss are of the backend's type.
 func (be *Backend) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer, targets []int32, rows, V int, ignore int32) {
 	const op = "CrossEntropyBackward"
 	n := rows * V
 	ds, xs := be.buf(dlogits, n, op, "dlogits"), be.buf(logits, n, op, "logits")
 	es, gs := be.buf(lse, rows, op, "lse"), be.buf(dloss, rows, op, "dloss")
 	check(op, nn.CheckTargets(targets, rows, V, ignore))
+	at := be.actType(op, arg{"dlogits", ds}, arg{"logits", xs})
+	be.wantOwn(op, arg{"lse", es}, arg{"dloss", gs})
 	if rows == 0 {
 		return
 	}
@@ -50,7 +56,7 @@ func (be *Backend) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer, t
 	defer be.exit()
 	tb := be.uploadInt32(op, targets[:rows])
 	defer be.release(tb)
-	k := be.fn(op, "cross_entropy", "ce_bwd")
+	k := be.fnAs(op, at, "cross_entropy", "ce_bwd")
 	be.launch(op, k, dim(be.rowBlocks(rows)), dim(rowThreads(V)), 0, pArg(ds), pArg(xs), pArg(es), pArg(gs), pArg(tb),
 		iArg(rows), iArg(V), iArg(int(ignore)))
 }

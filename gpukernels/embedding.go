@@ -12,11 +12,14 @@ import (
 //		out[i,:] = table[id,:]
 //	}
 //
-// It panics when an id is outside [0, V).
+// It panics when an id is outside [0, V). table and out are activations
+// (both bfloat16, the table's cast under bf16, or both of the backend's
+// type).
 func (be *Backend) Embedding(out, table nn.Buffer, ids []int32, d int) {
 	const op = "Embedding"
 	o, t := be.buf(out, len(ids)*d, op, "out"), be.buf(table, -1, op, "table")
 	check(op, nn.CheckIDs(ids, t.n, d))
+	at := be.actType(op, arg{"table", t}, arg{"out", o})
 	if len(ids) == 0 {
 		return
 	}
@@ -24,7 +27,7 @@ func (be *Backend) Embedding(out, table nn.Buffer, ids []int32, d int) {
 	defer be.exit()
 	idb := be.uploadInt32(op, ids)
 	defer be.release(idb)
-	k := be.fn(op, "embedding", "embedding_fwd")
+	k := be.fnAs(op, at, "embedding", "embedding_fwd")
 	be.launch(op, k, dim(be.rowBlocks(len(ids))), dim(rowThreads(d)), 0, pArg(o), pArg(t), pArg(idb), iArg(len(ids)), iArg(d))
 }
 
@@ -36,11 +39,14 @@ func (be *Backend) Embedding(out, table nn.Buffer, ids []int32, d int) {
 //
 // The host groups the positions by id (in position order); one GPU block
 // sums each group in double, so there are no atomics and the result does
-// not depend on scheduling.
+// not depend on scheduling. dout is an activation (bfloat16 or the
+// backend's type); dtable, the master's gradient, is of the backend's type.
 func (be *Backend) EmbeddingBackward(dtable, dout nn.Buffer, ids []int32, d int) {
 	const op = "EmbeddingBackward"
 	g, t := be.buf(dout, len(ids)*d, op, "dout"), be.buf(dtable, -1, op, "dtable")
 	check(op, nn.CheckIDs(ids, t.n, d))
+	at := be.actType(op, arg{"dout", g})
+	be.wantOwn(op, arg{"dtable", t})
 	if len(ids) == 0 {
 		return
 	}
@@ -54,7 +60,7 @@ func (be *Backend) EmbeddingBackward(dtable, dout nn.Buffer, ids []int32, d int)
 	pb := be.uploadInt32(op, packed)
 	defer be.release(pb)
 	base := pArg(pb)
-	k := be.fn(op, "embedding", "embedding_bwd")
+	k := be.fnAs(op, at, "embedding", "embedding_bwd")
 	be.launch(op, k, dim(be.rowBlocks(groups)), dim(rowThreads(d)), 0, pArg(t), pArg(g), base,
 		base+uint64(4*len(order)), base+uint64(4*(len(order)+groups+1)), iArg(groups), iArg(d))
 }

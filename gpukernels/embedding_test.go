@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"seqbench/nn"
 )
 
 func TestGPUEmbedding(t *testing.T) {
@@ -150,5 +152,118 @@ func TestGPUUploadRing(t *testing.T) {
 	}
 	for i, out := range outs {
 		ck.fwd(fmt.Sprintf("call%d", i), out)
+	}
+}
+
+// TestGPUEmbeddingBFloat16: the bfloat16 cast of the table gathered into a
+// bfloat16 out (an exact copy), and a bfloat16 dout scatter-added into the
+// float32 master's gradient (see TestGPUNormsBFloat16 for the tolerances).
+func TestGPUEmbeddingBFloat16(t *testing.T) {
+	needGPU(t)
+	type eCase struct{ V, d, n int }
+	for _, c := range []eCase{{10, 7, 33}, {16, 64, 5000}, {50257, 300, 2048}, {3, 513, 9}} {
+		t.Run(fmt.Sprintf("V%d_d%d_n%d", c.V, c.d, c.n), func(t *testing.T) {
+			b := newBFChecker(t, "Embedding", uint64(c.V*c.n))
+			ids := make([]int32, c.n)
+			for i := range ids {
+				ids[i] = int32(b.rng.IntN(c.V))
+			}
+			table := b.inAs(nn.BFloat16, b.randn(c.V*c.d, 1))
+			out := b.outAs(nn.BFloat16, c.n*c.d)
+			b.g.Embedding(out.g, table.g, ids, c.d)
+			b.c.Embedding(out.c, table.c, ids, c.d)
+			b.outH("out", out)
+
+			dout := b.inAs(nn.BFloat16, b.randn(c.n*c.d, 1))
+			dtable := b.accAs(nn.Float32, c.V*c.d, 1)
+			b.g.EmbeddingBackward(dtable.g, dout.g, ids, c.d)
+			b.c.EmbeddingBackward(dtable.c, dout.c, ids, c.d)
+			b.accF("dtable", dtable)
+		})
+	}
+}
+
+// TestGPUCrossEntropyBFloat16: bfloat16 logits, float32 loss, lse and
+// dloss, the gradient rounded into bfloat16 dlogits (a fresh one, zeros,
+// as the tape gives it, and one holding values), and ArgmaxRows on the
+// bfloat16 logits, whose ties are common.
+func TestGPUCrossEntropyBFloat16(t *testing.T) {
+	needGPU(t)
+	type ceCase struct {
+		rows, V int
+		scale   float64
+	}
+	const ignore = -100
+	for _, c := range []ceCase{{7, 2, 1}, {513, 100, 3}, {64, 50257, 2}, {3, 4099, 30}, {10000, 17, 1}} {
+		t.Run(fmt.Sprintf("rows%d_V%d_scale%g", c.rows, c.V, c.scale), func(t *testing.T) {
+			b := newBFChecker(t, "CrossEntropy", uint64(c.rows*c.V))
+			targets := make([]int32, c.rows)
+			for i := range targets {
+				targets[i] = int32(b.rng.IntN(c.V))
+				if i%5 == 4 {
+					targets[i] = ignore
+				}
+			}
+			logits := b.inAs(nn.BFloat16, b.randn(c.rows*c.V, c.scale))
+			loss, lse := b.outAs(nn.Float32, c.rows), b.outAs(nn.Float32, c.rows)
+			b.g.CrossEntropy(loss.g, lse.g, logits.g, targets, c.rows, c.V, ignore)
+			b.c.CrossEntropy(loss.c, lse.c, logits.c, targets, c.rows, c.V, ignore)
+			b.outF("loss", loss)
+			b.outF("lse", lse)
+
+			dloss := b.inAs(nn.Float32, b.randn(c.rows, 1))
+			for _, scale := range []float64{0, 1} {
+				dlogits := b.accAs(nn.BFloat16, c.rows*c.V, scale)
+				b.g.CrossEntropyBackward(dlogits.g, logits.g, lse.g, dloss.g, targets, c.rows, c.V, ignore)
+				b.c.CrossEntropyBackward(dlogits.c, logits.c, lse.c, dloss.c, targets, c.rows, c.V, ignore)
+				b.accH(fmt.Sprintf("dlogits_before%g", scale), dlogits)
+			}
+
+			got := b.g.ArgmaxRows(logits.g, c.rows, c.V)
+			want := b.c.ArgmaxRows(logits.c, c.rows, c.V)
+			if !slices.Equal(got, want) {
+				t.Errorf("ArgmaxRows differs: got %v, want %v", head(got), head(want))
+			}
+		})
+	}
+}
+
+// TestEmbeddingCrossEntropyTypes: Embedding's table and out, and
+// EmbeddingBackward's dout, are activations (all float32 or all bfloat16),
+// its dtable float32; CrossEntropy's logits and dlogits are activations, its
+// loss, lse and dloss float32. Other combinations panic naming the buffer
+// before the device is touched (see TestNormTypes); the allowed ones pass
+// the checks on empty batches.
+func TestEmbeddingCrossEntropyTypes(t *testing.T) {
+	be := &Backend{dtype: nn.Float32, esize: 4, closed: true}
+	buf := func(dt nn.DType) func(int) *Buffer {
+		return func(n int) *Buffer { return &Buffer{n: n, dt: dt, be: be} }
+	}
+	h, f, d := buf(nn.BFloat16), buf(nn.Float32), buf(nn.Float64)
+	ids := []int32{1, 0}
+	expectPanic(t, "Embedding: out is float32 but table is bfloat16", func() { be.Embedding(f(6), h(6), ids, 3) })
+	expectPanic(t, "Embedding: table is float64, must be float32 or bfloat16", func() { be.Embedding(f(6), d(6), ids, 3) })
+	expectPanic(t, "EmbeddingBackward: dtable is bfloat16, must be float32", func() { be.EmbeddingBackward(h(6), h(6), ids, 3) })
+	expectPanic(t, "EmbeddingBackward: dout is float64, must be float32 or bfloat16", func() {
+		be.EmbeddingBackward(f(6), d(6), ids, 3)
+	})
+	const rows, V = 2, 3
+	tg := []int32{0, 2}
+	expectPanic(t, "CrossEntropy: loss is bfloat16, must be float32", func() { be.CrossEntropy(h(rows), f(rows), h(rows*V), tg, rows, V, -100) })
+	expectPanic(t, "CrossEntropy: lse is bfloat16, must be float32", func() { be.CrossEntropy(f(rows), h(rows), h(rows*V), tg, rows, V, -100) })
+	expectPanic(t, "CrossEntropyBackward: lse is bfloat16, must be float32", func() {
+		be.CrossEntropyBackward(h(rows*V), h(rows*V), h(rows), f(rows), tg, rows, V, -100)
+	})
+	expectPanic(t, "CrossEntropyBackward: dloss is bfloat16, must be float32", func() {
+		be.CrossEntropyBackward(h(rows*V), h(rows*V), f(rows), h(rows), tg, rows, V, -100)
+	})
+	expectPanic(t, "CrossEntropyBackward: logits is float32 but dlogits is bfloat16", func() {
+		be.CrossEntropyBackward(h(rows*V), f(rows*V), f(rows), f(rows), tg, rows, V, -100)
+	})
+	for _, act := range []func(int) *Buffer{f, h} {
+		be.Embedding(act(0), act(6), nil, 3)
+		be.EmbeddingBackward(f(6), act(0), nil, 3)
+		be.CrossEntropy(f(0), f(0), act(0), nil, 0, V, -100)
+		be.CrossEntropyBackward(act(0), act(0), f(0), f(0), nil, 0, V, -100)
 	}
 }

@@ -1,6 +1,8 @@
 // Rotary position embedding (cpukernels/rope.go), GPT-NeoX layout: element
 // i pairs with i + Dh/2. Angles are computed in double: at position 10⁴ a
-// float angle would be off by ~1e-3 rad.
+// float angle would be off by ~1e-3 rad. dst and src are activations (act_t:
+// bf16 in the bfloat16 build, each output rounded once, a backward's dst
+// by load, add in float, round once).
 
 // rope: with h = Dh/2 and θ = (pos0 + l)·base^(−2i/Dh), for each of the BH
 // head vectors of position l (row = bh·L + l) and i < h:
@@ -12,7 +14,7 @@
 // grid-stride) and computes its sine and cosine once for all the (b, h)
 // rows it walks (grid y, grid-stride). Each thread reads its pair before
 // writing it, so dst may be src.
-extern "C" __global__ void rope(real* dst, const real* src, i64 BH, i64 L, i64 Dh, i64 pos0, double base,
+extern "C" __global__ void rope(act_t* dst, const act_t* src, i64 BH, i64 L, i64 Dh, i64 pos0, double base,
                                 i64 backward) {
     const i64 h = Dh / 2;
     FOR_N(e, L * h) {

@@ -9,7 +9,8 @@ import "seqbench/nn"
 //	out[.., l, i]   = x[.., l, i]·cos θ − x[.., l, i+h]·sin θ
 //	out[.., l, i+h] = x[.., l, i+h]·cos θ + x[.., l, i]·sin θ
 //
-// Dh must be even. out may be x.
+// Dh must be even. out may be x. x and out are activations: both bfloat16
+// or both of the backend's type.
 func (be *Backend) RoPE(out, x nn.Buffer, B, H, L, Dh, pos0 int, base float64) {
 	be.rope("RoPE", out, x, B, H, L, Dh, pos0, base, false)
 }
@@ -30,12 +31,13 @@ func (be *Backend) rope(op string, dst, src nn.Buffer, B, H, L, Dh, pos0 int, ba
 		dname, sname = "dx", "dout"
 	}
 	d, s := be.buf(dst, n, op, dname), be.buf(src, n, op, sname)
+	at := be.actType(op, arg{dname, d}, arg{sname, s})
 	if n == 0 {
 		return
 	}
 	be.enter(op)
 	defer be.exit()
-	k := be.fn(op, "rope", "rope")
+	k := be.fnAs(op, at, "rope", "rope")
 	// x: the (l, i) pairs; y: enough (b, h) slices to fill the device
 	// without recomputing each angle more than a few times.
 	pairs := L * Dh / 2
