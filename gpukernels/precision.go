@@ -1,20 +1,21 @@
 package gpukernels
 
 import (
-	"errors"
 	"fmt"
 
 	"seqbench/nn"
 )
 
-// ErrNoBF16 is what BF16 returns until every op has its bfloat16 kernels.
-var ErrNoBF16 = errors.New("bf16 is not implemented on the CUDA backend yet")
-
-// BF16 would return this device's bfloat16 mixed-precision backend
-// (docs/PRECISION.md says what it must do); until every op passes the
-// bfloat16 conformance suite on a GPU, a bf16 run on CUDA fails with
-// ErrNoBF16 instead of running in fp32.
-func (be *Backend) BF16() (nn.MixedBackend, error) { return nil, ErrNoBF16 }
+// BF16 returns this device's bfloat16 mixed-precision backend
+// (docs/PRECISION.md), sharing be's device, stream and allocator. A
+// float64 backend has none.
+func (be *Backend) BF16() (nn.MixedBackend, error) {
+	m, err := newBF16(be)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
 
 // BF16Backend is the bfloat16 mixed-precision backend, "cuda-bfloat16": a
 // float32 Backend whose AllocAs also makes bfloat16 buffers (2 bytes an

@@ -1,15 +1,16 @@
 package gpukernels
 
 import (
-	"errors"
 	"testing"
+
+	"seqbench/nn"
 )
 
-// A bf16 run on CUDA must fail, naming why, until the kernels exist (no
-// GPU needed: BF16 answers before touching the device).
-func TestBF16NotYet(t *testing.T) {
-	m, err := (&Backend{}).BF16()
-	if m != nil || !errors.Is(err, ErrNoBF16) {
-		t.Fatalf("BF16() = %v, %v; want nil, %v", m, err, ErrNoBF16)
+// A float64 backend has no bfloat16 mode, and says so before touching the
+// device (no GPU needed).
+func TestBF16NeedsFloat32(t *testing.T) {
+	m, err := (&Backend{dtype: nn.Float64}).BF16()
+	if m != nil || err == nil || err.Error() != "bf16 needs the float32 CUDA backend, not cuda-float64" {
+		t.Fatalf("BF16() = %v, %v; want the float32 backend named", m, err)
 	}
 }

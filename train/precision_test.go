@@ -2,6 +2,7 @@ package train_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -15,7 +16,6 @@ import (
 	_ "seqbench/arch/rnn"
 	_ "seqbench/arch/ssm"
 	"seqbench/cpukernels"
-	"seqbench/gpukernels"
 	"seqbench/nn"
 	"seqbench/sweep"
 	"seqbench/train"
@@ -140,6 +140,9 @@ func TestPrecisionInSummaryJSON(t *testing.T) {
 	require.Contains(t, string(raw), `"precision": "fp32"`)
 }
 
+// errNoBF16 is what a backend without bfloat16 kernels answers.
+var errNoBF16 = errors.New("bf16 is not implemented on this backend")
+
 // noBF16 is a backend whose bf16 kernels do not exist (the CUDA backend
 // today) and that has a TF32 switch, recorded.
 type noBF16 struct {
@@ -147,7 +150,7 @@ type noBF16 struct {
 	tf32 []bool
 }
 
-func (b *noBF16) BF16() (nn.MixedBackend, error) { return nil, gpukernels.ErrNoBF16 }
+func (b *noBF16) BF16() (nn.MixedBackend, error) { return nil, errNoBF16 }
 func (b *noBF16) SetTF32(on bool) error          { b.tf32 = append(b.tf32, on); return nil }
 
 // bf16 where the backend has no bfloat16 kernels fails the run, saying so,
@@ -156,7 +159,7 @@ func TestPrecisionNeedsTheBackend(t *testing.T) {
 	be := &noBF16{Backend: cpukernels.New[float32]()}
 	s := runPrecision(t, precisionExpSteps(3, ", precision: bf16"), be)
 	require.Equal(t, train.StatusFailed, s.Status)
-	require.Contains(t, s.Reason, "field train.precision: bf16 is not implemented on the CUDA backend yet")
+	require.Contains(t, s.Reason, "field train.precision: bf16 is not implemented on this backend")
 	s = runPrecision(t, precisionExpSteps(3, ", precision: bf16"), cpukernels.New[float64]())
 	require.Equal(t, train.StatusFailed, s.Status)
 	require.Contains(t, s.Reason, "bf16 needs the float32 CPU backend")
@@ -175,7 +178,7 @@ func TestCheckPrecisions(t *testing.T) {
 	be := &noBF16{Backend: cpukernels.New[float32]()}
 	require.NoError(t, train.CheckPrecisions(be, fp))
 	err := train.CheckPrecisions(be, append(fp, bf...))
-	require.ErrorContains(t, err, "run "+bf[0].Name+": field train.precision: bf16 is not implemented on the CUDA backend yet")
+	require.ErrorContains(t, err, "run "+bf[0].Name+": field train.precision: bf16 is not implemented on this backend")
 	require.Empty(t, be.tf32, "a check must not switch the backend's TF32 mode")
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"math"
 	"path/filepath"
 	"testing"
@@ -9,7 +10,6 @@ import (
 
 	"seqbench/bench"
 	"seqbench/cpukernels"
-	"seqbench/gpukernels"
 	"seqbench/nn"
 	"seqbench/safetensors"
 )
@@ -140,11 +140,14 @@ func TestOpBFloat16(t *testing.T) {
 	require.Equal(t, safetensors.F32, got32["dx"].DType)
 }
 
+// errNoBF16 is what a backend without bfloat16 kernels answers.
+var errNoBF16 = errors.New("bf16 is not implemented on this backend")
+
 // fakeCUDA stands in a CUDA backend: it has no bfloat16 mode yet.
 type fakeCUDA struct{ nn.Backend }
 
 func (fakeCUDA) Name() string                   { return "cuda-float32" }
-func (fakeCUDA) BF16() (nn.MixedBackend, error) { return nil, gpukernels.ErrNoBF16 }
+func (fakeCUDA) BF16() (nn.MixedBackend, error) { return nil, errNoBF16 }
 
 func withFakeCUDA(t *testing.T) {
 	t.Helper()
@@ -166,7 +169,7 @@ func TestOpBFloat16OnCUDAFails(t *testing.T) {
 		} {
 			code, stdout, stderr := runCLI(t, args...)
 			require.Equal(t, 2, code, args)
-			require.Contains(t, stderr, "--device cuda: bf16 is not implemented on the CUDA backend yet", args)
+			require.Contains(t, stderr, "--device cuda: bf16 is not implemented on this backend", args)
 			require.NotContains(t, stdout, "rmsnorm on")
 		}
 	}
@@ -237,6 +240,6 @@ func TestBenchDType(t *testing.T) {
 	withFakeCUDA(t)
 	code, _, stderr = runCLI(t, "bench", "--dtype", "bf16", "--device", "cuda", "--ops", "rmsnorm", "--out", filepath.Join(dir, "gpu.bench.json"))
 	require.Equal(t, 2, code)
-	require.Contains(t, stderr, "--dtype bf16 on --device cuda: bf16 is not implemented on the CUDA backend yet")
+	require.Contains(t, stderr, "--dtype bf16 on --device cuda: bf16 is not implemented on this backend")
 	require.NoFileExists(t, filepath.Join(dir, "gpu.bench.json"))
 }
