@@ -48,6 +48,28 @@ struct bf16 {
 };
 static_assert(sizeof(bf16) == 2, "bf16 is two bytes");
 
+// h8 is 8 bfloat16 values, one 16-byte load or store.
+struct alignas(16) h8 {
+    bf16 v[8];
+};
+
+__device__ __forceinline__ bool al16(const void* p) { return ((unsigned long long)p & 15) == 0; }
+
+// ld8 reads group j (elements 8j..8j+7) of p as floats, exactly.
+__device__ __forceinline__ void ld8(const bf16* p, i64 j, float* v) {
+    const h8 w = ((const h8*)p)[j];
+#pragma unroll
+    for (int k = 0; k < 8; k++) v[k] = w.v[k];
+}
+
+// st8 writes v to group j of p, each value rounded once.
+__device__ __forceinline__ void st8(bf16* p, i64 j, const float* v) {
+    h8 w;
+#pragma unroll
+    for (int k = 0; k < 8; k++) w.v[k] = v[k];
+    ((h8*)p)[j] = w;
+}
+
 #if ACT_IS_BF16
 typedef bf16 act_t;
 #else

@@ -15,15 +15,6 @@ extern "C" __global__ void cast_from_bf16(float* dst, const bf16* src, i64 n) {
     FOR_N(i, n) dst[i] = src[i];
 }
 
-#if ACT_IS_BF16
-// h8 is 8 bfloat16 values, one 16-byte load or store (as in elementwise.cu).
-struct alignas(16) h8 {
-    bf16 v[8];
-};
-
-__device__ __forceinline__ bool al16(const void* p) { return ((unsigned long long)p & 15) == 0; }
-#endif
-
 // copy_row copies (adds, with accumulate) cols elements of s into d, the
 // threads of grid x striding over them. In the bfloat16 build with vec
 // (both rows start 16-byte aligned and cols is a multiple of 8) a thread
