@@ -143,7 +143,7 @@ func TestOpBFloat16(t *testing.T) {
 // errNoBF16 is what a backend without bfloat16 kernels answers.
 var errNoBF16 = errors.New("bf16 is not implemented on this backend")
 
-// fakeCUDA stands in a CUDA backend: it has no bfloat16 mode yet.
+// fakeCUDA stands in a CUDA backend without a bfloat16 mode.
 type fakeCUDA struct{ nn.Backend }
 
 func (fakeCUDA) Name() string                   { return "cuda-float32" }
@@ -156,9 +156,10 @@ func withFakeCUDA(t *testing.T) {
 	t.Cleanup(func() { startCUDA = prev })
 }
 
-// On CUDA, bfloat16 fails with the backend's reason, whether --device
-// names cuda or auto finds it, and nothing runs in float32 instead.
-func TestOpBFloat16OnCUDAFails(t *testing.T) {
+// On a device without a bfloat16 mode, bfloat16 fails with the backend's
+// reason, whether --device names cuda or auto finds it, and nothing runs in
+// float32 instead.
+func TestOpBFloat16WithoutKernelsFails(t *testing.T) {
 	withFakeCUDA(t)
 	dir := t.TempDir()
 	in := opFile(t, dir, opTensor("x", 2, 4), opTensor("weight", 4))
