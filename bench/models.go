@@ -239,15 +239,19 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 				}
 				t := newTrainer(md, B, L, mo.Vocab, rng)
 				meter := d.meter(md.tr)
-				// The peak is of the measured steps: the first step (outside)
-				// allocates the optimizer's moments' first use and warms up.
+				// The peak is of the steps after the first, which allocates
+				// the optimizer's moments and warms up; the meter (a GPU's
+				// allocator) is shared with the models measured before, so
+				// its peak is reset before this model's first read.
 				var peak int64
 				samples, reps, err := d.measure(func() {
 					if t.steps == 1 {
 						meter.ResetPeak()
 					}
 					t.step()
-					peak = max(peak, meter.PeakBytes())
+					if t.steps > 1 {
+						peak = max(peak, meter.PeakBytes())
+					}
 				}, ro)
 				if err != nil {
 					t.free()

@@ -149,3 +149,29 @@ func TestRegressRefusesPrecisionChange(t *testing.T) {
 	require.NoError(t, c.WriteTable(&out))
 	assert.Contains(t, out.String(), "device d, backend cpu-float32, precision bf16")
 }
+
+// A device's memory meter (a GPU's allocator) is shared by every model of
+// a run: each model's peak is its own, not the peak of a larger model
+// measured before it (the bug: the first step read the meter before it
+// was reset, so a run of mamba2 then s4d gave s4d mamba2's peak).
+func TestBenchTrainPeakIsPerModel(t *testing.T) {
+	peaks := func(archs ...string) map[string]int64 {
+		be := track(cpukernels.New[float32]())
+		d := NewDevice(be, "", "")
+		d.Memory = be
+		o := tiny("train")
+		o.Archs, o.Lengths, o.Batches, o.Ceilings = archs, []int{32}, []int{2}, false
+		o.Model = ModelOptions{DModel: 16, NLayers: 1, Vocab: 64}
+		f, err := Run(d, o)
+		require.NoError(t, err)
+		require.Len(t, f.Results, len(archs), f.Skipped)
+		out := map[string]int64{}
+		for _, r := range f.Results {
+			out[r.Arch] = r.PeakBytes
+		}
+		return out
+	}
+	both, alone := peaks("transformer", "s4d"), peaks("s4d")
+	require.Greater(t, both["transformer"], alone["s4d"], "the test needs the first model to be the larger")
+	assert.Equal(t, alone["s4d"], both["s4d"])
+}
