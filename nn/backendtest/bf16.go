@@ -720,26 +720,7 @@ func testBF16SelectiveScan(t *testing.T, b nn.MixedBackend) {
 		tt.checkOut("out", out, nBDL, wantOut)
 		tt.checkOut("hT", hT, B*D*N, wantHT)
 
-		dout, douts := tt.inputAs(bf16, tt.randn(nBDL))
-		type gradIn struct {
-			name string
-			x    []float64
-			dt   nn.DType
-			acc  accum
-		}
-		grads := []*gradIn{{"U", in.u, bf16, accum{}}, {"Delta", in.delta, bf16, accum{}}, {"A", in.A, fp32, accum{}},
-			{"Bm", in.Bm, bf16, accum{}}, {"Cm", in.Cm, bf16, accum{}}, {"Dskip", in.D, fp32, accum{}},
-			{"Z", in.z, bf16, accum{}}, {"DeltaBias", in.bias, fp32, accum{}}}
-		for _, g := range grads {
-			g.acc = tt.accumAs(g.dt, len(g.x))
-		}
-		tt.b.SelectiveScanBackward(nn.ScanGrads{U: grads[0].acc.buf, Delta: grads[1].acc.buf, A: grads[2].acc.buf,
-			Bm: grads[3].acc.buf, Cm: grads[4].acc.buf, Dskip: grads[5].acc.buf, Z: grads[6].acc.buf,
-			DeltaBias: grads[7].acc.buf}, a, dout)
-		f := func() []float64 { o, _ := refSelectiveScan(in, B, D, L, N, G, true); return o }
-		for _, g := range grads {
-			tt.checkAccum("d"+g.name, g.acc, vjp(f, g.x, douts))
-		}
+		tt.checkBF16ScanBackward(in, a, B, D, L, N, G, true)
 	})
 }
 
@@ -915,4 +896,32 @@ func padTo(s []float64, n int) []float64 {
 		return make([]float64, n)
 	}
 	return s
+}
+
+// checkBF16ScanBackward runs the selective scan's backward of a (its
+// inputs in, bfloat16 activations, float32 parameters) from a bfloat16
+// dout into gradients of the same types, and checks each against the
+// float64 reference's vector-Jacobian product.
+func (tt *tester) checkBF16ScanBackward(in scanInputs, a nn.ScanArgs, B, D, L, N, G int, softplus bool) {
+	tt.Helper()
+	dout, douts := tt.inputAs(bf16, tt.randn(B*D*L))
+	type gradIn struct {
+		name string
+		x    []float64
+		dt   nn.DType
+		acc  accum
+	}
+	grads := []*gradIn{{"U", in.u, bf16, accum{}}, {"Delta", in.delta, bf16, accum{}}, {"A", in.A, fp32, accum{}},
+		{"Bm", in.Bm, bf16, accum{}}, {"Cm", in.Cm, bf16, accum{}}, {"Dskip", in.D, fp32, accum{}},
+		{"Z", in.z, bf16, accum{}}, {"DeltaBias", in.bias, fp32, accum{}}}
+	for _, g := range grads {
+		g.acc = tt.accumAs(g.dt, len(g.x))
+	}
+	tt.b.SelectiveScanBackward(nn.ScanGrads{U: grads[0].acc.buf, Delta: grads[1].acc.buf, A: grads[2].acc.buf,
+		Bm: grads[3].acc.buf, Cm: grads[4].acc.buf, Dskip: grads[5].acc.buf, Z: grads[6].acc.buf,
+		DeltaBias: grads[7].acc.buf}, a, dout)
+	f := func() []float64 { o, _ := refSelectiveScan(in, B, D, L, N, G, softplus); return o }
+	for _, g := range grads {
+		tt.checkAccum("d"+g.name, g.acc, vjp(f, g.x, douts))
+	}
 }
