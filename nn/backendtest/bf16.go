@@ -635,34 +635,7 @@ func testBF16Attention(t *testing.T, b nn.MixedBackend) {
 	desc := func(c attnCase) string {
 		return fmt.Sprintf("B%d_H%d_Lq%d_Lk%d_Dh%d_causal%v", c.B, c.H, c.Lq, c.Lk, c.Dh, c.causal)
 	}
-	runCases(t, b, "BF16Attention", cases, desc, func(tt *tester, c attnCase) {
-		scale := 1 / math.Sqrt(float64(c.Dh))
-		nq, nk, nl := c.B*c.H*c.Lq*c.Dh, c.B*c.H*c.Lk*c.Dh, c.B*c.H*c.Lq
-		q, qs := tt.inputAs(bf16, tt.randn(nq))
-		k, ks := tt.inputAs(bf16, tt.randn(nk))
-		v, vs := tt.inputAs(bf16, tt.randn(nk))
-		out, lse := tt.outputAs(bf16, nq), tt.outputAs(fp32, nl)
-		tt.b.Attention(out, lse, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-		wantOut, wantLse := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-		absV := make([]float64, len(vs))
-		for i, x := range vs {
-			absV[i] = math.Abs(x)
-		}
-		pAbsV, _ := refAttention(qs, ks, absV, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-		AssertClose(tt, "out", tt.resultAs("out", out, nq), wantOut, tt.fwdTol+u*(1+norm(pAbsV)/norm(wantOut)))
-		tt.checkOut("lse", lse, nl, wantLse)
-
-		dout, douts := tt.inputAs(bf16, tt.randn(nq))
-		dq, dk, dv := tt.accumAs(bf16, nq), tt.accumAs(bf16, nk), tt.accumAs(bf16, nk)
-		tt.b.AttentionBackward(dq.buf, dk.buf, dv.buf, q, k, v, out, lse, dout, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-		f := func() []float64 {
-			o, _ := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-			return o
-		}
-		tt.checkAccum("dq", dq, vjp(f, qs, douts))
-		tt.checkAccum("dk", dk, vjp(f, ks, douts))
-		tt.checkAccum("dv", dv, vjp(f, vs, douts))
-	})
+	runCases(t, b, "BF16Attention", cases, desc, (*tester).checkBF16Attention)
 }
 
 // testBF16Conv1D: Mamba's depthwise convolution with a bfloat16 x and out

@@ -37,50 +37,57 @@ func RunBF16AttentionTiles(t *testing.T, b nn.MixedBackend) {
 		}
 		return s
 	}
-	runCases(t, b, "BF16AttentionTiles", cases, desc, func(tt *tester, c attnCase) {
-		scale := 1 / math.Sqrt(float64(c.Dh))
-		nq, nk, nl := c.B*c.H*c.Lq*c.Dh, c.B*c.H*c.Lk*c.Dh, c.B*c.H*c.Lq
-		q, qs := tt.inputAs(bf16, tt.randn(nq))
-		k, ks := tt.inputAs(bf16, tt.randn(nk))
-		v, vs := tt.inputAs(bf16, tt.randn(nk))
-		out, lse := tt.outputAs(bf16, nq), tt.outputAs(fp32, nl)
-		tt.b.Attention(out, lse, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-		wantOut, wantLse := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-		absV := make([]float64, len(vs))
-		for i, x := range vs {
-			absV[i] = math.Abs(x)
-		}
-		pAbsV, _ := refAttention(qs, ks, absV, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-		AssertClose(tt, "out", tt.resultAs("out", out, nq), wantOut, tt.fwdTol+u*(1+norm(pAbsV)/norm(wantOut)))
-		tt.checkOut("lse", lse, nl, wantLse)
+	runCases(t, b, "BF16AttentionTiles", cases, desc, (*tester).checkBF16Attention)
+}
 
-		dout, douts := tt.inputAs(bf16, tt.randn(nq))
-		var dq, dk, dv accum
-		if !c.noDQ {
-			dq = tt.accumAs(bf16, nq)
+// checkBF16Attention runs one case's forward and backward on bfloat16
+// q, k, v (float32 lse) against the float64 reference, with
+// testBF16Attention's tolerances; the gradients come from
+// refAttentionGrads, itself checked against finite differences on small
+// cases.
+func (tt *tester) checkBF16Attention(c attnCase) {
+	scale := 1 / math.Sqrt(float64(c.Dh))
+	nq, nk, nl := c.B*c.H*c.Lq*c.Dh, c.B*c.H*c.Lk*c.Dh, c.B*c.H*c.Lq
+	q, qs := tt.inputAs(bf16, tt.randn(nq))
+	k, ks := tt.inputAs(bf16, tt.randn(nk))
+	v, vs := tt.inputAs(bf16, tt.randn(nk))
+	out, lse := tt.outputAs(bf16, nq), tt.outputAs(fp32, nl)
+	tt.b.Attention(out, lse, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	wantOut, wantLse := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	absV := make([]float64, len(vs))
+	for i, x := range vs {
+		absV[i] = math.Abs(x)
+	}
+	pAbsV, _ := refAttention(qs, ks, absV, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	AssertClose(tt, "out", tt.resultAs("out", out, nq), wantOut, tt.fwdTol+u*(1+norm(pAbsV)/norm(wantOut)))
+	tt.checkOut("lse", lse, nl, wantLse)
+
+	dout, douts := tt.inputAs(bf16, tt.randn(nq))
+	var dq, dk, dv accum
+	if !c.noDQ {
+		dq = tt.accumAs(bf16, nq)
+	}
+	if !c.noDKV {
+		dk, dv = tt.accumAs(bf16, nk), tt.accumAs(bf16, nk)
+	}
+	tt.b.AttentionBackward(dq.buf, dk.buf, dv.buf, q, k, v, out, lse, dout, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	wq, wk, wv := refAttentionGrads(qs, ks, vs, douts, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	if nq+2*nk <= 300 {
+		f := func() []float64 {
+			o, _ := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+			return o
 		}
-		if !c.noDKV {
-			dk, dv = tt.accumAs(bf16, nk), tt.accumAs(bf16, nk)
-		}
-		tt.b.AttentionBackward(dq.buf, dk.buf, dv.buf, q, k, v, out, lse, dout, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-		wq, wk, wv := refAttentionGrads(qs, ks, vs, douts, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-		if nq+2*nk <= 300 {
-			f := func() []float64 {
-				o, _ := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-				return o
-			}
-			AssertClose(tt, "refAttentionGrads dq", wq, vjp(f, qs, douts), 1e-6)
-			AssertClose(tt, "refAttentionGrads dk", wk, vjp(f, ks, douts), 1e-6)
-			AssertClose(tt, "refAttentionGrads dv", wv, vjp(f, vs, douts), 1e-6)
-		}
-		if !c.noDQ {
-			tt.checkAccum("dq", dq, wq)
-		}
-		if !c.noDKV {
-			tt.checkAccum("dk", dk, wk)
-			tt.checkAccum("dv", dv, wv)
-		}
-	})
+		AssertClose(tt, "refAttentionGrads dq", wq, vjp(f, qs, douts), 1e-6)
+		AssertClose(tt, "refAttentionGrads dk", wk, vjp(f, ks, douts), 1e-6)
+		AssertClose(tt, "refAttentionGrads dv", wv, vjp(f, vs, douts), 1e-6)
+	}
+	if !c.noDQ {
+		tt.checkAccum("dq", dq, wq)
+	}
+	if !c.noDKV {
+		tt.checkAccum("dk", dk, wk)
+		tt.checkAccum("dv", dv, wv)
+	}
 }
 
 // refAttentionGrads is the float64 gradient of refAttention's out, paired
