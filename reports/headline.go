@@ -80,16 +80,16 @@ func SelectionHeadline(runs []train.Summary) string {
 		}
 	}
 
-	lti := fmt.Sprintf("the LTI %s's %.3f", ltiSSM, sel[ltiSSM])
 	var b strings.Builder
 	if len(notBeat) == 0 && len(unsolved) == 0 {
-		fmt.Fprintf(&b, "headline (best accuracy): on selective copying the selective SSMs beat the LTI one, %s against %s;\n", strings.Join(beat, ", "), lti)
+		fmt.Fprintf(&b, "headline (best accuracy): on selective copying the selective SSMs beat the LTI %s clearly (%s; %s %.3f);\n",
+			ltiSSM, strings.Join(beat, ", "), ltiSSM, sel[ltiSSM])
 		fmt.Fprintf(&b, "on copying, its LTI-solvable control, every arch reaches %.2f (lowest: %s %.3f).\n", solvedAccuracy, lowest, cp[lowest])
 		return b.String()
 	}
 	b.WriteString("headline not shown (best accuracy):")
 	if len(notBeat) > 0 {
-		fmt.Fprintf(&b, " on selective copying %s not %.2f above %s;", strings.Join(notBeat, ", "), clearMargin, lti)
+		fmt.Fprintf(&b, " on selective copying %s not %.2f above the LTI %s's %.3f;", strings.Join(notBeat, ", "), clearMargin, ltiSSM, sel[ltiSSM])
 	}
 	if len(unsolved) > 0 {
 		fmt.Fprintf(&b, " on copying %s below %.2f;", strings.Join(unsolved, ", "), solvedAccuracy)
