@@ -116,6 +116,29 @@ func TestQuickstartDryRun(t *testing.T) {
 	require.Contains(t, stdout, "experiment quickstart")
 	require.Contains(t, stdout, "copying")
 	require.Contains(t, stdout, "selective_copy")
+	// The runs SelectionHeadline needs: the LTI s4d and the selective SSMs.
+	for _, arch := range []string{"s4d", "mamba1", "mamba2"} {
+		require.Contains(t, stdout, arch+"-")
+	}
+}
+
+// An experiment of selective copying and copying with s4d and a selective
+// SSM gets the headline line under its table; a few steps show it not
+// shown, with the numbers.
+func TestRunPrintsSelectionHeadline(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, `name: tiny
+task: {name: selective_copy, seq_len: 8, num_tokens: 2, vocab: 4}
+train: {steps: 2, batch_size: 4, lr: 1.0e-2, warmup: 1, eval_every: 2, log_every: 2, eval_batches: 1}
+models:
+  - {arch: s4d, d_model: 8, n_layers: 1, d_state: 4}
+  - {arch: mamba1, d_model: 8, n_layers: 1}
+sweep:
+  task.name: [selective_copy, copying]
+`)
+	code, stdout, stderr := runCLI(t, "run", cfg, "--out", filepath.Join(dir, "results"), "--device", "cpu")
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, `(?m)^headline not shown \(best accuracy\): on selective copying mamba1 0\.\d{3} not 0\.10 above the LTI s4d's 0\.\d{3}; on copying .*below 0\.95\.$`, stdout)
 }
 
 func TestInfoCommands(t *testing.T) {

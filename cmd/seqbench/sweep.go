@@ -359,6 +359,7 @@ func finishSweep(exp *sweep.Experiment, res *sweep.Result, stdout, stderr io.Wri
 		if err := reports.RunTable(stdout, res.Summaries, false); err != nil {
 			return err
 		}
+		fmt.Fprint(stdout, reports.SelectionHeadline(res.Summaries))
 		if rep, err := reports.Render(res.Dir); err != nil {
 			fmt.Fprintf(stderr, "report: %v\n", err)
 		} else {
