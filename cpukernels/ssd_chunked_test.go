@@ -168,6 +168,12 @@ func ssdRecurrence(c ssdRecCase, in ssdRecIn, dout []float64) (out, hT []float64
 // included) on the T-rounded inputs with chunk Q and returns the results in
 // float64.
 func ssdChunkedRun[T Float](be *Backend[T], c ssdRecCase, in ssdRecIn, dout []float64, Q int) (out, hT []float64, gr ssdRecGrads) {
+	return ssdRun(be, c, in, dout, Q, true)
+}
+
+// ssdRun is ssdChunkedRun (chunked true) or the same with SSD and
+// SSDBackward (no dH0).
+func ssdRun[T Float](be *Backend[T], c ssdRecCase, in ssdRecIn, dout []float64, Q int, chunked bool) (out, hT []float64, gr ssdRecGrads) {
 	opt := func(v []float64) nn.Buffer {
 		if v == nil {
 			return nil
@@ -179,9 +185,14 @@ func ssdChunkedRun[T Float](be *Backend[T], c ssdRecCase, in ssdRecIn, dout []fl
 		Dskip: opt(in.D), DtBias: opt(in.bias), H0: opt(in.h0)}
 	nx, nh := len(in.x), c.B*c.H*c.P*c.N
 	o, h := make(Buf[T], nx), make(Buf[T], nh)
-	be.SSDChunked(o, h, a)
 	bufs := map[string]Buf[T]{"X": make(Buf[T], nx), "Dt": make(Buf[T], len(in.dt)), "A": make(Buf[T], c.H),
-		"Bm": make(Buf[T], len(in.bm)), "Cm": make(Buf[T], len(in.cm)), "H0": make(Buf[T], nh)}
+		"Bm": make(Buf[T], len(in.bm)), "Cm": make(Buf[T], len(in.cm))}
+	if chunked {
+		be.SSDChunked(o, h, a)
+		bufs["H0"] = make(Buf[T], nh)
+	} else {
+		be.SSD(o, h, a)
+	}
 	g := nn.SSDGrads{X: bufs["X"], Dt: bufs["Dt"], A: bufs["A"], Bm: bufs["Bm"], Cm: bufs["Cm"]}
 	if in.D != nil {
 		bufs["Dskip"] = make(Buf[T], c.H)
@@ -191,7 +202,11 @@ func ssdChunkedRun[T Float](be *Backend[T], c ssdRecCase, in ssdRecIn, dout []fl
 		bufs["DtBias"] = make(Buf[T], c.H)
 		g.DtBias = bufs["DtBias"]
 	}
-	be.SSDChunkedBackward(g, bufs["H0"], a, refBuf[T](dout))
+	if chunked {
+		be.SSDChunkedBackward(g, bufs["H0"], a, refBuf[T](dout))
+	} else {
+		be.SSDBackward(g, a, refBuf[T](dout))
+	}
 	gr = ssdRecGrads{}
 	for k, b := range bufs {
 		gr[k] = refF64(b, len(b))
@@ -200,25 +215,22 @@ func ssdChunkedRun[T Float](be *Backend[T], c ssdRecCase, in ssdRecIn, dout []fl
 }
 
 // ssdRecCases cover groups G > 1, odd N and P, L not a multiple of Q, L < Q,
-// L = 1, L = 0, with and without the softplus, D, the bias and H0; each
-// runs at every Q of ssdRecChunks.
-var (
-	ssdRecCases = []ssdRecCase{
-		{B: 2, L: 37, H: 4, P: 3, G: 2, N: 5, softplus: true},
-		{B: 1, L: 37, H: 6, P: 5, G: 3, N: 7, noD: true, noBias: true},
-		{B: 2, L: 64, H: 2, P: 4, G: 1, N: 4, softplus: true, noH0: true},
-		{B: 1, L: 10, H: 2, P: 3, G: 2, N: 3, softplus: true, noBias: true},
-		{B: 2, L: 1, H: 2, P: 1, G: 1, N: 1, softplus: true},
-		{B: 1, L: 0, H: 2, P: 2, G: 1, N: 3},
-		{B: 1, L: 97, H: 1, P: 2, G: 1, N: 2, softplus: true},
-	}
-	ssdRecChunks = []int{1, 3, 16, 64}
-)
+// L = 1, L = 0, with and without the softplus, D, the bias and H0.
+var ssdRecCases = []ssdRecCase{
+	{B: 2, L: 37, H: 4, P: 3, G: 2, N: 5, softplus: true},
+	{B: 1, L: 37, H: 6, P: 5, G: 3, N: 7, noD: true, noBias: true},
+	{B: 2, L: 64, H: 2, P: 4, G: 1, N: 4, softplus: true, noH0: true},
+	{B: 1, L: 10, H: 2, P: 3, G: 2, N: 3, softplus: true, noBias: true},
+	{B: 2, L: 1, H: 2, P: 1, G: 1, N: 1, softplus: true},
+	{B: 1, L: 0, H: 2, P: 2, G: 1, N: 3},
+	{B: 1, L: 97, H: 1, P: 2, G: 1, N: 2, softplus: true},
+}
 
 // SSDChunked and SSDChunkedBackward equal the recurrence: out, hT and every
 // gradient (H0's included) to float64 rounding in float64 (norm-wise 1e-12)
 // and within the conformance suite's tolerances in float32 (forward 1e-5,
 // gradients 1e-3; against the recurrence on the float32-rounded inputs).
+// So do the backend's SSD and SSDBackward (without dH0), checked alike.
 func TestSSDChunkedMatchesRecurrence(t *testing.T) {
 	t.Run("float64", func(t *testing.T) { testSSDChunkedRec(t, New[float64](), 1e-12, 1e-12) })
 	t.Run("float32", func(t *testing.T) { testSSDChunkedRec(t, New[float32](), 1e-5, 1e-3) })
@@ -231,8 +243,14 @@ func testSSDChunkedRec[T Float](t *testing.T, be *Backend[T], fwdTol, gradTol fl
 		in := roundSSDIn[T](c.draw(rng))
 		dout := refRound[T](refRandn(rng, len(in.x), 1))
 		wantOut, wantHT, wantG := ssdRecurrence(c, in, dout)
-		for _, Q := range ssdRecChunks {
-			out, hT, gr := ssdChunkedRun(be, c, in, dout, Q)
+		for _, run := range []struct {
+			op      string
+			chunked bool
+			Q       int
+		}{{"SSDChunked", true, 1}, {"SSDChunked", true, 3}, {"SSDChunked", true, 16}, {"SSDChunked", true, 64},
+			{"SSD", false, 1}, {"SSD", false, 3}, {"SSD", false, 16}, {"SSD", false, 64}} {
+			Q := run.Q
+			out, hT, gr := ssdRun(be, c, in, dout, Q, run.chunked)
 			check := func(name string, got, want []float64, tol float64) {
 				t.Helper()
 				e := 0.0
@@ -241,9 +259,9 @@ func testSSDChunkedRec[T Float](t *testing.T, be *Backend[T], fwdTol, gradTol fl
 				} else if refDot(got, got) > 0 {
 					e = math.Inf(1) // want is all zeros: so must got be
 				}
-				worst[name] = max(worst[name], e)
+				worst[run.op+" "+name] = max(worst[run.op+" "+name], e)
 				if !(e <= tol) {
-					t.Errorf("%v Q %d: %s rel err %.3g > %g", c, Q, name, e, tol)
+					t.Errorf("%s %v Q %d: %s rel err %.3g > %g", run.op, c, Q, name, e, tol)
 				}
 			}
 			check("out", out, wantOut, fwdTol)
@@ -253,7 +271,7 @@ func testSSDChunkedRec[T Float](t *testing.T, be *Backend[T], fwdTol, gradTol fl
 			}
 		}
 	}
-	t.Logf("largest norm-wise rel err over %d cases × Q %v: %v", len(ssdRecCases), ssdRecChunks, worst)
+	t.Logf("largest norm-wise rel err over %d cases × Q 1, 3, 16, 64: %v", len(ssdRecCases), worst)
 }
 
 // Two pieces carrying the state (hT of the first as H0 of the second, split
@@ -315,4 +333,12 @@ func TestSSDChunkedBackwardDeterministic(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkSSD's shape through SSDChunked and SSDChunkedBackward (no dH0).
+func BenchmarkSSDChunked(b *testing.B) {
+	be := New[float32]()
+	benchSSD(b, benchSSDArgs(), be.SSDChunked, func(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
+		be.SSDChunkedBackward(g, nil, a, dout)
+	})
 }
