@@ -342,3 +342,48 @@ func BenchmarkSSDChunked(b *testing.B) {
 		be.SSDChunkedBackward(g, nil, a, dout)
 	})
 }
+
+// Through a long decay (states falling through T's subnormal range inside
+// the run, ssdDecayArgs) no output, final state or gradient of the chunked
+// form is subnormal, dH0 included, and some outputs and final states decay
+// to exactly 0.
+func TestSSDChunkedLongDecayNoSubnormals(t *testing.T) {
+	t.Run("float64", func(t *testing.T) { testSSDChunkedLongDecay[float64](t) })
+	t.Run("float32", func(t *testing.T) { testSSDChunkedLongDecay[float32](t) })
+}
+
+func testSSDChunkedLongDecay[T Float](t *testing.T) {
+	be := New[T]()
+	tiny := minNormal[T]()
+	// L ends the run inside T's subnormal band for one head's state
+	// (float64: rate 1, e^−720; float32: rate 0.2, e^−96), so that hT tests
+	// the flush too.
+	const B, H, P, N, chunk = 2, 4, 4, 4, 64
+	L := 720
+	if tiny > 0x1p-1022 {
+		L = 480
+	}
+	a := ssdDecayArgs[T](B, L, H, P, N, chunk, true)
+	out, hT := make(Buf[T], B*L*H*P), make(Buf[T], B*H*P*N)
+	be.SSDChunked(out, hT, a)
+	dout := refBuf[T](refRandn(rand.New(rand.NewPCG(5, 6)), B*L*H*P, 1))
+	g := nn.SSDGrads{X: make(Buf[T], B*L*H*P), Dt: make(Buf[T], B*L*H), A: make(Buf[T], H),
+		Bm: make(Buf[T], B*L*N), Cm: make(Buf[T], B*L*N), Dskip: make(Buf[T], H)}
+	dH0 := make(Buf[T], B*H*P*N)
+	be.SSDChunkedBackward(g, dH0, a, dout)
+	zeros := 0
+	for name, buf := range map[string]Buf[T]{"out": out, "hT": hT, "dX": g.X.(Buf[T]), "dDt": g.Dt.(Buf[T]),
+		"dA": g.A.(Buf[T]), "dBm": g.Bm.(Buf[T]), "dCm": g.Cm.(Buf[T]), "dD": g.Dskip.(Buf[T]), "dH0": dH0} {
+		for i, v := range buf {
+			if isSubnormal(float64(v), tiny) || math.IsNaN(float64(v)) {
+				t.Fatalf("%s[%d] = %g", name, i, v)
+			}
+			if (name == "out" || name == "hT") && v == 0 {
+				zeros++
+			}
+		}
+	}
+	if zeros == 0 {
+		t.Errorf("no output or final state decayed to 0: the test does not reach the subnormal range")
+	}
+}
