@@ -33,6 +33,8 @@ import (
 // the carried state and every result are flushed below T's smallest normal:
 // a long decay never walks through subnormals. The work is parallel over
 // (b, h); each worker computes in float64 with O(Q·(P+N) + P·N) scratch.
+// SSDChunked (ssd_chunked.go) is the same algorithm in the phases of the
+// GPU's chunked kernel, the reference that kernel is tested against.
 func (be *Backend[T]) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 	s := newSSDOp[T]("SSD", a)
 	nx := a.B * a.L * a.H * a.P
