@@ -33,6 +33,8 @@ import (
 // the carried state and every result are flushed below T's smallest normal:
 // a long decay never walks through subnormals. The work is parallel over
 // (b, h); each worker computes in float64 with O(Q·(P+N) + P·N) scratch.
+// SSDChunked (ssd_chunked.go) is the same algorithm in the phases of the
+// GPU's chunked kernel, the reference that kernel is tested against.
 func (be *Backend[T]) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 	s := newSSDOp[T]("SSD", a)
 	nx := a.B * a.L * a.H * a.P
@@ -74,7 +76,14 @@ func (be *Backend[T]) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 // 2·b_block·H·⌈L/Q⌉·P·N float64, b_block sized to give every worker work. A
 // given H0 is honoured.
 func (be *Backend[T]) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
-	const op = "SSDBackward"
+	be.ssdBackward("SSDBackward", g, nil, a, dout, false)
+}
+
+// ssdBackward is SSDBackward (phased false) and SSDChunkedBackward (phased
+// true, which also accumulates dH0 when it is not nil): they differ only in
+// how the boundary states are found, per (b, h) walking the chunks in order
+// (boundaries) or in the three phases of ssd_chunked.go.
+func (be *Backend[T]) ssdBackward(op string, g nn.SSDGrads, dH0 nn.Buffer, a nn.SSDArgs, dout nn.Buffer, phased bool) {
 	s := newSSDOp[T](op, a)
 	nx, nd, nbc := a.B*a.L*a.H*a.P, a.B*a.L*a.H, a.B*a.L*a.G*a.N
 	s.dout = data[T](dout, nx, op, "dout")
@@ -87,25 +96,37 @@ func (be *Backend[T]) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	s.dX, s.dDt = grad(g.X, nx, "dX"), grad(g.Dt, nd, "dDt")
 	s.dB, s.dC = grad(g.Bm, nbc, "dBm"), grad(g.Cm, nbc, "dCm")
 	dA, dD, dBias := grad(g.A, a.H, "dA"), grad(g.Dskip, a.H, "dDskip"), grad(g.DtBias, a.H, "dDtBias")
+	dh0 := grad(dH0, a.B*a.H*a.P*a.N, "dH0")
 	check(op, g.Check(a))
-	if s.dX == nil && s.dDt == nil && s.dB == nil && s.dC == nil && dA == nil && dD == nil && dBias == nil {
+	if s.dX == nil && s.dDt == nil && s.dB == nil && s.dC == nil && dA == nil && dD == nil && dBias == nil && dh0 == nil {
 		return
 	}
 	H, G, PN := a.H, a.G, a.P*a.N
 	nc := (a.L + a.Chunk - 1) / a.Chunk
-	nb := min(a.B, max(1, (2*be.workers+G*nc-1)/(G*nc)))
+	nb := min(a.B, max(1, (2*be.workers+G*nc-1)/max(1, G*nc))) // L 0: no chunks
 	states, dstates := make([]float64, nb*H*nc*PN), make([]float64, nb*H*nc*PN)
+	var decays []float64 // phased: exp(s_Q) of each (b, h, chunk) of the block
+	if phased {
+		decays = make([]float64, nb*H*nc)
+	}
 	// Per-(b, h, chunk) sums of dA, dD, dDtBias, reduced below.
 	perChunk := make([]float64, 3*a.B*H*nc)
 	for b0 := 0; b0 < a.B; b0 += nb {
 		n := min(nb, a.B-b0)
-		be.parallelFor(n*H, 1, func(lo, hi int) {
-			w := s.newScratch(true)
-			for bh := lo; bh < hi; bh++ {
-				off := bh * nc * PN
-				s.boundaries(w, b0+bh/H, bh%H, states[off:off+nc*PN], dstates[off:off+nc*PN])
-			}
-		})
+		if phased {
+			be.chunkBoundaries(s, states, dstates, decays, dh0, b0, n)
+		} else {
+			be.parallelFor(n*H, 1, func(lo, hi int) {
+				w := s.newScratch(true)
+				for bh := lo; bh < hi; bh++ {
+					off := bh * nc * PN
+					s.boundaries(w, b0+bh/H, bh%H, states[off:off+nc*PN], dstates[off:off+nc*PN])
+				}
+			})
+		}
+		if s.dX == nil && s.dDt == nil && s.dB == nil && s.dC == nil && dA == nil && dD == nil && dBias == nil {
+			continue // dH0 alone
+		}
 		be.parallelFor(n*G*nc, 1, func(lo, hi int) {
 			w := s.newScratch(true)
 			for item := lo; item < hi; item++ {

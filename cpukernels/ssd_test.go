@@ -234,6 +234,11 @@ func TestSSDBackwardDeterministic(t *testing.T) {
 // A Mamba-2 layer's SSD at a small training size: d_model 128 (E·D = 256,
 // headdim 32: H = 8), N = 32, chunk 64.
 func BenchmarkSSD(b *testing.B) {
+	benchSSD(b, benchSSDArgs(), New[float32]().SSD, New[float32]().SSDBackward)
+}
+
+// benchSSDArgs are BenchmarkSSD's inputs (float32).
+func benchSSDArgs() nn.SSDArgs {
 	const B, L, H, P, G, N = 4, 1024, 8, 32, 1, 32
 	rng := rand.New(rand.NewPCG(1, 2))
 	dt := refRandn(rng, B*L*H, 0.5)
@@ -247,21 +252,26 @@ func BenchmarkSSD(b *testing.B) {
 	for i, v := range a.A.(Buf[float32]) {
 		a.A.(Buf[float32])[i] = -float32(math.Abs(float64(v)) + 0.5)
 	}
-	be := New[float32]()
+	return a
+}
+
+// benchSSD times fwd and bwd (SSD and SSDBackward or the chunked pair) on a.
+func benchSSD(b *testing.B, a nn.SSDArgs, fwd func(out, hT nn.Buffer, a nn.SSDArgs), bwd func(nn.SSDGrads, nn.SSDArgs, nn.Buffer)) {
+	B, L, H, P, G, N := a.B, a.L, a.H, a.P, a.G, a.N
 	out := make(Buf[float32], B*L*H*P)
 	b.Run("forward", func(b *testing.B) {
 		for b.Loop() {
-			be.SSD(out, nil, a)
+			fwd(out, nil, a)
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(B*L), "ns/token")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(B*L), "ns/token")
 	})
 	g := nn.SSDGrads{X: make(Buf[float32], B*L*H*P), Dt: make(Buf[float32], B*L*H), A: make(Buf[float32], H),
 		Bm: make(Buf[float32], B*L*G*N), Cm: make(Buf[float32], B*L*G*N), Dskip: make(Buf[float32], H)}
 	b.Run("backward", func(b *testing.B) {
 		for b.Loop() {
-			be.SSDBackward(g, a, out)
+			bwd(g, a, out)
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(B*L), "ns/token")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(B*L), "ns/token")
 	})
 }
 
