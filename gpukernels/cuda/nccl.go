@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -131,7 +132,11 @@ func defaultNCCLSearch() ncclSearch {
 	if home, err := os.UserHomeDir(); err == nil {
 		s.prefixes = append(s.prefixes, filepath.Join(home, ".local"))
 	}
-	s.prefixes = append(s.prefixes, pythonPrefixes(os.Getenv("PATH"))...)
+	for _, p := range pythonPrefixes(os.Getenv("PATH")) {
+		if !slices.Contains(s.prefixes, p) {
+			s.prefixes = append(s.prefixes, p)
+		}
+	}
 	return s
 }
 
