@@ -93,10 +93,12 @@ func NewNCCL(be *gpukernels.Backend, rank, size int, id [IDBytes]byte) (Comm, er
 	return c, nil
 }
 
-// NCCLGroup runs f, whose NCCL calls (NewNCCL, collectives) NCCL then
-// issues together (ncclGroupStart/ncclGroupEnd): how one goroutine drives
-// the ranks of several GPUs, whose calls would otherwise each wait for
-// the others.
+// NCCLGroup runs f, whose collectives NCCL then issues together
+// (ncclGroupStart/ncclGroupEnd): how one goroutine drives the ranks of
+// several GPUs, whose calls would otherwise each wait for the others.
+// The group's work is queued on the backends' streams when f returns, not
+// at each call: queue nothing else on those backends until NCCLGroup
+// returns.
 func NCCLGroup(f func() error) error {
 	lib, err := cuda.LoadNCCL()
 	if err != nil {
