@@ -219,7 +219,20 @@ func loadNCCL(s ncclSearch) (*NCCL, error) {
 		return nil, err
 	}
 	n := &NCCL{Path: path}
-	syms := []symbol{
+	if _, err := bindAll(h, path, n.symbols()); err != nil {
+		return nil, err
+	}
+	var v int32
+	if err := n.check("ncclGetVersion", 0, n.ncclGetVersion(&v)); err != nil {
+		return nil, err
+	}
+	n.Version = int(v)
+	return n, nil
+}
+
+// symbols are the calls bound.
+func (n *NCCL) symbols() []symbol {
+	return []symbol{
 		sym(&n.ncclGetVersion, "ncclGetVersion"),
 		sym(&n.ncclGetUniqueId, "ncclGetUniqueId"),
 		sym(&n.ncclCommInitRank, "ncclCommInitRank"),
@@ -237,15 +250,6 @@ func loadNCCL(s ncclSearch) (*NCCL, error) {
 		sym(&n.ncclGroupStart, "ncclGroupStart"),
 		sym(&n.ncclGroupEnd, "ncclGroupEnd"),
 	}
-	if _, err := bindAll(h, path, syms); err != nil {
-		return nil, err
-	}
-	var v int32
-	if err := n.check("ncclGetVersion", 0, n.ncclGetVersion(&v)); err != nil {
-		return nil, err
-	}
-	n.Version = int(v)
-	return n, nil
 }
 
 // NCCLVersionString writes a version code as "major.minor.patch" (codes

@@ -1,9 +1,12 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -133,5 +136,72 @@ func TestNVLSOffUnlessSet(t *testing.T) {
 	keepNVLSOff()
 	if os.Getenv(NVLSEnv) != "0" || cGetenv(t, NVLSEnv) != "0" {
 		t.Fatalf("%s unset: after keepNVLSOff Go sees %q, C sees %q; want 0", NVLSEnv, os.Getenv(NVLSEnv), cGetenv(t, NVLSEnv))
+	}
+}
+
+// purego accepts the Go signature of every NCCL call (it panics at
+// registration on one it cannot pass, which without a GPU host would
+// first show there). Registering calls nothing: any address will do.
+func TestNCCLSignaturesRegister(t *testing.T) {
+	h, err := purego.Dlopen("libc.so.6", purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		t.Skipf("no libc.so.6: %v", err)
+	}
+	addr, err := purego.Dlsym(h, "abs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n NCCL
+	for _, s := range n.symbols() {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s: purego refuses the signature %T: %v", s.names[0], s.fptr, r)
+				}
+			}()
+			purego.RegisterFunc(s.fptr, addr)
+		}()
+	}
+}
+
+// The communicator id reaches C intact, by value, as ncclCommInitRank
+// takes it: checked through the C library's snprintf, whose variadic
+// arguments on amd64 (System V) sit where fixed ones would: ints in
+// registers, the 128-byte struct in memory on the stack after them.
+func TestUniqueIDPassedByValue(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("the check reads the System V amd64 layout; this is %s", runtime.GOARCH)
+	}
+	h, err := purego.Dlopen("libc.so.6", purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		t.Skipf("no libc.so.6: %v", err)
+	}
+	// As ncclCommInitRank(comm, nranks, id, rank): pointer-sized
+	// arguments, the id, then an int after it.
+	var snprintf func(buf *byte, size uint64, format string, id ncclUniqueID, rank int32) int32
+	purego.RegisterLibFunc(&snprintf, h, "snprintf")
+	var id ncclUniqueID
+	for i := range id.internal {
+		id.internal[i] = byte(3*i + 1)
+	}
+	// rank arrives in the next register (rcx); the two after it (r8, r9)
+	// are unused; then the stack holds the id's 16 words.
+	format := "%d %lx %lx" + strings.Repeat(" %lx", NCCLUniqueIDBytes/8)
+	buf := make([]byte, 1024)
+	n := snprintf(&buf[0], uint64(len(buf)), format, id, 12345)
+	fields := strings.Fields(string(buf[:n]))
+	if len(fields) != 3+NCCLUniqueIDBytes/8 || fields[0] != "12345" {
+		t.Fatalf("snprintf wrote %q: want the int argument 12345 first", buf[:n])
+	}
+	var got [NCCLUniqueIDBytes]byte
+	for i, f := range fields[3:] {
+		w, err := strconv.ParseUint(f, 16, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint64(got[8*i:], w)
+	}
+	if got != id.internal {
+		t.Fatalf("C received the id\n%x\nwant\n%x", got, id.internal)
 	}
 }
