@@ -2,6 +2,8 @@ package cuda
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -203,5 +205,59 @@ func TestUniqueIDPassedByValue(t *testing.T) {
 	}
 	if got != id.internal {
 		t.Fatalf("C received the id\n%x\nwant\n%x", got, id.internal)
+	}
+}
+
+// cText is a NUL-terminated copy of s, as a C function returns strings.
+func cText(s string) *byte { return &append([]byte(s), 0)[0] }
+
+// The Go side of the bindings against Go stand-ins for NCCL's functions:
+// arguments pass through unchanged, and a failed call becomes an *Error
+// naming the call, the result and NCCL's explanation.
+func TestNCCLCallsAndErrors(t *testing.T) {
+	var calls []string
+	n := &NCCL{
+		ncclGetErrorString: func(r int32) *byte { return cText(fmt.Sprintf("explanation of %d", r)) },
+		ncclGetLastError:   func(comm uintptr) *byte { return cText(fmt.Sprintf("last error of comm %#x", comm)) },
+		ncclAllReduce: func(send, recv uint64, count uint64, dt NCCLDataType, op NCCLRedOp, comm, stream uintptr) int32 {
+			calls = append(calls, fmt.Sprintf("AllReduce %#x %#x %d %d %d %#x %#x", send, recv, count, dt, op, comm, stream))
+			return 0
+		},
+		ncclReduceScatter: func(send, recv uint64, count uint64, dt NCCLDataType, op NCCLRedOp, comm, stream uintptr) int32 {
+			return 4 // ncclInvalidArgument
+		},
+		ncclCommGetAsyncError: func(comm uintptr, r *int32) int32 { *r = 6; return 0 }, // ncclRemoteError
+		ncclCommDestroy:       func(comm uintptr) int32 { calls = append(calls, "Destroy"); return 0 },
+		ncclGroupEnd:          func() int32 { return 42 },
+	}
+	c := &NCCLComm{n: n, c: 0xc0}
+	if err := c.AllReduce(0x1000, 0x2000, 5, NCCLBfloat16, NCCLAvg, 0x5); err != nil {
+		t.Fatal(err)
+	}
+	if want := "AllReduce 0x1000 0x2000 5 9 4 0xc0 0x5"; calls[0] != want {
+		t.Errorf("ncclAllReduce got %q, want %q", calls[0], want)
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{c.ReduceScatter(1, 2, 3, NCCLFloat32, NCCLSum, 4),
+			"ncclReduceScatter failed: ncclInvalidArgument (4): explanation of 4: last error of comm 0xc0"},
+		{c.AsyncError(), "ncclCommGetAsyncError (asynchronous error) failed: ncclRemoteError (6): explanation of 6: last error of comm 0xc0"},
+		{n.GroupEnd(), "ncclGroupEnd failed: ncclResult 42 (42): explanation of 42: last error of comm 0x0"},
+	} {
+		var ce *Error
+		if !errors.As(tc.err, &ce) || tc.err.Error() != tc.want {
+			t.Errorf("got %v, want the *Error %q", tc.err, tc.want)
+		}
+	}
+	// Without ncclCommAbort (an old NCCL), Abort destroys.
+	if err := c.Abort(); err != nil || calls[len(calls)-1] != "Destroy" {
+		t.Errorf("Abort without ncclCommAbort: %v, calls %q", err, calls)
+	}
+	// Without ncclGetLastError (before 2.13), the explanation alone.
+	n.ncclGetLastError = nil
+	if err := c.ReduceScatter(1, 2, 3, NCCLFloat32, NCCLSum, 4); err == nil || err.Error() != "ncclReduceScatter failed: ncclInvalidArgument (4): explanation of 4" {
+		t.Errorf("without ncclGetLastError: %v", err)
 	}
 }
