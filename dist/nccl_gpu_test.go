@@ -26,9 +26,9 @@ func noGPU(t *testing.T, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// ncclBackend returns a float32 CUDA backend on device (every launch
+// ncclBackend returns a CUDA backend of type dt on device (every launch
 // checked), closed at the end of t, once NCCL has loaded.
-func ncclBackend(t *testing.T, device int) *gpukernels.Backend {
+func ncclBackend(t *testing.T, device int, dt nn.DType) *gpukernels.Backend {
 	t.Helper()
 	if _, err := cuda.LoadDriver(); err != nil {
 		noGPU(t, "no CUDA driver: %v", err)
@@ -37,7 +37,7 @@ func ncclBackend(t *testing.T, device int) *gpukernels.Backend {
 	if err != nil {
 		noGPU(t, "no NCCL: %v", err)
 	}
-	be, err := gpukernels.NewWithOptions(nn.Float32, gpukernels.Options{Device: device, SyncEachLaunch: true, CacheDir: "-"})
+	be, err := gpukernels.NewWithOptions(dt, gpukernels.Options{Device: device, SyncEachLaunch: true, CacheDir: "-"})
 	if err != nil {
 		noGPU(t, "a CUDA driver loads but the backend does not start: %v", err)
 	}
@@ -46,7 +46,7 @@ func ncclBackend(t *testing.T, device int) *gpukernels.Backend {
 			t.Errorf("closing the backend of device %d: %v", device, err)
 		}
 	})
-	if device == 0 {
+	if device == 0 && dt == nn.Float32 {
 		nvls, _ := os.LookupEnv(cuda.NVLSEnv)
 		t.Logf("NCCL %s from %s; %s=%q; %s", cuda.NCCLVersionString(lib.Version), lib.Path, cuda.NVLSEnv, nvls, be.Versions())
 	}
@@ -108,7 +108,7 @@ func must(t *testing.T, what string, err error) {
 // bfloat16, passed as NCCL's types with the buffers' device addresses on
 // the backend's stream; and mismatched arguments are refused in Go.
 func TestGPUNCCLOneRank(t *testing.T) {
-	be := ncclBackend(t, 0)
+	be := ncclBackend(t, 0, nn.Float32)
 	id, err := NewUniqueID()
 	must(t, "NewUniqueID", err)
 	if id == ([IDBytes]byte{}) {
@@ -173,6 +173,30 @@ func TestGPUNCCLOneRank(t *testing.T) {
 	}
 }
 
+// float64 goes as NCCL's float64: a world of one on a float64 backend
+// (a second communicator on device 0).
+func TestGPUNCCLOneRankFloat64(t *testing.T) {
+	be := ncclBackend(t, 0, nn.Float64)
+	id, err := NewUniqueID()
+	must(t, "NewUniqueID", err)
+	c, err := NewNCCL(be, 0, 1, id)
+	must(t, "NewNCCL", err)
+	closeAtEnd(t, c)
+	x := []float64{1.0 / 3, -2e-300, 7}
+	buf := be.Alloc(len(x))
+	be.Write(buf, x)
+	must(t, "AllReduce Avg", c.AllReduce(be, buf, Avg))
+	if got := be.Read(buf); !slices.Equal(got, x) {
+		t.Errorf("AllReduce Avg = %v, want %v", got, x)
+	}
+	out := be.Alloc(len(x))
+	be.Write(out, []float64{99, 99, 99}) // (Fill would compile a kernel)
+	must(t, "AllGather", c.AllGather(be, out, buf))
+	if got := be.Read(out); !slices.Equal(got, x) {
+		t.Errorf("AllGather = %v, want %v (float64 values that float32 cannot hold)", got, x)
+	}
+}
+
 // Two ranks on two GPUs of one process, each rank's calls from its own
 // goroutine as from its own process, then both from one goroutine in an
 // NCCL group: the sums, averages, broadcast and gathered blocks are the
@@ -185,7 +209,7 @@ func TestGPUNCCLTwoRanks(t *testing.T) {
 	if n, err := drv.DeviceCount(); err != nil || n < 2 {
 		t.Skipf("needs 2 GPUs, %d present (%v)", n, err)
 	}
-	bes := []*gpukernels.Backend{ncclBackend(t, 0), ncclBackend(t, 1)}
+	bes := []*gpukernels.Backend{ncclBackend(t, 0, nn.Float32), ncclBackend(t, 1, nn.Float32)}
 	id, err := NewUniqueID()
 	must(t, "NewUniqueID", err)
 	comms := make([]Comm, 2)
