@@ -179,7 +179,9 @@ func (c *ncclComm) operands(call string, be nn.Backend, names []string, bufs ...
 	case *gpukernels.Backend:
 		g = b
 	case *gpukernels.BF16Backend:
-		g = b.Backend
+		if b != nil {
+			g = b.Backend
+		}
 	}
 	if g == nil || g != c.be {
 		return nil, fmt.Errorf("dist.%s: backend %T is not the CUDA backend of this communicator (rank %d, device %d)",

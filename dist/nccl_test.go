@@ -142,6 +142,8 @@ func TestNCCLCommRefusesBadArgumentsBeforeNCCL(t *testing.T) {
 			"dist.AllReduce: backend *cpukernels.Backend[float32] is not the CUDA backend of this communicator (rank 1, device 3)"},
 		{"AllReduce on another CUDA backend", c.AllReduce(&gpukernels.Backend{}, cb, Sum),
 			"dist.AllReduce: backend *gpukernels.Backend is not the CUDA backend of this communicator (rank 1, device 3)"},
+		{"AllReduce on a nil bfloat16 backend", c.AllReduce((*gpukernels.BF16Backend)(nil), cb, Sum),
+			"dist.AllReduce: backend *gpukernels.BF16Backend is not the CUDA backend of this communicator (rank 1, device 3)"},
 		{"AllReduce of a CPU buffer", c.AllReduce(be, cb, Sum), "dist.AllReduce: gpukernels.AllReduce: buf is a cpukernels.Buf[float32], not a buffer of this backend"},
 		{"Broadcast from rank 2 of 2", c.Broadcast(be, cb, 2), "dist.Broadcast: root 2: must be a rank, 0..1"},
 		{"Broadcast from rank -1", c.Broadcast(be, cb, -1), "dist.Broadcast: root -1: must be a rank, 0..1"},
