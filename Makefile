@@ -40,11 +40,13 @@ lint:
 	$(GO) tool staticcheck ./...
 
 # Builds what a GPU host without Go needs into .gpu/: the binary and the
-# test binary of the CUDA backend (then, there: scripts/gpu-check.sh).
+# test binaries of the CUDA backend and of NCCL's communicator (then,
+# there: scripts/gpu-check.sh).
 gpu-bundle:
 	mkdir -p .gpu
 	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -o .gpu/seqbench ./cmd/seqbench
 	CGO_ENABLED=0 $(GO) test -c -trimpath -o .gpu/gpukernels.test ./gpukernels
+	CGO_ENABLED=0 $(GO) test -c -trimpath -o .gpu/dist.test ./dist
 
 clean:
 	rm -rf bin

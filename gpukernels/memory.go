@@ -35,20 +35,29 @@ func (b *Buffer) Ptr() uint64 { return b.ptr }
 // buf unwraps a buffer of this backend, checking that it is live and holds
 // at least n elements (n < 0: any length).
 func (be *Backend) buf(b nn.Buffer, n int, op, name string) *Buffer {
-	g, ok := b.(*Buffer)
-	if !ok || g == nil {
-		panic(fmt.Sprintf("gpukernels.%s: %s is a %T, not a buffer of this backend", op, name, b))
-	}
-	if g.be != be {
-		panic(fmt.Sprintf("gpukernels.%s: %s belongs to another backend", op, name))
-	}
-	if g.freed {
-		panic(fmt.Sprintf("gpukernels.%s: %s was freed", op, name))
-	}
-	if n >= 0 && g.n < n {
-		panic(fmt.Sprintf("gpukernels.%s: %s holds %d elements, needs %d", op, name, g.n, n))
+	g, err := be.ownBuf(b, n, op, name)
+	if err != nil {
+		panic(err.Error())
 	}
 	return g
+}
+
+// ownBuf is buf returning its complaint as an error.
+func (be *Backend) ownBuf(b nn.Buffer, n int, op, name string) (*Buffer, error) {
+	g, ok := b.(*Buffer)
+	if !ok || g == nil {
+		return nil, fmt.Errorf("gpukernels.%s: %s is a %T, not a buffer of this backend", op, name, b)
+	}
+	if g.be != be {
+		return nil, fmt.Errorf("gpukernels.%s: %s belongs to another backend", op, name)
+	}
+	if g.freed {
+		return nil, fmt.Errorf("gpukernels.%s: %s was freed", op, name)
+	}
+	if n >= 0 && g.n < n {
+		return nil, fmt.Errorf("gpukernels.%s: %s holds %d elements, needs %d", op, name, g.n, n)
+	}
+	return g, nil
 }
 
 // optBuf is buf for an optional buffer: nil stays nil.

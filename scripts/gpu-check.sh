@@ -17,7 +17,10 @@
 # with that one, compared with regress; then the Mamba-1 training step at
 # the 130M setting and at selective copying's paper scale, both builds.
 #
-#   scripts/gpu-check.sh [all|tests|train|bench|torch|rnn|scan]
+# nccl (not in all): the NCCL communicator's GPU tests (dist.test): a
+# world of one rank on device 0, and two ranks where two GPUs are present.
+#
+#   scripts/gpu-check.sh [all|tests|train|bench|torch|rnn|scan|nccl]
 set -u
 what=${1:-all}
 dest=${OUT:-.}
@@ -98,6 +101,12 @@ if [[ $what == scan ]]; then
     "$bin/seqbench" regress "$out/scan-base.bench.json" "$out/scan-new.bench.json" >"$out/scan-regress.txt" 2>&1
     note "scan new vs base: $(grep -c '│ faster' "$out/scan-regress.txt") rows faster, $(grep -c '│ slower' "$out/scan-regress.txt") slower"
   fi
+fi
+
+if [[ $what == nccl ]]; then
+  "$bin/dist.test" -test.v -test.run 'TestGPUNCCL' >"$out/nccl-tests.log" 2>&1
+  note "NCCL tests: exit $?, $(grep -c -- '--- PASS' "$out/nccl-tests.log") passed, $(grep -c -- '--- FAIL' "$out/nccl-tests.log") failed, $(grep -c -- '--- SKIP' "$out/nccl-tests.log") skipped"
+  grep -E -- '--- (FAIL|SKIP)|NCCL [0-9]' "$out/nccl-tests.log" | head -20
 fi
 
 if [[ $what == torch ]]; then
