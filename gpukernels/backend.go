@@ -68,6 +68,10 @@ type Backend struct {
 	// scanSequential runs every selective scan on the one-step kernels
 	// instead of the chunked ones (tests compare both).
 	scanSequential bool
+	// ssdChunked runs SSD's forward in the chunked form (ssd_chunk.cu)
+	// instead of the recurrence (ssd.cu); off until it is verified on a
+	// GPU (tests turn it on).
+	ssdChunked bool
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
 	// where it fits instead of two launches a step (rnn.go); on unless
 	// SEQBENCH_RNN_PERSISTENT=0. The tests run both ways.

@@ -91,7 +91,8 @@ func (be *Backend) unpackSSD(op string, a nn.SSDArgs) ssdBufs {
 //		hT[b,h] = hs
 //
 // One launch, the recurrence itself with the state in registers (ssd.cu
-// says why not the chunked form); a.Chunk is validated and otherwise unused.
+// says why not the chunked form), or, when ssdChunked is set, the chunked
+// form's three (ssd_chunk.go); a.Chunk is validated and otherwise unused.
 // X, Dt, Bm, Cm and out are the activations (all of the backend's type or
 // all bfloat16, which picks the kernels' build); A, Dskip, DtBias, H0 and
 // hT are of the backend's type.
@@ -107,6 +108,10 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 	}
 	be.enter(op)
 	defer be.exit()
+	if be.ssdChunked {
+		be.ssdChunkedForward(op, at, o, h, s, a)
+		return
+	}
 	npt, ns := ssdSplit(op, a.P, a.N)
 	T := be.ssdTile(op, 96<<10, func(T int) int { return ssdFwdSmem(T, ns, npt, be.esize) })
 	cp := ssdThreads / ns

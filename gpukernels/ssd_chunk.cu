@@ -1,0 +1,295 @@
+// The chunked (state space dual) form of Mamba-2's SSD (ssd.cu has the
+// recurrence and the semantics; NOTES.md "SSD, chunked" the plan). Per
+// (b, h) and chunk c of SSDC_Q steps t0 ≤ t < t0+q, with ℓ_t = d_t·A[h] and
+// the chunk-local inclusive cumulative sum S_t = Σ_{t0≤k≤t} ℓ_k:
+//
+//	state_c[p,n] = Σ_s exp(S_last − S_s)·d_s·x_s[p]·Bm_s[n]
+//	hin_{c+1}    = exp(S_last)·hin_c + state_c,   hin_0 = H0 or 0, hT = hin_nc
+//	out_t[p]     = Σ_{s≤t} (Cm_t·Bm_s)·exp(S_t − S_s)·d_s·x_s[p]
+//	             + exp(S_t)·Σ_n Cm_t[n]·hin_c[p,n] + Dskip[h]·x_t[p]
+//
+// Three kernels: ssdc_state (a block per (b, h, c): state_c and S_last),
+// ssdc_pass (a thread per state element: hin_c in place of state_c, hT),
+// ssdc_out (a block per (b, h, c): out). Every product is a 64×64 output
+// tile of 256 threads, 4×4 a thread, both operands in shared memory stored
+// k-major ([k][row], row stride SSDC_LD, so a thread reads 4 consecutive
+// rows as one vector load). The exps take differences S_t − S_s with
+// s ≤ t only; the masked half is written as 0, never multiplied.
+//
+// x, dt, Bm, Cm and out are act_t (bf16 in the bfloat16 build), read as
+// real and staged as real; A, Dskip, DtBias, H0, hT and the scratch (st,
+// cs) are real. out is written once, rounded once.
+
+// SSDC_Q (the chunk), SSDC_THREADS, SSDC_NT (the n tile of ssdc_out) and
+// SSDC_LD (the shared-memory row stride) come from ssd_chunk.go.
+static_assert(SSDC_Q == 64 && SSDC_THREADS == 256, "the tiles are 64×64 outputs of 256 threads, 4×4 a thread");
+static_assert(SSDC_LD % 4 == 0 && SSDC_LD >= SSDC_Q, "rows of 4 reals are vector loads");
+
+// ssdc_ld4 reads p[0..3] from shared memory (16-byte aligned) as vector
+// loads.
+__device__ __forceinline__ void ssdc_ld4(const real* p, real* v) {
+#if REAL_IS_DOUBLE
+    const double2 a = *(const double2*)p, b = *(const double2*)(p + 2);
+    v[0] = a.x;
+    v[1] = a.y;
+    v[2] = b.x;
+    v[3] = b.y;
+#else
+    const float4 a = *(const float4*)p;
+    v[0] = a.x;
+    v[1] = a.y;
+    v[2] = a.z;
+    v[3] = a.w;
+#endif
+}
+
+// ssdc_mma adds Σ_{k<K} a[k][row]·b[k][col] to acc for this thread's rows
+// 4·ty .. 4·ty+3 and columns 4·tx .. 4·tx+3 (ty = tid/16, tx = tid%16).
+__device__ __forceinline__ void ssdc_mma(real acc[4][4], const real* a, const real* b, int K) {
+    const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
+#pragma unroll 4
+    for (int k = 0; k < K; k++) {
+        real av[4], bv[4];
+        ssdc_ld4(a + k * SSDC_LD + 4 * ty, av);
+        ssdc_ld4(b + k * SSDC_LD + 4 * tx, bv);
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
+    }
+}
+
+__device__ __forceinline__ void ssdc_zero(real acc[4][4]) {
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = 0;
+}
+
+// ssdc_decay writes d_t (0 past q) and the chunk-local inclusive cumulative
+// sum S_t of d_t·A[h] (flat past q) of the chunk's SSDC_Q steps to sD and
+// sS: warp 0, two steps a lane, a shuffle scan. The caller syncs.
+__device__ __forceinline__ void ssdc_decay(real* sD, real* sS, const act_t* dt, const real* A, const real* dtbias,
+                                           i64 b, i64 h, i64 t0, int q, i64 L, i64 H, i64 softplus) {
+    if (threadIdx.x >= 32) return;
+    const int lane = threadIdx.x;
+    const real Ah = A[h], bias = dtbias ? dtbias[h] : (real)0;
+    real d[2], l[2];
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+        const int tt = 2 * lane + j;
+        d[j] = 0;
+        if (tt < q) {
+            real sp;
+            d[j] = softplus_dt(dt[(b * L + t0 + tt) * H + h] + bias, softplus, &sp);
+        }
+        l[j] = d[j] * Ah;
+    }
+    real incl = l[0] + l[1];
+    for (int o = 1; o < 32; o <<= 1) {
+        const real u = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += u;
+    }
+    real excl = __shfl_up_sync(0xffffffffu, incl, 1);
+    if (lane == 0) excl = 0;
+    sD[2 * lane] = d[0];
+    sD[2 * lane + 1] = d[1];
+    sS[2 * lane] = excl + l[0];
+    sS[2 * lane + 1] = excl + l[0] + l[1];
+}
+
+// ssdc_block splits blockIdx.x into (b, h, c), c fastest.
+__device__ __forceinline__ void ssdc_block(i64 H, i64 nc, i64* b, i64* h, i64* c) {
+    const i64 blk = blockIdx.x;
+    *c = blk % nc;
+    *h = (blk / nc) % H;
+    *b = blk / (nc * H);
+}
+
+// ssdc_state: a block per (b, h, c). Shared memory (reals, Go's
+// ssdcStateSmem): d, S, w [Q]; x·w [Q][LD] ([s][p]); Bm [Q][LD] ([s][n]).
+// Writes st[b, c, h] (P×N) = the chunk's own final state and cs[b, c, h] =
+// S_last.
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
+    ssdc_state(real* st, real* cs, const act_t* x, const act_t* dt, const real* A, const act_t* Bm,
+               const real* dtbias, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 nc) {
+    extern __shared__ __align__(16) unsigned char ssdc_smem[];
+    real* sD = (real*)ssdc_smem;
+    real* sS = sD + SSDC_Q;
+    real* sW = sS + SSDC_Q;
+    real* sX = sW + SSDC_Q;
+    real* sB = sX + SSDC_Q * SSDC_LD;
+    i64 b, h, c;
+    ssdc_block(H, nc, &b, &h, &c);
+    const i64 t0 = c * SSDC_Q, g = h / (H / G);
+    const int q = (int)imin(SSDC_Q, L - t0);
+    ssdc_decay(sD, sS, dt, A, dtbias, b, h, t0, q, L, H, softplus);
+    __syncthreads();
+    const real last = sS[q - 1];
+    for (int tt = threadIdx.x; tt < SSDC_Q; tt += blockDim.x)
+        sW[tt] = tt < q ? r_expc(last - sS[tt]) * sD[tt] : (real)0;
+    const i64 row = (b * nc + c) * H + h;
+    if (threadIdx.x == 0) cs[row] = last;
+    __syncthreads();
+    const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
+    real* stc = st + row * P * N;
+    for (i64 p0 = 0; p0 < P; p0 += 64) {
+        real v[TILE_LB];
+        tile_batch(
+            SSDC_Q * 64,
+            [&](int i, int j) {
+                const int s = i / 64, p = i % 64;
+                v[j] = s < q && p0 + p < P ? (real)x[((b * L + t0 + s) * H + h) * P + p0 + p] : (real)0;
+            },
+            [&](int i, int j) { sX[(i / 64) * SSDC_LD + i % 64] = v[j] * sW[i / 64]; });
+        for (i64 n0 = 0; n0 < N; n0 += 64) {
+            tile_batch(
+                SSDC_Q * 64,
+                [&](int i, int j) {
+                    const int s = i / 64, n = i % 64;
+                    v[j] = s < q && n0 + n < N ? (real)Bm[((b * L + t0 + s) * G + g) * N + n0 + n] : (real)0;
+                },
+                [&](int i, int j) { sB[(i / 64) * SSDC_LD + i % 64] = v[j]; });
+            __syncthreads();
+            real acc[4][4];
+            ssdc_zero(acc);
+            ssdc_mma(acc, sX, sB, q);
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const i64 p = p0 + 4 * ty + i;
+                if (p >= P) continue;
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const i64 n = n0 + 4 * tx + j;
+                    if (n < N) stc[p * N + n] = acc[i][j];
+                }
+            }
+            __syncthreads();
+        }
+    }
+}
+
+// ssdc_pass: a thread per (b, h, p, n) walks the chunks in order, replacing
+// each chunk's own state by the state entering it (hin_c) and writing the
+// final state to hT when given.
+extern "C" __global__ void ssdc_pass(real* st, real* hT, const real* cs, const real* h0, i64 B, i64 H, i64 P,
+                                     i64 N, i64 nc) {
+    const i64 PN = P * N;
+    FOR_N(e, B * H * PN) {
+        const i64 b = e / (H * PN), h = (e / PN) % H, pn = e % PN;
+        real run = h0 ? h0[e] : (real)0;
+        for (i64 c = 0; c < nc; c++) {
+            const i64 row = (b * nc + c) * H + h;
+            const real own = st[row * PN + pn];
+            st[row * PN + pn] = run;
+            run = r_expc(cs[row]) * run + own;
+        }
+        if (hT) hT[e] = run;
+    }
+}
+
+// ssdc_stage_t stages rows t of a (B, L, G, N) tensor's chunk as [n][t]
+// (n in [n0, n0+SSDC_NT), zeros outside q and N).
+__device__ __forceinline__ void ssdc_stage_t(real* dst, const act_t* src, i64 b, i64 g, i64 t0, int q, i64 L,
+                                             i64 G, i64 N, i64 n0) {
+    real v[TILE_LB];
+    tile_batch(
+        SSDC_NT * SSDC_Q,
+        [&](int i, int j) {
+            const int t = i / SSDC_NT, n = i % SSDC_NT;
+            v[j] = t < q && n0 + n < N ? (real)src[((b * L + t0 + t) * G + g) * N + n0 + n] : (real)0;
+        },
+        [&](int i, int j) { dst[(i % SSDC_NT) * SSDC_LD + i / SSDC_NT] = v[j]; });
+}
+
+// ssdc_out: a block per (b, h, c). Shared memory (reals, Go's
+// ssdcOutSmem): d, S, exp(S) [Q]; Mᵀ [Q][LD] ([s][t]); Cm, Bm or hin
+// [NT][LD] each ([n][t], [n][s] or [n][p]); x [Q][LD] ([s][p]).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
+    ssdc_out(act_t* out, const real* st, const act_t* x, const act_t* dt, const real* A, const act_t* Bm,
+             const act_t* Cm, const real* Dskip, const real* dtbias, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N,
+             i64 softplus, i64 nc) {
+    extern __shared__ __align__(16) unsigned char ssdc_smem[];
+    real* sD = (real*)ssdc_smem;
+    real* sS = sD + SSDC_Q;
+    real* sE = sS + SSDC_Q;
+    real* sM = sE + SSDC_Q;
+    real* sC = sM + SSDC_Q * SSDC_LD;
+    real* sK = sC + SSDC_NT * SSDC_LD; // Bm, then hin
+    real* sX = sK + SSDC_NT * SSDC_LD;
+    i64 b, h, c;
+    ssdc_block(H, nc, &b, &h, &c);
+    const i64 t0 = c * SSDC_Q, g = h / (H / G);
+    const int q = (int)imin(SSDC_Q, L - t0);
+    const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
+    ssdc_decay(sD, sS, dt, A, dtbias, b, h, t0, q, L, H, softplus);
+    __syncthreads();
+    for (int tt = threadIdx.x; tt < SSDC_Q; tt += blockDim.x) sE[tt] = tt < q ? r_expc(sS[tt]) : (real)0;
+
+    // M[t][s] = (Cm_t·Bm_s)·exp(S_t − S_s)·d_s for s ≤ t < q, else 0.
+    real acc[4][4];
+    ssdc_zero(acc);
+    for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
+        ssdc_stage_t(sC, Cm, b, g, t0, q, L, G, N, n0);
+        ssdc_stage_t(sK, Bm, b, g, t0, q, L, G, N, n0);
+        __syncthreads();
+        ssdc_mma(acc, sC, sK, SSDC_NT);
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int t = 4 * ty + i;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int s = 4 * tx + j;
+            sM[s * SSDC_LD + t] = s <= t && t < q ? acc[i][j] * r_expc(sS[t] - sS[s]) * sD[s] : (real)0;
+        }
+    }
+
+    const real Dh = Dskip ? Dskip[h] : (real)0;
+    const real* hin = st + ((b * nc + c) * H + h) * P * N;
+    for (i64 p0 = 0; p0 < P; p0 += 64) {
+        // acc = exp(S_t)·Σ_n Cm_t[n]·hin[p][n]
+        ssdc_zero(acc);
+        for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
+            ssdc_stage_t(sC, Cm, b, g, t0, q, L, G, N, n0);
+            real v[TILE_LB];
+            tile_batch(
+                64 * SSDC_NT,
+                [&](int i, int j) {
+                    const int p = i / SSDC_NT, n = i % SSDC_NT;
+                    v[j] = p0 + p < P && n0 + n < N ? hin[(p0 + p) * N + n0 + n] : (real)0;
+                },
+                [&](int i, int j) { sK[(i % SSDC_NT) * SSDC_LD + i / SSDC_NT] = v[j]; });
+            __syncthreads();
+            ssdc_mma(acc, sC, sK, SSDC_NT);
+            __syncthreads();
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[i][j] *= sE[4 * ty + i];
+        // acc += M·x
+        real v[TILE_LB];
+        tile_batch(
+            SSDC_Q * 64,
+            [&](int i, int j) {
+                const int s = i / 64, p = i % 64;
+                v[j] = s < q && p0 + p < P ? (real)x[((b * L + t0 + s) * H + h) * P + p0 + p] : (real)0;
+            },
+            [&](int i, int j) { sX[(i / 64) * SSDC_LD + i % 64] = v[j]; });
+        __syncthreads();
+        ssdc_mma(acc, sM, sX, q);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int t = 4 * ty + i;
+            if (t >= q) continue;
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int p = 4 * tx + j;
+                if (p0 + p < P) out[((b * L + t0 + t) * H + h) * P + p0 + p] = acc[i][j] + Dh * sX[t * SSDC_LD + p];
+            }
+        }
+        __syncthreads();
+    }
+}
