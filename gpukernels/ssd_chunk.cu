@@ -25,6 +25,7 @@
 static_assert(SSDC_Q == 64 && SSDC_THREADS == 256, "the tiles are 64×64 outputs of 256 threads, 4×4 a thread");
 static_assert(SSDC_LD % 4 == 0 && SSDC_LD >= SSDC_Q, "rows of 4 reals are vector loads");
 
+#if !ACT_IS_BF16
 // ssdc_ld4 reads p[0..3] from shared memory (16-byte aligned) as vector
 // loads.
 __device__ __forceinline__ void ssdc_ld4(const real* p, real* v) {
@@ -42,9 +43,113 @@ __device__ __forceinline__ void ssdc_ld4(const real* p, real* v) {
     v[3] = a.w;
 #endif
 }
+#endif
 
-// ssdc_mma adds Σ_{k<K} a[k][row]·b[k][col] to acc for this thread's rows
-// 4·ty .. 4·ty+3 and columns 4·tx .. 4·tx+3 (ty = tid/16, tx = tid%16).
+#define SSDC_SPLIT 3
+
+#if ACT_IS_BF16
+// The bfloat16 build multiplies on tensor cores: mma.sync m16n8k16 (bf16
+// in, f32 accumulators). The 64×64 tile is 4×2 warps of 16×32 (four 16×8
+// products a warp), and acc[i][j] is element j of the warp's product i.
+// Operands are read from the same float tiles and converted to bf16 pairs
+// in registers. An operand that is not a bf16 value (x·w, the decayed
+// scores, the float32 states) is split into SSDC_SPLIT bf16 terms
+// v ≈ v₀ + v₁ + v₂ (each the bf16 rounding of what is left), each term
+// one product against the exact operand, so the product keeps float32's
+// accuracy (the residual is below 2⁻²⁷·|v|) — the float32 states and hT
+// are checked at float32 tolerances.
+
+// ssdc_bf2 packs (lo, hi) rounded to bf16 (nearest even) into one
+// register, lo in the low half (the first element of an mma pair).
+__device__ __forceinline__ unsigned ssdc_bf2(float lo, float hi) {
+    unsigned d;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(hi), "f"(lo));
+    return d;
+}
+
+// ssdc_split writes the S bf16 terms of the pair (lo, hi) to t[0..S−1].
+template <int S>
+__device__ __forceinline__ void ssdc_split(float lo, float hi, unsigned* t) {
+#pragma unroll
+    for (int k = 0; k < S; k++) {
+        t[k] = ssdc_bf2(lo, hi);
+        lo -= __uint_as_float(t[k] << 16);
+        hi -= __uint_as_float(t[k] & 0xffff0000u);
+    }
+}
+
+__device__ __forceinline__ void ssdc_mma16816(real* c, const unsigned* a, const unsigned* b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// ssdc_row and ssdc_col are the tile row and column of acc[i][j].
+__device__ __forceinline__ int ssdc_row(int i, int j) {
+    const int w = threadIdx.x >> 5, gid = (threadIdx.x & 31) >> 2;
+    return 16 * (w >> 1) + gid + 8 * (j >> 1);
+}
+__device__ __forceinline__ int ssdc_col(int i, int j) {
+    const int w = threadIdx.x >> 5, tig = threadIdx.x & 3;
+    return 8 * (4 * (w & 1) + i) + 2 * tig + (j & 1);
+}
+
+// ssdc_mma adds Σ_{k<K} a[k][row]·b[k][col] to acc (K rounded up to a
+// multiple of 16: the tiles are zero there). SA and SB are the bf16 terms
+// of a and b: 1 for an operand of bf16 values, SSDC_SPLIT otherwise (one
+// of the two).
+template <int SA, int SB>
+__device__ __forceinline__ void ssdc_mma(real acc[4][4], const real* a, const real* b, int K) {
+    static_assert(SA == 1 || SB == 1, "one operand exact");
+    const int w = threadIdx.x >> 5, gid = (threadIdx.x & 31) >> 2, tig = threadIdx.x & 3;
+    const int r0 = 16 * (w >> 1) + gid, c0 = 32 * (w & 1) + gid;
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        const real* ak = a + (k0 + 2 * tig) * SSDC_LD;
+        const real* bk = b + (k0 + 2 * tig) * SSDC_LD;
+        unsigned af[SA][4];
+        unsigned t[SA];
+        ssdc_split<SA>(ak[r0], ak[SSDC_LD + r0], t);
+#pragma unroll
+        for (int s = 0; s < SA; s++) af[s][0] = t[s];
+        ssdc_split<SA>(ak[r0 + 8], ak[SSDC_LD + r0 + 8], t);
+#pragma unroll
+        for (int s = 0; s < SA; s++) af[s][1] = t[s];
+        ssdc_split<SA>(ak[8 * SSDC_LD + r0], ak[9 * SSDC_LD + r0], t);
+#pragma unroll
+        for (int s = 0; s < SA; s++) af[s][2] = t[s];
+        ssdc_split<SA>(ak[8 * SSDC_LD + r0 + 8], ak[9 * SSDC_LD + r0 + 8], t);
+#pragma unroll
+        for (int s = 0; s < SA; s++) af[s][3] = t[s];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int c = c0 + 8 * i;
+            unsigned bf[SB][2], u[SB];
+            ssdc_split<SB>(bk[c], bk[SSDC_LD + c], u);
+#pragma unroll
+            for (int s = 0; s < SB; s++) bf[s][0] = u[s];
+            ssdc_split<SB>(bk[8 * SSDC_LD + c], bk[9 * SSDC_LD + c], u);
+#pragma unroll
+            for (int s = 0; s < SB; s++) bf[s][1] = u[s];
+            // smallest terms first, into the same accumulators
+#pragma unroll
+            for (int s = SA - 1; s >= 0; s--)
+#pragma unroll
+                for (int r = SB - 1; r >= 0; r--) ssdc_mma16816(acc[i], af[s], bf[r]);
+        }
+    }
+}
+#else
+// The float builds multiply with FMA: thread (ty, tx) = (tid/16, tid%16)
+// holds rows 4·ty .. 4·ty+3 and columns 4·tx .. 4·tx+3 (acc[i][j] is row
+// 4·ty+i, column 4·tx+j).
+__device__ __forceinline__ int ssdc_row(int i, int j) { return 4 * (threadIdx.x >> 4) + i; }
+__device__ __forceinline__ int ssdc_col(int i, int j) { return 4 * (threadIdx.x & 15) + j; }
+
+// ssdc_mma adds Σ_{k<K} a[k][row]·b[k][col] to acc (SA, SB: unused here,
+// the bf16 build's operand splits).
+template <int SA, int SB>
 __device__ __forceinline__ void ssdc_mma(real acc[4][4], const real* a, const real* b, int K) {
     const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
 #pragma unroll 4
@@ -58,6 +163,7 @@ __device__ __forceinline__ void ssdc_mma(real acc[4][4], const real* a, const re
             for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
     }
 }
+#endif
 
 __device__ __forceinline__ void ssdc_zero(real acc[4][4]) {
 #pragma unroll
@@ -131,7 +237,6 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     const i64 row = (b * nc + c) * H + h;
     if (threadIdx.x == 0) cs[row] = last;
     __syncthreads();
-    const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
     real* stc = st + row * P * N;
     for (i64 p0 = 0; p0 < P; p0 += 64) {
         real v[TILE_LB];
@@ -153,17 +258,14 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
             __syncthreads();
             real acc[4][4];
             ssdc_zero(acc);
-            ssdc_mma(acc, sX, sB, q);
+            ssdc_mma<SSDC_SPLIT, 1>(acc, sX, sB, q);
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const i64 p = p0 + 4 * ty + i;
-                if (p >= P) continue;
+            for (int i = 0; i < 4; i++)
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
-                    const i64 n = n0 + 4 * tx + j;
-                    if (n < N) stc[p * N + n] = acc[i][j];
+                    const i64 p = p0 + ssdc_row(i, j), n = n0 + ssdc_col(i, j);
+                    if (p < P && n < N) stc[p * N + n] = acc[i][j];
                 }
-            }
             __syncthreads();
         }
     }
@@ -221,7 +323,6 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     ssdc_block(H, nc, &b, &h, &c);
     const i64 t0 = c * SSDC_Q, g = h / (H / G);
     const int q = (int)imin(SSDC_Q, L - t0);
-    const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
     ssdc_decay(sD, sS, dt, A, dtbias, b, h, t0, q, L, H, softplus);
     __syncthreads();
     for (int tt = threadIdx.x; tt < SSDC_Q; tt += blockDim.x) sE[tt] = tt < q ? r_expc(sS[tt]) : (real)0;
@@ -233,18 +334,16 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
         ssdc_stage_t(sC, Cm, b, g, t0, q, L, G, N, n0);
         ssdc_stage_t(sK, Bm, b, g, t0, q, L, G, N, n0);
         __syncthreads();
-        ssdc_mma(acc, sC, sK, SSDC_NT);
+        ssdc_mma<1, 1>(acc, sC, sK, SSDC_NT);
         __syncthreads();
     }
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int t = 4 * ty + i;
+    for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const int s = 4 * tx + j;
+            const int t = ssdc_row(i, j), s = ssdc_col(i, j);
             sM[s * SSDC_LD + t] = s <= t && t < q ? acc[i][j] * r_expc(sS[t] - sS[s]) * sD[s] : (real)0;
         }
-    }
 
     const real Dh = Dskip ? Dskip[h] : (real)0;
     const real* hin = st + ((b * nc + c) * H + h) * P * N;
@@ -262,13 +361,13 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
                 },
                 [&](int i, int j) { sK[(i % SSDC_NT) * SSDC_LD + i / SSDC_NT] = v[j]; });
             __syncthreads();
-            ssdc_mma(acc, sC, sK, SSDC_NT);
+            ssdc_mma<1, SSDC_SPLIT>(acc, sC, sK, SSDC_NT);
             __syncthreads();
         }
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
-            for (int j = 0; j < 4; j++) acc[i][j] *= sE[4 * ty + i];
+            for (int j = 0; j < 4; j++) acc[i][j] *= sE[ssdc_row(i, j)];
         // acc += M·x
         real v[TILE_LB];
         tile_batch(
@@ -279,17 +378,14 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
             },
             [&](int i, int j) { sX[(i / 64) * SSDC_LD + i % 64] = v[j]; });
         __syncthreads();
-        ssdc_mma(acc, sM, sX, q);
+        ssdc_mma<SSDC_SPLIT, 1>(acc, sM, sX, q);
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const int t = 4 * ty + i;
-            if (t >= q) continue;
+        for (int i = 0; i < 4; i++)
 #pragma unroll
             for (int j = 0; j < 4; j++) {
-                const int p = 4 * tx + j;
-                if (p0 + p < P) out[((b * L + t0 + t) * H + h) * P + p0 + p] = acc[i][j] + Dh * sX[t * SSDC_LD + p];
+                const int t = ssdc_row(i, j), p = ssdc_col(i, j);
+                if (t < q && p0 + p < P) out[((b * L + t0 + t) * H + h) * P + p0 + p] = acc[i][j] + Dh * sX[t * SSDC_LD + p];
             }
-        }
         __syncthreads();
     }
 }
