@@ -176,9 +176,18 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	partB, partC := scratch(hpg > 1 && dB != nil, B*L*H*N, be.dtype), scratch(hpg > 1 && dC != nil, B*L*H*N, be.dtype)
 	wantDt := dDt != nil || dA != nil || dBias != nil
 	r, e := scratch(wantDt, nd, nn.Float64), scratch(wantDt, nd, nn.Float64)
-	pA, pD, pDB := scratch(dA != nil, B*H, nn.Float64), scratch(dD != nil, B*H, nn.Float64), scratch(dBias != nil, B*H, nn.Float64)
+	// dDskip's partials: one a (b, h), or one a (b, chunk, h) chunked.
+	dParts := B
+	if be.ssdChunked {
+		dParts = B * ssdcChunks(L)
+	}
+	pA, pD, pDB := scratch(dA != nil, B*H, nn.Float64), scratch(dD != nil, dParts*H, nn.Float64), scratch(dBias != nil, B*H, nn.Float64)
 	const bwdLimit = 160 << 10
-	if dC != nil || wantDt || dD != nil {
+	if be.ssdChunked {
+		be.ssdChunkedBackward(op, at, ssdcGrads{dX: dX, dB: dB, partB: partB, dC: dC, partC: partC, r: r, e: e, pD: pD},
+			s, a, gs)
+	}
+	if !be.ssdChunked && (dC != nil || wantDt || dD != nil) {
 		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdFSmem(T, P, ns, npt, be.esize) })
 		if r == nil { // the kernel writes r unconditionally
 			r = scratch(true, nd, nn.Float64)
@@ -189,7 +198,7 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 			pArg(s.dtbias), pArg(s.h0), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus),
 			iArg(ns), iArg(T))
 	}
-	if dX != nil || dB != nil || wantDt {
+	if !be.ssdChunked && (dX != nil || dB != nil || wantDt) {
 		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdRSmem(T, P, ns, npt, be.esize) })
 		if e == nil {
 			e = scratch(true, nd, nn.Float64)
@@ -213,9 +222,12 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 		}
 	}
 	add := be.fnAs(op, at, "ssd", "ssd_add_parts")
-	for _, p := range []struct{ out, part *Buffer }{{dA, pA}, {dD, pD}, {dBias, pDB}} {
+	for _, p := range []struct {
+		out, part *Buffer
+		n         int
+	}{{dA, pA, B}, {dD, pD, dParts}, {dBias, pDB, B}} {
 		if p.out != nil {
-			be.launch(op, add, dim(be.blocksFor(H, 256)), dim(256), 0, pArg(p.out), pArg(p.part), iArg(1), iArg(B), iArg(H))
+			be.launch(op, add, dim(be.blocksFor(H, 256)), dim(256), 0, pArg(p.out), pArg(p.part), iArg(1), iArg(p.n), iArg(H))
 		}
 	}
 }

@@ -25,6 +25,9 @@
 static_assert(SSDC_Q == 64 && SSDC_THREADS == 256, "the tiles are 64×64 outputs of 256 threads, 4×4 a thread");
 static_assert(SSDC_LD % 4 == 0 && SSDC_LD >= SSDC_Q, "rows of 4 reals are vector loads");
 
+// ssdc_smem is every kernel's dynamic shared memory.
+extern __shared__ __align__(16) unsigned char ssdc_smem[];
+
 #if !ACT_IS_BF16
 // ssdc_ld4 reads p[0..3] from shared memory (16-byte aligned) as vector
 // loads.
@@ -213,13 +216,15 @@ __device__ __forceinline__ void ssdc_block(i64 H, i64 nc, i64* b, i64* h, i64* c
 }
 
 // ssdc_state: a block per (b, h, c). Shared memory (reals, Go's
-// ssdcStateSmem): d, S, w [Q]; x·w [Q][LD] ([s][p]); Bm [Q][LD] ([s][n]).
-// Writes st[b, c, h] (P×N) = the chunk's own final state and cs[b, c, h] =
-// S_last.
-extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
-    ssdc_state(real* st, real* cs, const act_t* x, const act_t* dt, const real* A, const act_t* Bm,
-               const real* dtbias, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 nc) {
-    extern __shared__ __align__(16) unsigned char ssdc_smem[];
+// ssdcStateSmem): d, S, w [Q]; u·w [Q][LD] ([s][p]); v [Q][LD] ([s][n]).
+// Writes st[b, c, h] (P×N) = Σ_s u_s ⊗ v_s·w_s: with ADJ false (u = x,
+// v = Bm, w_s = exp(S_last − S_s)·d_s) the chunk's own final state, and
+// cs[b, c, h] = S_last; with ADJ true (u = dout, v = Cm, w_t = exp(S_t))
+// the chunk's own part of the adjoint of its incoming state.
+template <bool ADJ>
+__device__ void ssdc_state_impl(real* st, real* cs, const act_t* u, const act_t* dt, const real* A, const act_t* v,
+                                const real* dtbias, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus,
+                                i64 nc) {
     real* sD = (real*)ssdc_smem;
     real* sS = sD + SSDC_Q;
     real* sW = sS + SSDC_Q;
@@ -233,28 +238,28 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     __syncthreads();
     const real last = sS[q - 1];
     for (int tt = threadIdx.x; tt < SSDC_Q; tt += blockDim.x)
-        sW[tt] = tt < q ? r_expc(last - sS[tt]) * sD[tt] : (real)0;
+        sW[tt] = tt >= q ? (real)0 : ADJ ? r_expc(sS[tt]) : r_expc(last - sS[tt]) * sD[tt];
     const i64 row = (b * nc + c) * H + h;
-    if (threadIdx.x == 0) cs[row] = last;
+    if (!ADJ && threadIdx.x == 0) cs[row] = last;
     __syncthreads();
     real* stc = st + row * P * N;
     for (i64 p0 = 0; p0 < P; p0 += 64) {
-        real v[TILE_LB];
+        real val[TILE_LB];
         tile_batch(
             SSDC_Q * 64,
             [&](int i, int j) {
                 const int s = i / 64, p = i % 64;
-                v[j] = s < q && p0 + p < P ? (real)x[((b * L + t0 + s) * H + h) * P + p0 + p] : (real)0;
+                val[j] = s < q && p0 + p < P ? (real)u[((b * L + t0 + s) * H + h) * P + p0 + p] : (real)0;
             },
-            [&](int i, int j) { sX[(i / 64) * SSDC_LD + i % 64] = v[j] * sW[i / 64]; });
+            [&](int i, int j) { sX[(i / 64) * SSDC_LD + i % 64] = val[j] * sW[i / 64]; });
         for (i64 n0 = 0; n0 < N; n0 += 64) {
             tile_batch(
                 SSDC_Q * 64,
                 [&](int i, int j) {
                     const int s = i / 64, n = i % 64;
-                    v[j] = s < q && n0 + n < N ? (real)Bm[((b * L + t0 + s) * G + g) * N + n0 + n] : (real)0;
+                    val[j] = s < q && n0 + n < N ? (real)v[((b * L + t0 + s) * G + g) * N + n0 + n] : (real)0;
                 },
-                [&](int i, int j) { sB[(i / 64) * SSDC_LD + i % 64] = v[j]; });
+                [&](int i, int j) { sB[(i / 64) * SSDC_LD + i % 64] = val[j]; });
             __syncthreads();
             real acc[4][4];
             ssdc_zero(acc);
@@ -271,16 +276,31 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     }
 }
 
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
+    ssdc_state(real* st, real* cs, const act_t* x, const act_t* dt, const real* A, const act_t* Bm,
+               const real* dtbias, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 nc) {
+    ssdc_state_impl<false>(st, cs, x, dt, A, Bm, dtbias, B, L, H, P, G, N, softplus, nc);
+}
+
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
+    ssdc_bstate(real* st, const act_t* dout, const act_t* dt, const real* A, const act_t* Cm, const real* dtbias,
+                i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 nc) {
+    ssdc_state_impl<true>(st, nullptr, dout, dt, A, Cm, dtbias, B, L, H, P, G, N, softplus, nc);
+}
+
 // ssdc_pass: a thread per (b, h, p, n) walks the chunks in order, replacing
-// each chunk's own state by the state entering it (hin_c) and writing the
-// final state to hT when given.
+// each chunk's own state by the state entering it (hin_c, from H0 when
+// given) and writing the final state to hT when given. With reverse set it
+// walks backwards from zero: each chunk's own adjoint part becomes the
+// adjoint of its final state, ∂L/∂hin_{c+1} (the backward's Dn).
 extern "C" __global__ void ssdc_pass(real* st, real* hT, const real* cs, const real* h0, i64 B, i64 H, i64 P,
-                                     i64 N, i64 nc) {
+                                     i64 N, i64 nc, i64 reverse) {
     const i64 PN = P * N;
     FOR_N(e, B * H * PN) {
         const i64 b = e / (H * PN), h = (e / PN) % H, pn = e % PN;
         real run = h0 ? h0[e] : (real)0;
-        for (i64 c = 0; c < nc; c++) {
+        for (i64 k = 0; k < nc; k++) {
+            const i64 c = reverse ? nc - 1 - k : k;
             const i64 row = (b * nc + c) * H + h;
             const real own = st[row * PN + pn];
             st[row * PN + pn] = run;
@@ -311,7 +331,6 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     ssdc_out(act_t* out, const real* st, const act_t* x, const act_t* dt, const real* A, const act_t* Bm,
              const act_t* Cm, const real* Dskip, const real* dtbias, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N,
              i64 softplus, i64 nc) {
-    extern __shared__ __align__(16) unsigned char ssdc_smem[];
     real* sD = (real*)ssdc_smem;
     real* sS = sD + SSDC_Q;
     real* sE = sS + SSDC_Q;
@@ -387,5 +406,306 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
                 if (t < q && p0 + p < P) out[((b * L + t0 + t) * H + h) * P + p0 + p] = acc[i][j] + Dh * sX[t * SSDC_LD + p];
             }
         __syncthreads();
+    }
+}
+
+// The backward (SSDBackward with ssdChunked), per block (b, h, c), with
+// g = dout, hin = the state entering the chunk (ssdc_state, ssdc_pass),
+// Dn = ∂L/∂hin_{c+1} (ssdc_bstate, ssdc_pass reversed), E[t][s] =
+// exp(S_t − S_s) for s ≤ t < q (else 0), L_s = exp(S_last − S_s), and the
+// 64×64 products CB[t][s] = Cm_t·Bm_s, GX[t][s] = g_t·x_s:
+//
+//	M[t][s] = CB·E,  W[t][s] = GX·E·d_s
+//	dX[s,p]  += d_s·(Σ_t M[t][s]·g_t[p] + L_s·Σ_n Bm_s[n]·Dn[p][n]) + Dskip·g_s[p]
+//	dCm[t,n] += Σ_s W[t][s]·Bm_s[n] + exp(S_t)·Σ_p g_t[p]·hin[p][n]
+//	dBm[s,n] += Σ_t W[t][s]·Cm_t[n] + d_s·L_s·Σ_p x_s[p]·Dn[p][n]
+//	r_t = Σ_s M[t][s]·d_s·GX[t][s] + exp(S_t)·Σ_p g_t[p]·(Σ_n Cm_t[n]·hin[p][n])
+//	e_s = Σ_t M[t][s]·GX[t][s] + L_s·Σ_p x_s[p]·(Σ_n Bm_s[n]·Dn[p][n])
+//	pD[b,c,h] = Σ_t GX[t][t]
+//
+// r and e are ssd.cu's (the paths ending and starting at a step), so
+// ssd_bwd_dt turns them into dDt, dA and dDtBias as for the recurrence.
+// Sums over rows or columns of a tile go through a [64][LD] scratch in
+// shared memory, each summed by one thread in a fixed order.
+
+// ssdc_stage_kt stages src's rows t0+t (t < 64) of a (B, L, R, K) tensor,
+// row r, columns [k0, k0+SSDC_NT), as [k][t] (zeros outside q and K).
+template <typename T>
+__device__ __forceinline__ void ssdc_stage_kt(real* dst, const T* src, i64 b, i64 r, i64 R, i64 K, i64 t0, int q,
+                                              i64 L, i64 k0) {
+    real v[TILE_LB];
+    tile_batch(
+        SSDC_NT * SSDC_Q,
+        [&](int i, int j) {
+            const int t = i / SSDC_NT, k = i % SSDC_NT;
+            v[j] = t < q && k0 + k < K ? (real)src[((b * L + t0 + t) * R + r) * K + k0 + k] : (real)0;
+        },
+        [&](int i, int j) { dst[(i % SSDC_NT) * SSDC_LD + i / SSDC_NT] = v[j]; });
+}
+
+// ssdc_stage_tk stages the same rows, columns [k0, k0+64), as [t][k].
+template <typename T>
+__device__ __forceinline__ void ssdc_stage_tk(real* dst, const T* src, i64 b, i64 r, i64 R, i64 K, i64 t0, int q,
+                                              i64 L, i64 k0) {
+    real v[TILE_LB];
+    tile_batch(
+        64 * SSDC_Q,
+        [&](int i, int j) {
+            const int t = i / 64, k = i % 64;
+            v[j] = t < q && k0 + k < K ? (real)src[((b * L + t0 + t) * R + r) * K + k0 + k] : (real)0;
+        },
+        [&](int i, int j) { dst[(i / 64) * SSDC_LD + i % 64] = v[j]; });
+}
+
+// ssdc_stage_np stages a P×N state's rows [p0, p0+64), columns [n0,
+// n0+SSDC_NT), as [n][p].
+__device__ __forceinline__ void ssdc_stage_np(real* dst, const real* st, i64 P, i64 N, i64 p0, i64 n0) {
+    real v[TILE_LB];
+    tile_batch(
+        64 * SSDC_NT,
+        [&](int i, int j) {
+            const int p = i / SSDC_NT, n = i % SSDC_NT;
+            v[j] = p0 + p < P && n0 + n < N ? st[(p0 + p) * N + n0 + n] : (real)0;
+        },
+        [&](int i, int j) { dst[(i % SSDC_NT) * SSDC_LD + i / SSDC_NT] = v[j]; });
+}
+
+// ssdc_stage_pn stages a P×N state's rows [p0, p0+SSDC_NT), columns [n0,
+// n0+64), as [p][n].
+__device__ __forceinline__ void ssdc_stage_pn(real* dst, const real* st, i64 P, i64 N, i64 p0, i64 n0) {
+    real v[TILE_LB];
+    tile_batch(
+        SSDC_NT * 64,
+        [&](int i, int j) {
+            const int p = i / 64, n = i % 64;
+            v[j] = p0 + p < P && n0 + n < N ? st[(p0 + p) * N + n0 + n] : (real)0;
+        },
+        [&](int i, int j) { dst[(i / 64) * SSDC_LD + i % 64] = v[j]; });
+}
+
+// ssdc_rowsums adds Σ_k buf[r][k] (k < 64, in order) to out[r] for r < 64
+// (threads 0..63). The caller syncs before and after.
+__device__ __forceinline__ void ssdc_rowsums(const real* buf, real* out) {
+    if (threadIdx.x < SSDC_Q) {
+        real s = 0;
+        for (int k = 0; k < 64; k++) s += buf[threadIdx.x * SSDC_LD + k];
+        out[threadIdx.x] += s;
+    }
+}
+
+// ssdc_bwd: shared memory (reals, Go's ssdcBwdSmem): d, S, exp(S), L, r,
+// e, diag(GX) and a spare [Q] each; M [t][s], W [t][s], Wᵀ [s][t]; two
+// [Q][LD] tiles F1, F2 (the row-sum scratch aliases F1); two [NT][LD]
+// tiles K1, K2, contiguous (one [Q][LD] scratch when both are free).
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
+    ssdc_bwd(act_t* dX, act_t* dBm, real* partB, act_t* dCm, real* partC, double* r, double* e, double* pD,
+             const real* st, const real* dst, const act_t* dout, const act_t* x, const act_t* dt, const real* A,
+             const act_t* Bm, const act_t* Cm, const real* Dskip, const real* dtbias, i64 B, i64 L, i64 H, i64 P,
+             i64 G, i64 N, i64 softplus, i64 nc) {
+    real* sD = (real*)ssdc_smem;
+    real* sS = sD + SSDC_Q;
+    real* sE = sS + SSDC_Q;
+    real* sL = sE + SSDC_Q;
+    real* sR = sL + SSDC_Q;
+    real* sEe = sR + SSDC_Q;
+    real* sDg = sEe + SSDC_Q;
+    real* sM = sDg + 2 * SSDC_Q;
+    real* sW = sM + SSDC_Q * SSDC_LD;
+    real* sWt = sW + SSDC_Q * SSDC_LD;
+    real* F1 = sWt + SSDC_Q * SSDC_LD;
+    real* F2 = F1 + SSDC_Q * SSDC_LD;
+    real* K1 = F2 + SSDC_Q * SSDC_LD;
+    real* K2 = K1 + SSDC_NT * SSDC_LD;
+    i64 b, h, c;
+    ssdc_block(H, nc, &b, &h, &c);
+    const i64 t0 = c * SSDC_Q, g = h / (H / G);
+    const int q = (int)imin(SSDC_Q, L - t0);
+    const i64 row = (b * nc + c) * H + h;
+    const real* hin = st + row * P * N;
+    const real* dn = dst + row * P * N;
+    ssdc_decay(sD, sS, dt, A, dtbias, b, h, t0, q, L, H, softplus);
+    __syncthreads();
+    const real last = sS[q - 1];
+    for (int tt = threadIdx.x; tt < SSDC_Q; tt += blockDim.x) {
+        sE[tt] = tt < q ? r_expc(sS[tt]) : (real)0;
+        sL[tt] = tt < q ? r_expc(last - sS[tt]) : (real)0;
+        sR[tt] = sEe[tt] = sDg[tt] = 0;
+    }
+
+    // CB and GX, then M, W, Wᵀ and M·GX (in F1) element by element.
+    real cb[4][4], acc[4][4];
+    ssdc_zero(cb);
+    for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
+        ssdc_stage_kt(K1, Cm, b, g, G, N, t0, q, L, n0);
+        ssdc_stage_kt(K2, Bm, b, g, G, N, t0, q, L, n0);
+        __syncthreads();
+        ssdc_mma<1, 1>(cb, K1, K2, SSDC_NT);
+        __syncthreads();
+    }
+    ssdc_zero(acc);
+    for (i64 p0 = 0; p0 < P; p0 += SSDC_NT) {
+        ssdc_stage_kt(K1, dout, b, h, H, P, t0, q, L, p0);
+        ssdc_stage_kt(K2, x, b, h, H, P, t0, q, L, p0);
+        __syncthreads();
+        ssdc_mma<1, 1>(acc, K1, K2, SSDC_NT);
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int t = ssdc_row(i, j), s = ssdc_col(i, j);
+            const real E = s <= t && t < q ? r_expc(sS[t] - sS[s]) : (real)0;
+            const real m = cb[i][j] * E, w = acc[i][j] * E * sD[s];
+            sM[t * SSDC_LD + s] = m;
+            sW[t * SSDC_LD + s] = w;
+            sWt[s * SSDC_LD + t] = w;
+            F1[t * SSDC_LD + s] = m * acc[i][j];
+            if (s == t && t < q) sDg[t] = acc[i][j];
+        }
+    __syncthreads();
+    if (threadIdx.x < SSDC_Q) {
+        const int t = threadIdx.x;
+        real v = 0;
+        for (int s = 0; s < SSDC_Q; s++) v += F1[t * SSDC_LD + s] * sD[s];
+        sR[t] += v;
+    } else if (threadIdx.x < 2 * SSDC_Q) {
+        const int s = threadIdx.x - SSDC_Q;
+        real v = 0;
+        for (int t = 0; t < SSDC_Q; t++) v += F1[t * SSDC_LD + s];
+        sEe[s] += v;
+    } else if (threadIdx.x == 2 * SSDC_Q && pD) {
+        double v = 0;
+        for (int t = 0; t < q; t++) v += (double)sDg[t];
+        pD[row] = v;
+    }
+    __syncthreads();
+
+    const real Dh = Dskip ? Dskip[h] : (real)0;
+    real* K12 = K1; // K1 and K2 as one [Q][LD] scratch
+    for (i64 p0 = 0; p0 < P; p0 += 64) {
+        ssdc_stage_tk(F1, dout, b, h, H, P, t0, q, L, p0);
+        ssdc_stage_tk(F2, x, b, h, H, P, t0, q, L, p0);
+        // U2[s][p] = Σ_n Bm_s[n]·Dn[p][n]: e_s += L_s·Σ_p x_s[p]·U2[s][p]
+        ssdc_zero(acc);
+        for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
+            ssdc_stage_kt(K1, Bm, b, g, G, N, t0, q, L, n0);
+            ssdc_stage_np(K2, dn, P, N, p0, n0);
+            __syncthreads();
+            ssdc_mma<1, SSDC_SPLIT>(acc, K1, K2, SSDC_NT);
+            __syncthreads();
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int s = ssdc_row(i, j), p = ssdc_col(i, j);
+                acc[i][j] *= sL[s];
+                K12[s * SSDC_LD + p] = F2[s * SSDC_LD + p] * acc[i][j];
+            }
+        __syncthreads();
+        ssdc_rowsums(K12, sEe);
+        __syncthreads();
+        // dX[s][p] += d_s·(Σ_t M[t][s]·g_t[p] + L_s·U2[s][p]) + Dskip·g_s[p]
+        ssdc_mma<SSDC_SPLIT, 1>(acc, sM, F1, q);
+        if (dX) {
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const int s = ssdc_row(i, j), p = ssdc_col(i, j);
+                    if (s < q && p0 + p < P)
+                        dX[((b * L + t0 + s) * H + h) * P + p0 + p] += sD[s] * acc[i][j] + Dh * F1[s * SSDC_LD + p];
+                }
+        }
+        // Z[t][p] = Σ_n Cm_t[n]·hin[p][n]: r_t += exp(S_t)·Σ_p g_t[p]·Z[t][p]
+        ssdc_zero(acc);
+        for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
+            ssdc_stage_kt(K1, Cm, b, g, G, N, t0, q, L, n0);
+            ssdc_stage_np(K2, hin, P, N, p0, n0);
+            __syncthreads();
+            ssdc_mma<1, SSDC_SPLIT>(acc, K1, K2, SSDC_NT);
+            __syncthreads();
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int t = ssdc_row(i, j), p = ssdc_col(i, j);
+                K12[t * SSDC_LD + p] = F1[t * SSDC_LD + p] * acc[i][j] * sE[t];
+            }
+        __syncthreads();
+        ssdc_rowsums(K12, sR);
+        __syncthreads();
+    }
+
+    for (i64 n0 = 0; n0 < N; n0 += 64) {
+        ssdc_stage_tk(F1, Cm, b, g, G, N, t0, q, L, n0);
+        ssdc_stage_tk(F2, Bm, b, g, G, N, t0, q, L, n0);
+        // dCm[t][n] += exp(S_t)·Σ_p g_t[p]·hin[p][n] + Σ_s W[t][s]·Bm_s[n]
+        ssdc_zero(acc);
+        for (i64 p0 = 0; p0 < P; p0 += SSDC_NT) {
+            ssdc_stage_kt(K1, dout, b, h, H, P, t0, q, L, p0);
+            ssdc_stage_pn(K2, hin, P, N, p0, n0);
+            __syncthreads();
+            ssdc_mma<1, SSDC_SPLIT>(acc, K1, K2, SSDC_NT);
+            __syncthreads();
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[i][j] *= sE[ssdc_row(i, j)];
+        ssdc_mma<SSDC_SPLIT, 1>(acc, sWt, F2, q);
+        if (dCm) {
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const int t = ssdc_row(i, j);
+                    const i64 n = n0 + ssdc_col(i, j);
+                    if (t >= q || n >= N) continue;
+                    if (partC)
+                        partC[((b * L + t0 + t) * H + h) * N + n] = acc[i][j];
+                    else
+                        dCm[((b * L + t0 + t) * G + g) * N + n] += acc[i][j];
+                }
+        }
+        // dBm[s][n] += d_s·L_s·Σ_p x_s[p]·Dn[p][n] + Σ_t W[t][s]·Cm_t[n]
+        ssdc_zero(acc);
+        for (i64 p0 = 0; p0 < P; p0 += SSDC_NT) {
+            ssdc_stage_kt(K1, x, b, h, H, P, t0, q, L, p0);
+            ssdc_stage_pn(K2, dn, P, N, p0, n0);
+            __syncthreads();
+            ssdc_mma<1, SSDC_SPLIT>(acc, K1, K2, SSDC_NT);
+            __syncthreads();
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const int s = ssdc_row(i, j);
+                acc[i][j] *= sD[s] * sL[s];
+            }
+        ssdc_mma<SSDC_SPLIT, 1>(acc, sW, F1, q);
+        if (dBm) {
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const int s = ssdc_row(i, j);
+                    const i64 n = n0 + ssdc_col(i, j);
+                    if (s >= q || n >= N) continue;
+                    if (partB)
+                        partB[((b * L + t0 + s) * H + h) * N + n] = acc[i][j];
+                    else
+                        dBm[((b * L + t0 + s) * G + g) * N + n] += acc[i][j];
+                }
+        }
+        __syncthreads();
+    }
+    for (int tt = threadIdx.x; tt < q; tt += blockDim.x) {
+        const i64 o = (b * L + t0 + tt) * H + h;
+        if (r) r[o] = (double)sR[tt];
+        if (e) e[o] = (double)sEe[tt];
     }
 }

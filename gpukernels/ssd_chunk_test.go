@@ -182,8 +182,9 @@ func ssdVsRecurrence(t *testing.T, be *Backend, b nn.Backend, alloc func(n int, 
 
 // TestSSDChunkKernelActivationParams pins which parameters of the chunked
 // SSD's kernels are activations (act_t) as TestSSDKernelActivationParams
-// does for ssd.cu: x, dt, Bm, Cm and out; the scratch, A, Dskip, DtBias,
-// H0 and hT are real.
+// does for ssd.cu: x, dt, Bm, Cm, out, dout and the gradients of x, Bm,
+// Cm; the scratch, A, Dskip, DtBias, H0 and hT are real (r, e and the
+// dDskip partials double).
 func TestSSDChunkKernelActivationParams(t *testing.T) {
 	src, err := kernelSource("ssd_chunk", nn.BFloat16)
 	if err != nil {
@@ -194,9 +195,11 @@ func TestSSDChunkKernelActivationParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"ssdc_state": {"x", "dt", "Bm"},
-		"ssdc_pass":  nil,
-		"ssdc_out":   {"out", "x", "dt", "Bm", "Cm"},
+		"ssdc_state":  {"x", "dt", "Bm"},
+		"ssdc_pass":   nil,
+		"ssdc_out":    {"out", "x", "dt", "Bm", "Cm"},
+		"ssdc_bstate": {"dout", "dt", "Cm"},
+		"ssdc_bwd":    {"dX", "dBm", "dCm", "dout", "x", "dt", "Bm", "Cm"},
 	}
 	if len(sigs) != len(want) {
 		t.Errorf("ssd_chunk.cu has %d kernels, the test knows %d: %v", len(sigs), len(want), sigs)
@@ -214,8 +217,8 @@ func TestSSDChunkKernelActivationParams(t *testing.T) {
 			switch {
 			case slices.Contains(words, "act_t"):
 				got = append(got, name)
-			case slices.Contains(words, "*") && !slices.Contains(words, "real"):
-				t.Errorf("%s: pointer parameter %q is neither act_t nor real", k, p)
+			case slices.Contains(words, "*") && !slices.Contains(words, "real") && !slices.Contains(words, "double"):
+				t.Errorf("%s: pointer parameter %q is neither act_t, real nor double", k, p)
 			}
 		}
 		if !slices.Equal(got, acts) {
