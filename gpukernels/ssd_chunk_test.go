@@ -64,15 +64,17 @@ func TestGPUSSDChunked(t *testing.T) {
 }
 
 // TestGPUSSDChunkedMatchesRecurrence runs the same inputs through the
-// recurrence kernels and the chunked ones at the anchor shape of issue #16
-// (B 4, L 4096, H 32, P 64, N 128) and others the CPU reference cannot
-// afford: float32 and bfloat16 activations on cuda-bfloat16, float64 on a
-// smaller one. Both are the same function up to the order of the float
-// sums, so float32 outputs agree to 1e-5 (norm-wise), float64 to 1e-11,
-// and bfloat16 outputs — each the float result rounded once — to within a
-// bfloat16 unit (2⁻⁸); hT is float32 in every build. It logs the wall time
-// of each forward (every launch synchronised: an upper bound, not a
-// benchmark).
+// recurrence kernels and the chunked ones, forward and backward, at the
+// anchor shape of issue #16 (B 4, L 4096, H 32, P 64, N 128) and others
+// the CPU reference cannot afford: float32 and bfloat16 activations on
+// cuda-bfloat16, float64 on a smaller one. Both are the same function up
+// to the order of the float sums, so float32 outputs agree to 1e-5
+// (norm-wise), gradients to 1e-4 (sums over 4096 steps), float64 to
+// 1e-11 and 1e-10, and bfloat16 outputs and activation gradients — each
+// the float result rounded once — to within a bfloat16 unit (2⁻⁸) more;
+// hT and the parameters' gradients are float32 in every build. It logs
+// the wall time of each forward and backward (every launch synchronised:
+// an upper bound, not a benchmark).
 func TestGPUSSDChunkedMatchesRecurrence(t *testing.T) {
 	m := bf16Backend(t)
 	type shape struct {
@@ -100,7 +102,7 @@ func TestGPUSSDChunkedMatchesRecurrence(t *testing.T) {
 					t.Cleanup(func() { m.Free(b) })
 					return b
 				}
-				ssdVsRecurrence(t, m.Backend, m, alloc, s.B, s.L, s.H, s.P, s.G, s.N, s.h0, tolOut, 1e-5)
+				ssdVsRecurrence(t, m.Backend, m, alloc, s.B, s.L, s.H, s.P, s.G, s.N, s.h0, tolOut, 1e-5, 1e-4, tolOut+1e-4)
 			})
 		}
 	}
@@ -111,12 +113,16 @@ func TestGPUSSDChunkedMatchesRecurrence(t *testing.T) {
 			t.Cleanup(func() { be.Free(b) })
 			return b
 		}
-		ssdVsRecurrence(t, be, be, alloc, 2, 1000, 6, 100, 3, 130, true, 1e-11, 1e-11)
+		ssdVsRecurrence(t, be, be, alloc, 2, 1000, 6, 100, 3, 130, true, 1e-11, 1e-11, 1e-10, 1e-10)
 	})
 }
 
+// ssdVsRecurrence compares the chunked SSD and SSDBackward with the
+// recurrence kernels on one set of random inputs: out within tolOut, hT
+// within tolHT, the parameters' gradients within tolGrad, the
+// activations' within tolGradAct.
 func ssdVsRecurrence(t *testing.T, be *Backend, b nn.Backend, alloc func(n int, act bool) nn.Buffer,
-	B, L, H, P, G, N int, h0 bool, tolOut, tolHT float64) {
+	B, L, H, P, G, N int, h0 bool, tolOut, tolHT, tolGrad, tolGradAct float64) {
 	rng := rand.New(rand.NewPCG(uint64(B*L*H*P*G*N), 16))
 	randn := func(n int, scale, shift float64) []float64 {
 		v := make([]float64, n)
@@ -166,17 +172,53 @@ func ssdVsRecurrence(t *testing.T, be *Backend, b nn.Backend, alloc func(n int, 
 	}
 	wantOut, wantHT := run(false)
 	gotOut, gotHT := run(true)
-	for _, c := range []struct {
-		name      string
-		got, want []float64
-		tol       float64
-	}{{"out", gotOut, wantOut, tolOut}, {"hT", gotHT, wantHT, tolHT}} {
-		e, worst := backendtest.RelErr(c.got, c.want)
-		t.Logf("%s: chunked vs recurrence rel err %.3g", c.name, e)
-		if !(e <= c.tol) {
-			t.Errorf("%s: chunked vs recurrence rel err %.3g > %.3g (worst [%d]: %g, want %g)", c.name, e, c.tol, worst,
-				c.got[worst], c.want[worst])
+	check := func(name string, got, want []float64, tol float64) {
+		t.Helper()
+		e, worst := backendtest.RelErr(got, want)
+		t.Logf("%s: chunked vs recurrence rel err %.3g", name, e)
+		if !(e <= tol) {
+			t.Errorf("%s: chunked vs recurrence rel err %.3g > %.3g (worst [%d]: %g, want %g)", name, e, tol, worst,
+				got[worst], want[worst])
 		}
+	}
+	check("out", gotOut, wantOut, tolOut)
+	check("hT", gotHT, wantHT, tolHT)
+
+	// The backward from zero gradients (H0 given: the backward honours it).
+	dout := in(randn(nx, 1, 0), true)
+	grads := func(chunked bool) map[string][]float64 {
+		be.ssdChunked = chunked
+		defer func() { be.ssdChunked = false }()
+		bufs := map[string]nn.Buffer{}
+		sizes := map[string]int{"dX": nx, "dDt": nd, "dBm": nbc, "dCm": nbc, "dA": H, "dDskip": H, "dDtBias": H}
+		for k, n := range sizes {
+			bufs[k] = alloc(n+1, k == "dX" || k == "dDt" || k == "dBm" || k == "dCm")
+			b.Fill(bufs[k], 0)
+		}
+		start := time.Now()
+		b.SSDBackward(nn.SSDGrads{X: bufs["dX"], Dt: bufs["dDt"], A: bufs["dA"], Bm: bufs["dBm"], Cm: bufs["dCm"],
+			Dskip: bufs["dDskip"], DtBias: bufs["dDtBias"]}, a, dout)
+		if err := be.Synchronize(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("chunked=%v: backward %.3f ms", chunked, time.Since(start).Seconds()*1e3)
+		out := map[string][]float64{}
+		for k, n := range sizes {
+			v := b.Read(bufs[k])
+			if v[n] != 0 {
+				t.Errorf("chunked=%v: %s written past its end", chunked, k)
+			}
+			out[k] = v[:n]
+		}
+		return out
+	}
+	want, got := grads(false), grads(true)
+	for _, k := range []string{"dX", "dDt", "dBm", "dCm", "dA", "dDskip", "dDtBias"} {
+		tol := tolGrad
+		if k == "dX" || k == "dDt" || k == "dBm" || k == "dCm" {
+			tol = tolGradAct
+		}
+		check(k, got[k], want[k], tol)
 	}
 }
 
