@@ -136,7 +136,8 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 // the batch). dout and the gradients of X, Dt, Bm and Cm are activations as
 // SSD's are; those of A, Dskip and DtBias, and every partial, are of the
 // backend's type (or float64), so a bfloat16 gradient is rounded once, when
-// its sum is added to it.
+// its sum is added to it. With ssdChunked, ssdChunkedBackward replaces the
+// forward and adjoint launches (the same r, e and partials).
 func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	const op = "SSDBackward"
 	s := be.unpackSSD(op, a)
@@ -156,8 +157,11 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	}
 	be.enter(op)
 	defer be.exit()
-	npt, ns := ssdSplit(op, P, N)
-	threads := (P*ns + 31) / 32 * 32
+	var npt, ns, threads int // the recurrence's split (ssd_chunk.cu has none)
+	if !be.ssdChunked {
+		npt, ns = ssdSplit(op, P, N)
+		threads = (P*ns + 31) / 32 * 32
+	}
 	var bufs []*Buffer
 	scratch := func(want bool, n int, dt nn.DType) *Buffer {
 		if !want {

@@ -268,3 +268,17 @@ func TestSSDChunkKernelActivationParams(t *testing.T) {
 		}
 	}
 }
+
+// TestSSDChunkSharedMemoryFits checks that every chunked kernel's shared
+// memory, float64 included, fits the 227 KiB a block may opt into on the
+// H100 and H200 (the kernels' tiles do not depend on the shape).
+func TestSSDChunkSharedMemoryFits(t *testing.T) {
+	const optin = 227 << 10
+	for _, es := range []int{4, 8} {
+		for name, n := range map[string]int{"state": ssdcStateSmem(es), "out": ssdcOutSmem(es), "bwd": ssdcBwdSmem(es)} {
+			if n > optin {
+				t.Errorf("ssdc_%s with %d-byte reals needs %d bytes of shared memory, more than %d", name, es, n, optin)
+			}
+		}
+	}
+}
