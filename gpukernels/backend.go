@@ -68,9 +68,9 @@ type Backend struct {
 	// scanSequential runs every selective scan on the one-step kernels
 	// instead of the chunked ones (tests compare both).
 	scanSequential bool
-	// ssdChunked runs SSD's forward in the chunked form (ssd_chunk.cu)
-	// instead of the recurrence (ssd.cu); off until it is verified on a
-	// GPU (tests turn it on).
+	// ssdChunked runs SSD and SSDBackward in the chunked form
+	// (ssd_chunk.cu) instead of the recurrence (ssd.cu); off until it is
+	// verified on a GPU (tests turn it on).
 	ssdChunked bool
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
 	// where it fits instead of two launches a step (rnn.go); on unless
