@@ -16,8 +16,20 @@ import (
 // chunkedSSD turns the chunked SSD forward on for the rest of t (the
 // shared float32 backend also serves cuda-bfloat16).
 func chunkedSSD(t *testing.T, be *Backend) {
+	was := be.ssdChunked
 	be.ssdChunked = true
-	t.Cleanup(func() { be.ssdChunked = false })
+	t.Cleanup(func() { be.ssdChunked = was })
+}
+
+// TestSSDChunkedFromEnv: the chunked kernels are off unless
+// SEQBENCH_SSD_CHUNKED=1.
+func TestSSDChunkedFromEnv(t *testing.T) {
+	for v, want := range map[string]bool{"": false, "0": false, "true": false, "1": true} {
+		t.Setenv("SEQBENCH_SSD_CHUNKED", v)
+		if got := ssdChunkedFromEnv(); got != want {
+			t.Errorf("SEQBENCH_SSD_CHUNKED=%q: chunked %v, want %v", v, got, want)
+		}
+	}
 }
 
 // TestGPUSSDChunkedConformance runs the conformance suite's SSD cases
@@ -148,9 +160,10 @@ func ssdVsRecurrence(t *testing.T, be *Backend, b nn.Backend, alloc func(n int, 
 	if h0 {
 		a.H0 = in(randn(nh, 1, 0), false)
 	}
+	was := be.ssdChunked
+	defer func() { be.ssdChunked = was }()
 	run := func(chunked bool) (out, hT []float64) {
 		be.ssdChunked = chunked
-		defer func() { be.ssdChunked = false }()
 		o, h := alloc(nx+1, true), alloc(nh+1, false)
 		b.Fill(o, math.NaN())
 		b.Fill(h, math.NaN())
@@ -188,7 +201,6 @@ func ssdVsRecurrence(t *testing.T, be *Backend, b nn.Backend, alloc func(n int, 
 	dout := in(randn(nx, 1, 0), true)
 	grads := func(chunked bool) map[string][]float64 {
 		be.ssdChunked = chunked
-		defer func() { be.ssdChunked = false }()
 		bufs := map[string]nn.Buffer{}
 		sizes := map[string]int{"dX": nx, "dDt": nd, "dBm": nbc, "dCm": nbc, "dA": H, "dDskip": H, "dDtBias": H}
 		for k, n := range sizes {
