@@ -91,7 +91,8 @@ func (be *Backend) unpackSSD(op string, a nn.SSDArgs) ssdBufs {
 //		hT[b,h] = hs
 //
 // One launch, the recurrence itself with the state in registers (ssd.cu
-// says why not the chunked form); a.Chunk is validated and otherwise unused.
+// says why not the chunked form), or, when ssdChunked is set, the chunked
+// form's three (ssd_chunk.go); a.Chunk is validated and otherwise unused.
 // X, Dt, Bm, Cm and out are the activations (all of the backend's type or
 // all bfloat16, which picks the kernels' build); A, Dskip, DtBias, H0 and
 // hT are of the backend's type.
@@ -107,6 +108,10 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 	}
 	be.enter(op)
 	defer be.exit()
+	if be.ssdChunked {
+		be.ssdChunkedForward(op, at, o, h, s, a)
+		return
+	}
 	npt, ns := ssdSplit(op, a.P, a.N)
 	T := be.ssdTile(op, 96<<10, func(T int) int { return ssdFwdSmem(T, ns, npt, be.esize) })
 	cp := ssdThreads / ns
@@ -131,7 +136,8 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 // the batch). dout and the gradients of X, Dt, Bm and Cm are activations as
 // SSD's are; those of A, Dskip and DtBias, and every partial, are of the
 // backend's type (or float64), so a bfloat16 gradient is rounded once, when
-// its sum is added to it.
+// its sum is added to it. With ssdChunked, ssdChunkedBackward replaces the
+// forward and adjoint launches (the same r, e and partials).
 func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	const op = "SSDBackward"
 	s := be.unpackSSD(op, a)
@@ -151,8 +157,11 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	}
 	be.enter(op)
 	defer be.exit()
-	npt, ns := ssdSplit(op, P, N)
-	threads := (P*ns + 31) / 32 * 32
+	var npt, ns, threads int // the recurrence's split (ssd_chunk.cu has none)
+	if !be.ssdChunked {
+		npt, ns = ssdSplit(op, P, N)
+		threads = (P*ns + 31) / 32 * 32
+	}
 	var bufs []*Buffer
 	scratch := func(want bool, n int, dt nn.DType) *Buffer {
 		if !want {
@@ -171,9 +180,18 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	partB, partC := scratch(hpg > 1 && dB != nil, B*L*H*N, be.dtype), scratch(hpg > 1 && dC != nil, B*L*H*N, be.dtype)
 	wantDt := dDt != nil || dA != nil || dBias != nil
 	r, e := scratch(wantDt, nd, nn.Float64), scratch(wantDt, nd, nn.Float64)
-	pA, pD, pDB := scratch(dA != nil, B*H, nn.Float64), scratch(dD != nil, B*H, nn.Float64), scratch(dBias != nil, B*H, nn.Float64)
+	// dDskip's partials: one a (b, h), or one a (b, chunk, h) chunked.
+	dParts := B
+	if be.ssdChunked {
+		dParts = B * ssdcChunks(L)
+	}
+	pA, pD, pDB := scratch(dA != nil, B*H, nn.Float64), scratch(dD != nil, dParts*H, nn.Float64), scratch(dBias != nil, B*H, nn.Float64)
 	const bwdLimit = 160 << 10
-	if dC != nil || wantDt || dD != nil {
+	if be.ssdChunked {
+		be.ssdChunkedBackward(op, at, ssdcGrads{dX: dX, dB: dB, partB: partB, dC: dC, partC: partC, r: r, e: e, pD: pD},
+			s, a, gs)
+	}
+	if !be.ssdChunked && (dC != nil || wantDt || dD != nil) {
 		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdFSmem(T, P, ns, npt, be.esize) })
 		if r == nil { // the kernel writes r unconditionally
 			r = scratch(true, nd, nn.Float64)
@@ -184,7 +202,7 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 			pArg(s.dtbias), pArg(s.h0), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus),
 			iArg(ns), iArg(T))
 	}
-	if dX != nil || dB != nil || wantDt {
+	if !be.ssdChunked && (dX != nil || dB != nil || wantDt) {
 		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdRSmem(T, P, ns, npt, be.esize) })
 		if e == nil {
 			e = scratch(true, nd, nn.Float64)
@@ -208,9 +226,12 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 		}
 	}
 	add := be.fnAs(op, at, "ssd", "ssd_add_parts")
-	for _, p := range []struct{ out, part *Buffer }{{dA, pA}, {dD, pD}, {dBias, pDB}} {
+	for _, p := range []struct {
+		out, part *Buffer
+		n         int
+	}{{dA, pA, B}, {dD, pD, dParts}, {dBias, pDB, B}} {
 		if p.out != nil {
-			be.launch(op, add, dim(be.blocksFor(H, 256)), dim(256), 0, pArg(p.out), pArg(p.part), iArg(1), iArg(B), iArg(H))
+			be.launch(op, add, dim(be.blocksFor(H, 256)), dim(256), 0, pArg(p.out), pArg(p.part), iArg(1), iArg(p.n), iArg(H))
 		}
 	}
 }
