@@ -46,7 +46,7 @@ gpu-bundle:
 	mkdir -p .gpu
 	CGO_ENABLED=0 $(GO) build -buildvcs=auto -trimpath -o .gpu/seqbench ./cmd/seqbench
 	CGO_ENABLED=0 $(GO) test -c -trimpath -o .gpu/gpukernels.test ./gpukernels
-	CGO_ENABLED=0 $(GO) test -c -trimpath -o .gpu/dist.test ./dist
+	CGO_ENABLED=0 $(GO) test -c -trimpath -o .gpu/dist_nccl.test ./dist/nccl
 
 clean:
 	rm -rf bin

@@ -17,7 +17,7 @@
 # with that one, compared with regress; then the Mamba-1 training step at
 # the 130M setting and at selective copying's paper scale, both builds.
 #
-# nccl (not in all): the NCCL communicator's GPU tests (dist.test): a
+# nccl (not in all): the NCCL communicator's GPU tests (dist_nccl.test): a
 # world of one rank on device 0, and two ranks where two GPUs are present.
 #
 #   scripts/gpu-check.sh [all|tests|train|bench|torch|rnn|scan|nccl]
@@ -104,7 +104,7 @@ if [[ $what == scan ]]; then
 fi
 
 if [[ $what == nccl ]]; then
-  "$bin/dist.test" -test.v -test.run 'TestGPUNCCL' >"$out/nccl-tests.log" 2>&1
+  "$bin/dist_nccl.test" -test.v -test.run 'TestGPUNCCL' >"$out/nccl-tests.log" 2>&1
   note "NCCL tests: exit $?, $(grep -c -- '--- PASS' "$out/nccl-tests.log") passed, $(grep -c -- '--- FAIL' "$out/nccl-tests.log") failed, $(grep -c -- '--- SKIP' "$out/nccl-tests.log") skipped"
   grep -E -- '--- (FAIL|SKIP)|NCCL [0-9]' "$out/nccl-tests.log" | head -20
 fi

@@ -1,4 +1,4 @@
-package dist
+package nccl
 
 // GPU tests of the NCCL communicator. Without a CUDA driver, a GPU or
 // libnccl.so.2 they skip with the reason; with SEQBENCH_REQUIRE_GPU=1 (set
@@ -8,6 +8,7 @@ package dist
 import (
 	"fmt"
 	"os"
+	"seqbench/dist"
 	"slices"
 	"strings"
 	"sync"
@@ -55,7 +56,7 @@ func ncclBackend(t *testing.T, device int, dt nn.DType) *gpukernels.Backend {
 
 // closeAtEnd closes c when t ends (before the backends, registered
 // earlier).
-func closeAtEnd(t *testing.T, c Comm) {
+func closeAtEnd(t *testing.T, c dist.Comm) {
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Errorf("Close of rank %d: %v", c.Rank(), err)
@@ -136,10 +137,10 @@ func TestGPUNCCLOneRank(t *testing.T) {
 				onBe = m
 			}
 			buf := upload(m, dt, x)
-			must(t, "AllReduce Sum", c.AllReduce(onBe, buf, Sum))
-			wantValues(t, "AllReduce Sum", m, buf, x)
-			must(t, "AllReduce Avg", c.AllReduce(onBe, buf, Avg))
-			wantValues(t, "AllReduce Avg", m, buf, x)
+			must(t, "AllReduce dist.Sum", c.AllReduce(onBe, buf, dist.Sum))
+			wantValues(t, "AllReduce dist.Sum", m, buf, x)
+			must(t, "AllReduce dist.Avg", c.AllReduce(onBe, buf, dist.Avg))
+			wantValues(t, "AllReduce dist.Avg", m, buf, x)
 			must(t, "Broadcast", c.Broadcast(onBe, buf, 0))
 			wantValues(t, "Broadcast", m, buf, x)
 
@@ -147,7 +148,7 @@ func TestGPUNCCLOneRank(t *testing.T) {
 			must(t, "AllGather", c.AllGather(onBe, out, buf))
 			wantValues(t, "AllGather", m, out, x)
 			out = poisoned(m, dt, len(x))
-			must(t, "ReduceScatter", c.ReduceScatter(onBe, out, buf, Sum))
+			must(t, "ReduceScatter", c.ReduceScatter(onBe, out, buf, dist.Sum))
 			wantValues(t, "ReduceScatter", m, out, x)
 
 			// Refused before NCCL, naming the op and the field.
@@ -160,8 +161,8 @@ func TestGPUNCCLOneRank(t *testing.T) {
 				want string
 			}{
 				{c.AllGather(m, m.AllocAs(len(x)+1, dt), buf), "dist.AllGather: out holds 7 elements, must hold size·in.Len() = 1·6 = 6"},
-				{c.ReduceScatter(m, m.AllocAs(len(x), other), buf, Sum), fmt.Sprintf("dist.ReduceScatter: out is %v but in is %v", other, dt)},
-				{c.AllReduce(m, buf, Op(9)), "dist.AllReduce: op 9: allowed Sum (0), Avg (1)"},
+				{c.ReduceScatter(m, m.AllocAs(len(x), other), buf, dist.Sum), fmt.Sprintf("dist.ReduceScatter: out is %v but in is %v", other, dt)},
+				{c.AllReduce(m, buf, dist.Op(9)), "dist.AllReduce: op 9: allowed dist.Sum (0), dist.Avg (1)"},
 				{c.Broadcast(m, buf, 1), "dist.Broadcast: root 1: must be a rank, 0..0"},
 			} {
 				if e.err == nil || !strings.HasPrefix(e.err.Error(), e.want) {
@@ -185,9 +186,9 @@ func TestGPUNCCLOneRankFloat64(t *testing.T) {
 	x := []float64{1.0 / 3, -2e-300, 7}
 	buf := be.Alloc(len(x))
 	be.Write(buf, x)
-	must(t, "AllReduce Avg", c.AllReduce(be, buf, Avg))
+	must(t, "AllReduce dist.Avg", c.AllReduce(be, buf, dist.Avg))
 	if got := be.Read(buf); !slices.Equal(got, x) {
-		t.Errorf("AllReduce Avg = %v, want %v", got, x)
+		t.Errorf("AllReduce dist.Avg = %v, want %v", got, x)
 	}
 	out := be.Alloc(len(x))
 	be.Write(out, []float64{99, 99, 99}) // (Fill would compile a kernel)
@@ -212,7 +213,7 @@ func TestGPUNCCLTwoRanks(t *testing.T) {
 	bes := []*gpukernels.Backend{ncclBackend(t, 0, nn.Float32), ncclBackend(t, 1, nn.Float32)}
 	id, err := NewUniqueID()
 	must(t, "NewUniqueID", err)
-	comms := make([]Comm, 2)
+	comms := make([]dist.Comm, 2)
 	onEach := func(what string, f func(r int) error) {
 		t.Helper()
 		errs := make([]error, 2)
@@ -246,13 +247,13 @@ func TestGPUNCCLTwoRanks(t *testing.T) {
 		t.Run(dt.String(), func(t *testing.T) {
 			// Rank r holds (r+1)·base.
 			bufs := []nn.Buffer{upload(ms[0], dt, scaled(1)), upload(ms[1], dt, scaled(2))}
-			onEach("AllReduce Sum", func(r int) error { return comms[r].AllReduce(ms[r], bufs[r], Sum) })
+			onEach("AllReduce dist.Sum", func(r int) error { return comms[r].AllReduce(ms[r], bufs[r], dist.Sum) })
 			for r := range 2 {
-				wantValues(t, fmt.Sprintf("rank %d AllReduce Sum", r), ms[r], bufs[r], scaled(3))
+				wantValues(t, fmt.Sprintf("rank %d AllReduce dist.Sum", r), ms[r], bufs[r], scaled(3))
 			}
-			onEach("AllReduce Avg", func(r int) error { return comms[r].AllReduce(ms[r], bufs[r], Avg) })
+			onEach("AllReduce dist.Avg", func(r int) error { return comms[r].AllReduce(ms[r], bufs[r], dist.Avg) })
 			for r := range 2 {
-				wantValues(t, fmt.Sprintf("rank %d AllReduce Avg of 3·base twice", r), ms[r], bufs[r], scaled(3))
+				wantValues(t, fmt.Sprintf("rank %d AllReduce dist.Avg of 3·base twice", r), ms[r], bufs[r], scaled(3))
 			}
 
 			bufs = []nn.Buffer{upload(ms[0], dt, scaled(1)), upload(ms[1], dt, scaled(2))}
@@ -272,7 +273,7 @@ func TestGPUNCCLTwoRanks(t *testing.T) {
 			// sum is 3·base, then -3·base.
 			ins = []nn.Buffer{upload(ms[0], dt, append(scaled(1), scaled(-1)...)), upload(ms[1], dt, append(scaled(2), scaled(-2)...))}
 			outs = []nn.Buffer{poisoned(ms[0], dt, len(base)), poisoned(ms[1], dt, len(base))}
-			onEach("ReduceScatter", func(r int) error { return comms[r].ReduceScatter(ms[r], outs[r], ins[r], Sum) })
+			onEach("ReduceScatter", func(r int) error { return comms[r].ReduceScatter(ms[r], outs[r], ins[r], dist.Sum) })
 			wantValues(t, "rank 0 ReduceScatter", ms[0], outs[0], scaled(3))
 			wantValues(t, "rank 1 ReduceScatter", ms[1], outs[1], scaled(-3))
 
@@ -281,14 +282,14 @@ func TestGPUNCCLTwoRanks(t *testing.T) {
 			bufs = []nn.Buffer{upload(ms[0], dt, scaled(1)), upload(ms[1], dt, scaled(2))}
 			must(t, "NCCLGroup", NCCLGroup(func() error {
 				for r := range 2 {
-					if err := comms[r].AllReduce(ms[r], bufs[r], Avg); err != nil {
+					if err := comms[r].AllReduce(ms[r], bufs[r], dist.Avg); err != nil {
 						return err
 					}
 				}
 				return nil
 			}))
 			for r := range 2 {
-				wantValues(t, fmt.Sprintf("rank %d AllReduce Avg in a group", r), ms[r], bufs[r], scaled(1.5))
+				wantValues(t, fmt.Sprintf("rank %d AllReduce dist.Avg in a group", r), ms[r], bufs[r], scaled(1.5))
 			}
 		})
 	}

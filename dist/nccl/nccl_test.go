@@ -1,7 +1,8 @@
-package dist
+package nccl
 
 import (
 	"math/rand/v2"
+	"seqbench/dist"
 	"strings"
 	"testing"
 
@@ -50,7 +51,7 @@ func TestNCCLTypeAndOpMapping(t *testing.T) {
 			t.Errorf("ncclType(%v) = %d, %v; want %d", dt, got, err, want)
 		}
 	}
-	for op, want := range map[Op]cuda.NCCLRedOp{Sum: 0, Avg: 4} {
+	for op, want := range map[dist.Op]cuda.NCCLRedOp{dist.Sum: 0, dist.Avg: 4} {
 		if got, err := ncclOp(op, v); got != want || err != nil {
 			t.Errorf("ncclOp(%d) = %d, %v; want %d", op, got, err, want)
 		}
@@ -63,13 +64,13 @@ func TestNCCLTypeAndOpMapping(t *testing.T) {
 	if _, err := ncclType(nn.BFloat16, 20903); err == nil || err.Error() != "bfloat16 needs NCCL 2.10 or later, this is 2.9.3" {
 		t.Errorf("ncclType(bfloat16) in NCCL 2.9.3: %v", err)
 	}
-	if _, err := ncclOp(Avg, 2804); err == nil || err.Error() != "op Avg needs NCCL 2.10 or later, this is 2.8.4" {
-		t.Errorf("ncclOp(Avg) in NCCL 2.8.4: %v", err)
+	if _, err := ncclOp(dist.Avg, 2804); err == nil || err.Error() != "op dist.Avg needs NCCL 2.10 or later, this is 2.8.4" {
+		t.Errorf("ncclOp(dist.Avg) in NCCL 2.8.4: %v", err)
 	}
 	if _, err := ncclType(nn.DType(7), v); err == nil || err.Error() != "element type 7 has no NCCL type (allowed: float32, float64, bfloat16)" {
 		t.Errorf("ncclType(7): %v", err)
 	}
-	if _, err := ncclOp(Op(5), v); err == nil || err.Error() != "op 5: allowed Sum (0), Avg (1)" {
+	if _, err := ncclOp(dist.Op(5), v); err == nil || err.Error() != "op 5: allowed dist.Sum (0), dist.Avg (1)" {
 		t.Errorf("ncclOp(5): %v", err)
 	}
 }
@@ -138,24 +139,24 @@ func TestNCCLCommRefusesBadArgumentsBeforeNCCL(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"AllReduce on another backend", c.AllReduce(cpu, cb, Sum),
+		{"AllReduce on another backend", c.AllReduce(cpu, cb, dist.Sum),
 			"dist.AllReduce: backend *cpukernels.Backend[float32] is not the CUDA backend of this communicator (rank 1, device 3)"},
-		{"AllReduce on another CUDA backend", c.AllReduce(&gpukernels.Backend{}, cb, Sum),
+		{"AllReduce on another CUDA backend", c.AllReduce(&gpukernels.Backend{}, cb, dist.Sum),
 			"dist.AllReduce: backend *gpukernels.Backend is not the CUDA backend of this communicator (rank 1, device 3)"},
-		{"AllReduce on a nil bfloat16 backend", c.AllReduce((*gpukernels.BF16Backend)(nil), cb, Sum),
+		{"AllReduce on a nil bfloat16 backend", c.AllReduce((*gpukernels.BF16Backend)(nil), cb, dist.Sum),
 			"dist.AllReduce: backend *gpukernels.BF16Backend is not the CUDA backend of this communicator (rank 1, device 3)"},
-		{"AllReduce of a CPU buffer", c.AllReduce(be, cb, Sum), "dist.AllReduce: gpukernels.AllReduce: buf is a cpukernels.Buf[float32], not a buffer of this backend"},
+		{"AllReduce of a CPU buffer", c.AllReduce(be, cb, dist.Sum), "dist.AllReduce: gpukernels.AllReduce: buf is a cpukernels.Buf[float32], not a buffer of this backend"},
 		{"Broadcast from rank 2 of 2", c.Broadcast(be, cb, 2), "dist.Broadcast: root 2: must be a rank, 0..1"},
 		{"Broadcast from rank -1", c.Broadcast(be, cb, -1), "dist.Broadcast: root -1: must be a rank, 0..1"},
 		{"AllGather of a CPU buffer", c.AllGather(&gpukernels.BF16Backend{Backend: be}, cb, cb), "dist.AllGather: gpukernels.AllGather: out is a cpukernels.Buf[float32], not a buffer of this backend"},
-		{"ReduceScatter of a CPU buffer", c.ReduceScatter(be, cb, cb, Avg), "dist.ReduceScatter: gpukernels.ReduceScatter: out is a cpukernels.Buf[float32], not a buffer of this backend"},
+		{"ReduceScatter of a CPU buffer", c.ReduceScatter(be, cb, cb, dist.Avg), "dist.ReduceScatter: gpukernels.ReduceScatter: out is a cpukernels.Buf[float32], not a buffer of this backend"},
 	} {
 		if !strings.HasPrefix(errText(tc.err), tc.want) {
 			t.Errorf("%s: %v\nwant %q", tc.name, tc.err, tc.want)
 		}
 	}
 	c.closed = true
-	if err := c.AllReduce(be, cb, Sum); errText(err) != "dist.AllReduce: communicator is closed" {
+	if err := c.AllReduce(be, cb, dist.Sum); errText(err) != "dist.AllReduce: communicator is closed" {
 		t.Errorf("AllReduce after Close: %v", err)
 	}
 	if err := c.Close(); err != nil {

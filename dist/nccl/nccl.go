@@ -1,9 +1,10 @@
-package dist
+package nccl
 
 import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"seqbench/dist"
 	"strings"
 
 	"seqbench/gpukernels"
@@ -11,7 +12,7 @@ import (
 	"seqbench/nn"
 )
 
-// The Comm of the CUDA backend: NCCL (cuda.LoadNCCL says where the
+// The dist.Comm of the CUDA backend: NCCL (cuda.LoadNCCL says where the
 // library is looked for), one rank per process and GPU. Every call queues
 // NCCL's work on the rank backend's stream with the backend's lock held,
 // so it is ordered with the backend's ops as one of them. Arguments are
@@ -65,7 +66,7 @@ type ncclComm struct {
 // returns once all size ranks have joined (each from its own process, or
 // goroutine). NCCL_NVLS_ENABLE=0 is set before NCCL starts unless the
 // environment has it (cuda.NVLSEnv).
-func NewNCCL(be *gpukernels.Backend, rank, size int, id [IDBytes]byte) (Comm, error) {
+func NewNCCL(be *gpukernels.Backend, rank, size int, id [IDBytes]byte) (dist.Comm, error) {
 	if size < 1 {
 		return nil, fmt.Errorf("dist.NewNCCL: size %d: must be at least 1", size)
 	}
@@ -131,17 +132,17 @@ func ncclType(dt nn.DType, v int) (cuda.NCCLDataType, error) {
 }
 
 // ncclOp is NCCL's reduction for op in a library of version code v.
-func ncclOp(op Op, v int) (cuda.NCCLRedOp, error) {
+func ncclOp(op dist.Op, v int) (cuda.NCCLRedOp, error) {
 	switch op {
-	case Sum:
+	case dist.Sum:
 		return cuda.NCCLSum, nil
-	case Avg:
+	case dist.Avg:
 		if v < cuda.NCCLVersion210 {
-			return 0, fmt.Errorf("op Avg needs NCCL 2.10 or later, this is %s", cuda.NCCLVersionString(v))
+			return 0, fmt.Errorf("op dist.Avg needs NCCL 2.10 or later, this is %s", cuda.NCCLVersionString(v))
 		}
 		return cuda.NCCLAvg, nil
 	}
-	return 0, fmt.Errorf("op %d: allowed Sum (%d), Avg (%d)", int(op), int(Sum), int(Avg))
+	return 0, fmt.Errorf("op %d: allowed dist.Sum (%d), dist.Avg (%d)", int(op), int(dist.Sum), int(dist.Avg))
 }
 
 // operand is a buffer argument as the checks see it.
@@ -200,7 +201,7 @@ func (c *ncclComm) operands(call string, be nn.Backend, names []string, bufs ...
 
 // types maps a reduction's element type and op to NCCL's, or returns an
 // error naming call.
-func (c *ncclComm) types(call string, dt nn.DType, op Op) (cuda.NCCLDataType, cuda.NCCLRedOp, error) {
+func (c *ncclComm) types(call string, dt nn.DType, op dist.Op) (cuda.NCCLDataType, cuda.NCCLRedOp, error) {
 	ndt, err := ncclType(dt, c.version)
 	if err != nil {
 		return 0, 0, fmt.Errorf("dist.%s: %w", call, err)
@@ -227,7 +228,7 @@ func (c *ncclComm) run(call string, f func(stream uintptr) error) error {
 	return nil
 }
 
-func (c *ncclComm) AllReduce(be nn.Backend, buf nn.Buffer, op Op) error {
+func (c *ncclComm) AllReduce(be nn.Backend, buf nn.Buffer, op dist.Op) error {
 	const call = "AllReduce"
 	bufs, err := c.operands(call, be, []string{"buf"}, buf)
 	if err != nil {
@@ -281,7 +282,7 @@ func (c *ncclComm) AllGather(be nn.Backend, out, in nn.Buffer) error {
 	return c.run(call, func(s uintptr) error { return c.comm.AllGather(i.Ptr(), o.Ptr(), i.Len(), dt, s) })
 }
 
-func (c *ncclComm) ReduceScatter(be nn.Backend, out, in nn.Buffer, op Op) error {
+func (c *ncclComm) ReduceScatter(be nn.Backend, out, in nn.Buffer, op dist.Op) error {
 	const call = "ReduceScatter"
 	bufs, err := c.operands(call, be, []string{"out", "in"}, out, in)
 	if err != nil {
