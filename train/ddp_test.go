@@ -298,3 +298,25 @@ func TestRunStartsCPURanks(t *testing.T) {
 	require.Equal(t, train.StatusFailed, s.Status)
 	require.Contains(t, s.Reason, "field train.gpus: 1, but the run has 2 ranks")
 }
+
+// The memory check counts a rank's activations for its share of the
+// batch: a batch too large for one device trains on four.
+func TestDataParallelMemoryCheckPerRank(t *testing.T) {
+	spec := parse(t, `name: mem
+task: {name: selective_copy, seq_len: 12, num_tokens: 2, vocab: 4}
+train: {steps: 1, batch_size: 2048, eval_batches: 1}
+models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
+`)[0]
+	const free = 1 << 20
+	s := train.Run(context.Background(), spec, t.TempDir(), train.Options{Backend: fakeDevice{cpu32(), free}, Device: "cuda"})
+	require.Equal(t, train.StatusFailed, s.Status)
+	require.Contains(t, s.Reason, "of device memory")
+
+	spec.Train.GPUs = 4
+	opts := rankOptions(4)
+	for i := range opts {
+		opts[i].Backend = fakeDevice{opts[i].Backend, free}
+	}
+	s = train.RunRanks(context.Background(), spec, t.TempDir(), opts)
+	require.Equal(t, train.StatusOK, s.Status, s.Reason)
+}

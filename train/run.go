@@ -321,7 +321,11 @@ func (r *runner) setup() error {
 	r.sum.Backend = r.be.Name()
 	// A size that cannot fit ends the run here, before anything is
 	// allocated.
-	if err := checkMemory(estimateMemory(r.spec, task, r.be.DType(), actDType(r.be)), r.be); err != nil {
+	perRank := r.spec // each rank holds the activations of its share of the batch
+	if n := r.ranks(); c.BatchSize%n == 0 {
+		perRank.Train.BatchSize /= n
+	}
+	if err := checkMemory(estimateMemory(perRank, task, r.be.DType(), actDType(r.be)), r.be); err != nil {
 		r.sum.Params = r.spec.Model.NumParams(task.Vocab(), task.SeqLen())
 		return err
 	}
