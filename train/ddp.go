@@ -35,6 +35,9 @@ type gradBucket struct {
 	buf   nn.Buffer
 }
 
+// bucketBytes is the size of the gradient buckets (tests make it small).
+var bucketBytes int64 = dist.DefaultBucketBytes
+
 // newDDP plans rank comm.Rank()'s share of training: its rows of the
 // global batch and the gradient buckets, over the optimizer's distinct
 // parameters.
@@ -49,7 +52,7 @@ func newDDP(comm dist.Comm, be nn.Backend, optim *nn.AdamW, batchSize int) (*ddp
 	for i, s := range slots {
 		lens[i] = s.Param.T.Len()
 	}
-	for _, b := range dist.PlanBuckets(lens, be.DType().Size(), dist.DefaultBucketBytes) {
+	for _, b := range dist.PlanBuckets(lens, be.DType().Size(), bucketBytes) {
 		gb := gradBucket{}
 		for _, i := range b.Params {
 			gb.grads = append(gb.grads, slots[i].Param.T.Grad())

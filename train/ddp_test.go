@@ -99,6 +99,16 @@ func TestDataParallelMatchesOneRank(t *testing.T) {
 	t.Logf("float64: largest relative difference over 20 steps, 2 and 4 ranks: %.3g", worst)
 }
 
+// Gradients packed into many small buckets, some of a single parameter
+// (reduced in place), average as one bucket of all does.
+func TestDataParallelSmallBuckets(t *testing.T) {
+	defer train.SetBucketBytes(4 << 10)()
+	spec := parse(t, ddpSpec)[0]
+	spec.Train.Steps = 5
+	worst := compareRanks(t, spec, cpu64, 1e-12, 2)
+	t.Logf("float64, 4 KiB buckets: largest relative difference over 5 steps, 2 ranks: %.3g", worst)
+}
+
 // In bf16 the differences of summation order are amplified by the
 // roundings of activations to 8 significant bits (about 2e-4 seen).
 func TestDataParallelMatchesOneRankBF16(t *testing.T) {
