@@ -259,6 +259,22 @@ func cpuRanks(opt Options, n int) (opts []Options, ok bool) {
 	return opts, true
 }
 
+// CheckRanks says, before anything trains, whether be can run every
+// spec's ranks: runs of train.gpus > 1 run them in-process on the CPU; on
+// other backends each rank is a process of its own, which nothing starts
+// yet (issue #23). It changes nothing on be.
+func CheckRanks(be nn.Backend, specs []Spec) error {
+	for _, s := range specs {
+		if s.Train.GPUs <= 1 {
+			continue
+		}
+		if _, ok := cpuRanks(Options{Backend: be}, s.Train.GPUs); !ok {
+			return fmt.Errorf("run %s: field train.gpus: %d is not supported on %s yet (the CPU runs the ranks in-process; one process per GPU over NCCL is not wired)", s.Name, s.Train.GPUs, be.Name())
+		}
+	}
+	return nil
+}
+
 // RunRanks trains spec into dir on len(opts) ranks, each a goroutine with
 // its own backend (opts[i].Backend, which no other rank may share) joined
 // by an in-process communicator (dist.NewLocal): data-parallel training

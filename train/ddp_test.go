@@ -330,3 +330,15 @@ models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
 	s = train.RunRanks(context.Background(), spec, t.TempDir(), opts)
 	require.Equal(t, train.StatusOK, s.Status, s.Reason)
 }
+
+// Runs of several ranks pass the pre-flight check on the CPU and fail it,
+// naming the run and the field, on a backend that cannot start them.
+func TestCheckRanks(t *testing.T) {
+	specs := parse(t, ddpSpec)
+	require.NoError(t, train.CheckRanks(fakeDevice{cpu32(), 1 << 30}, specs), "one rank runs anywhere")
+	specs[0].Train.GPUs = 2
+	require.NoError(t, train.CheckRanks(cpu32(), specs))
+	require.NoError(t, train.CheckRanks(cpu64(), specs))
+	err := train.CheckRanks(fakeDevice{cpu32(), 1 << 30}, specs)
+	require.ErrorContains(t, err, "run "+specs[0].Name+": field train.gpus: 2 is not supported on fake-device")
+}
