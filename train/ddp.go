@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -103,6 +104,44 @@ func (d *ddp) syncStart(be nn.Backend, optim *nn.AdamW, firstStep int) (int, err
 	}
 	return firstStep, nil
 }
+
+// agreeToStart tells every rank whether all of them could start: err is
+// this rank's failure (nil: ready), and the result is err, or an error
+// saying that another rank failed (its own reason is its own to report).
+func agreeToStart(comm dist.Comm, be nn.Backend, err error) error {
+	flag := be.Alloc(1)
+	defer be.Free(flag)
+	if err != nil {
+		be.Write(flag, []float64{1})
+	}
+	if cerr := comm.AllReduce(be, flag, dist.Sum); cerr != nil {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("starting the ranks: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if failed := be.Read(flag)[0]; failed > 0 {
+		return fmt.Errorf("%s: %v of the %d ranks could not start", rankNotStarted, failed, comm.Size())
+	}
+	return nil
+}
+
+// recovered is f's error, or the panic that ended it as one.
+func recovered(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = errors.New(panicReason(p))
+		}
+	}()
+	return f()
+}
+
+// rankNotStarted begins the reason of a rank that was ready when another
+// was not.
+const rankNotStarted = "another rank failed"
 
 // slice is this rank's part of the global batch b.
 func (d *ddp) slice(b tasks.Batch) tasks.Batch {
@@ -303,7 +342,7 @@ func RunRanks(ctx context.Context, spec Spec, dir string, opts []Options) Summar
 	sum := sums[0]
 	var others []string
 	for i, s := range sums[1:] {
-		if s.Status == StatusFailed && !strings.Contains(s.Reason, dist.ErrClosed.Error()) && s.Reason != rankZeroEnded {
+		if s.Status == StatusFailed && !strings.Contains(s.Reason, dist.ErrClosed.Error()) && s.Reason != rankZeroEnded && !strings.HasPrefix(s.Reason, rankNotStarted) {
 			others = append(others, fmt.Sprintf("rank %d: %s", i+1, s.Reason))
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"seqbench/cpukernels"
+	"seqbench/dist"
 	"seqbench/nn"
 	"seqbench/sweep"
 	"seqbench/tasks"
@@ -237,8 +239,9 @@ func TestDataParallelStartsFromRankZero(t *testing.T) {
 }
 
 // perturbed is a backend whose writes of initial weights are off by 1%:
-// every Write before the first one of 4 values, the start's broadcast of
-// the resume header (the model here has no 4-element tensor).
+// every Write of more than 4 values before the first one of 4 values, the
+// start's broadcast of the resume header (the model here has no tensor of
+// 4 elements or fewer).
 type perturbed struct {
 	nn.Backend
 	started bool
@@ -249,7 +252,7 @@ func (p *perturbed) Write(dst nn.Buffer, src []float64) {
 	if len(src) == 4 {
 		p.started = true
 	}
-	if !p.started {
+	if !p.started && len(src) > 4 {
 		v := make([]float64, len(src))
 		for i, x := range src {
 			v[i] = 1.01*x + 0.01
@@ -341,4 +344,41 @@ func TestCheckRanks(t *testing.T) {
 	require.NoError(t, train.CheckRanks(cpu64(), specs))
 	err := train.CheckRanks(fakeDevice{cpu32(), 1 << 30}, specs)
 	require.ErrorContains(t, err, "run "+specs[0].Name+": field train.gpus: 2 is not supported on fake-device")
+}
+
+// A rank that cannot start (here: too little device memory) stops the
+// others at the start instead of leaving them waiting, even on a
+// communicator that nobody closes.
+func TestDataParallelRankFailingAtStart(t *testing.T) {
+	spec := parse(t, ddpSpec)[0]
+	spec.Train.GPUs = 2
+	dir := t.TempDir()
+	comms := dist.NewLocal(2)
+	sums := make(chan train.Summary, 2)
+	for r, c := range comms {
+		be := nn.Backend(fakeDevice{cpu32(), 1 << 30})
+		if r == 1 {
+			be = fakeDevice{cpu32(), 1 << 10}
+		}
+		go func() {
+			sums <- train.Run(context.Background(), spec, dir, train.Options{Backend: be, Device: "cuda", Comm: c})
+		}()
+	}
+	var got []train.Summary
+	for range 2 {
+		select {
+		case s := <-sums:
+			got = append(got, s)
+		case <-time.After(20 * time.Second):
+			t.Fatal("a rank is still waiting")
+		}
+	}
+	reasons := got[0].Reason + " | " + got[1].Reason
+	require.Equal(t, train.StatusFailed, got[0].Status)
+	require.Equal(t, train.StatusFailed, got[1].Status)
+	require.Contains(t, reasons, "another rank failed: 1 of the 2 ranks could not start")
+	require.Contains(t, reasons, "more than the 1.0 KiB free on the device")
+	s, err := train.ReadSummary(dir)
+	require.NoError(t, err)
+	require.Contains(t, s.Reason, "another rank failed")
 }

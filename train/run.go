@@ -177,55 +177,68 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 		}
 		finish()
 	}()
-	if lead {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			sum.Reason = err.Error()
-			return sum
-		}
-		resolved, err := spec.ResolvedYAML()
-		if err == nil {
-			err = atomicfile.WriteFile(filepath.Join(dir, "config.yaml"), resolved)
-		}
-		if err != nil {
-			sum.Reason = err.Error()
-			return sum
-		}
-	}
+	// Every rank of several reaches start, failed or not, and they agree
+	// there: a rank left waiting for one that failed would wait forever.
 	r = &runner{spec: spec, opt: opt, sum: &sum, start: start, dir: dir, firstStep: 1, lead: lead}
 	defer r.free()
-	if err := r.setup(); err != nil {
+	var err error
+	if opt.Comm != nil && opt.Comm.Size() > 1 {
+		err = agreeToStart(opt.Comm, opt.Backend, recovered(r.prepare))
+	} else {
+		err = r.prepare()
+	}
+	if err == nil && r.dist != nil {
+		if r.firstStep, err = r.dist.syncStart(r.be, r.optim, r.firstStep); err != nil {
+			err = fmt.Errorf("starting the ranks: %w", err)
+		}
+	}
+	if r.metricsFile != nil {
+		defer r.metricsFile.Close()
+	}
+	if err != nil {
 		sum.Reason = err.Error()
 		return sum
-	}
-	if lead {
-		metricsPath := filepath.Join(dir, "metrics.jsonl")
-		flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-		if _, err := os.Stat(filepath.Join(dir, CheckpointFile)); opt.Resume && err == nil {
-			if err := r.resume(metricsPath); err != nil {
-				sum.Reason = "resuming: " + err.Error()
-				return sum
-			}
-			flags = os.O_WRONLY | os.O_APPEND
-		}
-		metricsFile, err := os.OpenFile(metricsPath, flags, 0o644)
-		if err != nil {
-			sum.Reason = err.Error()
-			return sum
-		}
-		defer metricsFile.Close()
-		r.metrics = json.NewEncoder(metricsFile)
-	}
-	if r.dist != nil {
-		first, err := r.dist.syncStart(r.be, r.optim, r.firstStep)
-		if err != nil {
-			sum.Reason = "starting the ranks: " + err.Error()
-			return sum
-		}
-		r.firstStep = first
 	}
 	status, reason := r.loop(ctx)
 	sum.Status, sum.Reason = status, reason
 	return sum
+}
+
+// prepare writes config.yaml (rank 0), sets the run up, and opens
+// metrics.jsonl (rank 0), resuming from the checkpoint when asked to.
+func (r *runner) prepare() error {
+	if r.lead {
+		if err := os.MkdirAll(r.dir, 0o755); err != nil {
+			return err
+		}
+		resolved, err := r.spec.ResolvedYAML()
+		if err == nil {
+			err = atomicfile.WriteFile(filepath.Join(r.dir, "config.yaml"), resolved)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := r.setup(); err != nil {
+		return err
+	}
+	if !r.lead {
+		return nil
+	}
+	metricsPath := filepath.Join(r.dir, "metrics.jsonl")
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if _, err := os.Stat(filepath.Join(r.dir, CheckpointFile)); r.opt.Resume && err == nil {
+		if err := r.resume(metricsPath); err != nil {
+			return fmt.Errorf("resuming: %w", err)
+		}
+		flags = os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(metricsPath, flags, 0o644)
+	if err != nil {
+		return err
+	}
+	r.metricsFile, r.metrics = f, json.NewEncoder(f)
+	return nil
 }
 
 // panicReason describes a panic that ended a run: an out-of-memory error
@@ -295,6 +308,8 @@ type runner struct {
 	segments []tasks.Segment
 	metrics  *json.Encoder
 	peakMem  uint64
+	// metricsFile is metrics.jsonl, open for the run (rank 0).
+	metricsFile *os.File
 	// lead: this process writes the run's files (rank 0, or the only
 	// rank); dist is its part of data-parallel training (nil on one rank).
 	lead bool
