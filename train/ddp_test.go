@@ -382,3 +382,39 @@ func TestDataParallelRankFailingAtStart(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, s.Reason, "another rank failed")
 }
+
+// runUnclosed runs spec's ranks, one per backend, on a communicator that
+// nobody closes (as NCCL's would not be): a rank left waiting for the
+// others fails the test instead of being freed.
+func runUnclosed(t *testing.T, spec train.Spec, dir string, bes ...nn.Backend) []train.Summary {
+	t.Helper()
+	comms := dist.NewLocal(len(bes))
+	done := make(chan struct{})
+	sums := make([]train.Summary, len(bes))
+	for r, c := range comms {
+		go func() {
+			sums[r] = train.Run(context.Background(), spec, dir, train.Options{Backend: bes[r], Device: "cpu", Comm: c})
+			done <- struct{}{}
+		}()
+	}
+	for range bes {
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("a rank is still waiting")
+		}
+	}
+	return sums
+}
+
+// Reaching the target accuracy, which rank 0 alone sees (it alone
+// evaluates), stops every rank at the same step.
+func TestDataParallelTargetAccuracyStopsAllRanks(t *testing.T) {
+	spec := parse(t, ddpSpec)[0]
+	spec.Train.GPUs, spec.Train.TargetAccuracy, spec.Train.EvalEvery = 2, 1e-9, 5
+	sums := runUnclosed(t, spec, t.TempDir(), cpu32(), cpu32())
+	for r, s := range sums {
+		require.Equal(t, train.StatusOK, s.Status, "rank %d: %s", r, s.Reason)
+		require.Equal(t, 5, s.Steps, "rank %d", r)
+	}
+}
