@@ -155,3 +155,39 @@ func ReadRendezvous(ctx context.Context, dir, launch string, timeout, poll time.
 		}
 	}
 }
+
+// Connect makes l's communicator, meeting the launch's other ranks through
+// dir: rank 0 draws the id (newID: NCCL's ncclGetUniqueId) and publishes
+// it with WriteRendezvous; every other rank waits for it with
+// ReadRendezvous (up to timeout); then each rank opens its handle (open:
+// ncclCommInitRank with the id, its rank and the size).
+func Connect(ctx context.Context, l Launch, dir string, timeout time.Duration,
+	newID func() ([]byte, error), open func(id []byte, rank, size int) (Comm, error)) (Comm, error) {
+	var id []byte
+	var err error
+	if l.Rank == 0 {
+		if id, err = newID(); err != nil {
+			return nil, fmt.Errorf("rank 0: drawing the communicator id: %w", err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := WriteRendezvous(dir, l.ID, id); err != nil {
+			return nil, fmt.Errorf("rank 0: publishing the communicator id: %w", err)
+		}
+	} else if id, err = ReadRendezvous(ctx, dir, l.ID, timeout, rendezvousPoll); err != nil {
+		return nil, fmt.Errorf("rank %d: %w", l.Rank, err)
+	}
+	c, err := open(id, l.Rank, l.Size)
+	if err != nil {
+		return nil, fmt.Errorf("rank %d of %d: opening the communicator: %w", l.Rank, l.Size, err)
+	}
+	if c.Rank() != l.Rank || c.Size() != l.Size {
+		c.Close()
+		return nil, fmt.Errorf("rank %d of %d: the communicator opened as rank %d of %d", l.Rank, l.Size, c.Rank(), c.Size())
+	}
+	return c, nil
+}
+
+// rendezvousPoll is how often a rank looks for rank 0's id.
+const rendezvousPoll = 50 * time.Millisecond

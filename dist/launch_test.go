@@ -3,12 +3,15 @@ package dist_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"seqbench/cpukernels"
 	"seqbench/dist"
 )
 
@@ -112,5 +115,68 @@ func TestRendezvous(t *testing.T) {
 	cancel()
 	if _, err := dist.ReadRendezvous(cctx, t.TempDir(), "x", 10*time.Second, time.Millisecond); err != context.Canceled {
 		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+// Connect's ranks, started in any order (here rank 0 last), all open the
+// communicator of the id rank 0 drew.
+func TestConnect(t *testing.T) {
+	const n = 3
+	dir := t.TempDir()
+	var mu sync.Mutex
+	groups := map[string][]dist.Comm{} // by id: what NCCL's init would join
+	open := func(id []byte, rank, size int) (dist.Comm, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if groups[string(id)] == nil {
+			groups[string(id)] = dist.NewLocal(size)
+		}
+		return groups[string(id)][rank], nil
+	}
+	draws := 0
+	newID := func() ([]byte, error) { draws++; return []byte("id-of-launch-7"), nil }
+	comms := make([]dist.Comm, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for r := n - 1; r >= 0; r-- {
+		wg.Go(func() {
+			comms[r], errs[r] = dist.Connect(context.Background(), dist.Launch{Rank: r, Size: n, LocalRank: r, ID: "7"}, dir, 10*time.Second, newID, open)
+		})
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Wait()
+	noErrors(t, errs)
+	if draws != 1 || len(groups) != 1 {
+		t.Fatalf("%d ids drawn, %d communicators: want 1 of each", draws, len(groups))
+	}
+	// The handles work together.
+	noErrors(t, func() []error {
+		out := make([]error, n)
+		var wg sync.WaitGroup
+		for r, c := range comms {
+			wg.Go(func() {
+				be := cpukernels.New[float32]()
+				buf := be.Alloc(1)
+				be.Write(buf, []float64{1})
+				out[r] = c.AllReduce(be, buf, dist.Sum)
+				if out[r] == nil && be.Read(buf)[0] != n {
+					out[r] = errors.New("wrong sum")
+				}
+			})
+		}
+		wg.Wait()
+		return out
+	}())
+
+	// A rank whose rank 0 never publishes gives up, saying so.
+	_, err := dist.Connect(context.Background(), dist.Launch{Rank: 1, Size: 2, ID: "8"}, t.TempDir(), 50*time.Millisecond, newID, open)
+	if err == nil || !strings.Contains(err.Error(), "rank 1: no id from rank 0") {
+		t.Fatalf("no rank 0: %v", err)
+	}
+	// A communicator that opens as another rank is refused.
+	_, err = dist.Connect(context.Background(), dist.Launch{Rank: 0, Size: 2, ID: "9"}, t.TempDir(), time.Second, newID,
+		func([]byte, int, int) (dist.Comm, error) { return dist.NewLocal(3)[1], nil })
+	if err == nil || !strings.Contains(err.Error(), "opened as rank 1 of 3") {
+		t.Fatalf("wrong handle: %v", err)
 	}
 }
