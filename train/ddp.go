@@ -143,7 +143,10 @@ func recovered(f func() error) (err error) {
 // was not.
 const rankNotStarted = "another rank failed"
 
-// slice is this rank's part of the global batch b.
+// slice is this rank's part of the global batch b. Every rank generates
+// the whole global batch (a pure function of its index) and keeps its own
+// rows: a task makes whole batches only, and each rank needs the whole
+// batch's count of scored targets to weigh its loss (see distStep).
 func (d *ddp) slice(b tasks.Batch) tasks.Batch {
 	L := b.L
 	return tasks.Batch{B: d.hi - d.lo, L: L, Inputs: b.Inputs[d.lo*L : d.hi*L], Targets: b.Targets[d.lo*L : d.hi*L]}
