@@ -80,6 +80,12 @@ type Config struct {
 	// generated in the loop before its step, a debugging aid. The batches,
 	// and so every result, are the same either way: only the time differs.
 	Prefetch string `yaml:"prefetch,omitempty"`
+	// GPUs is the number of ranks of a data-parallel run (issue #23), one
+	// per GPU: each trains on batch_size/gpus sequences of every global
+	// batch of batch_size, and their gradients are averaged, so the run
+	// trains as one rank with batch_size would, up to the order of sums.
+	// 1 (the default; the resolved config leaves it out) is one rank.
+	GPUs int `yaml:"gpus,omitempty"`
 }
 
 // The values of train.prefetch.
@@ -116,7 +122,7 @@ func DefaultConfig() Config {
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
 		Warmup: 100, Schedule: "cosine", MinLRRatio: 0.1, GradClip: 1,
 		EvalEvery: 100, EvalBatches: 4, LogEvery: 10, Seed: 1,
-		EvalParallelTokens: 1 << 17, EvalChunk: 1024, EvalMemoryMB: 2048,
+		EvalParallelTokens: 1 << 17, EvalChunk: 1024, EvalMemoryMB: 2048, GPUs: 1,
 	}
 }
 
@@ -139,6 +145,10 @@ func (c *Config) Validate() error {
 		return fieldErr("tokens_per_param", c.TokensPerParam, fmt.Sprintf("only used with steps: 0, and steps is %d", c.Steps))
 	case c.BatchSize < 1:
 		return fieldErr("batch_size", c.BatchSize, "must be >= 1")
+	case c.GPUs < 1 || c.GPUs > 1<<16:
+		return fieldErr("gpus", c.GPUs, "must be in [1, 2^16]: the ranks of a data-parallel run")
+	case c.BatchSize%c.GPUs != 0:
+		return fieldErr("batch_size", c.BatchSize, fmt.Sprintf("must be a multiple of train.gpus = %d, the ranks that share each batch", c.GPUs))
 	case !(c.LR > 0) || !finite(c.LR):
 		return fieldErr("lr", c.LR, "must be > 0")
 	case c.WeightDecay < 0 || !finite(c.WeightDecay):

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"seqbench/arch"
+	"seqbench/dist"
 	"seqbench/internal/atomicfile"
 	"seqbench/internal/buildinfo"
 	"seqbench/nn"
@@ -121,6 +122,10 @@ type Options struct {
 	// Resume continues from dir's checkpoint.safetensors when there is one
 	// (a run interrupted earlier), instead of starting over.
 	Resume bool
+	// Comm, when it has more than one rank, makes the run one rank of a
+	// data-parallel run (see ddp.go and RunRanks): rank 0 writes the run's
+	// files; the others write nothing to dir.
+	Comm dist.Comm
 }
 
 // divergence ends a run whose numbers stopped being finite.
@@ -132,7 +137,16 @@ type divergence struct{ reason string }
 // Cancelling ctx (SIGINT) ends the run as StatusInterrupted after saving a
 // checkpoint from which Options.Resume continues it: the resumed run
 // produces the metrics an uninterrupted one would have.
+//
+// A run of train.gpus > 1 given no Options.Comm runs its ranks in this
+// process when the backend is the CPU's (RunRanks); other backends need
+// their ranks launched as processes, each with its Comm.
 func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) {
+	if spec.Train.GPUs > 1 && opt.Comm == nil {
+		if opts, ok := cpuRanks(opt, spec.Train.GPUs); ok {
+			return RunRanks(ctx, spec, dir, opts)
+		}
+	}
 	start := time.Now()
 	sum = Summary{
 		Experiment: spec.Experiment, Run: spec.Name, ID: spec.ID, Arch: spec.Arch, Task: spec.TaskName,
@@ -141,6 +155,7 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 		GitRevision: buildinfo.Revision(), StartedAt: start.UTC(), Status: StatusFailed,
 		BestLoss: Num(math.NaN()), FinalLoss: Num(math.NaN()), TrainLoss: Num(math.NaN()),
 	}
+	lead := opt.Comm == nil || opt.Comm.Rank() == 0
 	var r *runner
 	finish := func() {
 		begin := start
@@ -149,6 +164,9 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 		}
 		sum.WallSeconds = time.Since(begin).Seconds()
 		sum.SetTokensPerSec()
+		if !lead {
+			return
+		}
 		if err := writeJSON(filepath.Join(dir, "summary.json"), sum); err != nil && sum.Reason == "" {
 			sum.Status, sum.Reason = StatusFailed, err.Error()
 		}
@@ -159,43 +177,68 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 		}
 		finish()
 	}()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		sum.Reason = err.Error()
-		return sum
-	}
-	resolved, err := spec.ResolvedYAML()
-	if err == nil {
-		err = atomicfile.WriteFile(filepath.Join(dir, "config.yaml"), resolved)
-	}
-	if err != nil {
-		sum.Reason = err.Error()
-		return sum
-	}
-	r = &runner{spec: spec, opt: opt, sum: &sum, start: start, dir: dir, firstStep: 1}
+	// Every rank of several reaches start, failed or not, and they agree
+	// there: a rank left waiting for one that failed would wait forever.
+	r = &runner{spec: spec, opt: opt, sum: &sum, start: start, dir: dir, firstStep: 1, lead: lead}
 	defer r.free()
-	if err := r.setup(); err != nil {
-		sum.Reason = err.Error()
-		return sum
+	var err error
+	if opt.Comm != nil && opt.Comm.Size() > 1 {
+		err = agreeToStart(opt.Comm, opt.Backend, recovered(r.prepare))
+	} else {
+		err = r.prepare()
 	}
-	metricsPath := filepath.Join(dir, "metrics.jsonl")
-	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-	if _, err := os.Stat(filepath.Join(dir, CheckpointFile)); opt.Resume && err == nil {
-		if err := r.resume(metricsPath); err != nil {
-			sum.Reason = "resuming: " + err.Error()
-			return sum
+	if err == nil && r.dist != nil {
+		if r.firstStep, err = r.dist.syncStart(r.be, r.optim, r.firstStep); err != nil {
+			err = fmt.Errorf("starting the ranks: %w", err)
 		}
-		flags = os.O_WRONLY | os.O_APPEND
 	}
-	metricsFile, err := os.OpenFile(metricsPath, flags, 0o644)
+	if r.metricsFile != nil {
+		defer r.metricsFile.Close()
+	}
 	if err != nil {
 		sum.Reason = err.Error()
 		return sum
 	}
-	defer metricsFile.Close()
-	r.metrics = json.NewEncoder(metricsFile)
 	status, reason := r.loop(ctx)
 	sum.Status, sum.Reason = status, reason
 	return sum
+}
+
+// prepare writes config.yaml (rank 0), sets the run up, and opens
+// metrics.jsonl (rank 0), resuming from the checkpoint when asked to.
+func (r *runner) prepare() error {
+	if r.lead {
+		if err := os.MkdirAll(r.dir, 0o755); err != nil {
+			return err
+		}
+		resolved, err := r.spec.ResolvedYAML()
+		if err == nil {
+			err = atomicfile.WriteFile(filepath.Join(r.dir, "config.yaml"), resolved)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := r.setup(); err != nil {
+		return err
+	}
+	if !r.lead {
+		return nil
+	}
+	metricsPath := filepath.Join(r.dir, "metrics.jsonl")
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if _, err := os.Stat(filepath.Join(r.dir, CheckpointFile)); r.opt.Resume && err == nil {
+		if err := r.resume(metricsPath); err != nil {
+			return fmt.Errorf("resuming: %w", err)
+		}
+		flags = os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(metricsPath, flags, 0o644)
+	if err != nil {
+		return err
+	}
+	r.metricsFile, r.metrics = f, json.NewEncoder(f)
+	return nil
 }
 
 // panicReason describes a panic that ended a run: an out-of-memory error
@@ -236,6 +279,9 @@ func (r *runner) checkpoint(step int) error {
 // free returns the model's and the optimizer's device memory, so that the
 // next run of a sweep starts from an empty allocator.
 func (r *runner) free() {
+	if r.dist != nil {
+		r.dist.free(r.be)
+	}
 	if r.optim != nil {
 		r.optim.Free()
 	}
@@ -262,10 +308,23 @@ type runner struct {
 	segments []tasks.Segment
 	metrics  *json.Encoder
 	peakMem  uint64
+	// metricsFile is metrics.jsonl, open for the run (rank 0).
+	metricsFile *os.File
+	// lead: this process writes the run's files (rank 0, or the only
+	// rank); dist is its part of data-parallel training (nil on one rank).
+	lead bool
+	dist *ddp
 }
 
 func (r *runner) setup() error {
 	t, c := r.spec.Task, r.spec.Train
+	if ranks := r.ranks(); ranks != max(c.GPUs, 1) {
+		how := "the CPU runs the ranks in-process; other backends need one process per GPU, each given its rank's communicator"
+		if r.opt.Comm != nil {
+			how = "a run's ranks are as many as its GPUs"
+		}
+		return fmt.Errorf("field train.gpus: %d, but the run has %d ranks on %s (%s)", c.GPUs, ranks, r.opt.Backend.Name(), how)
+	}
 	task, err := t.Build()
 	if err != nil {
 		return fmt.Errorf("building task: %w", err)
@@ -277,7 +336,11 @@ func (r *runner) setup() error {
 	r.sum.Backend = r.be.Name()
 	// A size that cannot fit ends the run here, before anything is
 	// allocated.
-	if err := checkMemory(estimateMemory(r.spec, task, r.be.DType(), actDType(r.be)), r.be); err != nil {
+	perRank := r.spec // each rank holds the activations of its share of the batch
+	if n := r.ranks(); c.BatchSize%n == 0 {
+		perRank.Train.BatchSize /= n
+	}
+	if err := checkMemory(estimateMemory(perRank, task, r.be.DType(), actDType(r.be)), r.be); err != nil {
 		r.sum.Params = r.spec.Model.NumParams(task.Vocab(), task.SeqLen())
 		return err
 	}
@@ -297,6 +360,11 @@ func (r *runner) setup() error {
 	r.optim = nn.NewAdamW(r.be, r.params, c.WeightDecay)
 	r.optim.Beta1, r.optim.Beta2, r.optim.Eps = c.Beta1, c.Beta2, c.Eps
 	r.optim.DecayAll, r.optim.BaseLR = c.WeightDecayOn == "all", c.LR
+	if comm := r.opt.Comm; comm != nil && comm.Size() > 1 {
+		if r.dist, err = newDDP(comm, r.be, r.optim, c.BatchSize); err != nil {
+			return err
+		}
+	}
 	if c.Epochs > 0 {
 		fixed, ok := task.(tasks.FixedTrainSet)
 		n := 0
@@ -313,6 +381,9 @@ func (r *runner) setup() error {
 		c.Steps, r.spec.Train.Steps = int(steps), int(steps)
 	}
 	r.sched = nn.Schedule{Kind: c.Schedule, Base: c.LR, Warmup: c.Warmup, Total: c.Steps, MinRatio: c.MinLRRatio}
+	if !r.lead {
+		return nil // rank 0 alone evaluates
+	}
 	for i, size := range c.evalBatchSizes() {
 		r.evalSet = append(r.evalSet, evalBatch(task, c, i, size))
 	}
@@ -338,18 +409,32 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 		int64(r.firstStep-1), int64(c.Steps), workers)
 	defer trainBatches.close()
 	for step := r.firstStep; step <= c.Steps; step++ {
-		if ctx.Err() != nil {
-			if err := r.checkpoint(step - 1); err != nil {
-				return StatusFailed, fmt.Sprintf("interrupted after step %d; saving the checkpoint failed: %v", step-1, err)
-			}
-			return StatusInterrupted, fmt.Sprintf("interrupted after step %d (checkpoint saved: `seqbench run --resume %s` continues it)", step-1, r.dir)
+		// One rank stops at once; several agree on the step first (an
+		// interruption reaches them at different times), in distStep.
+		interrupted := ctx.Err() != nil
+		if interrupted && r.dist == nil {
+			return r.interrupt(step - 1)
 		}
 		t0 := time.Now()
 		batch := trainBatches.take() // batch step−1
 		lr := r.sched.At(step - 1)
 		evalNow := step%c.EvalEvery == 0 || step == c.Steps
 		logNow := step%c.LogEvery == 0 || evalNow || step == 1
-		loss, acc, gnorm, div := r.trainStep(batch, lr, step, logNow)
+		var loss, acc, gnorm float64
+		var div *divergence
+		if r.dist == nil {
+			loss, acc, gnorm, div = r.trainStep(batch, lr, step, logNow)
+		} else {
+			var stop bool
+			var err error
+			loss, acc, gnorm, div, stop, err = r.distStep(r.dist.slice(batch), scored(batch.Targets), lr, step, logNow, interrupted)
+			if err != nil {
+				return StatusFailed, fmt.Sprintf("step %d: %v", step, err)
+			}
+			if stop {
+				return r.interrupt(step - 1)
+			}
+		}
 		dt := time.Since(t0).Seconds()
 		r.sum.TrainSeconds += dt
 		tickSeconds += dt
@@ -360,39 +445,41 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 			return StatusDiverged, div.reason
 		}
 		r.sum.TrainLoss = Num(loss)
-		if logNow {
+		status, reason, code := "", "", verdictGoOn
+		if logNow && r.lead {
 			m := Metrics{Step: step, Tokens: r.sum.Tokens, Loss: Num(loss), Accuracy: acc, LR: lr, GradNorm: gnorm,
 				TokensPerSec: float64(tickTokens) / tickSeconds, TrainSeconds: r.sum.TrainSeconds,
 				WallSeconds: time.Since(r.start).Seconds()}
 			tickTokens, tickSeconds = 0, 0
-			if evalNow {
-				t := time.Now()
-				err := r.evalAt(ctx, &m)
-				r.sum.EvalSeconds += time.Since(t).Seconds()
-				if err != nil && ctx.Err() != nil {
-					// The step's metrics are incomplete: no checkpoint of it.
-					return StatusInterrupted, err.Error() + " (a rerun continues from the last checkpoint, or starts over)"
-				}
-				if err != nil {
-					return StatusFailed, err.Error()
-				}
-			}
-			r.trackMemory()
-			if err := r.metrics.Encode(m); err != nil {
-				return StatusFailed, "writing metrics.jsonl: " + err.Error()
-			}
-			bar.update(step, m)
-			if evalNow && c.TargetAccuracy > 0 && r.sum.FinalAccuracy >= c.TargetAccuracy {
-				break
+			status, reason, code = r.logStep(ctx, &m, step, evalNow, bar)
+		}
+		checkpointNow := c.CheckpointEvery > 0 && step%c.CheckpointEvery == 0 && step < c.Steps
+		if code == verdictGoOn && checkpointNow && r.lead {
+			if err := r.checkpoint(step); err != nil {
+				status, reason, code = StatusFailed, "saving the checkpoint: "+err.Error(), verdictEnd
 			}
 		}
-		if c.CheckpointEvery > 0 && step%c.CheckpointEvery == 0 && step < c.Steps {
-			if err := r.checkpoint(step); err != nil {
-				return StatusFailed, "saving the checkpoint: " + err.Error()
+		if r.dist != nil && (logNow || checkpointNow) {
+			v, err := r.dist.verdict(r.be, code)
+			if err != nil {
+				return StatusFailed, fmt.Sprintf("step %d: %v", step, err)
 			}
+			if !r.lead && v == verdictEnd {
+				status, reason = StatusFailed, rankZeroEnded
+			}
+			code = v
+		}
+		if code == verdictEnd {
+			return status, reason
+		}
+		if code == verdictStop {
+			break
 		}
 	}
 	r.sum.PeakMemBytes = r.peakMem
+	if !r.lead {
+		return StatusOK, ""
+	}
 	// The final checkpoint holds the trained weights when checkpoints were
 	// asked for; otherwise one left by an interruption is stale.
 	if c.CheckpointEvery > 0 {
@@ -403,6 +490,46 @@ func (r *runner) loop(ctx context.Context) (status, reason string) {
 		return StatusFailed, err.Error()
 	}
 	return StatusOK, ""
+}
+
+// interrupt ends the run after step (steps done so far), saving the
+// checkpoint a rerun continues from.
+func (r *runner) interrupt(step int) (status, reason string) {
+	if !r.lead {
+		return StatusInterrupted, fmt.Sprintf("interrupted after step %d", step)
+	}
+	if err := r.checkpoint(step); err != nil {
+		return StatusFailed, fmt.Sprintf("interrupted after step %d; saving the checkpoint failed: %v", step, err)
+	}
+	return StatusInterrupted, fmt.Sprintf("interrupted after step %d (checkpoint saved: `seqbench run --resume %s` continues it)", step, r.dir)
+}
+
+// logStep evaluates (when evalNow), records and shows the metrics m of a
+// logged step. It returns verdictStop when the target accuracy is reached,
+// and verdictEnd with the run's status and reason when it ends the run.
+func (r *runner) logStep(ctx context.Context, m *Metrics, step int, evalNow bool, bar *progress) (status, reason string, code int) {
+	c := r.spec.Train
+	if evalNow {
+		t := time.Now()
+		err := r.evalAt(ctx, m)
+		r.sum.EvalSeconds += time.Since(t).Seconds()
+		if err != nil && ctx.Err() != nil {
+			// The step's metrics are incomplete: no checkpoint of it.
+			return StatusInterrupted, err.Error() + " (a rerun continues from the last checkpoint, or starts over)", verdictEnd
+		}
+		if err != nil {
+			return StatusFailed, err.Error(), verdictEnd
+		}
+	}
+	r.trackMemory()
+	if err := r.metrics.Encode(*m); err != nil {
+		return StatusFailed, "writing metrics.jsonl: " + err.Error(), verdictEnd
+	}
+	bar.update(step, *m)
+	if evalNow && c.TargetAccuracy > 0 && r.sum.FinalAccuracy >= c.TargetAccuracy {
+		return "", "", verdictStop
+	}
+	return "", "", verdictGoOn
 }
 
 // trainStep runs forward, backward, clipping and the optimizer update. The

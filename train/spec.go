@@ -38,6 +38,9 @@ func (s Spec) ResolvedYAML() ([]byte, error) {
 		// The default, written out or not, is one run (and one id).
 		s.Train.Precision = ""
 	}
+	if s.Train.GPUs == 1 {
+		s.Train.GPUs = 0 // the default, as precision
+	}
 	if s.Train.Prefetch == PrefetchOn {
 		s.Train.Prefetch = "" // the default, as precision
 	}

@@ -68,6 +68,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err := train.CheckPrecisions(dev.backend, exp.Runs); err != nil {
 		return usageError{err.Error()}
 	}
+	if err := train.CheckRanks(dev.backend, exp.Runs); err != nil {
+		return usageError{err.Error()}
+	}
 	fmt.Fprintf(stdout, "experiment %s: %d runs -> %s (backend %s)\n", exp.Name, len(exp.Runs), filepath.Join(*out, exp.Name), dev.backend.Name())
 	// The local executor with one worker on the whole machine, showing each
 	// run's own progress.

@@ -173,6 +173,9 @@ func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
 		if err := train.CheckPrecisions(dev.backend, exp.Runs); err != nil {
 			return usageError{err.Error()}
 		}
+		if err := train.CheckRanks(dev.backend, exp.Runs); err != nil {
+			return usageError{err.Error()}
+		}
 		ctx, stop := interruptible(stderr, "interrupt: stopping; the running runs end as interrupted (Ctrl-C again quits at once)")
 		defer stop()
 		opt := sweep.LocalOptions{Out: *out, Device: dev.name, Retries: *retries, Force: *force,
