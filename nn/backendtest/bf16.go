@@ -672,21 +672,8 @@ func testBF16SelectiveScan(t *testing.T, b nn.MixedBackend) {
 	desc := func(c scanCase) string { return fmt.Sprintf("B%d_D%d_L%d_N%d_G%d", c.B, c.D, c.L, c.N, c.G) }
 	runCases(t, b, "BF16SelectiveScan", cases, desc, func(tt *tester, c scanCase) {
 		B, D, L, N, G := c.B, c.D, c.L, c.N, c.G
-		nBDL, nBGNL := B*D*L, B*G*N*L
-		var in scanInputs
-		a := nn.ScanArgs{B: B, D: D, L: L, N: N, G: G, DeltaSoftplus: true}
-		a.U, in.u = tt.inputAs(bf16, tt.randn(nBDL))
-		a.Delta, in.delta = tt.inputAs(bf16, tt.randn(nBDL))
-		Av := make([]float64, D*N)
-		for i := range Av {
-			Av[i] = -math.Exp(0.5 * tt.rng.NormFloat64())
-		}
-		a.A, in.A = tt.inputAs(fp32, Av)
-		a.Bm, in.Bm = tt.inputAs(bf16, tt.randn(nBGNL))
-		a.Cm, in.Cm = tt.inputAs(bf16, tt.randn(nBGNL))
-		a.Dskip, in.D = tt.inputAs(fp32, tt.randn(D))
-		a.Z, in.z = tt.inputAs(bf16, tt.randn(nBDL))
-		a.DeltaBias, in.bias = tt.inputAs(fp32, tt.randn(D))
+		nBDL := B * D * L
+		a, in := tt.bf16ScanInputs(B, D, L, N, G, true)
 		out, hT := tt.outputAs(bf16, nBDL), tt.outputAs(fp32, B*D*N)
 		tt.b.SelectiveScan(out, hT, a)
 		wantOut, wantHT := refSelectiveScan(in, B, D, L, N, G, true)
@@ -897,4 +884,26 @@ func (tt *tester) checkBF16ScanBackward(in scanInputs, a nn.ScanArgs, B, D, L, N
 	for _, g := range grads {
 		tt.checkAccum("d"+g.name, g.acc, vjp(f, g.x, douts))
 	}
+}
+
+// bf16ScanInputs draws a selective scan's inputs in the types of the bf16
+// model path (activations bfloat16, A, Dskip and the δ bias float32; A
+// negative) and returns them with the values the reference must see.
+func (tt *tester) bf16ScanInputs(B, D, L, N, G int, softplus bool) (nn.ScanArgs, scanInputs) {
+	nBDL, nBGNL := B*D*L, B*G*N*L
+	var in scanInputs
+	a := nn.ScanArgs{B: B, D: D, L: L, N: N, G: G, DeltaSoftplus: softplus}
+	a.U, in.u = tt.inputAs(bf16, tt.randn(nBDL))
+	a.Delta, in.delta = tt.inputAs(bf16, tt.randn(nBDL))
+	Av := make([]float64, D*N)
+	for i := range Av {
+		Av[i] = -math.Exp(0.5 * tt.rng.NormFloat64())
+	}
+	a.A, in.A = tt.inputAs(fp32, Av)
+	a.Bm, in.Bm = tt.inputAs(bf16, tt.randn(nBGNL))
+	a.Cm, in.Cm = tt.inputAs(bf16, tt.randn(nBGNL))
+	a.Dskip, in.D = tt.inputAs(fp32, tt.randn(D))
+	a.Z, in.z = tt.inputAs(bf16, tt.randn(nBDL))
+	a.DeltaBias, in.bias = tt.inputAs(fp32, tt.randn(D))
+	return a, in
 }

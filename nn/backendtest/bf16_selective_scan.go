@@ -2,7 +2,6 @@ package backendtest
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"seqbench/nn"
@@ -43,21 +42,8 @@ func BF16SelectiveScanState(t *testing.T, b nn.MixedBackend) {
 	}
 	runCases(t, b, "BF16SelectiveScanState", cases, desc, func(tt *tester, c scanCase) {
 		B, D, L, N, G := c.B, c.D, c.L, c.N, c.G
-		nBDL, nBGNL := B*D*L, B*G*N*L
-		var in scanInputs
-		a := nn.ScanArgs{B: B, D: D, L: L, N: N, G: G, DeltaSoftplus: c.softplus}
-		a.U, in.u = tt.inputAs(bf16, tt.randn(nBDL))
-		a.Delta, in.delta = tt.inputAs(bf16, tt.randn(nBDL))
-		Av := make([]float64, D*N)
-		for i := range Av {
-			Av[i] = -math.Exp(0.5 * tt.rng.NormFloat64())
-		}
-		a.A, in.A = tt.inputAs(fp32, Av)
-		a.Bm, in.Bm = tt.inputAs(bf16, tt.randn(nBGNL))
-		a.Cm, in.Cm = tt.inputAs(bf16, tt.randn(nBGNL))
-		a.Dskip, in.D = tt.inputAs(fp32, tt.randn(D))
-		a.Z, in.z = tt.inputAs(bf16, tt.randn(nBDL))
-		a.DeltaBias, in.bias = tt.inputAs(fp32, tt.randn(D))
+		nBDL := B * D * L
+		a, in := tt.bf16ScanInputs(B, D, L, N, G, c.softplus)
 		if c.h0 {
 			a.H0, in.h0 = tt.inputAs(fp32, tt.randn(B*D*N))
 		}
