@@ -48,6 +48,14 @@ type Stepper interface {
 	Step(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Tensor
 }
 
+// LastStepper is a Stepper that can return only the logits of each
+// sequence's last token of a Step (B, V), equal to the last rows of
+// Step's: a generation's prefill, which needs no others.
+type LastStepper interface {
+	Stepper
+	StepLast(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Tensor
+}
+
 // State is a Stepper's carried state; Free returns its buffers.
 type State interface {
 	Free()

@@ -135,6 +135,12 @@ func (m *LM[Blk]) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
 // run embeds ids (tokens at positions pos0 .. pos0+L−1), runs the blocks
 // (carrying st's layer states when st is not nil) and returns the logits.
 func (m *LM[Blk]) run(tp *nn.Tape, ids []int32, B, L, pos0 int, st []LayerState) *nn.Tensor {
+	return m.logits(tp, m.blocks(tp, ids, B, L, pos0, st))
+}
+
+// blocks embeds ids and runs the blocks: the hidden states (B·L, d)
+// before the final norm.
+func (m *LM[Blk]) blocks(tp *nn.Tape, ids []int32, B, L, pos0 int, st []LayerState) *nn.Tensor {
 	x := m.embed(tp, ids, B, L, pos0)
 	for i, blk := range m.Blocks {
 		var ls LayerState
@@ -143,6 +149,11 @@ func (m *LM[Blk]) run(tp *nn.Tape, ids []int32, B, L, pos0 int, st []LayerState)
 		}
 		x = blk.Forward(tp, x, B, L, pos0, ls)
 	}
+	return x
+}
+
+// logits applies the final norm and the head to hidden states, row by row.
+func (m *LM[Blk]) logits(tp *nn.Tape, x *nn.Tensor) *nn.Tensor {
 	if m.NormF != nil {
 		x = m.NormF.Forward(tp, x)
 	}
@@ -253,6 +264,25 @@ func (m *LM[Blk]) allocState(s *lmState) {
 // outside the tape, so no gradient could reach them, and a recording tape
 // is refused rather than given partial gradients.
 func (m *LM[Blk]) Step(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Tensor {
+	return m.logits(tp, m.stepBlocks(tp, st, ids, B, T))
+}
+
+// StepLast is Step returning only each sequence's last logits (B, V): what
+// generation reads after a prompt. The final norm and the head, the
+// largest GEMM of a long prompt, run on B rows instead of B·T, and the
+// (B·T, V) logits are never held (at B 64, T 2048 and a 50K vocabulary
+// they would take 26 GB in float32).
+func (m *LM[Blk]) StepLast(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Tensor {
+	if T < 1 {
+		panic(fmt.Sprintf("%s: StepLast of T=%d tokens (at least 1)", m.name, T))
+	}
+	x := m.stepBlocks(tp, st, ids, B, T)
+	d := x.Dim(-1)
+	return m.logits(tp, tp.Slice(tp.Reshape(x, B, T*d), (T-1)*d, d))
+}
+
+// stepBlocks checks a Step call, runs the blocks on it and advances st.
+func (m *LM[Blk]) stepBlocks(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Tensor {
 	s, ok := st.(*lmState)
 	switch {
 	case !ok:
@@ -265,7 +295,7 @@ func (m *LM[Blk]) Step(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Tensor 
 	if s.layers == nil {
 		m.allocState(s)
 	}
-	out := m.run(tp, ids, B, T, s.n, s.layers)
+	x := m.blocks(tp, ids, B, T, s.n, s.layers)
 	s.n += T
-	return out
+	return x
 }

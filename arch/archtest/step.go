@@ -98,8 +98,48 @@ func CheckStepMatchesForward(t testing.TB, b nn.Backend, cases []Case, o StepOpt
 				if st.Bytes() != 0 {
 					t.Errorf("%s: Bytes %d after Free", name, st.Bytes())
 				}
+				if ls, ok := m.(arch.LastStepper); ok {
+					checkStepLast(t, b, ls, ids, want, B, L, vocab, chunks, name, errf, o.Tol)
+				}
 			}
 		}
+	}
+}
+
+// checkStepLast runs the chunks through StepLast on a fresh state: each
+// call's logits (B, vocab) must be the last rows of Forward's for it.
+func checkStepLast(t testing.TB, b nn.Backend, m arch.LastStepper, ids []int32, want []float64, B, L, vocab int,
+	chunks []int, name string, errf ErrFunc, tol float64) {
+	t.Helper()
+	st := m.NewState(B)
+	defer st.Free()
+	pos := 0
+	var w worst
+	for _, T := range chunks {
+		chunk := make([]int32, 0, B*T)
+		for s := range B {
+			chunk = append(chunk, ids[s*L+pos:s*L+pos+T]...)
+		}
+		tp := nn.NewTape(b, false)
+		out := m.StepLast(tp, st, chunk, B, T)
+		if len(out.Shape) != 2 || out.Shape[0] != B || out.Shape[1] != vocab {
+			t.Fatalf("%s: StepLast shape %v, want [%d %d]", name, out.Shape, B, vocab)
+		}
+		got := b.Read(out.Data)
+		tp.Release()
+		last := pos + T - 1
+		for s := range B {
+			for j := range vocab {
+				g, f := got[s*vocab+j], want[(s*L+last)*vocab+j]
+				w.add(errf(g, f), func() string {
+					return fmt.Sprintf("seq %d pos %d logit %d: StepLast %.15g, forward %.15g", s, last, j, g, f)
+				})
+			}
+		}
+		pos += T
+	}
+	if !(w.err < tol) {
+		t.Errorf("%s chunks %v: StepLast logits differ from Forward by %.3g at %s", name, chunks, w.err, w.where)
 	}
 }
 
