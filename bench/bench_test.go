@@ -546,3 +546,17 @@ func TestBenchRecordsKernelResources(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, f.KernelResources, "the CPU backend reports none")
 }
+
+// Generation's prefill never holds the prompt's logits (B·P, V): only each
+// sequence's last row (arch.LastStepper). At B 2, P 256, V 512 those
+// logits alone would take 1 MiB, far more than this small model's peak.
+func TestBenchGeneratePrefillHoldsLastLogitsOnly(t *testing.T) {
+	o := tiny("generate")
+	o.Archs, o.Batches = []string{"s4d"}, []int{2}
+	o.Model = ModelOptions{DModel: 8, NLayers: 1, Vocab: 512, Prompt: 256, NewTokens: 2}
+	f, err := Run(NewDevice(cpukernels.New[float32](), "", ""), o)
+	require.NoError(t, err)
+	require.Len(t, f.Results, 1, f.Skipped)
+	logits := int64(2 * 256 * 512 * 4)
+	assert.Less(t, f.Results[0].PeakBytes, logits/2, "peak %d bytes; the prompt's logits take %d", f.Results[0].PeakBytes, logits)
+}

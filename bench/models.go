@@ -314,9 +314,9 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 		return nil, err
 	}
 	defer md.free()
-	sm, ok := md.m.(arch.Stepper)
+	sm, ok := md.m.(arch.LastStepper)
 	if !ok {
-		return nil, fmt.Errorf("%s has no step mode", name)
+		return nil, fmt.Errorf("%s has no step mode that returns the last logits (arch.LastStepper)", name)
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -331,17 +331,14 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 			prompts[i][j] = int32(rng.IntN(V))
 		}
 	}
-	last := be.Alloc(B * V)
-	defer be.Free(last)
 	var st arch.State
 	var next []int32
 	n := 0
 	prefill := func() {
 		tp := nn.NewTape(be, false)
 		defer tp.Release()
-		logits := sm.Step(tp, st, prompts[n%len(prompts)], B, P)
-		be.CopyBlock(last, 0, V, logits.Data, (P-1)*V, P*V, B, V, false) // each sequence's last row
-		next = be.ArgmaxRows(last, B, V)
+		// Only each sequence's last logits: the prompt's (B·P, V) are never held.
+		next = be.ArgmaxRows(sm.StepLast(tp, st, prompts[n%len(prompts)], B, P).Data, B, V)
 	}
 	decode := func() {
 		for range T {
