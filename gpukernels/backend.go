@@ -76,6 +76,7 @@ type Backend struct {
 	// dims 64 and 128 on the tensor-core kernel (flash_attn.cu); off until
 	// it is verified on a GPU, unless SEQBENCH_FLASH_ATTN=1.
 	flashAttn bool
+	flashRuns int // forwards run on flash_attn.cu (tests)
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
 	// where it fits instead of two launches a step (rnn.go); on unless
 	// SEQBENCH_RNN_PERSISTENT=0. The tests run both ways.

@@ -53,6 +53,7 @@ func (be *Backend) useFlashAttn(at nn.DType, Lq, Lk, Dh int, bufs ...*Buffer) bo
 // flashForward is Attention's forward on the tensor-core kernel, for
 // Attention once its arguments are checked and the op entered.
 func (be *Backend) flashForward(op string, at nn.DType, out, lse, q, k, v *Buffer, BH, Lq, Lk, Dh int, scale float64, causal bool) {
+	be.flashRuns++
 	kf := be.fnAs(op, at, "flash_attn", fmt.Sprintf("flash_fwd%d", Dh))
 	be.launch(op, kf, dim2((Lq+faBR-1)/faBR, gridY(BH)), dim(faThreads), flashFwdSmem(Dh),
 		pArg(out), pArg(lse), pArg(q), pArg(k), pArg(v), iArg(BH), iArg(Lq), iArg(Lk), fArg(scale), bArg(causal))
