@@ -138,7 +138,7 @@ func TestGPUFlashAttnMatchesKernels(t *testing.T) {
 		{B: 1, H: 4, Lq: 1024, Lk: 1024, Dh: 64, causal: true},
 		{B: 2, H: 2, Lq: 1024, Lk: 1024, Dh: 64, causal: false},
 		{B: 1, H: 2, Lq: 2048, Lk: 2048, Dh: 128, causal: true},
-		{B: 1, H: 2, Lq: 1000, Lk: 3000, Dh: 64, causal: true},  // a block continuing a KV cache
+		{B: 1, H: 2, Lq: 1000, Lk: 3000, Dh: 64, causal: true},   // a block continuing a KV cache
 		{B: 1, H: 2, Lq: 3000, Lk: 1030, Dh: 128, causal: false}, // more queries than keys
 		{B: 1, H: 2, Lq: 4096, Lk: 4096, Dh: 64, causal: true},
 		{B: 1, H: 1, Lq: 1500, Lk: 4096, Dh: 128, causal: false},
