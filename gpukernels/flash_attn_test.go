@@ -185,12 +185,13 @@ func TestGPUFlashAttnTiming(t *testing.T) {
 		q, k, v, _ := flashInputs(t, m, s, 1, 99)
 		o, l := m.AllocAs(B*16*8192*64, nn.BFloat16), m.AllocAs(B*16*8192, nn.Float32)
 		flops := 4 * float64(B*16*64) * 8192 * 8193 / 2
+		was := m.flashAttn
 		for _, flash := range []bool{false, true} {
 			m.flashAttn = flash
 			run := func() { m.Attention(o, l, q, k, v, B, 16, 8192, 8192, 64, 0.125, true) }
 			run() // compiles and loads the kernels outside the timing
 			ms, err := m.Time(3, run)
-			m.flashAttn = false
+			m.flashAttn = was
 			if err != nil {
 				t.Fatal(err)
 			}
