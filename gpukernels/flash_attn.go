@@ -14,32 +14,38 @@ import (
 func flashAttnFromEnv() bool { return os.Getenv("SEQBENCH_FLASH_ATTN") == "1" }
 
 // The tensor-core attention forward (flash_attn.cu, NOTES.md "Attention on
-// tensor cores"): blocks of faThreads (8 warps of 16 query rows) own faBR
-// query rows and stream K, V in tiles of faBC keys through two
+// tensor cores"): blocks own faBR query rows and stream K, V through two
 // shared-memory stages; shared-memory rows of bf16 are padded by faPad
 // elements.
 const (
-	faBR      = 128
-	faBC      = 64
-	faThreads = 256
-	faPad     = 8
+	faBR  = 128
+	faPad = 8
 )
 
 var _ = defineContract("flash_attn", contract{consts: func(nn.DType) map[string]int {
-	return map[string]int{"FA_BR": faBR, "FA_BC": faBC, "FA_THREADS": faThreads, "FA_PAD": faPad}
+	return map[string]int{"FA_BR": faBR, "FA_PAD": faPad}
 }})
 
-// flashFwdSmem is the forward's shared memory in bytes at head dim D: the
-// Q tile and two stages of K and V tiles, bf16 rows of D + faPad.
-func flashFwdSmem(D int) int { return (faBR + 4*faBC) * (D + faPad) * 2 }
+// flashConfig is one head dim's kernel (flash_attn.cu's FLASH_FWD lines):
+// mt m-tiles of 16 rows a warp, key tiles of bc.
+type flashConfig struct{ mt, bc int }
+
+var flashConfigs = map[int]flashConfig{64: {mt: 2, bc: 32}, 128: {mt: 1, bc: 64}}
+
+// threads is the kernel's block: faBR/(16·mt) warps.
+func (c flashConfig) threads() int { return 2 * faBR / c.mt }
+
+// smem is the kernel's shared memory in bytes at head dim D: the Q tile and
+// two stages of K and V tiles, bf16 rows of D + faPad.
+func (c flashConfig) smem(D int) int { return (faBR + 4*c.bc) * (D + faPad) * 2 }
 
 // useFlashAttn reports whether Attention runs on the tensor-core kernel:
 // switched on, bfloat16 activations, head dim 64 or 128, positions that fit
 // the kernel's int, the shared memory fits, and every buffer 16-byte
 // aligned (cp.async copies 16 bytes).
 func (be *Backend) useFlashAttn(at nn.DType, Lq, Lk, Dh int, bufs ...*Buffer) bool {
-	if !be.flashAttn || at != nn.BFloat16 || (Dh != 64 && Dh != 128) || max(Lq, Lk) > math.MaxInt32-faBR ||
-		flashFwdSmem(Dh) > be.dev.MaxSharedOptin {
+	cfg, ok := flashConfigs[Dh]
+	if !be.flashAttn || at != nn.BFloat16 || !ok || max(Lq, Lk) > math.MaxInt32-faBR || cfg.smem(Dh) > be.dev.MaxSharedOptin {
 		return false
 	}
 	for _, b := range bufs {
@@ -55,6 +61,7 @@ func (be *Backend) useFlashAttn(at nn.DType, Lq, Lk, Dh int, bufs ...*Buffer) bo
 func (be *Backend) flashForward(op string, at nn.DType, out, lse, q, k, v *Buffer, BH, Lq, Lk, Dh int, scale float64, causal bool) {
 	be.flashRuns++
 	kf := be.fnAs(op, at, "flash_attn", fmt.Sprintf("flash_fwd%d", Dh))
-	be.launch(op, kf, dim2((Lq+faBR-1)/faBR, gridY(BH)), dim(faThreads), flashFwdSmem(Dh),
+	cfg := flashConfigs[Dh]
+	be.launch(op, kf, dim2((Lq+faBR-1)/faBR, gridY(BH)), dim(cfg.threads()), cfg.smem(Dh),
 		pArg(out), pArg(lse), pArg(q), pArg(k), pArg(v), iArg(BH), iArg(Lq), iArg(Lk), fArg(scale), bArg(causal))
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"regexp"
+	"strconv"
 	"testing"
 
 	"seqbench/nn"
@@ -29,18 +31,28 @@ func TestFlashAttnFromEnv(t *testing.T) {
 	}
 }
 
-// TestFlashFwdSmem: the shared memory of flash_attn.cu's layout (Q tile,
-// two stages of K and V, bf16 rows of Dh + 8) fits an H100/H200 block at
-// both head dims, and two blocks an SM at Dh 64.
-func TestFlashFwdSmem(t *testing.T) {
-	const optin = 232448
-	for D, want := range map[int]int{64: 55296, 128: 104448} {
-		if got := flashFwdSmem(D); got != want || got > optin {
-			t.Errorf("flashFwdSmem(%d) = %d, want %d (≤ %d)", D, got, want, optin)
-		}
+// TestFlashConfigsMatchSource: flashConfigs (block, shared memory) and the
+// FLASH_FWD lines that instantiate the kernels agree, and every kernel's
+// shared memory fits an H100/H200 block (227 KiB opted in).
+func TestFlashConfigsMatchSource(t *testing.T) {
+	src, err := sources.ReadFile("flash_attn.cu")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if 2*flashFwdSmem(64) > optin {
-		t.Errorf("two Dh-64 blocks need %d B of shared memory", 2*flashFwdSmem(64))
+	lines := regexp.MustCompile(`(?m)^FLASH_FWD\((\d+), (\d+), (\d+)\)$`).FindAllStringSubmatch(string(src), -1)
+	if len(lines) != len(flashConfigs) {
+		t.Fatalf("%d FLASH_FWD lines in flash_attn.cu, %d flashConfigs", len(lines), len(flashConfigs))
+	}
+	for _, l := range lines {
+		D, _ := strconv.Atoi(l[1])
+		mt, _ := strconv.Atoi(l[2])
+		bc, _ := strconv.Atoi(l[3])
+		if got, want := flashConfigs[D], (flashConfig{mt: mt, bc: bc}); got != want {
+			t.Errorf("Dh %d: flashConfigs has %+v, flash_attn.cu %+v", D, got, want)
+		}
+		if cfg := flashConfigs[D]; cfg.smem(D) > 232448 || faBR%(16*cfg.mt) != 0 || cfg.bc%16 != 0 {
+			t.Errorf("Dh %d: %+v: %d B of shared memory, rows %d a warp, key tile %d", D, cfg, cfg.smem(D), 16*cfg.mt, cfg.bc)
+		}
 	}
 }
 
