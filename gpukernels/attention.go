@@ -63,7 +63,9 @@ func (be *Backend) attnTile(op string, Dh int) int {
 //	out_i  = Σ_j exp(s_j − lse_i) · v_j
 //
 // computed flash-style (attention.cu): one block per (query tile, (b, h)),
-// an online softmax over key tiles, no O(Lq·Lk) memory. q, k, v and out are
+// an online softmax over key tiles, no O(Lq·Lk) memory. With flashAttn on,
+// bfloat16 activations at head dim 64 or 128 take the tensor-core kernel
+// (flash_attn.cu), whose lse the same backward reads. q, k, v and out are
 // activations (all of the backend's type or all bfloat16, read as float and
 // out rounded once); lse is of the backend's type.
 func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
@@ -79,6 +81,10 @@ func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, 
 	}
 	be.enter(op)
 	defer be.exit()
+	if be.useFlashAttn(at, Lq, Lk, Dh, os, es, qs, ks, vs) {
+		be.flashForward(op, at, os, es, qs, ks, vs, B*H, Lq, Lk, Dh, scale, causal)
+		return
+	}
 	if be.fastAttn(Dh) {
 		kf := be.fnAs(op, at, "attention", fmt.Sprintf("attn_fwd_fast%d", Dh))
 		be.launch(op, kf, dim2((Lq+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastFwdSmem(Dh),

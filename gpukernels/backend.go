@@ -72,6 +72,11 @@ type Backend struct {
 	// (ssd_chunk.cu) instead of the recurrence (ssd.cu); off until it is
 	// verified on a GPU, unless SEQBENCH_SSD_CHUNKED=1 (tests turn it on).
 	ssdChunked bool
+	// flashAttn runs Attention's forward with bfloat16 activations at head
+	// dims 64 and 128 on the tensor-core kernel (flash_attn.cu); off until
+	// it is verified on a GPU, unless SEQBENCH_FLASH_ATTN=1.
+	flashAttn bool
+	flashRuns int // forwards run on flash_attn.cu (tests)
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
 	// where it fits instead of two launches a step (rnn.go); on unless
 	// SEQBENCH_RNN_PERSISTENT=0. The tests run both ways.
@@ -128,7 +133,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 		dtype: dt, esize: 4, dev: dev, drv: drv, nvrtc: nv, mods: map[modKey]*module{},
 		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
 		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: os.Getenv("SEQBENCH_RNN_PERSISTENT") != "0",
-		ssdChunked: ssdChunkedFromEnv(),
+		ssdChunked: ssdChunkedFromEnv(), flashAttn: flashAttnFromEnv(),
 	}
 	if dt == nn.Float64 {
 		be.esize = 8
