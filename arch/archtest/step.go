@@ -74,11 +74,7 @@ func CheckStepMatchesForward(t testing.TB, b nn.Backend, cases []Case, o StepOpt
 				pos := 0
 				var w worst
 				for _, T := range chunks {
-					chunk := make([]int32, 0, B*T)
-					for s := range B {
-						chunk = append(chunk, ids[s*L+pos:s*L+pos+T]...)
-					}
-					got := stepLogits(b, m, st, chunk, B, T)
+					got := stepLogits(b, m, st, chunkIDs(ids, B, L, pos, T), B, T)
 					for s := range B {
 						for j := range T * vocab {
 							g, f := got[(s*T)*vocab+j], want[(s*L+pos)*vocab+j]
@@ -116,12 +112,8 @@ func checkStepLast(t testing.TB, b nn.Backend, m arch.LastStepper, ids []int32, 
 	pos := 0
 	var w worst
 	for _, T := range chunks {
-		chunk := make([]int32, 0, B*T)
-		for s := range B {
-			chunk = append(chunk, ids[s*L+pos:s*L+pos+T]...)
-		}
 		tp := nn.NewTape(b, false)
-		out := m.StepLast(tp, st, chunk, B, T)
+		out := m.StepLast(tp, st, chunkIDs(ids, B, L, pos, T), B, T)
 		if len(out.Shape) != 2 || out.Shape[0] != B || out.Shape[1] != vocab {
 			t.Fatalf("%s: StepLast shape %v, want [%d %d]", name, out.Shape, B, vocab)
 		}
@@ -201,4 +193,14 @@ func CheckStepContract(t testing.TB, b nn.Backend, c Case, freed Freed) {
 		}
 		st.Free()
 	}
+}
+
+// chunkIDs is tokens pos .. pos+T−1 of each of the B sequences of ids
+// (B·L, batch-major), batch-major: one Step's input.
+func chunkIDs(ids []int32, B, L, pos, T int) []int32 {
+	chunk := make([]int32, 0, B*T)
+	for s := range B {
+		chunk = append(chunk, ids[s*L+pos:s*L+pos+T]...)
+	}
+	return chunk
 }
