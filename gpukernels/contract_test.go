@@ -499,7 +499,7 @@ func TestContractStructLayout(t *testing.T) {
 		t.Errorf("the emitted ScanParams does not pin its size %d", typ.Size())
 	}
 	for _, c := range []string{"#define SCAN_THREADS 128", "#define SCAN_FWD_K 8", "#define SCAN_BWD_K 4",
-		"#define SCAN_BWD_WARPS 8", "#define SCAN_CHUNK_BLOCKS 2", "#define SCAN_FWD_STATES 2"} {
+		"#define SCAN_BWD_WARPS 8", "#define SCAN_CHUNK_BLOCKS 2", "#define SCAN_FWD_STATES 2", "#define SCAN_STATES_BLOCKS 3"} {
 		if !strings.Contains(src, c) {
 			t.Errorf("the contract lacks %q:\n%s", c, src)
 		}
@@ -508,7 +508,8 @@ func TestContractStructLayout(t *testing.T) {
 		t.Errorf("bfloat16 contract: want SCAN_CHUNK_BLOCKS 2:\n%s", c16)
 	}
 	c64 := contractSource("selective_scan", nn.Float64)
-	for _, c := range []string{"#define SCAN_FWD_K 8", "#define SCAN_BWD_K 4", "#define SCAN_CHUNK_BLOCKS 1", "#define SCAN_FWD_STATES 1"} {
+	for _, c := range []string{"#define SCAN_FWD_K 8", "#define SCAN_BWD_K 4", "#define SCAN_CHUNK_BLOCKS 1", "#define SCAN_FWD_STATES 1",
+		"#define SCAN_STATES_BLOCKS 1"} {
 		if !strings.Contains(c64, c) {
 			t.Errorf("float64 contract: want %q:\n%s", c, c64)
 		}

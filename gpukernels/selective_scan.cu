@@ -862,9 +862,9 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
 
 // SCAN_FWD_BOUNDS and SCAN_BWD_BOUNDS ask ptxas for SCAN_CHUNK_BLOCKS
 // blocks an SM (at most 65536 / (threads·SCAN_CHUNK_BLOCKS) registers a
-// thread); for one, for nothing beyond the block size (an explicit minimum
-// of 1 changes ptxas' choices: float64's forward would take 158 registers,
-// not 146).
+// thread), SCAN_STATES_BOUNDS for SCAN_STATES_BLOCKS; for one, for nothing
+// beyond the block size (an explicit minimum of 1 changes ptxas' choices:
+// float64's forward would take 158 registers, not 146).
 #if SCAN_CHUNK_BLOCKS > 1
 #define SCAN_FWD_BOUNDS SCAN_FWD_WARPS * 32, SCAN_CHUNK_BLOCKS
 #define SCAN_BWD_BOUNDS SCAN_BWD_WARPS * 32, SCAN_CHUNK_BLOCKS
@@ -872,12 +872,17 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
 #define SCAN_FWD_BOUNDS SCAN_FWD_WARPS * 32
 #define SCAN_BWD_BOUNDS SCAN_BWD_WARPS * 32
 #endif
+#if SCAN_STATES_BLOCKS > 1
+#define SCAN_STATES_BOUNDS SCAN_FWD_WARPS * 32, SCAN_STATES_BLOCKS
+#else
+#define SCAN_STATES_BOUNDS SCAN_FWD_WARPS * 32
+#endif
 extern "C" __global__ void __launch_bounds__(SCAN_FWD_BOUNDS) scan_chunk_fwd(const __grid_constant__ ScanParams p) {
     scan_chunk_fwd_impl<SCAN_FWD_K>(p);
 }
 // scan_chunk_states is the forward at the backward's chunk length, writing
 // only the checkpoints the backward reads.
-extern "C" __global__ void __launch_bounds__(SCAN_FWD_BOUNDS) scan_chunk_states(const __grid_constant__ ScanParams p) {
+extern "C" __global__ void __launch_bounds__(SCAN_STATES_BOUNDS) scan_chunk_states(const __grid_constant__ ScanParams p) {
     scan_chunk_fwd_impl<SCAN_BWD_K>(p);
 }
 extern "C" __global__ void __launch_bounds__(SCAN_BWD_BOUNDS) scan_chunk_bwd(const __grid_constant__ ScanParams p) {

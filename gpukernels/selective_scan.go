@@ -20,7 +20,8 @@ var _ = defineContract("selective_scan", contract{
 	consts: func(dt nn.DType) map[string]int {
 		return map[string]int{"SCAN_THREADS": scanThreads, "SCAN_FWD_WARPS": scanFwdWarps, "SCAN_FWD_K": scanFwdK,
 			"SCAN_BWD_WARPS": scanBwdWarps, "SCAN_BWD_K": scanBwdK, "SCAN_PAD_STRIDE": scanBwdK + 1,
-			"SCAN_CHUNK_BLOCKS": scanChunkLean(dt), "SCAN_FWD_STATES": scanChunkLean(dt)}
+			"SCAN_CHUNK_BLOCKS": scanChunkLean(dt), "SCAN_FWD_STATES": scanChunkLean(dt),
+			"SCAN_STATES_BLOCKS": scanStatesBlocks(dt)}
 	},
 	structs: []cStruct{{"ScanParams", scanParams{}}},
 })
@@ -46,6 +47,17 @@ func scanChunkLean(dt nn.DType) int {
 		return 1
 	}
 	return 2
+}
+
+// scanStatesBlocks is the blocks an SM scan_chunk_states is compiled for
+// (SCAN_STATES_BLOCKS): at the backward's 4 steps a lane three fit without
+// spills in float32 and bfloat16 (≤ 80 registers); float64's takes 80
+// unbounded.
+func scanStatesBlocks(dt nn.DType) int {
+	if dt == nn.Float64 {
+		return 1
+	}
+	return 3
 }
 
 // scanParams is the argument of the chunked scan kernels, the C struct
