@@ -673,7 +673,7 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
         i64 n = 0;
         for (; n + SCAN_FWD_STATES <= N; n += SCAN_FWD_STATES)
             scan_fwd_states<SCAN_FWD_STATES>(p, n, lane, base, bg, d, vec, carry, dl, du, y);
-        if (SCAN_FWD_STATES > 1)
+        if constexpr (SCAN_FWD_STATES > 1)
             for (; n < N; n++) scan_fwd_states<1>(p, n, lane, base, bg, d, vec, carry, dl, du, y);
         if (p.Out) {
             real zv[K];

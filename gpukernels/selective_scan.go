@@ -7,7 +7,9 @@ import (
 )
 
 // The scan's launch constants; selective_scan.cu gets them as SCAN_THREADS,
-// SCAN_FWD_WARPS, SCAN_BWD_WARPS, SCAN_FWD_K and SCAN_BWD_K (contract.go).
+// SCAN_FWD_WARPS, SCAN_BWD_WARPS, SCAN_FWD_K and SCAN_BWD_K, with
+// SCAN_CHUNK_BLOCKS, SCAN_FWD_STATES and SCAN_STATES_BLOCKS below
+// (contract.go).
 // scanThreads is the block of the one-step kernels (scan_fwd_*, scan_bwd_*);
 // the chunked kernels give each of their warps one channel.
 const (
@@ -29,7 +31,7 @@ var _ = defineContract("selective_scan", contract{
 // scanFwdK and scanBwdK are the steps a lane holds in the chunked forward
 // and backward (a chunk is 32 of them), in every build: few enough that,
 // in float32 and bfloat16, two blocks of each kernel fit an SM's registers
-// (at 16 and 8 one block did, and the kernels were latency-bound at 12.5%
+// (the kernels are latency-bound, and one 8-warp block an SM is 12.5%
 // occupancy). The bfloat16 build loads them as 16-byte (8 steps) or 8-byte
 // (4 steps) vectors.
 const (
