@@ -46,7 +46,7 @@ func (be *Backend) fastAttn(Dh int) bool {
 // device for every attention kernel at head dim Dh.
 func (be *Backend) attnTile(op string, Dh int) int {
 	for T := 32; T >= 1; T /= 2 {
-		need := max(attnFwdSmem(T, Dh, be.esize), attnDKDVSmem(T, Dh, be.esize), attnDQSmem(T, Dh, be.esize))
+		need := max(attnFwdSmem(T, Dh, be.esize()), attnDKDVSmem(T, Dh, be.esize()), attnDQSmem(T, Dh, be.esize()))
 		if need <= be.dev.MaxSharedOptin {
 			return T
 		}
@@ -93,7 +93,7 @@ func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, 
 	}
 	T := be.attnTile(op, Dh)
 	kf := be.fnAs(op, at, "attention", "attn_fwd")
-	be.launch(op, kf, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnFwdSmem(T, Dh, be.esize),
+	be.launch(op, kf, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnFwdSmem(T, Dh, be.esize()),
 		pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), iArg(Dh), fArg(scale),
 		bArg(causal), iArg(T))
 }
@@ -151,13 +151,13 @@ func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buff
 	T := be.attnTile(op, Dh)
 	if dK != nil || dV != nil {
 		kk := be.fnAs(op, at, "attention", "attn_bwd_dkdv")
-		be.launch(op, kk, dim2((Lk+T-1)/T, gridY(B*H)), dim(attnThreads), attnDKDVSmem(T, Dh, be.esize),
+		be.launch(op, kk, dim2((Lk+T-1)/T, gridY(B*H)), dim(attnThreads), attnDKDVSmem(T, Dh, be.esize()),
 			pArg(dK), pArg(dV), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
 			iArg(Dh), fArg(scale), bArg(causal), iArg(T))
 	}
 	if dQ != nil {
 		kq := be.fnAs(op, at, "attention", "attn_bwd_dq")
-		be.launch(op, kq, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnDQSmem(T, Dh, be.esize),
+		be.launch(op, kq, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnDQSmem(T, Dh, be.esize()),
 			pArg(dQ), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
 			iArg(Dh), fArg(scale), bArg(causal), iArg(T))
 	}

@@ -50,7 +50,6 @@ type Options struct {
 type Backend struct {
 	mu       sync.Mutex
 	dtype    nn.DType
-	esize    int
 	dev      *cuda.Device
 	drv      *cuda.Driver
 	nvrtc    *cuda.NVRTC
@@ -130,13 +129,10 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 		return nil, err
 	}
 	be := &Backend{
-		dtype: dt, esize: 4, dev: dev, drv: drv, nvrtc: nv, mods: map[modKey]*module{},
+		dtype: dt, dev: dev, drv: drv, nvrtc: nv, mods: map[modKey]*module{},
 		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
 		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: os.Getenv("SEQBENCH_RNN_PERSISTENT") != "0",
 		ssdChunked: ssdChunkedFromEnv(), flashAttn: flashAttnFromEnv(),
-	}
-	if dt == nn.Float64 {
-		be.esize = 8
 	}
 	switch opt.CacheDir {
 	case "":
@@ -173,6 +169,10 @@ func (be *Backend) Name() string { return "cuda-" + be.dtype.String() }
 
 // DType is the element type.
 func (be *Backend) DType() nn.DType { return be.dtype }
+
+// esize is the bytes of one element of the backend's type (of the real
+// the kernels compute and stage in: float in the bfloat16 builds too).
+func (be *Backend) esize() int { return int(be.dtype.Size()) }
 
 // Device returns the facts read from the GPU.
 func (be *Backend) Device() cuda.Device { return *be.dev }

@@ -235,7 +235,7 @@ func TestGPUCrossEntropyBFloat16(t *testing.T) {
 // before the device is touched (see TestNormTypes); the allowed ones pass
 // the checks on empty batches.
 func TestEmbeddingCrossEntropyTypes(t *testing.T) {
-	be := &Backend{dtype: nn.Float32, esize: 4, closed: true}
+	be := devicelessBackend()
 	buf := func(dt nn.DType) func(int) *Buffer {
 		return func(n int) *Buffer { return &Buffer{n: n, dt: dt, be: be} }
 	}

@@ -16,10 +16,10 @@ func fftSize(L int) int {
 // the most of the FFT kernels) keeps in shared memory: 8192 in float32 and
 // 4096 in float64 on an H200 (227 KiB), so L up to 4096 and 2048. Longer
 // rows take the direct kernels. The rows are staged as complex of the
-// backend's type (be.esize) in the bfloat16 build too.
+// backend's type (be.esize()) in the bfloat16 build too.
 func (be *Backend) fftMaxN() int {
 	n := 1
-	for 3*(2*n)*2*be.esize <= be.dev.MaxSharedOptin {
+	for 3*(2*n)*2*be.esize() <= be.dev.MaxSharedOptin {
 		n *= 2
 	}
 	return n
@@ -45,7 +45,7 @@ func (be *Backend) newFFTPlan(op string, at nn.DType, K *Buffer, H, L int) *fftP
 	be.launch(op, be.fnAs(op, at, "fftconv", "fft_twiddles"), dim(be.blocksFor(n/2, 256)), dim(256), 0, pArg(p.tw), iArg(n))
 	if K != nil {
 		p.kf = be.newBuffer(H*n*2, be.dtype)
-		be.launch(op, be.fnAs(op, at, "fftconv", "fft_kspec"), dim(min(H, 65535)), dim(fftThreads(n)), n*2*be.esize,
+		be.launch(op, be.fnAs(op, at, "fftconv", "fft_kspec"), dim(min(H, 65535)), dim(fftThreads(n)), n*2*be.esize(),
 			pArg(p.kf), pArg(K), pArg(p.tw), iArg(H), iArg(L), iArg(n))
 	}
 	return p
@@ -98,7 +98,7 @@ func (be *Backend) fftConv(op string, at nn.DType, out, x, K, D *Buffer, B, H, L
 	p := be.newFFTPlan(op, at, K, H, L)
 	defer be.releasePlan(p)
 	items := H * ((B + 1) / 2)
-	be.launch(op, be.fnAs(op, at, "fftconv", "fft_conv"), dim(min(items, 1<<30)), dim(fftThreads(n)), n*2*be.esize,
+	be.launch(op, be.fnAs(op, at, "fftconv", "fft_conv"), dim(min(items, 1<<30)), dim(fftThreads(n)), n*2*be.esize(),
 		pArg(out), pArg(x), pArg(p.kf), pArg(D), pArg(p.tw), iArg(B), iArg(H), iArg(L), iArg(n), bArg(corr), bArg(acc))
 }
 
@@ -144,7 +144,7 @@ func (be *Backend) FFTConvBackward(du, dK, dDskip, u, K, Dskip, dout nn.Buffer, 
 		} else {
 			p := be.newFFTPlan(op, at, nil, H, L)
 			defer be.releasePlan(p)
-			be.launch(op, be.fnAs(op, at, "fftconv", "fft_dk"), dim(min(H, 65535)), dim(fftThreads(n)), 3*n*2*be.esize,
+			be.launch(op, be.fnAs(op, at, "fftconv", "fft_dk"), dim(min(H, 65535)), dim(fftThreads(n)), 3*n*2*be.esize(),
 				pArg(dKs), pArg(us), pArg(gs), pArg(p.tw), iArg(B), iArg(H), iArg(L), iArg(n))
 		}
 	}

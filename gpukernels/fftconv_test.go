@@ -55,7 +55,7 @@ func TestGPUFFTConv(t *testing.T) {
 // checks its arguments and their types before it touches the device, so
 // those checks can be tested on it without a GPU: an op whose arguments
 // pass them panics with "backend is closed" where it would start work.
-func devicelessBackend() *Backend { return &Backend{dtype: nn.Float32, esize: 4, closed: true} }
+func devicelessBackend() *Backend { return &Backend{dtype: nn.Float32, closed: true} }
 
 // devicelessBuf is a buffer of n elements of type dt on be, with no memory.
 func devicelessBuf(be *Backend, n int, dt nn.DType) *Buffer { return &Buffer{n: n, dt: dt, be: be} }

@@ -339,8 +339,13 @@ func (be *Backend) copy(op string, d, s *Buffer, n int) {
 		must(op, be.drv.MemcpyDtoDAsync(d.ptr, s.ptr, uint64(n*d.esize()), be.stream))
 		return
 	}
-	name := map[[2]nn.DType]string{{nn.BFloat16, nn.Float32}: "cast_to_bf16", {nn.Float32, nn.BFloat16}: "cast_from_bf16"}[[2]nn.DType{d.dt, s.dt}]
-	if name == "" {
+	var name string
+	switch {
+	case d.dt == nn.BFloat16 && s.dt == nn.Float32:
+		name = "cast_to_bf16"
+	case d.dt == nn.Float32 && s.dt == nn.BFloat16:
+		name = "cast_from_bf16"
+	default:
 		panic(fmt.Sprintf("gpukernels.%s: no cast from %v to %v (float32 ↔ bfloat16 only)", op, s.dt, d.dt))
 	}
 	k := be.fn(op, "memory", name)

@@ -263,7 +263,7 @@ func TestGPUNormsBFloat16(t *testing.T) {
 func TestNormTypes(t *testing.T) {
 	// Closed: an op that got past its checks panics at once ("backend is
 	// closed") instead of reaching for a device.
-	be := &Backend{dtype: nn.Float32, esize: 4, closed: true}
+	be := devicelessBackend()
 	buf := func(dt nn.DType) func(int) *Buffer {
 		return func(n int) *Buffer { return &Buffer{n: n, dt: dt, be: be} }
 	}

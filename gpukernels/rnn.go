@@ -450,7 +450,7 @@ func (be *Backend) persistPlan(op, name string, at nn.DType, H, L, cols int, row
 	if !be.rnnPersistent {
 		return nil, rnnPlan{}, false
 	}
-	p, ok := planPersist(H, L, cols, be.esize, be.dev.SMs, be.dev.MaxSharedOptin, rows)
+	p, ok := planPersist(H, L, cols, be.esize(), be.dev.SMs, be.dev.MaxSharedOptin, rows)
 	if !ok {
 		return nil, p, false
 	}

@@ -89,7 +89,7 @@ func logPersistRegs(t *testing.T, be *Backend, kind string) {
 var persistRegsLogged = map[string]bool{}
 
 func rnnFits(be *Backend, H, L, cols int, rows func(U int) int) bool {
-	_, ok := planPersist(H, L, cols, be.esize, be.dev.SMs, be.dev.MaxSharedOptin, rows)
+	_, ok := planPersist(H, L, cols, be.esize(), be.dev.SMs, be.dev.MaxSharedOptin, rows)
 	return ok
 }
 

@@ -88,7 +88,7 @@ func TestGPURoPEBFloat16(t *testing.T) {
 // activations, all float32 or all bfloat16; a mix panics naming both
 // before the device is touched (see TestNormTypes).
 func TestRoPETypes(t *testing.T) {
-	be := &Backend{dtype: nn.Float32, esize: 4, closed: true}
+	be := devicelessBackend()
 	h := &Buffer{n: 8, dt: nn.BFloat16, be: be}
 	f := &Buffer{n: 8, dt: nn.Float32, be: be}
 	dd := &Buffer{n: 8, dt: nn.Float64, be: be}

@@ -94,7 +94,7 @@ func (be *Backend) scanChunkForward(op string, at nn.DType, s scanBufs, a nn.Sca
 	p.Out, p.HT, p.Ckpt = ptr(out), ptr(hT), ptr(ckpt)
 	p.Nblk = int64((a.D/a.G + scanFwdWarps - 1) / scanFwdWarps)
 	be.launchStruct(op, be.fnAs(op, at, "selective_scan", "scan_chunk_fwd"), dim(a.B*a.G*int(p.Nblk)), dim(32*scanFwdWarps),
-		scanFwdWarps*a.N*be.esize, p)
+		scanFwdWarps*a.N*be.esize(), p)
 }
 
 // stateSplit returns NPT, the states a lane holds in registers (a template
@@ -178,7 +178,7 @@ func (be *Backend) scanForward(op string, at nn.DType, s scanBufs, a nn.ScanArgs
 	npt, ns := stateSplit(op, a.N)
 	blocks, _ := scanBlocks(a, ns)
 	k := be.fnAs(op, at, "selective_scan", fmt.Sprintf("scan_fwd_%d", npt))
-	be.launch(op, k, dim(blocks), dim(scanThreads), scanFwdSmem(T, ns, npt, be.esize),
+	be.launch(op, k, dim(blocks), dim(scanThreads), scanFwdSmem(T, ns, npt, be.esize()),
 		pArg(out), pArg(hT), pArg(ckpt), pArg(s.u), pArg(s.delta), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip),
 		pArg(s.z), pArg(s.dbias), pArg(s.h0), iArg(a.B), iArg(a.D), iArg(a.L), iArg(a.N), iArg(a.G),
 		bArg(a.DeltaSoftplus), iArg(ns), iArg(T))
@@ -216,7 +216,7 @@ func (be *Backend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
 		return
 	}
 	npt, ns := stateSplit(op, a.N)
-	T := be.scanTile(op, func(T int) int { return scanFwdSmem(T, ns, npt, be.esize) })
+	T := be.scanTile(op, func(T int) int { return scanFwdSmem(T, ns, npt, be.esize()) })
 	be.scanForward(op, at, s, a, o, h, nil, T)
 }
 
@@ -268,7 +268,7 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 		return
 	}
 	npt, ns := stateSplit(op, N)
-	T := be.scanTile(op, func(T int) int { return scanBwdSmem(T, ns, npt, be.esize) })
+	T := be.scanTile(op, func(T int) int { return scanBwdSmem(T, ns, npt, be.esize()) })
 	nT := (L + T - 1) / T
 	ckpt := be.newBuffer(nT*B*D*N, be.dtype)
 	defer be.release(ckpt)
@@ -293,7 +293,7 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 		}
 	}
 	k := be.fnAs(op, at, "selective_scan", fmt.Sprintf("scan_bwd_%d", npt))
-	be.launch(op, k, dim(blocks), dim(scanThreads), scanBwdSmem(T, ns, npt, be.esize),
+	be.launch(op, k, dim(blocks), dim(scanThreads), scanBwdSmem(T, ns, npt, be.esize()),
 		pArg(du), pArg(ddelta), pArg(dz), pArg(pA), pArg(pD), pArg(pDB), pArg(dB), pArg(dC), pArg(partB), pArg(partC),
 		pArg(ckpt), pArg(gs), pArg(s.u), pArg(s.delta), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.z),
 		pArg(s.dbias), iArg(B), iArg(D), iArg(L), iArg(N), iArg(G), bArg(a.DeltaSoftplus), iArg(ns), iArg(T))
@@ -339,7 +339,7 @@ func (be *Backend) scanChunkBackward(op string, at nn.DType, s scanBufs, a nn.Sc
 	p.Ckpt = ptr(ckpt)
 	p.Nblk = int64((D/G + scanFwdWarps - 1) / scanFwdWarps)
 	be.launchStruct(op, be.fnAs(op, at, "selective_scan", "scan_chunk_states"), dim(B*G*int(p.Nblk)), dim(32*scanFwdWarps),
-		scanFwdWarps*N*be.esize, p)
+		scanFwdWarps*N*be.esize(), p)
 
 	nblk := (D/G + scanBwdWarps - 1) / scanBwdWarps
 	var partB, partC, pA, pD, pDB *Buffer
@@ -363,7 +363,7 @@ func (be *Backend) scanChunkBackward(op string, at nn.DType, s scanBufs, a nn.Sc
 	p.PartB, p.PartC, p.PA, p.PD, p.PDB = ptr(partB), ptr(partC), ptr(pA), ptr(pD), ptr(pDB)
 	p.Nblk = int64(nblk)
 	be.launchStruct(op, be.fnAs(op, at, "selective_scan", "scan_chunk_bwd"), dim(B*G*nblk), dim(32*scanBwdWarps),
-		scanChunkBwdSmem(N, K, be.esize), p)
+		scanChunkBwdSmem(N, K, be.esize()), p)
 
 	addR, add := be.scanAdder(op, at, "scan_add_parts_r"), be.scanAdder(op, at, "scan_add_parts")
 	addR(g.dB, partB, B*G, nblk, N*L)

@@ -113,11 +113,11 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 		return
 	}
 	npt, ns := ssdSplit(op, a.P, a.N)
-	T := be.ssdTile(op, 96<<10, func(T int) int { return ssdFwdSmem(T, ns, npt, be.esize) })
+	T := be.ssdTile(op, 96<<10, func(T int) int { return ssdFwdSmem(T, ns, npt, be.esize()) })
 	cp := ssdThreads / ns
 	blocks := a.B * a.H * ((a.P + cp - 1) / cp)
 	k := be.fnAs(op, at, "ssd", fmt.Sprintf("ssd_fwd_%d", npt))
-	be.launch(op, k, dim(blocks), dim(ssdThreads), ssdFwdSmem(T, ns, npt, be.esize),
+	be.launch(op, k, dim(blocks), dim(ssdThreads), ssdFwdSmem(T, ns, npt, be.esize()),
 		pArg(o), pArg(h), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.dtbias),
 		pArg(s.h0), iArg(a.B), iArg(a.L), iArg(a.H), iArg(a.P), iArg(a.G), iArg(a.N), bArg(a.DtSoftplus), iArg(ns), iArg(T))
 }
@@ -192,23 +192,23 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 			s, a, gs)
 	}
 	if !be.ssdChunked && (dC != nil || wantDt || dD != nil) {
-		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdFSmem(T, P, ns, npt, be.esize) })
+		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdFSmem(T, P, ns, npt, be.esize()) })
 		if r == nil { // the kernel writes r unconditionally
 			r = scratch(true, nd, nn.Float64)
 		}
 		k := be.fnAs(op, at, "ssd", fmt.Sprintf("ssd_bwd_f_%d", npt))
-		be.launch(op, k, dim(B*H), dim(threads), ssdBwdFSmem(T, P, ns, npt, be.esize),
+		be.launch(op, k, dim(B*H), dim(threads), ssdBwdFSmem(T, P, ns, npt, be.esize()),
 			pArg(dC), pArg(partC), pArg(r), pArg(pD), pArg(gs), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm),
 			pArg(s.dtbias), pArg(s.h0), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus),
 			iArg(ns), iArg(T))
 	}
 	if !be.ssdChunked && (dX != nil || dB != nil || wantDt) {
-		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdRSmem(T, P, ns, npt, be.esize) })
+		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdRSmem(T, P, ns, npt, be.esize()) })
 		if e == nil {
 			e = scratch(true, nd, nn.Float64)
 		}
 		k := be.fnAs(op, at, "ssd", fmt.Sprintf("ssd_bwd_r_%d", npt))
-		be.launch(op, k, dim(B*H), dim(threads), ssdBwdRSmem(T, P, ns, npt, be.esize),
+		be.launch(op, k, dim(B*H), dim(threads), ssdBwdRSmem(T, P, ns, npt, be.esize()),
 			pArg(dX), pArg(dB), pArg(partB), pArg(e), pArg(gs), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm),
 			pArg(s.Dskip), pArg(s.dtbias), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus),
 			iArg(ns), iArg(T))

@@ -49,14 +49,14 @@ func (be *Backend) ssdChunkedForward(op string, at nn.DType, out, hT *Buffer, s 
 	defer be.release(cs)
 	blocks := B * H * nc
 	k := be.fnAs(op, at, "ssd_chunk", "ssdc_state")
-	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcStateSmem(be.esize),
+	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcStateSmem(be.esize()),
 		pArg(st), pArg(cs), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.dtbias),
 		iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus), iArg(nc))
 	k = be.fnAs(op, at, "ssd_chunk", "ssdc_pass")
 	be.launch(op, k, dim(be.blocksFor(B*H*P*N, 256)), dim(256), 0,
 		pArg(st), pArg(hT), pArg(cs), pArg(s.h0), iArg(B), iArg(H), iArg(P), iArg(N), iArg(nc), bArg(false))
 	k = be.fnAs(op, at, "ssd_chunk", "ssdc_out")
-	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcOutSmem(be.esize),
+	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcOutSmem(be.esize()),
 		pArg(out), pArg(st), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.dtbias),
 		iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus), iArg(nc))
 }
@@ -87,11 +87,11 @@ func (be *Backend) ssdChunkedBackward(op string, at nn.DType, g ssdcGrads, s ssd
 	defer be.release(cs)
 	blocks := B * H * nc
 	k := be.fnAs(op, at, "ssd_chunk", "ssdc_state")
-	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcStateSmem(be.esize),
+	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcStateSmem(be.esize()),
 		pArg(st), pArg(cs), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.dtbias),
 		iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus), iArg(nc))
 	k = be.fnAs(op, at, "ssd_chunk", "ssdc_bstate")
-	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcStateSmem(be.esize),
+	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcStateSmem(be.esize()),
 		pArg(dst), pArg(dout), pArg(s.dt), pArg(s.A), pArg(s.Cm), pArg(s.dtbias),
 		iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus), iArg(nc))
 	pass := be.fnAs(op, at, "ssd_chunk", "ssdc_pass")
@@ -104,7 +104,7 @@ func (be *Backend) ssdChunkedBackward(op string, at nn.DType, g ssdcGrads, s ssd
 			pArg(buf), pArg(nil), pArg(cs), pArg(h0), iArg(B), iArg(H), iArg(P), iArg(N), iArg(nc), bArg(rev))
 	}
 	k = be.fnAs(op, at, "ssd_chunk", "ssdc_bwd")
-	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcBwdSmem(be.esize),
+	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcBwdSmem(be.esize()),
 		pArg(g.dX), pArg(g.dB), pArg(g.partB), pArg(g.dC), pArg(g.partC), pArg(g.r), pArg(g.e), pArg(g.pD),
 		pArg(st), pArg(dst), pArg(dout), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip),
 		pArg(s.dtbias), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus), iArg(nc))
