@@ -239,16 +239,23 @@ func (be *Backend) reduce(op string, x *Buffer, squares bool) float64 {
 	if x.n == 0 {
 		return 0
 	}
-	nb := reduceBlocks(x.n)
-	part := be.newBuffer(nb+1, nn.Float64)
+	part := be.newBuffer(reduceBlocks(x.n)+1, nn.Float64)
 	defer be.release(part)
-	kp := be.fnAs(op, x.dt, "reduce", "reduce_partial")
-	be.launch(op, kp, dim(nb), dim(256), 0, pArg(part)+8, pArg(x), iArg(x.n), bArg(squares))
-	kf := be.fnAs(op, x.dt, "reduce", "reduce_finish")
-	be.launch(op, kf, dim(1), dim(1024), 0, pArg(part), pArg(part)+8, iArg(nb))
+	be.queueReduce(op, x, squares, pArg(part), pArg(part)+8)
 	var s float64
 	be.download(op, unsafe.Slice((*byte)(unsafe.Pointer(&s)), 8), part.ptr)
 	return s
+}
+
+// queueReduce queues the two stages of reduce for a non-empty x: the
+// partials into part (reduceBlocks(x.n) doubles), their sum into the double
+// at out. Nothing is read back.
+func (be *Backend) queueReduce(op string, x *Buffer, squares bool, out, part uint64) {
+	nb := reduceBlocks(x.n)
+	kp := be.fnAs(op, x.dt, "reduce", "reduce_partial")
+	be.launch(op, kp, dim(nb), dim(256), 0, part, pArg(x), iArg(x.n), bArg(squares))
+	kf := be.fnAs(op, x.dt, "reduce", "reduce_finish")
+	be.launch(op, kf, dim(1), dim(1024), 0, out, part, iArg(nb))
 }
 
 // Sum is Σ x[i], accumulated in double.
@@ -265,4 +272,42 @@ func (be *Backend) SumSquares(x nn.Buffer) float64 {
 	be.enter("SumSquares")
 	defer be.exit()
 	return be.reduce("SumSquares", xd, true)
+}
+
+// SumSquaresEach is SumSquares of every buffer in xs (bit for bit the same
+// values) with one download: the reductions are queued one after another on
+// the stream, sharing one scratch for their partials, and their results land
+// side by side.
+func (be *Backend) SumSquaresEach(xs []nn.Buffer) []float64 {
+	const op = "SumSquaresEach"
+	bufs := make([]*Buffer, len(xs))
+	for i, x := range xs {
+		bufs[i] = be.buf(x, -1, op, fmt.Sprintf("xs[%d]", i))
+	}
+	be.enter(op)
+	defer be.exit()
+	out := make([]float64, len(xs))
+	if len(xs) == 0 {
+		return out
+	}
+	maxBlocks := 0
+	for i, x := range bufs {
+		be.actType(op, arg{fmt.Sprintf("xs[%d]", i), x})
+		maxBlocks = max(maxBlocks, reduceBlocks(x.n))
+	}
+	scratch := be.newBuffer(len(xs)+maxBlocks, nn.Float64)
+	defer be.release(scratch)
+	part := pArg(scratch) + 8*uint64(len(xs))
+	for i, x := range bufs {
+		if x.n > 0 {
+			be.queueReduce(op, x, true, pArg(scratch)+8*uint64(i), part)
+		}
+	}
+	be.download(op, unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 8*len(out)), scratch.ptr)
+	for i, x := range bufs {
+		if x.n == 0 { // its slot was never written
+			out[i] = 0
+		}
+	}
+	return out
 }

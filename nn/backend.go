@@ -74,6 +74,27 @@ type MixedBackend interface {
 	ActDType() DType
 }
 
+// ManySumSquarer is a Backend that reduces many buffers with one round trip
+// to the host: SumSquaresEach(xs)[i] equals SumSquares(xs[i]) bit for bit,
+// but the host waits once for all of them instead of once per buffer (the
+// grad-norm clip reduces every parameter's gradient each step).
+type ManySumSquarer interface {
+	SumSquaresEach(xs []Buffer) []float64
+}
+
+// SumSquaresEach is Σ x² of each buffer in xs, in one round trip where b
+// supports it (ManySumSquarer), one SumSquares per buffer otherwise.
+func SumSquaresEach(b Backend, xs []Buffer) []float64 {
+	if m, ok := b.(ManySumSquarer); ok {
+		return m.SumSquaresEach(xs)
+	}
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = b.SumSquares(x)
+	}
+	return out
+}
+
 // Activation names an elementwise nonlinearity.
 type Activation int
 

@@ -132,7 +132,9 @@ func ClipGradNorm(b Backend, params []Param, maxNorm float64) float64 {
 		}
 		seen[p.T] = true
 		grads = append(grads, g)
-		ss += b.SumSquares(g)
+	}
+	for _, s := range SumSquaresEach(b, grads) {
+		ss += s
 	}
 	norm := math.Sqrt(ss)
 	if maxNorm > 0 && norm > maxNorm && !math.IsInf(norm, 0) {

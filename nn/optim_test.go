@@ -1,6 +1,7 @@
 package nn_test
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -164,6 +165,45 @@ func TestClipGradNorm(t *testing.T) {
 	}
 	if gx, gy := grads(); !math.IsInf(gx, 1) || gy != 4 {
 		t.Errorf("non-finite norm: grads changed to %g, %g", gx, gy)
+	}
+}
+
+// batchReducer is a CPU backend that answers SumSquaresEach itself and
+// counts how the clip asks for its sums.
+type batchReducer struct {
+	nn.Backend
+	each, single int
+}
+
+func (r *batchReducer) SumSquaresEach(xs []nn.Buffer) []float64 {
+	r.each++
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = r.Backend.SumSquares(x)
+	}
+	return out
+}
+
+func (r *batchReducer) SumSquares(x nn.Buffer) float64 {
+	r.single++
+	return r.Backend.SumSquares(x)
+}
+
+// On a backend that reduces many buffers in one round trip the clip asks
+// once per step, whatever the number of parameters.
+func TestClipGradNormOneRoundTrip(t *testing.T) {
+	b := &batchReducer{Backend: cpukernels.New[float64]()}
+	var ps []nn.Param
+	for i := range 5 {
+		p := nn.NewParam(b, 2)
+		b.Write(p.Grad(), []float64{float64(i), 1})
+		ps = append(ps, nn.Param{Name: fmt.Sprint("p", i), T: p})
+	}
+	if norm := nn.ClipGradNorm(b, ps, 0); norm != math.Sqrt(0+1+2+5+10+17) {
+		t.Errorf("norm %g, want √35", norm)
+	}
+	if b.each != 1 || b.single != 0 {
+		t.Errorf("ClipGradNorm made %d SumSquaresEach and %d SumSquares calls, want 1 and 0", b.each, b.single)
 	}
 }
 

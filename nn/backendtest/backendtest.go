@@ -44,6 +44,7 @@ func Run(t *testing.T, b nn.Backend) {
 	t.Run("SumRows", func(t *testing.T) { testSumRows(t, b) })
 	t.Run("Sum", func(t *testing.T) { testSum(t, b) })
 	t.Run("SumSquares", func(t *testing.T) { testSumSquares(t, b) })
+	t.Run("SumSquaresEach", func(t *testing.T) { testSumSquaresEach(t, b) })
 	t.Run("Gemm", func(t *testing.T) { testGemm(t, b) })
 	t.Run("RMSNorm", func(t *testing.T) { testRMSNorm(t, b) })
 	t.Run("LayerNorm", func(t *testing.T) { testLayerNorm(t, b) })

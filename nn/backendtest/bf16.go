@@ -36,6 +36,7 @@ import (
 func RunBF16(t *testing.T, b nn.MixedBackend) {
 	t.Run("Cast", func(t *testing.T) { testBF16Cast(t, b) })
 	t.Run("Elementwise", func(t *testing.T) { testBF16Elementwise(t, b) })
+	t.Run("SumSquaresEach", func(t *testing.T) { testSumSquaresEach(t, b) })
 	t.Run("ElementwiseTypes", func(t *testing.T) { RunBF16Elementwise(t, b) })
 	t.Run("Act", func(t *testing.T) { testBF16Act(t, b) })
 	t.Run("Bias", func(t *testing.T) { testBF16Bias(t, b) })

@@ -299,3 +299,45 @@ func testSumSquares(t *testing.T, b nn.Backend) {
 		}
 	})
 }
+
+// testSumSquaresEach checks nn.SumSquaresEach against SumSquares of each
+// buffer, bit for bit (a backend's one-round-trip form must not change the
+// grad norm), over buffers of several sizes including an empty one, of
+// every element type the backend stores (activations too on a mixed
+// backend), with one buffer non-finite in the second round.
+func testSumSquaresEach(t *testing.T, b nn.Backend) {
+	runCases(t, b, "SumSquaresEach", []int{1}, func(int) string { return "mixed" }, func(tt *tester, _ int) {
+		sizes := append([]int{0}, reduceSizes...)
+		var xs []nn.Buffer
+		for _, n := range sizes {
+			x, _ := tt.exact(tt.randn(n))
+			xs = append(xs, x)
+		}
+		if m, ok := b.(nn.MixedBackend); ok && m.ActDType() != b.DType() {
+			for _, n := range []int{5, 3000} {
+				x, _ := tt.exactAs(m.ActDType(), tt.randn(n))
+				xs = append(xs, x)
+			}
+		}
+		check := func(round string) {
+			got := nn.SumSquaresEach(tt.b, xs)
+			if len(got) != len(xs) {
+				tt.Fatalf("%s: SumSquaresEach of %d buffers returned %d values", round, len(xs), len(got))
+			}
+			for i, x := range xs {
+				want := tt.b.SumSquares(x)
+				if math.Float64bits(got[i]) != math.Float64bits(want) {
+					tt.Errorf("%s: SumSquaresEach[%d] (len %d) = %v, SumSquares = %v", round, i, x.Len(), got[i], want)
+				}
+			}
+		}
+		check("finite")
+		bad := tt.randn(xs[3].Len())
+		bad[len(bad)/2] = math.Inf(-1)
+		tt.b.Write(xs[3], bad)
+		check("one buffer with -Inf")
+		if s := nn.SumSquaresEach(tt.b, nil); len(s) != 0 {
+			tt.Errorf("SumSquaresEach of no buffers = %v, want empty", s)
+		}
+	})
+}
