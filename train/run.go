@@ -540,8 +540,8 @@ func (r *runner) logStep(ctx context.Context, m *Metrics, step int, evalNow bool
 // it: the loss, which the divergence guard checks before the backward pass
 // (a diverged step ends the run naming the loss, before any update), and
 // the gradient norm, which the clip needs to scale the gradients and the
-// guard to stop before a non-finite update (nn.ClipGradNorm reads it
-// parameter by parameter). The loss read costs no wait of its own today:
+// guard to stop before a non-finite update (nn.ClipGradNorm reads the sums
+// of squares of all the gradients in one round trip where the backend can). The loss read costs no wait of its own today:
 // nn's CrossEntropy forms the mean loss on the host (Backend.Sum) already.
 func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (loss, acc, gnorm float64, div *divergence) {
 	tp := nn.NewTape(r.be, true)
@@ -584,7 +584,7 @@ func (r *runner) trackMemory() {
 
 // CheckPrecisions says, before anything trains, whether be can run every
 // spec's precision: a bf16 run needs a backend with a bfloat16 mode (the
-// CPU has one, CUDA not yet). It changes nothing on be.
+// CPU and CUDA backends have one). It changes nothing on be.
 func CheckPrecisions(be nn.Backend, specs []Spec) error {
 	for _, s := range specs {
 		if s.Train.PrecisionName() != PrecisionBF16 {
