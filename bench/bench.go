@@ -450,6 +450,12 @@ type Result struct {
 	// HeapInuse; CPU only: there backend buffers are Go memory).
 	HeapBytes  uint64 `json:"heap_inuse_bytes,omitempty"`
 	StateBytes int64  `json:"state_bytes,omitempty"` // generate: arch.State.Bytes() at the end
+	// StreamOps and HostWaits are what one call queued on the device
+	// (kernel launches, library calls, copies and memsets) and how often
+	// the host waited for the device in it, where the device counts them
+	// (Device.Counter): the host-side cost of a train step.
+	StreamOps int64 `json:"stream_ops,omitempty"`
+	HostWaits int64 `json:"host_waits,omitempty"`
 	// Generate: the prompt (prefill) and the new tokens (decode) timed
 	// apart in each sample, medians.
 	PrefillS float64 `json:"prefill_median_s,omitempty"`

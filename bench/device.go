@@ -56,9 +56,10 @@ type Device struct {
 	// on a CPU, L2 on a GPU): inputs smaller than it are rotated among
 	// several sets, so samples measure memory and not the cache.
 	CacheBytes int64
-	Timer      Timer        // nil: the host wall clock
-	Sync       Synchronizer // nil: ops are synchronous
-	Memory     MemoryMeter  // nil: the live backend buffers are counted
+	Timer      Timer         // nil: the host wall clock
+	Sync       Synchronizer  // nil: ops are synchronous
+	Memory     MemoryMeter   // nil: the live backend buffers are counted
+	Counter    StreamCounter // nil: launches and host waits are not counted
 }
 
 // NewDevice describes be, taking Timer, Synchronizer and MemoryMeter from
@@ -78,6 +79,9 @@ func NewDevice(be nn.Backend, name, driver string) *Device {
 	}
 	if s, ok := be.(Synchronizer); ok {
 		d.Sync = s
+	}
+	if c, ok := be.(StreamCounter); ok {
+		d.Counter = c
 	}
 	if m, ok := be.(MemoryMeter); ok {
 		d.Memory = m
@@ -241,6 +245,17 @@ func (t *tracked) Free(b nn.Buffer) {
 // backend is what to compute on: t itself, or, when t's backend is a
 // mixed-precision one, t with its AllocAs and ActDType (tracked too), so
 // that tapes on it run the mixed-precision model path.
+// SumSquaresEach keeps the wrapped backend's one-round-trip reduction (the
+// clip in a train step) visible through the wrapper.
+func (t *tracked) SumSquaresEach(xs []nn.Buffer) []float64 { return nn.SumSquaresEach(t.Backend, xs) }
+
+// StreamCounter is a backend that counts the operations it queued on its
+// device (kernel launches, library calls, copies) and the times the host
+// waited for the device, since it was opened. gpukernels.Backend has it.
+type StreamCounter interface {
+	StreamCounts() (ops, hostWaits int64)
+}
+
 func (t *tracked) backend() nn.Backend {
 	if m, ok := t.Backend.(nn.MixedBackend); ok && m.ActDType() != m.DType() {
 		return &trackedMixed{t, m}

@@ -266,6 +266,9 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 				if d.Memory == nil {
 					r.HeapBytes = heapInuse()
 				}
+				if d.Counter != nil {
+					r.StreamOps, r.HostWaits = countStep(d.Counter, t.step)
+				}
 				t.free()
 				r.derive(f.Ceilings)
 				f.Results = append(f.Results, r)
@@ -274,6 +277,15 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 		}
 	}
 	return nil
+}
+
+// countStep runs step once more and returns the device operations it
+// queued and the host waits it made.
+func countStep(c StreamCounter, step func()) (ops, waits int64) {
+	o0, w0 := c.StreamCounts()
+	step()
+	o1, w1 := c.StreamCounts()
+	return o1 - o0, w1 - w0
 }
 
 // runGenerate times step-mode generation per architecture and batch size:

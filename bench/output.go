@@ -253,14 +253,26 @@ func kernelTable(w io.Writer, f *File) error {
 	return renderTable(w, header, right, rows)
 }
 
+// stepTable is the train and memory suites' table; on a device that counts
+// them (a GPU) it adds each step's device operations (launches) and host
+// waits.
 func stepTable(w io.Writer, f *File) error {
 	header := []string{"arch", "params", "B", "L", "median step", "IQR/2", "tokens/s", "GFLOP/s", "% GEMM", "peak mem"}
 	right := []bool{false, true, true, true, true, true, true, true, true, true}
+	counted := slices.ContainsFunc(f.Results, func(r Result) bool { return r.StreamOps > 0 })
+	if counted {
+		header = append(header, "launches", "host waits")
+		right = append(right, true, true)
+	}
 	var rows [][]string
 	for _, r := range f.Results {
-		rows = append(rows, []string{r.Arch, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]), fmt.Sprint(r.L),
+		row := []string{r.Arch, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]), fmt.Sprint(r.L),
 			HumanSeconds(r.Median), spread(r), fmt.Sprintf("%.4g", r.TokensPerS), fmt.Sprintf("%.3g", r.FLOPsPerS/1e9),
-			pct(r.FracFLOPs), humanBytes(r.PeakBytes)})
+			pct(r.FracFLOPs), humanBytes(r.PeakBytes)}
+		if counted {
+			row = append(row, fmt.Sprint(r.StreamOps), fmt.Sprint(r.HostWaits))
+		}
+		rows = append(rows, row)
 	}
 	return renderTable(w, header, right, rows)
 }

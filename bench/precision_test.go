@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -174,4 +175,75 @@ func TestBenchTrainPeakIsPerModel(t *testing.T) {
 	both, alone := peaks("transformer", "s4d"), peaks("s4d")
 	require.Greater(t, both["transformer"], alone["s4d"], "the test needs the first model to be the larger")
 	assert.Equal(t, alone["s4d"], both["s4d"])
+}
+
+// countingBackend counts, as a GPU backend does (StreamCounter), one device
+// operation per GEMM and one host wait per read-back; its SumSquaresEach
+// is one wait for all the buffers.
+type countingBackend struct {
+	nn.Backend
+	ops, waits, each int64
+}
+
+func (c *countingBackend) StreamCounts() (int64, int64) { return c.ops, c.waits }
+
+func (c *countingBackend) Gemm(a, b, out nn.Buffer, g nn.GemmArgs) {
+	c.ops++
+	c.Backend.Gemm(a, b, out, g)
+}
+
+func (c *countingBackend) Read(b nn.Buffer) []float64 {
+	c.waits++
+	return c.Backend.Read(b)
+}
+
+func (c *countingBackend) SumSquares(x nn.Buffer) float64 {
+	c.waits++
+	return c.Backend.SumSquares(x)
+}
+
+func (c *countingBackend) SumSquaresEach(xs []nn.Buffer) []float64 {
+	c.waits++
+	c.each++
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = c.Backend.SumSquares(x)
+	}
+	return out
+}
+
+// The train suite records one step's device operations and host waits
+// where the device counts them, and shows them in its table; the step's
+// clip reaches the backend's one-round-trip reduction through bench's
+// memory-tracking wrapper.
+func TestBenchTrainCountsLaunchesAndWaits(t *testing.T) {
+	be := &countingBackend{Backend: cpukernels.New[float32]()}
+	d := NewDevice(be, "", "")
+	require.NotNil(t, d.Counter)
+	o := tiny("train")
+	o.Archs, o.Lengths, o.Batches, o.Ceilings, o.Repeat = []string{"transformer"}, []int{16}, []int{2}, false, 2
+	o.Model = ModelOptions{DModel: 16, NLayers: 2, Vocab: 32}
+	f, err := Run(d, o)
+	require.NoError(t, err)
+	require.Len(t, f.Results, 1, f.Skipped)
+	r := f.Results[0]
+	steps := be.each // one clip a step
+	require.Positive(t, steps)
+	assert.Equal(t, be.ops/steps, r.StreamOps, "every step queues the same operations")
+	assert.Greater(t, r.StreamOps, int64(2*2), "each layer has GEMMs forward and backward")
+	// The loss and the grad norm (one wait for all the parameters).
+	assert.Equal(t, be.waits/steps, r.HostWaits)
+	assert.Less(t, r.HostWaits, int64(5), "the clip waits once, not once per parameter")
+	var buf bytes.Buffer
+	require.NoError(t, WriteTable(&buf, f))
+	assert.Contains(t, buf.String(), "launches")
+	assert.Contains(t, buf.String(), fmt.Sprintf(" %d ", r.StreamOps))
+
+	cpu := NewDevice(cpukernels.New[float32](), "", "")
+	assert.Nil(t, cpu.Counter)
+	g, err := Run(cpu, o)
+	require.NoError(t, err)
+	buf.Reset()
+	require.NoError(t, WriteTable(&buf, g))
+	assert.NotContains(t, buf.String(), "launches", "no counts, no columns")
 }

@@ -82,6 +82,7 @@ type Backend struct {
 	rnnPersistent bool
 	rnnPersisted  int // recurrences run as one persistent kernel (tests)
 	stats         KernelStats
+	counts        streamCounts
 	closed        bool
 	// staging is the ring of page-locked buffers of uploadInt32.
 	staging   [stagingSlots]stagingSlot
@@ -94,6 +95,37 @@ type Backend struct {
 // KernelStats counts how kernel families were obtained.
 type KernelStats struct {
 	Compiles, CacheHits, CacheBad int
+}
+
+// streamCounts count, since the backend was opened, the operations it
+// queued on its stream (kernel launches, cuBLAS calls, copies and memsets)
+// and the times the host waited for the stream (a download, an upload, a
+// Synchronize).
+type streamCounts struct {
+	ops, hostWaits int64
+}
+
+// StreamCounts are the operations queued on the stream and the host's
+// waits for it since the backend was opened (shared with its BF16 backend,
+// which queues on the same stream): bench's launches and host waits per
+// training step are their differences over one step.
+func (be *Backend) StreamCounts() (ops, hostWaits int64) {
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	return be.counts.ops, be.counts.hostWaits
+}
+
+// queued counts one operation queued on the stream, panicking with the
+// driver's error if queuing it failed.
+func (be *Backend) queued(op string, err error) {
+	must(op, err)
+	be.counts.ops++
+}
+
+// wait blocks until the stream's work is done (a host wait).
+func (be *Backend) wait(op string) {
+	be.counts.hostWaits++
+	must(op, be.drv.StreamSynchronize(be.stream))
 }
 
 // OpError is a failed CUDA call inside an op.
@@ -209,6 +241,7 @@ func (be *Backend) Synchronize() error {
 		return err
 	}
 	defer be.dev.Unlock()
+	be.counts.hostWaits++
 	return be.drv.StreamSynchronize(be.stream)
 }
 
@@ -331,8 +364,9 @@ func (be *Backend) allowSmem(op string, k *kernel, smem int) {
 // checkLaunch panics with a launch's error, or, when every launch is
 // synchronised (tests), with the kernel's.
 func (be *Backend) checkLaunch(op string, k *kernel, err error) {
-	must(op, err)
+	be.queued(op, err)
 	if be.syncEach {
+		be.counts.hostWaits++
 		if err := be.drv.StreamSynchronize(be.stream); err != nil {
 			panic(&OpError{Op: op, Err: fmt.Errorf("kernel %s: %w", k.name, err)})
 		}

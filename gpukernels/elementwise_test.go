@@ -204,3 +204,32 @@ func TestElementwiseTypes(t *testing.T) {
 	}()
 	be.ewTypes("Test", arg{"a", f}, arg{"b", &Buffer{dt: nn.Float64}})
 }
+
+// StreamCounts counts what an op queues and how often the host waits:
+// SumSquaresEach of three buffers is two kernels each and one download,
+// one wait (plus one per launch when every launch is synchronised, as in
+// the tests).
+func TestGPUStreamCounts(t *testing.T) {
+	be := gpu(t, nn.Float32)
+	xs := []nn.Buffer{be.Alloc(1000), be.Alloc(5000), be.Alloc(7)}
+	defer func() {
+		for _, x := range xs {
+			be.Free(x)
+		}
+	}()
+	perLaunch := int64(0)
+	if be.syncEach {
+		perLaunch = 1
+	}
+	ops0, waits0 := be.StreamCounts()
+	be.SumSquaresEach(xs)
+	ops1, waits1 := be.StreamCounts()
+	if ops, waits := ops1-ops0, waits1-waits0; ops != 7 || waits != 1+6*perLaunch {
+		t.Errorf("SumSquaresEach of 3 buffers: %d operations and %d host waits, want 7 and %d", ops, waits, 1+6*perLaunch)
+	}
+	be.Scale(xs[0], 2)
+	ops2, waits2 := be.StreamCounts()
+	if ops, waits := ops2-ops1, waits2-waits1; ops != 1 || waits != perLaunch {
+		t.Errorf("Scale: %d operations and %d host waits, want 1 and %d", ops, waits, perLaunch)
+	}
+}

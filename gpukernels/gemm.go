@@ -74,9 +74,9 @@ func (be *Backend) gemm(op string, ad, bd, cd *Buffer, g nn.GemmArgs) {
 		default:
 			err = be.blas.Sgemm(s, float32(g.Alpha), float32(g.Beta))
 		}
-		must(op, err)
+		be.queued(op, err)
 		if be.syncEach {
-			must(op, be.drv.StreamSynchronize(be.stream))
+			be.wait(op)
 		}
 	}
 	if overlap {

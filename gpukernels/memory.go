@@ -105,7 +105,7 @@ func (be *Backend) allocAs(op string, n int, dt nn.DType) *Buffer {
 	b := be.newBuffer(n, dt)
 	if bytes := int64(n) * dt.Size(); bytes > 0 {
 		// Allocations are whole 4-byte words (the allocator rounds up).
-		must(op, be.drv.MemsetD32Async(b.ptr, 0, uint64((bytes+3)/4), be.stream))
+		be.queued(op, be.drv.MemsetD32Async(b.ptr, 0, uint64((bytes+3)/4), be.stream))
 	}
 	return b
 }
@@ -172,8 +172,8 @@ func (be *Backend) upload(op string, dst uint64, data []byte) {
 	var p runtime.Pinner
 	defer p.Unpin()
 	p.Pin(&data[0])
-	must(op, be.drv.MemcpyHtoDAsync(dst, unsafe.Pointer(&data[0]), uint64(len(data)), be.stream))
-	must(op, be.drv.StreamSynchronize(be.stream))
+	be.queued(op, be.drv.MemcpyHtoDAsync(dst, unsafe.Pointer(&data[0]), uint64(len(data)), be.stream))
+	be.wait(op)
 }
 
 // download copies device bytes to host after the work queued before it.
@@ -184,8 +184,8 @@ func (be *Backend) download(op string, data []byte, src uint64) {
 	var p runtime.Pinner
 	defer p.Unpin()
 	p.Pin(&data[0])
-	must(op, be.drv.MemcpyDtoHAsync(unsafe.Pointer(&data[0]), src, uint64(len(data)), be.stream))
-	must(op, be.drv.StreamSynchronize(be.stream))
+	be.queued(op, be.drv.MemcpyDtoHAsync(unsafe.Pointer(&data[0]), src, uint64(len(data)), be.stream))
+	be.wait(op)
 }
 
 // stagingSlots is the depth of the ring of page-locked buffers that int32
@@ -215,6 +215,7 @@ func (be *Backend) uploadInt32(op string, xs []int32) *Buffer {
 	s := &be.staging[be.stageNext]
 	be.stageNext = (be.stageNext + 1) % stagingSlots
 	if s.pending {
+		be.counts.hostWaits++ // returns at once when the copy is done
 		must(op, be.drv.EventSynchronize(s.event))
 		s.pending = false
 	}
@@ -234,7 +235,7 @@ func (be *Backend) uploadInt32(op string, xs []int32) *Buffer {
 		s.event = ev
 	}
 	copy(unsafe.Slice((*int32)(s.host), len(xs)), xs)
-	must(op, be.drv.MemcpyHtoDAsync(b.ptr, s.host, uint64(n), be.stream))
+	be.queued(op, be.drv.MemcpyHtoDAsync(b.ptr, s.host, uint64(n), be.stream))
 	must(op, be.drv.EventRecord(s.event, be.stream))
 	s.pending = true
 	return b
@@ -309,11 +310,11 @@ func (be *Backend) fill(op string, d *Buffer, n int, v float64) {
 		return
 	}
 	if d.dt == nn.BFloat16 {
-		must(op, be.drv.MemsetD16Async(d.ptr, nn.BF16FromFloat64(v), uint64(n), be.stream))
+		be.queued(op, be.drv.MemsetD16Async(d.ptr, nn.BF16FromFloat64(v), uint64(n), be.stream))
 		return
 	}
 	if d.dt == nn.Float32 {
-		must(op, be.drv.MemsetD32Async(d.ptr, math.Float32bits(float32(v)), uint64(n), be.stream))
+		be.queued(op, be.drv.MemsetD32Async(d.ptr, math.Float32bits(float32(v)), uint64(n), be.stream))
 		return
 	}
 	k := be.fn(op, "elementwise", "fill")
@@ -336,7 +337,7 @@ func (be *Backend) copy(op string, d, s *Buffer, n int) {
 		return
 	}
 	if d.dt == s.dt {
-		must(op, be.drv.MemcpyDtoDAsync(d.ptr, s.ptr, uint64(n*d.esize()), be.stream))
+		be.queued(op, be.drv.MemcpyDtoDAsync(d.ptr, s.ptr, uint64(n*d.esize()), be.stream))
 		return
 	}
 	var name string
