@@ -541,8 +541,9 @@ func (r *runner) logStep(ctx context.Context, m *Metrics, step int, evalNow bool
 // (a diverged step ends the run naming the loss, before any update), and
 // the gradient norm, which the clip needs to scale the gradients and the
 // guard to stop before a non-finite update (nn.ClipGradNorm reads the sums
-// of squares of all the gradients in one round trip where the backend can). The loss read costs no wait of its own today:
-// nn's CrossEntropy forms the mean loss on the host (Backend.Sum) already.
+// of squares of all the gradients in one round trip where the backend
+// can). The loss read costs no wait of its own today: nn's CrossEntropy
+// forms the mean loss on the host (Backend.Sum) already.
 func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (loss, acc, gnorm float64, div *divergence) {
 	tp := nn.NewTape(r.be, true)
 	defer tp.Release()
