@@ -76,6 +76,11 @@ type Backend struct {
 	// it is verified on a GPU, unless SEQBENCH_FLASH_ATTN=1.
 	flashAttn bool
 	flashRuns int // forwards run on flash_attn.cu (tests)
+	// conv1dTiled runs Conv1D and its backward at W ≤ 4 on the tiled
+	// kernels (a thread per 8 positions, the backward in one pass); off
+	// until verified on a GPU, unless SEQBENCH_CONV1D_TILED=1.
+	conv1dTiled bool
+	conv1dTiles int // calls run on the tiled kernels (tests)
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel
 	// where it fits instead of two launches a step (rnn.go); on unless
 	// SEQBENCH_RNN_PERSISTENT=0. The tests run both ways.
@@ -164,7 +169,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 		dtype: dt, dev: dev, drv: drv, nvrtc: nv, mods: map[modKey]*module{},
 		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
 		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: os.Getenv("SEQBENCH_RNN_PERSISTENT") != "0",
-		ssdChunked: ssdChunkedFromEnv(), flashAttn: flashAttnFromEnv(),
+		ssdChunked: ssdChunkedFromEnv(), flashAttn: flashAttnFromEnv(), conv1dTiled: conv1dTiledFromEnv(),
 	}
 	switch opt.CacheDir {
 	case "":

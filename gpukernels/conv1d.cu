@@ -145,3 +145,210 @@ extern "C" __global__ void conv1d_dw(real* dw, real* dbias, const act_t* x, cons
     if (dp) conv1d_dw_body(dw, dbias, x, dp, B, C, L, W, sh);
     else conv1d_dw_body(dw, dbias, x, dout, B, C, L, W, sh);
 }
+
+// The tiled kernels (Backend.conv1dTiled; NOTES.md "Conv1D"): W ≤ 4, a
+// thread owns CONV_CT consecutive positions of one row, read and written
+// with 16-byte loads and stores where the run is whole and aligned, its W−1
+// (backward: 2(W−1)) neighbours read one by one (from L1: the neighbouring
+// threads read them too). blockIdx.x tiles the row, blockIdx.y walks the
+// rows with a grid stride.
+
+
+// conv_ld reads the n ≤ CONV_CT elements at p into v (zeros past n).
+__device__ __forceinline__ void conv_ld(const act_t* p, i64 n, real* v) {
+    constexpr int per = 16 / (int)sizeof(act_t);
+    if (n == CONV_CT && al16(p)) {
+#pragma unroll
+        for (int j = 0; j < CONV_CT / per; j++) {
+            union {
+                uint4 u;
+                act_t e[per];
+            } w;
+            w.u = ((const uint4*)p)[j];
+#pragma unroll
+            for (int k = 0; k < per; k++) v[j * per + k] = (real)w.e[k];
+        }
+        return;
+    }
+#pragma unroll
+    for (int k = 0; k < CONV_CT; k++) v[k] = k < n ? (real)p[k] : (real)0;
+}
+
+// conv_st writes the first n ≤ CONV_CT of v to p, each rounded once.
+__device__ __forceinline__ void conv_st(act_t* p, i64 n, const real* v) {
+    constexpr int per = 16 / (int)sizeof(act_t);
+    if (n == CONV_CT && al16(p)) {
+#pragma unroll
+        for (int j = 0; j < CONV_CT / per; j++) {
+            union {
+                uint4 u;
+                act_t e[per];
+            } w;
+#pragma unroll
+            for (int k = 0; k < per; k++) w.e[k] = (act_t)v[j * per + k];
+            ((uint4*)p)[j] = w.u;
+        }
+        return;
+    }
+#pragma unroll
+    for (int k = 0; k < CONV_CT; k++)
+        if (k < n) p[k] = (act_t)v[k];
+}
+
+// conv1d_fwd_tiled<W>: conv1d_fwd, the same sums in the same order.
+template <int W>
+__device__ __forceinline__ void conv1d_fwd_tiled(act_t* out, const act_t* x, const real* w, const real* bias,
+                                                 const real* state, i64 rows, i64 C, i64 L, i64 silu) {
+    constexpr int S = W - 1;
+    const i64 t0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) * CONV_CT;
+    if (t0 >= L) return;
+    const i64 n = L - t0 < CONV_CT ? L - t0 : CONV_CT;
+    for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
+        const i64 c = r % C;
+        const act_t* xr = x + r * L;
+        const real* sr = state ? state + r * S : nullptr;
+        real wk[W];
+#pragma unroll
+        for (int k = 0; k < W; k++) wk[k] = w[c * W + k];
+        const real b0 = bias ? bias[c] : (real)0;
+        real xv[S + CONV_CT]; // xv[m] = x[r, t0 − S + m]
+#pragma unroll
+        for (int m = 0; m < S; m++) xv[m] = conv_at(xr, sr, S, t0 - S + m);
+        conv_ld(xr + t0, n, xv + S);
+        real o[CONV_CT];
+#pragma unroll
+        for (int i = 0; i < CONV_CT; i++) {
+            real p = b0;
+#pragma unroll
+            for (int k = 0; k < W; k++) p += wk[k] * xv[i + k];
+            if (silu) p *= r_sigmoid(p);
+            o[i] = p;
+        }
+        conv_st(out + r * L + t0, n, o);
+    }
+}
+
+// conv1d_bwd_tiled<W>: conv1d_dp, conv1d_dx and the first stage of
+// conv1d_dw in one pass, with dp kept in registers. A thread needs dp at
+// its positions and the W−1 after them (for dx), so it recomputes p there
+// from x over [t0 − S, t0 + CONV_CT + S). dx (when given) gets the same
+// sums in the same order as conv1d_dx. With part given, the block's sums
+// Σ dp·x[t − S + k] (k < W) and Σ dp (k = W) over its positions, in double,
+// go to part[(r·gridDim.x + blockIdx.x)·(W + 1) + k], summed over the rows
+// of each channel by conv1d_dw_finish in a fixed order.
+template <int W>
+__device__ __forceinline__ void conv1d_bwd_tiled(act_t* dx, double* part, const act_t* x, const real* w,
+                                                 const real* bias, const act_t* dout, i64 rows, i64 C, i64 L,
+                                                 i64 silu, double* sh) {
+    constexpr int S = W - 1;
+    const i64 t0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) * CONV_CT;
+    const i64 n = t0 >= L ? 0 : (L - t0 < CONV_CT ? L - t0 : CONV_CT);
+    for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
+        const i64 c = r % C;
+        double acc[W + 1];
+#pragma unroll
+        for (int k = 0; k <= W; k++) acc[k] = 0;
+        if (n > 0) {
+            const act_t* xr = x + r * L;
+            const act_t* gr = dout + r * L;
+            real wk[W];
+#pragma unroll
+            for (int k = 0; k < W; k++) wk[k] = w[c * W + k];
+            const real b0 = bias ? bias[c] : (real)0;
+            // xv[m] = x[r, t0 − 2S + m], zero outside [0, L).
+            real xv[2 * S + CONV_CT + S];
+#pragma unroll
+            for (int m = 0; m < 2 * S; m++) {
+                const i64 t = t0 - 2 * S + m;
+                xv[m] = t >= 0 ? (real)xr[t] : (real)0;
+            }
+            conv_ld(xr + t0, n, xv + 2 * S);
+#pragma unroll
+            for (int m = 0; m < S; m++) {
+                const i64 t = t0 + CONV_CT + m;
+                xv[2 * S + CONV_CT + m] = (n == CONV_CT && t < L) ? (real)xr[t] : (real)0;
+            }
+            // g[m] = dp at t0 − S + m for m in [S, 2S + CONV_CT): the
+            // positions t0 .. t0 + CONV_CT + S − 1 (0 past L).
+            real gv[CONV_CT];
+            conv_ld(gr + t0, n, gv);
+            real g[CONV_CT + S];
+#pragma unroll
+            for (int m = 0; m < CONV_CT + S; m++) {
+                const i64 t = t0 + m;
+                real d;
+                if (m < CONV_CT) d = gv[m];
+                else d = (n == CONV_CT && t < L) ? (real)gr[t] : (real)0;
+                if (silu) {
+                    real p = b0;
+#pragma unroll
+                    for (int k = 0; k < W; k++) p += wk[k] * xv[S + m + k];
+                    const real s = r_sigmoid(p);
+                    d = d * s * ((real)1 + p * ((real)1 - s));
+                }
+                g[m] = t < L ? d : (real)0;
+            }
+            if (dx) {
+                real dv[CONV_CT];
+                conv_ld(dx + r * L + t0, n, dv);
+#pragma unroll
+                for (int i = 0; i < CONV_CT; i++) {
+                    real s = 0;
+#pragma unroll
+                    for (int k = 0; k < W; k++) s += wk[k] * g[i + S - k];
+                    dv[i] += s;
+                }
+                conv_st(dx + r * L + t0, n, dv);
+            }
+            if (part) {
+#pragma unroll
+                for (int i = 0; i < CONV_CT; i++) {
+                    const double gi = (double)g[i];
+#pragma unroll
+                    for (int k = 0; k < W; k++) acc[k] += gi * (double)xv[S + i + k];
+                    acc[W] += gi;
+                }
+            }
+        }
+        if (part) {
+#pragma unroll
+            for (int k = 0; k <= W; k++) {
+                const double s = block_sum(acc[k], sh);
+                if (threadIdx.x == 0) part[(r * gridDim.x + blockIdx.x) * (W + 1) + k] = s;
+            }
+        }
+    }
+}
+
+#define CONV1D_TILED(W)                                                                                                  \
+    extern "C" __global__ void conv1d_fwd_tiled##W(act_t* out, const act_t* x, const real* w, const real* bias,          \
+                                                    const real* state, i64 rows, i64 C, i64 L, i64 silu) {               \
+        conv1d_fwd_tiled<W>(out, x, w, bias, state, rows, C, L, silu);                                                   \
+    }                                                                                                                    \
+    extern "C" __global__ void conv1d_bwd_tiled##W(act_t* dx, double* part, const act_t* x, const real* w,              \
+                                                    const real* bias, const act_t* dout, i64 rows, i64 C, i64 L,         \
+                                                    i64 silu) {                                                          \
+        __shared__ double sh[32];                                                                                        \
+        conv1d_bwd_tiled<W>(dx, part, x, w, bias, dout, rows, C, L, silu, sh);                                           \
+    }
+CONV1D_TILED(1)
+CONV1D_TILED(2)
+CONV1D_TILED(3)
+CONV1D_TILED(4)
+
+// conv1d_dw_finish: for channel c and tap k (k = W: the bias),
+// dw[c, k] (dbias[c]) += Σ_b Σ_seg part[((b·C + c)·nseg + seg)·(W + 1) + k],
+// b outer, seg inner: a fixed order.
+extern "C" __global__ void conv1d_dw_finish(real* dw, real* dbias, const double* part, i64 B, i64 C, i64 nseg, i64 W) {
+    FOR_N(i, C * (W + 1)) {
+        const i64 c = i / (W + 1), k = i % (W + 1);
+        double s = 0;
+        for (i64 b = 0; b < B; b++)
+            for (i64 seg = 0; seg < nseg; seg++) s += part[((b * C + c) * nseg + seg) * (W + 1) + k];
+        if (k == W) {
+            if (dbias) dbias[c] = (real)((double)dbias[c] + s);
+        } else if (dw) {
+            dw[c * W + k] = (real)((double)dw[c * W + k] + s);
+        }
+    }
+}

@@ -1,8 +1,43 @@
 package gpukernels
 
 import (
+	"fmt"
+	"os"
+
 	"seqbench/nn"
 )
+
+// conv1dTiledFromEnv is the backend's conv1dTiled at creation: on only
+// with SEQBENCH_CONV1D_TILED=1.
+func conv1dTiledFromEnv() bool { return os.Getenv("SEQBENCH_CONV1D_TILED") == "1" }
+
+// The tiled kernels (conv1d.cu): a thread owns convCT consecutive
+// positions of a row, up to convTiledThreads threads a block; widths up
+// to convTiledMaxW.
+const (
+	convCT           = 8
+	convTiledThreads = 256
+	convTiledMaxW    = 4
+)
+
+var _ = defineContract("conv1d", contract{consts: func(nn.DType) map[string]int {
+	return map[string]int{"CONV_CT": convCT}
+}})
+
+// useConv1DTiled reports whether a call of width W runs on the tiled kernels.
+func (be *Backend) useConv1DTiled(L, W int) bool {
+	return be.conv1dTiled && W <= convTiledMaxW && L > 0
+}
+
+// tiledGrid is the launch of the tiled kernels: threads (a multiple of 32)
+// covering a row's L positions in segments of threads·convCT, one segment a
+// block in x, rows in y (grid stride).
+func (be *Backend) tiledGrid(rows, L int) (gx, gy, threads int) {
+	per := (L + convCT - 1) / convCT
+	threads = min(convTiledThreads, max(32, (per+31)/32*32))
+	gx = (per + threads - 1) / threads
+	return gx, min(rows, 65535), threads
+}
 
 // rowGrid is the grid of a kernel that gives blockIdx.y to rows and the
 // threads of a block to consecutive positions of a row of length L (both
@@ -40,7 +75,12 @@ func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act 
 	}
 	be.enter(op)
 	defer be.exit()
-	if L > 0 {
+	if be.useConv1DTiled(L, W) {
+		be.conv1dTiles++
+		gx, gy, threads := be.tiledGrid(rows, L)
+		be.launch(op, be.fnAs(op, at, "conv1d", fmt.Sprintf("conv1d_fwd_tiled%d", W)), dim2(gx, gy), dim(threads), 0,
+			pArg(o), pArg(xs), pArg(ws), pArg(bs), pArg(ss), iArg(rows), iArg(C), iArg(L), bArg(act == nn.SiLU))
+	} else if L > 0 {
 		gx, gy := be.rowGrid(rows, L, 256)
 		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_fwd"), dim2(gx, gy), dim(256), 0, pArg(o), pArg(xs), pArg(ws),
 			pArg(bs), pArg(ss), iArg(rows), iArg(C), iArg(L), iArg(W), bArg(act == nn.SiLU))
@@ -79,6 +119,10 @@ func (be *Backend) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, 
 	be.enter(op)
 	defer be.exit()
 	rows := B * C
+	if be.useConv1DTiled(L, W) {
+		be.conv1dBackwardTiled(op, at, dX, dW, dB, xs, ws, bs, gs, B, C, L, W, act)
+		return
+	}
 	gx, gy := be.rowGrid(rows, L, 256)
 	// The kernels below read dp when given (SiLU), else dout (identity).
 	var dp *Buffer
@@ -95,5 +139,26 @@ func (be *Backend) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, 
 	if dW != nil || dB != nil {
 		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_dw"), dim(min(C, 65535)), dim(256), 0, pArg(dW), pArg(dB),
 			pArg(xs), pArg(dp), pArg(gs), iArg(B), iArg(C), iArg(L), iArg(W))
+	}
+}
+
+// conv1dBackwardTiled is Conv1DBackward on the tiled kernels: one pass
+// computes dp in registers, adds into dx and leaves each block's sums for
+// dw and dbias in a double scratch, which conv1d_dw_finish adds up per
+// channel in a fixed order.
+func (be *Backend) conv1dBackwardTiled(op string, at nn.DType, dX, dW, dB, xs, ws, bs, gs *Buffer, B, C, L, W int, act nn.Activation) {
+	be.conv1dTiles++
+	rows := B * C
+	gx, gy, threads := be.tiledGrid(rows, L)
+	var part *Buffer
+	if dW != nil || dB != nil {
+		part = be.newBuffer(rows*gx*(W+1), nn.Float64)
+		defer be.release(part)
+	}
+	be.launch(op, be.fnAs(op, at, "conv1d", fmt.Sprintf("conv1d_bwd_tiled%d", W)), dim2(gx, gy), dim(threads), 0,
+		pArg(dX), pArg(part), pArg(xs), pArg(ws), pArg(bs), pArg(gs), iArg(rows), iArg(C), iArg(L), bArg(act == nn.SiLU))
+	if part != nil {
+		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_dw_finish"), dim(be.blocksFor(C*(W+1), 128)), dim(128), 0,
+			pArg(dW), pArg(dB), pArg(part), iArg(B), iArg(C), iArg(gx), iArg(W))
 	}
 }
