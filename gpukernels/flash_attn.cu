@@ -1,11 +1,12 @@
-// Tensor-core attention forward for bfloat16 activations (issue #15; NOTES.md
+// Tensor-core attention for bfloat16 activations (issue #15; NOTES.md
 // "Attention on tensor cores"): the forward of attention.cu's attn_fwd, same
 // arguments and the same lse (natural log of Σ_j exp(scale·q_i·k_j) over the
-// visible keys, float32), so that attention.cu's backward kernels read it.
-// Only the bfloat16 build has a body: Go launches these kernels only with
-// bfloat16 activations and head dim 64 or 128 (flash_attn.go).
+// visible keys, float32), so that either backward reads it, and the
+// backward of its attn_bwd_dkdv / attn_bwd_dq (below the forward). Only the
+// bfloat16 build has a body: Go launches these kernels only with bfloat16
+// activations and head dim 64 or 128 (flash_attn.go).
 //
-// FlashAttention-2's algorithm. A block owns FA_BR (128) query rows; each
+// The forward is FlashAttention-2's algorithm. A block owns FA_BR (128) query rows; each
 // of its warps owns MT m-tiles of 16 consecutive rows (MT = 2 at Dh 64: 4
 // warps, each K or V fragment loaded from shared memory feeds two mma;
 // MT = 1 at Dh 128: 8 warps, for registers). K and V stream through shared

@@ -198,6 +198,45 @@ func TestGPUFlashAttnMatchesKernels(t *testing.T) {
 	}
 }
 
+// TestGPUFlashAttnBwdTiming logs AttentionBackward's time (attn_bwd_pre
+// included) on both paths at the forward timing's shapes and its fraction
+// of the floor (FLOPs 2.5 times the forward's: five products of its size
+// to the forward's two, 10·B·H·Dh·L(L+1)/2 at 990 TFLOP/s): a measurement
+// for NOTES.md, not a check.
+func TestGPUFlashAttnBwdTiming(t *testing.T) {
+	needGPU(t)
+	if testing.Short() {
+		t.Skip("timing")
+	}
+	m := bf16Backend(t)
+	for _, B := range []int{4, 8} {
+		s := flashShape{B: B, H: 16, Lq: 8192, Lk: 8192, Dh: 64, causal: true}
+		q, k, v, _ := flashInputs(t, m, s, 1, 98)
+		n := B * 16 * 8192 * 64
+		o, l := m.AllocAs(n, nn.BFloat16), m.AllocAs(B*16*8192, nn.Float32)
+		dq, dk, dv := m.AllocAs(n, nn.BFloat16), m.AllocAs(n, nn.BFloat16), m.AllocAs(n, nn.BFloat16)
+		m.Attention(o, l, q, k, v, B, 16, 8192, 8192, 64, 0.125, true)
+		flops := 10 * float64(B*16*64) * 8192 * 8193 / 2
+		was := m.flashAttn
+		for _, flash := range []bool{false, true} {
+			m.flashAttn = flash
+			// dout = q: any bf16 values do for a timing.
+			run := func() { m.AttentionBackward(dq, dk, dv, q, k, v, o, l, q, B, 16, 8192, 8192, 64, 0.125, true) }
+			run() // compiles and loads the kernels outside the timing
+			ms, err := m.Time(3, run)
+			m.flashAttn = was
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%v flash %v backward: %.3f ms, %.0f TFLOP/s, %.0f%% of the floor %.3f ms", s, flash, ms, flops/ms/1e9,
+				100*flops/990e12/(ms/1e3), flops/990e12*1e3)
+		}
+		for _, b := range []nn.Buffer{o, l, dq, dk, dv} {
+			m.Free(b)
+		}
+	}
+}
+
 func norm2(x []float64) float64 {
 	s := 0.0
 	for _, v := range x {
