@@ -110,7 +110,8 @@ func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, 
 //
 // Any of dq, dk, dv may be nil. One kernel owns key tiles (dk, dv), another
 // query tiles (dq); both recompute the scores, so no atomics are needed and
-// the result is deterministic. The gradients are activations as q, k, v,
+// the result is deterministic. With flashAttn on, bfloat16 activations at
+// head dim 64 or 128 take the tensor-core kernels (flash_attn.cu). The gradients are activations as q, k, v,
 // out and dout are (lse is of the backend's type): each element of dq, dk,
 // dv is loaded, the float sum added and the result rounded once.
 func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
@@ -133,6 +134,10 @@ func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buff
 	defer be.release(Dr)
 	kp := be.fnAs(op, at, "attention", "attn_bwd_pre")
 	be.launch(op, kp, dim(be.blocksFor(rows*32, 256)), dim(256), 0, pArg(Dr), pArg(os), pArg(gs), iArg(rows), iArg(Dh))
+	if be.useFlashBwd(at, Lq, Lk, Dh, qs, ks, vs, gs, es, dQ, dK, dV) {
+		be.flashBackward(op, at, dQ, dK, dV, qs, ks, vs, gs, es, Dr, B*H, Lq, Lk, Dh, scale, causal)
+		return
+	}
 	if be.fastAttn(Dh) {
 		if dK != nil || dV != nil {
 			kk := be.fnAs(op, at, "attention", fmt.Sprintf("attn_bwd_dkdv_fast%d", Dh))

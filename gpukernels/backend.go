@@ -71,11 +71,13 @@ type Backend struct {
 	// (ssd_chunk.cu) instead of the recurrence (ssd.cu); off until it is
 	// verified on a GPU, unless SEQBENCH_SSD_CHUNKED=1 (tests turn it on).
 	ssdChunked bool
-	// flashAttn runs Attention's forward with bfloat16 activations at head
-	// dims 64 and 128 on the tensor-core kernel (flash_attn.cu); off until
-	// it is verified on a GPU, unless SEQBENCH_FLASH_ATTN=1.
-	flashAttn bool
-	flashRuns int // forwards run on flash_attn.cu (tests)
+	// flashAttn runs Attention and AttentionBackward with bfloat16
+	// activations at head dims 64 and 128 on the tensor-core kernels
+	// (flash_attn.cu); off until they are verified on a GPU, unless
+	// SEQBENCH_FLASH_ATTN=1.
+	flashAttn    bool
+	flashRuns    int // forwards run on flash_attn.cu (tests)
+	flashBwdRuns int // backwards run on flash_attn.cu (tests)
 	// conv1dTiled runs Conv1D and its backward at W ≤ 4 on the tiled
 	// kernels (a thread per 8 positions, the backward in one pass); off
 	// until verified on a GPU, unless SEQBENCH_CONV1D_TILED=1.
