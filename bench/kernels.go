@@ -18,8 +18,9 @@ type Shape map[string]int
 // (no tape). Its doc gives what one call does, its FLOPs and its bytes.
 //
 // Conventions: E is the element size (under bf16: 2 bytes for the
-// activations and their gradients, 4 for what stays float32: parameters
-// and their gradients, statistics, saved recurrent states; the types of
+// activations and their gradients and the LSTM's and GRU's saved gates,
+// 4 for what stays float32: parameters and their gradients, statistics,
+// recurrent states; the types of
 // docs/PRECISION.md's table); a multiply-add is 2 FLOPs and exp,
 // softplus, sigmoid and tanh count 1 each. Bytes are the fewest a call must
 // move: each input read once, each output written once, and gradients
@@ -534,13 +535,13 @@ func prepRNN(in *inputs, s Shape, gates int) *kcase {
 	if gates == 4 {
 		savedLen = nn.LSTMSavedLen(B, L, H)
 	}
-	out, saved := in.allocH(blh), in.alloc(savedLen)
+	out, saved := in.allocH(blh), in.allocH(savedLen) // saved: activations, out's type
 	g := nn.RNNGrads{X: in.allocH(bli), Wih: in.alloc(gh * I), Whh: in.alloc(gh * H), Bih: in.alloc(gh), Bhh: in.alloc(gh)}
 	dout := in.normalH(blh, 0, 1)
 	fwdF := 2*float64(B*L)*float64(gh)*float64(I+H) + float64(5*gates)*float64(blh)
 	params := Eh*float64(bli) + Ef*float64(gh*(I+H)+2*gh) // x and the weights
-	fwdB := params + Eh*float64(blh) + Ef*float64(savedLen)
-	bwdB := params + Eh*float64(2*blh) + Ef*float64(savedLen) + 2*params
+	fwdB := params + Eh*float64(blh) + Eh*float64(savedLen)
+	bwdB := params + Eh*float64(2*blh) + Eh*float64(savedLen) + 2*params
 	return &kcase{
 		sets: len(sets),
 		fwd: func(i int) {

@@ -332,27 +332,58 @@ func unwrapRNNGrads(g nn.RNNGrads) nn.RNNGrads {
 	return nn.RNNGrads{X: u(g.X), Wih: u(g.Wih), Whh: u(g.Whh), Bih: u(g.Bih), Bhh: u(g.Bhh)}
 }
 
+// sameAs panics unless saved (when given) is of out's type: the LSTM's
+// and GRU's saved gates are activations (docs/PRECISION.md), stored, like
+// out, in bfloat16 under bf16 and rounded once when the forward writes
+// them.
+func sameAs(op string, saved, out nn.Buffer) {
+	if saved == nil {
+		return
+	}
+	_, sh := saved.(BF16Buf)
+	_, oh := out.(BF16Buf)
+	if sh != oh {
+		st, ot := nn.Float32, nn.Float32
+		if sh {
+			st = nn.BFloat16
+		}
+		if oh {
+			ot = nn.BFloat16
+		}
+		panic(fmt.Sprintf("cpukernels.%s: saved is %v but out is %v: saved must be of out's type (docs/PRECISION.md)", op, st, ot))
+	}
+}
+
+// The LSTM and GRU run the float32 kernels on the bfloat16 values of x
+// and round out and saved once when they return; the forward's cell state
+// and h_{t−1} stay float32 between steps (the kernel keeps them apart from
+// saved), so out, hT and cT do not depend on saved's type. The backward
+// reads the rounded gates and cell states.
 func (be *BF16) LSTM(out, hT, cT, saved nn.Buffer, a nn.RNNArgs) {
-	need32("LSTM", "hT, cT, saved, H0 and C0", hT, cT, saved, a.H0, a.C0)
-	be.f.LSTM(u(out), hT, cT, saved, unwrapRNN(a))
-	be.round(out)
+	need32("LSTM", "hT, cT, H0 and C0", hT, cT, a.H0, a.C0)
+	sameAs("LSTM", saved, out)
+	be.f.LSTM(u(out), hT, cT, u(saved), unwrapRNN(a))
+	be.round(out, saved)
 }
 
 func (be *BF16) LSTMBackward(g nn.RNNGrads, a nn.RNNArgs, out, saved, dout nn.Buffer) {
-	need32("LSTMBackward", "saved, H0 and C0", saved, a.H0, a.C0)
-	be.f.LSTMBackward(unwrapRNNGrads(g), unwrapRNN(a), u(out), saved, u(dout))
+	need32("LSTMBackward", "H0 and C0", a.H0, a.C0)
+	sameAs("LSTMBackward", saved, out)
+	be.f.LSTMBackward(unwrapRNNGrads(g), unwrapRNN(a), u(out), u(saved), u(dout))
 	be.round(g.X, g.Wih, g.Whh, g.Bih, g.Bhh)
 }
 
 func (be *BF16) GRU(out, hT, saved nn.Buffer, a nn.RNNArgs) {
-	need32("GRU", "hT, saved and H0", hT, saved, a.H0)
-	be.f.GRU(u(out), hT, saved, unwrapRNN(a))
-	be.round(out)
+	need32("GRU", "hT and H0", hT, a.H0)
+	sameAs("GRU", saved, out)
+	be.f.GRU(u(out), hT, u(saved), unwrapRNN(a))
+	be.round(out, saved)
 }
 
 func (be *BF16) GRUBackward(g nn.RNNGrads, a nn.RNNArgs, out, saved, dout nn.Buffer) {
-	need32("GRUBackward", "saved and H0", saved, a.H0)
-	be.f.GRUBackward(unwrapRNNGrads(g), unwrapRNN(a), u(out), saved, u(dout))
+	need32("GRUBackward", "H0", a.H0)
+	sameAs("GRUBackward", saved, out)
+	be.f.GRUBackward(unwrapRNNGrads(g), unwrapRNN(a), u(out), u(saved), u(dout))
 	be.round(g.X, g.Wih, g.Whh, g.Bih, g.Bhh)
 }
 

@@ -498,13 +498,21 @@ func TestContractStructLayout(t *testing.T) {
 	if !strings.Contains(src, fmt.Sprintf("sizeof(ScanParams) == %d", typ.Size())) {
 		t.Errorf("the emitted ScanParams does not pin its size %d", typ.Size())
 	}
-	for _, c := range []string{"#define SCAN_THREADS 128", "#define SCAN_FWD_K 16", "#define SCAN_BWD_WARPS 8"} {
+	for _, c := range []string{"#define SCAN_THREADS 128", "#define SCAN_FWD_K 8", "#define SCAN_BWD_K 4",
+		"#define SCAN_BWD_WARPS 8", "#define SCAN_CHUNK_BLOCKS 2", "#define SCAN_FWD_STATES 2", "#define SCAN_STATES_BLOCKS 3"} {
 		if !strings.Contains(src, c) {
 			t.Errorf("the contract lacks %q:\n%s", c, src)
 		}
 	}
-	if c64 := contractSource("selective_scan", nn.Float64); !strings.Contains(c64, "#define SCAN_FWD_K 8") {
-		t.Errorf("float64 contract: want SCAN_FWD_K 8:\n%s", c64)
+	if c16 := contractSource("selective_scan", nn.BFloat16); !strings.Contains(c16, "#define SCAN_CHUNK_BLOCKS 2") {
+		t.Errorf("bfloat16 contract: want SCAN_CHUNK_BLOCKS 2:\n%s", c16)
+	}
+	c64 := contractSource("selective_scan", nn.Float64)
+	for _, c := range []string{"#define SCAN_FWD_K 8", "#define SCAN_BWD_K 4", "#define SCAN_CHUNK_BLOCKS 1", "#define SCAN_FWD_STATES 1",
+		"#define SCAN_STATES_BLOCKS 1"} {
+		if !strings.Contains(c64, c) {
+			t.Errorf("float64 contract: want %q:\n%s", c, c64)
+		}
 	}
 	p := scanParams{Out: 7, B: -3, N: 16, Nblk: 2}
 	w := packStruct(p)

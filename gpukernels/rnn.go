@@ -20,17 +20,19 @@ import "seqbench/nn"
 // storing the gate gradients dg (B, L, 4H) of every step, then every
 // weight gradient is one GEMM over all steps.
 //
-// Under bf16 (docs/PRECISION.md) x, out, dout and dX are bfloat16 and
-// everything else float32. The reference (cpukernels.BF16) runs the float32
-// op on the bfloat16 values and rounds out (or dX) once when it returns: the
-// input projection multiplies bfloat16 x by float32 weights, h_{t−1} passes
-// between steps unrounded, and so does hT. The GPU does the same on float32
-// copies (rnnForwardAs, rnnBackward): x cast to float32 (exact) for the
-// projection GEMM and dWih, out kept in a float32 scratch through the
-// recurrence and rounded once into out, out cast to float32 for dWhh and the
-// GRU's h_{t−1}, dX accumulated in a float32 copy and rounded once. Only
-// dout is read as bfloat16 by the kernels (the bfloat16 build of the
-// backward cells).
+// Under bf16 (docs/PRECISION.md) x, out, saved, dout and dX are bfloat16
+// and everything else float32. The reference (cpukernels.BF16) runs the
+// float32 op on the bfloat16 values and rounds out and saved (or dX) once
+// when it returns: the input projection multiplies bfloat16 x by float32
+// weights, h_{t−1} and c_{t−1} pass between steps unrounded, and so do hT
+// and cT; the backward reads the rounded saved. The GPU does the same on
+// float32 copies (rnnForwardAs, rnnBackward): x cast to float32 (exact) for
+// the projection GEMM and dWih, out and saved kept in float32 scratches
+// through the recurrence and rounded once into out and saved, saved cast
+// back to float32 for the backward recurrence, out cast to float32 for dWhh
+// and the GRU's h_{t−1}, dX accumulated in a float32 copy and rounded once.
+// Only dout is read as bfloat16 by the kernels (the bfloat16 build of the
+// backward cells); every other conversion is the cast of Copy.
 
 // rnnScratchElems bounds the input-projection scratch of a forward that
 // saves nothing: the steps are projected a chunk at a time (a variable
@@ -98,23 +100,34 @@ func (be *Backend) unpackRNN(op string, gru bool, a nn.RNNArgs) *rnnBufs {
 	return r
 }
 
-// rnnForwardAs is rnnForward for activations x and out of type at. With
-// bfloat16 ones it runs the float32 recurrence on a float32 copy of x
-// (exact) into a float32 out, rounded once into out at the end, as the
-// reference does: h_{t−1} and hT are then the unrounded float32 states.
+// rnnForwardAs is rnnForward for activations x, out and saved (nil: not
+// kept) of type at. With bfloat16 ones it runs the float32 recurrence on a
+// float32 copy of x (exact) into a float32 out and a float32 saved, each
+// rounded once into out and saved at the end, as the reference does:
+// h_{t−1}, c_{t−1}, hT and cT are then the unrounded float32 states. The
+// float32 saved is released as soon as it is cast: it is the largest
+// buffer of the op (5H or 4H per (b, t) at 4 bytes).
 func (be *Backend) rnnForwardAs(at nn.DType, r *rnnBufs, out, saved, hT, cT *Buffer) {
 	if at != nn.BFloat16 {
 		be.rnnForward(r, out, saved, hT, cT)
 		return
 	}
-	nx, no := r.B*r.L*r.I, r.B*r.L*r.H
+	nx, no, ns := r.B*r.L*r.I, r.B*r.L*r.H, r.B*r.L*r.per
 	x32, out32 := be.newBuffer(nx, be.dtype), be.newBuffer(no, be.dtype)
 	defer be.release(x32)
 	defer be.release(out32)
+	var saved32 *Buffer
+	if saved != nil {
+		saved32 = be.newBuffer(ns, be.dtype)
+	}
 	be.copy(r.op, x32, r.x, nx)
 	r32 := *r
 	r32.x = x32
-	be.rnnForward(&r32, out32, saved, hT, cT)
+	be.rnnForward(&r32, out32, saved32, hT, cT)
+	if saved32 != nil {
+		be.copy(r.op, saved, saved32, ns)
+		be.release(saved32)
+	}
 	be.copy(r.op, out, out32, no)
 }
 
@@ -218,16 +231,16 @@ func (be *Backend) rnnForward(r *rnnBufs, out, saved, hT, cT *Buffer) {
 //	}
 //	hT, cT = h, c
 //
-// saved (B, L, 5H) holds [i f g o c] of every step. hT and cT may be H0
-// and C0 (step mode in place).
+// saved (B, L, 5H) holds [i f g o c] of every step, in out's type. hT and
+// cT may be H0 and C0 (step mode in place).
 func (be *Backend) LSTM(out, hT, cT, saved nn.Buffer, a nn.RNNArgs) {
 	const op = "LSTM"
 	r := be.unpackRNN(op, false, a)
 	o := be.buf(out, a.B*a.L*a.H, op, "out")
 	h, c := be.optBuf(hT, a.B*a.H, op, "hT"), be.optBuf(cT, a.B*a.H, op, "cT")
 	s := be.optBuf(saved, nn.LSTMSavedLen(a.B, a.L, a.H), op, "saved")
-	at := be.actType(op, arg{"X", r.x}, arg{"out", o})
-	be.wantOwn(op, arg{"hT", h}, arg{"cT", c}, arg{"saved", s})
+	at := be.actType(op, arg{"X", r.x}, arg{"out", o}, arg{"saved", s})
+	be.wantOwn(op, arg{"hT", h}, arg{"cT", c})
 	be.enter(op)
 	defer be.exit()
 	be.rnnForwardAs(at, r, o, s, h, c)
@@ -246,15 +259,15 @@ func (be *Backend) LSTM(out, hT, cT, saved nn.Buffer, a nn.RNNArgs) {
 //	}
 //	hT = h
 //
-// saved (B, L, 4H) holds [r z n gh_n] of every step.
+// saved (B, L, 4H) holds [r z n gh_n] of every step, in out's type.
 func (be *Backend) GRU(out, hT, saved nn.Buffer, a nn.RNNArgs) {
 	const op = "GRU"
 	r := be.unpackRNN(op, true, a)
 	o := be.buf(out, a.B*a.L*a.H, op, "out")
 	h := be.optBuf(hT, a.B*a.H, op, "hT")
 	s := be.optBuf(saved, nn.GRUSavedLen(a.B, a.L, a.H), op, "saved")
-	at := be.actType(op, arg{"X", r.x}, arg{"out", o})
-	be.wantOwn(op, arg{"hT", h}, arg{"saved", s})
+	at := be.actType(op, arg{"X", r.x}, arg{"out", o}, arg{"saved", s})
+	be.wantOwn(op, arg{"hT", h})
 	be.enter(op)
 	defer be.exit()
 	be.rnnForwardAs(at, r, o, s, h, nil)
@@ -284,34 +297,32 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 	os, sv, gs := be.buf(out, B*L*H, op, "out"), be.buf(saved, savedLen, op, "saved"), be.buf(dout, B*L*H, op, "dout")
 	dX, dWih, dWhh := be.optBuf(g.X, B*L*I, op, "dX"), be.optBuf(g.Wih, GH*I, op, "dWih"), be.optBuf(g.Whh, GH*H, op, "dWhh")
 	dBih, dBhh := be.optBuf(g.Bih, GH, op, "dBih"), be.optBuf(g.Bhh, GH, op, "dBhh")
-	at := be.actType(op, arg{"X", r.x}, arg{"out", os}, arg{"dout", gs}, arg{"dX", dX})
-	be.wantOwn(op, arg{"saved", sv}, arg{"dWih", dWih}, arg{"dWhh", dWhh}, arg{"dBih", dBih}, arg{"dBhh", dBhh})
+	at := be.actType(op, arg{"X", r.x}, arg{"out", os}, arg{"dout", gs}, arg{"dX", dX}, arg{"saved", sv})
+	be.wantOwn(op, arg{"dWih", dWih}, arg{"dWhh", dWhh}, arg{"dBih", dBih}, arg{"dBhh", dBhh})
 	if L == 0 || (dX == nil && dWih == nil && dWhh == nil && dBih == nil && dBhh == nil) {
 		return
 	}
 	be.enter(op)
 	defer be.exit()
-	// Under bf16 the GEMMs and the GRU's h_{t−1} read float32 copies of x
-	// and out (exact), and dX is accumulated in a float32 copy, rounded
-	// once into dX at the end, as the reference does.
-	var dX16 *Buffer
-	if at == nn.BFloat16 {
-		f32 := func(b *Buffer, n int) *Buffer {
-			c := be.newBuffer(n, be.dtype)
-			be.copy(op, c, b, n)
-			return c
-		}
-		if dWih != nil {
-			r.x = f32(r.x, B*L*I)
-			defer be.release(r.x)
-		}
-		if gru || dWhh != nil {
+	// Under bf16 the recurrence reads a float32 copy of saved (exact),
+	// released when the recurrence is done, and the GRU's a float32 copy of
+	// out for h_{t−1}; after it, the GEMMs read float32 copies of x and
+	// out, and dX is accumulated in a float32 copy, rounded once into dX at
+	// the end, as the reference does. Making the copies the GEMMs need only
+	// after the float32 saved is gone keeps the two apart.
+	bf16 := at == nn.BFloat16
+	f32 := func(b *Buffer, n int) *Buffer {
+		c := be.newBuffer(n, be.dtype)
+		be.copy(op, c, b, n)
+		return c
+	}
+	var sv32 *Buffer
+	if bf16 {
+		sv32 = f32(sv, savedLen)
+		sv = sv32
+		if gru {
 			os = f32(os, B*L*H)
 			defer be.release(os)
-		}
-		if dX != nil {
-			dX16, dX = dX, f32(dX, B*L*I)
-			defer be.release(dX)
 		}
 	}
 	const DG = 4 // columns of dg per hidden unit, both cells
@@ -349,6 +360,22 @@ func (be *Backend) rnnBackward(op string, gru bool, g nn.RNNGrads, a nn.RNNArgs,
 		be.launch(op, cell, dim(be.blocksFor(B*H, 256)), dim(256), 0, pArg(dg.at(t*DG*H)), iArg(L*DG*H),
 			pArg(sv.at(t*r.per)), iArg(L*r.per), pArg(prev), iArg(prevB), pArg(gs.at(t*H)), iArg(L*H), pArg(rec),
 			pArg(cy), iArg(B), iArg(H))
+	}
+	var dX16 *Buffer
+	if bf16 {
+		be.release(sv32)
+		if dWih != nil {
+			r.x = f32(r.x, B*L*I)
+			defer be.release(r.x)
+		}
+		if !gru && dWhh != nil {
+			os = f32(os, B*L*H)
+			defer be.release(os)
+		}
+		if dX != nil {
+			dX16, dX = dX, f32(dX, B*L*I)
+			defer be.release(dX)
+		}
 	}
 
 	// Input-side column segments of dg and the Wih / b_ih rows they meet.

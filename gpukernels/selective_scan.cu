@@ -430,13 +430,15 @@ extern "C" __global__ void scan_add_parts_act(act_t* out, const double* part, i6
 // A block holds SCAN_FWD_WARPS (SCAN_BWD_WARPS) channels of one (b, g), one
 // warp a channel. Time runs in chunks of CH = 32·K steps: lane l holds the
 // K consecutive steps [t0 + l·K, t0 + l·K + K) in registers, loaded with
-// 16-byte vector loads where the rows are aligned. For each state n, the
-// recurrence h_t = a_t·h_{t−1} + b_t (a_t = exp(δ_t·A[d,n]), b_t =
-// δ_t·Bm_t·u_t) is composed over the lane's K steps into one affine map
-// h ↦ α·h + β, the maps are combined across the warp by an inclusive
-// shuffle scan (Hillis–Steele, 5 rounds), and each lane then replays its
-// K steps from the state its predecessors hand it, accumulating y_t =
-// Σ_n Cm_t[n]·h_t[n]. The state at the chunk's end (lane 31's) carries to
+// 16-byte vector loads where the rows are aligned (8-byte ones for the
+// bfloat16 build's 4 steps a lane). For each state n, the recurrence
+// h_t = a_t·h_{t−1} + b_t (a_t = exp(δ_t·A[d,n]), b_t = δ_t·Bm_t·u_t) is
+// composed over the lane's K steps into one affine map h ↦ α·h + β, the
+// maps are combined across the warp by an inclusive shuffle scan
+// (Hillis–Steele, 5 rounds), and each lane then replays its K steps from
+// the state its predecessors hand it, accumulating y_t = Σ_n
+// Cm_t[n]·h_t[n]; the forward runs SCAN_FWD_STATES states at once, their
+// chains independent. The state at the chunk's end (lane 31's) carries to
 // the next chunk through shared memory (lane 0 owns a channel's carries).
 // Padded steps past L have δ = 0 and Bm = 0: the identity map. Bm and Cm
 // are read by every warp of the block at once: the loads hit in L1.
@@ -466,46 +468,63 @@ __device__ __forceinline__ void rv_get(real* v, realv x) { v[0] = x.x; v[1] = x.
 __device__ __forceinline__ realv rv_make(const real* v) { return make_float4(v[0], v[1], v[2], v[3]); }
 #endif
 
-// The rows that ld_items and st_items move are activations (act_t): AV of
-// them make a 16-byte vector, RV reals, or 8 bfloat16 in the bfloat16
-// build (av_get and av_make convert them to and from float, rounding each
-// stored value once).
+// The rows that ld_items and st_items move are activations (act_t), as
+// vectors of AV of them (16 bytes: RV reals, or 8 bfloat16 in the
+// bfloat16 build) or, where a lane's steps are fewer, AV/2 (8 bytes: 4
+// bfloat16). av_get converts a vector's elements to float once, at the
+// load; av_make rounds each stored value once.
 #if ACT_IS_BF16
-typedef uint4 actv;
 #define AV 8
 __device__ __forceinline__ void bf16_unpair(real* v, unsigned w) {
     v[0] = __uint_as_float(w << 16); // the low half is the element first in memory
     v[1] = __uint_as_float(w & 0xffff0000u);
 }
-__device__ __forceinline__ void av_get(real* v, actv x) {
+__device__ __forceinline__ unsigned bf16_pair(real lo, real hi) {
+    return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
+}
+__device__ __forceinline__ void av_get(real* v, uint4 x) {
     bf16_unpair(v, x.x);
     bf16_unpair(v + 2, x.y);
     bf16_unpair(v + 4, x.z);
     bf16_unpair(v + 6, x.w);
 }
-__device__ __forceinline__ unsigned bf16_pair(real lo, real hi) {
-    return (unsigned)bf16_bits(lo) | ((unsigned)bf16_bits(hi) << 16);
+__device__ __forceinline__ void av_get(real* v, uint2 x) {
+    bf16_unpair(v, x.x);
+    bf16_unpair(v + 2, x.y);
 }
-__device__ __forceinline__ actv av_make(const real* v) {
-    return make_uint4(bf16_pair(v[0], v[1]), bf16_pair(v[2], v[3]), bf16_pair(v[4], v[5]), bf16_pair(v[6], v[7]));
+__device__ __forceinline__ void av_make(real const* v, uint4* x) {
+    *x = make_uint4(bf16_pair(v[0], v[1]), bf16_pair(v[2], v[3]), bf16_pair(v[4], v[5]), bf16_pair(v[6], v[7]));
 }
+__device__ __forceinline__ void av_make(real const* v, uint2* x) {
+    *x = make_uint2(bf16_pair(v[0], v[1]), bf16_pair(v[2], v[3]));
+}
+// actv<W> is the vector of W activations.
+template <int W> struct actv_of;
+template <> struct actv_of<8> { typedef uint4 type; };
+template <> struct actv_of<4> { typedef uint2 type; };
 #else
-typedef realv actv;
 #define AV RV
-__device__ __forceinline__ void av_get(real* v, actv x) { rv_get(v, x); }
-__device__ __forceinline__ actv av_make(const real* v) { return rv_make(v); }
+__device__ __forceinline__ void av_get(real* v, realv x) { rv_get(v, x); }
+__device__ __forceinline__ void av_make(real const* v, realv* x) { *x = rv_make(v); }
+template <int W> struct actv_of { typedef realv type; };
 #endif
+template <int W> using actv = typename actv_of<W>::type;
+
+// scan_vec is the activations of one vector load of a lane of K steps.
+template <int K> constexpr int scan_vec() { return K % AV == 0 ? AV : AV / 2; }
 
 #define FULL_MASK 0xffffffffu
 
 // ld_items loads row[base .. base+K) into v, 0 past L; vec: the row's
-// elements at multiples of AV are 16-byte aligned.
+// elements at multiples of AV are 16-byte aligned (so those at multiples
+// of AV/2 are 8-byte aligned).
 template <int K>
 __device__ __forceinline__ void ld_items(real (&v)[K], const act_t* row, i64 base, i64 L, bool vec) {
-    static_assert(K % AV == 0, "a lane's steps are whole vectors");
+    constexpr int W = scan_vec<K>();
+    static_assert(K % W == 0 && (W == AV || ACT_IS_BF16), "a lane's steps are whole vectors");
     if (vec && base + K <= L) {
 #pragma unroll
-        for (int j = 0; j < K; j += AV) av_get(v + j, __ldg(reinterpret_cast<const actv*>(row + base + j)));
+        for (int j = 0; j < K; j += W) av_get(v + j, __ldg(reinterpret_cast<const actv<W>*>(row + base + j)));
     } else {
 #pragma unroll
         for (int k = 0; k < K; k++) v[k] = base + k < L ? (real)row[base + k] : (real)0;
@@ -515,10 +534,11 @@ __device__ __forceinline__ void ld_items(real (&v)[K], const act_t* row, i64 bas
 // st_items stores v to row[base .. base+K), skipping steps past L.
 template <int K>
 __device__ __forceinline__ void st_items(const real (&v)[K], act_t* row, i64 base, i64 L, bool vec) {
-    static_assert(K % AV == 0, "a lane's steps are whole vectors");
+    constexpr int W = scan_vec<K>();
+    static_assert(K % W == 0 && (W == AV || ACT_IS_BF16), "a lane's steps are whole vectors");
     if (vec && base + K <= L) {
 #pragma unroll
-        for (int j = 0; j < K; j += AV) *reinterpret_cast<actv*>(row + base + j) = av_make(v + j);
+        for (int j = 0; j < K; j += W) av_make(v + j, reinterpret_cast<actv<W>*>(row + base + j));
     } else {
 #pragma unroll
         for (int k = 0; k < K; k++)
@@ -526,19 +546,34 @@ __device__ __forceinline__ void st_items(const real (&v)[K], act_t* row, i64 bas
     }
 }
 
-// warp_affine_scan turns each lane's map (al, be) into the composition of
-// the maps of lanes 0..lane (up) or lane..31 (down), the earlier map in
-// time applied first: h ↦ al·h + be.
-__device__ __forceinline__ void warp_affine_scan(real& al, real& be, int lane, bool up) {
+// warp_affine_scan turns each lane's maps (al[j], be[j]), S independent
+// ones, into the compositions of the maps of lanes 0..lane (up) or
+// lane..31 (down), the earlier map in time applied first: h ↦ al·h + be.
+template <int S>
+__device__ __forceinline__ void warp_affine_scan(real (&al)[S], real (&be)[S], int lane, bool up) {
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
-        const real ap = up ? __shfl_up_sync(FULL_MASK, al, o) : __shfl_down_sync(FULL_MASK, al, o);
-        const real bp = up ? __shfl_up_sync(FULL_MASK, be, o) : __shfl_down_sync(FULL_MASK, be, o);
+        real ap[S], bp[S];
+#pragma unroll
+        for (int j = 0; j < S; j++) {
+            ap[j] = up ? __shfl_up_sync(FULL_MASK, al[j], o) : __shfl_down_sync(FULL_MASK, al[j], o);
+            bp[j] = up ? __shfl_up_sync(FULL_MASK, be[j], o) : __shfl_down_sync(FULL_MASK, be[j], o);
+        }
         if (up ? lane >= o : lane + o < 32) {
-            be = al * bp + be;
-            al = al * ap;
+#pragma unroll
+            for (int j = 0; j < S; j++) {
+                be[j] = al[j] * bp[j] + be[j];
+                al[j] = al[j] * ap[j];
+            }
         }
     }
+}
+
+__device__ __forceinline__ void warp_affine_scan(real& al, real& be, int lane, bool up) {
+    real a1[1] = {al}, b1[1] = {be};
+    warp_affine_scan(a1, b1, lane, up);
+    al = a1[0];
+    be = b1[0];
 }
 
 // chunk_entry is the state entering this lane's steps, given the state
@@ -561,6 +596,52 @@ __device__ __forceinline__ void scan_deltas(const ScanParams& p, i64 row, i64 ba
     for (int k = 0; k < K; k++) {
         dl[k] = base + k < p.L ? softplus_dt(dl[k] + bias, p.Softplus, &sp[k]) : (real)0;
         du[k] = dl[k] * uu[k];
+    }
+}
+
+// scan_fwd_states runs states n .. n+S of a lane's steps in the forward:
+// composes each over the lane's K steps, scans the maps across the warp,
+// replays the steps from the entry state adding Cm·h to y, and leaves the
+// chunk's last state in carry (lane 0). The S states' chains are
+// independent, so each hides the others' latency (one state's compose,
+// shuffle scan and replay are one dependent chain); y sums the states in
+// the order of n.
+template <int S, int K>
+__device__ __forceinline__ void scan_fwd_states(const ScanParams& p, i64 n, int lane, i64 base, i64 bg, i64 d, bool vec,
+                                                real* carry, const real (&dl)[K], const real (&du)[K], real (&y)[K]) {
+    const i64 L = p.L, N = p.N;
+    real bv[S][K], cv[S][K], a[S][K], al[S], be[S], h[S];
+#pragma unroll
+    for (int j = 0; j < S; j++) {
+        const real An = __ldg(p.A + d * N + n + j);
+        ld_items(bv[j], p.Bm + (bg * N + n + j) * L, base, L, vec);
+        ld_items(cv[j], p.Cm + (bg * N + n + j) * L, base, L, vec);
+        al[j] = 1, be[j] = 0;
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            a[j][k] = r_expc(dl[k] * An);
+            be[j] = a[j][k] * be[j] + du[k] * bv[j][k];
+            al[j] *= a[j][k];
+        }
+    }
+    warp_affine_scan(al, be, lane, true);
+#pragma unroll
+    for (int j = 0; j < S; j++) {
+        const real c0 = __shfl_sync(FULL_MASK, lane == 0 ? carry[n + j] : (real)0, 0);
+        h[j] = chunk_entry(al[j], be[j], c0, lane, true);
+    }
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+#pragma unroll
+        for (int j = 0; j < S; j++) {
+            h[j] = a[j][k] * h[j] + du[k] * bv[j][k];
+            y[k] += cv[j][k] * h[j];
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < S; j++) {
+        h[j] = __shfl_sync(FULL_MASK, h[j], 31);
+        if (lane == 0) carry[n + j] = h[j];
     }
 }
 
@@ -588,29 +669,12 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
         scan_deltas(p, row, base, vec, bias, dl, sp, uu, du);
 #pragma unroll
         for (int k = 0; k < K; k++) y[k] = 0;
-        for (i64 n = 0; n < N; n++) {
-            const real An = __ldg(p.A + d * N + n);
-            real bv[K], cv[K], a[K];
-            ld_items(bv, p.Bm + (bg * N + n) * L, base, L, vec);
-            ld_items(cv, p.Cm + (bg * N + n) * L, base, L, vec);
-            real al = 1, be = 0;
-#pragma unroll
-            for (int k = 0; k < K; k++) {
-                a[k] = r_expc(dl[k] * An);
-                be = a[k] * be + du[k] * bv[k];
-                al *= a[k];
-            }
-            warp_affine_scan(al, be, lane, true);
-            const real c0 = __shfl_sync(FULL_MASK, lane == 0 ? carry[n] : (real)0, 0);
-            real h = chunk_entry(al, be, c0, lane, true);
-#pragma unroll
-            for (int k = 0; k < K; k++) {
-                h = a[k] * h + du[k] * bv[k];
-                y[k] += cv[k] * h;
-            }
-            h = __shfl_sync(FULL_MASK, h, 31);
-            if (lane == 0) carry[n] = h;
-        }
+        // SCAN_FWD_STATES states at a time, then any left one at a time.
+        i64 n = 0;
+        for (; n + SCAN_FWD_STATES <= N; n += SCAN_FWD_STATES)
+            scan_fwd_states<SCAN_FWD_STATES>(p, n, lane, base, bg, d, vec, carry, dl, du, y);
+        if constexpr (SCAN_FWD_STATES > 1)
+            for (; n < N; n++) scan_fwd_states<1>(p, n, lane, base, bg, d, vec, carry, dl, du, y);
         if (p.Out) {
             real zv[K];
             if (p.Z) ld_items(zv, p.Z + row, base, L, vec);
@@ -796,15 +860,32 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(SCAN_FWD_WARPS * 32) scan_chunk_fwd(const __grid_constant__ ScanParams p) {
+// SCAN_FWD_BOUNDS and SCAN_BWD_BOUNDS ask ptxas for SCAN_CHUNK_BLOCKS
+// blocks an SM (at most 65536 / (threads·SCAN_CHUNK_BLOCKS) registers a
+// thread), SCAN_STATES_BOUNDS for SCAN_STATES_BLOCKS; for one, for nothing
+// beyond the block size (an explicit minimum of 1 changes ptxas' choices:
+// float64's forward would take 158 registers, not 146).
+#if SCAN_CHUNK_BLOCKS > 1
+#define SCAN_FWD_BOUNDS SCAN_FWD_WARPS * 32, SCAN_CHUNK_BLOCKS
+#define SCAN_BWD_BOUNDS SCAN_BWD_WARPS * 32, SCAN_CHUNK_BLOCKS
+#else
+#define SCAN_FWD_BOUNDS SCAN_FWD_WARPS * 32
+#define SCAN_BWD_BOUNDS SCAN_BWD_WARPS * 32
+#endif
+#if SCAN_STATES_BLOCKS > 1
+#define SCAN_STATES_BOUNDS SCAN_FWD_WARPS * 32, SCAN_STATES_BLOCKS
+#else
+#define SCAN_STATES_BOUNDS SCAN_FWD_WARPS * 32
+#endif
+extern "C" __global__ void __launch_bounds__(SCAN_FWD_BOUNDS) scan_chunk_fwd(const __grid_constant__ ScanParams p) {
     scan_chunk_fwd_impl<SCAN_FWD_K>(p);
 }
 // scan_chunk_states is the forward at the backward's chunk length, writing
 // only the checkpoints the backward reads.
-extern "C" __global__ void __launch_bounds__(SCAN_FWD_WARPS * 32) scan_chunk_states(const __grid_constant__ ScanParams p) {
+extern "C" __global__ void __launch_bounds__(SCAN_STATES_BOUNDS) scan_chunk_states(const __grid_constant__ ScanParams p) {
     scan_chunk_fwd_impl<SCAN_BWD_K>(p);
 }
-extern "C" __global__ void __launch_bounds__(SCAN_BWD_WARPS * 32) scan_chunk_bwd(const __grid_constant__ ScanParams p) {
+extern "C" __global__ void __launch_bounds__(SCAN_BWD_BOUNDS) scan_chunk_bwd(const __grid_constant__ ScanParams p) {
     scan_chunk_bwd_impl<SCAN_BWD_K>(p);
 }
 

@@ -7,7 +7,9 @@ import (
 )
 
 // The scan's launch constants; selective_scan.cu gets them as SCAN_THREADS,
-// SCAN_FWD_WARPS, SCAN_BWD_WARPS, SCAN_FWD_K and SCAN_BWD_K (contract.go).
+// SCAN_FWD_WARPS, SCAN_BWD_WARPS, SCAN_FWD_K and SCAN_BWD_K, with
+// SCAN_CHUNK_BLOCKS, SCAN_FWD_STATES and SCAN_STATES_BLOCKS below
+// (contract.go).
 // scanThreads is the block of the one-step kernels (scan_fwd_*, scan_bwd_*);
 // the chunked kernels give each of their warps one channel.
 const (
@@ -18,20 +20,46 @@ const (
 
 var _ = defineContract("selective_scan", contract{
 	consts: func(dt nn.DType) map[string]int {
-		fk, bk := scanChunkItems(dt)
-		return map[string]int{"SCAN_THREADS": scanThreads, "SCAN_FWD_WARPS": scanFwdWarps, "SCAN_FWD_K": fk,
-			"SCAN_BWD_WARPS": scanBwdWarps, "SCAN_BWD_K": bk, "SCAN_PAD_STRIDE": bk + 1}
+		return map[string]int{"SCAN_THREADS": scanThreads, "SCAN_FWD_WARPS": scanFwdWarps, "SCAN_FWD_K": scanFwdK,
+			"SCAN_BWD_WARPS": scanBwdWarps, "SCAN_BWD_K": scanBwdK, "SCAN_PAD_STRIDE": scanBwdK + 1,
+			"SCAN_CHUNK_BLOCKS": scanChunkLean(dt), "SCAN_FWD_STATES": scanChunkLean(dt),
+			"SCAN_STATES_BLOCKS": scanStatesBlocks(dt)}
 	},
 	structs: []cStruct{{"ScanParams", scanParams{}}},
 })
 
-// scanChunkItems is the steps a lane holds in the chunked forward and
-// backward (a chunk is 32 of them): as many as fit the registers.
-func scanChunkItems(dt nn.DType) (fwd, bwd int) {
+// scanFwdK and scanBwdK are the steps a lane holds in the chunked forward
+// and backward (a chunk is 32 of them), in every build: few enough that,
+// in float32 and bfloat16, two blocks of each kernel fit an SM's registers
+// (the kernels are latency-bound, and one 8-warp block an SM is 12.5%
+// occupancy). The bfloat16 build loads them as 16-byte (8 steps) or 8-byte
+// (4 steps) vectors.
+const (
+	scanFwdK = 8
+	scanBwdK = 4
+)
+
+// scanChunkLean is, in float32 and bfloat16, 2: the blocks an SM the
+// chunked kernels are compiled for (their __launch_bounds__ minimum,
+// SCAN_CHUNK_BLOCKS) and the states a forward lane runs at once
+// (SCAN_FWD_STATES), the second state's dependent chain hiding the
+// first's latency. float64's registers are twice as many: 1 and 1.
+func scanChunkLean(dt nn.DType) int {
 	if dt == nn.Float64 {
-		return 8, 4
+		return 1
 	}
-	return 16, 8
+	return 2
+}
+
+// scanStatesBlocks is the blocks an SM scan_chunk_states is compiled for
+// (SCAN_STATES_BLOCKS): at the backward's 4 steps a lane three fit without
+// spills in float32 and bfloat16 (≤ 80 registers); float64's takes 80
+// unbounded.
+func scanStatesBlocks(dt nn.DType) int {
+	if dt == nn.Float64 {
+		return 1
+	}
+	return 3
 }
 
 // scanParams is the argument of the chunked scan kernels, the C struct
@@ -331,7 +359,7 @@ type scanGradBufs struct {
 // the build of activation type at; the partials are float whatever it is.
 func (be *Backend) scanChunkBackward(op string, at nn.DType, s scanBufs, a nn.ScanArgs, dout *Buffer, g scanGradBufs) {
 	B, D, L, N, G := a.B, a.D, a.L, a.N, a.G
-	_, K := scanChunkItems(at)
+	K := scanBwdK
 	nC := (L + 32*K - 1) / (32 * K)
 	ckpt := be.newBuffer(nC*B*D*N, be.dtype)
 	defer be.release(ckpt)

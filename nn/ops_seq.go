@@ -115,13 +115,15 @@ func (in RNNInputs) grads(tp *Tape) RNNGrads {
 }
 
 // LSTM runs one torch-compatible LSTM layer; the result is every h_t
-// (B, L, H).
+// (B, L, H). What it saves for the backward (the gates and cell states)
+// is an activation, in out's type: bfloat16 under bf16
+// (docs/PRECISION.md).
 func (tp *Tape) LSTM(in RNNInputs) *Tensor {
 	a := in.args(4)
 	out := tp.out([]int{a.B, a.L, a.H}, in.X, in.Wih, in.Whh, in.Bih, in.Bhh)
 	var saved Buffer
 	if out.RequiresGrad() {
-		saved = tp.Alloc(LSTMSavedLen(a.B, a.L, a.H))
+		saved = tp.AllocAs(LSTMSavedLen(a.B, a.L, a.H), DTypeOf(tp.B, out.Data))
 	}
 	tp.B.LSTM(out.Data, in.HT, in.CT, saved, a)
 	tp.onBackward(out, func(g Buffer) {
@@ -132,13 +134,13 @@ func (tp *Tape) LSTM(in RNNInputs) *Tensor {
 }
 
 // GRU runs one torch-compatible GRU layer; the result is every h_t
-// (B, L, H).
+// (B, L, H). Its saved gates are in out's type, as the LSTM's.
 func (tp *Tape) GRU(in RNNInputs) *Tensor {
 	a := in.args(3)
 	out := tp.out([]int{a.B, a.L, a.H}, in.X, in.Wih, in.Whh, in.Bih, in.Bhh)
 	var saved Buffer
 	if out.RequiresGrad() {
-		saved = tp.Alloc(GRUSavedLen(a.B, a.L, a.H))
+		saved = tp.AllocAs(GRUSavedLen(a.B, a.L, a.H), DTypeOf(tp.B, out.Data))
 	}
 	tp.B.GRU(out.Data, in.HT, saved, a)
 	tp.onBackward(out, func(g Buffer) {
