@@ -112,13 +112,15 @@ func testAttentionCase(t *testing.T, dt nn.DType, i int, c attnCase, path string
 
 // TestGPUAttentionBF16 runs the bfloat16 cases at the head dims of the
 // register-tiled kernels (backendtest.RunBF16AttentionTiles) on those
-// kernels and again on the generic ones.
+// kernels and again on the generic ones, with the tensor-core kernels
+// switched off (flash_attn_test.go tests those).
 func TestGPUAttentionBF16(t *testing.T) {
 	be := gpu(t, nn.Float32)
 	m, err := newBF16(be)
 	if err != nil {
 		t.Fatal(err)
 	}
+	flashTo(t, be, false)
 	for _, generic := range []bool{false, true} {
 		path := "fast"
 		if generic {

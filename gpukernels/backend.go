@@ -73,14 +73,13 @@ type Backend struct {
 	ssdChunked bool
 	// flashAttn runs Attention and AttentionBackward with bfloat16
 	// activations at head dims 64 and 128 on the tensor-core kernels
-	// (flash_attn.cu); off until they are verified on a GPU, unless
-	// SEQBENCH_FLASH_ATTN=1.
+	// (flash_attn.cu); on unless SEQBENCH_FLASH_ATTN=0 (tests run both).
 	flashAttn    bool
 	flashRuns    int // forwards run on flash_attn.cu (tests)
 	flashBwdRuns int // backwards run on flash_attn.cu (tests)
 	// conv1dTiled runs Conv1D and its backward at W ≤ 4 on the tiled
-	// kernels (a thread per 8 positions, the backward in one pass); off
-	// until verified on a GPU, unless SEQBENCH_CONV1D_TILED=1.
+	// kernels (a thread per 8 positions, the backward in one pass); on
+	// unless SEQBENCH_CONV1D_TILED=0 (tests run both).
 	conv1dTiled bool
 	conv1dTiles int // calls run on the tiled kernels (tests)
 	// rnnPersistent runs LSTM and GRU recurrences as one persistent kernel

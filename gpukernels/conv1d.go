@@ -7,9 +7,9 @@ import (
 	"seqbench/nn"
 )
 
-// conv1dTiledFromEnv is the backend's conv1dTiled at creation: on only
-// with SEQBENCH_CONV1D_TILED=1.
-func conv1dTiledFromEnv() bool { return os.Getenv("SEQBENCH_CONV1D_TILED") == "1" }
+// conv1dTiledFromEnv is the backend's conv1dTiled at creation: on unless
+// SEQBENCH_CONV1D_TILED=0.
+func conv1dTiledFromEnv() bool { return os.Getenv("SEQBENCH_CONV1D_TILED") != "0" }
 
 // The tiled kernels (conv1d.cu): a thread owns convCT consecutive
 // positions of a row, up to convTiledThreads threads a block; widths up

@@ -141,10 +141,10 @@ func conv1dBF16VsFloat32(t *testing.T, m nn.MixedBackend, B, C, L, W int, act nn
 	tw.checkAcc("dbias", db)
 }
 
-// TestConv1DTiledFromEnv: the tiled kernels are off unless
-// SEQBENCH_CONV1D_TILED=1.
+// TestConv1DTiledFromEnv: the tiled kernels are on unless
+// SEQBENCH_CONV1D_TILED=0.
 func TestConv1DTiledFromEnv(t *testing.T) {
-	for v, want := range map[string]bool{"": false, "0": false, "yes": false, "1": true} {
+	for v, want := range map[string]bool{"": true, "0": false, "no": true, "1": true} {
 		t.Setenv("SEQBENCH_CONV1D_TILED", v)
 		if got := conv1dTiledFromEnv(); got != want {
 			t.Errorf("SEQBENCH_CONV1D_TILED=%q: tiled %v, want %v", v, got, want)

@@ -8,10 +8,9 @@ import (
 	"seqbench/nn"
 )
 
-// flashAttnFromEnv is the backend's flashAttn at creation: on only with
-// SEQBENCH_FLASH_ATTN=1 (to time or try the tensor-core kernels before they
-// are the default).
-func flashAttnFromEnv() bool { return os.Getenv("SEQBENCH_FLASH_ATTN") == "1" }
+// flashAttnFromEnv is the backend's flashAttn at creation: on unless
+// SEQBENCH_FLASH_ATTN=0 (to time or debug against the float32-pipe kernels).
+func flashAttnFromEnv() bool { return os.Getenv("SEQBENCH_FLASH_ATTN") != "0" }
 
 // The tensor-core attention kernels (flash_attn.cu, NOTES.md "Attention on
 // tensor cores"): the forward's and flash_bwd_dq's blocks own faBR query

@@ -12,18 +12,17 @@ import (
 	"seqbench/nn/backendtest"
 )
 
-// flashOn turns the tensor-core attention forward on for the rest of t
-// (the shared float32 backend also serves cuda-bfloat16).
-func flashOn(t *testing.T, be *Backend) {
+// flashTo sets be's flashAttn for the test, restoring it after.
+func flashTo(t *testing.T, be *Backend, on bool) {
 	was := be.flashAttn
-	be.flashAttn = true
+	be.flashAttn = on
 	t.Cleanup(func() { be.flashAttn = was })
 }
 
-// TestFlashAttnFromEnv: the tensor-core forward is off unless
-// SEQBENCH_FLASH_ATTN=1.
+// TestFlashAttnFromEnv: the tensor-core kernels are on unless
+// SEQBENCH_FLASH_ATTN=0.
 func TestFlashAttnFromEnv(t *testing.T) {
-	for v, want := range map[string]bool{"": false, "0": false, "true": false, "1": true} {
+	for v, want := range map[string]bool{"": true, "0": false, "false": true, "1": true} {
 		t.Setenv("SEQBENCH_FLASH_ATTN", v)
 		if got := flashAttnFromEnv(); got != want {
 			t.Errorf("SEQBENCH_FLASH_ATTN=%q: flash %v, want %v", v, got, want)
@@ -84,7 +83,7 @@ func TestFlashConfigsMatchSource(t *testing.T) {
 func TestGPUFlashAttnBF16(t *testing.T) {
 	needGPU(t)
 	m := bf16Backend(t)
-	flashOn(t, m.Backend)
+	flashTo(t, m.Backend, true)
 	t.Run("RunBF16", func(t *testing.T) { backendtest.RunBF16(t, m) })
 	before, beforeBwd := m.flashRuns, m.flashBwdRuns
 	t.Run("AttentionTiles", func(t *testing.T) { backendtest.RunBF16AttentionTiles(t, m) })

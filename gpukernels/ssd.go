@@ -53,12 +53,14 @@ func ssdBwdRSmem(T, P, ns, npt, es int) int {
 }
 
 // ssdTile is the largest tile of at most 32 steps whose shared memory
-// stays within limit bytes (and the device's).
+// stays within limit bytes (for occupancy), or, where not even one step
+// fits limit, within the device's limit.
 func (be *Backend) ssdTile(op string, limit int, size func(T int) int) int {
-	limit = min(limit, be.dev.MaxSharedOptin)
-	for T := 32; T >= 1; T /= 2 {
-		if size(T) <= limit {
-			return T
+	for _, lim := range []int{min(limit, be.dev.MaxSharedOptin), be.dev.MaxSharedOptin} {
+		for T := 32; T >= 1; T /= 2 {
+			if size(T) <= lim {
+				return T
+			}
 		}
 	}
 	panic(fmt.Sprintf("gpukernels.%s: the SSD needs %d bytes of shared memory, the device allows %d", op, size(1), be.dev.MaxSharedOptin))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"seqbench/gpukernels/cuda"
 	"seqbench/nn"
 	"seqbench/nn/backendtest"
 )
@@ -225,13 +226,58 @@ func ssdVsRecurrence(t *testing.T, be *Backend, b nn.Backend, alloc func(n int, 
 		return out
 	}
 	want, got := grads(false), grads(true)
-	for _, k := range []string{"dX", "dDt", "dBm", "dCm", "dA", "dDskip", "dDtBias"} {
-		tol := tolGrad
-		if k == "dX" || k == "dDt" || k == "dBm" || k == "dCm" {
-			tol = tolGradAct
-		}
-		check(k, got[k], want[k], tol)
+	for _, k := range []string{"dX", "dDt", "dBm", "dCm"} {
+		check(k, got[k], want[k], tolGradAct)
 	}
+	// The parameters' gradients are sums over B·L of terms of both signs
+	// (dDtBias is Σ dDt): at L 4096 the sum cancels to ~1/100 of Σ|terms|,
+	// so both paths' float32 rounding shows there magnified, and neither
+	// is the reference. Both are measured against the recurrence in
+	// float64 on the same inputs: the chunked form must be within tolGrad
+	// of it or no worse than twice the recurrence.
+	truth := ssdTruthGrads(t, b, a, dout)
+	for _, k := range []string{"dA", "dDskip", "dDtBias"} {
+		eRec, _ := backendtest.RelErr(want[k], truth[k])
+		eCh, worst := backendtest.RelErr(got[k], truth[k])
+		t.Logf("%s against float64: chunked %.3g, recurrence %.3g", k, eCh, eRec)
+		if !(eCh <= max(2*eRec, tolGrad)) {
+			t.Errorf("%s: chunked rel err %.3g against float64, recurrence %.3g, tolerance %.3g (worst [%d]: %g, want %g)",
+				k, eCh, eRec, tolGrad, worst, got[k][worst], truth[k][worst])
+		}
+	}
+}
+
+// ssdTruthGrads runs SSDBackward on the float64 recurrence with the
+// values a's buffers and dout hold on b (bfloat16 inputs as rounded) and
+// returns the parameters' gradients.
+func ssdTruthGrads(t *testing.T, b nn.Backend, a nn.SSDArgs, dout nn.Buffer) map[string][]float64 {
+	t.Helper()
+	be := gpu(t, nn.Float64)
+	was := be.ssdChunked
+	be.ssdChunked = false
+	defer func() { be.ssdChunked = was }()
+	alloc := func(n int) nn.Buffer {
+		buf := be.Alloc(n)
+		t.Cleanup(func() { be.Free(buf) })
+		return buf
+	}
+	up := func(buf nn.Buffer) nn.Buffer {
+		if buf == nil {
+			return nil
+		}
+		v := b.Read(buf)
+		g := alloc(len(v))
+		be.Write(g, v)
+		return g
+	}
+	c := a
+	c.X, c.Dt, c.A, c.Bm, c.Cm = up(a.X), up(a.Dt), up(a.A), up(a.Bm), up(a.Cm)
+	c.Dskip, c.DtBias, c.H0 = up(a.Dskip), up(a.DtBias), up(a.H0)
+	H := a.H
+	g := nn.SSDGrads{X: alloc(a.B * a.L * H * a.P), Dt: alloc(a.B * a.L * H), A: alloc(H), Bm: alloc(a.B * a.L * a.G * a.N),
+		Cm: alloc(a.B * a.L * a.G * a.N), Dskip: alloc(H), DtBias: alloc(H)}
+	be.SSDBackward(g, c, up(dout))
+	return map[string][]float64{"dA": be.Read(g.A), "dDskip": be.Read(g.Dskip), "dDtBias": be.Read(g.DtBias)}
 }
 
 // TestSSDChunkKernelActivationParams pins which parameters of the chunked
@@ -293,4 +339,28 @@ func TestSSDChunkSharedMemoryFits(t *testing.T) {
 			}
 		}
 	}
+}
+
+// ssdTile keeps to its occupancy limit where a tile fits it and otherwise
+// takes the device's limit (the recurrence's backward at P 100, N 130 in
+// float64 needs 212,160 bytes a step: more than 160 KiB, less than an
+// H100's 227 KiB).
+func TestSSDTileFallsBackToTheDeviceLimit(t *testing.T) {
+	be := &Backend{dev: &cuda.Device{MaxSharedOptin: 232448}}
+	perStep := func(bytes int) func(int) int { return func(T int) int { return T * bytes } }
+	if T := be.ssdTile("SSD", 160<<10, perStep(4096)); T != 32 {
+		t.Errorf("4 KiB a step: tile %d, want 32", T)
+	}
+	if T := be.ssdTile("SSD", 160<<10, perStep(6000)); T != 16 {
+		t.Errorf("6000 bytes a step: tile %d, want 16 (within 160 KiB)", T)
+	}
+	if T := be.ssdTile("SSD", 160<<10, perStep(212160)); T != 1 {
+		t.Errorf("212160 bytes a step: tile %d, want 1 (within the device's 232448)", T)
+	}
+	defer func() {
+		if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "needs 240000 bytes") {
+			t.Errorf("240000 bytes a step: panic %v, want one naming the bytes", p)
+		}
+	}()
+	be.ssdTile("SSD", 160<<10, perStep(240000))
 }
