@@ -111,9 +111,10 @@ func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, 
 // Any of dq, dk, dv may be nil. One kernel owns key tiles (dk, dv), another
 // query tiles (dq); both recompute the scores, so no atomics are needed and
 // the result is deterministic. With flashAttn on, bfloat16 activations at
-// head dim 64 or 128 take the tensor-core kernels (flash_attn.cu). The gradients are activations as q, k, v,
-// out and dout are (lse is of the backend's type): each element of dq, dk,
-// dv is loaded, the float sum added and the result rounded once.
+// head dim 64 or 128 take the tensor-core kernels (flash_attn.cu). The
+// gradients are activations as q, k, v, out and dout are (lse is of the
+// backend's type): each element of dq, dk, dv is loaded, the float sum
+// added and the result rounded once.
 func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "AttentionBackward"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))

@@ -153,6 +153,11 @@ extern "C" __global__ void conv1d_dw(real* dw, real* dbias, const act_t* x, cons
 // threads read them too). blockIdx.x tiles the row, blockIdx.y walks the
 // rows with a grid stride.
 
+// conv_vec is 16 bytes of activations: one vector load or store.
+union conv_vec {
+    uint4 u;
+    act_t e[16 / sizeof(act_t)];
+};
 
 // conv_ld reads the n ≤ CONV_CT elements at p into v (zeros past n).
 __device__ __forceinline__ void conv_ld(const act_t* p, i64 n, real* v) {
@@ -160,10 +165,7 @@ __device__ __forceinline__ void conv_ld(const act_t* p, i64 n, real* v) {
     if (n == CONV_CT && al16(p)) {
 #pragma unroll
         for (int j = 0; j < CONV_CT / per; j++) {
-            union {
-                uint4 u;
-                act_t e[per];
-            } w;
+            conv_vec w;
             w.u = ((const uint4*)p)[j];
 #pragma unroll
             for (int k = 0; k < per; k++) v[j * per + k] = (real)w.e[k];
@@ -180,10 +182,7 @@ __device__ __forceinline__ void conv_st(act_t* p, i64 n, const real* v) {
     if (n == CONV_CT && al16(p)) {
 #pragma unroll
         for (int j = 0; j < CONV_CT / per; j++) {
-            union {
-                uint4 u;
-                act_t e[per];
-            } w;
+            conv_vec w;
 #pragma unroll
             for (int k = 0; k < per; k++) w.e[k] = (act_t)v[j * per + k];
             ((uint4*)p)[j] = w.u;

@@ -281,19 +281,18 @@ func (be *Backend) SumSquares(x nn.Buffer) float64 {
 func (be *Backend) SumSquaresEach(xs []nn.Buffer) []float64 {
 	const op = "SumSquaresEach"
 	bufs := make([]*Buffer, len(xs))
+	maxBlocks := 0
 	for i, x := range xs {
-		bufs[i] = be.buf(x, -1, op, fmt.Sprintf("xs[%d]", i))
+		name := fmt.Sprintf("xs[%d]", i)
+		bufs[i] = be.buf(x, -1, op, name)
+		be.actType(op, arg{name, bufs[i]})
+		maxBlocks = max(maxBlocks, reduceBlocks(bufs[i].n))
 	}
 	be.enter(op)
 	defer be.exit()
 	out := make([]float64, len(xs))
 	if len(xs) == 0 {
 		return out
-	}
-	maxBlocks := 0
-	for i, x := range bufs {
-		be.actType(op, arg{fmt.Sprintf("xs[%d]", i), x})
-		maxBlocks = max(maxBlocks, reduceBlocks(x.n))
 	}
 	scratch := be.newBuffer(len(xs)+maxBlocks, nn.Float64)
 	defer be.release(scratch)

@@ -98,6 +98,16 @@ __device__ __forceinline__ unsigned pack_p(float lo, float hi) {
     return r;
 }
 
+// pack_a makes the A fragment (16×16, bf16) of an mma from two adjacent
+// 16×8 C fragments (float) lo and hi, columns 0-7 and 8-15: C's layout is
+// A's, so it is only the rounding.
+__device__ __forceinline__ void pack_a(unsigned* a, const float* lo, const float* hi) {
+    a[0] = pack_p(lo[0], lo[1]);
+    a[1] = pack_p(lo[2], lo[3]);
+    a[2] = pack_p(hi[0], hi[1]);
+    a[3] = pack_p(hi[2], hi[3]);
+}
+
 // load_rows starts the copy of rows [0, ROWS) of a (·, D) bf16 tile at g
 // into shared memory s (row stride FA_SP(D)) by the block's NT threads;
 // rows ≥ n are zero-filled.
@@ -259,10 +269,7 @@ __device__ void flash_fwd(bf16* out, float* lse, const bf16* q, const bf16* k, c
                     unsigned pa[MT][4];
 #pragma unroll
                     for (int mt = 0; mt < MT; mt++) {
-                        pa[mt][0] = pack_p(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                        pa[mt][1] = pack_p(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                        pa[mt][2] = pack_p(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                        pa[mt][3] = pack_p(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                        pack_a(pa[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
                     }
 #pragma unroll
                     for (int dp = 0; dp < D / 16; dp++) {
@@ -466,10 +473,7 @@ __device__ void flash_bwd_dkdv(bf16* dk, bf16* dv, const bf16* q, const bf16* k,
                 for (int kk = 0; kk < BQ / 16; kk++) {
                     if (wantV) {
                         unsigned pa[4];
-                        pa[0] = pack_p(s[2 * kk][0], s[2 * kk][1]);
-                        pa[1] = pack_p(s[2 * kk][2], s[2 * kk][3]);
-                        pa[2] = pack_p(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                        pa[3] = pack_p(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                        pack_a(pa, s[2 * kk], s[2 * kk + 1]);
 #pragma unroll
                         for (int dd = 0; dd < D / 16; dd++) {
                             unsigned b0, b1, b2, b3;
@@ -480,10 +484,7 @@ __device__ void flash_bwd_dkdv(bf16* dk, bf16* dv, const bf16* q, const bf16* k,
                     }
                     if (wantK) {
                         unsigned sa[4];
-                        sa[0] = pack_p(dp[2 * kk][0], dp[2 * kk][1]);
-                        sa[1] = pack_p(dp[2 * kk][2], dp[2 * kk][3]);
-                        sa[2] = pack_p(dp[2 * kk + 1][0], dp[2 * kk + 1][1]);
-                        sa[3] = pack_p(dp[2 * kk + 1][2], dp[2 * kk + 1][3]);
+                        pack_a(sa, dp[2 * kk], dp[2 * kk + 1]);
 #pragma unroll
                         for (int dd = 0; dd < D / 16; dd++) {
                             unsigned b0, b1, b2, b3;
@@ -614,10 +615,7 @@ __device__ void flash_bwd_dq(bf16* dq, const bf16* q, const bf16* k, const bf16*
 #pragma unroll
                 for (int kk = 0; kk < BC / 16; kk++) {
                     unsigned sa[4];
-                    sa[0] = pack_p(s[2 * kk][0], s[2 * kk][1]);
-                    sa[1] = pack_p(s[2 * kk][2], s[2 * kk][3]);
-                    sa[2] = pack_p(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-                    sa[3] = pack_p(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+                    pack_a(sa, s[2 * kk], s[2 * kk + 1]);
 #pragma unroll
                     for (int dd = 0; dd < D / 16; dd++) {
                         unsigned b0, b1, b2, b3;
