@@ -81,6 +81,11 @@ type Options struct {
 	// precisions existed, so older files still compare).
 	Precision string
 
+	// Profile times one more step of each train or memory benchmark
+	// operation by operation, on a device that can (nn.Profiler: a GPU):
+	// Result.Profile, and a time budget under the table.
+	Profile bool
+
 	Seed     uint64
 	Progress io.Writer // one line per finished benchmark; nil: quiet
 }
@@ -176,6 +181,9 @@ func (o Options) Check() error {
 		if b < 1 {
 			return fmt.Errorf("--batch: %d is not allowed (batch sizes are ≥ 1)", b)
 		}
+	}
+	if o.Profile && o.Suite != "train" && o.Suite != "memory" {
+		return fmt.Errorf("--profile is not allowed with --suite %s (it profiles the train and memory suites' steps)", o.Suite)
 	}
 	if o.Repeat < 0 {
 		return fmt.Errorf("--repeat: %d is not allowed (≥ 1; regress needs ≥ 4 per side to see a difference at alpha 0.05)", o.Repeat)
@@ -456,6 +464,8 @@ type Result struct {
 	// (Device.Counter): the host-side cost of a train step.
 	StreamOps int64 `json:"stream_ops,omitempty"`
 	HostWaits int64 `json:"host_waits,omitempty"`
+	// Profile is one more call timed operation by operation (Options.Profile).
+	Profile *nn.Profile `json:"profile,omitempty"`
 	// Generate: the prompt (prefill) and the new tokens (decode) timed
 	// apart in each sample, medians.
 	PrefillS float64 `json:"prefill_median_s,omitempty"`

@@ -60,6 +60,7 @@ type Device struct {
 	Sync       Synchronizer  // nil: ops are synchronous
 	Memory     MemoryMeter   // nil: the live backend buffers are counted
 	Counter    StreamCounter // nil: launches and host waits are not counted
+	Profiler   nn.Profiler   // nil: steps cannot be profiled
 }
 
 // NewDevice describes be, taking Timer, Synchronizer and MemoryMeter from
@@ -82,6 +83,9 @@ func NewDevice(be nn.Backend, name, driver string) *Device {
 	}
 	if c, ok := be.(StreamCounter); ok {
 		d.Counter = c
+	}
+	if p, ok := be.(nn.Profiler); ok {
+		d.Profiler = p
 	}
 	if m, ok := be.(MemoryMeter); ok {
 		d.Memory = m

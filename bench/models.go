@@ -269,6 +269,9 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 				if d.Counter != nil {
 					r.StreamOps, r.HostWaits = countStep(d.Counter, t.step)
 				}
+				if o.Profile {
+					r.Profile = profileStep(d, o, bname, t.step)
+				}
 				t.free()
 				r.derive(f.Ceilings)
 				f.Results = append(f.Results, r)
@@ -286,6 +289,23 @@ func countStep(c StreamCounter, step func()) (ops, waits int64) {
 	step()
 	o1, w1 := c.StreamCounts()
 	return o1 - o0, w1 - w0
+}
+
+// profileStep runs step once more under d's profiler, or says why it
+// cannot.
+func profileStep(d *Device, o Options, name string, step func()) *nn.Profile {
+	if d.Profiler == nil {
+		o.progress("%-56s not profiled: backend %s cannot time its operations\n", name, d.Backend.Name())
+		return nil
+	}
+	d.Profiler.StartProfile()
+	step()
+	p, err := d.Profiler.StopProfile()
+	if err != nil {
+		o.progress("%-56s not profiled: %v\n", name, err)
+		return nil
+	}
+	return &p
 }
 
 // runGenerate times step-mode generation per architecture and batch size:

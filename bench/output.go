@@ -208,7 +208,9 @@ func WriteTable(w io.Writer, f *File) error {
 	var err error
 	switch f.Suite {
 	case "train", "memory":
-		err = stepTable(w, f)
+		if err = stepTable(w, f); err == nil {
+			err = profileTables(w, f)
+		}
 	case "generate":
 		err = generateTable(w, f)
 	default:
@@ -275,6 +277,44 @@ func stepTable(w io.Writer, f *File) error {
 		rows = append(rows, row)
 	}
 	return renderTable(w, header, right, rows)
+}
+
+// profileRows is how many labels a profile table lists before "other".
+const profileRows = 15
+
+// profileTables writes the time budget of each profiled step: where the
+// device's time went, by operation and kernel, and how long it sat idle
+// between operations.
+func profileTables(w io.Writer, f *File) error {
+	for _, r := range f.Results {
+		p := r.Profile
+		if p == nil || p.Span <= 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nstep time budget, %s %s B=%d L=%d: one profiled step, %d operations over %s; device busy %s (%.1f%%), idle between operations %s (median unprofiled step %s)\n",
+			r.Arch, f.Precision, r.Shape["B"], r.L, p.Ops, HumanSeconds(p.Span), HumanSeconds(p.Busy), 100*p.Busy/p.Span,
+			HumanSeconds(p.Gaps()), HumanSeconds(r.Median))
+		var rows [][]string
+		add := func(label string, calls int, s float64) {
+			rows = append(rows, []string{label, fmt.Sprint(calls), HumanSeconds(s), pct(s / p.Busy), HumanSeconds(s / float64(max(calls, 1)))})
+		}
+		other, otherCalls := 0.0, 0
+		for i, row := range p.Rows {
+			if i < profileRows {
+				add(row.Label, row.Calls, row.Seconds)
+			} else {
+				other += row.Seconds
+				otherCalls += row.Calls
+			}
+		}
+		if n := len(p.Rows) - profileRows; n > 0 {
+			add(fmt.Sprintf("other (%d labels)", n), otherCalls, other)
+		}
+		if err := renderTable(w, []string{"op/kernel", "calls", "time", "% busy", "per call"}, []bool{false, true, true, true, true}, rows); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func generateTable(w io.Writer, f *File) error {

@@ -247,3 +247,77 @@ func TestBenchTrainCountsLaunchesAndWaits(t *testing.T) {
 	require.NoError(t, WriteTable(&buf, g))
 	assert.NotContains(t, buf.String(), "launches", "no counts, no columns")
 }
+
+// profilingBackend is a countingBackend that profiles as a GPU backend
+// does (nn.Profiler): each GEMM is 1 ms busy, each read-back 0.5 ms idle.
+type profilingBackend struct {
+	countingBackend
+	on     bool
+	p      nn.Profile
+	starts int
+}
+
+func (b *profilingBackend) StartProfile() { b.on, b.p = true, nn.Profile{}; b.starts++ }
+
+func (b *profilingBackend) StopProfile() (nn.Profile, error) {
+	b.on = false
+	if b.p.Ops > 0 {
+		b.p.Rows = []nn.ProfileRow{{Label: "Gemm", Calls: b.p.Ops, Seconds: b.p.Busy}}
+	}
+	return b.p, nil
+}
+
+func (b *profilingBackend) Gemm(a, x, out nn.Buffer, g nn.GemmArgs) {
+	if b.on {
+		b.p.Ops++
+		b.p.Busy += 1e-3
+		b.p.Span += 1e-3
+	}
+	b.countingBackend.Gemm(a, x, out, g)
+}
+
+func (b *profilingBackend) Read(x nn.Buffer) []float64 {
+	if b.on {
+		b.p.Span += 0.5e-3
+	}
+	return b.countingBackend.Read(x)
+}
+
+// --profile profiles one more step of each train benchmark on a device
+// that can (its operations and their time in Result.Profile, a time budget
+// under the table), says why not on one that cannot, and is refused for
+// the suites without steps.
+func TestBenchTrainProfile(t *testing.T) {
+	be := &profilingBackend{countingBackend: countingBackend{Backend: cpukernels.New[float32]()}}
+	d := NewDevice(be, "", "")
+	require.NotNil(t, d.Profiler)
+	o := tiny("train")
+	o.Archs, o.Lengths, o.Batches, o.Ceilings, o.Repeat = []string{"transformer"}, []int{16}, []int{2}, false, 2
+	o.Model = ModelOptions{DModel: 16, NLayers: 2, Vocab: 32}
+	o.Profile = true
+	f, err := Run(d, o)
+	require.NoError(t, err)
+	require.Len(t, f.Results, 1, f.Skipped)
+	r := f.Results[0]
+	require.NotNil(t, r.Profile)
+	assert.Equal(t, 1, be.starts, "one profiled step")
+	assert.Equal(t, r.StreamOps, int64(r.Profile.Ops), "the profiled step queues what a counted step does")
+	assert.InDelta(t, float64(r.Profile.Ops)*1e-3, r.Profile.Busy, 1e-9)
+	assert.Greater(t, r.Profile.Gaps(), 0.0, "the step reads its loss back")
+	var buf bytes.Buffer
+	require.NoError(t, WriteTable(&buf, f))
+	assert.Contains(t, buf.String(), "step time budget, transformer")
+	assert.Contains(t, buf.String(), fmt.Sprintf("%d operations", r.Profile.Ops))
+	assert.Regexp(t, `Gemm\s*│?\s*\|?\s*\d+`, buf.String())
+
+	var progress bytes.Buffer
+	o.Progress = &progress
+	g, err := Run(NewDevice(cpukernels.New[float32](), "", ""), o)
+	require.NoError(t, err)
+	assert.Nil(t, g.Results[0].Profile)
+	assert.Contains(t, progress.String(), "not profiled: backend cpu-float32 cannot time its operations")
+
+	k := tiny("kernels")
+	k.Profile = true
+	assert.ErrorContains(t, k.Check(), "--profile is not allowed with --suite kernels")
+}

@@ -89,6 +89,7 @@ type Backend struct {
 	rnnPersisted  int // recurrences run as one persistent kernel (tests)
 	stats         KernelStats
 	counts        streamCounts
+	prof          profiler // StartProfile's state
 	closed        bool
 	// staging is the ring of page-locked buffers of uploadInt32.
 	staging   [stagingSlots]stagingSlot
@@ -123,9 +124,13 @@ func (be *Backend) StreamCounts() (ops, hostWaits int64) {
 
 // queued counts one operation queued on the stream, panicking with the
 // driver's error if queuing it failed.
-func (be *Backend) queued(op string, err error) {
+func (be *Backend) queued(op string, err error) { be.queuedKernel(op, "", err) }
+
+// queuedKernel is queued for a launch of the named kernel.
+func (be *Backend) queuedKernel(op, kernel string, err error) {
 	must(op, err)
 	be.counts.ops++
+	be.profEnd(op, kernel)
 }
 
 // wait blocks until the stream's work is done (a host wait).
@@ -264,7 +269,7 @@ func (be *Backend) Close() error {
 		return err
 	}
 	defer be.dev.Unlock()
-	errs := []error{be.drv.StreamSynchronize(be.stream), be.alloc.releaseCached(), be.releaseStaging(), be.blas.Destroy()}
+	errs := []error{be.drv.StreamSynchronize(be.stream), be.alloc.releaseCached(), be.releaseStaging(), be.releaseProfile(), be.blas.Destroy()}
 	for _, m := range be.mods {
 		errs = append(errs, be.drv.ModuleUnload(m.h))
 	}
@@ -344,6 +349,7 @@ func (be *Backend) launch(op string, k *kernel, grid, block cuda.Dim3, smem int,
 	if grid.X == 0 || grid.Y == 0 || grid.Z == 0 {
 		return
 	}
+	be.profStart(op)
 	be.checkLaunch(op, k, be.drv.Launch(k.f, grid, block, uint32(smem), be.stream, args))
 }
 
@@ -352,6 +358,7 @@ func (be *Backend) launch(op string, k *kernel, grid, block cuda.Dim3, smem int,
 func (be *Backend) launchCooperative(op string, k *kernel, grid, block cuda.Dim3, smem int, args ...uint64) {
 	checkArgs(op, k, len(args))
 	be.allowSmem(op, k, smem)
+	be.profStart(op)
 	be.checkLaunch(op, k, be.drv.LaunchCooperative(k.f, grid, block, uint32(smem), be.stream, args))
 }
 
@@ -370,7 +377,7 @@ func (be *Backend) allowSmem(op string, k *kernel, smem int) {
 // checkLaunch panics with a launch's error, or, when every launch is
 // synchronised (tests), with the kernel's.
 func (be *Backend) checkLaunch(op string, k *kernel, err error) {
-	be.queued(op, err)
+	be.queuedKernel(op, k.name, err)
 	if be.syncEach {
 		be.counts.hostWaits++
 		if err := be.drv.StreamSynchronize(be.stream); err != nil {

@@ -174,5 +174,6 @@ func (be *Backend) launchStruct(op string, k *kernel, grid, block cuda.Dim3, sme
 	if grid.X == 0 || grid.Y == 0 || grid.Z == 0 {
 		return
 	}
+	be.profStart(op)
 	be.checkLaunch(op, k, be.drv.LaunchPacked(k.f, grid, block, uint32(smem), be.stream, packStruct(p)))
 }

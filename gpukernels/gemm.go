@@ -66,6 +66,7 @@ func (be *Backend) gemm(op string, ad, bd, cd *Buffer, g nn.GemmArgs) {
 		// cuBLAS wants leading dimensions ≥ 1 even for a single column.
 		s.LDA, s.LDB, s.LDC = max(s.LDA, 1), max(s.LDB, 1), max(s.LDC, 1)
 		var err error
+		be.profStart(op)
 		switch {
 		case ad.dt == nn.BFloat16:
 			err = be.blas.GemmEx(s, cuda.DataBFloat16, blasType[cd.dt], float32(g.Alpha), float32(g.Beta))

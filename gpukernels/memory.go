@@ -105,6 +105,7 @@ func (be *Backend) allocAs(op string, n int, dt nn.DType) *Buffer {
 	b := be.newBuffer(n, dt)
 	if bytes := int64(n) * dt.Size(); bytes > 0 {
 		// Allocations are whole 4-byte words (the allocator rounds up).
+		be.profStart(op)
 		be.queued(op, be.drv.MemsetD32Async(b.ptr, 0, uint64((bytes+3)/4), be.stream))
 	}
 	return b
@@ -172,6 +173,7 @@ func (be *Backend) upload(op string, dst uint64, data []byte) {
 	var p runtime.Pinner
 	defer p.Unpin()
 	p.Pin(&data[0])
+	be.profStart(op)
 	be.queued(op, be.drv.MemcpyHtoDAsync(dst, unsafe.Pointer(&data[0]), uint64(len(data)), be.stream))
 	be.wait(op)
 }
@@ -184,6 +186,7 @@ func (be *Backend) download(op string, data []byte, src uint64) {
 	var p runtime.Pinner
 	defer p.Unpin()
 	p.Pin(&data[0])
+	be.profStart(op)
 	be.queued(op, be.drv.MemcpyDtoHAsync(unsafe.Pointer(&data[0]), src, uint64(len(data)), be.stream))
 	be.wait(op)
 }
@@ -235,6 +238,7 @@ func (be *Backend) uploadInt32(op string, xs []int32) *Buffer {
 		s.event = ev
 	}
 	copy(unsafe.Slice((*int32)(s.host), len(xs)), xs)
+	be.profStart(op)
 	be.queued(op, be.drv.MemcpyHtoDAsync(b.ptr, s.host, uint64(n), be.stream))
 	must(op, be.drv.EventRecord(s.event, be.stream))
 	s.pending = true
@@ -310,10 +314,12 @@ func (be *Backend) fill(op string, d *Buffer, n int, v float64) {
 		return
 	}
 	if d.dt == nn.BFloat16 {
+		be.profStart(op)
 		be.queued(op, be.drv.MemsetD16Async(d.ptr, nn.BF16FromFloat64(v), uint64(n), be.stream))
 		return
 	}
 	if d.dt == nn.Float32 {
+		be.profStart(op)
 		be.queued(op, be.drv.MemsetD32Async(d.ptr, math.Float32bits(float32(v)), uint64(n), be.stream))
 		return
 	}
@@ -337,6 +343,7 @@ func (be *Backend) copy(op string, d, s *Buffer, n int) {
 		return
 	}
 	if d.dt == s.dt {
+		be.profStart(op)
 		be.queued(op, be.drv.MemcpyDtoDAsync(d.ptr, s.ptr, uint64(n*d.esize()), be.stream))
 		return
 	}

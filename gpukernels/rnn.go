@@ -64,6 +64,7 @@ func (be *Backend) copyRows(op string, d *Buffer, dOff, dStride int, s *Buffer, 
 // zero sets the first n elements of d to 0.
 func (be *Backend) zero(op string, d *Buffer, n int) {
 	if n > 0 {
+		be.profStart(op)
 		be.queued(op, be.drv.MemsetD32Async(d.ptr, 0, uint64(n*d.esize()/4), be.stream))
 	}
 }
