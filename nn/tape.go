@@ -110,6 +110,7 @@ func (tp *Tape) grad(t *Tensor) Buffer {
 	}
 	if t.grad.buf == nil {
 		t.grad.buf = tp.AllocAs(t.Len(), DTypeOf(tp.B, t.Data))
+		t.grad.temp = len(tp.temps)
 	}
 	return t.grad.buf
 }
@@ -136,7 +137,11 @@ func (tp *Tape) lowp(t *Tensor) *Tensor {
 }
 
 // onBackward records the adjoint of an op producing out. It runs only when
-// some gradient reached out.
+// some gradient reached out. Every op that reads out (or a view of it) was
+// recorded later, so its adjoint has run and out's gradient is complete;
+// once f has used it, nothing reads it again, and the tape frees it at
+// once: the backward holds the gradients of its frontier only, not of
+// every activation of the step.
 func (tp *Tape) onBackward(out *Tensor, f func(dout Buffer)) {
 	if out.grad == nil {
 		return
@@ -144,8 +149,19 @@ func (tp *Tape) onBackward(out *Tensor, f func(dout Buffer)) {
 	tp.steps = append(tp.steps, func() {
 		if out.grad.buf != nil {
 			f(out.grad.buf)
+			tp.freeGrad(out.grad)
 		}
 	})
+}
+
+// freeGrad frees a gradient the tape allocated before Release would.
+func (tp *Tape) freeGrad(g *gradSlot) {
+	if g.temp == 0 {
+		return
+	}
+	tp.B.Free(g.buf)
+	tp.temps[g.temp-1] = nil
+	g.buf, g.temp = nil, 0
 }
 
 // Backward seeds d(loss)/d(loss) = 1 for a one-element loss and runs every
@@ -172,7 +188,9 @@ func (tp *Tape) Backward(loss *Tensor) {
 // tape must not be used afterwards.
 func (tp *Tape) Release() {
 	for _, b := range tp.temps {
-		tp.B.Free(b)
+		if b != nil {
+			tp.B.Free(b)
+		}
 	}
 	tp.temps, tp.steps, tp.casts = nil, nil, nil
 }

@@ -14,7 +14,13 @@ type Tensor struct {
 	grad  *gradSlot // nil for tensors that need no gradient
 }
 
-type gradSlot struct{ buf Buffer }
+// gradSlot is a gradient buffer, shared by a tensor and its Reshape views.
+// temp is, for a gradient the tape allocated, its index in the tape's temps
+// plus one (0: not the tape's, a parameter's).
+type gradSlot struct {
+	buf  Buffer
+	temp int
+}
 
 // NumElems is the product of a shape's dimensions.
 func NumElems(shape []int) int {
@@ -58,7 +64,7 @@ func (t *Tensor) String() string {
 // NewParam allocates a tensor that carries a gradient buffer from the start.
 func NewParam(b Backend, shape ...int) *Tensor {
 	n := NumElems(shape)
-	return &Tensor{Shape: append([]int(nil), shape...), Data: b.Alloc(n), grad: &gradSlot{b.Alloc(n)}}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: b.Alloc(n), grad: &gradSlot{buf: b.Alloc(n)}}
 }
 
 // NewParamAs is NewParam with its values and gradient in type dt: b's
@@ -73,7 +79,7 @@ func NewParamAs(b Backend, dt DType, shape ...int) *Tensor {
 		panic(fmt.Sprintf("nn.NewParamAs: %s has only %v buffers, not %v", b.Name(), b.DType(), dt))
 	}
 	n := NumElems(shape)
-	return &Tensor{Shape: append([]int(nil), shape...), Data: m.AllocAs(n, dt), grad: &gradSlot{m.AllocAs(n, dt)}}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: m.AllocAs(n, dt), grad: &gradSlot{buf: m.AllocAs(n, dt)}}
 }
 
 // NewConst allocates a tensor that takes no gradient, filled from host values
