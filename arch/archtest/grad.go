@@ -74,13 +74,22 @@ func CheckGradients(t testing.TB, b nn.Backend, cases []Case, o GradOptions) {
 		m := Build(t, b, c, o.Vocab, L, 2)
 		ps := m.Params()
 		randomize(b, ps, rng)
-		nn.ZeroGrads(b, ps)
-		_, tp, l := loss(b, m, ids, targets, B, L, true)
-		tp.Backward(l)
-		tp.Release()
+		analytic := func(be nn.Backend) [][]float64 {
+			nn.ZeroGrads(b, ps)
+			_, tp, l := loss(be, m, ids, targets, B, L, true)
+			tp.Backward(l)
+			gs := make([][]float64, len(ps))
+			for i, p := range ps {
+				gs[i] = b.Read(p.T.Grad())
+			}
+			tp.Release()
+			return gs
+		}
+		grads := analytic(b)
+		checkFreedUnread(t, c.Name, ps, grads, analytic(poisoned{b}))
 		var w worst
-		for _, p := range ps {
-			grad := b.Read(p.T.Grad())
+		for pi, p := range ps {
+			grad := grads[pi]
 			x := b.Read(p.T.Data)
 			idx := rng.Perm(len(x))
 			if len(idx) > gradSample {
@@ -107,6 +116,32 @@ func CheckGradients(t testing.TB, b nn.Backend, cases []Case, o GradOptions) {
 		t.Logf("%s: worst rel err %.2g at %s", c.Name, w.err, w.where)
 		if !(w.err < o.Tol) {
 			t.Errorf("%s: gradient check failed, rel err %.3g at %s", c.Name, w.err, w.where)
+		}
+	}
+}
+
+// poisoned is a backend that overwrites every buffer it is asked to free
+// with NaN first: a buffer the tape frees during the step (a used
+// gradient, a dropped activation) that an adjoint still reads turns the
+// gradients NaN instead of reading stale values that happen to be right.
+type poisoned struct{ nn.Backend }
+
+func (p poisoned) Free(x nn.Buffer) {
+	p.Backend.Fill(x, math.NaN())
+	p.Backend.Free(x)
+}
+
+// checkFreedUnread fails when the gradients computed on a poisoned backend
+// differ from the plain ones: something freed during the step was read.
+func checkFreedUnread(t testing.TB, name string, ps []nn.Param, want, got [][]float64) {
+	t.Helper()
+	for i, p := range ps {
+		for j := range want[i] {
+			if math.Float64bits(want[i][j]) != math.Float64bits(got[i][j]) {
+				t.Errorf("%s: %s[%d] is %g when freed buffers are poisoned, %g otherwise: the step reads a buffer after freeing it",
+					name, p.Name, j, got[i][j], want[i][j])
+				return
+			}
 		}
 	}
 }
