@@ -20,7 +20,7 @@ func (tp *Tape) Reshape(x *Tensor, shape ...int) *Tensor {
 	if NumElems(shape) != x.Len() {
 		panic(fmt.Sprintf("nn.Reshape: %v to %v changes the size", x.Shape, shape))
 	}
-	return &Tensor{Shape: append([]int(nil), shape...), Data: x.Data, grad: x.grad}
+	return &Tensor{Shape: append([]int(nil), shape...), Data: x.Data, grad: x.grad, st: x.st}
 }
 
 // Add returns a + b (same shapes).
@@ -28,6 +28,7 @@ func (tp *Tape) Add(a, b *Tensor) *Tensor {
 	sameShape("Add", a, b)
 	out := tp.out(a.Shape, a, b)
 	tp.B.Add(out.Data, a.Data, b.Data)
+	tp.readsNot(out, a, b, out)
 	tp.onBackward(out, func(d Buffer) {
 		if g := tp.grad(a); g != nil {
 			tp.B.Axpy(1, d, g)
@@ -44,6 +45,7 @@ func (tp *Tape) Mul(a, b *Tensor) *Tensor {
 	sameShape("Mul", a, b)
 	out := tp.out(a.Shape, a, b)
 	tp.B.Mul(out.Data, a.Data, b.Data)
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(d Buffer) {
 		tp.B.MulBackward(tp.grad(a), tp.grad(b), a.Data, b.Data, d)
 	})
@@ -54,6 +56,7 @@ func (tp *Tape) Mul(a, b *Tensor) *Tensor {
 func (tp *Tape) Act(kind Activation, x *Tensor) *Tensor {
 	out := tp.out(x.Shape, x)
 	tp.B.Act(kind, out.Data, x.Data)
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(d Buffer) {
 		if g := tp.grad(x); g != nil {
 			tp.B.ActBackward(kind, g, x.Data, d)
@@ -78,6 +81,7 @@ func (tp *Tape) Linear(x, w, b *Tensor) *Tensor {
 	if b != nil {
 		tp.B.AddBias(out.Data, out.Data, b.Data, rows, outDim)
 	}
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(d Buffer) {
 		if g := tp.grad(x); g != nil { // dx += dy·W
 			tp.B.Gemm(d, w.Data, g, GemmArgs{M: rows, N: in, K: outDim,
@@ -118,6 +122,7 @@ func (tp *Tape) MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 	out := tp.out(shape, a, b)
 	tp.B.Gemm(a.Data, b.Data, out.Data, GemmArgs{TransA: transA, TransB: transB, M: m, N: n, K: k,
 		Alpha: 1, LDA: ac, LDB: bc, LDC: n, StrideA: ar * ac, StrideB: br * bc, StrideC: m * n, Batch: batch})
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(d Buffer) {
 		if g := tp.grad(a); g != nil {
 			// dop(A) = dC·op(B)ᵀ; stored A (ar×ac) gets it or its transpose.
@@ -149,6 +154,7 @@ func (tp *Tape) RMSNorm(x, w *Tensor, eps float64) *Tensor {
 	out := tp.out(x.Shape, x, w)
 	rstd := tp.Alloc(rows)
 	tp.B.RMSNorm(out.Data, rstd, x.Data, w.Data, rows, d, eps)
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(g Buffer) {
 		tp.B.RMSNormBackward(tp.grad(x), tp.grad(w), x.Data, w.Data, rstd, g, rows, d)
 	})
@@ -166,6 +172,7 @@ func (tp *Tape) LayerNorm(x, w, b *Tensor, eps float64) *Tensor {
 		bd = b.Data
 	}
 	tp.B.LayerNorm(out.Data, mean, rstd, x.Data, w.Data, bd, rows, d, eps)
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(g Buffer) {
 		tp.B.LayerNormBackward(tp.grad(x), tp.grad(w), tp.grad(b), x.Data, w.Data, mean, rstd, g, rows, d)
 	})
@@ -178,6 +185,7 @@ func (tp *Tape) Embedding(table *Tensor, ids []int32) *Tensor {
 	d := table.Dim(-1)
 	out := tp.out([]int{len(ids), d}, table)
 	tp.B.Embedding(out.Data, table.Data, ids, d)
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(g Buffer) {
 		tp.B.EmbeddingBackward(tp.grad(table), g, ids, d)
 	})
@@ -231,6 +239,7 @@ func (tp *Tape) Permute(x *Tensor, perm ...int) *Tensor {
 	}
 	out := tp.out(shape, x)
 	tp.B.Permute(out.Data, x.Data, x.Shape, perm, false)
+	tp.readsNot(out, x, out)
 	tp.onBackward(out, func(g Buffer) {
 		if dx := tp.grad(x); dx != nil {
 			tp.B.Permute(dx, g, shape, inv, true)
@@ -249,6 +258,7 @@ func (tp *Tape) Slice(x *Tensor, start, width int) *Tensor {
 	shape := append(slices.Clone(x.Shape[:len(x.Shape)-1]), width)
 	out := tp.out(shape, x)
 	tp.B.CopyBlock(out.Data, 0, width, x.Data, start, cols, rows, width, false)
+	tp.readsNot(out, x, out)
 	tp.onBackward(out, func(g Buffer) {
 		if dx := tp.grad(x); dx != nil {
 			tp.B.CopyBlock(dx, start, cols, g, 0, width, rows, width, true)
@@ -275,6 +285,8 @@ func (tp *Tape) Concat(xs ...*Tensor) *Tensor {
 		tp.B.CopyBlock(out.Data, off, total, x.Data, 0, x.Dim(-1), rows, x.Dim(-1), false)
 		off += x.Dim(-1)
 	}
+	tp.readsNot(out, xs...)
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(g Buffer) {
 		for i, x := range xs {
 			if dx := tp.grad(x); dx != nil {
@@ -290,6 +302,7 @@ func (tp *Tape) RoPE(x *Tensor, pos0 int, base float64) *Tensor {
 	B, H, L, Dh := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
 	out := tp.out(x.Shape, x)
 	tp.B.RoPE(out.Data, x.Data, B, H, L, Dh, pos0, base)
+	tp.readsNot(out, x, out)
 	tp.onBackward(out, func(g Buffer) {
 		if dx := tp.grad(x); dx != nil {
 			tp.B.RoPEBackward(dx, g, B, H, L, Dh, pos0, base)

@@ -59,6 +59,7 @@ func (tp *Tape) SelectiveScan(in ScanInputs) *Tensor {
 		Dskip: data(in.D), Z: data(in.Z), DeltaBias: data(in.DeltaBias), DeltaSoftplus: in.DeltaSoftplus, H0: in.H0}
 	out := tp.out(in.U.Shape, in.U, in.Delta, in.A, in.Bm, in.Cm, in.D, in.Z, in.DeltaBias)
 	tp.B.SelectiveScan(out.Data, in.HT, a)
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(g Buffer) {
 		noStateBackward("SelectiveScan", in.H0)
 		tp.B.SelectiveScanBackward(ScanGrads{U: tp.grad(in.U), Delta: tp.grad(in.Delta), A: tp.grad(in.A),
@@ -85,6 +86,7 @@ func (tp *Tape) SSD(in SSDInputs) *Tensor {
 		Dskip: data(in.D), DtBias: data(in.DtBias), DtSoftplus: in.DtSoftplus, H0: in.H0}
 	out := tp.out(in.X.Shape, in.X, in.Dt, in.A, in.Bm, in.Cm, in.D, in.DtBias)
 	tp.B.SSD(out.Data, in.HT, a)
+	tp.readsNot(out, out)
 	tp.onBackward(out, func(g Buffer) {
 		noStateBackward("SSD", in.H0)
 		tp.B.SSDBackward(SSDGrads{X: tp.grad(in.X), Dt: tp.grad(in.Dt), A: tp.grad(in.A), Bm: tp.grad(in.Bm),

@@ -89,8 +89,17 @@ func (tp *Tape) out32(shape []int, inputs ...*Tensor) *Tensor {
 	return tp.outAs(tp.B.DType(), shape, inputs...)
 }
 
+//
+// Until the op says otherwise (readsNot), its adjoint is taken to read the
+// data of every input and of the result: Drop frees none of them.
 func (tp *Tape) outAs(dt DType, shape []int, inputs ...*Tensor) *Tensor {
+	for _, in := range inputs {
+		if in != nil && in.st != nil && in.st.freed {
+			panic(fmt.Sprintf("nn: an op reads a %v tensor after Drop freed it", in.Shape))
+		}
+	}
 	t := &Tensor{Shape: append([]int(nil), shape...), Data: tp.AllocAs(NumElems(shape), dt)}
+	t.st = &storage{temp: len(tp.temps)}
 	if tp.record {
 		for _, in := range inputs {
 			if in != nil && in.grad != nil {
@@ -99,7 +108,45 @@ func (tp *Tape) outAs(dt DType, shape []int, inputs ...*Tensor) *Tensor {
 			}
 		}
 	}
+	if t.grad != nil {
+		for _, in := range inputs {
+			if in != nil && in.st != nil {
+				in.st.saves++
+			}
+		}
+		t.st.saves++
+	}
 	return t
+}
+
+// readsNot tells the tape that the adjoint recorded for out does not read
+// the data of ts (inputs of the op, or out itself), undoing what outAs
+// assumed.
+func (tp *Tape) readsNot(out *Tensor, ts ...*Tensor) {
+	if out.grad == nil {
+		return
+	}
+	for _, t := range ts {
+		if t != nil && t.st != nil {
+			t.st.saves--
+		}
+	}
+}
+
+// Drop tells the tape that the forward will not read ts (or their views)
+// again. The data of each is freed at once unless a recorded adjoint reads
+// it; Release frees it then, as it frees everything else. An op that reads
+// a dropped tensor panics. Models drop what their own later code never
+// reads, so that the step's peak holds only what the backward needs.
+func (tp *Tape) Drop(ts ...*Tensor) {
+	for _, t := range ts {
+		if t == nil || t.st == nil || t.st.freed || t.st.saves > 0 {
+			continue
+		}
+		tp.B.Free(t.Data)
+		tp.temps[t.st.temp-1] = nil
+		t.st.freed = true
+	}
 }
 
 // grad returns t's gradient buffer, allocating a zeroed one on first use, or

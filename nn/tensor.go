@@ -12,6 +12,16 @@ type Tensor struct {
 	Shape []int
 	Data  Buffer
 	grad  *gradSlot // nil for tensors that need no gradient
+	st    *storage  // nil for data the tape did not allocate
+}
+
+// storage is what a tape knows of a tensor's data, shared by the tensor
+// and its Reshape views: its index in the tape's temps plus one, how many
+// recorded adjoints read it, and whether Drop freed it.
+type storage struct {
+	temp  int
+	saves int
+	freed bool
 }
 
 // gradSlot is a gradient buffer, shared by a tensor and its Reshape views.

@@ -284,7 +284,9 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 	if st != nil {
 		ls = st.(*arch.ConvScan)
 	}
-	x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
+	mixed := blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls)
+	x = tp.Add(x, mixed)
+	tp.Drop(mixed)
 	return blk.MLPBranch.Forward(tp, x)
 }
 
@@ -294,27 +296,39 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	E, N, R := mx.E, mx.N, mx.R
 	// toBCL takes rows (B·L, c) to mamba_ssm's (B, c, L).
 	toBCL := func(t *nn.Tensor, c int) *nn.Tensor { return tp.Permute(tp.Reshape(t, B, L, c), 0, 2, 1) }
+	// Each intermediate is dropped once this code has read it for the last
+	// time: the step then keeps only what the backward reads (the tape
+	// knows which), not the layout copies between the ops.
 	xz := mx.InProj.Forward(tp, h)
 	var convState, h0, hT nn.Buffer
 	if st != nil {
 		convState, h0, hT = st.Conv, st.SSM, tp.Alloc(B*E*N)
 	}
-	x := tp.Conv1D(toBCL(tp.Slice(xz, 0, E), E), mx.ConvW, mx.ConvB, nn.SiLU, convState) // (B, E, L)
+	xs, zs := tp.Slice(xz, 0, E), tp.Slice(xz, E, E)
+	tp.Drop(xz)
+	xin, z := toBCL(xs, E), toBCL(zs, E)
+	tp.Drop(xs, zs)
+	x := tp.Conv1D(xin, mx.ConvW, mx.ConvB, nn.SiLU, convState) // (B, E, L)
 	dbl := mx.XProj.Forward(tp, tp.Reshape(tp.Permute(x, 0, 2, 1), B*L, E))
 	// mamba_ssm passes dt_proj.weight·dt as delta and the bias as delta_bias,
 	// so the bias is added in the scan before the softplus.
-	delta := tp.Linear(tp.Slice(dbl, 0, R), mx.DtProj.W, nil)
+	dtIn, bs, cs := tp.Slice(dbl, 0, R), tp.Slice(dbl, R, N), tp.Slice(dbl, R+N, N)
+	tp.Drop(dbl)
+	delta := tp.Linear(dtIn, mx.DtProj.W, nil)
+	deltaBCL, Bm, Cm := toBCL(delta, E), toBCL(bs, N), toBCL(cs, N)
+	tp.Drop(delta, bs, cs)
 	A := tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog))
 	y := tp.SelectiveScan(nn.ScanInputs{
-		U: x, Delta: toBCL(delta, E), A: A,
-		Bm: toBCL(tp.Slice(dbl, R, N), N), Cm: toBCL(tp.Slice(dbl, R+N, N), N),
-		D: mx.D, Z: toBCL(tp.Slice(xz, E, E), E), DeltaBias: mx.DtProj.B, DeltaSoftplus: true,
+		U: x, Delta: deltaBCL, A: A, Bm: Bm, Cm: Cm,
+		D: mx.D, Z: z, DeltaBias: mx.DtProj.B, DeltaSoftplus: true,
 		H0: h0, HT: hT,
 	})
 	if st != nil {
 		tp.B.Copy(st.SSM, hT)
 	}
-	return mx.OutProj.Forward(tp, tp.Reshape(tp.Permute(y, 0, 2, 1), B*L, E))
+	yRows := tp.Reshape(tp.Permute(y, 0, 2, 1), B*L, E)
+	tp.Drop(y)
+	return mx.OutProj.Forward(tp, yRows)
 }
 
 // Params lists the layer's weights with mamba_ssm's module names without
