@@ -89,8 +89,9 @@ func (tp *Tape) out32(shape []int, inputs ...*Tensor) *Tensor {
 	return tp.outAs(tp.B.DType(), shape, inputs...)
 }
 
-// Until the op says otherwise (readsNot), its adjoint is taken to read the
-// data of every input and of the result: Drop frees none of them.
+// outAs allocates an op's result in type dt. Until the op says otherwise
+// (readsNot), its adjoint is taken to read the data of every input and of
+// the result: Drop frees none of them.
 func (tp *Tape) outAs(dt DType, shape []int, inputs ...*Tensor) *Tensor {
 	for _, in := range inputs {
 		if in != nil && in.st != nil && in.st.freed {
