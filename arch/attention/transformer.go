@@ -278,11 +278,18 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, st arch.Lay
 	if st != nil {
 		kv = st.(*KVCache)
 	}
-	x = tp.Add(x, blk.Drop.Forward(tp, blk.Attn.Forward(tp, blk.Norm1.Forward(tp, x), B, L, pos0, kv)))
+	// The branches' outputs are dropped once added: the backward of the
+	// residual add does not read them.
+	attn := blk.Drop.Forward(tp, blk.Attn.Forward(tp, blk.Norm1.Forward(tp, x), B, L, pos0, kv))
+	x = tp.Add(x, attn)
+	tp.Drop(attn)
 	if blk.MLP == nil {
 		return x
 	}
-	return tp.Add(x, blk.Drop.Forward(tp, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x))))
+	mlp := blk.Drop.Forward(tp, blk.MLP.Forward(tp, blk.Norm2.Forward(tp, x)))
+	out := tp.Add(x, mlp)
+	tp.Drop(mlp)
+	return out
 }
 
 // Forward maps x (B·L, d) to (B·L, d). pos0 is the position of the first
@@ -301,14 +308,20 @@ func (a *Attention) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, kv *KVCac
 func (a *Attention) project(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int) (q, k, v *nn.Tensor) {
 	d := a.NHeads * a.HeadDim
 	qkv := a.QKV.Forward(tp, x) // (B·L, 3d)
+	// The (B·L, 3d) projection and its layout copies are dropped once read:
+	// the backward reads the heads the attention gets.
 	heads := func(i int) *nn.Tensor {
-		t := tp.Reshape(tp.Slice(qkv, i*d, d), B, L, a.NHeads, a.HeadDim)
-		return tp.Permute(t, 0, 2, 1, 3)
+		s := tp.Slice(qkv, i*d, d)
+		t := tp.Permute(tp.Reshape(s, B, L, a.NHeads, a.HeadDim), 0, 2, 1, 3)
+		tp.Drop(s)
+		return t
 	}
 	q, k, v = heads(0), heads(1), heads(2)
+	tp.Drop(qkv)
 	if a.Rope {
-		q = tp.RoPE(q, pos0, a.RopeBase)
-		k = tp.RoPE(k, pos0, a.RopeBase)
+		qr, kr := tp.RoPE(q, pos0, a.RopeBase), tp.RoPE(k, pos0, a.RopeBase)
+		tp.Drop(q, k)
+		q, k = qr, kr
 	}
 	return q, k, v
 }

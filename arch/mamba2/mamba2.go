@@ -287,7 +287,9 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 	if st != nil {
 		ls = st.(*arch.ConvScan)
 	}
-	x = tp.Add(x, blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls))
+	mixed := blk.Mixer.Forward(tp, blk.Norm.Forward(tp, x), blk.negOne, B, L, ls)
+	x = tp.Add(x, mixed)
+	tp.Drop(mixed)
 	return blk.MLPBranch.Forward(tp, x)
 }
 
@@ -301,22 +303,34 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	if st != nil {
 		convState, h0, hT = st.Conv, st.SSM, tp.Alloc(B*H*P*N)
 	}
-	xbc := tp.Permute(tp.Reshape(tp.Slice(zxbcdt, E, K), B, L, K), 0, 2, 1) // (B, K, L)
-	xbc = tp.Conv1D(xbc, mx.ConvW, mx.ConvB, nn.SiLU, convState)
-	xbc = tp.Reshape(tp.Permute(xbc, 0, 2, 1), B*L, K)
+	// Each intermediate is dropped once this code has read it for the last
+	// time: the step then keeps only what the backward reads.
+	xbcIn, z, dt := tp.Slice(zxbcdt, E, K), tp.Slice(zxbcdt, 0, E), tp.Slice(zxbcdt, 2*E+2*G*N, H)
+	tp.Drop(zxbcdt)
+	xbcT := tp.Permute(tp.Reshape(xbcIn, B, L, K), 0, 2, 1) // (B, K, L)
+	tp.Drop(xbcIn)
+	conv := tp.Conv1D(xbcT, mx.ConvW, mx.ConvB, nn.SiLU, convState)
+	xbc := tp.Reshape(tp.Permute(conv, 0, 2, 1), B*L, K)
+	tp.Drop(conv)
+	x, bm, cm := tp.Slice(xbc, 0, E), tp.Slice(xbc, E, G*N), tp.Slice(xbc, E+G*N, G*N)
+	tp.Drop(xbc)
 	y := tp.SSD(nn.SSDInputs{
-		X:  tp.Reshape(tp.Slice(xbc, 0, E), B, L, H, P),
-		Dt: tp.Reshape(tp.Slice(zxbcdt, 2*E+2*G*N, H), B, L, H),
+		X:  tp.Reshape(x, B, L, H, P),
+		Dt: tp.Reshape(dt, B, L, H),
 		A:  tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog)),
-		Bm: tp.Reshape(tp.Slice(xbc, E, G*N), B, L, G, N), Cm: tp.Reshape(tp.Slice(xbc, E+G*N, G*N), B, L, G, N),
+		Bm: tp.Reshape(bm, B, L, G, N), Cm: tp.Reshape(cm, B, L, G, N),
 		D: mx.D, DtBias: mx.DtBias, DtSoftplus: true, Chunk: mx.Chunk,
 		H0: h0, HT: hT,
 	})
 	if st != nil {
 		tp.B.Copy(st.SSM, hT)
 	}
-	y = tp.Mul(tp.Reshape(y, B*L, E), tp.Act(nn.SiLU, tp.Slice(zxbcdt, 0, E)))
-	return mx.OutProj.Forward(tp, mx.gatedNorm(tp, y))
+	gate := tp.Act(nn.SiLU, z)
+	gated := tp.Mul(tp.Reshape(y, B*L, E), gate)
+	tp.Drop(y)
+	normed := mx.gatedNorm(tp, gated)
+	tp.Drop(gated)
+	return mx.OutProj.Forward(tp, normed)
 }
 
 // gatedNorm is RMSNormGated's normalisation of the gated y (B·L, E) with
