@@ -59,3 +59,49 @@ func TestTapeBackwardFreesUsedGradients(t *testing.T) {
 		t.Errorf("after Release %d elements live, want the parameter's %d (a buffer freed twice or not at all)", be.live, params)
 	}
 }
+
+// Drop frees a tensor's data at once when no recorded adjoint reads it
+// (a Slice's input, an Add's operands), keeps it when one does (a Mul's
+// operands) until Release, frees anything on a tape that does not record,
+// and an op reading a dropped tensor panics.
+func TestTapeDrop(t *testing.T) {
+	const n = 100
+	be := &liveBackend{Backend: cpukernels.New[float64]()}
+	x := nn.NewParam(be, 4, n/4)
+	tp := nn.NewTape(be, true)
+	a := tp.Act(nn.Tanh, x)
+	s := tp.Slice(a, 0, n/4-1) // reads a; Slice's adjoint does not
+	m := tp.Mul(s, s)          // Mul's adjoint reads s
+	live := be.live
+	tp.Drop(a)
+	if be.live != live-n {
+		t.Errorf("dropping a tensor no adjoint reads freed %d elements, want %d", live-be.live, n)
+	}
+	live = be.live
+	tp.Drop(s)
+	if be.live != live {
+		t.Errorf("dropping a tensor Mul's adjoint reads freed %d elements", live-be.live)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("an op on a dropped tensor did not panic")
+			}
+		}()
+		tp.Act(nn.Tanh, tp.Reshape(a, n))
+	}()
+	loss, _ := tp.CrossEntropy(m, make([]int32, 4), -1)
+	tp.Backward(loss)
+	tp.Release()
+	if be.live != 2*n {
+		t.Errorf("after Release %d elements live, want the parameter's %d", be.live, 2*n)
+	}
+
+	eval := nn.NewTape(be, false)
+	e := eval.Act(nn.Tanh, x)
+	live = be.live
+	eval.Drop(e)
+	if be.live != live-n {
+		t.Errorf("on a tape that does not record, Drop freed %d elements, want %d", live-be.live, n)
+	}
+}
