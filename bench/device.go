@@ -253,6 +253,10 @@ func (t *tracked) Free(b nn.Buffer) {
 // clip in a train step) visible through the wrapper.
 func (t *tracked) SumSquaresEach(xs []nn.Buffer) []float64 { return nn.SumSquaresEach(t.Backend, xs) }
 
+// ScanCheckpointLen keeps the wrapped backend's saved scan states (the
+// backward then skips recomputing them) visible through the wrapper.
+func (t *tracked) ScanCheckpointLen(a nn.ScanArgs) int { return nn.ScanCheckpointLen(t.Backend, a) }
+
 // StreamCounter is a backend that counts the operations it queued on its
 // device (kernel launches, library calls, copies) and the times the host
 // waited for the device, since it was opened. gpukernels.Backend has it.

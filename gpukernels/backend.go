@@ -67,6 +67,11 @@ type Backend struct {
 	// scanSequential runs every selective scan on the one-step kernels
 	// instead of the chunked ones (tests compare both).
 	scanSequential bool
+	// scanCkpt makes the chunked scan's forward save the states its
+	// backward starts its chunks from (nn.ScanArgs.Ckpt), so the backward
+	// skips scan_chunk_states; off until verified on a GPU, unless
+	// SEQBENCH_SCAN_CKPT=1 (tests run both).
+	scanCkpt bool
 	// ssdChunked runs SSD and SSDBackward in the chunked form
 	// (ssd_chunk.cu) instead of the recurrence (ssd.cu); off until it is
 	// verified on a GPU, unless SEQBENCH_SSD_CHUNKED=1 (tests turn it on).
@@ -176,6 +181,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
 		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: os.Getenv("SEQBENCH_RNN_PERSISTENT") != "0",
 		ssdChunked: ssdChunkedFromEnv(), flashAttn: flashAttnFromEnv(), conv1dTiled: conv1dTiledFromEnv(),
+		scanCkpt: scanCkptFromEnv(),
 	}
 	switch opt.CacheDir {
 	case "":

@@ -605,10 +605,15 @@ __device__ __forceinline__ void scan_deltas(const ScanParams& p, i64 row, i64 ba
 // chunk's last state in carry (lane 0). The S states' chains are
 // independent, so each hides the others' latency (one state's compose,
 // shuffle scan and replay are one dependent chain); y sums the states in
-// the order of n.
+// the order of n. ck, when not null, is this channel's checkpoint row of
+// the chunk (state n at ck[n], rows BDN apart): the lanes that start one
+// of the backward's shorter chunks inside this one write their entry
+// states to rows 1 .. K/SCAN_BWD_K − 1 (row 0, the carry, is written by
+// the caller).
 template <int S, int K>
 __device__ __forceinline__ void scan_fwd_states(const ScanParams& p, i64 n, int lane, i64 base, i64 bg, i64 d, bool vec,
-                                                real* carry, const real (&dl)[K], const real (&du)[K], real (&y)[K]) {
+                                                real* carry, const real (&dl)[K], const real (&du)[K], real (&y)[K],
+                                                real* ck, i64 BDN) {
     const i64 L = p.L, N = p.N;
     real bv[S][K], cv[S][K], a[S][K], al[S], be[S], h[S];
 #pragma unroll
@@ -629,6 +634,12 @@ __device__ __forceinline__ void scan_fwd_states(const ScanParams& p, i64 n, int 
     for (int j = 0; j < S; j++) {
         const real c0 = __shfl_sync(FULL_MASK, lane == 0 ? carry[n + j] : (real)0, 0);
         h[j] = chunk_entry(al[j], be[j], c0, lane, true);
+    }
+    constexpr int R = K / SCAN_BWD_K, LR = 32 / R; // backward chunks in this one, lanes in each
+    if constexpr (R > 1) {
+        if (ck && lane % LR == 0 && lane > 0 && base < p.L)
+#pragma unroll
+            for (int j = 0; j < S; j++) ck[(lane / LR) * BDN + n + j] = h[j];
     }
 #pragma unroll
     for (int k = 0; k < K; k++) {
@@ -659,10 +670,14 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
     const real bias = p.DBias ? p.DBias[d] : (real)0, dsk = p.Dskip ? p.Dskip[d] : (real)0;
     const bool vec = L % AV == 0;
     const i64 BDN = p.B * D * N;
+    // Checkpoints are the states entering the backward's chunks of
+    // 32·SCAN_BWD_K steps: K/SCAN_BWD_K of them in each chunk of this one.
+    static_assert(K % SCAN_BWD_K == 0 && 32 % (K / SCAN_BWD_K) == 0, "whole backward chunks");
     for (i64 t0 = 0, c = 0; t0 < L; t0 += 32 * K, c++) {
         __syncwarp(); // lane 0's carries of the last chunk are visible
-        if (p.Ckpt)
-            for (i64 n = lane; n < N; n += 32) p.Ckpt[c * BDN + (b * D + d) * N + n] = carry[n];
+        real* ck = p.Ckpt ? p.Ckpt + c * (K / SCAN_BWD_K) * BDN + (b * D + d) * N : nullptr;
+        if (ck)
+            for (i64 n = lane; n < N; n += 32) ck[n] = carry[n];
         __syncwarp();
         const i64 base = t0 + (i64)lane * K;
         real dl[K], sp[K], uu[K], du[K], y[K];
@@ -672,9 +687,9 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
         // SCAN_FWD_STATES states at a time, then any left one at a time.
         i64 n = 0;
         for (; n + SCAN_FWD_STATES <= N; n += SCAN_FWD_STATES)
-            scan_fwd_states<SCAN_FWD_STATES>(p, n, lane, base, bg, d, vec, carry, dl, du, y);
+            scan_fwd_states<SCAN_FWD_STATES>(p, n, lane, base, bg, d, vec, carry, dl, du, y, ck, BDN);
         if constexpr (SCAN_FWD_STATES > 1)
-            for (; n < N; n++) scan_fwd_states<1>(p, n, lane, base, bg, d, vec, carry, dl, du, y);
+            for (; n < N; n++) scan_fwd_states<1>(p, n, lane, base, bg, d, vec, carry, dl, du, y, ck, BDN);
         if (p.Out) {
             real zv[K];
             if (p.Z) ld_items(zv, p.Z + row, base, L, vec);

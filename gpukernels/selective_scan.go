@@ -2,6 +2,7 @@ package gpukernels
 
 import (
 	"fmt"
+	"os"
 
 	"seqbench/nn"
 )
@@ -27,6 +28,10 @@ var _ = defineContract("selective_scan", contract{
 	},
 	structs: []cStruct{{"ScanParams", scanParams{}}},
 })
+
+// scanCkptFromEnv is the backend's scanCkpt at creation: on only with
+// SEQBENCH_SCAN_CKPT=1.
+func scanCkptFromEnv() bool { return os.Getenv("SEQBENCH_SCAN_CKPT") == "1" }
 
 // scanFwdK and scanBwdK are the steps a lane holds in the chunked forward
 // and backward (a chunk is 32 of them), in every build: few enough that,
@@ -109,14 +114,44 @@ func scanChunkBwdSmem(N, K, es int) int {
 // scanSequential is set, every length (tests compare the two).
 func (be *Backend) chunked(a nn.ScanArgs) bool { return a.L >= 2 && !be.scanSequential }
 
+var _ nn.ScanCheckpointer = (*Backend)(nil)
+
+// ScanCheckpointLen is the length of nn.ScanArgs.Ckpt for a: the state
+// entering each of the backward's chunks of 32·scanBwdK steps, [chunk][B][D][N]
+// reals, which the chunked forward writes as it passes them and the
+// backward reads instead of running scan_chunk_states; 0 where the scan is
+// not chunked or scanCkpt is off.
+func (be *Backend) ScanCheckpointLen(a nn.ScanArgs) int {
+	if !be.scanCkpt || !be.chunked(a) {
+		return 0
+	}
+	return scanBwdChunks(a.L) * a.B * a.D * a.N
+}
+
+// scanBwdChunks is the chunked backward's chunks of L steps.
+func scanBwdChunks(L int) int { return (L + 32*scanBwdK - 1) / (32 * scanBwdK) }
+
 func (s scanBufs) params(a nn.ScanArgs) scanParams {
 	return scanParams{U: ptr(s.u), Delta: ptr(s.delta), A: ptr(s.A), Bm: ptr(s.Bm), Cm: ptr(s.Cm), Dskip: ptr(s.Dskip),
 		Z: ptr(s.z), DBias: ptr(s.dbias), H0: ptr(s.h0), B: int64(a.B), D: int64(a.D), L: int64(a.L), N: int64(a.N),
 		G: int64(a.G), Softplus: int64(bArg(a.DeltaSoftplus))}
 }
 
+// scanCkptBuf is a.Ckpt, checked, when the backend saves states for a
+// (ScanCheckpointLen); nil otherwise (a Ckpt given then is not used).
+func (be *Backend) scanCkptBuf(op string, a nn.ScanArgs) *Buffer {
+	n := be.ScanCheckpointLen(a)
+	if n == 0 || a.Ckpt == nil {
+		return nil
+	}
+	c := be.buf(a.Ckpt, n, op, "Ckpt")
+	be.wantOwn(op, arg{"Ckpt", c})
+	return c
+}
+
 // scanChunkForward launches scan_chunk_fwd (the build of activation type
-// at): out and hT, or (backward) the state entering every chunk into ckpt.
+// at): out and hT, and, when ckpt is given, the state entering each of the
+// backward's chunks (ScanCheckpointLen).
 func (be *Backend) scanChunkForward(op string, at nn.DType, s scanBufs, a nn.ScanArgs, out, hT, ckpt *Buffer) {
 	p := s.params(a)
 	p.Out, p.HT, p.Ckpt = ptr(out), ptr(hT), ptr(ckpt)
@@ -240,7 +275,7 @@ func (be *Backend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
 	be.enter(op)
 	defer be.exit()
 	if be.chunked(a) {
-		be.scanChunkForward(op, at, s, a, o, h, nil)
+		be.scanChunkForward(op, at, s, a, o, h, be.scanCkptBuf(op, a))
 		return
 	}
 	npt, ns := stateSplit(op, a.N)
@@ -360,14 +395,17 @@ type scanGradBufs struct {
 func (be *Backend) scanChunkBackward(op string, at nn.DType, s scanBufs, a nn.ScanArgs, dout *Buffer, g scanGradBufs) {
 	B, D, L, N, G := a.B, a.D, a.L, a.N, a.G
 	K := scanBwdK
-	nC := (L + 32*K - 1) / (32 * K)
-	ckpt := be.newBuffer(nC*B*D*N, be.dtype)
-	defer be.release(ckpt)
 	p := s.params(a)
-	p.Ckpt = ptr(ckpt)
-	p.Nblk = int64((D/G + scanFwdWarps - 1) / scanFwdWarps)
-	be.launchStruct(op, be.fnAs(op, at, "selective_scan", "scan_chunk_states"), dim(B*G*int(p.Nblk)), dim(32*scanFwdWarps),
-		scanFwdWarps*N*be.esize(), p)
+	if ckpt := be.scanCkptBuf(op, a); ckpt != nil {
+		p.Ckpt = ptr(ckpt) // saved by the forward
+	} else {
+		ckpt := be.newBuffer(scanBwdChunks(L)*B*D*N, be.dtype)
+		defer be.release(ckpt)
+		p.Ckpt = ptr(ckpt)
+		p.Nblk = int64((D/G + scanFwdWarps - 1) / scanFwdWarps)
+		be.launchStruct(op, be.fnAs(op, at, "selective_scan", "scan_chunk_states"), dim(B*G*int(p.Nblk)), dim(32*scanFwdWarps),
+			scanFwdWarps*N*be.esize(), p)
+	}
 
 	nblk := (D/G + scanBwdWarps - 1) / scanBwdWarps
 	var partB, partC, pA, pD, pDB *Buffer

@@ -58,6 +58,11 @@ func (tp *Tape) SelectiveScan(in ScanInputs) *Tensor {
 		U: in.U.Data, Delta: in.Delta.Data, A: in.A.Data, Bm: in.Bm.Data, Cm: in.Cm.Data,
 		Dskip: data(in.D), Z: data(in.Z), DeltaBias: data(in.DeltaBias), DeltaSoftplus: in.DeltaSoftplus, H0: in.H0}
 	out := tp.out(in.U.Shape, in.U, in.Delta, in.A, in.Bm, in.Cm, in.D, in.Z, in.DeltaBias)
+	if out.grad != nil {
+		if n := ScanCheckpointLen(tp.B, a); n > 0 {
+			a.Ckpt = tp.Alloc(n)
+		}
+	}
 	tp.B.SelectiveScan(out.Data, in.HT, a)
 	tp.readsNot(out, out)
 	tp.onBackward(out, func(g Buffer) {

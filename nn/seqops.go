@@ -29,6 +29,28 @@ type ScanArgs struct {
 	DeltaBias     Buffer // (D) or nil
 	DeltaSoftplus bool
 	H0            Buffer // (B, D, N) initial state or nil (zeros)
+	// Ckpt, when not nil, is ScanCheckpointLen(b, a) elements of the
+	// backend's DType, given to both the forward and the backward: the
+	// forward saves in it the states its backward would otherwise
+	// recompute (a backend that has none needs no buffer and ignores it).
+	Ckpt Buffer
+}
+
+// ScanCheckpointer is a Backend whose selective scan can save, in the
+// forward, states that its backward reads instead of recomputing them
+// (ScanArgs.Ckpt): ScanCheckpointLen is the buffer's length for a, 0 when
+// nothing would be saved.
+type ScanCheckpointer interface {
+	ScanCheckpointLen(a ScanArgs) int
+}
+
+// ScanCheckpointLen is the length of ScanArgs.Ckpt that b's selective scan
+// takes for a: 0 unless b is a ScanCheckpointer that saves states at a.
+func ScanCheckpointLen(b Backend, a ScanArgs) int {
+	if c, ok := b.(ScanCheckpointer); ok {
+		return c.ScanCheckpointLen(a)
+	}
+	return 0
 }
 
 // ScanGrads receive the selective scan's gradients (accumulated).

@@ -2,6 +2,7 @@ package nn_test
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"seqbench/cpukernels"
@@ -103,5 +104,66 @@ func TestTapeDrop(t *testing.T) {
 	eval.Drop(e)
 	if be.live != live-n {
 		t.Errorf("on a tape that does not record, Drop freed %d elements, want %d", live-be.live, n)
+	}
+}
+
+// ckptBackend is a ScanCheckpointer whose forward fills the Ckpt buffer
+// it gets with 7s and whose backward records what its Ckpt holds.
+type ckptBackend struct {
+	nn.Backend
+	fwd nn.Buffer
+	bwd []float64
+}
+
+func (b *ckptBackend) ScanCheckpointLen(a nn.ScanArgs) int { return 3 * a.L }
+
+func (b *ckptBackend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
+	b.fwd = a.Ckpt
+	if a.Ckpt != nil {
+		b.Fill(a.Ckpt, 7)
+	}
+	b.Backend.SelectiveScan(out, hT, a)
+}
+
+func (b *ckptBackend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.Buffer) {
+	if a.Ckpt != nil {
+		b.bwd = b.Read(a.Ckpt)
+	}
+	b.Backend.SelectiveScanBackward(g, a, dout)
+}
+
+// A recording tape gives the selective scan a checkpoint buffer of the
+// length the backend asks for, the same one to the forward and the
+// backward; an evaluation tape gives none.
+func TestTapeScanCheckpoints(t *testing.T) {
+	const B, D, L, N = 1, 2, 5, 3
+	be := &ckptBackend{Backend: cpukernels.New[float64]()}
+	rng := rand.New(rand.NewPCG(7, 8))
+	param := func(shape ...int) *nn.Tensor {
+		p := nn.NewParam(be, shape...)
+		be.Write(p.Data, layerRandn(rng, p.Len()))
+		return p
+	}
+	u, delta, A := param(B, D, L), param(B, D, L), param(D, N)
+	bm, cm := param(B, N, L), param(B, N, L)
+	for _, record := range []bool{true, false} {
+		be.fwd, be.bwd = nil, nil
+		tp := nn.NewTape(be, record)
+		y := tp.SelectiveScan(nn.ScanInputs{U: u, Delta: delta, A: A, Bm: bm, Cm: cm, DeltaSoftplus: true})
+		if !record {
+			if be.fwd != nil {
+				t.Error("an evaluation tape gave the scan a checkpoint buffer")
+			}
+			continue
+		}
+		loss, _ := tp.CrossEntropy(tp.Reshape(y, B*D, L), make([]int32, B*D), -1)
+		tp.Backward(loss)
+		if be.fwd == nil || be.fwd.Len() != 3*L {
+			t.Fatalf("the forward's checkpoint buffer is %v, want %d elements", be.fwd, 3*L)
+		}
+		if len(be.bwd) != 3*L || slices.ContainsFunc(be.bwd, func(v float64) bool { return v != 7 }) {
+			t.Errorf("the backward's checkpoints are %v, want the forward's %d 7s", be.bwd, 3*L)
+		}
+		tp.Release()
 	}
 }
