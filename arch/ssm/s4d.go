@@ -240,7 +240,10 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 	if st != nil {
 		buf = st.(*state).buf
 	}
-	return tp.Add(x, blk.SSM.Forward(tp, blk.Norm.Forward(tp, x), B, L, buf))
+	mixed := blk.SSM.Forward(tp, blk.Norm.Forward(tp, x), B, L, buf)
+	out := tp.Add(x, mixed)
+	tp.Drop(mixed)
+	return out
 }
 
 // Forward maps x (B·L, H) to (B·L, H). With a state it runs the recurrence
@@ -261,14 +264,17 @@ func (s *S4D) Forward(tp *nn.Tape, x *nn.Tensor, B, L int, state nn.Buffer) *nn.
 		tp.B.S4DRecurrent(y.Data, state, u.Data, s.D.Data, nn.S4DArgs{H: s.H, N2: s.N2, L: L,
 			LogDt: s.LogDt.Data, ARe: aRe.Data, AIm: s.AImag.Data, CRe: cRe.Data, CIm: cIm.Data}, B)
 	}
-	y = tp.Act(nn.GELU, y)
-	y = tp.Reshape(tp.Permute(y, 0, 2, 1), B*L, s.H)
-	z := s.Out.Forward(tp, y)
+	g := tp.Act(nn.GELU, y)
+	rows := tp.Reshape(tp.Permute(g, 0, 2, 1), B*L, s.H)
+	tp.Drop(g)
+	z := s.Out.Forward(tp, rows)
 	if !s.GLU {
 		return z
 	}
 	// torch.nn.GLU: first half times the sigmoid of the second.
-	return tp.Mul(tp.Slice(z, 0, s.H), tp.Act(nn.Sigmoid, tp.Slice(z, s.H, s.H)))
+	lin, gate := tp.Slice(z, 0, s.H), tp.Slice(z, s.H, s.H)
+	tp.Drop(z)
+	return tp.Mul(lin, tp.Act(nn.Sigmoid, gate))
 }
 
 // Params lists the layer's weights: layers.i.{norm, s4d.D,
