@@ -56,6 +56,31 @@ type LastStepper interface {
 	StepLast(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Tensor
 }
 
+// LossModel is a Model that computes the mean cross-entropy of Forward's
+// logits against targets (rows whose target is ignore skipped; the count
+// of the others returned) without holding all (B·L, V) logits at once,
+// and, when argmax is not nil, each row's predicted token (training
+// accuracy). Training uses it where the model has it.
+type LossModel interface {
+	Model
+	Loss(tp *nn.Tape, ids, targets []int32, B, L int, ignore int32, argmax []int32) (*nn.Tensor, int)
+}
+
+// LossAndArgmax is m's training loss (LossModel's where m has it, else
+// CrossEntropy of Forward's logits) and, when argmax is not nil, each
+// row's predicted token.
+func LossAndArgmax(tp *nn.Tape, m Model, ids, targets []int32, B, L int, ignore int32, argmax []int32) (*nn.Tensor, int) {
+	if lm, ok := m.(LossModel); ok {
+		return lm.Loss(tp, ids, targets, B, L, ignore, argmax)
+	}
+	logits := m.Forward(tp, ids, B, L)
+	loss, n := tp.CrossEntropy(logits, targets, ignore)
+	if argmax != nil {
+		copy(argmax, tp.B.ArgmaxRows(logits.Data, B*L, logits.Dim(-1)))
+	}
+	return loss, n
+}
+
 // State is a Stepper's carried state; Free returns its buffers.
 type State interface {
 	Free()

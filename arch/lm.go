@@ -132,6 +132,27 @@ func (m *LM[Blk]) Forward(tp *nn.Tape, ids []int32, B, L int) *nn.Tensor {
 	return m.run(tp, ids, B, L, 0, nil)
 }
 
+var _ LossModel = (*LM[Block])(nil)
+
+// Loss is the mean cross-entropy of Forward's logits against targets
+// (ignore skipped) without the (B·L, V) logits ever held whole: the head
+// and the loss run in chunks of rows (nn.Tape.LinearCrossEntropy). argmax,
+// when not nil, receives each row's predicted token.
+func (m *LM[Blk]) Loss(tp *nn.Tape, ids, targets []int32, B, L int, ignore int32, argmax []int32) (*nn.Tensor, int) {
+	if len(ids) != B*L {
+		panic(fmt.Sprintf("%s: %d ids for B=%d, L=%d", m.name, len(ids), B, L))
+	}
+	x := m.blocks(tp, ids, B, L, 0, nil)
+	if m.NormF != nil {
+		x = m.NormF.Forward(tp, x)
+	}
+	w, b := m.Embed.W, (*nn.Tensor)(nil)
+	if m.Head != nil {
+		w, b = m.Head.W, m.Head.B
+	}
+	return tp.LinearCrossEntropy(x, w, b, targets, ignore, argmax, 0)
+}
+
 // run embeds ids (tokens at positions pos0 .. pos0+L−1), runs the blocks
 // (carrying st's layer states when st is not nil) and returns the logits.
 func (m *LM[Blk]) run(tp *nn.Tape, ids []int32, B, L, pos0 int, st []LayerState) *nn.Tensor {

@@ -192,8 +192,7 @@ func (t *trainer) step() {
 	t.steps++
 	tp := nn.NewTape(be, true)
 	defer tp.Release()
-	logits := t.md.m.Forward(tp, t.ids[i], t.B, t.L)
-	loss, _ := tp.CrossEntropy(logits, t.tgts[i], -1)
+	loss, _ := arch.LossAndArgmax(tp, t.md.m, t.ids[i], t.tgts[i], t.B, t.L, -1, nil)
 	nn.ZeroGrads(be, t.md.params)
 	tp.Backward(loss)
 	nn.ClipGradNorm(be, t.md.params, 1)

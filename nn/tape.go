@@ -71,16 +71,19 @@ func (tp *Tape) AllocAs(n int, dt DType) Buffer {
 // Mamba's A = −exp(A_log)) stays float32, as autocast leaves float32 ops
 // on float32 tensors.
 func (tp *Tape) out(shape []int, inputs ...*Tensor) *Tensor {
-	dt := tp.B.DType()
+	return tp.outAs(tp.resultType(inputs...), shape, inputs...)
+}
+
+// resultType is the type of an op's result by out's rule.
+func (tp *Tape) resultType(inputs ...*Tensor) DType {
 	if tp.mixed != nil {
 		for _, in := range inputs {
 			if in != nil && DTypeOf(tp.B, in.Data) == tp.act {
-				dt = tp.act
-				break
+				return tp.act
 			}
 		}
 	}
-	return tp.outAs(dt, shape, inputs...)
+	return tp.B.DType()
 }
 
 // out32 allocates an op's result that stays in the backend's DType under

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"seqbench/arch"
 	"seqbench/cpukernels"
 	"seqbench/dist"
 	"seqbench/nn"
@@ -239,15 +240,18 @@ func (d *ddp) verdict(be nn.Backend, code int) (int, error) {
 func (r *runner) distStep(b tasks.Batch, total int, lr float64, step int, withAcc, interrupted bool) (loss, acc, gnorm float64, div *divergence, stop bool, err error) {
 	tp := nn.NewTape(r.be, true)
 	defer tp.Release()
-	logits := r.model.Forward(tp, b.Inputs, b.B, b.L)
-	lossT, count := tp.CrossEntropy(logits, b.Targets, tasks.Ignore)
+	var pred []int32
+	if withAcc {
+		pred = make([]int32, len(b.Targets))
+	}
+	lossT, count := arch.LossAndArgmax(tp, r.model, b.Inputs, b.Targets, b.B, b.L, tasks.Ignore, pred)
 	share := 0.0 // this rank's part of the global mean loss
 	if total > 0 {
 		share = float64(count) / float64(total)
 	}
 	local := r.be.Read(lossT.Data)[0]
 	if withAcc {
-		acc = accuracy(r.be, logits, b.Targets) * share
+		acc = hitRate(pred, b.Targets) * share
 	}
 	loss, acc, stop, err = r.dist.reduceStats(r.be, local*share, acc, interrupted)
 	if err != nil || stop {

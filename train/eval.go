@@ -515,11 +515,6 @@ func anyScored(targets []int32) bool {
 	return false
 }
 
-// accuracy is the fraction of scored positions whose argmax is the target.
-func accuracy(be nn.Backend, logits *nn.Tensor, targets []int32) float64 {
-	return hitRate(be.ArgmaxRows(logits.Data, len(targets), logits.Dim(-1)), targets)
-}
-
 // hitRate is the fraction of scored positions whose prediction is the
 // target.
 func hitRate(pred, targets []int32) float64 {

@@ -547,14 +547,19 @@ func (r *runner) logStep(ctx context.Context, m *Metrics, step int, evalNow bool
 func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (loss, acc, gnorm float64, div *divergence) {
 	tp := nn.NewTape(r.be, true)
 	defer tp.Release()
-	logits := r.model.Forward(tp, b.Inputs, b.B, b.L)
-	lossT, _ := tp.CrossEntropy(logits, b.Targets, tasks.Ignore)
+	var pred []int32
+	if withAcc {
+		pred = make([]int32, len(b.Targets))
+	}
+	// The head and the loss run in chunks of rows (arch.LossModel): the
+	// (B·L, V) logits are never held whole.
+	lossT, _ := arch.LossAndArgmax(tp, r.model, b.Inputs, b.Targets, b.B, b.L, tasks.Ignore, pred)
 	loss = r.be.Read(lossT.Data)[0]
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return loss, 0, 0, &divergence{fmt.Sprintf("loss is %v at step %d", loss, step)}
 	}
 	if withAcc {
-		acc = accuracy(r.be, logits, b.Targets)
+		acc = hitRate(pred, b.Targets)
 	}
 	nn.ZeroGrads(r.be, r.params)
 	tp.Backward(lossT)
