@@ -143,14 +143,3 @@ func TestScanCkptFromEnv(t *testing.T) {
 		}
 	}
 }
-
-// TestScanBwdRSFromEnv: the backward sums its dBm and dCm terms every
-// state unless SEQBENCH_SCAN_BWD_RS asks for 2, 4 or 8.
-func TestScanBwdRSFromEnv(t *testing.T) {
-	for v, want := range map[string]int{"": 1, "1": 1, "3": 1, "16": 1, "x": 1, "2": 2, "4": 4, "8": 8} {
-		t.Setenv("SEQBENCH_SCAN_BWD_RS", v)
-		if got := scanBwdRSFromEnv(); got != want {
-			t.Errorf("SEQBENCH_SCAN_BWD_RS=%q: %d states a sum, want %d", v, got, want)
-		}
-	}
-}

@@ -708,11 +708,9 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
 }
 
 // The backward's shared memory (Go's scanChunkBwdSmem must agree, in
-// reals): the warps' dBm and dCm terms of SCAN_BWD_RS states,
-// [RS][W][32·(K+1)] each (a lane's K steps then a pad, conflict-free); the
-// adjoint carries [W][N]; then, 8-byte aligned, the dA sums [W][N] in
-// double. The block sums the terms over its warps once every SCAN_BWD_RS
-// states, between two barriers.
+// reals): the warps' dBm and dCm terms of one state, [W][32·(K+1)] each
+// (a lane's K steps then a pad, conflict-free); the adjoint carries
+// [W][N]; then, 8-byte aligned, the dA sums [W][N] in double.
 template <int K>
 __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
     extern __shared__ double scan_smem[];
@@ -723,11 +721,11 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
     const bool active = dl0 < Dg; // an idle warp still meets the block's barriers
     const int nw = (int)imin(SCAN_BWD_WARPS, Dg - blk * SCAN_BWD_WARPS);
     const i64 d = g * Dg + imin(dl0, Dg - 1), row = (b * D + d) * L;
-    const int RS = 32 * SCAN_PAD_STRIDE, RSET = SCAN_BWD_WARPS * RS; // a warp's terms, a state's
+    const int RS = 32 * SCAN_PAD_STRIDE;
     real* sRB = reinterpret_cast<real*>(scan_smem);
-    real* sRC = sRB + SCAN_BWD_RS * RSET;
-    real* qc = sRC + SCAN_BWD_RS * RSET + w * N;
-    double* sDA = scan_smem + ((2 * SCAN_BWD_RS * RSET + SCAN_BWD_WARPS * N) * (i64)sizeof(real) + 7) / 8 + w * N;
+    real* sRC = sRB + SCAN_BWD_WARPS * RS;
+    real* qc = sRC + SCAN_BWD_WARPS * RS + w * N;
+    double* sDA = scan_smem + ((2 * SCAN_BWD_WARPS * RS + SCAN_BWD_WARPS * N) * (i64)sizeof(real) + 7) / 8 + w * N;
     for (i64 n = lane; n < N; n += 32) {
         qc[n] = 0;
         sDA[n] = 0;
@@ -751,76 +749,69 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
             if (!active) dl[k] = du[k] = dy[k] = 0;
             y[k] = gu[k] = gd[k] = 0;
         }
-        for (i64 n0 = 0; n0 < N; n0 += SCAN_BWD_RS) {
-            const int rs = (int)imin(SCAN_BWD_RS, N - n0);
-            for (int j = 0; j < rs; j++) {
-                const i64 n = n0 + j;
-                const real An = active ? __ldg(p.A + d * N + n) : (real)0;
-                real bv[K], cv[K], a[K], hp[K];
-                ld_items(bv, p.Bm + (bg * N + n) * L, base, L, vec);
-                ld_items(cv, p.Cm + (bg * N + n) * L, base, L, vec);
-                // The forward states of the chunk, from its checkpoint.
-                real al = 1, be = 0;
+        for (i64 n = 0; n < N; n++) {
+            const real An = active ? __ldg(p.A + d * N + n) : (real)0;
+            real bv[K], cv[K], a[K], hp[K];
+            ld_items(bv, p.Bm + (bg * N + n) * L, base, L, vec);
+            ld_items(cv, p.Cm + (bg * N + n) * L, base, L, vec);
+            // The forward states of the chunk, from its checkpoint.
+            real al = 1, be = 0;
 #pragma unroll
-                for (int k = 0; k < K; k++) {
-                    a[k] = r_expc(dl[k] * An);
-                    be = a[k] * be + du[k] * bv[k];
-                    al *= a[k];
-                }
-                warp_affine_scan(al, be, lane, true);
-                const real h0 = __shfl_sync(FULL_MASK, (lane == 0 && active) ? p.Ckpt[c * BDN + (b * D + d) * N + n] : (real)0, 0);
-                real h = chunk_entry(al, be, h0, lane, true);
-                real rc[K];
+            for (int k = 0; k < K; k++) {
+                a[k] = r_expc(dl[k] * An);
+                be = a[k] * be + du[k] * bv[k];
+                al *= a[k];
+            }
+            warp_affine_scan(al, be, lane, true);
+            const real h0 = __shfl_sync(FULL_MASK, (lane == 0 && active) ? p.Ckpt[c * BDN + (b * D + d) * N + n] : (real)0, 0);
+            real h = chunk_entry(al, be, h0, lane, true);
+            real rc[K];
 #pragma unroll
-                for (int k = 0; k < K; k++) {
-                    hp[k] = h;
-                    h = a[k] * h + du[k] * bv[k];
-                    y[k] += cv[k] * h;
-                    rc[k] = dy[k] * h; // dCm term
-                }
-                // The adjoint, backwards: q ↦ a·(q + dy·Cm) per step.
-                al = 1, be = 0;
+            for (int k = 0; k < K; k++) {
+                hp[k] = h;
+                h = a[k] * h + du[k] * bv[k];
+                y[k] += cv[k] * h;
+                rc[k] = dy[k] * h; // dCm term
+            }
+            // The adjoint, backwards: q ↦ a·(q + dy·Cm) per step.
+            al = 1, be = 0;
 #pragma unroll
-                for (int k = K - 1; k >= 0; k--) {
-                    be = a[k] * (be + dy[k] * cv[k]);
-                    al *= a[k];
-                }
-                warp_affine_scan(al, be, lane, false);
-                const real q0 = __shfl_sync(FULL_MASK, lane == 0 ? qc[n] : (real)0, 0);
-                real q = chunk_entry(al, be, q0, lane, false), rb[K], dA = 0;
+            for (int k = K - 1; k >= 0; k--) {
+                be = a[k] * (be + dy[k] * cv[k]);
+                al *= a[k];
+            }
+            warp_affine_scan(al, be, lane, false);
+            const real q0 = __shfl_sync(FULL_MASK, lane == 0 ? qc[n] : (real)0, 0);
+            real q = chunk_entry(al, be, q0, lane, false), rb[K], dA = 0;
 #pragma unroll
-                for (int k = K - 1; k >= 0; k--) {
-                    const real gk = q + dy[k] * cv[k];
-                    const real gah = gk * a[k] * hp[k]; // g·∂h_t/∂(δ·A)
-                    rb[k] = gk * du[k];                 // dBm term
-                    gu[k] += gk * dl[k] * bv[k];
-                    gd[k] += gk * bv[k] * uu[k] + An * gah;
-                    dA += dl[k] * gah;
-                    q = a[k] * gk;
-                }
-                q = __shfl_sync(FULL_MASK, q, 0);
-                const double dAw = warp_sum((double)dA);
-                if (lane == 0) {
-                    qc[n] = q;
-                    sDA[n] += dAw;
-                }
-                if (wantBC) {
-                    real* rB = sRB + j * RSET + w * RS + lane * SCAN_PAD_STRIDE;
-                    real* rC = sRC + j * RSET + w * RS + lane * SCAN_PAD_STRIDE;
-#pragma unroll
-                    for (int k = 0; k < K; k++) {
-                        rB[k] = rb[k];
-                        rC[k] = rc[k];
-                    }
-                }
+            for (int k = K - 1; k >= 0; k--) {
+                const real gk = q + dy[k] * cv[k];
+                const real gah = gk * a[k] * hp[k]; // g·∂h_t/∂(δ·A)
+                rb[k] = gk * du[k];                 // dBm term
+                gu[k] += gk * dl[k] * bv[k];
+                gd[k] += gk * bv[k] * uu[k] + An * gah;
+                dA += dl[k] * gah;
+                q = a[k] * gk;
+            }
+            q = __shfl_sync(FULL_MASK, q, 0);
+            const double dAw = warp_sum((double)dA);
+            if (lane == 0) {
+                qc[n] = q;
+                sDA[n] += dAw;
             }
             if (wantBC) {
+                real* rB = sRB + w * RS + lane * SCAN_PAD_STRIDE;
+                real* rC = sRC + w * RS + lane * SCAN_PAD_STRIDE;
+#pragma unroll
+                for (int k = 0; k < K; k++) {
+                    rB[k] = rb[k];
+                    rC[k] = rc[k];
+                }
                 __syncthreads();
-                for (int i = threadIdx.x; i < rs * 32 * K; i += blockDim.x) {
-                    const int j = i / (32 * K), ij = i % (32 * K);
-                    const i64 t = t0 + ij, n = n0 + j;
-                    if (t >= L) continue;
-                    const int e = j * RSET + (ij / K) * SCAN_PAD_STRIDE + ij % K;
+                for (int i = threadIdx.x; i < 32 * K; i += blockDim.x) {
+                    const i64 t = t0 + i;
+                    if (t >= L) break;
+                    const int e = (i / K) * SCAN_PAD_STRIDE + i % K;
                     real sb = 0, sc = 0;
                     for (int v = 0; v < nw; v++) {
                         sb += sRB[v * RS + e];

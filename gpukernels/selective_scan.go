@@ -22,27 +22,12 @@ const (
 var _ = defineContract("selective_scan", contract{
 	consts: func(dt nn.DType) map[string]int {
 		return map[string]int{"SCAN_THREADS": scanThreads, "SCAN_FWD_WARPS": scanFwdWarps, "SCAN_FWD_K": scanFwdK,
-			"SCAN_BWD_WARPS": scanBwdWarps, "SCAN_BWD_K": scanBwdK, "SCAN_PAD_STRIDE": scanBwdK + 1, "SCAN_BWD_RS": scanBwdRS,
+			"SCAN_BWD_WARPS": scanBwdWarps, "SCAN_BWD_K": scanBwdK, "SCAN_PAD_STRIDE": scanBwdK + 1,
 			"SCAN_CHUNK_BLOCKS": scanChunkLean(dt), "SCAN_FWD_STATES": scanChunkLean(dt),
 			"SCAN_STATES_BLOCKS": scanStatesBlocks(dt)}
 	},
 	structs: []cStruct{{"ScanParams", scanParams{}}},
 })
-
-// scanBwdRS is the states the chunked backward takes between two sums of
-// its dBm and dCm terms over the block's warps (each sum two barriers):
-// 1 unless SEQBENCH_SCAN_BWD_RS is 2, 4 or 8 when the package loads (to
-// time the batched sums before they are the default; a kernel build has
-// one value, so it is fixed for the process).
-var scanBwdRS = scanBwdRSFromEnv()
-
-func scanBwdRSFromEnv() int {
-	switch v := os.Getenv("SEQBENCH_SCAN_BWD_RS"); v {
-	case "2", "4", "8":
-		return int(v[0] - '0')
-	}
-	return 1
-}
 
 // scanCkptFromEnv is the backend's scanCkpt at creation: on only with
 // SEQBENCH_SCAN_CKPT=1.
@@ -117,10 +102,10 @@ type scanParams struct {
 }
 
 // scanChunkBwdSmem is the chunked backward's shared memory in bytes
-// (selective_scan.cu's layout): dBm and dCm terms [RS][W][32·(K+1)] and the
+// (selective_scan.cu's layout): dBm and dCm terms [W][32·(K+1)] and the
 // adjoint carries [W][N] in reals, then the dA sums [W][N] in double.
 func scanChunkBwdSmem(N, K, es int) int {
-	reals := 2*scanBwdRS*scanBwdWarps*32*(K+1) + scanBwdWarps*N
+	reals := 2*scanBwdWarps*32*(K+1) + scanBwdWarps*N
 	return (reals*es+7)/8*8 + scanBwdWarps*N*8
 }
 
