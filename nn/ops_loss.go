@@ -7,6 +7,10 @@ import "fmt"
 // 1,334 rows of a 50,280-token vocabulary).
 const linearCEChunkElems = 1 << 26
 
+// LinearCEChunkRows is the rows of V logits LinearCrossEntropy holds at
+// once by default.
+func LinearCEChunkRows(V int) int { return max(1, linearCEChunkElems/max(V, 1)) }
+
 // LinearCrossEntropy is CrossEntropy(Linear(x, w, b), targets, ignore),
 // the head of a language model and its loss, without the (rows, V) logits
 // or their gradient ever held whole: rows go through in chunks of
@@ -32,7 +36,7 @@ func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int3
 	}
 	R := chunkRows
 	if R <= 0 {
-		R = max(1, linearCEChunkElems/V)
+		R = LinearCEChunkRows(V)
 	}
 	R = min(R, max(rows, 1))
 	count := 0

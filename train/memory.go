@@ -3,6 +3,7 @@ package train
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -22,7 +23,9 @@ type memEstimate struct {
 	// Params: the weights and their gradients; Optimizer: AdamW's two
 	// moments; Activations: one B·L·d_model tensor per block and the
 	// embedding (the blocks keep more for the backward pass); Logits: the
-	// B·L·vocab logits and their gradient. All on the backend's device.
+	// logits and their gradient that training holds at once, of a chunk
+	// of rows (nn.LinearCEChunkRows) or of all B·L rows when fewer. All
+	// on the backend's device.
 	Params, Optimizer, Activations, Logits float64
 	// Data: the training batch and the fixed evaluation set, token ids and
 	// targets as int32, on the host.
@@ -53,7 +56,7 @@ func estimateMemory(spec Spec, task tasks.Task, dt, act nn.DType) memEstimate {
 		Params:      2 * P * elem,
 		Optimizer:   2 * P * elem,
 		Activations: B * L * d * (layers + 1) * actElem,
-		Logits:      2 * B * L * V * actElem,
+		Logits:      2 * math.Min(B*L, float64(nn.LinearCEChunkRows(task.Vocab()))) * V * actElem,
 		Data:        float64(c.EvalBatches+1) * B * L * 2 * 4,
 	}
 }
