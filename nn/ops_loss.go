@@ -3,13 +3,20 @@ package nn
 import "fmt"
 
 // linearCEChunkElems bounds the logits LinearCrossEntropy holds at once:
-// as many rows of V logits as fit in 2²⁶ elements (128 MB in bfloat16;
-// 1,334 rows of a 50,280-token vocabulary).
+// rows of V logits within 2²⁶ elements (128 MB in bfloat16; 1,280 rows of
+// a 50,280-token vocabulary).
 const linearCEChunkElems = 1 << 26
 
 // LinearCEChunkRows is the rows of V logits LinearCrossEntropy holds at
-// once by default.
-func LinearCEChunkRows(V int) int { return max(1, linearCEChunkElems/max(V, 1)) }
+// once by default: as many as fit linearCEChunkElems, a multiple of 128
+// where that leaves at least 256 (whole tiles of the GEMMs' M).
+func LinearCEChunkRows(V int) int {
+	r := max(1, linearCEChunkElems/max(V, 1))
+	if r >= 256 {
+		r -= r % 128
+	}
+	return r
+}
 
 // LinearCrossEntropy is CrossEntropy(Linear(x, w, b), targets, ignore),
 // the head of a language model and its loss, without the (rows, V) logits

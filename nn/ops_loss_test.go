@@ -118,3 +118,13 @@ func (b *liveMixed) AllocAs(n int, dt nn.DType) nn.Buffer {
 	b.peak = max(b.peak, b.live)
 	return b.m.AllocAs(n, dt)
 }
+
+// The default chunk holds at most 2²⁶ logits, in whole 128-row tiles where
+// there are at least 256 rows.
+func TestLinearCEChunkRows(t *testing.T) {
+	for V, want := range map[int]int{50280: 1280, 1 << 26: 1, 1 << 20: 64, 6: 11184768, 1 << 18: 256} {
+		if got := nn.LinearCEChunkRows(V); got != want {
+			t.Errorf("V %d: %d rows a chunk, want %d", V, got, want)
+		}
+	}
+}
