@@ -21,16 +21,21 @@ func LinearCEChunkRows(V int) int {
 // LinearCrossEntropy is CrossEntropy(Linear(x, w, b), targets, ignore),
 // the head of a language model and its loss, without the (rows, V) logits
 // or their gradient ever held whole: rows go through in chunks of
-// chunkRows (0: as many as fit linearCEChunkElems logits). The forward
-// computes each chunk's logits, their cross-entropy and log-sum-exp and,
-// when argmax is not nil (rows long), each row's largest logit's index,
-// then drops them; the backward computes each chunk's logits again and
-// turns them into the chunk's gradients (all rows in one chunk keep their
-// logits for the backward instead: the unfused op's memory and work). Each chunk's logits and their
-// gradient round exactly as CrossEntropy(Linear(...)) rounds them; dw (and
-// db) add the chunks' contributions one after another, so with more than
-// one chunk they differ from the one-GEMM sum by the rounding of the sums.
-// The price, with several chunks, is the head's GEMM computed twice.
+// chunkRows (0: LinearCEChunkRows(V)). For each chunk the forward computes
+// the logits, their cross-entropy and log-sum-exp, when argmax is not nil
+// (rows long) each row's largest logit's index, and, when the tape
+// records a gradient, the chunk's gradients for an upstream gradient of 1
+// (the loss is the step's last op): dlogits, dx = dlogits·W, dW +=
+// dlogitsᵀ·x, db += Σ dlogits, into buffers of x's, w's and b's sizes.
+// The logits are then dropped; the backward only adds those gradients,
+// times the upstream gradient, to x's, w's and b's. The head's GEMMs run
+// once each, as unfused; the price is a gradient-sized buffer for w and x
+// held from the forward to the backward (154 MB for a float32 768×50,280
+// head). Each chunk's logits and their gradient round as
+// CrossEntropy(Linear(...)) rounds them, so with one chunk and an upstream
+// gradient of 1 the results are the unfused op's bit for bit; with several
+// chunks dW and db add the chunks' contributions one after another and
+// differ from the one-GEMM sum by the rounding of those sums.
 func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int32, argmax []int32, chunkRows int) (*Tensor, int) {
 	x, w, b = tp.lowp(x), tp.lowp(w), tp.lowp(b)
 	d, V := x.Dim(-1), w.Dim(0)
@@ -53,25 +58,52 @@ func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int3
 		}
 	}
 	out := tp.out32([]int{1}, x, w, b)
-	tp.readsNot(out, out)
-	loss, lse := tp.Alloc(rows), tp.Alloc(rows)
+	tp.readsNot(out, x, w, b, out) // the backward reads the gradients made here
+	loss := tp.Alloc(rows)
 	logitsType := tp.resultType(x, w, b) // Linear's result's
-	// One chunk (every row's logits within the bound) keeps its logits for
-	// the backward instead of computing them again.
-	one := rows <= R
-	c := tp.newCEChunk(R, d, V, DTypeOf(tp.B, x.Data), logitsType, one)
+	// The gradients for an upstream gradient of 1, where wanted.
+	grads := out.grad != nil && count > 0
+	var gx, gw, gb Buffer
+	if grads {
+		gx, gw, gb = tp.gradLike(x), tp.gradLike(w), tp.gradLike(b)
+	}
+	c := tp.newCEChunk(R, d, V, DTypeOf(tp.B, x.Data), logitsType)
+	defer c.free()
+	var dl, dx, dloss Buffer
+	if grads {
+		dl, dloss = tp.scratch(R*V, logitsType), tp.B.Alloc(R)
+		defer tp.B.Free(dl)
+		defer tp.B.Free(dloss)
+		tp.B.Fill(dloss, 1/float64(count)) // d(mean)/d(loss_r)
+		if gx != nil {
+			dx = tp.scratch(R*d, DTypeOf(tp.B, gx))
+			defer tp.B.Free(dx)
+		}
+	}
 	for r0 := 0; r0 < rows; r0 += R {
 		n := min(R, rows-r0)
+		tgt := targets[r0 : r0+n]
 		c.logits(x, w, b, r0, n)
-		tp.B.CrossEntropy(c.loss, c.lse, c.l, targets[r0:r0+n], n, V, ignore)
+		tp.B.CrossEntropy(c.loss, c.lse, c.l, tgt, n, V, ignore)
 		tp.B.CopyBlock(loss, r0, n, c.loss, 0, n, 1, n, false)
-		tp.B.CopyBlock(lse, r0, n, c.lse, 0, n, 1, n, false)
 		if argmax != nil {
 			copy(argmax[r0:], tp.B.ArgmaxRows(c.l, n, V))
 		}
-	}
-	if !one {
-		c.free()
+		if !grads {
+			continue
+		}
+		tp.B.Fill(dl, 0)
+		tp.B.CrossEntropyBackward(dl, c.l, c.lse, dloss, tgt, n, V, ignore)
+		if gx != nil { // dx = dlogits·W, into x's rows
+			tp.B.Gemm(dl, w.Data, dx, GemmArgs{M: n, N: d, K: V, Alpha: 1, LDA: V, LDB: d, LDC: d, Batch: 1})
+			tp.B.CopyBlock(gx, r0*d, d, dx, 0, d, n, d, false)
+		}
+		if gw != nil { // dW += dlogitsᵀ·x
+			tp.B.Gemm(dl, c.x, gw, GemmArgs{TransA: true, M: V, N: d, K: n, Alpha: 1, Beta: 1, LDA: V, LDB: d, LDC: d, Batch: 1})
+		}
+		if gb != nil {
+			tp.B.SumRows(gb, dl, n, V)
+		}
 	}
 	mean := 0.0
 	if count > 0 {
@@ -79,43 +111,33 @@ func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int3
 	}
 	tp.B.Fill(out.Data, mean)
 	tp.onBackward(out, func(g Buffer) {
-		if count == 0 {
+		if !grads {
 			return
 		}
-		gx, gw, gb := tp.grad(x), tp.grad(w), tp.grad(b)
-		if !one {
-			c = tp.newCEChunk(R, d, V, DTypeOf(tp.B, x.Data), logitsType, false)
-			defer c.free()
-		}
-		dl := tp.scratch(R*V, logitsType)
-		defer tp.B.Free(dl)
-		tp.B.Fill(c.loss, tp.B.Read(g)[0]/float64(count)) // d(mean)/d(loss_r)
-		var dx Buffer
-		if gx != nil {
-			dx = tp.scratch(R*d, DTypeOf(tp.B, gx))
-			defer tp.B.Free(dx)
-		}
-		for r0 := 0; r0 < rows; r0 += R {
-			n := min(R, rows-r0)
-			if !one {
-				c.logits(x, w, b, r0, n)
-			}
-			tp.B.CopyBlock(c.lse, 0, n, lse, r0, n, 1, n, false)
-			tp.B.Fill(dl, 0)
-			tp.B.CrossEntropyBackward(dl, c.l, c.lse, c.loss, targets[r0:r0+n], n, V, ignore)
-			if gx != nil { // dx = dlogits·W, then added to x's rows
-				tp.B.Gemm(dl, w.Data, dx, GemmArgs{M: n, N: d, K: V, Alpha: 1, LDA: V, LDB: d, LDC: d, Batch: 1})
-				tp.B.CopyBlock(gx, r0*d, d, dx, 0, d, n, d, true)
-			}
-			if gw != nil { // dW += dlogitsᵀ·x
-				tp.B.Gemm(dl, c.x, gw, GemmArgs{TransA: true, M: V, N: d, K: n, Alpha: 1, Beta: 1, LDA: V, LDB: d, LDC: d, Batch: 1})
-			}
-			if gb != nil {
-				tp.B.SumRows(gb, dl, n, V)
+		s := tp.B.Read(g)[0]
+		for _, p := range []struct {
+			t    *Tensor
+			made Buffer
+		}{{x, gx}, {w, gw}, {b, gb}} {
+			if dst := tp.grad(p.t); dst != nil {
+				tp.B.Axpy(s, p.made, dst)
 			}
 		}
 	})
 	return out, count
+}
+
+// gradLike is a zeroed tape buffer shaped and typed as t's gradient, or
+// nil when t takes none.
+func (tp *Tape) gradLike(t *Tensor) Buffer {
+	if t == nil || t.grad == nil {
+		return nil
+	}
+	dt := DTypeOf(tp.B, t.Data)
+	if t.grad.buf != nil { // a parameter's (or its cast's) gradient
+		dt = DTypeOf(tp.B, t.grad.buf)
+	}
+	return tp.AllocAs(t.Len(), dt)
 }
 
 // ceChunk is LinearCrossEntropy's per-chunk scratch: a chunk of x's rows,
@@ -126,15 +148,10 @@ type ceChunk struct {
 	d, V            int
 }
 
-// newCEChunk allocates a chunk of R rows: the tape's buffers (freed by
-// Release) when kept, else scratch that free returns.
-func (tp *Tape) newCEChunk(R, d, V int, xType, logitsType DType, kept bool) *ceChunk {
-	alloc := tp.scratch
-	if kept {
-		alloc = tp.AllocAs
-	}
-	return &ceChunk{tp: tp, x: alloc(R*d, xType), l: alloc(R*V, logitsType), loss: alloc(R, tp.B.DType()),
-		lse: alloc(R, tp.B.DType()), d: d, V: V}
+// newCEChunk allocates the scratch of a chunk of R rows (free returns it).
+func (tp *Tape) newCEChunk(R, d, V int, xType, logitsType DType) *ceChunk {
+	return &ceChunk{tp: tp, x: tp.scratch(R*d, xType), l: tp.scratch(R*V, logitsType), loss: tp.B.Alloc(R),
+		lse: tp.B.Alloc(R), d: d, V: V}
 }
 
 // logits computes the logits of rows r0 .. r0+n of x into c.l, with the
