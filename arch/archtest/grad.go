@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"seqbench/arch"
 	"seqbench/nn"
 )
 
@@ -74,9 +75,16 @@ func CheckGradients(t testing.TB, b nn.Backend, cases []Case, o GradOptions) {
 		m := Build(t, b, c, o.Vocab, L, 2)
 		ps := m.Params()
 		randomize(b, ps, rng)
-		analytic := func(be nn.Backend) [][]float64 {
+		analytic := func(be nn.Backend, viaLoss bool) [][]float64 {
 			nn.ZeroGrads(b, ps)
-			_, tp, l := loss(be, m, ids, targets, B, L, true)
+			var tp *nn.Tape
+			var l *nn.Tensor
+			if viaLoss {
+				tp = nn.NewTape(be, true)
+				l, _ = arch.LossAndArgmax(tp, m, ids, targets, B, L, -1, nil)
+			} else {
+				_, tp, l = loss(be, m, ids, targets, B, L, true)
+			}
 			tp.Backward(l)
 			gs := make([][]float64, len(ps))
 			for i, p := range ps {
@@ -85,8 +93,11 @@ func CheckGradients(t testing.TB, b nn.Backend, cases []Case, o GradOptions) {
 			tp.Release()
 			return gs
 		}
-		grads := analytic(b)
-		checkFreedUnread(t, c.Name, ps, grads, analytic(poisoned{b}))
+		grads := analytic(b, false)
+		checkFreedUnread(t, c.Name, ps, grads, analytic(poisoned{b}, false))
+		// Training's loss (the head and loss in chunks, arch.LossModel) is
+		// the same op: with these small vocabularies, bit for bit.
+		checkSameGrads(t, c.Name+" (training's loss)", ps, grads, analytic(poisoned{b}, true))
 		var w worst
 		for pi, p := range ps {
 			grad := grads[pi]
@@ -135,13 +146,28 @@ func (p poisoned) Free(x nn.Buffer) {
 // differ from the plain ones: something freed during the step was read.
 func checkFreedUnread(t testing.TB, name string, ps []nn.Param, want, got [][]float64) {
 	t.Helper()
-	for i, p := range ps {
+	if i, j, ok := firstDiff(want, got); !ok {
+		t.Errorf("%s: %s[%d] is %g when freed buffers are poisoned, %g otherwise: the step reads a buffer after freeing it",
+			name, ps[i].Name, j, got[i][j], want[i][j])
+	}
+}
+
+// checkSameGrads fails when got differs from want in any bit.
+func checkSameGrads(t testing.TB, name string, ps []nn.Param, want, got [][]float64) {
+	t.Helper()
+	if i, j, ok := firstDiff(want, got); !ok {
+		t.Errorf("%s: %s[%d] is %g, %g through Forward and CrossEntropy", name, ps[i].Name, j, got[i][j], want[i][j])
+	}
+}
+
+// firstDiff is the first element where got's bits differ from want's.
+func firstDiff(want, got [][]float64) (i, j int, same bool) {
+	for i := range want {
 		for j := range want[i] {
 			if math.Float64bits(want[i][j]) != math.Float64bits(got[i][j]) {
-				t.Errorf("%s: %s[%d] is %g when freed buffers are poisoned, %g otherwise: the step reads a buffer after freeing it",
-					name, p.Name, j, got[i][j], want[i][j])
-				return
+				return i, j, false
 			}
 		}
 	}
+	return 0, 0, true
 }
