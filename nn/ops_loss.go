@@ -170,15 +170,3 @@ func (c *ceChunk) free() {
 		c.tp.B.Free(b)
 	}
 }
-
-// scratch is a buffer of n elements of type dt that the caller frees
-// (not the tape's: it lives within one op).
-func (tp *Tape) scratch(n int, dt DType) Buffer {
-	if dt == tp.B.DType() {
-		return tp.B.Alloc(n)
-	}
-	if tp.mixed == nil {
-		panic(fmt.Sprintf("nn: %s has only %v buffers, not %v", tp.B.Name(), tp.B.DType(), dt))
-	}
-	return tp.mixed.AllocAs(n, dt)
-}

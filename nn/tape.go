@@ -53,15 +53,21 @@ func (tp *Tape) Alloc(n int) Buffer {
 // AllocAs returns a zeroed scratch buffer of type dt freed by Release (dt
 // must be B's DType unless B is a MixedBackend that has dt).
 func (tp *Tape) AllocAs(n int, dt DType) Buffer {
+	b := tp.scratch(n, dt)
+	tp.temps = append(tp.temps, b)
+	return b
+}
+
+// scratch is a zeroed buffer of n elements of type dt that the caller
+// frees (not the tape's: AllocAs records it, an op's own scratch does not).
+func (tp *Tape) scratch(n int, dt DType) Buffer {
 	if dt == tp.B.DType() {
-		return tp.Alloc(n)
+		return tp.B.Alloc(n)
 	}
 	if tp.mixed == nil {
 		panic(fmt.Sprintf("nn.Tape.AllocAs: %s has only %v buffers, not %v", tp.B.Name(), tp.B.DType(), dt))
 	}
-	b := tp.mixed.AllocAs(n, dt)
-	tp.temps = append(tp.temps, b)
-	return b
+	return tp.mixed.AllocAs(n, dt)
 }
 
 // out allocates an op's result; it takes a gradient when any input does and
