@@ -186,7 +186,7 @@ func TestGPUFlashAttnMatchesKernels(t *testing.T) {
 				want, wantLse := flashRun(t, m, s, false, q, k, v)
 				pAbsV, _ := flashRun(t, m, s, false, q, k, absV)
 				got, gotLse := flashRun(t, m, s, true, q, k, v)
-				tol := 1e-5 + u*(2+norm2(pAbsV)/norm2(want))
+				tol := 1e-5 + u*(2+l2(pAbsV)/l2(want))
 				backendtest.AssertClose(t, "out", got, want, tol)
 				backendtest.AssertClose(t, "lse", gotLse, wantLse, 1e-5)
 				e, _ := backendtest.RelErr(got, want)
@@ -216,32 +216,33 @@ func TestGPUFlashAttnBwdTiming(t *testing.T) {
 		dq, dk, dv := m.AllocAs(n, nn.BFloat16), m.AllocAs(n, nn.BFloat16), m.AllocAs(n, nn.BFloat16)
 		m.Attention(o, l, q, k, v, B, 16, 8192, 8192, 64, 0.125, true)
 		flops := 10 * float64(B*16*64) * 8192 * 8193 / 2
-		was := m.flashAttn
-		for _, flash := range []bool{false, true} {
-			m.flashAttn = flash
-			// dout = q: any bf16 values do for a timing.
-			run := func() { m.AttentionBackward(dq, dk, dv, q, k, v, o, l, q, B, 16, 8192, 8192, 64, 0.125, true) }
-			run() // compiles and loads the kernels outside the timing
-			ms, err := m.Time(3, run)
-			m.flashAttn = was
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("%v flash %v backward: %.3f ms, %.0f TFLOP/s, %.0f%% of the floor %.3f ms", s, flash, ms, flops/ms/1e9,
-				100*flops/990e12/(ms/1e3), flops/990e12*1e3)
-		}
+		// dout = q: any bf16 values do for a timing.
+		timeFlashPaths(t, m, fmt.Sprintf("%v backward", s), flops, func() {
+			m.AttentionBackward(dq, dk, dv, q, k, v, o, l, q, B, 16, 8192, 8192, 64, 0.125, true)
+		})
 		for _, b := range []nn.Buffer{o, l, dq, dk, dv} {
 			m.Free(b)
 		}
 	}
 }
 
-func norm2(x []float64) float64 {
-	s := 0.0
-	for _, v := range x {
-		s += v * v
+// timeFlashPaths times run with the tensor-core kernels off, then on, and
+// logs each time, its rate and its fraction of the floor (flops at 990
+// TFLOP/s dense bf16).
+func timeFlashPaths(t *testing.T, m *BF16Backend, what string, flops float64, run func()) {
+	t.Helper()
+	was := m.flashAttn
+	defer func() { m.flashAttn = was }()
+	for _, flash := range []bool{false, true} {
+		m.flashAttn = flash
+		run() // compiles and loads the kernels outside the timing
+		ms, err := m.Time(3, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s flash %v: %.3f ms, %.0f TFLOP/s, %.0f%% of the floor %.3f ms", what, flash, ms, flops/ms/1e9,
+			100*flops/990e12/(ms/1e3), flops/990e12*1e3)
 	}
-	return math.Sqrt(s)
 }
 
 // TestGPUFlashAttnTiming logs the forward's time on both paths at issue
@@ -259,19 +260,7 @@ func TestGPUFlashAttnTiming(t *testing.T) {
 		q, k, v, _ := flashInputs(t, m, s, 1, 99)
 		o, l := m.AllocAs(B*16*8192*64, nn.BFloat16), m.AllocAs(B*16*8192, nn.Float32)
 		flops := 4 * float64(B*16*64) * 8192 * 8193 / 2
-		was := m.flashAttn
-		for _, flash := range []bool{false, true} {
-			m.flashAttn = flash
-			run := func() { m.Attention(o, l, q, k, v, B, 16, 8192, 8192, 64, 0.125, true) }
-			run() // compiles and loads the kernels outside the timing
-			ms, err := m.Time(3, run)
-			m.flashAttn = was
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("%v flash %v: %.3f ms, %.0f TFLOP/s, %.0f%% of the floor %.3f ms", s, flash, ms, flops/ms/1e9,
-				100*flops/990e12/(ms/1e3), flops/990e12*1e3)
-		}
+		timeFlashPaths(t, m, s.String(), flops, func() { m.Attention(o, l, q, k, v, B, 16, 8192, 8192, 64, 0.125, true) })
 		m.Free(o)
 		m.Free(l)
 	}
