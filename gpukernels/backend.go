@@ -127,6 +127,16 @@ func (be *Backend) StreamCounts() (ops, hostWaits int64) {
 	return be.counts.ops, be.counts.hostWaits
 }
 
+// envSwitch reads the environment switch name of a code path: a path on by
+// default is off only at "0", one off by default on only at "1" (anything
+// else leaves the default).
+func envSwitch(name string, on bool) bool {
+	if on {
+		return os.Getenv(name) != "0"
+	}
+	return os.Getenv(name) == "1"
+}
+
 // queued counts one operation queued on the stream, panicking with the
 // driver's error if queuing it failed.
 func (be *Backend) queued(op string, err error) { be.queuedKernel(op, "", err) }
@@ -179,7 +189,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 	be := &Backend{
 		dtype: dt, dev: dev, drv: drv, nvrtc: nv, mods: map[modKey]*module{},
 		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
-		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: os.Getenv("SEQBENCH_RNN_PERSISTENT") != "0",
+		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: rnnPersistentFromEnv(),
 		ssdChunked: ssdChunkedFromEnv(), flashAttn: flashAttnFromEnv(), conv1dTiled: conv1dTiledFromEnv(),
 		scanCkpt: scanCkptFromEnv(),
 	}

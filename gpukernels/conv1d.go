@@ -2,14 +2,13 @@ package gpukernels
 
 import (
 	"fmt"
-	"os"
 
 	"seqbench/nn"
 )
 
 // conv1dTiledFromEnv is the backend's conv1dTiled at creation: on unless
 // SEQBENCH_CONV1D_TILED=0.
-func conv1dTiledFromEnv() bool { return os.Getenv("SEQBENCH_CONV1D_TILED") != "0" }
+func conv1dTiledFromEnv() bool { return envSwitch("SEQBENCH_CONV1D_TILED", true) }
 
 // The tiled kernels (conv1d.cu): a thread owns convCT consecutive
 // positions of a row, up to convTiledThreads threads a block; widths up

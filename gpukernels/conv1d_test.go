@@ -141,17 +141,6 @@ func conv1dBF16VsFloat32(t *testing.T, m nn.MixedBackend, B, C, L, W int, act nn
 	tw.checkAcc("dbias", db)
 }
 
-// TestConv1DTiledFromEnv: the tiled kernels are on unless
-// SEQBENCH_CONV1D_TILED=0.
-func TestConv1DTiledFromEnv(t *testing.T) {
-	for v, want := range map[string]bool{"": true, "0": false, "no": true, "1": true} {
-		t.Setenv("SEQBENCH_CONV1D_TILED", v)
-		if got := conv1dTiledFromEnv(); got != want {
-			t.Errorf("SEQBENCH_CONV1D_TILED=%q: tiled %v, want %v", v, got, want)
-		}
-	}
-}
-
 // The tiled kernels' launch covers every position of a row once: segments
 // of threads·convCT, threads a multiple of 32 (block_sum), at most
 // convTiledThreads, rows on y up to the grid's limit.

@@ -19,17 +19,6 @@ func flashTo(t *testing.T, be *Backend, on bool) {
 	t.Cleanup(func() { be.flashAttn = was })
 }
 
-// TestFlashAttnFromEnv: the tensor-core kernels are on unless
-// SEQBENCH_FLASH_ATTN=0.
-func TestFlashAttnFromEnv(t *testing.T) {
-	for v, want := range map[string]bool{"": true, "0": false, "false": true, "1": true} {
-		t.Setenv("SEQBENCH_FLASH_ATTN", v)
-		if got := flashAttnFromEnv(); got != want {
-			t.Errorf("SEQBENCH_FLASH_ATTN=%q: flash %v, want %v", v, got, want)
-		}
-	}
-}
-
 // TestFlashConfigsMatchSource: flashConfigs and flashBwdConfigs (blocks,
 // shared memory) and the FLASH_FWD and FLASH_BWD lines that instantiate the
 // kernels agree, and every kernel's shared memory fits an H100/H200 block

@@ -132,14 +132,3 @@ func scanCkptCheck(t *testing.T, be *Backend, run nn.Backend, act nn.DType, s sc
 		t.Errorf("gradients with saved checkpoints differ from recomputed ones by %.3g (‖Δ‖/‖g‖), tolerance %g", e, tol)
 	}
 }
-
-// TestScanCkptFromEnv: the forward saves checkpoints only with
-// SEQBENCH_SCAN_CKPT=1.
-func TestScanCkptFromEnv(t *testing.T) {
-	for v, want := range map[string]bool{"": false, "0": false, "true": false, "1": true} {
-		t.Setenv("SEQBENCH_SCAN_CKPT", v)
-		if got := scanCkptFromEnv(); got != want {
-			t.Errorf("SEQBENCH_SCAN_CKPT=%q: saved checkpoints %v, want %v", v, got, want)
-		}
-	}
-}

@@ -2,7 +2,6 @@ package gpukernels
 
 import (
 	"fmt"
-	"os"
 
 	"seqbench/nn"
 )
@@ -31,7 +30,7 @@ var _ = defineContract("selective_scan", contract{
 
 // scanCkptFromEnv is the backend's scanCkpt at creation: on only with
 // SEQBENCH_SCAN_CKPT=1.
-func scanCkptFromEnv() bool { return os.Getenv("SEQBENCH_SCAN_CKPT") == "1" }
+func scanCkptFromEnv() bool { return envSwitch("SEQBENCH_SCAN_CKPT", false) }
 
 // scanFwdK and scanBwdK are the steps a lane holds in the chunked forward
 // and backward (a chunk is 32 of them), in every build: few enough that,

@@ -22,17 +22,6 @@ func chunkedSSD(t *testing.T, be *Backend) {
 	t.Cleanup(func() { be.ssdChunked = was })
 }
 
-// TestSSDChunkedFromEnv: the chunked kernels are off unless
-// SEQBENCH_SSD_CHUNKED=1.
-func TestSSDChunkedFromEnv(t *testing.T) {
-	for v, want := range map[string]bool{"": false, "0": false, "true": false, "1": true} {
-		t.Setenv("SEQBENCH_SSD_CHUNKED", v)
-		if got := ssdChunkedFromEnv(); got != want {
-			t.Errorf("SEQBENCH_SSD_CHUNKED=%q: chunked %v, want %v", v, got, want)
-		}
-	}
-}
-
 // TestGPUSSDChunkedConformance runs the conformance suite's SSD cases
 // (forward on the chunked kernels, backward on the recurrence's) in
 // float32 and float64, and RunBF16's SSD cases on cuda-bfloat16.
