@@ -152,8 +152,7 @@ func (tp *Tape) Drop(ts ...*Tensor) {
 		if t == nil || t.st == nil || t.st.freed || t.st.saves > 0 {
 			continue
 		}
-		tp.B.Free(t.Data)
-		tp.temps[t.st.temp-1] = nil
+		tp.freeTemp(t.st.temp)
 		t.st.freed = true
 	}
 }
@@ -215,9 +214,14 @@ func (tp *Tape) freeGrad(g *gradSlot) {
 	if g.temp == 0 {
 		return
 	}
-	tp.B.Free(g.buf)
-	tp.temps[g.temp-1] = nil
+	tp.freeTemp(g.temp)
 	g.buf, g.temp = nil, 0
+}
+
+// freeTemp frees the tape's buffer temps[i−1] before Release would.
+func (tp *Tape) freeTemp(i int) {
+	tp.B.Free(tp.temps[i-1])
+	tp.temps[i-1] = nil
 }
 
 // Backward seeds d(loss)/d(loss) = 1 for a one-element loss and runs every
