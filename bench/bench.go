@@ -81,8 +81,9 @@ type Options struct {
 	// precisions existed, so older files still compare).
 	Precision string
 
-	// Profile times one more step of each train or memory benchmark
-	// operation by operation, on a device that can (nn.Profiler: a GPU):
+	// Profile times one more step of each train or memory benchmark, or
+	// one more decoded token of each generate benchmark, operation by
+	// operation, on a device that can (nn.Profiler: a GPU):
 	// Result.Profile, and a time budget under the table.
 	Profile bool
 
@@ -182,8 +183,8 @@ func (o Options) Check() error {
 			return fmt.Errorf("--batch: %d is not allowed (batch sizes are ≥ 1)", b)
 		}
 	}
-	if o.Profile && o.Suite != "train" && o.Suite != "memory" {
-		return fmt.Errorf("--profile is not allowed with --suite %s (it profiles the train and memory suites' steps)", o.Suite)
+	if o.Profile && o.Suite != "train" && o.Suite != "memory" && o.Suite != "generate" {
+		return fmt.Errorf("--profile is not allowed with --suite %s (it profiles the train and memory suites' steps and generate's decoded token)", o.Suite)
 	}
 	if o.Repeat < 0 {
 		return fmt.Errorf("--repeat: %d is not allowed (≥ 1; regress needs ≥ 4 per side to see a difference at alpha 0.05)", o.Repeat)

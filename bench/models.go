@@ -371,12 +371,14 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 		// Only each sequence's last logits: the prompt's (B·P, V) are never held.
 		next = be.ArgmaxRows(sm.StepLast(tp, st, prompts[n%len(prompts)], B, P).Data, B, V)
 	}
+	token := func() { // one decoded token of every sequence
+		tp := nn.NewTape(be, false)
+		defer tp.Release()
+		next = be.ArgmaxRows(sm.Step(tp, st, next, B, 1).Data, B, V)
+	}
 	decode := func() {
 		for range T {
-			tp := nn.NewTape(be, false)
-			logits := sm.Step(tp, st, next, B, 1)
-			next = be.ArgmaxRows(logits.Data, B, V)
-			tp.Release()
+			token()
 		}
 	}
 	timer := d.timer()
@@ -420,6 +422,20 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 		FLOPs:  float64(B) * (md.m.FLOPsPerToken(P)*float64(P) + md.m.FLOPsPerToken(P+T)*float64(T)),
 		Params: md.count, Tokens: B * T, PeakBytes: peak, StateBytes: stateBytes,
 		PrefillS: median(pre), DecodeS: median(dec)}
+	if d.Counter != nil || o.Profile {
+		// One more decoded token after a prompt, counted (launches and
+		// host waits per token) and profiled: decode runs a token at a
+		// time, so its budget is where per-launch costs show.
+		st = sm.NewState(B)
+		defer st.Free()
+		prefill()
+		if d.Counter != nil {
+			r.StreamOps, r.HostWaits = countStep(d.Counter, token)
+		}
+		if o.Profile {
+			r.Profile = profileStep(d, o, modelName("Generate", name, mo, o.Precision, "B", B), token)
+		}
+	}
 	return r, nil
 }
 

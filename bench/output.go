@@ -212,7 +212,9 @@ func WriteTable(w io.Writer, f *File) error {
 			err = profileTables(w, f)
 		}
 	case "generate":
-		err = generateTable(w, f)
+		if err = generateTable(w, f); err == nil {
+			err = profileTables(w, f)
+		}
 	default:
 		err = kernelTable(w, f)
 	}
@@ -282,8 +284,8 @@ func stepTable(w io.Writer, f *File) error {
 // profileRows is how many labels a profile table lists before "other".
 const profileRows = 15
 
-// profileTables writes the time budget of each profiled step: where the
-// device's time went, by operation and kernel, and how long it sat idle
+// profileTables writes the time budget of each profiled step (or decoded
+// token): where the device's time went, by operation and kernel, and how long it sat idle
 // between operations.
 func profileTables(w io.Writer, f *File) error {
 	for _, r := range f.Results {
@@ -291,9 +293,14 @@ func profileTables(w io.Writer, f *File) error {
 		if p == nil || p.Span <= 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\nstep time budget, %s %s B=%d L=%d: one profiled step, %d operations over %s; device busy %s (%.1f%%), idle between operations %s (median unprofiled step %s)\n",
-			r.Arch, f.Precision, r.Shape["B"], r.L, p.Ops, HumanSeconds(p.Span), HumanSeconds(p.Busy), 100*p.Busy/p.Span,
-			HumanSeconds(p.Gaps()), HumanSeconds(r.Median))
+		what, one, median := fmt.Sprintf("step time budget, %s %s B=%d L=%d", r.Arch, f.Precision, r.Shape["B"], r.L), "step", r.Median
+		if f.Suite == "generate" {
+			what = fmt.Sprintf("decoded-token time budget, %s %s B=%d after a prompt of %d", r.Arch, f.Precision, r.Shape["B"], r.Shape["prompt"])
+			one, median = "decoded token", r.DecodeS/float64(max(r.Shape["new"], 1))
+		}
+		fmt.Fprintf(w, "\n%s: one profiled %s, %d operations over %s; device busy %s (%.1f%%), idle between operations %s (median unprofiled %s %s)\n",
+			what, one, p.Ops, HumanSeconds(p.Span), HumanSeconds(p.Busy), 100*p.Busy/p.Span,
+			HumanSeconds(p.Gaps()), one, HumanSeconds(median))
 		var rows [][]string
 		add := func(label string, calls int, s float64) {
 			rows = append(rows, []string{label, fmt.Sprint(calls), HumanSeconds(s), pct(s / p.Busy), HumanSeconds(s / float64(max(calls, 1)))})
@@ -317,19 +324,31 @@ func profileTables(w io.Writer, f *File) error {
 	return nil
 }
 
+// generateTable is the generate suite's table; on a device that counts
+// them (a GPU) it adds the device operations (launches) and host waits of
+// one decoded token.
 func generateTable(w io.Writer, f *File) error {
 	header := []string{"arch", "params", "B", "prompt+new", "median total", "IQR/2", "prefill", "decode/token", "tokens/s", "state", "peak mem"}
 	right := []bool{false, true, true, true, true, true, true, true, true, true, true}
+	counted := slices.ContainsFunc(f.Results, func(r Result) bool { return r.StreamOps > 0 })
+	if counted {
+		header = append(header, "launches/token", "host waits/token")
+		right = append(right, true, true)
+	}
 	var rows [][]string
 	for _, r := range f.Results {
 		perTok := 0.0
 		if n := r.Shape["new"]; n > 0 {
 			perTok = r.DecodeS / float64(n)
 		}
-		rows = append(rows, []string{r.Arch, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]),
+		row := []string{r.Arch, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]),
 			fmt.Sprintf("%d+%d", r.Shape["prompt"], r.Shape["new"]), HumanSeconds(r.Median), spread(r),
 			HumanSeconds(r.PrefillS), HumanSeconds(perTok), fmt.Sprintf("%.4g", r.TokensPerS),
-			humanBytes(r.StateBytes), humanBytes(r.PeakBytes)})
+			humanBytes(r.StateBytes), humanBytes(r.PeakBytes)}
+		if counted {
+			row = append(row, fmt.Sprint(r.StreamOps), fmt.Sprint(r.HostWaits))
+		}
+		rows = append(rows, row)
 	}
 	return renderTable(w, header, right, rows)
 }

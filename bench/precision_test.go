@@ -197,6 +197,11 @@ func (c *countingBackend) Read(b nn.Buffer) []float64 {
 	return c.Backend.Read(b)
 }
 
+func (c *countingBackend) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
+	c.waits++
+	return c.Backend.ArgmaxRows(x, rows, cols)
+}
+
 func (c *countingBackend) SumSquares(x nn.Buffer) float64 {
 	c.waits++
 	return c.Backend.SumSquares(x)
@@ -320,4 +325,29 @@ func TestBenchTrainProfile(t *testing.T) {
 	k := tiny("kernels")
 	k.Profile = true
 	assert.ErrorContains(t, k.Check(), "--profile is not allowed with --suite kernels")
+}
+
+// --profile profiles one more decoded token of each generate benchmark,
+// and the table shows the launches and host waits of a token.
+func TestBenchGenerateProfile(t *testing.T) {
+	be := &profilingBackend{countingBackend: countingBackend{Backend: cpukernels.New[float32]()}}
+	d := NewDevice(be, "", "")
+	o := tiny("generate")
+	o.Archs, o.Batches, o.Ceilings, o.Repeat = []string{"transformer"}, []int{2}, false, 2
+	o.Model = ModelOptions{DModel: 16, NLayers: 2, Vocab: 32, Prompt: 8, NewTokens: 4}
+	o.Profile = true
+	require.NoError(t, o.Check())
+	f, err := Run(d, o)
+	require.NoError(t, err)
+	require.Len(t, f.Results, 1, f.Skipped)
+	r := f.Results[0]
+	require.NotNil(t, r.Profile)
+	assert.Equal(t, 1, be.starts, "one profiled token")
+	assert.Equal(t, r.StreamOps, int64(r.Profile.Ops), "the profiled token queues what a counted token does")
+	assert.Equal(t, int64(1), r.HostWaits, "a token reads its argmax back, nothing else")
+	var buf bytes.Buffer
+	require.NoError(t, WriteTable(&buf, f))
+	assert.Contains(t, buf.String(), "launches/token")
+	assert.Contains(t, buf.String(), "decoded-token time budget, transformer fp32 B=2 after a prompt of 8")
+	assert.Contains(t, buf.String(), fmt.Sprintf("%d operations", r.Profile.Ops))
 }

@@ -38,7 +38,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", def.Seed, "seed of the random inputs")
 	out := fs.String("out", "", "the JSON file (default SUITE.bench.json); the benchmark-format lines go beside it as .txt")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
-	profile := fs.Bool("profile", false, "train, memory: time one more step operation by operation (a GPU) and print where its time went")
+	profile := fs.Bool("profile", false, "train, memory: time one more step, generate: one more decoded token, operation by operation (a GPU), and print where its time went")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
