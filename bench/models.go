@@ -355,6 +355,10 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 		}
 	}()
 	be := md.be
+	// The weights are fixed: the tapes copy them to the activation type
+	// once between them (a bf16 model's weights), not once per token.
+	casts := nn.NewCasts(be)
+	defer casts.Free()
 	prompts := make([][]int32, 2)
 	for i := range prompts {
 		prompts[i] = make([]int32, B*P)
@@ -366,13 +370,13 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 	var next []int32
 	n := 0
 	prefill := func() {
-		tp := nn.NewTape(be, false)
+		tp := nn.NewTape(be, false).ShareCasts(casts)
 		defer tp.Release()
 		// Only each sequence's last logits: the prompt's (B·P, V) are never held.
 		next = be.ArgmaxRows(sm.StepLast(tp, st, prompts[n%len(prompts)], B, P).Data, B, V)
 	}
 	token := func() { // one decoded token of every sequence
-		tp := nn.NewTape(be, false)
+		tp := nn.NewTape(be, false).ShareCasts(casts)
 		defer tp.Release()
 		next = be.ArgmaxRows(sm.Step(tp, st, next, B, 1).Data, B, V)
 	}

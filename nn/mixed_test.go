@@ -1,8 +1,10 @@
 package nn_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"seqbench/cpukernels"
@@ -165,4 +167,67 @@ func TestNewParamAs(t *testing.T) {
 		}
 	}()
 	nn.NewParamAs(cpukernels.New[float32](), nn.BFloat16, 3)
+}
+
+// Tapes that share Casts copy each weight once between them, give the
+// results of tapes with their own casts bit for bit, and leave the copies
+// to Casts.Free; a recording tape may not share them.
+func TestSharedCasts(t *testing.T) {
+	const V, d, n = 11, 8, 5
+	b := &countingBF16{BF16: cpukernels.NewBF16()}
+	rng := rand.New(rand.NewPCG(6, 7))
+	emb, norm := nn.NewParam(b, V, d), nn.NewParam(b, d)
+	b.Write(emb.Data, layerRandn(rng, V*d))
+	b.Write(norm.Data, layerRandn(rng, d))
+	ids := []int32{1, 4, 9, 2, 0}
+	targets := []int32{3, 3, 7, 1, 10}
+	logitsOf := func(tp *nn.Tape) []float64 {
+		defer tp.Release()
+		logits, _ := tiedLM(tp, emb, norm, ids[:n], targets[:n])
+		return b.Read(logits.Data)
+	}
+	own := logitsOf(nn.NewTape(b, false))
+	ownCopies := b.copies
+	if ownCopies == 0 {
+		t.Fatal("a bfloat16 tape made no cast of the float32 table")
+	}
+
+	casts := nn.NewCasts(b)
+	b.copies = 0
+	for i := range 3 {
+		got := logitsOf(nn.NewTape(b, false).ShareCasts(casts))
+		for j := range own {
+			if got[j] != own[j] {
+				t.Fatalf("tape %d sharing casts: logit %d is %v, own casts give %v", i, j, got[j], own[j])
+			}
+		}
+	}
+	if b.copies != ownCopies {
+		t.Errorf("three tapes sharing casts copied %d times, one tape alone %d", b.copies, ownCopies)
+	}
+	if want := int64(V * d * 2); casts.Bytes() != want {
+		t.Errorf("casts hold %d bytes, want the bfloat16 table's %d", casts.Bytes(), want)
+	}
+	casts.Free()
+	if casts.Bytes() != 0 {
+		t.Errorf("freed casts hold %d bytes", casts.Bytes())
+	}
+
+	for _, c := range []struct {
+		name, want string
+		f          func()
+	}{
+		{"recording", "recording tape", func() { nn.NewTape(b, true).ShareCasts(nn.NewCasts(b)) }},
+		{"other backend", "casts of backend", func() { nn.NewTape(b, false).ShareCasts(nn.NewCasts(cpukernels.NewBF16())) }},
+		{"freed", "were freed", func() { nn.NewTape(b, false).ShareCasts(casts) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func() {
+				if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), c.want) {
+					t.Errorf("panic %v, want one saying %q", p, c.want)
+				}
+			}()
+			c.f()
+		})
+	}
 }

@@ -26,6 +26,56 @@ type Tape struct {
 	act    DType        // the type of activations
 	mixed  MixedBackend // B, when activations are in a type of their own
 	casts  map[*Tensor]*Tensor
+	shared *Casts // casts kept across tapes (ShareCasts), or nil
+}
+
+// Casts keeps the activation-type copies of the weights that every tape
+// on a mixed-precision backend would otherwise make for itself, for tapes
+// over weights that do not change while it lives: generation and
+// evaluation, where a tape runs per decoded token or per batch and would
+// copy every weight again each time (130M parameters at 6 bytes read and
+// written per decoded token). A training step's tape keeps its own: the
+// optimizer changes the weights between steps.
+type Casts struct {
+	b Backend
+	m map[*Tensor]*Tensor
+}
+
+// NewCasts starts an empty cache on b.
+func NewCasts(b Backend) *Casts { return &Casts{b: b, m: map[*Tensor]*Tensor{}} }
+
+// Bytes is the device memory the copies hold.
+func (c *Casts) Bytes() int64 {
+	var n int64
+	for _, t := range c.m {
+		n += BufferBytes(c.b, t.Data)
+	}
+	return n
+}
+
+// Free returns the copies to the backend; tapes must not share c after.
+func (c *Casts) Free() {
+	for _, t := range c.m {
+		c.b.Free(t.Data)
+	}
+	c.m = nil
+}
+
+// ShareCasts makes tp read its weights' copies from c, and add the ones it
+// makes there, instead of keeping its own until Release. It returns tp.
+// Only a tape that does not record may share them: the weights must not
+// change while c lives, which is what inference promises.
+func (tp *Tape) ShareCasts(c *Casts) *Tape {
+	switch {
+	case tp.record:
+		panic("nn.Tape.ShareCasts: a recording tape (training) makes its own casts: the optimizer changes the weights between steps")
+	case c.b != tp.B:
+		panic(fmt.Sprintf("nn.Tape.ShareCasts: casts of backend %s on a tape of %s", c.b.Name(), tp.B.Name()))
+	case c.m == nil:
+		panic("nn.Tape.ShareCasts: the casts were freed")
+	}
+	tp.shared = c
+	return tp
 }
 
 // NewTape starts a tape on b.
@@ -174,10 +224,21 @@ func (tp *Tape) grad(t *Tensor) Buffer {
 // mixed and t is not stored in the activation type; then a copy of t in
 // the activation type, made once per tape (weights do not change within a
 // step, and a tied weight is cast once) and sharing t's gradient slot, so
-// that the backward accumulates straight into t's float32 gradient.
+// that the backward accumulates straight into t's float32 gradient. A
+// tape sharing Casts takes the copy from there (made once for all of
+// them; no gradient: such a tape does not record).
 func (tp *Tape) lowp(t *Tensor) *Tensor {
 	if tp.mixed == nil || t == nil || DTypeOf(tp.B, t.Data) == tp.act {
 		return t
+	}
+	if sh := tp.shared; sh != nil {
+		if c, ok := sh.m[t]; ok {
+			return c
+		}
+		c := &Tensor{Shape: t.Shape, Data: tp.scratch(t.Len(), tp.act)}
+		tp.B.Copy(c.Data, t.Data)
+		sh.m[t] = c
+		return c
 	}
 	if c, ok := tp.casts[t]; ok {
 		return c
@@ -252,5 +313,5 @@ func (tp *Tape) Release() {
 			tp.B.Free(b)
 		}
 	}
-	tp.temps, tp.steps, tp.casts = nil, nil, nil
+	tp.temps, tp.steps, tp.casts, tp.shared = nil, nil, nil, nil
 }

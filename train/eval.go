@@ -99,6 +99,13 @@ func newSegmentSummaries(segs []tasks.Segment, sequences int) []SegmentSummary {
 // evalAt runs the evaluation of the current step and records it in m and
 // the summary. It returns an error only when ctx was cancelled during it.
 func (r *runner) evalAt(ctx context.Context, m *Metrics) error {
+	// The weights do not change during an evaluation: its tapes copy them
+	// to the activation type once between them, not once per batch.
+	r.casts = nn.NewCasts(r.be)
+	defer func() {
+		r.casts.Free()
+		r.casts = nil
+	}()
 	acc := r.evaluate()
 	el, ea := acc.mean()
 	macro, perEx := acc.macro(), acc.perExample()
@@ -432,6 +439,16 @@ func (r *runner) evalSegment(ctx context.Context, seg tasks.Segment) (res segmen
 	return res
 }
 
+// evalTape is a tape for evaluation: it records nothing and shares the
+// evaluation's casts.
+func (r *runner) evalTape() *nn.Tape {
+	tp := nn.NewTape(r.be, false)
+	if r.casts != nil {
+		tp.ShareCasts(r.casts)
+	}
+	return tp
+}
+
 // scoreParallel scores B sequences of length L (inputs and targets
 // batch-major) in parallel Forwards of at most per sequences.
 func (r *runner) scoreParallel(a *evalAccum, inputs, targets []int32, B, L, per int) {
@@ -442,7 +459,7 @@ func (r *runner) scoreParallel(a *evalAccum, inputs, targets []int32, B, L, per 
 			continue
 		}
 		func() {
-			tp := nn.NewTape(r.be, false)
+			tp := r.evalTape()
 			defer tp.Release()
 			r.score(a, tp, r.model.Forward(tp, inputs[b0*L:(b0+nb)*L], nb, L), tg, L)
 		}()
@@ -469,7 +486,7 @@ func (r *runner) scoreStep(ctx context.Context, a *evalAccum, m arch.Stepper, in
 			copy(tg[b*n:(b+1)*n], targets[b*L+t0:b*L+t0+n])
 		}
 		func() {
-			tp := nn.NewTape(r.be, false)
+			tp := r.evalTape()
 			defer tp.Release()
 			logits := m.Step(tp, st, ids[:B*n], B, n)
 			if anyScored(tg[:B*n]) {

@@ -304,6 +304,9 @@ type runner struct {
 	optim     *nn.AdamW
 	sched     nn.Schedule
 	evalSet   []tasks.Batch
+	// casts are the weights' activation-type copies the tapes of one
+	// evaluation share (nil outside an evaluation; see evalTape).
+	casts *nn.Casts
 	// segments are evaluated on their own at every eval (see eval.go).
 	segments []tasks.Segment
 	metrics  *json.Encoder
