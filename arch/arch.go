@@ -56,6 +56,16 @@ type LastStepper interface {
 	StepLast(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Tensor
 }
 
+// ReplayStepper is a Stepper that can say whether its one-token Step is
+// replayable: it queues the same device work, on the same buffers, at
+// every position (its state advances in place and no op takes the
+// position), so a Step captured as a graph (nn.Capturer) at one token
+// replays the next ones, fed each token's id through the same host slice.
+type ReplayStepper interface {
+	Stepper
+	StepReplayable() bool
+}
+
 // LossModel is a Model that computes the mean cross-entropy of Forward's
 // logits against targets (rows whose target is ignore skipped; the count
 // of the others returned) without holding all (B·L, V) logits at once,

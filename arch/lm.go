@@ -65,6 +65,15 @@ type Trunk[Blk Block] struct {
 	NewBlock func(i int) Blk
 }
 
+// PositionFree is a Block whose step-mode work never depends on the
+// position: its state advances in place and none of its ops takes the
+// position (recurrences, convolutions over a rolling state, position-wise
+// layers), unlike attention, whose cache grows and whose rotation turns
+// with the position.
+type PositionFree interface {
+	PositionFree() bool
+}
+
 // LM is the language model every architecture shares: token embedding
 // (plus learned positions), n_layers blocks, final norm, LM head. Fields
 // are exported so tests and tools can reach individual layers; Params is
@@ -300,6 +309,21 @@ func (m *LM[Blk]) StepLast(tp *nn.Tape, st State, ids []int32, B, T int) *nn.Ten
 	x := m.stepBlocks(tp, st, ids, B, T)
 	d := x.Dim(-1)
 	return m.logits(tp, tp.Slice(tp.Reshape(x, B, T*d), (T-1)*d, d))
+}
+
+// StepReplayable reports whether a one-token Step queues the same device
+// work at every position (arch.ReplayStepper): no learned positions, and
+// every block PositionFree.
+func (m *LM[Blk]) StepReplayable() bool {
+	if m.PosEmbed != nil {
+		return false
+	}
+	for _, blk := range m.Blocks {
+		if pf, ok := any(blk).(PositionFree); !ok || !pf.PositionFree() {
+			return false
+		}
+	}
+	return true
 }
 
 // stepBlocks checks a Step call, runs the blocks on it and advances st.

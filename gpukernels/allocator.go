@@ -37,11 +37,28 @@ type MemStats struct {
 // cuMemAlloc after its first step. Blocks go back to a free list of their
 // class; all work runs on one stream, so a block freed by one op and handed
 // to the next is only touched after the earlier op's kernels (stream order).
+//
+// While a graph is captured, pool is the graph's: every block allocated or
+// freed then belongs to it (see graphPool).
 type allocator struct {
 	drv    *cuda.Driver
 	stream uintptr
 	free   map[int64][]uint64
 	stats  MemStats
+	pool   *graphPool
+}
+
+// graphPool is the memory of a captured graph. Its replays write, at the
+// addresses fixed at capture, every block the capture allocated and read
+// every block it freed (a block from before the capture, freed in it, may
+// still be read by a captured kernel), so none of them may go to other
+// work until the graph is freed: a block freed in the capture, or freed
+// afterwards by the buffer the capture returned, returns to the pool's
+// free lists, which only a capture draws on. The pool's blocks count as
+// in use until the graph is freed.
+type graphPool struct {
+	free map[int64][]uint64
+	dead bool // the graph was freed: its blocks go to the shared cache
 }
 
 // minClass is the smallest block: cuMemAlloc aligns to 256 bytes anyway.
@@ -59,11 +76,28 @@ func sizeClass(bytes int64) int64 {
 	return (bytes + step - 1) / step * step
 }
 
-// get returns a block of at least bytes. When the driver has no memory left
-// it synchronises, frees every cached block and tries once more, then
-// panics with an *OOMError.
-func (a *allocator) get(bytes int64) (uint64, int64) {
+// get returns a block of at least bytes, and the graph pool it belongs to
+// (nil outside a capture): inside a capture the pool's free blocks come
+// first. When the driver has no memory left it synchronises, frees every
+// cached block and tries once more, then panics with an *OOMError.
+func (a *allocator) get(bytes int64) (uint64, int64, *graphPool) {
 	class := sizeClass(bytes)
+	gp := a.pool
+	if gp != nil {
+		if l := gp.free[class]; len(l) > 0 {
+			p := l[len(l)-1]
+			gp.free[class] = l[:len(l)-1]
+			a.stats.Reuses++
+			return p, class, gp
+		}
+	}
+	p, class := a.getShared(class)
+	return p, class, gp
+}
+
+// getShared returns a block of size class from the shared cache or the
+// driver.
+func (a *allocator) getShared(class int64) (uint64, int64) {
 	if l := a.free[class]; len(l) > 0 {
 		p := l[len(l)-1]
 		a.free[class] = l[:len(l)-1]
@@ -96,11 +130,31 @@ func (a *allocator) use(class int64) {
 	a.stats.Peak = max(a.stats.Peak, a.stats.InUse)
 }
 
-// put returns a block to its class's free list.
-func (a *allocator) put(p uint64, class int64) {
+// put returns a block to its class's free list: its graph pool's (gp, or
+// the capture's for a block freed inside one), else the shared cache's.
+func (a *allocator) put(p uint64, class int64, gp *graphPool) {
+	if gp == nil {
+		gp = a.pool
+	}
+	if gp != nil && !gp.dead {
+		gp.free[class] = append(gp.free[class], p)
+		return
+	}
 	a.free[class] = append(a.free[class], p)
 	a.stats.InUse -= class
 	a.stats.Cached += class
+}
+
+// releasePool gives a freed graph's free blocks to the shared cache; the
+// ones still held by buffers follow when those are freed.
+func (a *allocator) releasePool(gp *graphPool) {
+	gp.dead = true
+	for class, l := range gp.free {
+		for _, p := range l {
+			a.put(p, class, gp)
+		}
+	}
+	gp.free = nil
 }
 
 // releaseCached waits for the stream (a cached block may still be read by

@@ -96,6 +96,8 @@ type Backend struct {
 	counts        streamCounts
 	prof          profiler // StartProfile's state
 	closed        bool
+	// capture is the graph being captured (Capture), or nil.
+	capture *Graph
 	// staging is the ring of page-locked buffers of uploadInt32.
 	staging   [stagingSlots]stagingSlot
 	stageNext int
@@ -150,6 +152,7 @@ func (be *Backend) queuedKernel(op, kernel string, err error) {
 
 // wait blocks until the stream's work is done (a host wait).
 func (be *Backend) wait(op string) {
+	be.noWaitInCapture(op)
 	be.counts.hostWaits++
 	must(op, be.drv.StreamSynchronize(be.stream))
 }

@@ -26,7 +26,7 @@ func (be *Backend) CrossEntropy(loss, lse, logits nn.Buffer, targets []int32, ro
 	}
 	be.enter(op)
 	defer be.exit()
-	tb := be.uploadInt32(op, targets[:rows])
+	tb := be.uploadInt32(op, targets[:rows], func(ts []int32) error { return nn.CheckTargets(ts, rows, V, ignore) })
 	defer be.release(tb)
 	k := be.fnAs(op, at, "cross_entropy", "ce_fwd")
 	be.launch(op, k, dim(be.rowBlocks(rows)), dim(rowThreads(V)), 0, pArg(ls), pArg(es), pArg(xs), pArg(tb),
@@ -54,7 +54,7 @@ func (be *Backend) CrossEntropyBackward(dlogits, logits, lse, dloss nn.Buffer, t
 	}
 	be.enter(op)
 	defer be.exit()
-	tb := be.uploadInt32(op, targets[:rows])
+	tb := be.uploadInt32(op, targets[:rows], func(ts []int32) error { return nn.CheckTargets(ts, rows, V, ignore) })
 	defer be.release(tb)
 	k := be.fnAs(op, at, "cross_entropy", "ce_bwd")
 	be.launch(op, k, dim(be.rowBlocks(rows)), dim(rowThreads(V)), 0, pArg(ds), pArg(xs), pArg(es), pArg(gs), pArg(tb),

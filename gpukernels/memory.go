@@ -15,7 +15,8 @@ type Buffer struct {
 	ptr   uint64 // 0 for an empty buffer
 	n     int
 	dt    nn.DType
-	class int64 // allocator size class in bytes
+	class int64      // allocator size class in bytes
+	pool  *graphPool // the graph whose capture allocated it, or nil
 	be    *Backend
 	freed bool
 }
@@ -77,14 +78,14 @@ func (be *Backend) optBuf(b nn.Buffer, n int, op, name string) *Buffer {
 func (be *Backend) newBuffer(n int, dt nn.DType) *Buffer {
 	b := &Buffer{n: n, dt: dt, be: be}
 	if n > 0 {
-		b.ptr, b.class = be.alloc.get(int64(n) * dt.Size())
+		b.ptr, b.class, b.pool = be.alloc.get(int64(n) * dt.Size())
 	}
 	return b
 }
 
 func (be *Backend) release(b *Buffer) {
 	if b.ptr != 0 {
-		be.alloc.put(b.ptr, b.class)
+		be.alloc.put(b.ptr, b.class, b.pool)
 	}
 	b.freed, b.ptr = true, 0
 }
@@ -170,6 +171,7 @@ func (be *Backend) upload(op string, dst uint64, data []byte) {
 	if len(data) == 0 {
 		return
 	}
+	be.noWaitInCapture(op)
 	var p runtime.Pinner
 	defer p.Unpin()
 	p.Pin(&data[0])
@@ -183,6 +185,7 @@ func (be *Backend) download(op string, data []byte, src uint64) {
 	if len(data) == 0 {
 		return
 	}
+	be.noWaitInCapture(op)
 	var p runtime.Pinner
 	defer p.Unpin()
 	p.Pin(&data[0])
@@ -209,10 +212,18 @@ type stagingSlot struct {
 // page-locked staging buffers, so the copy is queued without waiting for
 // the stream: a slot is only rewritten after the event behind its previous
 // copy has fired, and the caller may reuse xs at once.
-func (be *Backend) uploadInt32(op string, xs []int32) *Buffer {
+//
+// Inside a graph capture xs becomes an input of the graph, checked by
+// check and copied again at each launch (nil check: xs is derived from
+// the op's arguments on the host, which a graph cannot replay).
+func (be *Backend) uploadInt32(op string, xs []int32, check func([]int32) error) *Buffer {
 	b := be.newBuffer(len(xs), nn.Float32)
 	n := len(xs) * 4
 	if n == 0 {
+		return b
+	}
+	if be.capture != nil {
+		be.captureInput(op, b, xs, check)
 		return b
 	}
 	s := &be.staging[be.stageNext]

@@ -23,6 +23,12 @@ func (r *Residual) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, st arch.La
 	return tp.Add(x, r.Inner.Forward(tp, r.Norm.Forward(tp, x), B, L, pos0, st))
 }
 
+// PositionFree is the inner layer's (arch.PositionFree).
+func (r *Residual) PositionFree() bool {
+	pf, ok := r.Inner.(arch.PositionFree)
+	return ok && pf.PositionFree()
+}
+
 // Params lists layers.i.norm, then the inner layer's own names.
 func (r *Residual) Params(layer int) []nn.Param {
 	return append(r.Norm.Params(arch.LayerPrefix(layer)+".norm"), r.Inner.Params(layer)...)
@@ -47,6 +53,9 @@ func (m *MLPBlock) Params(layer int) []nn.Param {
 	p := arch.LayerPrefix(layer)
 	return append(m.Norm.Params(p+".norm"), m.MLP.Params(p+".mlp")...)
 }
+
+// PositionFree: a position-wise layer (arch.PositionFree).
+func (m *MLPBlock) PositionFree() bool { return true }
 
 // NewState is an empty state: a position-wise layer carries nothing.
 func (m *MLPBlock) NewState(int) arch.LayerState { return noState{} }

@@ -277,6 +277,9 @@ func newMixer(c *Config, be nn.Backend, rng *rand.Rand) *Mixer {
 	return mx
 }
 
+// PositionFree: the conv and scan states advance in place (arch.PositionFree).
+func (blk *Block) PositionFree() bool { return true }
+
 // Forward maps x (B·L, d) to x + mixer(norm(x)); st is the layer's
 // *arch.ConvScan in step mode.
 func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerState) *nn.Tensor {

@@ -230,6 +230,10 @@ type layerState struct {
 	h, c [2]nn.Buffer // c nil for the GRU
 }
 
+// swap makes the state just written the next step's input. The buffers
+// alternate, so a step reads and writes other buffers than the one before
+// it: a Layer is not arch.PositionFree, and its Step is not replayed as a
+// graph.
 func (s *layerState) swap() {
 	s.h[0], s.h[1] = s.h[1], s.h[0]
 	s.c[0], s.c[1] = s.c[1], s.c[0]

@@ -233,6 +233,9 @@ func initA(init string, H, N2 int) (logARe, aIm []float64) {
 	return logARe, aIm
 }
 
+// PositionFree: the modes' states advance in place (arch.PositionFree).
+func (blk *Block) PositionFree() bool { return true }
+
 // Forward maps x (B·L, d); st is the layer's *state, the modes' complex
 // states (B, H, N2, 2), in step mode, nil in parallel mode.
 func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerState) *nn.Tensor {

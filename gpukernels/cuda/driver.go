@@ -75,6 +75,13 @@ type Driver struct {
 	cuLaunchKernel                              func(f uintptr, gx, gy, gz, bx, by, bz, smem uint32, s uintptr, params, extra unsafe.Pointer) Result
 	cuLaunchCooperativeKernel                   func(f uintptr, gx, gy, gz, bx, by, bz, smem uint32, s uintptr, params unsafe.Pointer) Result
 	cuOccupancyMaxActiveBlocksPerMultiprocessor func(n *int32, f uintptr, blockSize int32, smem uint64) Result
+	cuStreamBeginCapture                        func(s uintptr, mode int32) Result
+	cuStreamEndCapture                          func(s uintptr, g *uintptr) Result
+	cuGraphInstantiateWithFlags                 func(exec *uintptr, g uintptr, flags uint64) Result
+	cuGraphLaunch                               func(exec, s uintptr) Result
+	cuGraphExecDestroy                          func(exec uintptr) Result
+	cuGraphDestroy                              func(g uintptr) Result
+	cuGraphGetNodes                             func(g uintptr, nodes unsafe.Pointer, n *uint64) Result
 }
 
 var (
@@ -138,6 +145,13 @@ func loadDriver() (*Driver, error) {
 		sym(&d.cuLaunchKernel, "cuLaunchKernel"),
 		sym(&d.cuLaunchCooperativeKernel, "cuLaunchCooperativeKernel"),
 		sym(&d.cuOccupancyMaxActiveBlocksPerMultiprocessor, "cuOccupancyMaxActiveBlocksPerMultiprocessor"),
+		sym(&d.cuStreamBeginCapture, "cuStreamBeginCapture_v2"),
+		sym(&d.cuStreamEndCapture, "cuStreamEndCapture"),
+		sym(&d.cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags"),
+		sym(&d.cuGraphLaunch, "cuGraphLaunch"),
+		sym(&d.cuGraphExecDestroy, "cuGraphExecDestroy"),
+		sym(&d.cuGraphDestroy, "cuGraphDestroy"),
+		sym(&d.cuGraphGetNodes, "cuGraphGetNodes"),
 	}
 	if _, err := bindAll(h, path, syms); err != nil {
 		return nil, err
@@ -448,6 +462,51 @@ func withParams(args []uint64, launch func(params unsafe.Pointer) error) error {
 		params = unsafe.Pointer(&ptrs[0])
 	}
 	return launch(params)
+}
+
+// CaptureRelaxed is CU_STREAM_CAPTURE_MODE_RELAXED: while a stream
+// captures, other calls of the process (cuMemAlloc among them) are not
+// refused; the work queued on the stream becomes the graph's nodes.
+const CaptureRelaxed = 2
+
+// StreamBeginCapture starts recording the work queued on s into a graph
+// instead of running it.
+func (d *Driver) StreamBeginCapture(s uintptr, mode int32) error {
+	return d.check("cuStreamBeginCapture_v2", d.cuStreamBeginCapture(s, mode))
+}
+
+// StreamEndCapture ends the recording and returns the graph.
+func (d *Driver) StreamEndCapture(s uintptr) (uintptr, error) {
+	var g uintptr
+	err := d.check("cuStreamEndCapture", d.cuStreamEndCapture(s, &g))
+	return g, err
+}
+
+// GraphInstantiate makes an executable graph of g.
+func (d *Driver) GraphInstantiate(g uintptr) (uintptr, error) {
+	var exec uintptr
+	err := d.check("cuGraphInstantiateWithFlags", d.cuGraphInstantiateWithFlags(&exec, g, 0))
+	return exec, err
+}
+
+// GraphLaunch queues an executable graph on s.
+func (d *Driver) GraphLaunch(exec, s uintptr) error {
+	return d.check("cuGraphLaunch", d.cuGraphLaunch(exec, s))
+}
+
+func (d *Driver) GraphExecDestroy(exec uintptr) error {
+	return d.check("cuGraphExecDestroy", d.cuGraphExecDestroy(exec))
+}
+
+func (d *Driver) GraphDestroy(g uintptr) error {
+	return d.check("cuGraphDestroy", d.cuGraphDestroy(g))
+}
+
+// GraphNodes is the number of nodes of g.
+func (d *Driver) GraphNodes(g uintptr) (int, error) {
+	var n uint64
+	err := d.check("cuGraphGetNodes", d.cuGraphGetNodes(g, nil, &n))
+	return int(n), err
 }
 
 // MaxActiveBlocksPerSM is how many blocks of f, with block threads and smem
