@@ -87,6 +87,11 @@ type Options struct {
 	// Result.Profile, and a time budget under the table.
 	Profile bool
 
+	// Graph decodes the generate suite's tokens by replaying one captured
+	// Step (a CUDA graph: nn.Capturer) where the architecture's step is
+	// replayable (arch.ReplayStepper); the others decode eagerly.
+	Graph bool
+
 	Seed     uint64
 	Progress io.Writer // one line per finished benchmark; nil: quiet
 }
@@ -185,6 +190,9 @@ func (o Options) Check() error {
 	}
 	if o.Profile && o.Suite != "train" && o.Suite != "memory" && o.Suite != "generate" {
 		return fmt.Errorf("--profile is not allowed with --suite %s (it profiles the train and memory suites' steps and generate's decoded token)", o.Suite)
+	}
+	if o.Graph && o.Suite != "generate" {
+		return fmt.Errorf("--graph is not allowed with --suite %s (it decodes the generate suite's tokens)", o.Suite)
 	}
 	if o.Repeat < 0 {
 		return fmt.Errorf("--repeat: %d is not allowed (≥ 1; regress needs ≥ 4 per side to see a difference at alpha 0.05)", o.Repeat)
@@ -471,6 +479,10 @@ type Result struct {
 	// apart in each sample, medians.
 	PrefillS float64 `json:"prefill_median_s,omitempty"`
 	DecodeS  float64 `json:"decode_median_s,omitempty"`
+	// Graph: the tokens were decoded by replaying a captured Step
+	// (Options.Graph), of GraphOps device operations.
+	Graph    bool  `json:"graph,omitempty"`
+	GraphOps int64 `json:"graph_ops,omitempty"`
 }
 
 // derive fills the statistics and rates from the samples.

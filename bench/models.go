@@ -310,31 +310,89 @@ func profileStep(d *Device, o Options, name string, step func()) *nn.Profile {
 // runGenerate times step-mode generation per architecture and batch size:
 // the prompt consumed in one Step, then NewTokens greedy steps of one
 // token; a sample is the whole generation, with the prompt (prefill) and
-// the new tokens (decode) also timed apart.
+// the new tokens (decode) also timed apart. With Options.Graph the tokens
+// of an architecture whose step is replayable are decoded by replaying one
+// captured Step (decodeGraph); the others decode eagerly, as without it.
 func runGenerate(ctx context.Context, d *Device, o Options, f *File) error {
 	rng := rand.New(rand.NewPCG(o.Seed, 9))
 	mo := o.Model
 	_, batches := o.modelGrid(d.GPU)
-	P, T := mo.Prompt, mo.NewTokens
 	for _, name := range o.archs() {
 		for _, B := range batches {
 			if stopped(ctx, f) {
 				return nil
 			}
-			bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", P, "new", T)
 			res, err := generate(d, o, name, B, rng)
 			if err != nil {
+				bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", mo.Prompt, "new", mo.NewTokens)
 				f.Skipped = append(f.Skipped, Skip{bname, err.Error()})
 				o.progress("%-64s skipped: %v\n", bname, err)
 				continue
 			}
-			res.Name = bname
 			res.derive(f.Ceilings)
 			f.Results = append(f.Results, *res)
-			o.progress("%-64s %10s  %9.4g tokens/s  state %s\n", bname, HumanSeconds(res.Median), res.TokensPerS, humanBytes(res.StateBytes))
+			o.progress("%-64s %10s  %9.4g tokens/s  state %s\n", res.Name, HumanSeconds(res.Median), res.TokensPerS, humanBytes(res.StateBytes))
 		}
 	}
 	return nil
+}
+
+// decodeGraph is the decode of a generation by graph replay: the first
+// token's Step is captured once the prompt is in the state, and every
+// token replays it, fed the last token's ids through one host slice.
+type decodeGraph struct {
+	cp     nn.Capturer
+	g      nn.Graph
+	tp     *nn.Tape // the captured Step's tape: its logits are read after each launch
+	logits *nn.Tensor
+	ids    []int32
+}
+
+// capture records the one-token Step of st on a tape from newTape.
+func (dg *decodeGraph) capture(sm arch.Stepper, st arch.State, newTape func() *nn.Tape, B int) error {
+	dg.tp, dg.ids = newTape(), make([]int32, B)
+	g, err := dg.cp.Capture(func() { dg.logits = sm.Step(dg.tp, st, dg.ids, B, 1) })
+	dg.g = g
+	return err
+}
+
+// token decodes the next token of every sequence from next.
+func (dg *decodeGraph) token(be nn.Backend, next []int32, B, V int) []int32 {
+	copy(dg.ids, next)
+	if err := dg.g.Launch(); err != nil {
+		panic(err)
+	}
+	return be.ArgmaxRows(dg.logits.Data, B, V)
+}
+
+// free releases the graph, then its tape.
+func (dg *decodeGraph) free() {
+	if dg.g != nil {
+		if err := dg.g.Free(); err != nil {
+			panic(err)
+		}
+	}
+	if dg.tp != nil {
+		dg.tp.Release()
+	}
+	dg.g, dg.tp = nil, nil
+}
+
+// graphFor returns the graph decode of sm on d when o asks for one and the
+// architecture's step can be replayed, else nil and why not ("" when o
+// does not ask).
+func graphFor(d *Device, o Options, sm arch.Stepper) (*decodeGraph, string) {
+	if !o.Graph {
+		return nil, ""
+	}
+	cp, ok := d.Backend.(nn.Capturer)
+	if !ok {
+		return nil, fmt.Sprintf("backend %s cannot capture graphs", d.Backend.Name())
+	}
+	if rs, ok := sm.(arch.ReplayStepper); !ok || !rs.StepReplayable() {
+		return nil, "its step depends on the position (an attention cache, learned positions, or an RNN state alternating between buffers)"
+	}
+	return &decodeGraph{cp: cp}, ""
 }
 
 func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Result, err error) {
@@ -349,6 +407,13 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 	if !ok {
 		return nil, fmt.Errorf("%s has no step mode that returns the last logits (arch.LastStepper)", name)
 	}
+	bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", P, "new", T)
+	dg, why := graphFor(d, o, sm)
+	if dg != nil {
+		bname += "/decode=graph"
+	} else if why != "" {
+		o.progress("%-64s decodes eagerly: %s\n", bname, why)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%v", p)
@@ -359,6 +424,7 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 	// once between them (a bf16 model's weights), not once per token.
 	casts := nn.NewCasts(be)
 	defer casts.Free()
+	newTape := func() *nn.Tape { return nn.NewTape(be, false).ShareCasts(casts) }
 	prompts := make([][]int32, 2)
 	for i := range prompts {
 		prompts[i] = make([]int32, B*P)
@@ -370,13 +436,17 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 	var next []int32
 	n := 0
 	prefill := func() {
-		tp := nn.NewTape(be, false).ShareCasts(casts)
+		tp := newTape()
 		defer tp.Release()
 		// Only each sequence's last logits: the prompt's (B·P, V) are never held.
 		next = be.ArgmaxRows(sm.StepLast(tp, st, prompts[n%len(prompts)], B, P).Data, B, V)
 	}
 	token := func() { // one decoded token of every sequence
-		tp := nn.NewTape(be, false).ShareCasts(casts)
+		if dg != nil {
+			next = dg.token(be, next, B, V)
+			return
+		}
+		tp := newTape()
 		defer tp.Release()
 		next = be.ArgmaxRows(sm.Step(tp, st, next, B, 1).Data, B, V)
 	}
@@ -385,12 +455,29 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 			token()
 		}
 	}
+	// start begins a generation: a new state, and its decode graph (the
+	// graph's buffers are the state's), captured untimed, as a generation
+	// library captures its graphs once per batch size before it decodes.
+	start := func() error {
+		st = sm.NewState(B)
+		if dg == nil {
+			return nil
+		}
+		dg.free()
+		// The capture records the Step after the prompt; it runs nothing.
+		return dg.capture(sm, st, newTape, B)
+	}
+	if dg != nil {
+		defer dg.free()
+	}
 	timer := d.timer()
 	meter := d.meter(md.tr)
 	var total, pre, dec []float64
 	var stateBytes, peak int64
 	sample := func() error {
-		st = sm.NewState(B)
+		if err := start(); err != nil {
+			return err
+		}
 		defer st.Free()
 		meter.ResetPeak()
 		p, err := timer.Time(1, prefill)
@@ -420,24 +507,30 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 			return nil, err
 		}
 	}
-	r := &Result{Suite: "generate", Op: "generate", Impl: implName(d.Backend, o.Precision), Pass: PassForward, L: P + T, Arch: name,
+	r := &Result{Name: bname, Suite: "generate", Op: "generate", Impl: implName(d.Backend, o.Precision), Pass: PassForward, L: P + T, Arch: name,
 		Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.NLayers, "vocab": V, "B": B, "prompt": P, "new": T},
 		Variant: fmt.Sprintf("%s B=%d", name, B), Reps: 1, Samples: total,
 		FLOPs:  float64(B) * (md.m.FLOPsPerToken(P)*float64(P) + md.m.FLOPsPerToken(P+T)*float64(T)),
 		Params: md.count, Tokens: B * T, PeakBytes: peak, StateBytes: stateBytes,
-		PrefillS: median(pre), DecodeS: median(dec)}
+		PrefillS: median(pre), DecodeS: median(dec), Graph: dg != nil}
+	if dg != nil {
+		r.Variant += " graph"
+		r.GraphOps = int64(dg.g.Ops())
+	}
 	if d.Counter != nil || o.Profile {
 		// One more decoded token after a prompt, counted (launches and
 		// host waits per token) and profiled: decode runs a token at a
 		// time, so its budget is where per-launch costs show.
-		st = sm.NewState(B)
+		if err := start(); err != nil {
+			return nil, err
+		}
 		defer st.Free()
 		prefill()
 		if d.Counter != nil {
 			r.StreamOps, r.HostWaits = countStep(d.Counter, token)
 		}
 		if o.Profile {
-			r.Profile = profileStep(d, o, modelName("Generate", name, mo, o.Precision, "B", B), token)
+			r.Profile = profileStep(d, o, bname, token)
 		}
 	}
 	return r, nil

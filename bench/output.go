@@ -325,14 +325,14 @@ func profileTables(w io.Writer, f *File) error {
 }
 
 // generateTable is the generate suite's table; on a device that counts
-// them (a GPU) it adds the device operations (launches) and host waits of
-// one decoded token.
+// them (a GPU) it adds the device operations (launches, or a graph's
+// replayed operations) and host waits of one decoded token.
 func generateTable(w io.Writer, f *File) error {
 	header := []string{"arch", "params", "B", "prompt+new", "median total", "IQR/2", "prefill", "decode/token", "tokens/s", "state", "peak mem"}
 	right := []bool{false, true, true, true, true, true, true, true, true, true, true}
 	counted := slices.ContainsFunc(f.Results, func(r Result) bool { return r.StreamOps > 0 })
 	if counted {
-		header = append(header, "launches/token", "host waits/token")
+		header = append(header, "ops/token", "host waits/token")
 		right = append(right, true, true)
 	}
 	var rows [][]string
@@ -341,7 +341,11 @@ func generateTable(w io.Writer, f *File) error {
 		if n := r.Shape["new"]; n > 0 {
 			perTok = r.DecodeS / float64(n)
 		}
-		row := []string{r.Arch, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]),
+		name := r.Arch
+		if r.Graph {
+			name += " (graph)"
+		}
+		row := []string{name, fmt.Sprint(r.Params), fmt.Sprint(r.Shape["B"]),
 			fmt.Sprintf("%d+%d", r.Shape["prompt"], r.Shape["new"]), HumanSeconds(r.Median), spread(r),
 			HumanSeconds(r.PrefillS), HumanSeconds(perTok), fmt.Sprintf("%.4g", r.TokensPerS),
 			humanBytes(r.StateBytes), humanBytes(r.PeakBytes)}

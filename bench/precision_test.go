@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -347,7 +348,72 @@ func TestBenchGenerateProfile(t *testing.T) {
 	assert.Equal(t, int64(1), r.HostWaits, "a token reads its argmax back, nothing else")
 	var buf bytes.Buffer
 	require.NoError(t, WriteTable(&buf, f))
-	assert.Contains(t, buf.String(), "launches/token")
+	assert.Contains(t, buf.String(), "ops/token")
 	assert.Contains(t, buf.String(), "decoded-token time budget, transformer fp32 B=2 after a prompt of 8")
 	assert.Contains(t, buf.String(), fmt.Sprintf("%d operations", r.Profile.Ops))
+}
+
+// replayingBackend captures by keeping fn and replays by running it again:
+// the contract of nn.Capturer on the CPU, for the bench's plumbing.
+type replayingBackend struct {
+	countingBackend
+	captures, launches int
+}
+
+type replayGraph struct {
+	b  *replayingBackend
+	fn func()
+}
+
+func (b *replayingBackend) Capture(fn func()) (nn.Graph, error) {
+	b.captures++
+	return &replayGraph{b, fn}, nil
+}
+
+func (g *replayGraph) Launch() error { g.b.launches++; g.fn(); return nil }
+func (g *replayGraph) Ops() int      { return 7 }
+func (g *replayGraph) Free() error   { return nil }
+
+// --graph decodes a replayable architecture's tokens by launching one
+// captured step per token (named decode=graph, marked in the table), and
+// decodes the others eagerly, saying why; it belongs to generate alone.
+func TestBenchGenerateGraph(t *testing.T) {
+	be := &replayingBackend{countingBackend: countingBackend{Backend: cpukernels.New[float32]()}}
+	o := tiny("generate")
+	o.Archs, o.Batches, o.Ceilings, o.Repeat = []string{"s4d", "transformer"}, []int{2}, false, 2
+	o.Warmup = time.Nanosecond // one warm-up generation
+	o.Model = ModelOptions{DModel: 16, NLayers: 2, Vocab: 32, Prompt: 8, NewTokens: 4}
+	o.Graph = true
+	var progress bytes.Buffer
+	o.Progress = &progress
+	require.NoError(t, o.Check())
+	f, err := Run(NewDevice(be, "", ""), o)
+	require.NoError(t, err)
+	require.Len(t, f.Results, 2, f.Skipped)
+	m, tf := f.Results[0], f.Results[1]
+	assert.True(t, m.Graph)
+	assert.Equal(t, int64(7), m.GraphOps)
+	assert.True(t, strings.HasSuffix(m.Name, "/decode=graph"), m.Name)
+	// A capture per generation (one warm-up and two samples, then the
+	// counted token's), a launch per token.
+	assert.Equal(t, 4, be.captures)
+	assert.Equal(t, 3*4+1, be.launches)
+	assert.False(t, tf.Graph)
+	assert.NotContains(t, tf.Name, "graph")
+	assert.Contains(t, progress.String(), "decodes eagerly: its step depends on the position")
+	var buf bytes.Buffer
+	require.NoError(t, WriteTable(&buf, f))
+	assert.Contains(t, buf.String(), "s4d (graph)")
+
+	eager := NewDevice(cpukernels.New[float32](), "", "")
+	progress.Reset()
+	o.Archs = []string{"s4d"}
+	g, err := Run(eager, o)
+	require.NoError(t, err)
+	assert.False(t, g.Results[0].Graph)
+	assert.Contains(t, progress.String(), "decodes eagerly: backend cpu-float32 cannot capture graphs")
+
+	k := tiny("train")
+	k.Graph = true
+	assert.ErrorContains(t, k.Check(), "--graph is not allowed with --suite train")
 }
