@@ -19,7 +19,20 @@ import (
 func (be *Backend[T]) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "Attention"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
-	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
+	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, Lk, Dh, scale, causal)
+}
+
+// AttentionCached is Attention's causal forward over the first Lk rows of
+// each (b, h) block of a cache k, v (B, H, kvRows, Dh).
+func (be *Backend[T]) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64) {
+	const op = "AttentionCached"
+	check(op, nn.CheckAttentionCached(B, H, Lq, Lk, kvRows, Dh))
+	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, kvRows, Dh, scale, true)
+}
+
+// attention is the forward of both, k and v holding kvRows rows per (b, h).
+func (be *Backend[T]) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64, causal bool) {
+	nq, nk := B*H*Lq*Dh, B*H*kvRows*Dh
 	os, es := data[T](out, nq, op, "out"), data[T](lse, B*H*Lq, op, "lse")
 	qs, ks, vs := data[T](q, nq, op, "q"), data[T](k, nk, op, "k"), data[T](v, nk, op, "v")
 	lo := expLimit[T]()
@@ -28,7 +41,7 @@ func (be *Backend[T]) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh in
 		acc := make([]float64, Dh)
 		for row := r0; row < r1; row++ {
 			bh, i := row/Lq, row%Lq
-			kb, vb := ks[bh*Lk*Dh:(bh+1)*Lk*Dh], vs[bh*Lk*Dh:(bh+1)*Lk*Dh]
+			kb, vb := ks[bh*kvRows*Dh:(bh*kvRows+Lk)*Dh], vs[bh*kvRows*Dh:(bh*kvRows+Lk)*Dh]
 			qi := qs[row*Dh : (row+1)*Dh]
 			nv := visibleKeys(i, Lq, Lk, causal)
 			m := math.Inf(-1)

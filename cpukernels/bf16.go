@@ -259,6 +259,12 @@ func (be *BF16) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, sca
 	be.round(out)
 }
 
+func (be *BF16) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64) {
+	need32("AttentionCached", "lse", lse)
+	be.f.AttentionCached(u(out), lse, u(q), u(k), u(v), B, H, Lq, Lk, kvRows, Dh, scale)
+	be.round(out)
+}
+
 func (be *BF16) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	need32("AttentionBackward", "lse", lse)
 	be.f.AttentionBackward(u(dq), u(dk), u(dv), u(q), u(k), u(v), u(out), lse, u(dout), B, H, Lq, Lk, Dh, scale, causal)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"seqbench/cpukernels"
+	"seqbench/nn"
 	"seqbench/nn/backendtest"
 )
 
@@ -16,3 +17,9 @@ func TestConformanceFloat32(t *testing.T) { backendtest.Run(t, cpukernels.New[fl
 func TestConformanceBF16BackendFloat32Buffers(t *testing.T) { backendtest.Run(t, cpukernels.NewBF16()) }
 
 func TestConformanceBFloat16(t *testing.T) { backendtest.RunBF16(t, cpukernels.NewBF16()) }
+
+// AttentionCached on bfloat16 activations (the step-mode cache of a bf16
+// model).
+func TestAttentionCachedBFloat16(t *testing.T) {
+	backendtest.RunAttentionCached(t, cpukernels.NewBF16(), nn.BFloat16)
+}

@@ -19,14 +19,15 @@
 #define DPAD(Dh) ((Dh) + 1)
 
 // attn_fwd: for each query row i of the tile, an online softmax over key
-// tiles:
+// tiles. k and v hold ldk ≥ Lk rows per (b, h), of which the first Lk are
+// read (Lk for Attention; a step-mode cache's room for AttentionCached):
 //
 //	m_new = max(m, max_j s_ij);  p_ij = exp(s_ij − m_new)
 //	l = l·exp(m − m_new) + Σ_j p_ij;  O_i = O_i·exp(m − m_new) + Σ_j p_ij·v_j
 //
 // then out_i = O_i / l and lse_i = m + log l.
 extern "C" __global__ void attn_fwd(act_t* out, real* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH,
-                                    i64 Lq, i64 Lk, i64 Dh, double scale_, i64 causal, i64 T_) {
+                                    i64 Lq, i64 Lk, i64 ldk, i64 Dh, double scale_, i64 causal, i64 T_) {
     extern __shared__ double smem_d[];
     const int T = (int)T_, D = (int)Dh, DP = DPAD(D), TP = T + 1;
     real* Qs = (real*)smem_d;
@@ -46,8 +47,8 @@ extern "C" __global__ void attn_fwd(act_t* out, real* lse, const act_t* q, const
 
     for (i64 bh = blockIdx.y; bh < BH; bh += gridDim.y) {
         const act_t* qb = q + (bh * Lq + i0) * Dh;
-        const act_t* kb = k + bh * Lk * Dh;
-        const act_t* vb = v + bh * Lk * Dh;
+        const act_t* kb = k + bh * ldk * Dh;
+        const act_t* vb = v + bh * ldk * Dh;
         for (int e = tid; e < nq * D; e += nt) {
             const int i = e / D, c = e % D;
             Qs[i * DP + c] = qb[e];
@@ -406,11 +407,12 @@ __device__ __forceinline__ float row16_sum(float v) {
     return v;
 }
 
-// attn_fwd_fast: the forward of attn_fwd (same online softmax) with the
-// scores, probabilities and output accumulators in registers.
+// attn_fwd_fast: the forward of attn_fwd (same online softmax, k and v of
+// ldk rows per (b, h)) with the scores, probabilities and output
+// accumulators in registers.
 template <int D>
 __device__ void attn_fwd_fast(act_t* out, float* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq,
-                              i64 Lk, float scale, i64 causal) {
+                              i64 Lk, i64 ldk, float scale, i64 causal) {
     extern __shared__ float4 smem4[];
     constexpr int SP = D + 4, PP = FBR + 4, NV = D / 64;
     float* Qs = reinterpret_cast<float*>(smem4);
@@ -436,8 +438,8 @@ __device__ void attn_fwd_fast(act_t* out, float* lse, const act_t* q, const act_
         for (i64 j0 = 0; j0 < jend; j0 += FBR) {
             const int nk = (int)imin(FBR, Lk - j0);
             __syncthreads(); // Qs loaded; the previous tile's Ks, Vs, Ps consumed
-            load_tile<D>(Ks, k + (bh * Lk + j0) * D, nk);
-            load_tile<D>(Vs, v + (bh * Lk + j0) * D, nk);
+            load_tile<D>(Ks, k + (bh * ldk + j0) * D, nk);
+            load_tile<D>(Vs, v + (bh * ldk + j0) * D, nk);
             __syncthreads();
             float s[4][4];
             tile_dot<D>(s, Qs, Ks, ty, tx);
@@ -708,9 +710,9 @@ __device__ void attn_bwd_dq_fast(act_t* dq, const act_t* q, const act_t* k, cons
 
 #define FAST_ATTN(D)                                                                                                   \
     extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_fwd_fast##D(                                                \
-        act_t* out, float* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq, i64 Lk, double scale,  \
-        i64 causal) {                                                                                                  \
-        attn_fwd_fast<D>(out, lse, q, k, v, BH, Lq, Lk, (float)scale, causal);                                        \
+        act_t* out, float* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq, i64 Lk, i64 ldk,       \
+        double scale, i64 causal) {                                                                                    \
+        attn_fwd_fast<D>(out, lse, q, k, v, BH, Lq, Lk, ldk, (float)scale, causal);                                   \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_bwd_dkdv_fast##D(                                           \
         act_t* dk, act_t* dv, const act_t* q, const act_t* k, const act_t* v, const act_t* dout, const float* lse,    \

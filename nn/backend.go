@@ -226,6 +226,11 @@ type Backend interface {
 	// (B, H, Lq) saves the log-sum-exp of each row for the backward.
 	Attention(out, lse, q, k, v Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool)
 	AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool)
+	// AttentionCached is Attention's causal forward over a key/value cache:
+	// k, v (B, H, kvRows, Dh) hold room for kvRows ≥ Lk rows per (b, h), of
+	// which the first Lk are the keys, so that step mode appends a token's
+	// keys in place instead of copying the whole cache into a larger one.
+	AttentionCached(out, lse, q, k, v Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64)
 
 	// AdamW updates p in place from its gradient g and moments m, v.
 	AdamW(p, g, m, v Buffer, a AdamWArgs)

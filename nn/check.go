@@ -198,6 +198,15 @@ func CheckAttention(B, H, Lq, Lk, Dh int, causal bool) error {
 	return nil
 }
 
+// CheckAttentionCached checks AttentionCached's shape: Attention's,
+// causal, with kvRows ≥ Lk rows in each (b, h) block of the cache.
+func CheckAttentionCached(B, H, Lq, Lk, kvRows, Dh int) error {
+	if kvRows < Lk {
+		return fmt.Errorf("the cache holds %d rows per head, fewer than Lk = %d", kvRows, Lk)
+	}
+	return CheckAttention(B, H, Lq, Lk, Dh, true)
+}
+
 // CheckConv1D checks Conv1D's shape (W ≥ 1, others ≥ 0) and activation
 // (Identity or SiLU, the two the fused kernels apply).
 func CheckConv1D(B, C, L, W int, act Activation) error {

@@ -311,6 +311,22 @@ func (tp *Tape) RoPE(x *Tensor, pos0 int, base float64) *Tensor {
 	return out
 }
 
+// AttentionCached is causal Attention of q (B, H, Lq, Dh) over the first
+// Lk rows of each (b, h) block of a key/value cache k, v (B, H, kvRows,
+// Dh) (Backend.AttentionCached). It is inference-only: the cache lives
+// outside the tape, and a recording tape is refused.
+func (tp *Tape) AttentionCached(q, k, v *Tensor, Lk int, scale float64) *Tensor {
+	if tp.record {
+		panic("nn.AttentionCached: inference only (a recording tape)")
+	}
+	B, H, Lq, Dh := q.Dim(0), q.Dim(1), q.Dim(2), q.Dim(3)
+	sameShape("AttentionCached", k, v)
+	out := tp.out(q.Shape, q, k, v)
+	lse := tp.Alloc(B * H * Lq)
+	tp.B.AttentionCached(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, k.Dim(2), Dh, scale)
+	return out
+}
+
 // Attention is scaled dot-product attention for q (B, H, Lq, Dh) and k, v
 // (B, H, Lk, Dh), causal aligned to the end (see Backend.Attention).
 func (tp *Tape) Attention(q, k, v *Tensor, scale float64, causal bool) *Tensor {

@@ -28,6 +28,10 @@ type StepOptions struct {
 	// every step. nil skips it.
 	StateBytes func(c arch.Config, B, n int) int64
 	Randomize  Randomizer
+	// MaxLen is the model's Env.MaxLen (0: L). Below L, a state that takes
+	// room for MaxLen tokens at its first step must grow past it (attention
+	// with RoPE or no positions, which has no length limit).
+	MaxLen int
 }
 
 // CheckStepMatchesForward checks that step mode (arch.Stepper: NewState,
@@ -51,7 +55,11 @@ func CheckStepMatchesForward(t testing.TB, b nn.Backend, cases []Case, o StepOpt
 	}
 	for _, c := range cases {
 		for _, random := range randomized {
-			m := stepper(t, b, c, vocab, L, 7)
+			maxLen := L
+			if o.MaxLen > 0 {
+				maxLen = o.MaxLen
+			}
+			m := stepper(t, b, c, vocab, maxLen, 7)
 			name := c.Name
 			if random {
 				randomize(b, m.Params(), rng)

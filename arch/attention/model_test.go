@@ -131,6 +131,24 @@ func TestStepMatchesForward(t *testing.T) {
 	})
 }
 
+// A KV cache sized at its first step for the model's maximum length grows
+// when the tokens pass it (RoPE and no positions have no limit), keeping
+// what it holds: the logits stay Forward's.
+func TestStepPastMaxLen(t *testing.T) {
+	archtest.CheckStepMatchesForward(t, cpukernels.New[float64](), cases(
+		tiny("rope", "gelu", "rmsnorm", true, true),
+		tiny("none", "swiglu", "layernorm", false, false),
+	), archtest.StepOptions{
+		Vocab: 7, B: 2, L: 11, MaxLen: 2,
+		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {2, 1, 1, 3, 4}, {3, 8}},
+		Err:    archtest.Abs, Tol: 1e-12,
+		StateBytes: func(c arch.Config, B, n int) int64 {
+			cfg := c.(*attention.Config)
+			return int64(2 * cfg.NLayers * B * n * cfg.DModel * 8)
+		},
+	})
+}
+
 // A freed KV cache is empty: generation starts over at position 0.
 func TestStepContract(t *testing.T) {
 	archtest.CheckStepContract(t, cpukernels.New[float64](), cases(tiny("learned", "gelu", "rmsnorm", true, true))[0], archtest.FreedRestarts)

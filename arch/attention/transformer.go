@@ -184,6 +184,9 @@ type Block struct {
 	Drop  *nn.Dropout // residual dropout (nil: none)
 	be    nn.Backend
 	cfg   *Config
+	// maxLen is the model's longest sequence (arch.Env.MaxLen; 0: none
+	// given): the rows a KV cache takes at its first step.
+	maxLen int
 }
 
 // Attention is causal multi-head self-attention with one fused qkv
@@ -251,7 +254,7 @@ func (c *Config) blockBuilder(env arch.Env, resid *nn.Dropout) func(int) *Block 
 	}
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
 	return func(int) *Block {
-		blk := &Block{Drop: resid, be: be, cfg: &cfg}
+		blk := &Block{Drop: resid, be: be, cfg: &cfg, maxLen: env.MaxLen}
 		var mlp *nn.MLP
 		if c.MLP != "none" {
 			mlp = nn.NewMLP(be, nn.MLPKind(c.MLP), d, c.hidden(), c.Bias, rng)
@@ -294,14 +297,15 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, st arch.Lay
 
 // Forward maps x (B·L, d) to (B·L, d). pos0 is the position of the first
 // token (the RoPE offset). With a cache, the new keys and values are
-// appended to it and the L queries attend to every cached key:
-// Backend.Attention aligns the causal mask to the end when Lq < Lk.
+// appended to it and the L queries attend to every cached key
+// (Backend.AttentionCached: the causal mask aligned to the end).
 func (a *Attention) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, kv *KVCache) *nn.Tensor {
 	q, k, v := a.project(tp, x, B, L, pos0)
-	if kv != nil {
-		k, v = kv.extend(tp.B, k, v)
+	if kv == nil {
+		return a.merge(tp, a.attend(tp, q, k, v), B, L)
 	}
-	return a.merge(tp, a.attend(tp, q, k, v), B, L)
+	K, V, n := kv.extend(tp.B, k, v)
+	return a.merge(tp, tp.AttentionCached(q, K, V, n, 1/math.Sqrt(float64(a.HeadDim))), B, L)
 }
 
 // project returns q, k, v (B, H, L, Dh), q and k rotated when RoPE is on.
@@ -380,34 +384,48 @@ func (blk *Block) FLOPsPerToken(L int) float64 {
 	return 2*(4*d*d+k*d*h) + 4*lEff*d
 }
 
-// KVCache holds one layer's keys (already rotated) and values for the
-// tokens consumed so far, K and V (B, H, n, Dh), outside any tape.
+// KVCache holds one layer's keys (already rotated) and values outside any
+// tape: K and V (B, H, rows, Dh), of which the first n rows of each (b, h)
+// block are the tokens consumed so far. A step writes its keys into the
+// rows after them; the cache is reallocated only when the rows run out,
+// to the model's maximum length at the first step where it has one, and
+// half as large again past it, so a decoded token costs its own keys'
+// copy, not the whole cache's.
 type KVCache struct {
-	be   nn.Backend
-	K, V *nn.Tensor // nil before the first step
+	be     nn.Backend
+	maxLen int // rows to take at the first step (0: as many as it needs)
+	K, V   *nn.Tensor
+	n      int
 }
 
-// extend appends k, v (B, H, T, Dh) and returns the whole cache. It copies
-// into fresh exact-size buffers because Backend.Attention wants each (b, h)
-// block contiguous; the copy costs the same order as the step's attention.
-func (c *KVCache) extend(be nn.Backend, k, v *nn.Tensor) (*nn.Tensor, *nn.Tensor) {
+// extend appends k, v (B, H, T, Dh) and returns the cache and the rows
+// filled.
+func (c *KVCache) extend(be nn.Backend, k, v *nn.Tensor) (K, V *nn.Tensor, n int) {
 	B, H, T, Dh := k.Dim(0), k.Dim(1), k.Dim(2), k.Dim(3)
-	n := 0
+	rows := 0
 	if c.K != nil {
-		n = c.K.Dim(2)
+		rows = c.K.Dim(2)
 	}
-	grow := func(old, add *nn.Tensor) *nn.Tensor {
-		// The cache holds activations: bfloat16 under bf16 precision.
-		t := &nn.Tensor{Shape: []int{B, H, n + T, Dh}, Data: nn.AllocLike(be, add.Data, B*H*(n+T)*Dh)}
-		if old != nil {
-			be.CopyBlock(t.Data, 0, (n+T)*Dh, old.Data, 0, n*Dh, B*H, n*Dh, false)
-			be.Free(old.Data)
+	if need := c.n + T; need > rows {
+		newRows := max(need, c.maxLen)
+		if rows > 0 {
+			newRows = max(need, rows+rows/2)
 		}
-		be.CopyBlock(t.Data, n*Dh, (n+T)*Dh, add.Data, 0, T*Dh, B*H, T*Dh, false)
-		return t
+		grow := func(old, like *nn.Tensor) *nn.Tensor {
+			// The cache holds activations: bfloat16 under bf16 precision.
+			t := &nn.Tensor{Shape: []int{B, H, newRows, Dh}, Data: nn.AllocLike(be, like.Data, B*H*newRows*Dh)}
+			if old != nil {
+				be.CopyBlock(t.Data, 0, newRows*Dh, old.Data, 0, rows*Dh, B*H, c.n*Dh, false)
+				be.Free(old.Data)
+			}
+			return t
+		}
+		c.K, c.V, rows = grow(c.K, k), grow(c.V, v), newRows
 	}
-	c.K, c.V = grow(c.K, k), grow(c.V, v)
-	return c.K, c.V
+	be.CopyBlock(c.K.Data, c.n*Dh, rows*Dh, k.Data, 0, T*Dh, B*H, T*Dh, false)
+	be.CopyBlock(c.V.Data, c.n*Dh, rows*Dh, v.Data, 0, T*Dh, B*H, T*Dh, false)
+	c.n += T
+	return c.K, c.V, c.n
 }
 
 // Free returns the cached keys and values; the cache is empty again.
@@ -417,17 +435,20 @@ func (c *KVCache) Free() {
 			c.be.Free(t.Data)
 		}
 	}
-	c.K, c.V = nil, nil
+	c.K, c.V, c.n = nil, nil, 0
 }
 
-// Bytes grows linearly with the tokens consumed: 2·B·n·d elements (of the
-// activations' type).
+// Bytes is the size of the keys and values consumed: 2·B·n·d elements
+// (of the activations' type), growing linearly with the tokens, as
+// evaluation's projection of a state's size expects; the rows allocated
+// ahead of them are the device's, counted in its peak memory.
 func (c *KVCache) Bytes() int64 {
 	if c.K == nil {
 		return 0
 	}
-	return nn.BufferBytes(c.be, c.K.Data, c.V.Data)
+	rows := int64(c.K.Dim(2))
+	return nn.BufferBytes(c.be, c.K.Data, c.V.Data) / rows * int64(c.n)
 }
 
 // NewState returns the layer's empty KV cache.
-func (blk *Block) NewState(int) arch.LayerState { return &KVCache{be: blk.be} }
+func (blk *Block) NewState(int) arch.LayerState { return &KVCache{be: blk.be, maxLen: blk.maxLen} }

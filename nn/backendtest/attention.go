@@ -134,3 +134,71 @@ func testAttention(t *testing.T, b nn.Backend) {
 		}
 	})
 }
+
+// RunAttentionCached is testAttentionCached for a backend's tests outside
+// Run and RunBF16AttentionTiles (cpu-bfloat16's activations).
+func RunAttentionCached(t *testing.T, b nn.Backend, act nn.DType) { testAttentionCached(t, b, act) }
+
+// testAttentionCached checks AttentionCached against Attention on the same
+// backend: a cache of kvRows ≥ Lk rows per (b, h), NaN past the first Lk,
+// gives the output and log-sum-exp of the contiguous first Lk rows bit for
+// bit (the same kernels, told the rows a block holds); activations of type
+// act (the backend's, or bfloat16 on a mixed backend), at the small head
+// dims and at 64 and 128 (the CUDA backend's tiled and tensor-core paths).
+func testAttentionCached(t *testing.T, b nn.Backend, act nn.DType) {
+	type cachedCase struct{ B, H, Lq, Lk, kvRows, Dh int }
+	cases := []cachedCase{
+		{1, 3, 1, 9, 16, 6},   // one decode step
+		{2, 2, 3, 8, 8, 5},    // a full cache
+		{1, 2, 4, 12, 20, 64}, // a block continuing the prompt
+		{2, 1, 1, 70, 96, 64}, // past one 64-key tile
+		{1, 2, 1, 129, 200, 128},
+	}
+	desc := func(c cachedCase) string {
+		return fmt.Sprintf("B%d_H%d_Lq%d_Lk%d_rows%d_Dh%d", c.B, c.H, c.Lq, c.Lk, c.kvRows, c.Dh)
+	}
+	alloc := func(tt *tester, n int) nn.Buffer {
+		var buf nn.Buffer
+		if act == tt.b.DType() {
+			buf = tt.b.Alloc(n)
+		} else {
+			buf = tt.b.(nn.MixedBackend).AllocAs(n, act)
+		}
+		tt.bufs = append(tt.bufs, buf)
+		return buf
+	}
+	upload := func(tt *tester, vals []float64) nn.Buffer {
+		buf := alloc(tt, len(vals))
+		tt.b.Write(buf, vals)
+		return buf
+	}
+	runCases(t, b, "AttentionCached", cases, desc, func(tt *tester, c cachedCase) {
+		scale := 1 / math.Sqrt(float64(c.Dh))
+		BH, nq := c.B*c.H, c.B*c.H*c.Lq*c.Dh
+		q := upload(tt, tt.randn(nq))
+		packed := [2][]float64{tt.randn(BH * c.Lk * c.Dh), tt.randn(BH * c.Lk * c.Dh)}
+		var cache, contiguous [2]nn.Buffer
+		for i, p := range packed {
+			full := nans(BH * c.kvRows * c.Dh)
+			for bh := range BH {
+				copy(full[bh*c.kvRows*c.Dh:], p[bh*c.Lk*c.Dh:(bh+1)*c.Lk*c.Dh])
+			}
+			cache[i], contiguous[i] = upload(tt, full), upload(tt, p)
+		}
+		out, lse := alloc(tt, nq), tt.alloc(BH*c.Lq)
+		wantOut, wantLse := alloc(tt, nq), tt.alloc(BH*c.Lq)
+		tt.b.AttentionCached(out, lse, q, cache[0], cache[1], c.B, c.H, c.Lq, c.Lk, c.kvRows, c.Dh, scale)
+		tt.b.Attention(wantOut, wantLse, q, contiguous[0], contiguous[1], c.B, c.H, c.Lq, c.Lk, c.Dh, scale, true)
+		for _, p := range []struct {
+			name      string
+			got, want nn.Buffer
+		}{{"out", out, wantOut}, {"lse", lse, wantLse}} {
+			got, want := tt.b.Read(p.got), tt.b.Read(p.want)
+			for i := range want {
+				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+					tt.Fatalf("%s[%d] = %v from the cache, %v from the contiguous keys", p.name, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
