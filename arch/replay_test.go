@@ -13,9 +13,9 @@ import (
 
 // A one-token Step is replayable exactly where no block's step-mode work
 // depends on the position: the recurrent and convolutional states advance
-// in place (Mamba-1, Mamba-2, S4D, and MLP layers beside them), while
-// attention's cache grows and rotates with it, learned positions index by
-// it, and the LSTM/GRU state alternates between two buffers.
+// in place (Mamba-1, Mamba-2, S4D, LSTM, GRU, and MLP layers beside them),
+// while attention's cache grows and rotates with it and learned positions
+// index by it.
 func TestStepReplayable(t *testing.T) {
 	for _, c := range []struct {
 		block string
@@ -26,11 +26,11 @@ func TestStepReplayable(t *testing.T) {
 		{"{arch: s4d, d_model: 16, n_layers: 2}", true},
 		{"{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2}", false},
 		{"{arch: transformer, d_model: 16, n_layers: 2, n_heads: 2, pos: learned}", false},
-		{"{arch: lstm, d_model: 16, n_layers: 2}", false},
-		{"{arch: gru, d_model: 16, n_layers: 2}", false},
+		{"{arch: lstm, d_model: 16, n_layers: 2}", true},
+		{"{arch: gru, d_model: 16, n_layers: 2}", true},
 		{"{arch: hybrid, d_model: 16, n_layers: 2, pattern: mamba1 mlp}", true},
 		{"{arch: hybrid, d_model: 16, n_layers: 4, pattern: mamba1, attention_at: [2], attention: {n_heads: 2}}", false},
-		{"{arch: hybrid, d_model: 16, n_layers: 2, pattern: mamba1 lstm}", false},
+		{"{arch: hybrid, d_model: 16, n_layers: 2, pattern: mamba1 lstm}", true},
 	} {
 		var node yaml.Node
 		if err := yaml.Load([]byte(c.block), &node); err != nil {

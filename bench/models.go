@@ -390,7 +390,7 @@ func graphFor(d *Device, o Options, sm arch.Stepper) (*decodeGraph, string) {
 		return nil, fmt.Sprintf("backend %s cannot capture graphs", d.Backend.Name())
 	}
 	if rs, ok := sm.(arch.ReplayStepper); !ok || !rs.StepReplayable() {
-		return nil, "its step depends on the position (an attention cache, learned positions, or an RNN state alternating between buffers)"
+		return nil, "its step depends on the position (an attention cache or learned positions)"
 	}
 	return &decodeGraph{cp: cp}, ""
 }

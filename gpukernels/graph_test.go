@@ -12,6 +12,7 @@ import (
 	"seqbench/arch"
 	_ "seqbench/arch/mamba1"
 	_ "seqbench/arch/mamba2"
+	_ "seqbench/arch/rnn"
 	_ "seqbench/arch/ssm"
 	"seqbench/nn"
 )
@@ -173,6 +174,8 @@ func TestGPUGraphDecode(t *testing.T) {
 		"{arch: mamba1, d_model: 32, n_layers: 2}",
 		"{arch: mamba2, d_model: 64, n_layers: 2, headdim: 16, d_state: 16}",
 		"{arch: s4d, d_model: 32, n_layers: 2}",
+		"{arch: lstm, d_model: 32, n_layers: 2}",
+		"{arch: gru, d_model: 32, n_layers: 2}",
 	} {
 		for _, b := range []nn.Backend{be, bf} {
 			t.Run(fmt.Sprintf("%s/%s", block, b.Name()), func(t *testing.T) {

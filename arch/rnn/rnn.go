@@ -167,6 +167,9 @@ func (c *Config) BlockBuilder(env arch.Env) func(int) *Layer {
 	}
 }
 
+// PositionFree: the state advances in place (arch.PositionFree).
+func (l *Layer) PositionFree() bool { return true }
+
 // Forward maps x (B·L, d) to every hidden state (B·L, d). In step mode st
 // is the layer's *layerState: the layer starts from it and leaves its final
 // state there.
@@ -175,7 +178,7 @@ func (l *Layer) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerSta
 	if st != nil {
 		s := st.(*layerState)
 		in.H0, in.C0, in.HT, in.CT = s.h[0], s.c[0], s.h[1], s.c[1]
-		defer s.swap()
+		defer s.advance()
 	}
 	var y *nn.Tensor
 	if l.GRU {
@@ -230,13 +233,15 @@ type layerState struct {
 	h, c [2]nn.Buffer // c nil for the GRU
 }
 
-// swap makes the state just written the next step's input. The buffers
-// alternate, so a step reads and writes other buffers than the one before
-// it: a Layer is not arch.PositionFree, and its Step is not replayed as a
-// graph.
-func (s *layerState) swap() {
-	s.h[0], s.h[1] = s.h[1], s.h[0]
-	s.c[0], s.c[1] = s.c[1], s.c[0]
+// advance makes the state just written (index 1) the next step's input
+// (index 0) by copying it, so that every step reads and writes the same
+// buffers (a Layer is arch.PositionFree: its Step replays as a graph); a
+// copy of B·d elements per layer and token.
+func (s *layerState) advance() {
+	s.be.Copy(s.h[0], s.h[1])
+	if s.c[0] != nil {
+		s.be.Copy(s.c[0], s.c[1])
+	}
 }
 
 func (s *layerState) Free() {
