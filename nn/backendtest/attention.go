@@ -157,18 +157,8 @@ func testAttentionCached(t *testing.T, b nn.Backend, act nn.DType) {
 	desc := func(c cachedCase) string {
 		return fmt.Sprintf("B%d_H%d_Lq%d_Lk%d_rows%d_Dh%d", c.B, c.H, c.Lq, c.Lk, c.kvRows, c.Dh)
 	}
-	alloc := func(tt *tester, n int) nn.Buffer {
-		var buf nn.Buffer
-		if act == tt.b.DType() {
-			buf = tt.b.Alloc(n)
-		} else {
-			buf = tt.b.(nn.MixedBackend).AllocAs(n, act)
-		}
-		tt.bufs = append(tt.bufs, buf)
-		return buf
-	}
 	upload := func(tt *tester, vals []float64) nn.Buffer {
-		buf := alloc(tt, len(vals))
+		buf := tt.allocAs(len(vals), act)
 		tt.b.Write(buf, vals)
 		return buf
 	}
@@ -185,8 +175,8 @@ func testAttentionCached(t *testing.T, b nn.Backend, act nn.DType) {
 			}
 			cache[i], contiguous[i] = upload(tt, full), upload(tt, p)
 		}
-		out, lse := alloc(tt, nq), tt.alloc(BH*c.Lq)
-		wantOut, wantLse := alloc(tt, nq), tt.alloc(BH*c.Lq)
+		out, lse := tt.allocAs(nq, act), tt.alloc(BH*c.Lq)
+		wantOut, wantLse := tt.allocAs(nq, act), tt.alloc(BH*c.Lq)
 		tt.b.AttentionCached(out, lse, q, cache[0], cache[1], c.B, c.H, c.Lq, c.Lk, c.kvRows, c.Dh, scale)
 		tt.b.Attention(wantOut, wantLse, q, contiguous[0], contiguous[1], c.B, c.H, c.Lq, c.Lk, c.Dh, scale, true)
 		for _, p := range []struct {

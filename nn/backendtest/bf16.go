@@ -83,7 +83,12 @@ func (tt *tester) inputAs(dt nn.DType, vals []float64) (nn.Buffer, []float64) {
 	return buf, stored[:len(vals)]
 }
 
+// allocAs allocates n elements of type dt: the backend's own, or another
+// of a mixed backend.
 func (tt *tester) allocAs(n int, dt nn.DType) nn.Buffer {
+	if dt == tt.b.DType() {
+		return tt.alloc(n)
+	}
 	buf := tt.mixed().AllocAs(n, dt)
 	tt.bufs = append(tt.bufs, buf)
 	if buf.Len() != n {
