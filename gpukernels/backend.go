@@ -69,12 +69,12 @@ type Backend struct {
 	scanSequential bool
 	// scanCkpt makes the chunked scan's forward save the states its
 	// backward starts its chunks from (nn.ScanArgs.Ckpt), so the backward
-	// skips scan_chunk_states; off until verified on a GPU, unless
-	// SEQBENCH_SCAN_CKPT=1 (tests run both).
+	// skips scan_chunk_states; on unless SEQBENCH_SCAN_CKPT=0 (tests run
+	// both).
 	scanCkpt bool
 	// ssdChunked runs SSD and SSDBackward in the chunked form
-	// (ssd_chunk.cu) instead of the recurrence (ssd.cu); off until it is
-	// verified on a GPU, unless SEQBENCH_SSD_CHUNKED=1 (tests turn it on).
+	// (ssd_chunk.cu) instead of the recurrence (ssd.cu); on unless
+	// SEQBENCH_SSD_CHUNKED=0 (tests run both).
 	ssdChunked bool
 	// flashAttn runs Attention and AttentionBackward with bfloat16
 	// activations at head dims 64 and 128 on the tensor-core kernels
@@ -129,15 +129,9 @@ func (be *Backend) StreamCounts() (ops, hostWaits int64) {
 	return be.counts.ops, be.counts.hostWaits
 }
 
-// envSwitch reads the environment switch name of a code path: a path on by
-// default is off only at "0", one off by default on only at "1" (anything
-// else leaves the default).
-func envSwitch(name string, on bool) bool {
-	if on {
-		return os.Getenv(name) != "0"
-	}
-	return os.Getenv(name) == "1"
-}
+// envSwitch reads the environment switch name of a code path, on unless
+// it is "0".
+func envSwitch(name string) bool { return os.Getenv(name) != "0" }
 
 // queued counts one operation queued on the stream, panicking with the
 // driver's error if queuing it failed.

@@ -8,7 +8,7 @@ import (
 
 // conv1dTiledFromEnv is the backend's conv1dTiled at creation: on unless
 // SEQBENCH_CONV1D_TILED=0.
-func conv1dTiledFromEnv() bool { return envSwitch("SEQBENCH_CONV1D_TILED", true) }
+func conv1dTiledFromEnv() bool { return envSwitch("SEQBENCH_CONV1D_TILED") }
 
 // The tiled kernels (conv1d.cu): a thread owns convCT consecutive
 // positions of a row, up to convTiledThreads threads a block; widths up

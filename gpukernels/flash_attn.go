@@ -9,7 +9,7 @@ import (
 
 // flashAttnFromEnv is the backend's flashAttn at creation: on unless
 // SEQBENCH_FLASH_ATTN=0 (to time or debug against the float32-pipe kernels).
-func flashAttnFromEnv() bool { return envSwitch("SEQBENCH_FLASH_ATTN", true) }
+func flashAttnFromEnv() bool { return envSwitch("SEQBENCH_FLASH_ATTN") }
 
 // The tensor-core attention kernels (flash_attn.cu, NOTES.md "Attention on
 // tensor cores"): the forward's and flash_bwd_dq's blocks own faBR query

@@ -4,7 +4,7 @@ import "seqbench/nn"
 
 // rnnPersistentFromEnv is the backend's rnnPersistent at creation: on
 // unless SEQBENCH_RNN_PERSISTENT=0.
-func rnnPersistentFromEnv() bool { return envSwitch("SEQBENCH_RNN_PERSISTENT", true) }
+func rnnPersistentFromEnv() bool { return envSwitch("SEQBENCH_RNN_PERSISTENT") }
 
 // LSTM and GRU layers (torch.nn.LSTM / torch.nn.GRU, one layer,
 // batch_first), as cpukernels/rnn.go: the input projection of every step

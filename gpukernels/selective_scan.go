@@ -28,9 +28,9 @@ var _ = defineContract("selective_scan", contract{
 	structs: []cStruct{{"ScanParams", scanParams{}}},
 })
 
-// scanCkptFromEnv is the backend's scanCkpt at creation: on only with
-// SEQBENCH_SCAN_CKPT=1.
-func scanCkptFromEnv() bool { return envSwitch("SEQBENCH_SCAN_CKPT", false) }
+// scanCkptFromEnv is the backend's scanCkpt at creation: on unless
+// SEQBENCH_SCAN_CKPT=0.
+func scanCkptFromEnv() bool { return envSwitch("SEQBENCH_SCAN_CKPT") }
 
 // scanFwdK and scanBwdK are the steps a lane holds in the chunked forward
 // and backward (a chunk is 32 of them), in every build: few enough that,

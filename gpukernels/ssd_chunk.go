@@ -4,10 +4,9 @@ import (
 	"seqbench/nn"
 )
 
-// ssdChunkedFromEnv is the backend's ssdChunked at creation: on only with
-// SEQBENCH_SSD_CHUNKED=1 (to time or try the chunked kernels before they
-// are the default).
-func ssdChunkedFromEnv() bool { return envSwitch("SEQBENCH_SSD_CHUNKED", false) }
+// ssdChunkedFromEnv is the backend's ssdChunked at creation: on unless
+// SEQBENCH_SSD_CHUNKED=0 (the recurrence of ssd.cu, to compare).
+func ssdChunkedFromEnv() bool { return envSwitch("SEQBENCH_SSD_CHUNKED") }
 
 // The chunked SSD forward (ssd_chunk.cu, NOTES.md "SSD, chunked"): chunks
 // of ssdcQ steps; blocks of ssdcThreads computing 64×64 tiles; ssdcNT is
