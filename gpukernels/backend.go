@@ -347,6 +347,9 @@ func bArg(v bool) uint64 {
 }
 func dim(x int) cuda.Dim3     { return cuda.Dim3{X: uint32(x), Y: 1, Z: 1} }
 func dim2(x, y int) cuda.Dim3 { return cuda.Dim3{X: uint32(x), Y: uint32(y), Z: 1} }
+func dim3(x, y, z int) cuda.Dim3 {
+	return cuda.Dim3{X: uint32(x), Y: uint32(y), Z: uint32(z)}
+}
 
 // blocksFor is the grid of a grid-stride launch over n items with threads
 // per block: enough blocks to cover n, at most maxGrid.

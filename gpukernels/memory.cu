@@ -19,12 +19,22 @@ extern "C" __global__ void cast_from_bf16(float* dst, const bf16* src, i64 n) {
 // threads of grid x striding over them. In the bfloat16 build with vec
 // (both rows start 16-byte aligned and cols is a multiple of 8) a thread
 // moves 8 elements at once; a sum is added in float and rounded once.
+__device__ __forceinline__ void copy_row_from(act_t* d, const act_t* s, i64 cols, i64 accumulate, bool vec, i64 first,
+                                              i64 step);
+
 __device__ __forceinline__ void copy_row(act_t* d, const act_t* s, i64 cols, i64 accumulate, bool vec) {
+    copy_row_from(d, s, cols, accumulate, vec, (i64)blockIdx.x * blockDim.x + threadIdx.x, (i64)gridDim.x * blockDim.x);
+}
+
+// copy_row_from is copy_row by threads numbered from first, step apart
+// (vectors of 8 in the bfloat16 build with vec, elements otherwise).
+__device__ __forceinline__ void copy_row_from(act_t* d, const act_t* s, i64 cols, i64 accumulate, bool vec, i64 first,
+                                              i64 step) {
 #if ACT_IS_BF16
     if (vec) {
         h8* d8 = (h8*)d;
         const h8* s8 = (const h8*)s;
-        for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols / 8; c += (i64)gridDim.x * blockDim.x) {
+        for (i64 c = first; c < cols / 8; c += step) {
             if (accumulate) {
                 h8 a = d8[c];
                 const h8 b = s8[c];
@@ -38,7 +48,7 @@ __device__ __forceinline__ void copy_row(act_t* d, const act_t* s, i64 cols, i64
         return;
     }
 #endif
-    for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += (i64)gridDim.x * blockDim.x) {
+    for (i64 c = first; c < cols; c += step) {
         if (accumulate) {
             d[c] += s[c];
         } else {
@@ -122,12 +132,17 @@ extern "C" __global__ void permute(act_t* out, const act_t* x, i64 n, i64 rank,
 
 // permute_rows is permute when the innermost out dim is contiguous in x:
 // out row `row` (inner elements) copies (or adds) the x row at
-// src_offset(row) over the outer dims d0..d{rank-1}. Rows go over grid y,
-// the row's elements over x, so accesses are contiguous on both sides
-// (copy_row).
+// src_offset(row) over the outer dims d0..d{rank-1}, so accesses are
+// contiguous on both sides (copy_row). A row takes tpr threads (a power
+// of two ≤ blockDim.x, from the launcher: about its length in elements,
+// or in vectors of 8 in the bfloat16 build), so a block moves
+// blockDim.x / tpr rows at once: short rows, such as a head's 64
+// elements, do not leave most of a block idle. Rows go over grid y, a
+// long row's threads over grid x as well.
 extern "C" __global__ void permute_rows(act_t* out, const act_t* x, i64 rows, i64 inner, i64 rank,
                                         i64 d0, i64 d1, i64 d2, i64 d3, i64 d4, i64 d5,
-                                        i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5, i64 accumulate, i64 small) {
+                                        i64 s0, i64 s1, i64 s2, i64 s3, i64 s4, i64 s5, i64 accumulate, i64 small,
+                                        i64 tpr) {
     const i64 dims[6] = {d0, d1, d2, d3, d4, d5};
     const i64 strides[6] = {s0, s1, s2, s3, s4, s5};
     bool vec = false;
@@ -135,9 +150,53 @@ extern "C" __global__ void permute_rows(act_t* out, const act_t* x, i64 rows, i6
     // Every x row starts at a multiple of 8 elements when the strides are.
     vec = ((inner | s0 | s1 | s2 | s3 | s4 | s5) & 7) == 0 && al16(out) && al16(x);
 #endif
-    for (i64 row = blockIdx.y; row < rows; row += gridDim.y) {
+    const i64 rpb = blockDim.x / tpr;                     // rows a block moves at once
+    const i64 sub = threadIdx.x / tpr, lane = threadIdx.x % tpr; // this thread's row of them, its place in it
+    for (i64 row = blockIdx.y * rpb + sub; row < rows; row += (i64)gridDim.y * rpb) {
         const i64 src = small ? (i64)src_offset<unsigned>((unsigned)row, rank, dims, strides)
                               : src_offset<i64>(row, rank, dims, strides);
-        copy_row(out + row * inner, x + src, inner, accumulate, vec);
+        copy_row_from(out + row * inner, x + src, inner, accumulate, vec, (i64)blockIdx.x * tpr + lane,
+                      (i64)gridDim.x * tpr);
+    }
+}
+
+// permute_tiled is permute when the out dim before the last (A of them) is
+// the one contiguous in x and the last (C, x stride sc) is not: a batch of
+// transposes, out[b][a][c] (+)= x[base(b) + a + c·sc], base(b) the offset
+// of batch index b over the batch dims d0..d{rank-1}. Each block moves
+// 32×32 tiles through shared memory: it reads 32 consecutive a (one x
+// row of a tile) per warp and writes 32 consecutive c per warp, so both
+// sides are coalesced, where permute reads x 2·sc bytes apart. Grid: x
+// over tiles of c, y over tiles of a, z over batches (grid-stride);
+// blocks of 32×8 threads, each moving 4 elements of a tile.
+extern "C" __global__ void permute_tiled(act_t* out, const act_t* x, i64 nb, i64 A, i64 C, i64 sc, i64 rank,
+                                         i64 d0, i64 d1, i64 d2, i64 d3, i64 s0, i64 s1, i64 s2, i64 s3,
+                                         i64 accumulate) {
+    __shared__ act_t tile[32][33]; // [c][a], padded: a column read hits 32 banks
+    const i64 dims[6] = {d0, d1, d2, d3, 1, 1};
+    const i64 strides[6] = {s0, s1, s2, s3, 0, 0};
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const i64 c0 = (i64)blockIdx.x * 32, a0 = (i64)blockIdx.y * 32;
+    for (i64 b = blockIdx.z; b < nb; b += gridDim.z) {
+        const act_t* xb = x + src_offset<i64>(b, rank, dims, strides);
+        act_t* ob = out + b * A * C;
+        __syncthreads(); // the last batch's tile is written out
+#pragma unroll
+        for (int k = 0; k < 32; k += 8) {
+            const i64 a = a0 + tx, c = c0 + ty + k;
+            if (a < A && c < C) tile[ty + k][tx] = xb[a + c * sc];
+        }
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < 32; k += 8) {
+            const i64 a = a0 + ty + k, c = c0 + tx;
+            if (a < A && c < C) {
+                if (accumulate) {
+                    ob[a * C + c] += tile[tx][ty + k];
+                } else {
+                    ob[a * C + c] = tile[tx][ty + k];
+                }
+            }
+        }
     }
 }

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"seqbench/cpukernels"
 	"seqbench/nn"
 )
 
@@ -86,21 +88,31 @@ func TestGPUCopyBlock(t *testing.T) {
 	}
 }
 
+// permuteCases are TestGPUPermute's shapes: every path of Permute (a
+// copy, rows of each length class, batches of transposes with 0 to 4
+// batch dims and edges off the 32×32 tiles, and the one-thread-an-element
+// kernel).
+var permuteCases = []struct{ shape, perm []int }{
+	{[]int{3, 5}, []int{1, 0}},
+	{[]int{3, 5}, []int{0, 1}},
+	{[]int{1, 7}, []int{1, 0}},
+	{[]int{4, 128, 8, 64}, []int{0, 2, 1, 3}}, // (B, L, H, Dh) -> (B, H, L, Dh)
+	{[]int{3, 33, 5, 24}, []int{0, 2, 1, 3}},  // rows of 24: 3 bf16 vectors
+	{[]int{2, 9, 3, 300}, []int{0, 2, 1, 3}},  // rows longer than a block
+	{[]int{1000, 999}, []int{1, 0}},
+	{[]int{2, 100, 70}, []int{0, 2, 1}}, // (B, L, C) -> (B, C, L)
+	{[]int{3, 70, 100}, []int{0, 2, 1}}, // and back
+	{[]int{2, 3, 33, 65}, []int{1, 0, 3, 2}},
+	{[]int{2, 2, 3, 2, 40, 31}, []int{3, 1, 0, 2, 5, 4}},
+	{[]int{2, 3, 5, 4}, []int{3, 1, 0, 2}},
+	{[]int{3, 2, 1, 4, 5, 2}, []int{5, 3, 1, 0, 2, 4}},
+	{[]int{7, 1, 9, 1, 11, 3}, []int{4, 0, 5, 2, 1, 3}},
+}
+
 func TestGPUPermute(t *testing.T) {
 	needGPU(t)
-	type pCase struct{ shape, perm []int }
-	cases := []pCase{
-		{[]int{3, 5}, []int{1, 0}},
-		{[]int{3, 5}, []int{0, 1}},
-		{[]int{1, 7}, []int{1, 0}},
-		{[]int{4, 128, 8, 64}, []int{0, 2, 1, 3}}, // (B, L, H, Dh) -> (B, H, L, Dh)
-		{[]int{1000, 999}, []int{1, 0}},
-		{[]int{2, 3, 5, 4}, []int{3, 1, 0, 2}},
-		{[]int{3, 2, 1, 4, 5, 2}, []int{5, 3, 1, 0, 2, 4}},
-		{[]int{7, 1, 9, 1, 11, 3}, []int{4, 0, 5, 2, 1, 3}},
-	}
 	for _, dt := range dtypes {
-		for _, c := range cases {
+		for _, c := range permuteCases {
 			for _, accumulate := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/%v_%v/acc%v", dt, c.shape, c.perm, accumulate), func(t *testing.T) {
 					ck := newChecker(t, dt, "Permute", uint64(nn.NumElems(c.shape)))
@@ -117,6 +129,44 @@ func TestGPUPermute(t *testing.T) {
 					ck.fwd("out", out)
 				})
 			}
+		}
+	}
+}
+
+// In the bfloat16 build Permute moves the bits exactly and a sum rounds
+// once, as cpu-bfloat16's does: the two agree bit for bit on every path.
+func TestGPUPermuteBF16(t *testing.T) {
+	needGPU(t)
+	m, err := newBF16(gpu(t, nn.Float32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cpukernels.NewBF16()
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, pc := range permuteCases {
+		for _, accumulate := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v_%v/acc%v", pc.shape, pc.perm, accumulate), func(t *testing.T) {
+				n := nn.NumElems(pc.shape)
+				vals, before := make([]float64, n), make([]float64, n)
+				for i := range vals {
+					vals[i], before[i] = rng.NormFloat64(), rng.NormFloat64()
+				}
+				run := func(b nn.MixedBackend) []float64 {
+					x, out := b.AllocAs(n, nn.BFloat16), b.AllocAs(n, nn.BFloat16)
+					defer b.Free(x)
+					defer b.Free(out)
+					b.Write(x, vals)
+					b.Write(out, before)
+					b.Permute(out, x, pc.shape, pc.perm, accumulate)
+					return b.Read(out)
+				}
+				got, want := run(m), run(c)
+				for i := range want {
+					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+						t.Fatalf("element %d: %v on the GPU, %v on the CPU", i, got[i], want[i])
+					}
+				}
+			})
 		}
 	}
 }

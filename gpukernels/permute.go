@@ -2,10 +2,37 @@ package gpukernels
 
 import "seqbench/nn"
 
+// tiledBatchRank is the most batch dims permute_tiled takes (the plan's
+// rank less its two transposed dims).
+const tiledBatchRank = 4
+
+// rowsGrid is permute_rows' launch for rows of inner elements of type at:
+// threads per row (tpr: the power of two at or above the row's length in
+// elements or, in the bfloat16 build, in vectors of 8, at most 256),
+// and the grid: enough blocks to fill the device, each walking many rows,
+// a long row spread over grid x as copyGrid spreads it.
+func (be *Backend) rowsGrid(at nn.DType, rows, inner int) (tpr, bx, by int) {
+	cols := inner
+	if at == nn.BFloat16 {
+		cols = (inner + 7) / 8
+	}
+	tpr = 1
+	for tpr < 256 && tpr < cols {
+		tpr *= 2
+	}
+	rpb := 256 / tpr
+	bx = min((cols+tpr-1)/tpr, 1024)
+	by = min((rows+rpb-1)/rpb, max(1, be.maxGrid*8/bx), 65535)
+	return tpr, bx, by
+}
+
 // Permute writes out = x transposed by perm (out dim i is x dim perm[i]),
 // x having the given shape; accumulate adds into out. nn.PlanPermute drops
-// dims of size 1 and merges out dims that walk x contiguously, so a permutation that keeps the last dims moves rows; the kernel
-// then maps each out element to its x element (one thread per element).
+// dims of size 1 and merges out dims that walk x contiguously. Then a
+// permutation that keeps the last dim moves rows (permute_rows); one whose
+// dim before the last is x's contiguous one is a batch of transposes
+// (permute_tiled, through shared memory); any other maps each out element
+// to its x element (permute, a thread per element).
 // out and x are both of the backend's type or both bfloat16 (copied
 // exactly; a sum rounds once).
 func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate bool) {
@@ -53,10 +80,35 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 				args = append(args, iArg(0))
 			}
 		}
-		args = append(args, bArg(accumulate), bArg(small))
+		tpr, bx, by := be.rowsGrid(at, rows, inner)
+		args = append(args, bArg(accumulate), bArg(small), iArg(tpr))
 		k := be.fnAs(op, at, "memory", "permute_rows")
-		bx, by := be.copyGrid(at, false, rows, inner)
 		be.launch(op, k, dim2(bx, by), dim(256), 0, args...)
+		return
+	}
+	if r >= 2 && strides[r-2] == 1 && r-2 <= tiledBatchRank {
+		// A batch of transposes: the dim before the last is contiguous in
+		// x. Tiles through shared memory keep both sides coalesced.
+		A, C := dims[r-2], dims[r-1]
+		nb := n / (A * C)
+		args := []uint64{pArg(o), pArg(xs), iArg(nb), iArg(A), iArg(C), iArg(strides[r-1]), iArg(r - 2)}
+		for i := range tiledBatchRank {
+			if i < r-2 {
+				args = append(args, iArg(dims[i]))
+			} else {
+				args = append(args, iArg(1))
+			}
+		}
+		for i := range tiledBatchRank {
+			if i < r-2 {
+				args = append(args, iArg(strides[i]))
+			} else {
+				args = append(args, iArg(0))
+			}
+		}
+		args = append(args, bArg(accumulate))
+		k := be.fnAs(op, at, "memory", "permute_tiled")
+		be.launch(op, k, dim3((C+31)/32, (A+31)/32, min(nb, 65535)), dim2(32, 8), 0, args...)
 		return
 	}
 	k := be.fnAs(op, at, "memory", "permute")
