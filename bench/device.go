@@ -257,6 +257,23 @@ func (t *tracked) SumSquaresEach(xs []nn.Buffer) []float64 { return nn.SumSquare
 // backward then skips recomputing them) visible through the wrapper.
 func (t *tracked) ScanCheckpointLen(a nn.ScanArgs) int { return nn.ScanCheckpointLen(t.Backend, a) }
 
+// AllocUninit keeps the wrapped backend's allocation without a zero fill
+// (an op's result: nn.UninitAllocator) visible through the wrapper,
+// tracked; where the backend has none, the buffer is filled.
+func (t *tracked) AllocUninit(n int, dt nn.DType) nn.Buffer {
+	var b nn.Buffer
+	switch u, ok := t.Backend.(nn.UninitAllocator); {
+	case ok:
+		b = u.AllocUninit(n, dt)
+	case dt == t.Backend.DType():
+		b = t.Backend.Alloc(n)
+	default:
+		b = t.Backend.(nn.MixedBackend).AllocAs(n, dt)
+	}
+	t.add(int64(n) * dt.Size())
+	return b
+}
+
 // StreamCounter is a backend that counts the operations it queued on its
 // device (kernel launches, library calls, copies) and the times the host
 // waited for the device, since it was opened. gpukernels.Backend has it.

@@ -112,6 +112,27 @@ func (be *Backend) allocAs(op string, n int, dt nn.DType) *Buffer {
 	return b
 }
 
+var _ nn.UninitAllocator = (*Backend)(nil)
+
+// AllocUninit returns n elements of the backend's type that are not
+// zero-filled (nn.UninitAllocator): no memset launch.
+func (be *Backend) AllocUninit(n int, dt nn.DType) nn.Buffer {
+	if dt != be.dtype {
+		panic(fmt.Sprintf("gpukernels.AllocUninit: %s has only %v buffers, not %v", be.Name(), be.dtype, dt))
+	}
+	return be.allocUninit(n, dt)
+}
+
+// allocUninit is AllocUninit once the type is checked.
+func (be *Backend) allocUninit(n int, dt nn.DType) *Buffer {
+	if n < 0 {
+		panic(fmt.Sprintf("gpukernels.AllocUninit: negative length %d", n))
+	}
+	be.enter("AllocUninit")
+	defer be.exit()
+	return be.newBuffer(n, dt)
+}
+
 // Free returns b's memory to the allocator's cache; b must not be used
 // again.
 func (be *Backend) Free(b nn.Buffer) {

@@ -44,6 +44,14 @@ func (m *BF16Backend) ActDType() nn.DType { return nn.BFloat16 }
 
 // AllocAs returns a zero-filled buffer of n elements of type dt (float32
 // or bfloat16).
+// AllocUninit is AllocAs without the zero fill (nn.UninitAllocator).
+func (m *BF16Backend) AllocUninit(n int, dt nn.DType) nn.Buffer {
+	if dt != nn.Float32 && dt != nn.BFloat16 {
+		panic(fmt.Sprintf("gpukernels.AllocUninit: %v buffers are not offered; the types are float32, bfloat16", dt))
+	}
+	return m.allocUninit(n, dt)
+}
+
 func (m *BF16Backend) AllocAs(n int, dt nn.DType) nn.Buffer {
 	if n < 0 {
 		panic(fmt.Sprintf("gpukernels.AllocAs: negative length %d", n))

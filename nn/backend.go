@@ -74,6 +74,15 @@ type MixedBackend interface {
 	ActDType() DType
 }
 
+// UninitAllocator is a Backend that can allocate without zero-filling:
+// for a buffer an op overwrites whole, an op's result, the fill is wasted
+// work (on a GPU a memset launch each, about half the operations of a
+// decoded token). dt is the backend's DType, or another type a
+// MixedBackend's AllocAs offers. Its contents are unspecified.
+type UninitAllocator interface {
+	AllocUninit(n int, dt DType) Buffer
+}
+
 // ManySumSquarer is a Backend that reduces many buffers with one round trip
 // to the host: SumSquaresEach(xs)[i] equals SumSquares(xs[i]) bit for bit,
 // but the host waits once for all of them instead of once per buffer (the

@@ -148,6 +148,21 @@ func (tp *Tape) out32(shape []int, inputs ...*Tensor) *Tensor {
 	return tp.outAs(tp.B.DType(), shape, inputs...)
 }
 
+// allocResult is AllocAs for an op's result, which the op overwrites
+// whole: not zero-filled where the backend can skip it (UninitAllocator).
+func (tp *Tape) allocResult(n int, dt DType) Buffer {
+	u, ok := tp.B.(UninitAllocator)
+	if !ok {
+		return tp.AllocAs(n, dt)
+	}
+	if dt != tp.B.DType() && tp.mixed == nil {
+		panic(fmt.Sprintf("nn.Tape.AllocAs: %s has only %v buffers, not %v", tp.B.Name(), tp.B.DType(), dt))
+	}
+	b := u.AllocUninit(n, dt)
+	tp.temps = append(tp.temps, b)
+	return b
+}
+
 // outAs allocates an op's result in type dt. Until the op says otherwise
 // (readsNot), its adjoint is taken to read the data of every input and of
 // the result: Drop frees none of them.
@@ -157,7 +172,7 @@ func (tp *Tape) outAs(dt DType, shape []int, inputs ...*Tensor) *Tensor {
 			panic(fmt.Sprintf("nn: an op reads a %v tensor after Drop freed it", in.Shape))
 		}
 	}
-	t := &Tensor{Shape: append([]int(nil), shape...), Data: tp.AllocAs(NumElems(shape), dt)}
+	t := &Tensor{Shape: append([]int(nil), shape...), Data: tp.allocResult(NumElems(shape), dt)}
 	t.st = &storage{temp: len(tp.temps)}
 	if tp.record {
 		for _, in := range inputs {

@@ -135,6 +135,9 @@ func CheckGradients(t testing.TB, b nn.Backend, cases []Case, o GradOptions) {
 // with NaN first: a buffer the tape frees during the step (a used
 // gradient, a dropped activation) that an adjoint still reads turns the
 // gradients NaN instead of reading stale values that happen to be right.
+// Its buffers allocated without a fill (nn.UninitAllocator: an op's
+// result, which a GPU does not zero) hold NaN too, so an op that reads
+// its result before writing all of it shows the same way.
 type poisoned struct{ nn.Backend }
 
 func (p poisoned) Free(x nn.Buffer) {
@@ -142,12 +145,30 @@ func (p poisoned) Free(x nn.Buffer) {
 	p.Backend.Free(x)
 }
 
+// poison is b as poisoned, or b itself where it is mixed-precision (the
+// wrapper would hide its AllocAs and take the tape off the mixed path).
+func poison(b nn.Backend) nn.Backend {
+	if m, ok := b.(nn.MixedBackend); ok && m.ActDType() != m.DType() {
+		return b
+	}
+	return poisoned{b}
+}
+
+func (p poisoned) AllocUninit(n int, dt nn.DType) nn.Buffer {
+	if dt != p.DType() {
+		panic(fmt.Sprintf("archtest: a %v result on a %v backend", dt, p.DType()))
+	}
+	x := p.Backend.Alloc(n)
+	p.Backend.Fill(x, math.NaN())
+	return x
+}
+
 // checkFreedUnread fails when the gradients computed on a poisoned backend
 // differ from the plain ones: something freed during the step was read.
 func checkFreedUnread(t testing.TB, name string, ps []nn.Param, want, got [][]float64) {
 	t.Helper()
 	if i, j, ok := firstDiff(want, got); !ok {
-		t.Errorf("%s: %s[%d] is %g when freed buffers are poisoned, %g otherwise: the step reads a buffer after freeing it",
+		t.Errorf("%s: %s[%d] is %g when freed and unfilled buffers are poisoned, %g otherwise: the step reads a buffer after freeing it, or an op's result before writing it",
 			name, ps[i].Name, j, got[i][j], want[i][j])
 	}
 }

@@ -82,7 +82,7 @@ func CheckStepMatchesForward(t testing.TB, b nn.Backend, cases []Case, o StepOpt
 				pos := 0
 				var w worst
 				for _, T := range chunks {
-					got := stepLogits(b, m, st, chunkIDs(ids, B, L, pos, T), B, T)
+					got := stepLogits(poison(b), m, st, chunkIDs(ids, B, L, pos, T), B, T)
 					for s := range B {
 						for j := range T * vocab {
 							g, f := got[(s*T)*vocab+j], want[(s*L+pos)*vocab+j]
@@ -120,7 +120,7 @@ func checkStepLast(t testing.TB, b nn.Backend, m arch.LastStepper, ids []int32, 
 	pos := 0
 	var w worst
 	for _, T := range chunks {
-		tp := nn.NewTape(b, false)
+		tp := nn.NewTape(poison(b), false)
 		out := m.StepLast(tp, st, chunkIDs(ids, B, L, pos, T), B, T)
 		if len(out.Shape) != 2 || out.Shape[0] != B || out.Shape[1] != vocab {
 			t.Fatalf("%s: StepLast shape %v, want [%d %d]", name, out.Shape, B, vocab)
