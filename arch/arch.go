@@ -217,3 +217,20 @@ func (s *ConvScan) Free() {
 
 // Bytes is the memory the state holds.
 func (s *ConvScan) Bytes() int64 { return nn.BufferBytes(s.Backend, s.Conv, s.SSM) }
+
+// ChannelsFirst returns the layout copies between rows (B·L, c), the
+// trunk's layout, and channels first (B, c, L), the convolution's and the
+// scan's (mamba_ssm's), and the Drop to use on their sources. At L = 1 (a
+// decoded token) the two layouts are the same memory: the copies become
+// reshapes, a launch each saved, and drop keeps their sources, which the
+// reshapes share.
+func ChannelsFirst(tp *nn.Tape, B, L int) (toBCL, rows func(t *nn.Tensor, c int) *nn.Tensor, drop func(ts ...*nn.Tensor)) {
+	if L == 1 {
+		toBCL = func(t *nn.Tensor, c int) *nn.Tensor { return tp.Reshape(t, B, c, 1) }
+		rows = func(t *nn.Tensor, c int) *nn.Tensor { return tp.Reshape(t, B, c) }
+		return toBCL, rows, func(...*nn.Tensor) {}
+	}
+	toBCL = func(t *nn.Tensor, c int) *nn.Tensor { return tp.Permute(tp.Reshape(t, B, L, c), 0, 2, 1) }
+	rows = func(t *nn.Tensor, c int) *nn.Tensor { return tp.Reshape(tp.Permute(t, 0, 2, 1), B*L, c) }
+	return toBCL, rows, tp.Drop
+}

@@ -297,8 +297,7 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 // With a layer state, the conv and the scan start from it and advance it.
 func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.ConvScan) *nn.Tensor {
 	E, N, R := mx.E, mx.N, mx.R
-	// toBCL takes rows (B·L, c) to mamba_ssm's (B, c, L).
-	toBCL := func(t *nn.Tensor, c int) *nn.Tensor { return tp.Permute(tp.Reshape(t, B, L, c), 0, 2, 1) }
+	toBCL, rows, drop := arch.ChannelsFirst(tp, B, L)
 	// Each intermediate is dropped once this code has read it for the last
 	// time: the step then keeps only what the backward reads (the tape
 	// knows which), not the layout copies between the ops.
@@ -310,16 +309,16 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	xs, zs := tp.Slice(xz, 0, E), tp.Slice(xz, E, E)
 	tp.Drop(xz)
 	xin, z := toBCL(xs, E), toBCL(zs, E)
-	tp.Drop(xs, zs)
+	drop(xs, zs)
 	x := tp.Conv1D(xin, mx.ConvW, mx.ConvB, nn.SiLU, convState) // (B, E, L)
-	dbl := mx.XProj.Forward(tp, tp.Reshape(tp.Permute(x, 0, 2, 1), B*L, E))
+	dbl := mx.XProj.Forward(tp, rows(x, E))
 	// mamba_ssm passes dt_proj.weight·dt as delta and the bias as delta_bias,
 	// so the bias is added in the scan before the softplus.
 	dtIn, bs, cs := tp.Slice(dbl, 0, R), tp.Slice(dbl, R, N), tp.Slice(dbl, R+N, N)
 	tp.Drop(dbl)
 	delta := tp.Linear(dtIn, mx.DtProj.W, nil)
 	deltaBCL, Bm, Cm := toBCL(delta, E), toBCL(bs, N), toBCL(cs, N)
-	tp.Drop(delta, bs, cs)
+	drop(delta, bs, cs)
 	A := tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog))
 	y := tp.SelectiveScan(nn.ScanInputs{
 		U: x, Delta: deltaBCL, A: A, Bm: Bm, Cm: Cm,
@@ -329,8 +328,8 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	if st != nil {
 		tp.B.Copy(st.SSM, hT)
 	}
-	yRows := tp.Reshape(tp.Permute(y, 0, 2, 1), B*L, E)
-	tp.Drop(y)
+	yRows := rows(y, E)
+	drop(y)
 	return mx.OutProj.Forward(tp, yRows)
 }
 

@@ -156,6 +156,14 @@ func TestGradCheck(t *testing.T) {
 	})
 }
 
+// At L = 1 the layout copies are reshapes sharing their sources' memory
+// and gradients (arch.ChannelsFirst): the gradients stay right.
+func TestGradCheckOneToken(t *testing.T) {
+	archtest.CheckGradients(t, cpukernels.New[float64](), cases(variants()[0]), archtest.GradOptions{
+		Vocab: 7, B: 4, L: 1, H: 1.5e-3, Stencil: archtest.Central6, Tol: 1e-6, Randomize: randomize,
+	})
+}
+
 // Nothing mixes positions but the causal conv and the scan: logits before
 // a changed token do not move at all.
 func TestCausal(t *testing.T) {

@@ -301,6 +301,7 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.ConvScan) *nn.Tensor {
 	E, H, P, G, N := mx.E, mx.H, mx.P, mx.G, mx.N
 	K := E + 2*G*N
+	toBCL, rows, drop := arch.ChannelsFirst(tp, B, L)
 	zxbcdt := mx.InProj.Forward(tp, h) // (B·L, 2E + 2G·N + H)
 	var convState, h0, hT nn.Buffer
 	if st != nil {
@@ -310,11 +311,11 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	// time: the step then keeps only what the backward reads.
 	xbcIn, z, dt := tp.Slice(zxbcdt, E, K), tp.Slice(zxbcdt, 0, E), tp.Slice(zxbcdt, 2*E+2*G*N, H)
 	tp.Drop(zxbcdt)
-	xbcT := tp.Permute(tp.Reshape(xbcIn, B, L, K), 0, 2, 1) // (B, K, L)
-	tp.Drop(xbcIn)
+	xbcT := toBCL(xbcIn, K) // (B, K, L)
+	drop(xbcIn)
 	conv := tp.Conv1D(xbcT, mx.ConvW, mx.ConvB, nn.SiLU, convState)
-	xbc := tp.Reshape(tp.Permute(conv, 0, 2, 1), B*L, K)
-	tp.Drop(conv)
+	xbc := rows(conv, K)
+	drop(conv)
 	x, bm, cm := tp.Slice(xbc, 0, E), tp.Slice(xbc, E, G*N), tp.Slice(xbc, E+G*N, G*N)
 	tp.Drop(xbc)
 	y := tp.SSD(nn.SSDInputs{

@@ -172,6 +172,16 @@ func TestGradCheck(t *testing.T) {
 	})
 }
 
+// At L = 1 the layout copies are reshapes sharing their sources' memory
+// and gradients (arch.ChannelsFirst): the gradients stay right.
+func TestGradCheckOneToken(t *testing.T) {
+	c := variants()[0]
+	c.NormEps = 0.1
+	archtest.CheckGradients(t, cpukernels.New[float64](), cases(c), archtest.GradOptions{
+		Vocab: 7, B: 4, L: 1, H: 1e-3, Stencil: archtest.Central4, Tol: 1e-6,
+	})
+}
+
 // Nothing mixes positions but the causal conv and the SSD (whose chunks
 // see only earlier chunks): logits before a changed token do not move.
 func TestCausal(t *testing.T) {
