@@ -152,7 +152,7 @@ func (tp *Tape) RMSNorm(x, w *Tensor, eps float64) *Tensor {
 	d := x.Dim(-1)
 	rows := x.Len() / d
 	out := tp.out(x.Shape, x, w)
-	rstd := tp.Alloc(rows)
+	rstd := tp.AllocOut(rows)
 	tp.B.RMSNorm(out.Data, rstd, x.Data, w.Data, rows, d, eps)
 	tp.readsNot(out, out)
 	tp.onBackward(out, func(g Buffer) {
@@ -166,7 +166,7 @@ func (tp *Tape) LayerNorm(x, w, b *Tensor, eps float64) *Tensor {
 	d := x.Dim(-1)
 	rows := x.Len() / d
 	out := tp.out(x.Shape, x, w, b)
-	mean, rstd := tp.Alloc(rows), tp.Alloc(rows)
+	mean, rstd := tp.AllocOut(rows), tp.AllocOut(rows)
 	var bd Buffer
 	if b != nil {
 		bd = b.Data
@@ -207,7 +207,7 @@ func (tp *Tape) CrossEntropy(logits *Tensor, targets []int32, ignore int32) (*Te
 			count++
 		}
 	}
-	loss, lse := tp.Alloc(rows), tp.Alloc(rows)
+	loss, lse := tp.AllocOut(rows), tp.AllocOut(rows)
 	tp.B.CrossEntropy(loss, lse, logits.Data, targets, rows, V, ignore)
 	out := tp.out32([]int{1}, logits)
 	mean := 0.0
@@ -219,7 +219,7 @@ func (tp *Tape) CrossEntropy(logits *Tensor, targets []int32, ignore int32) (*Te
 		if count == 0 {
 			return
 		}
-		dloss := tp.Alloc(rows)
+		dloss := tp.AllocOut(rows)
 		tp.B.Fill(dloss, tp.B.Read(g)[0]/float64(count))
 		tp.B.CrossEntropyBackward(tp.grad(logits), logits.Data, lse, dloss, targets, rows, V, ignore)
 	})
@@ -322,7 +322,7 @@ func (tp *Tape) AttentionCached(q, k, v *Tensor, Lk int, scale float64) *Tensor 
 	B, H, Lq, Dh := q.Dim(0), q.Dim(1), q.Dim(2), q.Dim(3)
 	sameShape("AttentionCached", k, v)
 	out := tp.out(q.Shape, q, k, v)
-	lse := tp.Alloc(B * H * Lq)
+	lse := tp.AllocOut(B * H * Lq)
 	tp.B.AttentionCached(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, k.Dim(2), Dh, scale)
 	return out
 }
@@ -334,7 +334,7 @@ func (tp *Tape) Attention(q, k, v *Tensor, scale float64, causal bool) *Tensor {
 	Lk := k.Dim(2)
 	sameShape("Attention", k, v)
 	out := tp.out(q.Shape, q, k, v)
-	lse := tp.Alloc(B * H * Lq)
+	lse := tp.AllocOut(B * H * Lq)
 	tp.B.Attention(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, Dh, scale, causal)
 	tp.onBackward(out, func(g Buffer) {
 		tp.B.AttentionBackward(tp.grad(q), tp.grad(k), tp.grad(v), q.Data, k.Data, v.Data, out.Data, lse, g,

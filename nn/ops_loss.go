@@ -59,7 +59,7 @@ func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int3
 	}
 	out := tp.out32([]int{1}, x, w, b)
 	tp.readsNot(out, x, w, b, out) // the backward reads the gradients made here
-	loss := tp.Alloc(rows)
+	loss := tp.AllocOut(rows)
 	logitsType := tp.resultType(x, w, b) // Linear's result's
 	// The gradients for an upstream gradient of 1, where wanted.
 	grads := out.grad != nil && count > 0

@@ -100,6 +100,11 @@ func (tp *Tape) Alloc(n int) Buffer {
 	return b
 }
 
+// AllocOut returns a scratch buffer, freed by Release, that an op
+// overwrites whole (its saved statistics, a state it writes): not
+// zero-filled where the backend can skip it (UninitAllocator).
+func (tp *Tape) AllocOut(n int) Buffer { return tp.allocResult(n, tp.B.DType()) }
+
 // AllocAs returns a zeroed scratch buffer of type dt freed by Release (dt
 // must be B's DType unless B is a MixedBackend that has dt).
 func (tp *Tape) AllocAs(n int, dt DType) Buffer {

@@ -304,7 +304,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	xz := mx.InProj.Forward(tp, h)
 	var convState, h0, hT nn.Buffer
 	if st != nil {
-		convState, h0, hT = st.Conv, st.SSM, tp.Alloc(B*E*N)
+		convState, h0, hT = st.Conv, st.SSM, tp.AllocOut(B*E*N)
 	}
 	xs, zs := tp.Slice(xz, 0, E), tp.Slice(xz, E, E)
 	tp.Drop(xz)

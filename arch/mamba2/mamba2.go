@@ -305,7 +305,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	zxbcdt := mx.InProj.Forward(tp, h) // (B·L, 2E + 2G·N + H)
 	var convState, h0, hT nn.Buffer
 	if st != nil {
-		convState, h0, hT = st.Conv, st.SSM, tp.Alloc(B*H*P*N)
+		convState, h0, hT = st.Conv, st.SSM, tp.AllocOut(B*H*P*N)
 	}
 	// Each intermediate is dropped once this code has read it for the last
 	// time: the step then keeps only what the backward reads.
