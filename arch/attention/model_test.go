@@ -94,6 +94,13 @@ func TestGradCheck(t *testing.T) {
 	), archtest.GradOptions{Vocab: 7, B: 2, L: 5, H: 1e-3, Stencil: archtest.Central4, Tol: 1e-6})
 }
 
+// At L = 1 the heads' layout copies are reshapes of the same memory: the
+// gradients stay right.
+func TestGradCheckOneToken(t *testing.T) {
+	archtest.CheckGradients(t, cpukernels.New[float64](), cases(tiny("rope", "swiglu", "rmsnorm", true, false)),
+		archtest.GradOptions{Vocab: 7, B: 4, L: 1, H: 1e-3, Stencil: archtest.Central4, Tol: 1e-6})
+}
+
 // The softmax over keys may reassociate when a later key changes, so
 // logits upstream of a change may move by float64 rounding.
 func TestCausal(t *testing.T) {

@@ -316,6 +316,9 @@ func (a *Attention) project(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int) (q, k, v 
 	// the backward reads the heads the attention gets.
 	heads := func(i int) *nn.Tensor {
 		s := tp.Slice(qkv, i*d, d)
+		if L == 1 { // a decoded token: (B, 1, H, Dh) is (B, H, 1, Dh) in memory
+			return tp.Reshape(s, B, a.NHeads, 1, a.HeadDim)
+		}
 		t := tp.Permute(tp.Reshape(s, B, L, a.NHeads, a.HeadDim), 0, 2, 1, 3)
 		tp.Drop(s)
 		return t
@@ -338,7 +341,9 @@ func (a *Attention) attend(tp *nn.Tape, q, k, v *nn.Tensor) *nn.Tensor {
 // merge takes o (B, H, L, Dh) back to (B·L, d) and applies the output
 // projection.
 func (a *Attention) merge(tp *nn.Tape, o *nn.Tensor, B, L int) *nn.Tensor {
-	o = tp.Permute(o, 0, 2, 1, 3) // (B, L, H, Dh)
+	if L > 1 { // at L = 1 (B, H, 1, Dh) is already (B, 1, H, Dh) in memory
+		o = tp.Permute(o, 0, 2, 1, 3) // (B, L, H, Dh)
+	}
 	return a.Proj.Forward(tp, tp.Reshape(o, B*L, a.NHeads*a.HeadDim))
 }
 
