@@ -87,10 +87,12 @@ type Options struct {
 	// Result.Profile, and a time budget under the table.
 	Profile bool
 
-	// Graph decodes the generate suite's tokens by replaying one captured
-	// Step (a CUDA graph: nn.Capturer) where the architecture's step is
-	// replayable (arch.ReplayStepper); the others decode eagerly.
-	Graph bool
+	// EagerDecode decodes every token of the generate suite with its own
+	// launches. Without it, an architecture whose step is replayable
+	// (arch.ReplayStepper), on a backend that captures graphs
+	// (nn.Capturer), decodes by replaying one captured Step (a CUDA graph),
+	// which gives the same tokens bit for bit.
+	EagerDecode bool
 
 	Seed     uint64
 	Progress io.Writer // one line per finished benchmark; nil: quiet
@@ -190,9 +192,6 @@ func (o Options) Check() error {
 	}
 	if o.Profile && o.Suite != "train" && o.Suite != "memory" && o.Suite != "generate" {
 		return fmt.Errorf("--profile is not allowed with --suite %s (it profiles the train and memory suites' steps and generate's decoded token)", o.Suite)
-	}
-	if o.Graph && o.Suite != "generate" {
-		return fmt.Errorf("--graph is not allowed with --suite %s (it decodes the generate suite's tokens)", o.Suite)
 	}
 	if o.Repeat < 0 {
 		return fmt.Errorf("--repeat: %d is not allowed (≥ 1; regress needs ≥ 4 per side to see a difference at alpha 0.05)", o.Repeat)

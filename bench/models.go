@@ -310,9 +310,10 @@ func profileStep(d *Device, o Options, name string, step func()) *nn.Profile {
 // runGenerate times step-mode generation per architecture and batch size:
 // the prompt consumed in one Step, then NewTokens greedy steps of one
 // token; a sample is the whole generation, with the prompt (prefill) and
-// the new tokens (decode) also timed apart. With Options.Graph the tokens
-// of an architecture whose step is replayable are decoded by replaying one
-// captured Step (decodeGraph); the others decode eagerly, as without it.
+// the new tokens (decode) also timed apart. The tokens of an architecture
+// whose step is replayable are decoded by replaying one captured Step
+// (decodeGraph) where the backend can capture, unless Options.EagerDecode;
+// the others decode eagerly.
 func runGenerate(ctx context.Context, d *Device, o Options, f *File) error {
 	rng := rand.New(rand.NewPCG(o.Seed, 9))
 	mo := o.Model
@@ -378,11 +379,11 @@ func (dg *decodeGraph) free() {
 	dg.g, dg.tp = nil, nil
 }
 
-// graphFor returns the graph decode of sm on d when o asks for one and the
-// architecture's step can be replayed, else nil and why not ("" when o
-// does not ask).
+// graphFor returns the graph decode of sm on d unless o decodes eagerly or
+// the backend or the architecture's step cannot, else nil and why not (""
+// when o decodes eagerly).
 func graphFor(d *Device, o Options, sm arch.Stepper) (*decodeGraph, string) {
-	if !o.Graph {
+	if o.EagerDecode {
 		return nil, ""
 	}
 	cp, ok := d.Backend.(nn.Capturer)

@@ -374,16 +374,16 @@ func (g *replayGraph) Launch() error { g.b.launches++; g.fn(); return nil }
 func (g *replayGraph) Ops() int      { return 7 }
 func (g *replayGraph) Free() error   { return nil }
 
-// --graph decodes a replayable architecture's tokens by launching one
-// captured step per token (named decode=graph, marked in the table), and
-// decodes the others eagerly, saying why; it belongs to generate alone.
+// A replayable architecture's tokens are decoded by launching one
+// captured step per token (named decode=graph, marked in the table); the
+// others decode eagerly, saying why; EagerDecode (--graph=false) turns it
+// off.
 func TestBenchGenerateGraph(t *testing.T) {
 	be := &replayingBackend{countingBackend: countingBackend{Backend: cpukernels.New[float32]()}}
 	o := tiny("generate")
 	o.Archs, o.Batches, o.Ceilings, o.Repeat = []string{"s4d", "transformer"}, []int{2}, false, 2
 	o.Warmup = time.Nanosecond // one warm-up generation
 	o.Model = ModelOptions{DModel: 16, NLayers: 2, Vocab: 32, Prompt: 8, NewTokens: 4}
-	o.Graph = true
 	var progress bytes.Buffer
 	o.Progress = &progress
 	require.NoError(t, o.Check())
@@ -413,7 +413,10 @@ func TestBenchGenerateGraph(t *testing.T) {
 	assert.False(t, g.Results[0].Graph)
 	assert.Contains(t, progress.String(), "decodes eagerly: backend cpu-float32 cannot capture graphs")
 
-	k := tiny("train")
-	k.Graph = true
-	assert.ErrorContains(t, k.Check(), "--graph is not allowed with --suite train")
+	o.EagerDecode = true
+	be.captures, be.launches = 0, 0
+	h, err := Run(NewDevice(be, "", ""), o)
+	require.NoError(t, err)
+	assert.False(t, h.Results[0].Graph)
+	assert.Zero(t, be.captures+be.launches, "eager decoding captures nothing")
 }

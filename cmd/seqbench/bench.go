@@ -39,7 +39,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "the JSON file (default SUITE.bench.json); the benchmark-format lines go beside it as .txt")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	profile := fs.Bool("profile", false, "train, memory: time one more step, generate: one more decoded token, operation by operation (a GPU), and print where its time went")
-	graph := fs.Bool("graph", false, "generate: decode by replaying one captured step (a CUDA graph) where the arch's step allows it")
+	graph := fs.Bool("graph", true, "generate: decode by replaying one captured step (a CUDA graph) where the backend and the arch allow; --graph=false decodes every token with its own launches")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -49,7 +49,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	o := def
 	o.Suite, o.Repeat, o.Warmup, o.MinSample, o.Ceilings, o.Seed = *suite, *repeat, *warmup, *minSample, *ceilings, *seed
-	o.Precision, o.Profile, o.Graph = *dtype, *profile, *graph
+	o.Precision, o.Profile, o.EagerDecode = *dtype, *profile, !*graph
 	o.Ops, o.Archs = splitList(*ops), splitList(*archs)
 	if o.Lengths, err = intList("--lengths", *lengths); err != nil {
 		return err
