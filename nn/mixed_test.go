@@ -231,3 +231,42 @@ func TestSharedCasts(t *testing.T) {
 		})
 	}
 }
+
+// Tape.Derived computes a weight's derived value once for all the tapes
+// that share Casts (and frees it with them), and every time elsewhere.
+func TestDerived(t *testing.T) {
+	b := cpukernels.New[float32]()
+	w := nn.NewParam(b, 3)
+	b.Write(w.Data, []float64{0, 1, -2})
+	calls := 0
+	squareExp := func(tp *nn.Tape) *nn.Tensor {
+		calls++
+		return tp.Mul(tp.Act(nn.Exp, w), tp.Act(nn.Exp, w))
+	}
+	want := []float64{1, math.Exp(2), math.Exp(-4)}
+	casts := nn.NewCasts(b)
+	for range 3 {
+		tp := nn.NewTape(b, false).ShareCasts(casts)
+		got := b.Read(tp.Derived(w, "e2", squareExp).Data)
+		tp.Release() // the derived value outlives the tape
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-5*want[i] {
+				t.Fatalf("derived[%d] = %v, want %v", i, got[i], want[i])
+			}
+		}
+	}
+	if calls != 1 {
+		t.Errorf("three tapes sharing casts computed it %d times, want once", calls)
+	}
+	if casts.Bytes() != 3*4 {
+		t.Errorf("casts hold %d bytes, want the derived value's 12", casts.Bytes())
+	}
+	casts.Free()
+	tp := nn.NewTape(b, true)
+	defer tp.Release()
+	tp.Derived(w, "e2", squareExp)
+	tp.Derived(w, "e2", squareExp)
+	if calls != 3 {
+		t.Errorf("a tape of its own computed it %d times in two calls, want every time", calls-1)
+	}
+}

@@ -39,15 +39,28 @@ type Tape struct {
 type Casts struct {
 	b Backend
 	m map[*Tensor]*Tensor
+	// derived are values computed from weights alone (Tape.Derived), by
+	// the weight and a name.
+	derived map[derivedKey]*Tensor
+}
+
+type derivedKey struct {
+	of   *Tensor
+	name string
 }
 
 // NewCasts starts an empty cache on b.
-func NewCasts(b Backend) *Casts { return &Casts{b: b, m: map[*Tensor]*Tensor{}} }
+func NewCasts(b Backend) *Casts {
+	return &Casts{b: b, m: map[*Tensor]*Tensor{}, derived: map[derivedKey]*Tensor{}}
+}
 
 // Bytes is the device memory the copies hold.
 func (c *Casts) Bytes() int64 {
 	var n int64
 	for _, t := range c.m {
+		n += BufferBytes(c.b, t.Data)
+	}
+	for _, t := range c.derived {
 		n += BufferBytes(c.b, t.Data)
 	}
 	return n
@@ -58,7 +71,10 @@ func (c *Casts) Free() {
 	for _, t := range c.m {
 		c.b.Free(t.Data)
 	}
-	c.m = nil
+	for _, t := range c.derived {
+		c.b.Free(t.Data)
+	}
+	c.m, c.derived = nil, nil
 }
 
 // ShareCasts makes tp read its weights' copies from c, and add the ones it
@@ -238,6 +254,27 @@ func (tp *Tape) grad(t *Tensor) Buffer {
 		t.grad.temp = len(tp.temps)
 	}
 	return t.grad.buf
+}
+
+// Derived is f(tp), a value computed from the weight of alone (Mamba's
+// A = −exp(A_log)), named name among of's derived values. On a tape that
+// shares Casts it is computed once and kept there with the casts, since
+// the weights do not change while they are shared (a decoded token then
+// skips recomputing it); on any other tape it is f(tp), recorded as usual.
+func (tp *Tape) Derived(of *Tensor, name string, f func(*Tape) *Tensor) *Tensor {
+	sh := tp.shared
+	if sh == nil {
+		return f(tp)
+	}
+	k := derivedKey{of, name}
+	if d, ok := sh.derived[k]; ok {
+		return d
+	}
+	v := f(tp)
+	d := &Tensor{Shape: v.Shape, Data: AllocLike(tp.B, v.Data, v.Len())}
+	tp.B.Copy(d.Data, v.Data)
+	sh.derived[k] = d
+	return d
 }
 
 // lowp is t as a GEMM or a gather reads it: t itself unless the tape is

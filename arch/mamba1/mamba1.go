@@ -319,7 +319,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	delta := tp.Linear(dtIn, mx.DtProj.W, nil)
 	deltaBCL, Bm, Cm := toBCL(delta, E), toBCL(bs, N), toBCL(cs, N)
 	drop(delta, bs, cs)
-	A := tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog))
+	A := tp.Derived(mx.ALog, "A", func(tp *nn.Tape) *nn.Tensor { return tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog)) })
 	y := tp.SelectiveScan(nn.ScanInputs{
 		U: x, Delta: deltaBCL, A: A, Bm: Bm, Cm: Cm,
 		D: mx.D, Z: z, DeltaBias: mx.DtProj.B, DeltaSoftplus: true,

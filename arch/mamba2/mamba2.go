@@ -321,7 +321,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	y := tp.SSD(nn.SSDInputs{
 		X:  tp.Reshape(x, B, L, H, P),
 		Dt: tp.Reshape(dt, B, L, H),
-		A:  tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog)),
+		A:  tp.Derived(mx.ALog, "A", func(tp *nn.Tape) *nn.Tensor { return tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog)) }),
 		Bm: tp.Reshape(bm, B, L, G, N), Cm: tp.Reshape(cm, B, L, G, N),
 		D: mx.D, DtBias: mx.DtBias, DtSoftplus: true, Chunk: mx.Chunk,
 		H0: h0, HT: hT,
