@@ -37,6 +37,9 @@ func (be *Backend) StartProfile() {
 	if be.prof.on {
 		panic("gpukernels.StartProfile: a profile is already running")
 	}
+	if be.capture != nil {
+		panic("gpukernels.StartProfile: not inside a graph capture (time the graph's launches instead)")
+	}
 	be.prof.on, be.prof.used, be.prof.open, be.prof.marks = true, 0, 0, be.prof.marks[:0]
 }
 
