@@ -22,6 +22,19 @@ type ModelOptions struct {
 	Vocab     int `json:"vocab"`
 	Prompt    int `json:"prompt,omitempty"`     // generate: prompt length
 	NewTokens int `json:"new_tokens,omitempty"` // generate: tokens generated one at a time
+	// Matched gives the Transformer half of NLayers, as the Mamba papers
+	// match sizes (a Mamba block holds about half a Transformer block's
+	// parameters: 24 Mamba layers against 12 at the 130M size).
+	Matched bool `json:"matched,omitempty"`
+}
+
+// layers is the depth of arch: NLayers, or half of it for the
+// Transformer with Matched.
+func (m ModelOptions) layers(arch string) int {
+	if m.Matched && arch == "transformer" {
+		return max(1, m.NLayers/2)
+	}
+	return m.NLayers
 }
 
 // fill sets the defaults: on a GPU a ~130M-parameter model (d_model 768,
@@ -93,7 +106,7 @@ func buildModel(d *Device, name string, mo ModelOptions, maxLen int, seed uint64
 			err = fmt.Errorf("building: %v", p)
 		}
 	}()
-	block := fmt.Sprintf("{arch: %s, d_model: %d, n_layers: %d", name, mo.DModel, mo.NLayers)
+	block := fmt.Sprintf("{arch: %s, d_model: %d, n_layers: %d", name, mo.DModel, mo.layers(name))
 	if name == "transformer" && mo.DModel >= 128 && mo.DModel%64 == 0 {
 		block += fmt.Sprintf(", n_heads: %d", mo.DModel/64)
 	}
@@ -156,7 +169,7 @@ func (o Options) modelGrid(gpu bool) (lengths, batches []int) {
 // component in fp32).
 func modelName(bench, archName string, mo ModelOptions, precision string, kv ...any) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s/arch=%s/d_model=%d/n_layers=%d%s", bench, archName, mo.DModel, mo.NLayers, dtypeName(precision))
+	fmt.Fprintf(&b, "%s/arch=%s/d_model=%d/n_layers=%d%s", bench, archName, mo.DModel, mo.layers(archName), dtypeName(precision))
 	for i := 0; i < len(kv); i += 2 {
 		fmt.Fprintf(&b, "/%s=%v", kv[i], kv[i+1])
 	}
@@ -259,7 +272,7 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 					continue
 				}
 				r := Result{Name: bname, Suite: o.Suite, Op: op, Impl: implName(d.Backend, o.Precision), Pass: PassForwardBackward, L: L, Arch: name,
-					Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.NLayers, "vocab": mo.Vocab, "B": B, "L": L},
+					Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.layers(name), "vocab": mo.Vocab, "B": B, "L": L},
 					Variant: fmt.Sprintf("%s B=%d", name, B), Reps: reps, Samples: samples,
 					FLOPs: 3 * md.m.FLOPsPerToken(L) * float64(B*L), Params: md.count, Tokens: B * L, PeakBytes: peak}
 				if d.Memory == nil {
@@ -509,7 +522,7 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 		}
 	}
 	r := &Result{Name: bname, Suite: "generate", Op: "generate", Impl: implName(d.Backend, o.Precision), Pass: PassForward, L: P + T, Arch: name,
-		Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.NLayers, "vocab": V, "B": B, "prompt": P, "new": T},
+		Shape:   Shape{"d_model": mo.DModel, "n_layers": mo.layers(name), "vocab": V, "B": B, "prompt": P, "new": T},
 		Variant: fmt.Sprintf("%s B=%d", name, B), Reps: 1, Samples: total,
 		FLOPs:  float64(B) * (md.m.FLOPsPerToken(P)*float64(P) + md.m.FLOPsPerToken(P+T)*float64(T)),
 		Params: md.count, Tokens: B * T, PeakBytes: peak, StateBytes: stateBytes,

@@ -213,6 +213,7 @@ func WriteTable(w io.Writer, f *File) error {
 		}
 	case "generate":
 		if err = generateTable(w, f); err == nil {
+			againstTransformer(w, f)
 			err = profileTables(w, f)
 		}
 	default:
@@ -327,6 +328,33 @@ func profileTables(w io.Writer, f *File) error {
 // generateTable is the generate suite's table; on a device that counts
 // them (a GPU) it adds the device operations (launches, or a graph's
 // replayed operations) and host waits of one decoded token.
+// againstTransformer writes each architecture's generation throughput as
+// a multiple of the Transformer's at the same batch size, where the file
+// has both: the Mamba paper's Figure 8 contrast (with --matched, at the
+// papers' matched sizes).
+func againstTransformer(w io.Writer, f *File) {
+	tf := map[int]Result{}
+	for _, r := range f.Results {
+		if r.Arch == "transformer" && r.TokensPerS > 0 {
+			tf[r.Shape["B"]] = r
+		}
+	}
+	header := false
+	for _, r := range f.Results {
+		t, ok := tf[r.Shape["B"]]
+		if r.Arch == "transformer" || !ok {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "generation throughput against the transformer at the same batch:")
+			header = true
+		}
+		fmt.Fprintf(w, "  B=%d: %s %.4g tokens/s (%d params, %d layers) = %.2f× transformer's %.4g (%d params, %d layers)\n",
+			r.Shape["B"], r.Arch, r.TokensPerS, r.Params, r.Shape["n_layers"], r.TokensPerS/t.TokensPerS,
+			t.TokensPerS, t.Params, t.Shape["n_layers"])
+	}
+}
+
 func generateTable(w io.Writer, f *File) error {
 	header := []string{"arch", "params", "B", "prompt+new", "median total", "IQR/2", "prefill", "decode/token", "tokens/s", "state", "peak mem"}
 	right := []bool{false, true, true, true, true, true, true, true, true, true, true}

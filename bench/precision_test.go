@@ -420,3 +420,23 @@ func TestBenchGenerateGraph(t *testing.T) {
 	assert.False(t, h.Results[0].Graph)
 	assert.Zero(t, be.captures+be.launches, "eager decoding captures nothing")
 }
+
+// Matched gives the Transformer half the layers (its name and shape say
+// so), and the generate table writes each arch's throughput against the
+// Transformer's at the same batch.
+func TestBenchGenerateMatchedRatio(t *testing.T) {
+	o := tiny("generate")
+	o.Archs, o.Batches, o.Ceilings, o.Repeat = []string{"s4d", "transformer"}, []int{2}, false, 2
+	o.Model = ModelOptions{DModel: 16, NLayers: 4, Vocab: 32, Prompt: 8, NewTokens: 4, Matched: true}
+	f, err := Run(NewDevice(cpukernels.New[float32](), "", ""), o)
+	require.NoError(t, err)
+	require.Len(t, f.Results, 2, f.Skipped)
+	s, tf := f.Results[0], f.Results[1]
+	assert.Equal(t, 4, s.Shape["n_layers"])
+	assert.Equal(t, 2, tf.Shape["n_layers"])
+	assert.Contains(t, tf.Name, "/n_layers=2/")
+	var buf bytes.Buffer
+	require.NoError(t, WriteTable(&buf, f))
+	want := fmt.Sprintf("B=2: s4d %.4g tokens/s (%d params, 4 layers) = %.2f× transformer's", s.TokensPerS, s.Params, s.TokensPerS/tf.TokensPerS)
+	assert.Contains(t, buf.String(), want)
+}
