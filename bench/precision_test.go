@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"seqbench/arch"
 	"seqbench/cpukernels"
 	"seqbench/nn"
 )
@@ -353,6 +354,11 @@ func TestBenchGenerateProfile(t *testing.T) {
 	assert.Contains(t, buf.String(), fmt.Sprintf("%d operations", r.Profile.Ops))
 }
 
+// notReplayable is a Stepper whose step depends on the position.
+type notReplayable struct{ arch.Stepper }
+
+func (notReplayable) StepReplayable() bool { return false }
+
 // replayingBackend captures by keeping fn and replays by running it again:
 // the contract of nn.Capturer on the CPU, for the bench's plumbing.
 type replayingBackend struct {
@@ -375,9 +381,9 @@ func (g *replayGraph) Ops() int      { return 7 }
 func (g *replayGraph) Free() error   { return nil }
 
 // A replayable architecture's tokens are decoded by launching one
-// captured step per token (named decode=graph, marked in the table); the
-// others decode eagerly, saying why; EagerDecode (--graph=false) turns it
-// off.
+// captured step per token (named decode=graph, marked in the table); one
+// whose step depends on the position decodes eagerly, saying why; so does
+// a backend that cannot capture; EagerDecode (--graph=false) turns it off.
 func TestBenchGenerateGraph(t *testing.T) {
 	be := &replayingBackend{countingBackend: countingBackend{Backend: cpukernels.New[float32]()}}
 	o := tiny("generate")
@@ -390,20 +396,21 @@ func TestBenchGenerateGraph(t *testing.T) {
 	f, err := Run(NewDevice(be, "", ""), o)
 	require.NoError(t, err)
 	require.Len(t, f.Results, 2, f.Skipped)
-	m, tf := f.Results[0], f.Results[1]
-	assert.True(t, m.Graph)
-	assert.Equal(t, int64(7), m.GraphOps)
-	assert.True(t, strings.HasSuffix(m.Name, "/decode=graph"), m.Name)
+	for _, r := range f.Results {
+		assert.True(t, r.Graph, r.Name)
+		assert.Equal(t, int64(7), r.GraphOps)
+		assert.True(t, strings.HasSuffix(r.Name, "/decode=graph"), r.Name)
+	}
 	// A capture per generation (one warm-up and two samples, then the
-	// counted token's), a launch per token.
-	assert.Equal(t, 4, be.captures)
-	assert.Equal(t, 3*4+1, be.launches)
-	assert.False(t, tf.Graph)
-	assert.NotContains(t, tf.Name, "graph")
-	assert.Contains(t, progress.String(), "decodes eagerly: its step depends on the position")
+	// counted token's), a launch per token, for each arch.
+	assert.Equal(t, 2*4, be.captures)
+	assert.Equal(t, 2*(3*4+1), be.launches)
 	var buf bytes.Buffer
 	require.NoError(t, WriteTable(&buf, f))
 	assert.Contains(t, buf.String(), "s4d (graph)")
+	assert.Contains(t, buf.String(), "transformer (graph)")
+	_, why := graphFor(NewDevice(be, "", ""), o, notReplayable{})
+	assert.Contains(t, why, "its step depends on the position")
 
 	eager := NewDevice(cpukernels.New[float32](), "", "")
 	progress.Reset()

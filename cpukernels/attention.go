@@ -22,12 +22,22 @@ func (be *Backend[T]) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh in
 	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, Lk, Dh, scale, causal)
 }
 
-// AttentionCached is Attention's causal forward over the first Lk rows of
-// each (b, h) block of a cache k, v (B, H, kvRows, Dh).
-func (be *Backend[T]) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64) {
+// AttentionCached is Attention's causal forward over the first
+// Lk = filled[0] rows (clamped to [Lq, kvRows]) of each (b, h) block of a
+// cache k, v (B, H, kvRows, Dh).
+func (be *Backend[T]) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq int, filled nn.Buffer, kvRows, Dh int, scale float64) {
 	const op = "AttentionCached"
-	check(op, nn.CheckAttentionCached(B, H, Lq, Lk, kvRows, Dh))
+	check(op, nn.CheckAttentionCached(B, H, Lq, kvRows, Dh))
+	Lk := min(max(be.position(op, "filled", filled), Lq), kvRows)
 	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, kvRows, Dh, scale, true)
+}
+
+// position reads a position buffer (nn.PositionAt), panicking with the op
+// and the argument where it holds no position.
+func (be *Backend[T]) position(op, name string, pos nn.Buffer) int {
+	p, err := nn.PositionAt(float64(data[T](pos, 1, op, name)[0]))
+	check(op, err)
+	return p
 }
 
 // attention is the forward of both, k and v holding kvRows rows per (b, h).

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 
 	"seqbench/nn"
@@ -194,5 +195,30 @@ func TestAttentionGolden(t *testing.T) {
 		refRel(t, fmt.Sprintf("dq, %d workers", workers), dq, v["dq"], 1e-10)
 		refRel(t, fmt.Sprintf("dk, %d workers", workers), dk, v["dk"], 1e-10)
 		refRel(t, fmt.Sprintf("dv, %d workers", workers), dv, v["dv"], 1e-10)
+	}
+}
+
+// A position buffer must hold a whole number ≥ 0: RoPEAt, AppendRows and
+// AttentionCached say which argument holds what instead.
+func TestStepPositionChecked(t *testing.T) {
+	b := New[float64]()
+	x, pos := b.Alloc(8), b.Alloc(1)
+	for _, v := range []float64{-1, 1.5, math.NaN()} {
+		b.Fill(pos, v)
+		for name, f := range map[string]func(){
+			"RoPEAt":          func() { b.RoPEAt(x, x, 1, 1, 2, 4, pos, 10000) },
+			"AppendRows":      func() { b.AppendRows(x, 8, x, 1, 2, pos, 2) },
+			"AttentionCached": func() { b.AttentionCached(x, x, x, x, x, 1, 1, 1, pos, 2, 4, 1) },
+		} {
+			func() {
+				defer func() {
+					msg := fmt.Sprint(recover())
+					if !strings.Contains(msg, "cpukernels."+name) || !strings.Contains(msg, "is not a whole number") {
+						t.Errorf("%s at position %v: panic %q", name, v, msg)
+					}
+				}()
+				f()
+			}()
+		}
 	}
 }

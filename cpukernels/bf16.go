@@ -259,10 +259,23 @@ func (be *BF16) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, sca
 	be.round(out)
 }
 
-func (be *BF16) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64) {
+func (be *BF16) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq int, filled nn.Buffer, kvRows, Dh int, scale float64) {
 	need32("AttentionCached", "lse", lse)
-	be.f.AttentionCached(u(out), lse, u(q), u(k), u(v), B, H, Lq, Lk, kvRows, Dh, scale)
+	need32("AttentionCached", "filled", filled)
+	be.f.AttentionCached(u(out), lse, u(q), u(k), u(v), B, H, Lq, filled, kvRows, Dh, scale)
 	be.round(out)
+}
+
+func (be *BF16) RoPEAt(out, x nn.Buffer, B, H, L, Dh int, pos nn.Buffer, base float64) {
+	need32("RoPEAt", "pos", pos)
+	be.f.RoPEAt(u(out), u(x), B, H, L, Dh, pos, base)
+	be.round(out)
+}
+
+func (be *BF16) AppendRows(dst nn.Buffer, dstStride int, src nn.Buffer, rows, cols int, pos nn.Buffer, unit int) {
+	need32("AppendRows", "pos", pos)
+	be.f.AppendRows(u(dst), dstStride, u(src), rows, cols, pos, unit)
+	be.round(dst)
 }
 
 func (be *BF16) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {

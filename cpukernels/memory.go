@@ -70,6 +70,18 @@ func (be *Backend[T]) Copy(dst, src nn.Buffer) {
 // Rows of dst must not overlap (dstStride ≥ cols); src rows may (a stride 0
 // broadcasts one row). Rows are copied in parallel, so the block in dst must
 // not overlap the block in src.
+// AppendRows writes src (rows×cols) into each row of dst at column
+// pos[0]·unit, nothing where that passes the row's end (nn.Backend).
+func (be *Backend[T]) AppendRows(dst nn.Buffer, dstStride int, src nn.Buffer, rows, cols int, pos nn.Buffer, unit int) {
+	const op = "AppendRows"
+	check(op, nn.CheckAppendRows(dstStride, rows, cols, unit))
+	off := be.position(op, "pos", pos) * unit
+	if off+cols > dstStride {
+		return
+	}
+	be.CopyBlock(dst, off, dstStride, src, 0, cols, rows, cols, false)
+}
+
 func (be *Backend[T]) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer, srcOff, srcStride, rows, cols int, accumulate bool) {
 	check("CopyBlock", nn.CheckCopyBlock(dstOff, dstStride, srcOff, srcStride, rows, cols))
 	if rows == 0 || cols == 0 {

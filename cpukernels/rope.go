@@ -21,6 +21,11 @@ func (be *Backend[T]) RoPE(out, x nn.Buffer, B, H, L, Dh, pos0 int, base float64
 	be.rope("RoPE", out, x, B, H, L, Dh, pos0, base, false)
 }
 
+// RoPEAt is RoPE from position pos[0].
+func (be *Backend[T]) RoPEAt(out, x nn.Buffer, B, H, L, Dh int, pos nn.Buffer, base float64) {
+	be.rope("RoPEAt", out, x, B, H, L, Dh, be.position("RoPEAt", "pos", pos), base, false)
+}
+
 // RoPEBackward accumulates the adjoint of RoPE, the rotation by −θ:
 //
 //	dx[.., l, i]   += g[.., l, i]·cos θ + g[.., l, i+h]·sin θ

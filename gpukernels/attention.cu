@@ -18,6 +18,14 @@
 
 #define DPAD(Dh) ((Dh) + 1)
 
+// attn_lk is the forward's key count: Lk_, or with lkp (AttentionCached's
+// filled rows, a position on the device) lkp[0] clamped to [Lq, ldk].
+__device__ __forceinline__ i64 attn_lk(i64 Lk_, const real* lkp, i64 Lq, i64 ldk) {
+    if (!lkp) return Lk_;
+    const i64 n = (i64)lkp[0];
+    return n < Lq ? Lq : (n > ldk ? ldk : n);
+}
+
 // attn_fwd: for each query row i of the tile, an online softmax over key
 // tiles. k and v hold ldk ≥ Lk rows per (b, h), of which the first Lk are
 // read (Lk for Attention; a step-mode cache's room for AttentionCached):
@@ -27,7 +35,9 @@
 //
 // then out_i = O_i / l and lse_i = m + log l.
 extern "C" __global__ void attn_fwd(act_t* out, real* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH,
-                                    i64 Lq, i64 Lk, i64 ldk, i64 Dh, double scale_, i64 causal, i64 T_) {
+                                    i64 Lq, i64 Lk_, const real* lkp, i64 ldk, i64 Dh, double scale_, i64 causal,
+                                    i64 T_) {
+    const i64 Lk = attn_lk(Lk_, lkp, Lq, ldk);
     extern __shared__ double smem_d[];
     const int T = (int)T_, D = (int)Dh, DP = DPAD(D), TP = T + 1;
     real* Qs = (real*)smem_d;
@@ -412,7 +422,8 @@ __device__ __forceinline__ float row16_sum(float v) {
 // accumulators in registers.
 template <int D>
 __device__ void attn_fwd_fast(act_t* out, float* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq,
-                              i64 Lk, i64 ldk, float scale, i64 causal) {
+                              i64 Lk_, const real* lkp, i64 ldk, float scale, i64 causal) {
+    const i64 Lk = attn_lk(Lk_, lkp, Lq, ldk);
     extern __shared__ float4 smem4[];
     constexpr int SP = D + 4, PP = FBR + 4, NV = D / 64;
     float* Qs = reinterpret_cast<float*>(smem4);
@@ -710,9 +721,9 @@ __device__ void attn_bwd_dq_fast(act_t* dq, const act_t* q, const act_t* k, cons
 
 #define FAST_ATTN(D)                                                                                                   \
     extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_fwd_fast##D(                                                \
-        act_t* out, float* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq, i64 Lk, i64 ldk,       \
-        double scale, i64 causal) {                                                                                    \
-        attn_fwd_fast<D>(out, lse, q, k, v, BH, Lq, Lk, ldk, (float)scale, causal);                                   \
+        act_t* out, float* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq, i64 Lk,               \
+        const real* lkp, i64 ldk, double scale, i64 causal) {                                                          \
+        attn_fwd_fast<D>(out, lse, q, k, v, BH, Lq, Lk, lkp, ldk, (float)scale, causal);                              \
     }                                                                                                                  \
     extern "C" __global__ void __launch_bounds__(FAST_THREADS) attn_bwd_dkdv_fast##D(                                           \
         act_t* dk, act_t* dv, const act_t* q, const act_t* k, const act_t* v, const act_t* dout, const float* lse,    \

@@ -71,20 +71,26 @@ func (be *Backend) attnTile(op string, Dh int) int {
 func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "Attention"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
-	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, Lk, Dh, scale, causal)
+	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, nil, Lk, Dh, scale, causal)
 }
 
-// AttentionCached is Attention's causal forward over the first Lk rows of
-// each (b, h) block of a cache k, v (B, H, kvRows, Dh): the same kernels,
-// told that a block holds kvRows rows.
-func (be *Backend) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64) {
+// AttentionCached is Attention's causal forward over the first
+// Lk = filled[0] rows (clamped to [Lq, kvRows]) of each (b, h) block of a
+// cache k, v (B, H, kvRows, Dh): the same kernels, told that a block holds
+// kvRows rows and reading Lk on the device, so the same launch serves
+// every position (a replayed graph). The path is chosen for kvRows keys.
+// filled is of the backend's type.
+func (be *Backend) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq int, filled nn.Buffer, kvRows, Dh int, scale float64) {
 	const op = "AttentionCached"
-	check(op, nn.CheckAttentionCached(B, H, Lq, Lk, kvRows, Dh))
-	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, kvRows, Dh, scale, true)
+	check(op, nn.CheckAttentionCached(B, H, Lq, kvRows, Dh))
+	f := be.buf(filled, 1, op, "filled")
+	be.wantOwn(op, arg{"filled", f})
+	be.attention(op, out, lse, q, k, v, B, H, Lq, kvRows, f, kvRows, Dh, scale, true)
 }
 
-// attention is the forward of both, k and v holding kvRows rows per (b, h).
-func (be *Backend) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64, causal bool) {
+// attention is the forward of both, k and v holding kvRows rows per (b, h)
+// of which the first Lk, or filled[0] when filled is given, are keys.
+func (be *Backend) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, Lk int, filled *Buffer, kvRows, Dh int, scale float64, causal bool) {
 	nq, nk := B*H*Lq*Dh, B*H*kvRows*Dh
 	os, es := be.buf(out, nq, op, "out"), be.buf(lse, B*H*Lq, op, "lse")
 	qs, ks, vs := be.buf(q, nq, op, "q"), be.buf(k, nk, op, "k"), be.buf(v, nk, op, "v")
@@ -96,20 +102,20 @@ func (be *Backend) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, L
 	be.enter(op)
 	defer be.exit()
 	if be.useFlashAttn(at, Lq, Lk, Dh, os, es, qs, ks, vs) {
-		be.flashForward(op, at, os, es, qs, ks, vs, B*H, Lq, Lk, kvRows, Dh, scale, causal)
+		be.flashForward(op, at, os, es, qs, ks, vs, B*H, Lq, Lk, filled, kvRows, Dh, scale, causal)
 		return
 	}
 	if be.fastAttn(Dh) {
 		kf := be.fnAs(op, at, "attention", fmt.Sprintf("attn_fwd_fast%d", Dh))
 		be.launch(op, kf, dim2((Lq+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastFwdSmem(Dh),
-			pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), iArg(kvRows), fArg(scale), bArg(causal))
+			pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), pArg(filled), iArg(kvRows), fArg(scale), bArg(causal))
 		return
 	}
 	T := be.attnTile(op, Dh)
 	kf := be.fnAs(op, at, "attention", "attn_fwd")
 	be.launch(op, kf, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnFwdSmem(T, Dh, be.esize()),
-		pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), iArg(kvRows), iArg(Dh), fArg(scale),
-		bArg(causal), iArg(T))
+		pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), pArg(filled), iArg(kvRows), iArg(Dh),
+		fArg(scale), bArg(causal), iArg(T))
 }
 
 // AttentionBackward accumulates the gradients of Attention from the out and

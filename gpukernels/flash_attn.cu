@@ -125,8 +125,11 @@ __device__ __forceinline__ void load_rows(unsigned s, const bf16* g, int n) {
 // rows (each K or V fragment it loads from shared memory feeds MT mma), so
 // a block is FA_BR / (16·MT) warps; K and V come in tiles of BC keys.
 template <int D, int MT, int BC>
-__device__ void flash_fwd(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, i64 BH, i64 Lq, i64 Lk,
-                          i64 ldk, double scale, i64 causal) {
+__device__ void flash_fwd(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v, i64 BH, i64 Lq, i64 Lk_,
+                          const float* lkp, i64 ldk, double scale, i64 causal) {
+    // AttentionCached's filled rows (a position on the device), clamped to
+    // [Lq, ldk], or Lk_.
+    const i64 Lk = lkp ? min(max((i64)lkp[0], Lq), ldk) : Lk_;
     extern __shared__ uint4 fa_smem[];
     constexpr int SP = FA_SP(D), NK = D / 16, NO = D / 8, NS = BC / 8, NT = 2 * FA_BR / MT;
     const unsigned Qs = smem_addr(fa_smem);
@@ -645,7 +648,8 @@ __device__ void flash_bwd_dq(bf16* dq, const bf16* q, const bf16* k, const bf16*
 // The float32 and float64 builds: never launched (flash_attn.go), kept so
 // that every build defines the same kernels.
 template <int D, int MT, int BC>
-__device__ void flash_fwd(act_t*, real*, const act_t*, const act_t*, const act_t*, i64, i64, i64, i64, double, i64) {}
+__device__ void flash_fwd(act_t*, real*, const act_t*, const act_t*, const act_t*, i64, i64, i64, const real*, i64,
+                          double, i64) {}
 template <int D, int BKV, int BQ>
 __device__ void flash_bwd_dkdv(act_t*, act_t*, const act_t*, const act_t*, const act_t*, const act_t*, const real*,
                                const double*, i64, i64, i64, double, i64) {}
@@ -660,9 +664,9 @@ __device__ void flash_bwd_dq(act_t*, const act_t*, const act_t*, const act_t*, c
 // lines).
 #define FLASH_FWD(D, MT, BC)                                                                                           \
     extern "C" __global__ void __launch_bounds__(2 * FA_BR / MT) flash_fwd##D(                                         \
-        act_t* out, real* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq, i64 Lk, i64 ldk,        \
-        double scale, i64 causal) {                                                                                    \
-        flash_fwd<D, MT, BC>(out, lse, q, k, v, BH, Lq, Lk, ldk, scale, causal);                                      \
+        act_t* out, real* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH, i64 Lq, i64 Lk,                \
+        const real* lkp, i64 ldk, double scale, i64 causal) {                                                          \
+        flash_fwd<D, MT, BC>(out, lse, q, k, v, BH, Lq, Lk, lkp, ldk, scale, causal);                                 \
     }
 
 FLASH_FWD(64, 2, 32)

@@ -89,12 +89,12 @@ func (be *Backend) useFlashBwd(at nn.DType, Lq, Lk, Dh int, bufs ...*Buffer) boo
 
 // flashForward is Attention's forward on the tensor-core kernel, for
 // Attention once its arguments are checked and the op entered.
-func (be *Backend) flashForward(op string, at nn.DType, out, lse, q, k, v *Buffer, BH, Lq, Lk, kvRows, Dh int, scale float64, causal bool) {
+func (be *Backend) flashForward(op string, at nn.DType, out, lse, q, k, v *Buffer, BH, Lq, Lk int, filled *Buffer, kvRows, Dh int, scale float64, causal bool) {
 	be.flashRuns++
 	kf := be.fnAs(op, at, "flash_attn", fmt.Sprintf("flash_fwd%d", Dh))
 	cfg := flashConfigs[Dh]
 	be.launch(op, kf, dim2((Lq+faBR-1)/faBR, gridY(BH)), dim(cfg.threads()), cfg.smem(Dh),
-		pArg(out), pArg(lse), pArg(q), pArg(k), pArg(v), iArg(BH), iArg(Lq), iArg(Lk), iArg(kvRows), fArg(scale), bArg(causal))
+		pArg(out), pArg(lse), pArg(q), pArg(k), pArg(v), iArg(BH), iArg(Lq), iArg(Lk), pArg(filled), iArg(kvRows), fArg(scale), bArg(causal))
 }
 
 // flashBackward is AttentionBackward's dq, dk, dv on the tensor-core

@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"seqbench/arch"
+	_ "seqbench/arch/attention"
 	_ "seqbench/arch/mamba1"
 	_ "seqbench/arch/mamba2"
 	_ "seqbench/arch/rnn"
@@ -162,7 +163,8 @@ func TestGPUGraphRefuses(t *testing.T) {
 
 // Decoding by replaying one captured Step gives every replayable
 // architecture the logits of eager decoding bit for bit, in float32 and
-// bfloat16, token after token.
+// bfloat16, token after token (the Transformer's position, cache rows and
+// key count read on the device at each replay).
 func TestGPUGraphDecode(t *testing.T) {
 	be := graphBackend(t)
 	bf, err := newBF16(be)
@@ -176,6 +178,7 @@ func TestGPUGraphDecode(t *testing.T) {
 		"{arch: s4d, d_model: 32, n_layers: 2}",
 		"{arch: lstm, d_model: 32, n_layers: 2}",
 		"{arch: gru, d_model: 32, n_layers: 2}",
+		"{arch: transformer, d_model: 64, n_layers: 2, n_heads: 1}", // Dh 64: the tensor-core path in bf16
 	} {
 		for _, b := range []nn.Backend{be, bf} {
 			t.Run(fmt.Sprintf("%s/%s", block, b.Name()), func(t *testing.T) {

@@ -59,9 +59,16 @@ __device__ __forceinline__ void copy_row_from(act_t* d, const act_t* s, i64 cols
 
 // copy_block: dst[dstOff + r·dstStride + c] (+)= src[srcOff + r·srcStride + c]
 // for r < rows, c < cols. Rows go over gridDim.y (grid-stride), columns over
-// x, so each warp walks contiguous elements of one row.
+// x, so each warp walks contiguous elements of one row. With offp (a
+// position on the device, AppendRows) dstOff grows by offp[0]·unit, and
+// nothing is written where that would pass the row's end.
 extern "C" __global__ void copy_block(act_t* dst, i64 dstOff, i64 dstStride, const act_t* src, i64 srcOff,
-                                      i64 srcStride, i64 rows, i64 cols, i64 accumulate) {
+                                      i64 srcStride, i64 rows, i64 cols, i64 accumulate, const real* offp, i64 unit) {
+    if (offp) {
+        const i64 p = (i64)offp[0];
+        if (p < 0 || p * unit + cols > dstStride) return;
+        dstOff += p * unit;
+    }
     bool vec = false;
 #if ACT_IS_BF16
     vec = ((dstOff | dstStride | srcOff | srcStride | cols) & 7) == 0 && al16(dst) && al16(src);

@@ -425,7 +425,33 @@ func (be *Backend) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer
 	}
 	k := be.fnAs(op, at, "memory", "copy_block")
 	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(dstOff), iArg(dstStride), pArg(s),
-		iArg(srcOff), iArg(srcStride), iArg(rows), iArg(cols), bArg(accumulate))
+		iArg(srcOff), iArg(srcStride), iArg(rows), iArg(cols), bArg(accumulate), 0, 0)
+}
+
+// AppendRows writes src (rows×cols) into each row of dst at column
+// pos[0]·unit, nothing where that passes the row's end (nn.Backend): the
+// copy_block kernel reads the offset from the device, so the same launch
+// serves every position (a replayed graph). dst and src are both of the
+// backend's type or both bfloat16; pos is of the backend's type.
+func (be *Backend) AppendRows(dst nn.Buffer, dstStride int, src nn.Buffer, rows, cols int, pos nn.Buffer, unit int) {
+	const op = "AppendRows"
+	check(op, nn.CheckAppendRows(dstStride, rows, cols, unit))
+	if rows == 0 || cols == 0 {
+		return
+	}
+	d := be.buf(dst, (rows-1)*dstStride+cols, op, "dst")
+	s := be.buf(src, rows*cols, op, "src")
+	p := be.buf(pos, 1, op, "pos")
+	be.wantOwn(op, arg{"pos", p})
+	at := be.actType(op, arg{"dst", d}, arg{"src", s})
+	be.enter(op)
+	defer be.exit()
+	bx, by := be.copyGrid(at, false, rows, cols)
+	k := be.fnAs(op, at, "memory", "copy_block")
+	// The kernel adds pos[0]·unit to dstOff before it checks the rows'
+	// alignment for 8-element vectors.
+	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), 0, iArg(dstStride), pArg(s), 0, iArg(cols),
+		iArg(rows), iArg(cols), bArg(false), pArg(p), iArg(unit))
 }
 
 // copyGrid is the grid of copy_block and permute_rows for rows of cols

@@ -62,7 +62,7 @@ func (be *Backend) copyRows(op string, d *Buffer, dOff, dStride int, s *Buffer, 
 	bx := min((cols+255)/256, 1024)
 	by := min(rows, max(1, be.maxGrid*8/bx), 65535)
 	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(dOff), iArg(dStride), pArg(s), iArg(sOff), iArg(sStride),
-		iArg(rows), iArg(cols), bArg(acc))
+		iArg(rows), iArg(cols), bArg(acc), 0, 0)
 }
 
 // zero sets the first n elements of d to 0.

@@ -4,7 +4,8 @@
 // bf16 in the bfloat16 build, each output rounded once, a backward's dst
 // by load, add in float, round once).
 
-// rope: with h = Dh/2 and θ = (pos0 + l)·base^(−2i/Dh), for each of the BH
+// rope: with h = Dh/2 and θ = (pos0 + l)·base^(−2i/Dh) (pos0 read from
+// posp[0] when posp is given: step mode's position on the device), for each of the BH
 // head vectors of position l (row = bh·L + l) and i < h:
 //
 //	forward:  dst[i] = a·cos θ − b·sin θ;   dst[i+h] = b·cos θ + a·sin θ
@@ -14,9 +15,10 @@
 // grid-stride) and computes its sine and cosine once for all the (b, h)
 // rows it walks (grid y, grid-stride). Each thread reads its pair before
 // writing it, so dst may be src.
-extern "C" __global__ void rope(act_t* dst, const act_t* src, i64 BH, i64 L, i64 Dh, i64 pos0, double base,
-                                i64 backward) {
+extern "C" __global__ void rope(act_t* dst, const act_t* src, i64 BH, i64 L, i64 Dh, i64 pos0_, const real* posp,
+                                double base, i64 backward) {
     const i64 h = Dh / 2;
+    const i64 pos0 = posp ? (i64)posp[0] : pos0_;
     FOR_N(e, L * h) {
         const i64 l = e / h, i = e % h;
         const double th = (double)(pos0 + l) * pow(base, -(double)(2 * i) / (double)Dh);

@@ -12,7 +12,16 @@ import "seqbench/nn"
 // Dh must be even. out may be x. x and out are activations: both bfloat16
 // or both of the backend's type.
 func (be *Backend) RoPE(out, x nn.Buffer, B, H, L, Dh, pos0 int, base float64) {
-	be.rope("RoPE", out, x, B, H, L, Dh, pos0, base, false)
+	be.rope("RoPE", out, x, B, H, L, Dh, pos0, nil, base, false)
+}
+
+// RoPEAt is RoPE from position pos[0], read by the kernel on the device
+// (nn.Backend): the same launch serves every position. pos is of the
+// backend's type.
+func (be *Backend) RoPEAt(out, x nn.Buffer, B, H, L, Dh int, pos nn.Buffer, base float64) {
+	p := be.buf(pos, 1, "RoPEAt", "pos")
+	be.wantOwn("RoPEAt", arg{"pos", p})
+	be.rope("RoPEAt", out, x, B, H, L, Dh, 0, p, base, false)
 }
 
 // RoPEBackward accumulates the adjoint of RoPE, the rotation by −θ:
@@ -20,10 +29,11 @@ func (be *Backend) RoPE(out, x nn.Buffer, B, H, L, Dh, pos0 int, base float64) {
 //	dx[.., l, i]   += g[.., l, i]·cos θ + g[.., l, i+h]·sin θ
 //	dx[.., l, i+h] += g[.., l, i+h]·cos θ − g[.., l, i]·sin θ
 func (be *Backend) RoPEBackward(dx, dout nn.Buffer, B, H, L, Dh, pos0 int, base float64) {
-	be.rope("RoPEBackward", dx, dout, B, H, L, Dh, pos0, base, true)
+	be.rope("RoPEBackward", dx, dout, B, H, L, Dh, pos0, nil, base, true)
 }
 
-func (be *Backend) rope(op string, dst, src nn.Buffer, B, H, L, Dh, pos0 int, base float64, backward bool) {
+// rope launches the kernel from position pos0, or pos[0] when pos is given.
+func (be *Backend) rope(op string, dst, src nn.Buffer, B, H, L, Dh, pos0 int, pos *Buffer, base float64, backward bool) {
 	check(op, nn.CheckRoPE(B, H, L, Dh))
 	n := B * H * L * Dh
 	dname, sname := "out", "x"
@@ -44,5 +54,5 @@ func (be *Backend) rope(op string, dst, src nn.Buffer, B, H, L, Dh, pos0 int, ba
 	bx := be.blocksFor(pairs, 256)
 	by := gridY(min(B*H, max(1, be.maxGrid*4/bx)))
 	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), pArg(s), iArg(B*H), iArg(L), iArg(Dh),
-		iArg(pos0), fArg(base), bArg(backward))
+		iArg(pos0), pArg(pos), fArg(base), bArg(backward))
 }

@@ -236,10 +236,21 @@ type Backend interface {
 	Attention(out, lse, q, k, v Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool)
 	AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool)
 	// AttentionCached is Attention's causal forward over a key/value cache:
-	// k, v (B, H, kvRows, Dh) hold room for kvRows ≥ Lk rows per (b, h), of
-	// which the first Lk are the keys, so that step mode appends a token's
-	// keys in place instead of copying the whole cache into a larger one.
-	AttentionCached(out, lse, q, k, v Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64)
+	// k, v (B, H, kvRows, Dh) hold room for kvRows rows per (b, h), of
+	// which the first Lk = filled[0] are the keys, so that step mode appends
+	// a token's keys in place instead of copying the whole cache into a
+	// larger one. filled is a position (see RoPEAt); Lk is clamped to
+	// [Lq, kvRows].
+	AttentionCached(out, lse, q, k, v Buffer, B, H, Lq int, filled Buffer, kvRows, Dh int, scale float64)
+	// Step mode keeps its position on the device, so that a decoded
+	// token's work is the same at every position (a graph replays it): a
+	// position is a one-element buffer of the backend's type holding a
+	// whole number ≥ 0. RoPEAt is RoPE from position pos[0]. AppendRows
+	// writes src (rows×cols) into each row r of dst (stride dstStride) at
+	// column pos[0]·unit: dst[r·dstStride + pos[0]·unit + c] = src[r·cols + c];
+	// nothing is written when that passes the row's end (dstStride).
+	RoPEAt(out, x Buffer, B, H, L, Dh int, pos Buffer, base float64)
+	AppendRows(dst Buffer, dstStride int, src Buffer, rows, cols int, pos Buffer, unit int)
 
 	// AdamW updates p in place from its gradient g and moments m, v.
 	AdamW(p, g, m, v Buffer, a AdamWArgs)

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 )
 
@@ -199,12 +200,26 @@ func CheckAttention(B, H, Lq, Lk, Dh int, causal bool) error {
 }
 
 // CheckAttentionCached checks AttentionCached's shape: Attention's,
-// causal, with kvRows ≥ Lk rows in each (b, h) block of the cache.
-func CheckAttentionCached(B, H, Lq, Lk, kvRows, Dh int) error {
-	if kvRows < Lk {
-		return fmt.Errorf("the cache holds %d rows per head, fewer than Lk = %d", kvRows, Lk)
+// causal, for a cache of kvRows ≥ Lq rows in each (b, h) block.
+func CheckAttentionCached(B, H, Lq, kvRows, Dh int) error {
+	return CheckAttention(B, H, Lq, kvRows, Dh, true)
+}
+
+// CheckAppendRows checks AppendRows' shape.
+func CheckAppendRows(dstStride, rows, cols, unit int) error {
+	if rows < 0 || cols < 0 || unit < 0 || dstStride < cols {
+		return fmt.Errorf("rows %d of %d columns into rows of %d (unit %d): all ≥ 0, the columns at most the row", rows, cols, dstStride, unit)
 	}
-	return CheckAttention(B, H, Lq, Lk, Dh, true)
+	return nil
+}
+
+// PositionAt is the whole number ≥ 0 that a position buffer's value v
+// holds (RoPEAt, AppendRows, AttentionCached), or an error naming it.
+func PositionAt(v float64) (int, error) {
+	if !(v >= 0) || v != math.Trunc(v) || v > 1<<24 {
+		return 0, fmt.Errorf("position %v is not a whole number in [0, 2^24]", v)
+	}
+	return int(v), nil
 }
 
 // CheckConv1D checks Conv1D's shape (W ≥ 1, others ≥ 0) and activation

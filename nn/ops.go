@@ -312,10 +312,10 @@ func (tp *Tape) RoPE(x *Tensor, pos0 int, base float64) *Tensor {
 }
 
 // AttentionCached is causal Attention of q (B, H, Lq, Dh) over the first
-// Lk rows of each (b, h) block of a key/value cache k, v (B, H, kvRows,
-// Dh) (Backend.AttentionCached). It is inference-only: the cache lives
-// outside the tape, and a recording tape is refused.
-func (tp *Tape) AttentionCached(q, k, v *Tensor, Lk int, scale float64) *Tensor {
+// filled[0] rows of each (b, h) block of a key/value cache k, v (B, H,
+// kvRows, Dh) (Backend.AttentionCached). It is inference-only: the cache
+// lives outside the tape, and a recording tape is refused.
+func (tp *Tape) AttentionCached(q, k, v *Tensor, filled Buffer, scale float64) *Tensor {
 	if tp.record {
 		panic("nn.AttentionCached: inference only (a recording tape)")
 	}
@@ -323,7 +323,19 @@ func (tp *Tape) AttentionCached(q, k, v *Tensor, Lk int, scale float64) *Tensor 
 	sameShape("AttentionCached", k, v)
 	out := tp.out(q.Shape, q, k, v)
 	lse := tp.AllocOut(B * H * Lq)
-	tp.B.AttentionCached(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, k.Dim(2), Dh, scale)
+	tp.B.AttentionCached(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, filled, k.Dim(2), Dh, scale)
+	return out
+}
+
+// RoPEAt rotates x (B, H, L, Dh) by positions pos[0] .. pos[0]+L−1, pos a
+// position on the device (Backend.RoPEAt). Inference only, as
+// AttentionCached.
+func (tp *Tape) RoPEAt(x *Tensor, pos Buffer, base float64) *Tensor {
+	if tp.record {
+		panic("nn.RoPEAt: inference only (a recording tape)")
+	}
+	out := tp.out(x.Shape, x)
+	tp.B.RoPEAt(out.Data, x.Data, x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), pos, base)
 	return out
 }
 

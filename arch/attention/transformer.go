@@ -274,6 +274,14 @@ func (c *Config) blockBuilder(env arch.Env, resid *nn.Dropout) func(int) *Block 
 	}
 }
 
+// PositionFree (arch.PositionFree): a step's rotation, the cache rows it
+// writes and the keys it reads come from the cache's position on the
+// device, so its work is the same at every position while the cache does
+// not grow: when the model's maximum length, the rows the cache takes at
+// its first step, is known. (Learned positions are the trunk's, which
+// says so itself.)
+func (blk *Block) PositionFree() bool { return blk.maxLen > 0 }
+
 // Forward maps x (B·L, d) for tokens at positions pos0 .. pos0+L−1; st is
 // the layer's *KVCache in step mode, nil in parallel mode.
 func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, st arch.LayerState) *nn.Tensor {
@@ -298,18 +306,22 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, st arch.Lay
 // Forward maps x (B·L, d) to (B·L, d). pos0 is the position of the first
 // token (the RoPE offset). With a cache, the new keys and values are
 // appended to it and the L queries attend to every cached key
-// (Backend.AttentionCached: the causal mask aligned to the end).
+// (Backend.AttentionCached: the causal mask aligned to the end). The
+// cache's position, the rotation's and the keys' count all come from the
+// cache's position on the device, so a decoded token's work is the same
+// at every position.
 func (a *Attention) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, kv *KVCache) *nn.Tensor {
-	q, k, v := a.project(tp, x, B, L, pos0)
+	q, k, v := a.project(tp, x, B, L, pos0, kv)
 	if kv == nil {
 		return a.merge(tp, a.attend(tp, q, k, v), B, L)
 	}
-	K, V, n := kv.extend(tp.B, k, v)
-	return a.merge(tp, tp.AttentionCached(q, K, V, n, 1/math.Sqrt(float64(a.HeadDim))), B, L)
+	K, V := kv.extend(tp.B, k, v)
+	return a.merge(tp, tp.AttentionCached(q, K, V, kv.pos, 1/math.Sqrt(float64(a.HeadDim))), B, L)
 }
 
-// project returns q, k, v (B, H, L, Dh), q and k rotated when RoPE is on.
-func (a *Attention) project(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int) (q, k, v *nn.Tensor) {
+// project returns q, k, v (B, H, L, Dh), q and k rotated when RoPE is on:
+// from pos0, or with a cache from its position on the device.
+func (a *Attention) project(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, kv *KVCache) (q, k, v *nn.Tensor) {
 	d := a.NHeads * a.HeadDim
 	qkv := a.QKV.Forward(tp, x) // (B·L, 3d)
 	// The (B·L, 3d) projection and its layout copies are dropped once read:
@@ -326,7 +338,13 @@ func (a *Attention) project(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int) (q, k, v 
 	q, k, v = heads(0), heads(1), heads(2)
 	tp.Drop(qkv)
 	if a.Rope {
-		qr, kr := tp.RoPE(q, pos0, a.RopeBase), tp.RoPE(k, pos0, a.RopeBase)
+		var qr, kr *nn.Tensor
+		if kv != nil {
+			pos := kv.position(tp.B)
+			qr, kr = tp.RoPEAt(q, pos, a.RopeBase), tp.RoPEAt(k, pos, a.RopeBase)
+		} else {
+			qr, kr = tp.RoPE(q, pos0, a.RopeBase), tp.RoPE(k, pos0, a.RopeBase)
+		}
 		tp.Drop(q, k)
 		q, k = qr, kr
 	}
@@ -395,18 +413,33 @@ func (blk *Block) FLOPsPerToken(L int) float64 {
 // rows after them; the cache is reallocated only when the rows run out,
 // to the model's maximum length at the first step where it has one, and
 // half as large again past it, so a decoded token costs its own keys'
-// copy, not the whole cache's.
+// copy, not the whole cache's. The device holds n too (pos, a position:
+// nn.Backend.RoPEAt): the step's rotation, the rows it writes and the keys
+// its attention reads are taken from there, so its work is the same at
+// every position and a graph of it replays (while the rows last).
 type KVCache struct {
 	be     nn.Backend
 	maxLen int // rows to take at the first step (0: as many as it needs)
 	K, V   *nn.Tensor
 	n      int
+	pos    nn.Buffer // n on the device
+	one    nn.Buffer // 1, to advance pos by Axpy
 }
 
-// extend appends k, v (B, H, T, Dh) and returns the cache and the rows
-// filled.
-func (c *KVCache) extend(be nn.Backend, k, v *nn.Tensor) (K, V *nn.Tensor, n int) {
+// position is the cache's position on the device (0 for an empty cache).
+func (c *KVCache) position(be nn.Backend) nn.Buffer {
+	if c.pos == nil {
+		c.pos, c.one = be.Alloc(1), be.Alloc(1)
+		be.Fill(c.one, 1)
+	}
+	return c.pos
+}
+
+// extend appends k, v (B, H, T, Dh) at the cache's position, advances it,
+// and returns the cache.
+func (c *KVCache) extend(be nn.Backend, k, v *nn.Tensor) (K, V *nn.Tensor) {
 	B, H, T, Dh := k.Dim(0), k.Dim(1), k.Dim(2), k.Dim(3)
+	pos := c.position(be)
 	rows := 0
 	if c.K != nil {
 		rows = c.K.Dim(2)
@@ -427,20 +460,23 @@ func (c *KVCache) extend(be nn.Backend, k, v *nn.Tensor) (K, V *nn.Tensor, n int
 		}
 		c.K, c.V, rows = grow(c.K, k), grow(c.V, v), newRows
 	}
-	be.CopyBlock(c.K.Data, c.n*Dh, rows*Dh, k.Data, 0, T*Dh, B*H, T*Dh, false)
-	be.CopyBlock(c.V.Data, c.n*Dh, rows*Dh, v.Data, 0, T*Dh, B*H, T*Dh, false)
+	be.AppendRows(c.K.Data, rows*Dh, k.Data, B*H, T*Dh, pos, Dh)
+	be.AppendRows(c.V.Data, rows*Dh, v.Data, B*H, T*Dh, pos, Dh)
+	be.Axpy(float64(T), c.one, pos)
 	c.n += T
-	return c.K, c.V, c.n
+	return c.K, c.V
 }
 
-// Free returns the cached keys and values; the cache is empty again.
+// Free returns the cached keys and values; the cache is empty again, at
+// position 0.
 func (c *KVCache) Free() {
+	nn.FreeBuffers(c.be, c.pos, c.one)
 	for _, t := range []*nn.Tensor{c.K, c.V} {
 		if t != nil {
 			c.be.Free(t.Data)
 		}
 	}
-	c.K, c.V, c.n = nil, nil, 0
+	c.K, c.V, c.n, c.pos, c.one = nil, nil, 0, nil, nil
 }
 
 // Bytes is the size of the keys and values consumed: 2·B·n·d elements

@@ -137,14 +137,18 @@ func testAttention(t *testing.T, b nn.Backend) {
 
 // RunAttentionCached is testAttentionCached for a backend's tests outside
 // Run and RunBF16AttentionTiles (cpu-bfloat16's activations).
-func RunAttentionCached(t *testing.T, b nn.Backend, act nn.DType) { testAttentionCached(t, b, act) }
+func RunAttentionCached(t *testing.T, b nn.Backend, act nn.DType) {
+	testAttentionCached(t, b, act)
+	testStepPositions(t, b, act)
+}
 
 // testAttentionCached checks AttentionCached against Attention on the same
 // backend: a cache of kvRows ≥ Lk rows per (b, h), NaN past the first Lk,
-// gives the output and log-sum-exp of the contiguous first Lk rows bit for
-// bit (the same kernels, told the rows a block holds); activations of type
-// act (the backend's, or bfloat16 on a mixed backend), at the small head
-// dims and at 64 and 128 (the CUDA backend's tiled and tensor-core paths).
+// with Lk in a position buffer (filled), gives the output and log-sum-exp
+// of the contiguous first Lk rows bit for bit (the same kernels, told the
+// rows a block holds); activations of type act (the backend's, or
+// bfloat16 on a mixed backend), at the small head dims and at 64 and 128
+// (the CUDA backend's tiled and tensor-core paths).
 func testAttentionCached(t *testing.T, b nn.Backend, act nn.DType) {
 	type cachedCase struct{ B, H, Lq, Lk, kvRows, Dh int }
 	cases := []cachedCase{
@@ -177,18 +181,59 @@ func testAttentionCached(t *testing.T, b nn.Backend, act nn.DType) {
 		}
 		out, lse := tt.allocAs(nq, act), tt.alloc(BH*c.Lq)
 		wantOut, wantLse := tt.allocAs(nq, act), tt.alloc(BH*c.Lq)
-		tt.b.AttentionCached(out, lse, q, cache[0], cache[1], c.B, c.H, c.Lq, c.Lk, c.kvRows, c.Dh, scale)
+		filled := tt.alloc(1)
+		tt.b.Fill(filled, float64(c.Lk))
+		tt.b.AttentionCached(out, lse, q, cache[0], cache[1], c.B, c.H, c.Lq, filled, c.kvRows, c.Dh, scale)
 		tt.b.Attention(wantOut, wantLse, q, contiguous[0], contiguous[1], c.B, c.H, c.Lq, c.Lk, c.Dh, scale, true)
-		for _, p := range []struct {
-			name      string
-			got, want nn.Buffer
-		}{{"out", out, wantOut}, {"lse", lse, wantLse}} {
-			got, want := tt.b.Read(p.got), tt.b.Read(p.want)
-			for i := range want {
-				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
-					tt.Fatalf("%s[%d] = %v from the cache, %v from the contiguous keys", p.name, i, got[i], want[i])
-				}
+		bitEqual(tt, "out from the cache against the contiguous keys", tt.b.Read(out), tt.b.Read(wantOut))
+		bitEqual(tt, "lse from the cache against the contiguous keys", tt.b.Read(lse), tt.b.Read(wantLse))
+	})
+}
+
+// testStepPositions checks the ops that take step mode's position from the
+// device: RoPEAt is RoPE from position pos[0], and AppendRows is CopyBlock
+// at column pos[0]·unit of each row, writing nothing where that would pass
+// the row's end; bit for bit, on activations of type act.
+func testStepPositions(t *testing.T, b nn.Backend, act nn.DType) {
+	type posCase struct{ B, H, L, Dh, pos int }
+	cases := []posCase{{1, 2, 1, 8, 0}, {2, 3, 1, 64, 37}, {1, 2, 5, 6, 1000}}
+	desc := func(c posCase) string { return fmt.Sprintf("B%d_H%d_L%d_Dh%d_pos%d", c.B, c.H, c.L, c.Dh, c.pos) }
+	runCases(t, b, "StepPositions", cases, desc, func(tt *tester, c posCase) {
+		n := c.B * c.H * c.L * c.Dh
+		x := tt.allocAs(n, act)
+		tt.b.Write(x, tt.randn(n))
+		pos := tt.alloc(1)
+		tt.b.Fill(pos, float64(c.pos))
+		got, want := tt.allocAs(n, act), tt.allocAs(n, act)
+		tt.b.RoPEAt(got, x, c.B, c.H, c.L, c.Dh, pos, 10000)
+		tt.b.RoPE(want, x, c.B, c.H, c.L, c.Dh, c.pos, 10000)
+		bitEqual(tt, "RoPEAt", tt.b.Read(got), tt.b.Read(want))
+
+		// Rows of 3 slots of L·Dh: the slot at pos%3 takes src; at slot 3
+		// the write would pass the row's end and nothing changes.
+		rows, cols := c.B*c.H, c.L*c.Dh
+		stride := 3 * cols
+		before := tt.randn(rows * stride)
+		for _, slot := range []int{c.pos % 3, 3} {
+			tt.b.Fill(pos, float64(slot*c.L))
+			got, want := tt.allocAs(rows*stride, act), tt.allocAs(rows*stride, act)
+			tt.b.Write(got, before)
+			tt.b.Write(want, before)
+			tt.b.AppendRows(got, stride, x, rows, cols, pos, c.Dh)
+			if slot < 3 {
+				tt.b.CopyBlock(want, slot*cols, stride, x, 0, cols, rows, cols, false)
 			}
+			bitEqual(tt, fmt.Sprintf("AppendRows at slot %d", slot), tt.b.Read(got), tt.b.Read(want))
 		}
 	})
+}
+
+// bitEqual fails tt where got and want differ in any bit.
+func bitEqual(tt *tester, name string, got, want []float64) {
+	tt.Helper()
+	for i := range want {
+		if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+			tt.Fatalf("%s: [%d] is %v, want %v", name, i, got[i], want[i])
+		}
+	}
 }

@@ -54,6 +54,7 @@ func Run(t *testing.T, b nn.Backend) {
 	t.Run("RoPE", func(t *testing.T) { testRoPE(t, b) })
 	t.Run("Attention", func(t *testing.T) { testAttention(t, b) })
 	t.Run("AttentionCached", func(t *testing.T) { testAttentionCached(t, b, b.DType()) })
+	t.Run("StepPositions", func(t *testing.T) { testStepPositions(t, b, b.DType()) })
 	t.Run("AdamW", func(t *testing.T) { testAdamW(t, b) })
 	t.Run("Contracts", func(t *testing.T) { testContracts(t, b) })
 	for _, c := range fusedCases {

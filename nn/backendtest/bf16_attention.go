@@ -39,6 +39,7 @@ func RunBF16AttentionTiles(t *testing.T, b nn.MixedBackend) {
 	}
 	runCases(t, b, "BF16AttentionTiles", cases, desc, (*tester).checkBF16Attention)
 	t.Run("Cached", func(t *testing.T) { testAttentionCached(t, b, nn.BFloat16) })
+	t.Run("StepPositions", func(t *testing.T) { testStepPositions(t, b, nn.BFloat16) })
 }
 
 // checkBF16Attention runs one case's forward and backward on bfloat16

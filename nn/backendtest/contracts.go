@@ -72,9 +72,10 @@ func testContracts(t *testing.T, b nn.Backend) {
 		{"Attention", nn.CheckAttention(1, 1, 5, 3, 4, true), func() {
 			b.Attention(x(), x(), x(), x(), x(), 1, 1, 5, 3, 4, 1, true)
 		}},
-		{"AttentionCached", nn.CheckAttentionCached(1, 1, 2, 4, 3, 4), func() {
-			b.AttentionCached(x(), x(), x(), x(), x(), 1, 1, 2, 4, 3, 4, 1)
+		{"AttentionCached", nn.CheckAttentionCached(1, 1, 4, 3, 4), func() {
+			b.AttentionCached(x(), x(), x(), x(), x(), 1, 1, 4, x(), 3, 4, 1)
 		}},
+		{"AppendRows", nn.CheckAppendRows(2, 1, 3, 1), func() { b.AppendRows(x(), 2, x(), 1, 3, x(), 1) }},
 		{"AttentionBackward", nn.CheckAttention(1, 1, 2, 2, 0, false), func() {
 			b.AttentionBackward(x(), x(), x(), x(), x(), x(), x(), x(), x(), 1, 1, 2, 2, 0, 1, false)
 		}},
