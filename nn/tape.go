@@ -177,7 +177,7 @@ func (tp *Tape) allocResult(n int, dt DType) Buffer {
 		return tp.AllocAs(n, dt)
 	}
 	if dt != tp.B.DType() && tp.mixed == nil {
-		panic(fmt.Sprintf("nn.Tape.AllocAs: %s has only %v buffers, not %v", tp.B.Name(), tp.B.DType(), dt))
+		panic(fmt.Sprintf("nn.Tape: an op's result of type %v on %s, which has only %v buffers", dt, tp.B.Name(), tp.B.DType()))
 	}
 	b := u.AllocUninit(n, dt)
 	tp.temps = append(tp.temps, b)
