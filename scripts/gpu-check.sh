@@ -20,7 +20,15 @@
 # nccl (not in all): the NCCL communicator's GPU tests (dist_nccl.test): a
 # world of one rank on device 0, and two ranks where two GPUs are present.
 #
-#   scripts/gpu-check.sh [all|tests|train|bench|torch|rnn|scan|nccl]
+# step (not in all): the 130M training steps (bf16, B 8, L 2048) of the
+# Transformer++ (12 layers), Mamba-1 and Mamba-2 (24) with --profile, and
+# PyTorch's Transformer++ step on the same card (scripts/torch_tfpp.py) for
+# the ratio; then generation at the papers' matched sizes (--matched:
+# 24 Mamba layers, 12 Transformer layers; prompt 2048, 128 new tokens, batch
+# 1, 16, 64) with --profile, its throughput against the Transformer's under
+# the table.
+#
+#   scripts/gpu-check.sh [all|tests|train|bench|torch|rnn|scan|nccl|step]
 set -u
 what=${1:-all}
 dest=${OUT:-.}
@@ -107,6 +115,22 @@ if [[ $what == nccl ]]; then
   "$bin/dist_nccl.test" -test.v -test.run 'TestGPUNCCL' >"$out/nccl-tests.log" 2>&1
   note "NCCL tests: exit $?, $(grep -c -- '--- PASS' "$out/nccl-tests.log") passed, $(grep -c -- '--- FAIL' "$out/nccl-tests.log") failed, $(grep -c -- '--- SKIP' "$out/nccl-tests.log") skipped"
   grep -E -- '--- (FAIL|SKIP)|NCCL [0-9]' "$out/nccl-tests.log" | head -20
+fi
+
+if [[ $what == step ]]; then
+  train="bench --suite train --device cuda --dtype bf16 --d-model 768 --vocab 50280 --batch 8 --lengths 2048 --repeat 5 --profile"
+  for a in transformer:12 mamba1:24 mamba2:24; do
+    start=$SECONDS
+    "$bin/seqbench" $train --archs "${a%:*}" --n-layers "${a#*:}" --out "$out/train-${a%:*}.bench.json" >"$out/train-${a%:*}.txt" 2>&1
+    note "train step ${a%:*}: exit $?, $((SECONDS - start)) s, $(grep -m1 -o '[0-9.]* tokens/s' "$out/train-${a%:*}.txt")"
+  done
+  python3 scripts/torch_tfpp.py >"$out/torch-tfpp.jsonl" 2>"$out/torch-tfpp.err"
+  note "torch_tfpp.py: exit $?, $(cat "$out/torch-tfpp.jsonl")"
+  start=$SECONDS
+  "$bin/seqbench" bench --suite generate --device cuda --dtype bf16 --archs mamba1,mamba2,transformer --n-layers 24 --matched \
+    --batch 1,16,64 --repeat 3 --profile --out "$out/generate.bench.json" >"$out/generate.txt" 2>&1
+  note "generate: exit $?, $((SECONDS - start)) s"
+  grep -A12 'against the transformer' "$out/generate.txt"
 fi
 
 if [[ $what == torch ]]; then
