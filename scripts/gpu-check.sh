@@ -122,7 +122,7 @@ if [[ $what == step ]]; then
   for a in transformer:12 mamba1:24 mamba2:24; do
     start=$SECONDS
     "$bin/seqbench" $train --archs "${a%:*}" --n-layers "${a#*:}" --out "$out/train-${a%:*}.bench.json" >"$out/train-${a%:*}.txt" 2>&1
-    note "train step ${a%:*}: exit $?, $((SECONDS - start)) s, $(grep -m1 -o '[0-9.]* tokens/s' "$out/train-${a%:*}.txt")"
+    note "train step ${a%:*}: exit $?, $((SECONDS - start)) s, $(grep -m1 -o '[0-9.e+]* tokens/s' "$out/train-${a%:*}.txt")"
   done
   python3 scripts/torch_tfpp.py >"$out/torch-tfpp.jsonl" 2>"$out/torch-tfpp.err"
   note "torch_tfpp.py: exit $?, $(cat "$out/torch-tfpp.jsonl")"
