@@ -360,14 +360,18 @@ type decodeGraph struct {
 	tp     *nn.Tape // the captured Step's tape: its logits are read after each launch
 	logits *nn.Tensor
 	ids    []int32
+	ops    int // device operations a launch replays (Graph.Ops)
 }
 
 // capture records the one-token Step of st on a tape from newTape.
 func (dg *decodeGraph) capture(sm arch.Stepper, st arch.State, newTape func() *nn.Tape, B int) error {
 	dg.tp, dg.ids = newTape(), make([]int32, B)
 	g, err := dg.cp.Capture(func() { dg.logits = sm.Step(dg.tp, st, dg.ids, B, 1) })
-	dg.g = g
-	return err
+	if err != nil {
+		return err
+	}
+	dg.g, dg.ops = g, g.Ops()
+	return nil
 }
 
 // token decodes the next token of every sequence from next.
@@ -469,33 +473,35 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 			token()
 		}
 	}
-	// start begins a generation: a new state, and its decode graph (the
-	// graph's buffers are the state's), captured untimed, as a generation
-	// library captures its graphs once per batch size before it decodes.
-	start := func() error {
-		st = sm.NewState(B)
+	// captureDecode records the one-token Step once the prompt is in the
+	// state (its cache allocated, its position set), untimed, as a
+	// generation library captures its graphs before it decodes; the
+	// capture runs nothing. end frees that graph, then the state it runs on.
+	captureDecode := func() error {
 		if dg == nil {
 			return nil
 		}
-		dg.free()
-		// The capture records the Step after the prompt; it runs nothing.
 		return dg.capture(sm, st, newTape, B)
 	}
-	if dg != nil {
-		defer dg.free()
+	end := func() {
+		if dg != nil {
+			dg.free()
+		}
+		st.Free()
 	}
 	timer := d.timer()
 	meter := d.meter(md.tr)
 	var total, pre, dec []float64
 	var stateBytes, peak int64
 	sample := func() error {
-		if err := start(); err != nil {
-			return err
-		}
-		defer st.Free()
+		st = sm.NewState(B)
+		defer end()
 		meter.ResetPeak()
 		p, err := timer.Time(1, prefill)
 		if err != nil {
+			return err
+		}
+		if err := captureDecode(); err != nil {
 			return err
 		}
 		q, err := timer.Time(1, decode)
@@ -529,17 +535,18 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 		PrefillS: median(pre), DecodeS: median(dec), Graph: dg != nil}
 	if dg != nil {
 		r.Variant += " graph"
-		r.GraphOps = int64(dg.g.Ops())
+		r.GraphOps = int64(dg.ops)
 	}
 	if d.Counter != nil || o.Profile {
 		// One more decoded token after a prompt, counted (launches and
 		// host waits per token) and profiled: decode runs a token at a
 		// time, so its budget is where per-launch costs show.
-		if err := start(); err != nil {
+		st = sm.NewState(B)
+		defer end()
+		prefill()
+		if err := captureDecode(); err != nil {
 			return nil, err
 		}
-		defer st.Free()
-		prefill()
 		if d.Counter != nil {
 			r.StreamOps, r.HostWaits = countStep(d.Counter, token)
 		}

@@ -364,6 +364,7 @@ func (notReplayable) StepReplayable() bool { return false }
 type replayingBackend struct {
 	countingBackend
 	captures, launches int
+	opsAtCapture       []int64 // the GEMMs run before each capture (countingBackend.ops)
 }
 
 type replayGraph struct {
@@ -373,6 +374,7 @@ type replayGraph struct {
 
 func (b *replayingBackend) Capture(fn func()) (nn.Graph, error) {
 	b.captures++
+	b.opsAtCapture = append(b.opsAtCapture, b.ops)
 	return &replayGraph{b, fn}, nil
 }
 
@@ -405,6 +407,9 @@ func TestBenchGenerateGraph(t *testing.T) {
 	// counted token's), a launch per token, for each arch.
 	assert.Equal(t, 2*4, be.captures)
 	assert.Equal(t, 2*(3*4+1), be.launches)
+	// Each capture follows its prompt (whose GEMMs run first): the
+	// Transformer's cache and position exist by then.
+	assert.Positive(t, be.opsAtCapture[0], "the first capture follows its prompt")
 	var buf bytes.Buffer
 	require.NoError(t, WriteTable(&buf, f))
 	assert.Contains(t, buf.String(), "s4d (graph)")
