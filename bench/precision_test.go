@@ -295,20 +295,10 @@ func (b *profilingBackend) Read(x nn.Buffer) []float64 {
 // under the table), says why not on one that cannot, and is refused for
 // the suites without steps.
 func TestBenchTrainProfile(t *testing.T) {
-	be := &profilingBackend{countingBackend: countingBackend{Backend: cpukernels.New[float32]()}}
-	d := NewDevice(be, "", "")
-	require.NotNil(t, d.Profiler)
 	o := tiny("train")
 	o.Archs, o.Lengths, o.Batches, o.Ceilings, o.Repeat = []string{"transformer"}, []int{16}, []int{2}, false, 2
 	o.Model = ModelOptions{DModel: 16, NLayers: 2, Vocab: 32}
-	o.Profile = true
-	f, err := Run(d, o)
-	require.NoError(t, err)
-	require.Len(t, f.Results, 1, f.Skipped)
-	r := f.Results[0]
-	require.NotNil(t, r.Profile)
-	assert.Equal(t, 1, be.starts, "one profiled step")
-	assert.Equal(t, r.StreamOps, int64(r.Profile.Ops), "the profiled step queues what a counted step does")
+	f, r := runProfiled(t, o, "step")
 	assert.InDelta(t, float64(r.Profile.Ops)*1e-3, r.Profile.Busy, 1e-9)
 	assert.Greater(t, r.Profile.Gaps(), 0.0, "the step reads its loss back")
 	var buf bytes.Buffer
@@ -318,7 +308,7 @@ func TestBenchTrainProfile(t *testing.T) {
 	assert.Regexp(t, `Gemm\s*│?\s*\|?\s*\d+`, buf.String())
 
 	var progress bytes.Buffer
-	o.Progress = &progress
+	o.Progress, o.Profile = &progress, true
 	g, err := Run(NewDevice(cpukernels.New[float32](), "", ""), o)
 	require.NoError(t, err)
 	assert.Nil(t, g.Results[0].Profile)
@@ -329,14 +319,14 @@ func TestBenchTrainProfile(t *testing.T) {
 	assert.ErrorContains(t, k.Check(), "--profile is not allowed with --suite kernels")
 }
 
-// --profile profiles one more decoded token of each generate benchmark,
-// and the table shows the launches and host waits of a token.
-func TestBenchGenerateProfile(t *testing.T) {
+// runProfiled runs o (one benchmark) with --profile on a backend that
+// profiles, and checks that one more call (what) was profiled and queued
+// what a counted call does.
+func runProfiled(t *testing.T, o Options, what string) (*File, Result) {
+	t.Helper()
 	be := &profilingBackend{countingBackend: countingBackend{Backend: cpukernels.New[float32]()}}
 	d := NewDevice(be, "", "")
-	o := tiny("generate")
-	o.Archs, o.Batches, o.Ceilings, o.Repeat = []string{"transformer"}, []int{2}, false, 2
-	o.Model = ModelOptions{DModel: 16, NLayers: 2, Vocab: 32, Prompt: 8, NewTokens: 4}
+	require.NotNil(t, d.Profiler)
 	o.Profile = true
 	require.NoError(t, o.Check())
 	f, err := Run(d, o)
@@ -344,8 +334,18 @@ func TestBenchGenerateProfile(t *testing.T) {
 	require.Len(t, f.Results, 1, f.Skipped)
 	r := f.Results[0]
 	require.NotNil(t, r.Profile)
-	assert.Equal(t, 1, be.starts, "one profiled token")
-	assert.Equal(t, r.StreamOps, int64(r.Profile.Ops), "the profiled token queues what a counted token does")
+	assert.Equal(t, 1, be.starts, "one profiled "+what)
+	assert.Equal(t, r.StreamOps, int64(r.Profile.Ops), "the profiled "+what+" queues what a counted one does")
+	return f, r
+}
+
+// --profile profiles one more decoded token of each generate benchmark,
+// and the table shows the launches and host waits of a token.
+func TestBenchGenerateProfile(t *testing.T) {
+	o := tiny("generate")
+	o.Archs, o.Batches, o.Ceilings, o.Repeat = []string{"transformer"}, []int{2}, false, 2
+	o.Model = ModelOptions{DModel: 16, NLayers: 2, Vocab: 32, Prompt: 8, NewTokens: 4}
+	f, r := runProfiled(t, o, "token")
 	assert.Equal(t, int64(1), r.HostWaits, "a token reads its argmax back, nothing else")
 	var buf bytes.Buffer
 	require.NoError(t, WriteTable(&buf, f))
