@@ -286,8 +286,8 @@ func stepTable(w io.Writer, f *File) error {
 const profileRows = 15
 
 // profileTables writes the time budget of each profiled step (or decoded
-// token): where the device's time went, by operation and kernel, and how long it sat idle
-// between operations.
+// token): where the device's time went, by operation and kernel, and how
+// long it sat idle between operations.
 func profileTables(w io.Writer, f *File) error {
 	for _, r := range f.Results {
 		p := r.Profile
@@ -325,9 +325,6 @@ func profileTables(w io.Writer, f *File) error {
 	return nil
 }
 
-// generateTable is the generate suite's table; on a device that counts
-// them (a GPU) it adds the device operations (launches, or a graph's
-// replayed operations) and host waits of one decoded token.
 // againstTransformer writes each architecture's generation throughput as
 // a multiple of the Transformer's at the same batch size, where the file
 // has both: the Mamba paper's Figure 8 contrast (with --matched, at the
@@ -355,6 +352,9 @@ func againstTransformer(w io.Writer, f *File) {
 	}
 }
 
+// generateTable is the generate suite's table; on a device that counts
+// them (a GPU) it adds the device operations (launches, or a graph's
+// replayed operations) and host waits of one decoded token.
 func generateTable(w io.Writer, f *File) error {
 	header := []string{"arch", "params", "B", "prompt+new", "median total", "IQR/2", "prefill", "decode/token", "tokens/s", "state", "peak mem"}
 	right := []bool{false, true, true, true, true, true, true, true, true, true, true}

@@ -6,6 +6,19 @@ import "seqbench/nn"
 // rank less its two transposed dims).
 const tiledBatchRank = 4
 
+// outerDims is the kernel arguments of the first k of a plan's dims and
+// their strides, each list padded to slots with dims of 1 and strides of 0.
+func outerDims(dims, strides []int, k, slots int) []uint64 {
+	args := make([]uint64, 2*slots)
+	for i := range slots {
+		args[i], args[slots+i] = iArg(1), iArg(0)
+		if i < k {
+			args[i], args[slots+i] = iArg(dims[i]), iArg(strides[i])
+		}
+	}
+	return args
+}
+
 // rowsGrid is permute_rows' launch for rows of inner elements of type at:
 // threads per row (tpr: the power of two at or above the row's length in
 // elements or, in the bfloat16 build, in vectors of 8, at most 256),
@@ -65,21 +78,8 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 		// Rows of the innermost dim are contiguous in x: copy rows.
 		inner := dims[r-1]
 		rows := n / inner
-		args := []uint64{pArg(o), pArg(xs), iArg(rows), iArg(inner), iArg(r - 1)}
-		for i := range nn.MaxPermuteRank {
-			if i < r-1 {
-				args = append(args, iArg(dims[i]))
-			} else {
-				args = append(args, iArg(1))
-			}
-		}
-		for i := range nn.MaxPermuteRank {
-			if i < r-1 {
-				args = append(args, iArg(strides[i]))
-			} else {
-				args = append(args, iArg(0))
-			}
-		}
+		args := append([]uint64{pArg(o), pArg(xs), iArg(rows), iArg(inner), iArg(r - 1)},
+			outerDims(dims[:], strides[:], r-1, nn.MaxPermuteRank)...)
 		tpr, bx, by := be.rowsGrid(at, rows, inner)
 		args = append(args, bArg(accumulate), bArg(small), iArg(tpr))
 		k := be.fnAs(op, at, "memory", "permute_rows")
@@ -91,21 +91,8 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 		// x. Tiles through shared memory keep both sides coalesced.
 		A, C := dims[r-2], dims[r-1]
 		nb := n / (A * C)
-		args := []uint64{pArg(o), pArg(xs), iArg(nb), iArg(A), iArg(C), iArg(strides[r-1]), iArg(r - 2)}
-		for i := range tiledBatchRank {
-			if i < r-2 {
-				args = append(args, iArg(dims[i]))
-			} else {
-				args = append(args, iArg(1))
-			}
-		}
-		for i := range tiledBatchRank {
-			if i < r-2 {
-				args = append(args, iArg(strides[i]))
-			} else {
-				args = append(args, iArg(0))
-			}
-		}
+		args := append([]uint64{pArg(o), pArg(xs), iArg(nb), iArg(A), iArg(C), iArg(strides[r-1]), iArg(r - 2)},
+			outerDims(dims[:], strides[:], r-2, tiledBatchRank)...)
 		args = append(args, bArg(accumulate))
 		k := be.fnAs(op, at, "memory", "permute_tiled")
 		be.launch(op, k, dim3((C+31)/32, (A+31)/32, min(nb, 65535)), dim2(32, 8), 0, args...)

@@ -307,9 +307,9 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, st arch.Lay
 // token (the RoPE offset). With a cache, the new keys and values are
 // appended to it and the L queries attend to every cached key
 // (Backend.AttentionCached: the causal mask aligned to the end). The
-// cache's position, the rotation's and the keys' count all come from the
-// cache's position on the device, so a decoded token's work is the same
-// at every position.
+// rotation, the cache rows written and the count of keys read all come
+// from the cache's position on the device, so a decoded token's work is
+// the same at every position.
 func (a *Attention) Forward(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, kv *KVCache) *nn.Tensor {
 	q, k, v := a.project(tp, x, B, L, pos0, kv)
 	if kv == nil {
