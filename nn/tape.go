@@ -288,24 +288,19 @@ func (tp *Tape) lowp(t *Tensor) *Tensor {
 	if tp.mixed == nil || t == nil || DTypeOf(tp.B, t.Data) == tp.act {
 		return t
 	}
+	casts, alloc, grad := tp.casts, tp.AllocAs, t.grad
 	if sh := tp.shared; sh != nil {
-		if c, ok := sh.m[t]; ok {
-			return c
-		}
-		c := &Tensor{Shape: t.Shape, Data: tp.scratch(t.Len(), tp.act)}
-		tp.B.Copy(c.Data, t.Data)
-		sh.m[t] = c
+		casts, alloc, grad = sh.m, tp.scratch, nil // Casts keeps it past Release
+	} else if casts == nil {
+		casts = map[*Tensor]*Tensor{}
+		tp.casts = casts
+	}
+	if c, ok := casts[t]; ok {
 		return c
 	}
-	if c, ok := tp.casts[t]; ok {
-		return c
-	}
-	c := &Tensor{Shape: t.Shape, Data: tp.AllocAs(t.Len(), tp.act), grad: t.grad}
+	c := &Tensor{Shape: t.Shape, Data: alloc(t.Len(), tp.act), grad: grad}
 	tp.B.Copy(c.Data, t.Data)
-	if tp.casts == nil {
-		tp.casts = map[*Tensor]*Tensor{}
-	}
-	tp.casts[t] = c
+	casts[t] = c
 	return c
 }
 
