@@ -101,6 +101,7 @@ extern "C" __global__ void copy_block_mixed(void* dst, i64 dstOff, i64 dstStride
 }
 #endif
 
+
 // src_offset maps index idx over the dims d[0..rank) (row-major) to the
 // offset Σ_k idx_k·stride_k. I is unsigned 32-bit when every index fits:
 // 64-bit division costs several times more.
@@ -207,3 +208,50 @@ extern "C" __global__ void permute_tiled(act_t* out, const act_t* x, i64 nb, i64
         }
     }
 }
+
+#if ACT_IS_BF16
+// permute_tiled64 is permute_tiled for bfloat16 in 64×64 tiles: a thread
+// moves two neighbouring elements, so a warp reads and writes 128
+// contiguous bytes, a whole line, where 32×32 tiles of 2-byte elements
+// move half a line a warp. Rows of the tile are padded to 65 elements, so
+// a column read by a warp falls in distinct banks.
+extern "C" __global__ void permute_tiled64(act_t* out, const act_t* x, i64 nb, i64 A, i64 C, i64 sc, i64 rank,
+                                           i64 d0, i64 d1, i64 d2, i64 d3, i64 s0, i64 s1, i64 s2, i64 s3,
+                                           i64 accumulate) {
+    __shared__ act_t tile[64][65]; // [c][a]
+    const i64 dims[6] = {d0, d1, d2, d3, 1, 1};
+    const i64 strides[6] = {s0, s1, s2, s3, 0, 0};
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const i64 c0 = (i64)blockIdx.x * 64, a0 = (i64)blockIdx.y * 64;
+    for (i64 b = blockIdx.z; b < nb; b += gridDim.z) {
+        const act_t* xb = x + src_offset<i64>(b, rank, dims, strides);
+        act_t* ob = out + b * A * C;
+        __syncthreads(); // the last batch's tile is written out
+#pragma unroll
+        for (int k = 0; k < 64; k += 8) {
+            const i64 c = c0 + ty + k;
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const i64 a = a0 + 2 * tx + j;
+                if (a < A && c < C) tile[ty + k][2 * tx + j] = xb[a + c * sc];
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < 64; k += 8) {
+            const i64 a = a0 + ty + k;
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                const i64 c = c0 + 2 * tx + j;
+                if (a < A && c < C) {
+                    if (accumulate) {
+                        ob[a * C + c] += tile[2 * tx + j][ty + k];
+                    } else {
+                        ob[a * C + c] = tile[2 * tx + j][ty + k];
+                    }
+                }
+            }
+        }
+    }
+}
+#endif

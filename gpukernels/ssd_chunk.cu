@@ -293,18 +293,44 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
 // given) and writing the final state to hT when given. With reverse set it
 // walks backwards from zero: each chunk's own adjoint part becomes the
 // adjoint of its final state, ∂L/∂hin_{c+1} (the backward's Dn).
+//
+// A thread loads SSDC_PASS_AHEAD chunks' own states and decays before it
+// writes any of them: the loads are then in flight together. One chunk at
+// a time, each load waited for the store before it (the same array), and
+// the kernel ran at 1.6 % of the SM's issue rate and 4 % of DRAM's
+// (NOTES.md). The arithmetic and its order are unchanged.
+#define SSDC_PASS_AHEAD 8
 extern "C" __global__ void ssdc_pass(real* st, real* hT, const real* cs, const real* h0, i64 B, i64 H, i64 P,
                                      i64 N, i64 nc, i64 reverse) {
     const i64 PN = P * N;
+    // A chunk's row of st is H·PN elements after the last's, its decay H
+    // (backwards when reverse).
+    const i64 step = reverse ? -H * PN : H * PN, cstep = reverse ? -H : H;
     FOR_N(e, B * H * PN) {
         const i64 b = e / (H * PN), h = (e / PN) % H, pn = e % PN;
+        const i64 row0 = (b * nc + (reverse ? nc - 1 : 0)) * H + h;
+        real* sp = st + row0 * PN + pn;
+        const real* cp = cs + row0;
         real run = h0 ? h0[e] : (real)0;
-        for (i64 k = 0; k < nc; k++) {
-            const i64 c = reverse ? nc - 1 - k : k;
-            const i64 row = (b * nc + c) * H + h;
-            const real own = st[row * PN + pn];
-            st[row * PN + pn] = run;
-            run = r_expc(cs[row]) * run + own;
+        for (i64 k0 = 0; k0 < nc; k0 += SSDC_PASS_AHEAD) {
+            const int m = (int)imin(SSDC_PASS_AHEAD, nc - k0);
+            real own[SSDC_PASS_AHEAD], decay[SSDC_PASS_AHEAD];
+#pragma unroll
+            for (int j = 0; j < SSDC_PASS_AHEAD; j++) {
+                if (j < m) {
+                    own[j] = sp[j * step];
+                    decay[j] = r_expc(cp[j * cstep]);
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < SSDC_PASS_AHEAD; j++) {
+                if (j < m) {
+                    sp[j * step] = run;
+                    run = decay[j] * run + own[j];
+                }
+            }
+            sp += SSDC_PASS_AHEAD * step;
+            cp += SSDC_PASS_AHEAD * cstep;
         }
         if (hT) hT[e] = run;
     }
