@@ -215,6 +215,135 @@ __device__ __forceinline__ void ssdc_block(i64 H, i64 nc, i64* b, i64* h, i64* c
     *b = blk / (nc * H);
 }
 
+// ssdc_v8 is a thread's share of a staged tile: 8 elements of one line
+// (8 consecutive k of one row, or 8 consecutive rows of one k), kept as
+// read from memory (bf16 stays packed, 4 registers) until staged.
+template <typename T>
+struct alignas(16) ssdc_v8 {
+    T v[8];
+};
+
+// ssdc_opnd is one operand of a tile product: element (r, k), r < 64 the
+// tile's row (or column) and k the contracted index, at p[r·rs + k] (KMAJ
+// false) or p[k·rs + r] (KMAJ true); zero for r ≥ rows or k ≥ K. p is the
+// block's corner of the tensor. It is staged as [k][r] (row stride
+// SSDC_LD), ssdc_mma's layout. Vector vi of a KT-wide k-tile is 8
+// elements along memory's contiguous index: (vi / (KT/8), 8·(vi % (KT/8))
+// + j), or (8·(vi % 8) + j, vi / 8) when KMAJ. When vec (the corner
+// 16-byte aligned, rs a multiple of 8, and the lines of 8 either wholly in
+// range or wholly out) a vector is one load (16 bytes in bf16), else 8.
+template <typename T, bool KMAJ>
+struct ssdc_opnd {
+    const T* p;
+    int rs, rows, K;
+    bool vec;
+    __device__ __forceinline__ ssdc_opnd(const T* p, i64 rs, i64 rows, i64 K)
+        : p(p), rs((int)rs), rows((int)rows), K((int)K),
+          vec(al16(p) && rs % 8 == 0 && (KMAJ ? rows % 8 == 0 || rows >= 64 : K % 8 == 0)) {}
+    template <int KT>
+    __device__ __forceinline__ int rof(int vi, int j) const {
+        return KMAJ ? 8 * (vi % 8) + j : vi / (KT / 8);
+    }
+    template <int KT>
+    __device__ __forceinline__ int kof(int vi, int j) const {
+        return KMAJ ? vi / 8 : 8 * (vi % (KT / 8)) + j;
+    }
+    __device__ __forceinline__ i64 at(int r, int k) const { return KMAJ ? (i64)k * rs + r : (i64)r * rs + k; }
+    // load reads vector vi of the k-tile starting at k0.
+    template <int KT>
+    __device__ __forceinline__ void load(int k0, int vi, ssdc_v8<T>& w) const {
+        if (vec) {
+            const int r = rof<KT>(vi, 0), k = k0 + kof<KT>(vi, 0);
+            w = r < rows && k < K ? *(const ssdc_v8<T>*)(p + at(r, k)) : ssdc_v8<T>{};
+            return;
+        }
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int r = rof<KT>(vi, j), k = k0 + kof<KT>(vi, j);
+            w.v[j] = r < rows && k < K ? p[at(r, k)] : T{};
+        }
+    }
+    // store writes vector vi to dst as reals, each times kscale[k] when
+    // kscale is given.
+    template <int KT>
+    __device__ __forceinline__ void store(real* dst, int vi, const ssdc_v8<T>& w,
+                                          const real* kscale = nullptr) const {
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int k = kof<KT>(vi, j);
+            const real v = (real)w.v[j];
+            dst[k * SSDC_LD + rof<KT>(vi, j)] = kscale ? v * kscale[k] : v;
+        }
+    }
+};
+
+// ssdc_rows is the chunk's rows t (t < q) of a (B, L, R, K) tensor at row
+// r: (t, k) as (row, contracted index).
+template <typename T>
+__device__ __forceinline__ ssdc_opnd<T, false> ssdc_rows(const T* src, i64 b, i64 r, i64 R, i64 K, i64 t0, int q,
+                                                         i64 L) {
+    return {src + ((b * L + t0) * R + r) * K, R * K, q, K};
+}
+
+// ssdc_cols is the same tensor's columns [k0, k0+64) contracted over the
+// chunk's steps: (k − k0, t) as (row, contracted index).
+template <typename T>
+__device__ __forceinline__ ssdc_opnd<T, true> ssdc_cols(const T* src, i64 b, i64 r, i64 R, i64 K, i64 t0, int q,
+                                                        i64 L, i64 k0) {
+    return {src + ((b * L + t0) * R + r) * K + k0, R * K, K - k0, q};
+}
+
+// ssdc_state_pn is a P×N state's rows [p0, p0+64) contracted over n:
+// (p − p0, n); ssdc_state_np its columns [n0, n0+64) contracted over p:
+// (n − n0, p).
+__device__ __forceinline__ ssdc_opnd<real, false> ssdc_state_pn(const real* st, i64 P, i64 N, i64 p0) {
+    return {st + p0 * N, N, P - p0, N};
+}
+__device__ __forceinline__ ssdc_opnd<real, true> ssdc_state_np(const real* st, i64 P, i64 N, i64 n0) {
+    return {st + n0, N, N - n0, P};
+}
+
+// ssdc_stage64 stages an operand's k in [0, 64) into dst, each element
+// times kscale[k] when kscale is given, a thread's loads in flight
+// together. The caller syncs.
+template <typename T, bool KMAJ>
+__device__ __forceinline__ void ssdc_stage64(real* dst, const ssdc_opnd<T, KMAJ>& o, const real* kscale = nullptr) {
+    constexpr int PER = SSDC_Q * 64 / (8 * SSDC_THREADS);
+    ssdc_v8<T> w[PER];
+#pragma unroll
+    for (int j = 0; j < PER; j++) o.template load<64>(0, threadIdx.x + j * SSDC_THREADS, w[j]);
+#pragma unroll
+    for (int j = 0; j < PER; j++) o.template store<64>(dst, threadIdx.x + j * SSDC_THREADS, w[j], kscale);
+}
+
+// ssdc_kloop adds Σ_{k<K} a(r, k)·b(c, k) to acc[r][c] (K = a.K = b.K),
+// SSDC_NT k at a time staged in sa and sb ([NT][LD] each). The next
+// k-tile's loads are issued before the current tile's products, so their
+// latency overlaps the tensor cores' work instead of stalling the block at
+// every tile (ncu: global-load waits were 44 % of ssdc_bwd's cycles). sa
+// and sb must be free on entry; the loop ends synced. SA, SB: ssdc_mma's.
+template <int SA, int SB, class TA, bool KA, class TB, bool KB>
+__device__ __forceinline__ void ssdc_kloop(real acc[4][4], real* sa, real* sb, const ssdc_opnd<TA, KA>& a,
+                                           const ssdc_opnd<TB, KB>& b) {
+    static_assert(SSDC_NT * 64 == 8 * SSDC_THREADS, "a k-tile is one vector a thread");
+    ssdc_v8<TA> va;
+    ssdc_v8<TB> vb;
+    a.template load<SSDC_NT>(0, threadIdx.x, va);
+    b.template load<SSDC_NT>(0, threadIdx.x, vb);
+#pragma unroll 1
+    for (int k0 = 0; k0 < a.K; k0 += SSDC_NT) {
+        a.template store<SSDC_NT>(sa, threadIdx.x, va);
+        b.template store<SSDC_NT>(sb, threadIdx.x, vb);
+        __syncthreads();
+        if (k0 + SSDC_NT < a.K) {
+            a.template load<SSDC_NT>(k0 + SSDC_NT, threadIdx.x, va);
+            b.template load<SSDC_NT>(k0 + SSDC_NT, threadIdx.x, vb);
+        }
+        ssdc_mma<SA, SB>(acc, sa, sb, SSDC_NT);
+        __syncthreads();
+    }
+}
+
 // ssdc_state: a block per (b, h, c). Shared memory (reals, Go's
 // ssdcStateSmem): d, S, w [Q]; u·w [Q][LD] ([s][p]); v [Q][LD] ([s][n]).
 // Writes st[b, c, h] (P×N) = Σ_s u_s ⊗ v_s·w_s: with ADJ false (u = x,
@@ -244,22 +373,9 @@ __device__ void ssdc_state_impl(real* st, real* cs, const act_t* u, const act_t*
     __syncthreads();
     real* stc = st + row * P * N;
     for (i64 p0 = 0; p0 < P; p0 += 64) {
-        real val[TILE_LB];
-        tile_batch(
-            SSDC_Q * 64,
-            [&](int i, int j) {
-                const int s = i / 64, p = i % 64;
-                val[j] = s < q && p0 + p < P ? (real)u[((b * L + t0 + s) * H + h) * P + p0 + p] : (real)0;
-            },
-            [&](int i, int j) { sX[(i / 64) * SSDC_LD + i % 64] = val[j] * sW[i / 64]; });
+        ssdc_stage64(sX, ssdc_cols(u, b, h, H, P, t0, q, L, p0), sW);
         for (i64 n0 = 0; n0 < N; n0 += 64) {
-            tile_batch(
-                SSDC_Q * 64,
-                [&](int i, int j) {
-                    const int s = i / 64, n = i % 64;
-                    val[j] = s < q && n0 + n < N ? (real)v[((b * L + t0 + s) * G + g) * N + n0 + n] : (real)0;
-                },
-                [&](int i, int j) { sB[(i / 64) * SSDC_LD + i % 64] = val[j]; });
+            ssdc_stage64(sB, ssdc_cols(v, b, g, G, N, t0, q, L, n0));
             __syncthreads();
             real acc[4][4];
             ssdc_zero(acc);
@@ -276,13 +392,13 @@ __device__ void ssdc_state_impl(real* st, real* cs, const act_t* u, const act_t*
     }
 }
 
-extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2)
     ssdc_state(real* st, real* cs, const act_t* x, const act_t* dt, const real* A, const act_t* Bm,
                const real* dtbias, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 nc) {
     ssdc_state_impl<false>(st, cs, x, dt, A, Bm, dtbias, B, L, H, P, G, N, softplus, nc);
 }
 
-extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2)
     ssdc_bstate(real* st, const act_t* dout, const act_t* dt, const real* A, const act_t* Cm, const real* dtbias,
                 i64 B, i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 nc) {
     ssdc_state_impl<true>(st, nullptr, dout, dt, A, Cm, dtbias, B, L, H, P, G, N, softplus, nc);
@@ -336,24 +452,10 @@ extern "C" __global__ void ssdc_pass(real* st, real* hT, const real* cs, const r
     }
 }
 
-// ssdc_stage_t stages rows t of a (B, L, G, N) tensor's chunk as [n][t]
-// (n in [n0, n0+SSDC_NT), zeros outside q and N).
-__device__ __forceinline__ void ssdc_stage_t(real* dst, const act_t* src, i64 b, i64 g, i64 t0, int q, i64 L,
-                                             i64 G, i64 N, i64 n0) {
-    real v[TILE_LB];
-    tile_batch(
-        SSDC_NT * SSDC_Q,
-        [&](int i, int j) {
-            const int t = i / SSDC_NT, n = i % SSDC_NT;
-            v[j] = t < q && n0 + n < N ? (real)src[((b * L + t0 + t) * G + g) * N + n0 + n] : (real)0;
-        },
-        [&](int i, int j) { dst[(i % SSDC_NT) * SSDC_LD + i / SSDC_NT] = v[j]; });
-}
-
 // ssdc_out: a block per (b, h, c). Shared memory (reals, Go's
 // ssdcOutSmem): d, S, exp(S) [Q]; Mᵀ [Q][LD] ([s][t]); Cm, Bm or hin
 // [NT][LD] each ([n][t], [n][s] or [n][p]); x [Q][LD] ([s][p]).
-extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2)
     ssdc_out(act_t* out, const real* st, const act_t* x, const act_t* dt, const real* A, const act_t* Bm,
              const act_t* Cm, const real* Dskip, const real* dtbias, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N,
              i64 softplus, i64 nc) {
@@ -375,13 +477,8 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     // M[t][s] = (Cm_t·Bm_s)·exp(S_t − S_s)·d_s for s ≤ t < q, else 0.
     real acc[4][4];
     ssdc_zero(acc);
-    for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
-        ssdc_stage_t(sC, Cm, b, g, t0, q, L, G, N, n0);
-        ssdc_stage_t(sK, Bm, b, g, t0, q, L, G, N, n0);
-        __syncthreads();
-        ssdc_mma<1, 1>(acc, sC, sK, SSDC_NT);
-        __syncthreads();
-    }
+    const auto Ct = ssdc_rows(Cm, b, g, G, N, t0, q, L);
+    ssdc_kloop<1, 1>(acc, sC, sK, Ct, ssdc_rows(Bm, b, g, G, N, t0, q, L));
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -395,33 +492,13 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     for (i64 p0 = 0; p0 < P; p0 += 64) {
         // acc = exp(S_t)·Σ_n Cm_t[n]·hin[p][n]
         ssdc_zero(acc);
-        for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
-            ssdc_stage_t(sC, Cm, b, g, t0, q, L, G, N, n0);
-            real v[TILE_LB];
-            tile_batch(
-                64 * SSDC_NT,
-                [&](int i, int j) {
-                    const int p = i / SSDC_NT, n = i % SSDC_NT;
-                    v[j] = p0 + p < P && n0 + n < N ? hin[(p0 + p) * N + n0 + n] : (real)0;
-                },
-                [&](int i, int j) { sK[(i % SSDC_NT) * SSDC_LD + i / SSDC_NT] = v[j]; });
-            __syncthreads();
-            ssdc_mma<1, SSDC_SPLIT>(acc, sC, sK, SSDC_NT);
-            __syncthreads();
-        }
+        ssdc_kloop<1, SSDC_SPLIT>(acc, sC, sK, Ct, ssdc_state_pn(hin, P, N, p0));
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
             for (int j = 0; j < 4; j++) acc[i][j] *= sE[ssdc_row(i, j)];
         // acc += M·x
-        real v[TILE_LB];
-        tile_batch(
-            SSDC_Q * 64,
-            [&](int i, int j) {
-                const int s = i / 64, p = i % 64;
-                v[j] = s < q && p0 + p < P ? (real)x[((b * L + t0 + s) * H + h) * P + p0 + p] : (real)0;
-            },
-            [&](int i, int j) { sX[(i / 64) * SSDC_LD + i % 64] = v[j]; });
+        ssdc_stage64(sX, ssdc_cols(x, b, h, H, P, t0, q, L, p0));
         __syncthreads();
         ssdc_mma<SSDC_SPLIT, 1>(acc, sM, sX, q);
 #pragma unroll
@@ -454,61 +531,6 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
 // Sums over rows or columns of a tile go through a [64][LD] scratch in
 // shared memory, each summed by one thread in a fixed order.
 
-// ssdc_stage_kt stages src's rows t0+t (t < 64) of a (B, L, R, K) tensor,
-// row r, columns [k0, k0+SSDC_NT), as [k][t] (zeros outside q and K).
-template <typename T>
-__device__ __forceinline__ void ssdc_stage_kt(real* dst, const T* src, i64 b, i64 r, i64 R, i64 K, i64 t0, int q,
-                                              i64 L, i64 k0) {
-    real v[TILE_LB];
-    tile_batch(
-        SSDC_NT * SSDC_Q,
-        [&](int i, int j) {
-            const int t = i / SSDC_NT, k = i % SSDC_NT;
-            v[j] = t < q && k0 + k < K ? (real)src[((b * L + t0 + t) * R + r) * K + k0 + k] : (real)0;
-        },
-        [&](int i, int j) { dst[(i % SSDC_NT) * SSDC_LD + i / SSDC_NT] = v[j]; });
-}
-
-// ssdc_stage_tk stages the same rows, columns [k0, k0+64), as [t][k].
-template <typename T>
-__device__ __forceinline__ void ssdc_stage_tk(real* dst, const T* src, i64 b, i64 r, i64 R, i64 K, i64 t0, int q,
-                                              i64 L, i64 k0) {
-    real v[TILE_LB];
-    tile_batch(
-        64 * SSDC_Q,
-        [&](int i, int j) {
-            const int t = i / 64, k = i % 64;
-            v[j] = t < q && k0 + k < K ? (real)src[((b * L + t0 + t) * R + r) * K + k0 + k] : (real)0;
-        },
-        [&](int i, int j) { dst[(i / 64) * SSDC_LD + i % 64] = v[j]; });
-}
-
-// ssdc_stage_np stages a P×N state's rows [p0, p0+64), columns [n0,
-// n0+SSDC_NT), as [n][p].
-__device__ __forceinline__ void ssdc_stage_np(real* dst, const real* st, i64 P, i64 N, i64 p0, i64 n0) {
-    real v[TILE_LB];
-    tile_batch(
-        64 * SSDC_NT,
-        [&](int i, int j) {
-            const int p = i / SSDC_NT, n = i % SSDC_NT;
-            v[j] = p0 + p < P && n0 + n < N ? st[(p0 + p) * N + n0 + n] : (real)0;
-        },
-        [&](int i, int j) { dst[(i % SSDC_NT) * SSDC_LD + i / SSDC_NT] = v[j]; });
-}
-
-// ssdc_stage_pn stages a P×N state's rows [p0, p0+SSDC_NT), columns [n0,
-// n0+64), as [p][n].
-__device__ __forceinline__ void ssdc_stage_pn(real* dst, const real* st, i64 P, i64 N, i64 p0, i64 n0) {
-    real v[TILE_LB];
-    tile_batch(
-        SSDC_NT * 64,
-        [&](int i, int j) {
-            const int p = i / 64, n = i % 64;
-            v[j] = p0 + p < P && n0 + n < N ? st[(p0 + p) * N + n0 + n] : (real)0;
-        },
-        [&](int i, int j) { dst[(i / 64) * SSDC_LD + i % 64] = v[j]; });
-}
-
 // ssdc_rowsums adds Σ_k buf[r][k] (k < 64, in order) to out[r] for r < 64
 // (threads 0..63). The caller syncs before and after.
 __device__ __forceinline__ void ssdc_rowsums(const real* buf, real* out) {
@@ -523,7 +545,7 @@ __device__ __forceinline__ void ssdc_rowsums(const real* buf, real* out) {
 // e, diag(GX) and a spare [Q] each; M [t][s], W [t][s], Wᵀ [s][t]; two
 // [Q][LD] tiles F1, F2 (the row-sum scratch aliases F1); two [NT][LD]
 // tiles K1, K2, contiguous (one [Q][LD] scratch when both are free).
-extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
+extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2)
     ssdc_bwd(act_t* dX, act_t* dBm, real* partB, act_t* dCm, real* partC, double* r, double* e, double* pD,
              const real* st, const real* dst, const act_t* dout, const act_t* x, const act_t* dt, const real* A,
              const act_t* Bm, const act_t* Cm, const real* Dskip, const real* dtbias, i64 B, i64 L, i64 H, i64 P,
@@ -561,21 +583,11 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     // CB and GX, then M, W, Wᵀ and M·GX (in F1) element by element.
     real cb[4][4], acc[4][4];
     ssdc_zero(cb);
-    for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
-        ssdc_stage_kt(K1, Cm, b, g, G, N, t0, q, L, n0);
-        ssdc_stage_kt(K2, Bm, b, g, G, N, t0, q, L, n0);
-        __syncthreads();
-        ssdc_mma<1, 1>(cb, K1, K2, SSDC_NT);
-        __syncthreads();
-    }
+    const auto Ct = ssdc_rows(Cm, b, g, G, N, t0, q, L), Bt = ssdc_rows(Bm, b, g, G, N, t0, q, L);
+    const auto Gt = ssdc_rows(dout, b, h, H, P, t0, q, L), Xt = ssdc_rows(x, b, h, H, P, t0, q, L);
+    ssdc_kloop<1, 1>(cb, K1, K2, Ct, Bt);
     ssdc_zero(acc);
-    for (i64 p0 = 0; p0 < P; p0 += SSDC_NT) {
-        ssdc_stage_kt(K1, dout, b, h, H, P, t0, q, L, p0);
-        ssdc_stage_kt(K2, x, b, h, H, P, t0, q, L, p0);
-        __syncthreads();
-        ssdc_mma<1, 1>(acc, K1, K2, SSDC_NT);
-        __syncthreads();
-    }
+    ssdc_kloop<1, 1>(acc, K1, K2, Gt, Xt);
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -610,17 +622,11 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     const real Dh = Dskip ? Dskip[h] : (real)0;
     real* K12 = K1; // K1 and K2 as one [Q][LD] scratch
     for (i64 p0 = 0; p0 < P; p0 += 64) {
-        ssdc_stage_tk(F1, dout, b, h, H, P, t0, q, L, p0);
-        ssdc_stage_tk(F2, x, b, h, H, P, t0, q, L, p0);
+        ssdc_stage64(F1, ssdc_cols(dout, b, h, H, P, t0, q, L, p0));
+        ssdc_stage64(F2, ssdc_cols(x, b, h, H, P, t0, q, L, p0));
         // U2[s][p] = Σ_n Bm_s[n]·Dn[p][n]: e_s += L_s·Σ_p x_s[p]·U2[s][p]
         ssdc_zero(acc);
-        for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
-            ssdc_stage_kt(K1, Bm, b, g, G, N, t0, q, L, n0);
-            ssdc_stage_np(K2, dn, P, N, p0, n0);
-            __syncthreads();
-            ssdc_mma<1, SSDC_SPLIT>(acc, K1, K2, SSDC_NT);
-            __syncthreads();
-        }
+        ssdc_kloop<1, SSDC_SPLIT>(acc, K1, K2, Bt, ssdc_state_pn(dn, P, N, p0));
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -646,13 +652,7 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
         }
         // Z[t][p] = Σ_n Cm_t[n]·hin[p][n]: r_t += exp(S_t)·Σ_p g_t[p]·Z[t][p]
         ssdc_zero(acc);
-        for (i64 n0 = 0; n0 < N; n0 += SSDC_NT) {
-            ssdc_stage_kt(K1, Cm, b, g, G, N, t0, q, L, n0);
-            ssdc_stage_np(K2, hin, P, N, p0, n0);
-            __syncthreads();
-            ssdc_mma<1, SSDC_SPLIT>(acc, K1, K2, SSDC_NT);
-            __syncthreads();
-        }
+        ssdc_kloop<1, SSDC_SPLIT>(acc, K1, K2, Ct, ssdc_state_pn(hin, P, N, p0));
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -666,17 +666,11 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
     }
 
     for (i64 n0 = 0; n0 < N; n0 += 64) {
-        ssdc_stage_tk(F1, Cm, b, g, G, N, t0, q, L, n0);
-        ssdc_stage_tk(F2, Bm, b, g, G, N, t0, q, L, n0);
+        ssdc_stage64(F1, ssdc_cols(Cm, b, g, G, N, t0, q, L, n0));
+        ssdc_stage64(F2, ssdc_cols(Bm, b, g, G, N, t0, q, L, n0));
         // dCm[t][n] += exp(S_t)·Σ_p g_t[p]·hin[p][n] + Σ_s W[t][s]·Bm_s[n]
         ssdc_zero(acc);
-        for (i64 p0 = 0; p0 < P; p0 += SSDC_NT) {
-            ssdc_stage_kt(K1, dout, b, h, H, P, t0, q, L, p0);
-            ssdc_stage_pn(K2, hin, P, N, p0, n0);
-            __syncthreads();
-            ssdc_mma<1, SSDC_SPLIT>(acc, K1, K2, SSDC_NT);
-            __syncthreads();
-        }
+        ssdc_kloop<1, SSDC_SPLIT>(acc, K1, K2, Gt, ssdc_state_np(hin, P, N, n0));
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
@@ -698,13 +692,7 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS)
         }
         // dBm[s][n] += d_s·L_s·Σ_p x_s[p]·Dn[p][n] + Σ_t W[t][s]·Cm_t[n]
         ssdc_zero(acc);
-        for (i64 p0 = 0; p0 < P; p0 += SSDC_NT) {
-            ssdc_stage_kt(K1, x, b, h, H, P, t0, q, L, p0);
-            ssdc_stage_pn(K2, dn, P, N, p0, n0);
-            __syncthreads();
-            ssdc_mma<1, SSDC_SPLIT>(acc, K1, K2, SSDC_NT);
-            __syncthreads();
-        }
+        ssdc_kloop<1, SSDC_SPLIT>(acc, K1, K2, Xt, ssdc_state_np(dn, P, N, n0));
 #pragma unroll
         for (int i = 0; i < 4; i++)
 #pragma unroll
