@@ -531,6 +531,37 @@ __device__ __forceinline__ void ld_items(real (&v)[K], const act_t* row, i64 bas
     }
 }
 
+// raw_items is a lane's K steps of a row as loaded (bfloat16 stays
+// packed), converted by raw_get where used: a load issued one iteration
+// ahead of its use then holds few registers while in flight.
+template <int K>
+struct raw_items {
+    actv<scan_vec<K>()> v[K / scan_vec<K>()];
+};
+
+// raw_load loads row[base .. base+K) as ld_items does, unconverted.
+template <int K>
+__device__ __forceinline__ void raw_load(raw_items<K>& r, const act_t* row, i64 base, i64 L, bool vec) {
+    constexpr int W = scan_vec<K>();
+    if (vec && base + K <= L) {
+#pragma unroll
+        for (int j = 0; j < K / W; j++) r.v[j] = __ldg(reinterpret_cast<const actv<W>*>(row + base + j * W));
+    } else {
+        real t[K];
+#pragma unroll
+        for (int k = 0; k < K; k++) t[k] = base + k < L ? (real)row[base + k] : (real)0;
+#pragma unroll
+        for (int j = 0; j < K / W; j++) av_make(t + j * W, &r.v[j]); // exact: the values are act_t's
+    }
+}
+
+template <int K>
+__device__ __forceinline__ void raw_get(real (&v)[K], const raw_items<K>& r) {
+    constexpr int W = scan_vec<K>();
+#pragma unroll
+    for (int j = 0; j < K / W; j++) av_get(v + j * W, r.v[j]);
+}
+
 // st_items stores v to row[base .. base+K), skipping steps past L.
 template <int K>
 __device__ __forceinline__ void st_items(const real (&v)[K], act_t* row, i64 base, i64 L, bool vec) {
@@ -749,11 +780,25 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
             if (!active) dl[k] = du[k] = dy[k] = 0;
             y[k] = gu[k] = gd[k] = 0;
         }
+        // State n's Bm, Cm, A and checkpoint are loaded during state n−1:
+        // the loop is one dependent chain a state, and a load at its head
+        // stalled it (ncu: global-load waits 36 % of the cycles).
+        raw_items<K> nextB, nextC;
+        real nextA = 0, nextH0 = 0;
+        const real* ckc = p.Ckpt + c * BDN + (b * D + d) * N;
+        auto fetch = [&](i64 n) {
+            raw_load(nextB, p.Bm + (bg * N + n) * L, base, L, vec);
+            raw_load(nextC, p.Cm + (bg * N + n) * L, base, L, vec);
+            nextA = active ? __ldg(p.A + d * N + n) : (real)0;
+            nextH0 = lane == 0 && active ? ckc[n] : (real)0;
+        };
+        if (N > 0) fetch(0);
         for (i64 n = 0; n < N; n++) {
-            const real An = active ? __ldg(p.A + d * N + n) : (real)0;
+            const real An = nextA, h0own = nextH0;
             real bv[K], cv[K], a[K], hp[K];
-            ld_items(bv, p.Bm + (bg * N + n) * L, base, L, vec);
-            ld_items(cv, p.Cm + (bg * N + n) * L, base, L, vec);
+            raw_get(bv, nextB);
+            raw_get(cv, nextC);
+            if (n + 1 < N) fetch(n + 1);
             // The forward states of the chunk, from its checkpoint.
             real al = 1, be = 0;
 #pragma unroll
@@ -763,7 +808,7 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
                 al *= a[k];
             }
             warp_affine_scan(al, be, lane, true);
-            const real h0 = __shfl_sync(FULL_MASK, (lane == 0 && active) ? p.Ckpt[c * BDN + (b * D + d) * N + n] : (real)0, 0);
+            const real h0 = __shfl_sync(FULL_MASK, h0own, 0);
             real h = chunk_entry(al, be, h0, lane, true);
             real rc[K];
 #pragma unroll
