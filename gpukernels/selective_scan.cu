@@ -641,21 +641,34 @@ __device__ __forceinline__ void scan_deltas(const ScanParams& p, i64 row, i64 ba
 // of the backward's shorter chunks inside this one write their entry
 // states to rows 1 .. K/SCAN_BWD_K − 1 (row 0, the carry, is written by
 // the caller).
+// scan_fwd_fetch loads what the head of scan_fwd_states<S> waits on for
+// states n .. n+S: the lane's steps of Bm (unconverted) and A. The caller
+// issues it one group of states ahead.
+template <int S, int K>
+__device__ __forceinline__ void scan_fwd_fetch(const ScanParams& p, i64 n, i64 base, i64 bg, i64 d, bool vec,
+                                               raw_items<K> (&rb)[S], real (&An)[S]) {
+#pragma unroll
+    for (int j = 0; j < S; j++) {
+        raw_load(rb[j], p.Bm + (bg * p.N + n + j) * p.L, base, p.L, vec);
+        An[j] = __ldg(p.A + d * p.N + n + j);
+    }
+}
+
 template <int S, int K>
 __device__ __forceinline__ void scan_fwd_states(const ScanParams& p, i64 n, int lane, i64 base, i64 bg, i64 d, bool vec,
                                                 real* carry, const real (&dl)[K], const real (&du)[K], real (&y)[K],
-                                                real* ck, i64 BDN) {
+                                                real* ck, i64 BDN, const raw_items<K> (&rb)[S], const real (&An)[S]) {
     const i64 L = p.L, N = p.N;
     real bv[S][K], cv[S][K], a[S][K], al[S], be[S], h[S];
 #pragma unroll
+    for (int j = 0; j < S; j++) ld_items(cv[j], p.Cm + (bg * N + n + j) * L, base, L, vec);
+#pragma unroll
     for (int j = 0; j < S; j++) {
-        const real An = __ldg(p.A + d * N + n + j);
-        ld_items(bv[j], p.Bm + (bg * N + n + j) * L, base, L, vec);
-        ld_items(cv[j], p.Cm + (bg * N + n + j) * L, base, L, vec);
+        raw_get(bv[j], rb[j]);
         al[j] = 1, be[j] = 0;
 #pragma unroll
         for (int k = 0; k < K; k++) {
-            a[j][k] = r_expc(dl[k] * An);
+            a[j][k] = r_expc(dl[k] * An[j]);
             be[j] = a[j][k] * be[j] + du[k] * bv[j][k];
             al[j] *= a[j][k];
         }
@@ -715,12 +728,30 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
         scan_deltas(p, row, base, vec, bias, dl, sp, uu, du);
 #pragma unroll
         for (int k = 0; k < K; k++) y[k] = 0;
-        // SCAN_FWD_STATES states at a time, then any left one at a time.
+        // SCAN_FWD_STATES states at a time, the next group's Bm and A
+        // loading while a group runs (ncu: global-load waits were 46 % of
+        // the cycles, the group's chain starting at its own loads), then
+        // any left one at a time.
+        constexpr int S = SCAN_FWD_STATES;
+        raw_items<K> rb[S];
+        real An[S];
         i64 n = 0;
-        for (; n + SCAN_FWD_STATES <= N; n += SCAN_FWD_STATES)
-            scan_fwd_states<SCAN_FWD_STATES>(p, n, lane, base, bg, d, vec, carry, dl, du, y, ck, BDN);
-        if constexpr (SCAN_FWD_STATES > 1)
-            for (; n < N; n++) scan_fwd_states<1>(p, n, lane, base, bg, d, vec, carry, dl, du, y, ck, BDN);
+        if (S <= N) scan_fwd_fetch<S>(p, 0, base, bg, d, vec, rb, An);
+        for (; n + S <= N; n += S) {
+            raw_items<K> rbn[S];
+            real Ann[S];
+#pragma unroll
+            for (int j = 0; j < S; j++) rbn[j] = rb[j], Ann[j] = An[j];
+            if (n + 2 * S <= N) scan_fwd_fetch<S>(p, n + S, base, bg, d, vec, rb, An);
+            scan_fwd_states<S>(p, n, lane, base, bg, d, vec, carry, dl, du, y, ck, BDN, rbn, Ann);
+        }
+        if constexpr (S > 1)
+            for (; n < N; n++) {
+                raw_items<K> r1[1];
+                real a1[1];
+                scan_fwd_fetch<1>(p, n, base, bg, d, vec, r1, a1);
+                scan_fwd_states<1>(p, n, lane, base, bg, d, vec, carry, dl, du, y, ck, BDN, r1, a1);
+            }
         if (p.Out) {
             real zv[K];
             if (p.Z) ld_items(zv, p.Z + row, base, L, vec);
