@@ -16,7 +16,8 @@ import (
 //		p[i] -= lr/bc1 * m[i] / (sqrt(v[i])/sqrt(bc2) + eps)
 //	}
 //
-// Each element is computed in float64 and stored once as T. Moments below
+// Each element is computed in float64 and stored once as T; a.Copy, when
+// given, gets the stored parameter. Moments below
 // T's smallest normal are stored as 0: a parameter whose gradient stays zero
 // would otherwise decay v into subnormals over ~10⁵ float32 steps.
 func (be *Backend[T]) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
@@ -26,6 +27,10 @@ func (be *Backend[T]) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 	gd := data[T](g, n, "AdamW", "g")
 	md := data[T](m, n, "AdamW", "m")
 	vd := data[T](v, n, "AdamW", "v")
+	var cd []T
+	if a.Copy != nil {
+		cd = data[T](a.Copy, n, "AdamW", "copy")
+	}
 	b1, b2 := a.Beta1, a.Beta2
 	decay := 1 - a.LR*a.WeightDecay
 	stepSize := a.LR / (1 - math.Pow(b1, float64(a.Step)))
@@ -39,6 +44,9 @@ func (be *Backend[T]) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 			md[i] = flush[T](mi, tiny)
 			vd[i] = flush[T](vi, tiny)
 			pd[i] = T(float64(pd[i])*decay - stepSize*mi/(math.Sqrt(vi)/bc2Sqrt+a.Eps))
+			if cd != nil {
+				cd[i] = pd[i]
+			}
 		}
 	})
 }

@@ -284,10 +284,18 @@ func (be *BF16) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer,
 	be.round(dq, dk, dv)
 }
 
-// AdamW updates float32 masters from float32 gradients and moments.
+// AdamW updates float32 masters from float32 gradients and moments; a
+// bfloat16 a.Copy gets each updated master rounded once, as Copy rounds.
 func (be *BF16) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 	need32("AdamW", "p, g, m or v", p, g, m, v)
+	cp := a.Copy
+	if cp != nil {
+		a.Copy = u(cp)
+	}
 	be.f.AdamW(p, g, m, v, a)
+	if cp != nil {
+		be.round(cp)
+	}
 }
 
 func (be *BF16) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act nn.Activation) {

@@ -2,9 +2,12 @@
 // that would be subnormal are stored as 0. The arithmetic is in the element
 // type: in float32 the step matches the float64 reference to ~1e-7, and
 // double's slow square root and division would make the kernel
-// compute-bound on a GPU with a fraction of float32's double rate.
-extern "C" __global__ void adamw(real* p, const real* g, real* m, real* v, i64 n, double b1_, double b2_,
-                                 double decay_, double stepSize_, double bc2Sqrt_, double eps_) {
+// compute-bound on a GPU with a fraction of float32's double rate. copy,
+// when not null, gets the updated parameter as an activation (the
+// bfloat16 build: the forward's bf16 copy of the weight, rounded as
+// cast_to_bf16 rounds), in the same pass instead of a cast per step.
+extern "C" __global__ void adamw(real* p, const real* g, real* m, real* v, act_t* copy, i64 n, double b1_,
+                                 double b2_, double decay_, double stepSize_, double bc2Sqrt_, double eps_) {
     const real b1 = (real)b1_, b2 = (real)b2_, c1 = (real)(1 - b1_), c2 = (real)(1 - b2_);
     const real decay = (real)decay_, stepSize = (real)stepSize_, invBc2 = (real)(1 / bc2Sqrt_), eps = (real)eps_;
     FOR_N(i, n) {
@@ -13,6 +16,8 @@ extern "C" __global__ void adamw(real* p, const real* g, real* m, real* v, i64 n
         const real vi = b2 * v[i] + c2 * gi * gi;
         m[i] = flush(mi);
         v[i] = flush(vi);
-        p[i] = p[i] * decay - stepSize * mi / (r_sqrt(vi) * invBc2 + eps);
+        const real pn = p[i] * decay - stepSize * mi / (r_sqrt(vi) * invBc2 + eps);
+        p[i] = pn;
+        if (copy) copy[i] = pn;
     }
 }

@@ -1,6 +1,7 @@
 package gpukernels
 
 import (
+	"fmt"
 	"math"
 
 	"seqbench/nn"
@@ -20,7 +21,9 @@ import (
 // stored once; moments below the smallest normal number are stored as 0
 // (as cpukernels). p, g, m and v are of the backend's type: under bf16 the
 // masters, their gradients and the moments are float32 (docs/PRECISION.md),
-// and a bfloat16 one panics.
+// and a bfloat16 one panics. a.Copy, of the backend's type or bfloat16,
+// gets each updated parameter rounded once (the bfloat16 build of the
+// kernel writes it as cast_to_bf16 does).
 func (be *Backend) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 	const op = "AdamW"
 	check(op, a.Check())
@@ -28,6 +31,14 @@ func (be *Backend) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 	n := pd.n
 	gd, md, vd := be.buf(g, n, op, "g"), be.buf(m, n, op, "m"), be.buf(v, n, op, "v")
 	be.wantOwn(op, arg{"p", pd}, arg{"g", gd}, arg{"m", md}, arg{"v", vd})
+	cd := be.optBuf(a.Copy, n, op, "copy")
+	at := be.dtype
+	if cd != nil {
+		if cd.dt != be.dtype && cd.dt != nn.BFloat16 {
+			panic(fmt.Sprintf("gpukernels.%s: copy is %v, must be %v or bfloat16", op, cd.dt, be.dtype))
+		}
+		at = cd.dt
+	}
 	if n == 0 {
 		return
 	}
@@ -36,7 +47,7 @@ func (be *Backend) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 	bc2Sqrt := math.Sqrt(1 - math.Pow(a.Beta2, float64(a.Step)))
 	be.enter(op)
 	defer be.exit()
-	k := be.fn(op, "adamw", "adamw")
-	be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, pArg(pd), pArg(gd), pArg(md), pArg(vd), iArg(n),
+	k := be.fnAs(op, at, "adamw", "adamw")
+	be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, pArg(pd), pArg(gd), pArg(md), pArg(vd), pArg(cd), iArg(n),
 		fArg(a.Beta1), fArg(a.Beta2), fArg(decay), fArg(stepSize), fArg(bc2Sqrt), fArg(a.Eps))
 }

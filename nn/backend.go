@@ -151,6 +151,12 @@ type GemmArgs struct {
 type AdamWArgs struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float64
 	Step                               int
+	// Copy, when not nil, receives the updated parameters in its own type,
+	// each rounded once as Backend.Copy would round it: the activation-type
+	// copy that the next mixed-precision forward reads, written in the
+	// update's own pass (AdamW.KeepCopies) instead of a cast per weight
+	// per step. It is of p's type or of a mixed backend's activation type.
+	Copy Buffer
 }
 
 // Backend computes every op the architectures need. Forward ops overwrite

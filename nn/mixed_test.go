@@ -270,3 +270,66 @@ func TestDerived(t *testing.T) {
 		t.Errorf("a tape of its own computed it %d times in two calls, want every time", calls-1)
 	}
 }
+
+// AdamW.KeepCopies: training tapes that share the optimizer's copies make
+// the bfloat16 copy of a weight once, in the first forward; every step
+// after reads the copy the update wrote in its own pass. The losses and the
+// weights are those of tapes that cast every step, bit for bit, also
+// across ResetCopies (after which the next forward casts again).
+func TestAdamWKeepCopies(t *testing.T) {
+	const V, d, n, steps = 11, 8, 13, 5
+	rng := rand.New(rand.NewPCG(8, 9))
+	embVals, normVals := layerRandn(rng, V*d), layerRandn(rng, d)
+	ids, targets := make([]int32, n), make([]int32, n)
+	for i := range ids {
+		ids[i], targets[i] = int32(rng.IntN(V)), int32(rng.IntN(V))
+	}
+	train := func(keep bool) (losses, emb, norm []float64, casts int) {
+		b := &countingBF16{BF16: cpukernels.NewBF16()}
+		e, nm := nn.NewParam(b, V, d), nn.NewParam(b, d)
+		b.Write(e.Data, embVals)
+		b.Write(nm.Data, normVals)
+		params := []nn.Param{{Name: "emb", T: e, Decay: true}, {Name: "norm", T: nm}}
+		opt := nn.NewAdamW(b, params, 0.1)
+		defer opt.Free()
+		for step := range steps {
+			if keep && step == 3 {
+				opt.ResetCopies()
+			}
+			tp := nn.NewTape(b, true)
+			if keep {
+				tp.ShareCasts(opt.KeepCopies())
+			}
+			_, loss := tiedLM(tp, e, nm, ids, targets)
+			losses = append(losses, b.Read(loss.Data)[0])
+			nn.ZeroGrads(b, params)
+			tp.Backward(loss)
+			nn.ClipGradNorm(b, params, 1)
+			opt.Step(1e-2)
+			tp.Release()
+		}
+		return losses, b.Read(e.Data), b.Read(nm.Data), b.copies
+	}
+	lossOwn, embOwn, normOwn, castsOwn := train(false)
+	lossKept, embKept, normKept, castsKept := train(true)
+	same := func(name string, got, want []float64) {
+		t.Helper()
+		for i := range want {
+			if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+				t.Fatalf("%s[%d] = %v with kept copies, %v with a cast every step", name, i, got[i], want[i])
+			}
+		}
+	}
+	same("loss", lossKept, lossOwn)
+	same("emb", embKept, embOwn)
+	same("norm", normKept, normOwn)
+	if castsOwn != steps {
+		t.Errorf("tapes of their own cast the table %d times in %d steps, want every step", castsOwn, steps)
+	}
+	if castsKept != 2 {
+		t.Errorf("with kept copies the table was cast %d times, want twice (the first step, the one after ResetCopies)", castsKept)
+	}
+	if nn.NewAdamW(cpukernels.New[float32](), nil, 0).KeepCopies() != nil {
+		t.Error("KeepCopies on a float32 backend returned copies")
+	}
+}

@@ -24,8 +24,9 @@ type AdamW struct {
 	// correction. Restore it together with the moments when resuming.
 	Steps int
 
-	b     Backend
-	slots []AdamSlot
+	b      Backend
+	slots  []AdamSlot
+	copies *Casts // KeepCopies', or nil
 }
 
 // ParamGroup is the optimizer setting of parameters that train apart from
@@ -73,8 +74,44 @@ func NewAdamW(b Backend, params []Param, weightDecay float64) *AdamW {
 func (o *AdamW) Step(lr float64) {
 	o.Steps++
 	for _, s := range o.slots {
+		var cp Buffer
+		if o.copies != nil {
+			if c, ok := o.copies.m[s.Param.T]; ok {
+				cp = c.Data
+			}
+		}
 		o.b.AdamW(s.Param.T.Data, s.Param.T.Grad(), s.M, s.V, AdamWArgs{
-			LR: o.LR(s.Param, lr), Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.Decay(s.Param), Step: o.Steps})
+			LR: o.LR(s.Param, lr), Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.Decay(s.Param), Step: o.Steps,
+			Copy: cp})
+	}
+}
+
+// KeepCopies makes o keep the activation-type copies of its parameters
+// that a mixed-precision forward reads, and returns them for the training
+// tapes to share (Tape.ShareCasts): a parameter's first forward makes its
+// copy, and every Step after rewrites it in the update's own pass
+// (AdamWArgs.Copy), so that a step no longer casts every weight again
+// (torch's autocast casts each weight once a step; this gives the same
+// copies without that pass). A step's results are the same bit for bit. Where o's backend is
+// not mixed it keeps none and returns nil. Whatever changes the
+// parameters outside Step (loading a checkpoint, a broadcast from another
+// rank) must call ResetCopies before the next forward.
+func (o *AdamW) KeepCopies() *Casts {
+	if m, ok := o.b.(MixedBackend); !ok || m.ActDType() == o.b.DType() {
+		return nil
+	}
+	if o.copies == nil {
+		o.copies = NewCasts(o.b)
+		o.copies.train = true
+	}
+	return o.copies
+}
+
+// ResetCopies drops KeepCopies' copies (the next forward makes them again
+// from the parameters as they are then).
+func (o *AdamW) ResetCopies() {
+	if o.copies != nil {
+		o.copies.clear()
 	}
 }
 
@@ -106,13 +143,18 @@ func (o *AdamW) Decay(p Param) float64 {
 // Slots lists the distinct parameters with their moments.
 func (o *AdamW) Slots() []AdamSlot { return o.slots }
 
-// Free returns the moment buffers to the backend; o must not be used again.
+// Free returns the moment buffers and any kept copies to the backend; o
+// must not be used again.
 func (o *AdamW) Free() {
 	for _, s := range o.slots {
 		o.b.Free(s.M)
 		o.b.Free(s.V)
 	}
 	o.slots = nil
+	if o.copies != nil {
+		o.copies.Free()
+		o.copies = nil
+	}
 }
 
 // ClipGradNorm scales the gradients of params so that their global L2 norm

@@ -42,6 +42,12 @@ type Casts struct {
 	// derived are values computed from weights alone (Tape.Derived), by
 	// the weight and a name.
 	derived map[derivedKey]*Tensor
+	// train marks copies that an optimizer keeps equal to their weights
+	// (AdamW.KeepCopies): recording tapes may share them, and a copy
+	// carries its weight's gradient slot, so that the backward accumulates
+	// into the weight's float32 gradient as a tape's own cast does.
+	// Derived values are not kept: every update changes them.
+	train bool
 }
 
 type derivedKey struct {
@@ -68,23 +74,35 @@ func (c *Casts) Bytes() int64 {
 
 // Free returns the copies to the backend; tapes must not share c after.
 func (c *Casts) Free() {
+	c.freeAll()
+	c.m, c.derived = nil, nil
+}
+
+// clear returns the copies to the backend and starts c empty again.
+func (c *Casts) clear() {
+	c.freeAll()
+	c.m, c.derived = map[*Tensor]*Tensor{}, map[derivedKey]*Tensor{}
+}
+
+func (c *Casts) freeAll() {
 	for _, t := range c.m {
 		c.b.Free(t.Data)
 	}
 	for _, t := range c.derived {
 		c.b.Free(t.Data)
 	}
-	c.m, c.derived = nil, nil
 }
 
 // ShareCasts makes tp read its weights' copies from c, and add the ones it
 // makes there, instead of keeping its own until Release. It returns tp.
-// Only a tape that does not record may share them: the weights must not
-// change while c lives, which is what inference promises.
+// The weights must not change while c lives, which is what inference
+// promises, unless an optimizer keeps c's copies current
+// (AdamW.KeepCopies): only such copies may be shared by a tape that
+// records.
 func (tp *Tape) ShareCasts(c *Casts) *Tape {
 	switch {
-	case tp.record:
-		panic("nn.Tape.ShareCasts: a recording tape (training) makes its own casts: the optimizer changes the weights between steps")
+	case tp.record && !c.train:
+		panic("nn.Tape.ShareCasts: a recording tape (training) shares only copies its optimizer keeps current (AdamW.KeepCopies): the optimizer changes the weights between steps")
 	case c.b != tp.B:
 		panic(fmt.Sprintf("nn.Tape.ShareCasts: casts of backend %s on a tape of %s", c.b.Name(), tp.B.Name()))
 	case c.m == nil:
@@ -263,7 +281,7 @@ func (tp *Tape) grad(t *Tensor) Buffer {
 // skips recomputing it); on any other tape it is f(tp), recorded as usual.
 func (tp *Tape) Derived(of *Tensor, name string, f func(*Tape) *Tensor) *Tensor {
 	sh := tp.shared
-	if sh == nil {
+	if sh == nil || sh.train {
 		return f(tp)
 	}
 	k := derivedKey{of, name}
@@ -283,7 +301,8 @@ func (tp *Tape) Derived(of *Tensor, name string, f func(*Tape) *Tensor) *Tensor 
 // step, and a tied weight is cast once) and sharing t's gradient slot, so
 // that the backward accumulates straight into t's float32 gradient. A
 // tape sharing Casts takes the copy from there (made once for all of
-// them; no gradient: such a tape does not record).
+// them; with no gradient, as such a tape does not record, unless an
+// optimizer keeps the copies: then with t's, as a tape's own cast).
 func (tp *Tape) lowp(t *Tensor) *Tensor {
 	if tp.mixed == nil || t == nil || DTypeOf(tp.B, t.Data) == tp.act {
 		return t
@@ -291,6 +310,9 @@ func (tp *Tape) lowp(t *Tensor) *Tensor {
 	casts, alloc, grad := tp.casts, tp.AllocAs, t.grad
 	if sh := tp.shared; sh != nil {
 		casts, alloc, grad = sh.m, tp.scratch, nil // Casts keeps it past Release
+		if sh.train {
+			grad = t.grad
+		}
 	} else if casts == nil {
 		casts = map[*Tensor]*Tensor{}
 		tp.casts = casts

@@ -39,22 +39,47 @@ func testAdamW(t *testing.T, b nn.Backend) {
 	desc := func(c adamCase) string {
 		return fmt.Sprintf("n%d_lr%g_b%g_%g_eps%g_wd%g", c.n, c.lr, c.b1, c.b2, c.eps, c.decay)
 	}
+	// The copy (AdamWArgs.Copy) is of the activation type: a mixed
+	// backend's, else the backend's own. It is written on steps 2 and 3.
+	act := b.DType()
+	if m, ok := b.(nn.MixedBackend); ok {
+		act = m.ActDType()
+	}
 	runCases(t, b, "AdamW", cases, desc, func(tt *tester, c adamCase) {
 		p, ps := tt.exact(tt.randn(c.n))
 		g, _ := tt.exact(nans(c.n))
 		m, ms := tt.exact(make([]float64, c.n))
 		v, vs := tt.exact(make([]float64, c.n))
+		cp, cast := tt.allocAs(c.n, act), tt.allocAs(c.n, act)
+		tt.b.Fill(cp, math.NaN())
 		for step := 1; step <= 3; step++ {
 			gv := tt.randn(c.n)
 			tt.b.Write(g, gv)
 			gs := tt.b.Read(g)
 			a := nn.AdamWArgs{LR: c.lr, Beta1: c.b1, Beta2: c.b2, Eps: c.eps, WeightDecay: c.decay, Step: step}
+			if step > 1 {
+				a.Copy = cp
+			}
 			tt.b.AdamW(p, g, m, v, a)
 			refAdamW(ps, gs, ms, vs, a)
 			tt.fwd(fmt.Sprintf("step %d: p", step), tt.b.Read(p), ps)
 			tt.fwd(fmt.Sprintf("step %d: m", step), tt.b.Read(m), ms)
 			tt.fwd(fmt.Sprintf("step %d: v", step), tt.b.Read(v), vs)
 			tt.fwd(fmt.Sprintf("step %d: g unchanged", step), tt.b.Read(g), gs)
+			if step == 1 {
+				continue
+			}
+			// The copy is the updated p as Copy rounds it, bit for bit.
+			tt.b.Copy(cast, p)
+			got, want := tt.b.Read(cp), tt.b.Read(cast)
+			if act == bf16 {
+				got = tt.readAs("copy", cp, act)
+			}
+			for i := range want {
+				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+					tt.Fatalf("step %d: copy[%d] = %v, Copy of p gives %v", step, i, got[i], want[i])
+				}
+			}
 		}
 	})
 }
