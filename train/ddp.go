@@ -238,7 +238,7 @@ func (d *ddp) verdict(be nn.Backend, code int) (int, error) {
 // loss, accuracy, norm and decisions. stop reports that some rank was
 // interrupted (nothing was updated).
 func (r *runner) distStep(b tasks.Batch, total int, lr float64, step int, withAcc, interrupted bool) (loss, acc, gnorm float64, div *divergence, stop bool, err error) {
-	tp := r.trainTape()
+	tp := nn.NewTape(r.be, true)
 	defer tp.Release()
 	var pred []int32
 	if withAcc {
