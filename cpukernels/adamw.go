@@ -17,7 +17,8 @@ import (
 //	}
 //
 // Each element is computed in float64 and stored once as T; a.Copy, when
-// given, gets the stored parameter. Moments below
+// given, gets the stored parameter. A gradient is first multiplied by
+// a.GradScale in T, as Scale stores it (an exact no-op for 1). Moments below
 // T's smallest normal are stored as 0: a parameter whose gradient stays zero
 // would otherwise decay v into subnormals over ~10⁵ float32 steps.
 func (be *Backend[T]) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
@@ -36,9 +37,13 @@ func (be *Backend[T]) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 	stepSize := a.LR / (1 - math.Pow(b1, float64(a.Step)))
 	bc2Sqrt := math.Sqrt(1 - math.Pow(b2, float64(a.Step)))
 	tiny := minNormal[T]()
+	gs := T(1)
+	if a.GradScale != 0 {
+		gs = T(a.GradScale) // as Scale: the factor and the product in T
+	}
 	be.parallelFor(n, copyGrain, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			gi := float64(gd[i])
+			gi := float64(gd[i] * gs)
 			mi := b1*float64(md[i]) + (1-b1)*gi
 			vi := b2*float64(vd[i]) + (1-b2)*gi*gi
 			md[i] = flush[T](mi, tiny)

@@ -48,6 +48,10 @@ func (be *Backend) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 	be.enter(op)
 	defer be.exit()
 	k := be.fnAs(op, at, "adamw", "adamw")
+	gscale := a.GradScale
+	if gscale == 0 {
+		gscale = 1
+	}
 	be.launch(op, k, dim(be.blocksFor(n, 256)), dim(256), 0, pArg(pd), pArg(gd), pArg(md), pArg(vd), pArg(cd), iArg(n),
-		fArg(a.Beta1), fArg(a.Beta2), fArg(decay), fArg(stepSize), fArg(bc2Sqrt), fArg(a.Eps))
+		fArg(gscale), fArg(a.Beta1), fArg(a.Beta2), fArg(decay), fArg(stepSize), fArg(bc2Sqrt), fArg(a.Eps))
 }

@@ -157,6 +157,11 @@ type AdamWArgs struct {
 	// update's own pass (AdamW.KeepCopies) instead of a cast per weight
 	// per step. It is of p's type or of a mixed backend's activation type.
 	Copy Buffer
+	// GradScale multiplies every gradient element before the step reads
+	// it, in the gradient's type, as Scale(g, GradScale) would store it,
+	// leaving g itself unchanged: ClipGradNorm's clip factor applied in
+	// the update's pass (AdamW.StepScaled). 0, unset, is 1.
+	GradScale float64
 }
 
 // Backend computes every op the architectures need. Forward ops overwrite

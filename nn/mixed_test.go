@@ -333,3 +333,62 @@ func TestAdamWKeepCopies(t *testing.T) {
 		t.Error("KeepCopies on a float32 backend returned copies")
 	}
 }
+
+// GradNorm, ClipFactor and AdamW.StepScaled clip in the update's own
+// pass: the losses, weights and norms are ClipGradNorm-then-Step's bit for
+// bit, on float32 and on cpu-bfloat16, with the clip active at every step.
+func TestStepScaledIsClipThenStep(t *testing.T) {
+	const V, d, n, steps = 11, 8, 13, 4
+	rng := rand.New(rand.NewPCG(10, 11))
+	embVals, normVals := layerRandn(rng, V*d), layerRandn(rng, d)
+	ids, targets := make([]int32, n), make([]int32, n)
+	for i := range ids {
+		ids[i], targets[i] = int32(rng.IntN(V)), int32(rng.IntN(V))
+	}
+	train := func(b nn.Backend, fused bool) (out []float64) {
+		e, nm := nn.NewParam(b, V, d), nn.NewParam(b, d)
+		b.Write(e.Data, embVals)
+		b.Write(nm.Data, normVals)
+		params := []nn.Param{{Name: "emb", T: e, Decay: true}, {Name: "norm", T: nm}}
+		opt := nn.NewAdamW(b, params, 0.1)
+		defer opt.Free()
+		for range steps {
+			tp := nn.NewTape(b, true)
+			_, loss := tiedLM(tp, e, nm, ids, targets)
+			nn.ZeroGrads(b, params)
+			tp.Backward(loss)
+			var norm float64
+			if fused {
+				norm = nn.GradNorm(b, params)
+				if nn.ClipFactor(norm, 0.01) == 1 {
+					t.Fatalf("norm %v: the clip at 0.01 is not active", norm)
+				}
+				opt.StepScaled(1e-2, nn.ClipFactor(norm, 0.01))
+			} else {
+				norm = nn.ClipGradNorm(b, params, 0.01)
+				opt.Step(1e-2)
+			}
+			out = append(out, b.Read(loss.Data)[0], norm)
+			tp.Release()
+		}
+		return append(append(out, b.Read(e.Data)...), b.Read(nm.Data)...)
+	}
+	for name, mk := range map[string]func() nn.Backend{
+		"float32":  func() nn.Backend { return cpukernels.New[float32]() },
+		"bfloat16": func() nn.Backend { return cpukernels.NewBF16() },
+	} {
+		want, got := train(mk(), false), train(mk(), true)
+		for i := range want {
+			if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+				t.Fatalf("%s: value %d is %v with StepScaled, %v with ClipGradNorm and Step", name, i, got[i], want[i])
+			}
+		}
+	}
+	for _, c := range []struct{ norm, max, want float64 }{
+		{2, 1, 1 / (2 + 1e-6)}, {0.5, 1, 1}, {2, 0, 1}, {math.NaN(), 1, 1}, {math.Inf(1), 1, 1},
+	} {
+		if got := nn.ClipFactor(c.norm, c.max); got != c.want {
+			t.Errorf("ClipFactor(%v, %v) = %v, want %v", c.norm, c.max, got, c.want)
+		}
+	}
+}

@@ -71,7 +71,13 @@ func NewAdamW(b Backend, params []Param, weightDecay float64) *AdamW {
 
 // Step applies one update with learning rate lr from the gradients now in
 // the parameters' buffers.
-func (o *AdamW) Step(lr float64) {
+func (o *AdamW) Step(lr float64) { o.StepScaled(lr, 1) }
+
+// StepScaled is Step from the gradients multiplied by scale (ClipFactor's),
+// the product taken in the update's own pass (AdamWArgs.GradScale): the
+// clip without ClipGradNorm's pass over every gradient, which is left
+// unchanged. The update is Scale-then-Step's bit for bit.
+func (o *AdamW) StepScaled(lr, scale float64) {
 	o.Steps++
 	for _, s := range o.slots {
 		var cp Buffer
@@ -82,7 +88,7 @@ func (o *AdamW) Step(lr float64) {
 		}
 		o.b.AdamW(s.Param.T.Data, s.Param.T.Grad(), s.M, s.V, AdamWArgs{
 			LR: o.LR(s.Param, lr), Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.Decay(s.Param), Step: o.Steps,
-			Copy: cp})
+			Copy: cp, GradScale: scale})
 	}
 }
 
@@ -164,9 +170,37 @@ func (o *AdamW) Free() {
 // would hide which step went wrong, so the caller's NaN guard decides.
 // maxNorm ≤ 0 only measures. Tied tensors count once.
 func ClipGradNorm(b Backend, params []Param, maxNorm float64) float64 {
+	norm, grads := gradNorm(b, params)
+	if s := ClipFactor(norm, maxNorm); s != 1 {
+		for _, g := range grads {
+			b.Scale(g, s)
+		}
+	}
+	return norm
+}
+
+// GradNorm is the global L2 norm of params' gradients as ClipGradNorm
+// measures it, without scaling them: with ClipFactor and
+// AdamW.StepScaled, the clip in the update's own pass.
+func GradNorm(b Backend, params []Param) float64 {
+	norm, _ := gradNorm(b, params)
+	return norm
+}
+
+// ClipFactor is what ClipGradNorm multiplies the gradients by for a norm:
+// maxNorm/(norm + 1e-6) when maxNorm > 0 and norm is finite and above it,
+// else 1.
+func ClipFactor(norm, maxNorm float64) float64 {
+	if maxNorm > 0 && norm > maxNorm && !math.IsInf(norm, 0) {
+		return maxNorm / (norm + 1e-6)
+	}
+	return 1
+}
+
+// gradNorm is the norm and the distinct gradient buffers of params.
+func gradNorm(b Backend, params []Param) (float64, []Buffer) {
 	var grads []Buffer
 	seen := map[*Tensor]bool{}
-	ss := 0.0
 	for _, p := range params {
 		g := p.T.Grad()
 		if g == nil || seen[p.T] {
@@ -175,17 +209,11 @@ func ClipGradNorm(b Backend, params []Param, maxNorm float64) float64 {
 		seen[p.T] = true
 		grads = append(grads, g)
 	}
+	ss := 0.0
 	for _, s := range SumSquaresEach(b, grads) {
 		ss += s
 	}
-	norm := math.Sqrt(ss)
-	if maxNorm > 0 && norm > maxNorm && !math.IsInf(norm, 0) {
-		s := maxNorm / (norm + 1e-6)
-		for _, g := range grads {
-			b.Scale(g, s)
-		}
-	}
-	return norm
+	return math.Sqrt(ss), grads
 }
 
 // Schedule is a learning-rate schedule over steps counted from 0: linear

@@ -45,6 +45,8 @@ func testAdamW(t *testing.T, b nn.Backend) {
 	if m, ok := b.(nn.MixedBackend); ok {
 		act = m.ActDType()
 	}
+	// Step 3 also runs with GradScale, against a twin whose gradient
+	// Scale multiplied first: the same bits, and g left unchanged.
 	runCases(t, b, "AdamW", cases, desc, func(tt *tester, c adamCase) {
 		p, ps := tt.exact(tt.randn(c.n))
 		g, _ := tt.exact(nans(c.n))
@@ -59,6 +61,9 @@ func testAdamW(t *testing.T, b nn.Backend) {
 			a := nn.AdamWArgs{LR: c.lr, Beta1: c.b1, Beta2: c.b2, Eps: c.eps, WeightDecay: c.decay, Step: step}
 			if step > 1 {
 				a.Copy = cp
+			}
+			if step == 3 {
+				tt.adamWScaled(p, g, m, v, a, 0.37)
 			}
 			tt.b.AdamW(p, g, m, v, a)
 			refAdamW(ps, gs, ms, vs, a)
@@ -82,4 +87,43 @@ func testAdamW(t *testing.T, b nn.Backend) {
 			}
 		}
 	})
+}
+
+// adamWScaled checks AdamW with GradScale s on copies of p, m and v against
+// Scale(g, s) followed by AdamW on another set, bit for bit, and that g is
+// left as it was. p, g, m and v are not changed.
+func (tt *tester) adamWScaled(p, g, m, v nn.Buffer, a nn.AdamWArgs, s float64) {
+	tt.Helper()
+	n := p.Len()
+	twin := func() (nn.Buffer, nn.Buffer, nn.Buffer) {
+		p2, m2, v2 := tt.alloc(n), tt.alloc(n), tt.alloc(n)
+		tt.b.Copy(p2, p)
+		tt.b.Copy(m2, m)
+		tt.b.Copy(v2, v)
+		return p2, m2, v2
+	}
+	gBefore := tt.b.Read(g)
+	pf, mf, vf := twin()
+	fused := a
+	fused.Copy, fused.GradScale = nil, s
+	tt.b.AdamW(pf, g, mf, vf, fused)
+	tt.fwd("GradScale: g unchanged", tt.b.Read(g), gBefore)
+	ps, ms, vs := twin()
+	gs := tt.alloc(n)
+	tt.b.Copy(gs, g)
+	tt.b.Scale(gs, s)
+	plain := a
+	plain.Copy = nil
+	tt.b.AdamW(ps, gs, ms, vs, plain)
+	for _, c := range []struct {
+		name      string
+		got, want nn.Buffer
+	}{{"p", pf, ps}, {"m", mf, ms}, {"v", vf, vs}} {
+		got, want := tt.b.Read(c.got), tt.b.Read(c.want)
+		for i := range want {
+			if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+				tt.Fatalf("GradScale %v: %s[%d] = %v, Scale then AdamW gives %v", s, c.name, i, got[i], want[i])
+			}
+		}
+	}
 }
