@@ -137,7 +137,9 @@ func sizeOf[T Float]() int {
 func (g *gemmOp[T]) check(a, b, c nn.Buffer) (ad, bd, cd []T) {
 	na, nb, nc, err := g.Lens()
 	check("Gemm", err)
-	return data[T](a, na, "Gemm", "a"), data[T](b, nb, "Gemm", "b"), data[T](c, nc, "Gemm", "c")
+	ad, bd, cd = data[T](a, na, "Gemm", "a"), data[T](b, nb, "Gemm", "b"), data[T](c, nc, "Gemm", "c")
+	// The offsets start the matrices (empty ones need no elements).
+	return ad[min(g.OffA, len(ad)):], bd[min(g.OffB, len(bd)):], cd[min(g.OffC, len(cd)):]
 }
 
 // scaleC sets C_p[i0:i1, j0:j1] *= Beta, writing zeros when Beta is 0.

@@ -49,7 +49,7 @@ func (be *Backend) gemm(op string, ad, bd, cd *Buffer, g nn.GemmArgs) {
 		}
 		k := be.fnAs(op, cd.dt, "elementwise", "scale_block")
 		for p := 0; p < g.Batch; p++ {
-			be.launch(op, k, dim(be.blocksFor(g.M*g.N, 256)), dim(256), 0, pArg(cd), iArg(p*g.StrideC), iArg(g.LDC),
+			be.launch(op, k, dim(be.blocksFor(g.M*g.N, 256)), dim(256), 0, pArg(cd), iArg(g.OffC+p*g.StrideC), iArg(g.LDC),
 				iArg(g.M), iArg(g.N), fArg(g.Beta))
 		}
 		return
@@ -58,9 +58,9 @@ func (be *Backend) gemm(op string, ad, bd, cd *Buffer, g nn.GemmArgs) {
 	call := func(p0, batch int) {
 		s := cuda.GemmStrided{
 			TransA: g.TransB, TransB: g.TransA, M: g.N, N: g.M, K: g.K,
-			A: bd.ptr + uint64(p0*g.StrideB)*es, LDA: g.LDB, SA: int64(g.StrideB),
-			B: ad.ptr + uint64(p0*g.StrideA)*es, LDB: g.LDA, SB: int64(g.StrideA),
-			C: cd.ptr + uint64(p0*g.StrideC)*ces, LDC: g.LDC, SC: int64(g.StrideC),
+			A: bd.ptr + uint64(g.OffB+p0*g.StrideB)*es, LDA: g.LDB, SA: int64(g.StrideB),
+			B: ad.ptr + uint64(g.OffA+p0*g.StrideA)*es, LDB: g.LDA, SB: int64(g.StrideA),
+			C: cd.ptr + uint64(g.OffC+p0*g.StrideC)*ces, LDC: g.LDC, SC: int64(g.StrideC),
 			Batch: batch,
 		}
 		// cuBLAS wants leading dimensions ≥ 1 even for a single column.

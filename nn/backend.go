@@ -133,15 +133,18 @@ func (a Activation) String() string { return activationNames[a] }
 //	}
 //
 // where op(A_p) is M×K (A_p is K×M when TransA), op(B_p) is K×N (N×K when
-// TransB), C_p is M×N, and X_p starts at element p·StrideX of its buffer.
-// Leading dimensions are the row lengths of the stored matrices. Beta = 0
-// overwrites C (NaNs in C do not survive), Beta = 1 accumulates.
+// TransB), C_p is M×N, and X_p starts at element OffX + p·StrideX of its
+// buffer (an offset picks a block of rows or columns of a larger matrix:
+// a weight's rows, an activation's columns). Leading dimensions are the
+// row lengths of the stored matrices. Beta = 0 overwrites C (NaNs in C do
+// not survive), Beta = 1 accumulates.
 type GemmArgs struct {
 	TransA, TransB            bool
 	M, N, K                   int
 	Alpha, Beta               float64
 	LDA, LDB, LDC             int
 	StrideA, StrideB, StrideC int
+	OffA, OffB, OffC          int
 	Batch                     int
 }
 

@@ -82,17 +82,18 @@ func (g GemmArgs) Lens() (na, nb, nc int, err error) {
 		rb, cb = cb, rb
 	}
 	if g.M < 0 || g.N < 0 || g.K < 0 || g.Batch < 1 || g.StrideA < 0 || g.StrideB < 0 || g.StrideC < 0 ||
-		g.LDA < ca || g.LDB < cb || g.LDC < g.N {
-		return 0, 0, 0, fmt.Errorf("bad arguments %+v (need M, N, K, strides ≥ 0, Batch ≥ 1, LDA ≥ %d, LDB ≥ %d, LDC ≥ N)",
+		g.OffA < 0 || g.OffB < 0 || g.OffC < 0 || g.LDA < ca || g.LDB < cb || g.LDC < g.N {
+		return 0, 0, 0, fmt.Errorf("bad arguments %+v (need M, N, K, strides, offsets ≥ 0, Batch ≥ 1, LDA ≥ %d, LDB ≥ %d, LDC ≥ N)",
 			g, ca, cb)
 	}
-	need := func(stride, rows, cols, ld int) int {
+	need := func(off, stride, rows, cols, ld int) int {
 		if rows == 0 || cols == 0 {
 			return 0
 		}
-		return (g.Batch-1)*stride + (rows-1)*ld + cols
+		return off + (g.Batch-1)*stride + (rows-1)*ld + cols
 	}
-	return need(g.StrideA, ra, ca, g.LDA), need(g.StrideB, rb, cb, g.LDB), need(g.StrideC, g.M, g.N, g.LDC), nil
+	return need(g.OffA, g.StrideA, ra, ca, g.LDA), need(g.OffB, g.StrideB, rb, cb, g.LDB),
+		need(g.OffC, g.StrideC, g.M, g.N, g.LDC), nil
 }
 
 // Check rejects a step count below 1 (bias correction counts from 1).

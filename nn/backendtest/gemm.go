@@ -10,8 +10,9 @@ import (
 
 // gemmCase is a GemmArgs with padding: leading dimensions wider than the
 // rows (padA, padB, padC), batch strides longer than a matrix (padStride),
-// an A or B shared by every batch (stride 0), or one C that every batch
-// updates in turn (sharedC: StrideC = 0, so the batch sums into it).
+// an A or B shared by every batch (stride 0), one C that every batch
+// updates in turn (sharedC: StrideC = 0, so the batch sums into it), or
+// matrices that start off, 2·off and 3·off elements into their buffers.
 type gemmCase struct {
 	transA, transB   bool
 	m, n, k          int
@@ -21,11 +22,12 @@ type gemmCase struct {
 	padStride        int
 	sharedA, sharedB bool
 	sharedC          bool
+	off              int
 }
 
 func (c gemmCase) args() nn.GemmArgs {
 	g := nn.GemmArgs{TransA: c.transA, TransB: c.transB, M: c.m, N: c.n, K: c.k,
-		Alpha: c.alpha, Beta: c.beta, Batch: c.batch}
+		Alpha: c.alpha, Beta: c.beta, Batch: c.batch, OffA: c.off, OffB: 2 * c.off, OffC: 3 * c.off}
 	ra, ca := c.m, c.k
 	if c.transA {
 		ra, ca = c.k, c.m
@@ -52,16 +54,16 @@ func (c gemmCase) args() nn.GemmArgs {
 	return g
 }
 
-// gemmMask marks the elements of a rows×cols matrix per batch (leading
-// dimension ld, batch stride) and returns the smallest buffer length that
-// holds them.
-func gemmMask(rows, cols, ld, stride, batch int) (mask []bool, n int) {
-	n = (batch-1)*stride + (rows-1)*ld + cols
+// gemmMask marks the elements of a rows×cols matrix per batch (offset
+// off, leading dimension ld, batch stride) and returns the smallest buffer
+// length that holds them.
+func gemmMask(off, rows, cols, ld, stride, batch int) (mask []bool, n int) {
+	n = off + (batch-1)*stride + (rows-1)*ld + cols
 	mask = make([]bool, n)
 	for p := 0; p < batch; p++ {
 		for r := 0; r < rows; r++ {
 			for c := 0; c < cols; c++ {
-				mask[p*stride+r*ld+c] = true
+				mask[off+p*stride+r*ld+c] = true
 			}
 		}
 	}
@@ -86,6 +88,9 @@ func testGemm(t *testing.T, b nn.Backend) {
 			gemmCase{transA: ta, transB: tb, m: 9, n: 10, k: 300, alpha: 1, beta: 1, batch: 4, sharedC: true},
 			gemmCase{transA: ta, transB: tb, m: 131, n: 67, k: 150, alpha: 1, batch: 1},
 			gemmCase{transA: ta, transB: tb, m: 33, n: 65, k: 129, alpha: 1, beta: 1, batch: 2, padA: 1, padC: 3},
+			gemmCase{transA: ta, transB: tb, m: 7, n: 9, k: 5, alpha: 1, beta: 1, batch: 3, padA: 2, off: 5},
+			gemmCase{transA: ta, transB: tb, m: 70, n: 40, k: 33, alpha: 1, batch: 2, sharedA: true, off: 7},
+			gemmCase{transA: ta, transB: tb, m: 12, n: 10, k: 64, alpha: 1, beta: 1, batch: 3, sharedC: true, off: 3},
 		)
 	}
 	cases = append(cases,
@@ -98,6 +103,9 @@ func testGemm(t *testing.T, b nn.Backend) {
 		s := fmt.Sprintf("%s%s_%dx%dx%d_a%g_b%g_batch%d", tr[c.transA], tr[c.transB], c.m, c.n, c.k, c.alpha, c.beta, c.batch)
 		if c.padA+c.padB+c.padC+c.padStride > 0 {
 			s += "_padded"
+		}
+		if c.off > 0 {
+			s += fmt.Sprintf("_off%d", c.off)
 		}
 		for _, sh := range []struct {
 			on   bool
@@ -122,9 +130,9 @@ func testGemm(t *testing.T, b nn.Backend) {
 		// A and B are NaN in their padding (and one guard past the end):
 		// reading it poisons C. C is NaN everywhere when β = 0 (the NaNs
 		// must not survive), random otherwise; its padding must not change.
-		maskA, na := gemmMask(ra, ca, g.LDA, g.StrideA, c.batch)
-		maskB, nb := gemmMask(rb, cb, g.LDB, g.StrideB, c.batch)
-		maskC, nc := gemmMask(c.m, c.n, g.LDC, g.StrideC, c.batch)
+		maskA, na := gemmMask(g.OffA, ra, ca, g.LDA, g.StrideA, c.batch)
+		maskB, nb := gemmMask(g.OffB, rb, cb, g.LDB, g.StrideB, c.batch)
+		maskC, nc := gemmMask(g.OffC, c.m, c.n, g.LDC, g.StrideC, c.batch)
 		fill := func(mask []bool, n int) []float64 {
 			v := nans(n + 1)
 			for i, in := range mask {

@@ -92,15 +92,15 @@ func refGemm(a, b, c []float64, g nn.GemmArgs) []float64 {
 	out := append([]float64(nil), c...)
 	opA := func(p, i, l int) float64 {
 		if g.TransA {
-			return a[p*g.StrideA+l*g.LDA+i]
+			return a[g.OffA+p*g.StrideA+l*g.LDA+i]
 		}
-		return a[p*g.StrideA+i*g.LDA+l]
+		return a[g.OffA+p*g.StrideA+i*g.LDA+l]
 	}
 	opB := func(p, l, j int) float64 {
 		if g.TransB {
-			return b[p*g.StrideB+j*g.LDB+l]
+			return b[g.OffB+p*g.StrideB+j*g.LDB+l]
 		}
-		return b[p*g.StrideB+l*g.LDB+j]
+		return b[g.OffB+p*g.StrideB+l*g.LDB+j]
 	}
 	for p := 0; p < g.Batch; p++ {
 		for i := 0; i < g.M; i++ {
@@ -111,7 +111,7 @@ func refGemm(a, b, c []float64, g nn.GemmArgs) []float64 {
 				}
 				// Batches update C in turn: with StrideC = 0 each
 				// scales what the previous one left.
-				k := p*g.StrideC + i*g.LDC + j
+				k := g.OffC + p*g.StrideC + i*g.LDC + j
 				if g.Beta == 0 {
 					out[k] = g.Alpha * s
 				} else {
