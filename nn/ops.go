@@ -98,6 +98,72 @@ func (tp *Tape) Linear(x, w, b *Tensor) *Tensor {
 	return out
 }
 
+// LinearToChannels is a linear map whose result is channels-first: for x
+// (B·L, cols) it reads columns [col0, col0+k) as the input, and with W
+// (O, k) it returns (B, rows, L) = rows [row0, row0+rows) of W times each
+// batch's inputs, transposed: out[b, o, t] = Σ_j W[row0+o, j]·x[b·L+t,
+// col0+j]. It is Linear followed by a column slice and a permute to
+// (B, C, L) (Mamba's in_proj split into x and z, dt_proj from a slice of
+// x_proj) as batched GEMMs reading the blocks in place: no slice or
+// layout copy in either pass. No bias (Mamba adds dt_proj's in the scan).
+func (tp *Tape) LinearToChannels(x *Tensor, col0, k int, w *Tensor, row0, rows, B, L int) *Tensor {
+	x, w = tp.lowp(x), tp.lowp(w)
+	cols := x.Dim(-1)
+	if len(w.Shape) != 2 || w.Dim(1) != k || col0 < 0 || k < 0 || col0+k > cols || row0 < 0 || rows < 0 ||
+		row0+rows > w.Dim(0) || B < 0 || L < 0 || x.Len() != B*L*cols {
+		panic(fmt.Sprintf("nn.LinearToChannels: x %v columns [%d:%d], weight %v rows [%d:%d], B %d, L %d",
+			x.Shape, col0, col0+k, w.Shape, row0, row0+rows, B, L))
+	}
+	out := tp.out([]int{B, rows, L}, x, w)
+	if B == 0 {
+		return out
+	}
+	tp.B.Gemm(w.Data, x.Data, out.Data, GemmArgs{TransB: true, M: rows, N: L, K: k, Alpha: 1,
+		LDA: k, LDB: cols, LDC: L, OffA: row0 * k, OffB: col0, StrideB: L * cols, StrideC: rows * L, Batch: B})
+	tp.readsNot(out, out)
+	tp.onBackward(out, func(d Buffer) {
+		if g := tp.grad(x); g != nil { // dx_b[:, block] += d_bᵀ·W_block
+			tp.B.Gemm(d, w.Data, g, GemmArgs{TransA: true, M: L, N: k, K: rows, Alpha: 1, Beta: 1,
+				LDA: L, LDB: k, LDC: cols, StrideA: rows * L, OffB: row0 * k, OffC: col0, StrideC: L * cols, Batch: B})
+		}
+		if g := tp.grad(w); g != nil { // dW_block += Σ_b d_b·x_b[:, block] (StrideC 0: the batch sums in order)
+			tp.B.Gemm(d, x.Data, g, GemmArgs{M: rows, N: k, K: L, Alpha: 1, Beta: 1,
+				LDA: L, LDB: cols, LDC: k, StrideA: rows * L, OffB: col0, StrideB: L * cols, OffC: row0 * k, Batch: B})
+		}
+	})
+	return out
+}
+
+// LinearFromChannels is Linear on a channels-first input: for x (B, C, L)
+// and W (O, C) it returns (B·L, O), out[b·L+t, o] = Σ_c W[o, c]·x[b, c, t]:
+// a permute to (B·L, C) followed by Linear (Mamba's x_proj and out_proj
+// after the scan), as batched GEMMs reading x in place. No bias.
+func (tp *Tape) LinearFromChannels(x, w *Tensor, B, L int) *Tensor {
+	x, w = tp.lowp(x), tp.lowp(w)
+	if len(w.Shape) != 2 || B < 0 || L < 0 || x.Len() != B*w.Dim(1)*L {
+		panic(fmt.Sprintf("nn.LinearFromChannels: x %v does not fit weight %v with B %d, L %d", x.Shape, w.Shape, B, L))
+	}
+	O, C := w.Dim(0), w.Dim(1)
+	out := tp.out([]int{B * L, O}, x, w)
+	if B == 0 {
+		return out
+	}
+	tp.B.Gemm(x.Data, w.Data, out.Data, GemmArgs{TransA: true, TransB: true, M: L, N: O, K: C, Alpha: 1,
+		LDA: L, LDB: C, LDC: O, StrideA: C * L, StrideC: L * O, Batch: B})
+	tp.readsNot(out, out)
+	tp.onBackward(out, func(d Buffer) {
+		if g := tp.grad(x); g != nil { // dx_b += Wᵀ·d_bᵀ
+			tp.B.Gemm(w.Data, d, g, GemmArgs{TransA: true, TransB: true, M: C, N: L, K: O, Alpha: 1, Beta: 1,
+				LDA: C, LDB: O, LDC: L, StrideB: L * O, StrideC: C * L, Batch: B})
+		}
+		if g := tp.grad(w); g != nil { // dW += Σ_b d_bᵀ·x_bᵀ (StrideC 0: the batch sums in order)
+			tp.B.Gemm(d, x.Data, g, GemmArgs{TransA: true, TransB: true, M: O, N: C, K: L, Alpha: 1, Beta: 1,
+				LDA: O, LDB: L, LDC: C, StrideA: L * O, StrideB: C * L, Batch: B})
+		}
+	})
+	return out
+}
+
 // MatMul returns the batched product op(a)·op(b) for a (..., M, K) and
 // b (..., K, N) with equal leading dims (transposes swap the last two).
 func (tp *Tape) MatMul(a, b *Tensor, transA, transB bool) *Tensor {

@@ -362,3 +362,61 @@ func TestOpsTinyBlock(t *testing.T) {
 		return loss
 	})
 }
+
+// LinearToChannels and LinearFromChannels: gradients against finite
+// differences, and values against the ops they replace (Slice, Linear,
+// Permute) on the same tape.
+func TestOpsLinearChannels(t *testing.T) {
+	const B, L = 2, 3
+	t.Run("to", func(t *testing.T) {
+		e := newOpsEnv(t, 40)
+		// x (B·L, 7): columns [2, 6) in; W (5, 4): rows [1, 4) out.
+		x, w := e.param(0, B*L, 7), e.param(0, 5, 4)
+		c := nn.NewConst(e.be, e.randn(B*3*L), B, 3, L)
+		e.check([]*nn.Tensor{x, w}, func(tp *nn.Tape) *nn.Tensor {
+			return dotLoss(tp, tp.LinearToChannels(x, 2, 4, w, 1, 3, B, L), c)
+		})
+		tp := nn.NewTape(e.be, false)
+		defer tp.Release()
+		got := e.be.Read(tp.LinearToChannels(x, 2, 4, w, 1, 3, B, L).Data)
+		lin := tp.Slice(tp.Linear(tp.Slice(x, 2, 4), w, nil), 1, 3)
+		want := e.be.Read(tp.Permute(tp.Reshape(lin, B, L, 3), 0, 2, 1).Data)
+		backendtest.AssertClose(t, "LinearToChannels against Slice, Linear, Permute", got, want, 1e-14)
+	})
+	t.Run("from", func(t *testing.T) {
+		e := newOpsEnv(t, 41)
+		x, w := e.param(0, B, 4, L), e.param(0, 6, 4)
+		c := nn.NewConst(e.be, e.randn(B*L*6), B*L, 6)
+		e.check([]*nn.Tensor{x, w}, func(tp *nn.Tape) *nn.Tensor {
+			return dotLoss(tp, tp.LinearFromChannels(x, w, B, L), c)
+		})
+		tp := nn.NewTape(e.be, false)
+		defer tp.Release()
+		got := e.be.Read(tp.LinearFromChannels(x, w, B, L).Data)
+		want := e.be.Read(tp.Linear(tp.Reshape(tp.Permute(x, 0, 2, 1), B*L, 4), w, nil).Data)
+		backendtest.AssertClose(t, "LinearFromChannels against Permute, Linear", got, want, 1e-14)
+	})
+	for name, f := range map[string]func(){
+		"columns": func() {
+			e := newOpsEnv(t, 42)
+			nn.NewTape(e.be, false).LinearToChannels(e.param(0, B*L, 7), 5, 4, e.param(0, 5, 4), 0, 5, B, L)
+		},
+		"rows": func() {
+			e := newOpsEnv(t, 43)
+			nn.NewTape(e.be, false).LinearToChannels(e.param(0, B*L, 7), 0, 4, e.param(0, 5, 4), 3, 3, B, L)
+		},
+		"from": func() {
+			e := newOpsEnv(t, 44)
+			nn.NewTape(e.be, false).LinearFromChannels(e.param(0, B, 5, L), e.param(0, 6, 4), B, L)
+		},
+	} {
+		t.Run("refuses/"+name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic")
+				}
+			}()
+			f()
+		})
+	}
+}
