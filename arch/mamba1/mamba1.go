@@ -295,54 +295,30 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (E, N) constant of −1.
 // With a layer state, the conv and the scan start from it and advance it.
-//
-// For L > 1 the projections into and out of the conv and the scan's
-// (B, E, L) layout are channels-first products (nn.LinearToChannels,
-// LinearFromChannels) that read the blocks they need in place: in_proj's
-// x and z halves, x_proj's dt columns. No slice or layout copy remains but
-// those of the small B and C (N columns each). At L = 1 the two layouts are
-// the same memory, and one GEMM for the whole batch beats B products of
-// one column, so the rows path (Linear, Slice, reshapes) stays.
 func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.ConvScan) *nn.Tensor {
 	E, N, R := mx.E, mx.N, mx.R
 	toBCL, rows, drop := arch.ChannelsFirst(tp, B, L)
-	channels := L > 1
 	// Each intermediate is dropped once this code has read it for the last
 	// time: the step then keeps only what the backward reads (the tape
 	// knows which), not the layout copies between the ops.
-	var xin, z *nn.Tensor
-	if channels {
-		xin = tp.LinearToChannels(h, 0, h.Dim(-1), mx.InProj.W, 0, E, B, L)
-		z = tp.LinearToChannels(h, 0, h.Dim(-1), mx.InProj.W, E, E, B, L)
-	} else {
-		xz := mx.InProj.Forward(tp, h)
-		xs, zs := tp.Slice(xz, 0, E), tp.Slice(xz, E, E)
-		tp.Drop(xz)
-		xin, z = toBCL(xs, E), toBCL(zs, E)
-		drop(xs, zs)
-	}
+	xz := mx.InProj.Forward(tp, h)
 	var convState, h0, hT nn.Buffer
 	if st != nil {
 		convState, h0, hT = st.Conv, st.SSM, tp.AllocOut(B*E*N)
 	}
+	xs, zs := tp.Slice(xz, 0, E), tp.Slice(xz, E, E)
+	tp.Drop(xz)
+	xin, z := toBCL(xs, E), toBCL(zs, E)
+	drop(xs, zs)
 	x := tp.Conv1D(xin, mx.ConvW, mx.ConvB, nn.SiLU, convState) // (B, E, L)
+	dbl := mx.XProj.Forward(tp, rows(x, E))
 	// mamba_ssm passes dt_proj.weight·dt as delta and the bias as delta_bias,
 	// so the bias is added in the scan before the softplus.
-	var dbl, deltaBCL *nn.Tensor // dbl: (B·L, R + 2N), [dt | B | C]
-	if channels {
-		dbl = tp.LinearFromChannels(x, mx.XProj.W, B, L)
-		deltaBCL = tp.LinearToChannels(dbl, 0, R, mx.DtProj.W, 0, E, B, L)
-	} else {
-		dbl = mx.XProj.Forward(tp, rows(x, E))
-		dtIn := tp.Slice(dbl, 0, R)
-		delta := tp.Linear(dtIn, mx.DtProj.W, nil)
-		deltaBCL = toBCL(delta, E)
-		drop(delta)
-	}
-	bs, cs := tp.Slice(dbl, R, N), tp.Slice(dbl, R+N, N)
+	dtIn, bs, cs := tp.Slice(dbl, 0, R), tp.Slice(dbl, R, N), tp.Slice(dbl, R+N, N)
 	tp.Drop(dbl)
-	Bm, Cm := toBCL(bs, N), toBCL(cs, N)
-	drop(bs, cs)
+	delta := tp.Linear(dtIn, mx.DtProj.W, nil)
+	deltaBCL, Bm, Cm := toBCL(delta, E), toBCL(bs, N), toBCL(cs, N)
+	drop(delta, bs, cs)
 	A := tp.Derived(mx.ALog, "A", func(tp *nn.Tape) *nn.Tensor { return tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog)) })
 	y := tp.SelectiveScan(nn.ScanInputs{
 		U: x, Delta: deltaBCL, A: A, Bm: Bm, Cm: Cm,
@@ -352,10 +328,9 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	if st != nil {
 		tp.B.Copy(st.SSM, hT)
 	}
-	if channels {
-		return tp.LinearFromChannels(y, mx.OutProj.W, B, L)
-	}
-	return mx.OutProj.Forward(tp, rows(y, E))
+	yRows := rows(y, E)
+	drop(y)
+	return mx.OutProj.Forward(tp, yRows)
 }
 
 // Params lists the layer's weights with mamba_ssm's module names without
