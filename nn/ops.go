@@ -98,6 +98,39 @@ func (tp *Tape) Linear(x, w, b *Tensor) *Tensor {
 	return out
 }
 
+// LinearBlock is Linear between blocks: for x (..., cols) it reads columns
+// [col0, col0+k) as the input, and with W (O, k) it returns (..., rows) =
+// that input times rows [row0, row0+rows) of W, transposed: out[i, o] =
+// Σ_j W[row0+o, j]·x[i, col0+j]. It is Slice, Linear and Slice as one GEMM
+// that reads both blocks in place (a fused projection's parts: Mamba-2's
+// in_proj z and dt). No bias.
+func (tp *Tape) LinearBlock(x *Tensor, col0, k int, w *Tensor, row0, rows int) *Tensor {
+	x, w = tp.lowp(x), tp.lowp(w)
+	cols := x.Dim(-1)
+	if len(w.Shape) != 2 || w.Dim(1) != k || col0 < 0 || k < 0 || col0+k > cols || row0 < 0 || rows < 0 ||
+		row0+rows > w.Dim(0) {
+		panic(fmt.Sprintf("nn.LinearBlock: x %v columns [%d:%d], weight %v rows [%d:%d]",
+			x.Shape, col0, col0+k, w.Shape, row0, row0+rows))
+	}
+	n := x.Len() / max(cols, 1)
+	shape := append(slices.Clone(x.Shape[:len(x.Shape)-1]), rows)
+	out := tp.out(shape, x, w)
+	tp.B.Gemm(x.Data, w.Data, out.Data, GemmArgs{TransB: true, M: n, N: rows, K: k, Alpha: 1,
+		LDA: cols, LDB: k, LDC: rows, OffA: col0, OffB: row0 * k, Batch: 1})
+	tp.readsNot(out, out)
+	tp.onBackward(out, func(d Buffer) {
+		if g := tp.grad(x); g != nil { // dx[:, block] += d·W_block
+			tp.B.Gemm(d, w.Data, g, GemmArgs{M: n, N: k, K: rows, Alpha: 1, Beta: 1,
+				LDA: rows, LDB: k, LDC: cols, OffB: row0 * k, OffC: col0, Batch: 1})
+		}
+		if g := tp.grad(w); g != nil { // dW_block += dᵀ·x[:, block]
+			tp.B.Gemm(d, x.Data, g, GemmArgs{TransA: true, M: rows, N: k, K: n, Alpha: 1, Beta: 1,
+				LDA: rows, LDB: cols, LDC: k, OffB: col0, OffC: row0 * k, Batch: 1})
+		}
+	})
+	return out
+}
+
 // LinearToChannels is a linear map whose result is channels-first: for x
 // (B·L, cols) it reads columns [col0, col0+k) as the input, and with W
 // (O, k) it returns (B, rows, L) = rows [row0, row0+rows) of W times each

@@ -363,7 +363,7 @@ func TestOpsTinyBlock(t *testing.T) {
 	})
 }
 
-// LinearToChannels and LinearFromChannels: gradients against finite
+// LinearToChannels, LinearBlock and LinearFromChannels: gradients against finite
 // differences, and values against the ops they replace (Slice, Linear,
 // Permute) on the same tape.
 func TestOpsLinearChannels(t *testing.T) {
@@ -382,6 +382,19 @@ func TestOpsLinearChannels(t *testing.T) {
 		lin := tp.Slice(tp.Linear(tp.Slice(x, 2, 4), w, nil), 1, 3)
 		want := e.be.Read(tp.Permute(tp.Reshape(lin, B, L, 3), 0, 2, 1).Data)
 		backendtest.AssertClose(t, "LinearToChannels against Slice, Linear, Permute", got, want, 1e-14)
+	})
+	t.Run("block", func(t *testing.T) {
+		e := newOpsEnv(t, 45)
+		x, w := e.param(0, B, L, 7), e.param(0, 5, 4)
+		c := nn.NewConst(e.be, e.randn(B*L*3), B, L, 3)
+		e.check([]*nn.Tensor{x, w}, func(tp *nn.Tape) *nn.Tensor {
+			return dotLoss(tp, tp.LinearBlock(x, 2, 4, w, 1, 3), c)
+		})
+		tp := nn.NewTape(e.be, false)
+		defer tp.Release()
+		got := e.be.Read(tp.LinearBlock(x, 2, 4, w, 1, 3).Data)
+		want := e.be.Read(tp.Slice(tp.Linear(tp.Slice(x, 2, 4), w, nil), 1, 3).Data)
+		backendtest.AssertClose(t, "LinearBlock against Slice, Linear, Slice", got, want, 1e-14)
 	})
 	t.Run("from", func(t *testing.T) {
 		e := newOpsEnv(t, 41)
@@ -404,6 +417,10 @@ func TestOpsLinearChannels(t *testing.T) {
 		"rows": func() {
 			e := newOpsEnv(t, 43)
 			nn.NewTape(e.be, false).LinearToChannels(e.param(0, B*L, 7), 0, 4, e.param(0, 5, 4), 3, 3, B, L)
+		},
+		"block": func() {
+			e := newOpsEnv(t, 46)
+			nn.NewTape(e.be, false).LinearBlock(e.param(0, B*L, 7), 4, 4, e.param(0, 5, 4), 0, 5)
 		},
 		"from": func() {
 			e := newOpsEnv(t, 44)
