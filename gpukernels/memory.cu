@@ -172,86 +172,70 @@ extern "C" __global__ void permute_rows(act_t* out, const act_t* x, i64 rows, i6
 // the one contiguous in x and the last (C, x stride sc) is not: a batch of
 // transposes, out[b][a][c] (+)= x[base(b) + a + c·sc], base(b) the offset
 // of batch index b over the batch dims d0..d{rank-1}. Each block moves
-// 32×32 tiles through shared memory: it reads 32 consecutive a (one x
-// row of a tile) per warp and writes 32 consecutive c per warp, so both
-// sides are coalesced, where permute reads x 2·sc bytes apart. Grid: x
-// over tiles of c, y over tiles of a, z over batches (grid-stride);
-// blocks of 32×8 threads, each moving 4 elements of a tile.
-extern "C" __global__ void permute_tiled(act_t* out, const act_t* x, i64 nb, i64 A, i64 C, i64 sc, i64 rank,
-                                         i64 d0, i64 d1, i64 d2, i64 d3, i64 s0, i64 s1, i64 s2, i64 s3,
-                                         i64 accumulate) {
-    __shared__ act_t tile[32][33]; // [c][a], padded: a column read hits 32 banks
-    const i64 dims[6] = {d0, d1, d2, d3, 1, 1};
-    const i64 strides[6] = {s0, s1, s2, s3, 0, 0};
+// S×S tiles (S = 32·PER) through shared memory: a warp reads S consecutive
+// a (one x row of a tile) and writes S consecutive c, PER neighbouring
+// elements a thread, so both sides are coalesced, where permute reads x
+// 2·sc bytes apart. Tile rows are padded to S+1 elements, so a column read
+// by a warp falls in distinct banks. Grid: x over tiles of c, y over tiles
+// of a, z over batches (grid-stride); blocks of 32×8 threads.
+template <int PER>
+__device__ __forceinline__ void permute_tiled_impl(act_t* out, const act_t* x, i64 nb, i64 A, i64 C, i64 sc,
+                                                   i64 rank, const i64 (&dims)[6], const i64 (&strides)[6],
+                                                   i64 accumulate) {
+    constexpr int S = 32 * PER;
+    __shared__ act_t tile[S][S + 1]; // [c][a]
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const i64 c0 = (i64)blockIdx.x * 32, a0 = (i64)blockIdx.y * 32;
+    const i64 c0 = (i64)blockIdx.x * S, a0 = (i64)blockIdx.y * S;
     for (i64 b = blockIdx.z; b < nb; b += gridDim.z) {
         const act_t* xb = x + src_offset<i64>(b, rank, dims, strides);
         act_t* ob = out + b * A * C;
         __syncthreads(); // the last batch's tile is written out
 #pragma unroll
-        for (int k = 0; k < 32; k += 8) {
-            const i64 a = a0 + tx, c = c0 + ty + k;
-            if (a < A && c < C) tile[ty + k][tx] = xb[a + c * sc];
+        for (int k = 0; k < S; k += 8) {
+            const i64 c = c0 + ty + k;
+#pragma unroll
+            for (int j = 0; j < PER; j++) {
+                const i64 a = a0 + PER * tx + j;
+                if (a < A && c < C) tile[ty + k][PER * tx + j] = xb[a + c * sc];
+            }
         }
         __syncthreads();
 #pragma unroll
-        for (int k = 0; k < 32; k += 8) {
-            const i64 a = a0 + ty + k, c = c0 + tx;
-            if (a < A && c < C) {
-                if (accumulate) {
-                    ob[a * C + c] += tile[tx][ty + k];
-                } else {
-                    ob[a * C + c] = tile[tx][ty + k];
+        for (int k = 0; k < S; k += 8) {
+            const i64 a = a0 + ty + k;
+#pragma unroll
+            for (int j = 0; j < PER; j++) {
+                const i64 c = c0 + PER * tx + j;
+                if (a < A && c < C) {
+                    if (accumulate) {
+                        ob[a * C + c] += tile[PER * tx + j][ty + k];
+                    } else {
+                        ob[a * C + c] = tile[PER * tx + j][ty + k];
+                    }
                 }
             }
         }
     }
 }
 
+// permute_tiled moves 32×32 tiles.
+extern "C" __global__ void permute_tiled(act_t* out, const act_t* x, i64 nb, i64 A, i64 C, i64 sc, i64 rank,
+                                         i64 d0, i64 d1, i64 d2, i64 d3, i64 s0, i64 s1, i64 s2, i64 s3,
+                                         i64 accumulate) {
+    const i64 dims[6] = {d0, d1, d2, d3, 1, 1};
+    const i64 strides[6] = {s0, s1, s2, s3, 0, 0};
+    permute_tiled_impl<1>(out, x, nb, A, C, sc, rank, dims, strides, accumulate);
+}
+
 #if ACT_IS_BF16
-// permute_tiled64 is permute_tiled for bfloat16 in 64×64 tiles: a thread
-// moves two neighbouring elements, so a warp reads and writes 128
-// contiguous bytes, a whole line, where 32×32 tiles of 2-byte elements
-// move half a line a warp. Rows of the tile are padded to 65 elements, so
-// a column read by a warp falls in distinct banks.
+// permute_tiled64 moves bfloat16 in 64×64 tiles, two elements a thread: a
+// warp then reads and writes 128 contiguous bytes, a whole line, where
+// 32×32 tiles of 2-byte elements move half a line a warp.
 extern "C" __global__ void permute_tiled64(act_t* out, const act_t* x, i64 nb, i64 A, i64 C, i64 sc, i64 rank,
                                            i64 d0, i64 d1, i64 d2, i64 d3, i64 s0, i64 s1, i64 s2, i64 s3,
                                            i64 accumulate) {
-    __shared__ act_t tile[64][65]; // [c][a]
     const i64 dims[6] = {d0, d1, d2, d3, 1, 1};
     const i64 strides[6] = {s0, s1, s2, s3, 0, 0};
-    const int tx = threadIdx.x, ty = threadIdx.y;
-    const i64 c0 = (i64)blockIdx.x * 64, a0 = (i64)blockIdx.y * 64;
-    for (i64 b = blockIdx.z; b < nb; b += gridDim.z) {
-        const act_t* xb = x + src_offset<i64>(b, rank, dims, strides);
-        act_t* ob = out + b * A * C;
-        __syncthreads(); // the last batch's tile is written out
-#pragma unroll
-        for (int k = 0; k < 64; k += 8) {
-            const i64 c = c0 + ty + k;
-#pragma unroll
-            for (int j = 0; j < 2; j++) {
-                const i64 a = a0 + 2 * tx + j;
-                if (a < A && c < C) tile[ty + k][2 * tx + j] = xb[a + c * sc];
-            }
-        }
-        __syncthreads();
-#pragma unroll
-        for (int k = 0; k < 64; k += 8) {
-            const i64 a = a0 + ty + k;
-#pragma unroll
-            for (int j = 0; j < 2; j++) {
-                const i64 c = c0 + 2 * tx + j;
-                if (a < A && c < C) {
-                    if (accumulate) {
-                        ob[a * C + c] += tile[2 * tx + j][ty + k];
-                    } else {
-                        ob[a * C + c] = tile[2 * tx + j][ty + k];
-                    }
-                }
-            }
-        }
-    }
+    permute_tiled_impl<2>(out, x, nb, A, C, sc, rank, dims, strides, accumulate);
 }
 #endif

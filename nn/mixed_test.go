@@ -277,19 +277,11 @@ func TestDerived(t *testing.T) {
 // weights are those of tapes that cast every step, bit for bit, also
 // across ResetCopies (after which the next forward casts again).
 func TestAdamWKeepCopies(t *testing.T) {
-	const V, d, n, steps = 11, 8, 13, 5
-	rng := rand.New(rand.NewPCG(8, 9))
-	embVals, normVals := layerRandn(rng, V*d), layerRandn(rng, d)
-	ids, targets := make([]int32, n), make([]int32, n)
-	for i := range ids {
-		ids[i], targets[i] = int32(rng.IntN(V)), int32(rng.IntN(V))
-	}
+	const steps = 5
+	lm := newTinyLM(8)
 	train := func(keep bool) (losses, emb, norm []float64, casts int) {
 		b := &countingBF16{BF16: cpukernels.NewBF16()}
-		e, nm := nn.NewParam(b, V, d), nn.NewParam(b, d)
-		b.Write(e.Data, embVals)
-		b.Write(nm.Data, normVals)
-		params := []nn.Param{{Name: "emb", T: e, Decay: true}, {Name: "norm", T: nm}}
+		e, nm, params := lm.params(b)
 		opt := nn.NewAdamW(b, params, 0.1)
 		defer opt.Free()
 		for step := range steps {
@@ -300,7 +292,7 @@ func TestAdamWKeepCopies(t *testing.T) {
 			if keep {
 				tp.ShareCasts(opt.KeepCopies())
 			}
-			_, loss := tiedLM(tp, e, nm, ids, targets)
+			_, loss := tiedLM(tp, e, nm, lm.ids, lm.targets)
 			losses = append(losses, b.Read(loss.Data)[0])
 			nn.ZeroGrads(b, params)
 			tp.Backward(loss)
@@ -338,23 +330,15 @@ func TestAdamWKeepCopies(t *testing.T) {
 // pass: the losses, weights and norms are ClipGradNorm-then-Step's bit for
 // bit, on float32 and on cpu-bfloat16, with the clip active at every step.
 func TestStepScaledIsClipThenStep(t *testing.T) {
-	const V, d, n, steps = 11, 8, 13, 4
-	rng := rand.New(rand.NewPCG(10, 11))
-	embVals, normVals := layerRandn(rng, V*d), layerRandn(rng, d)
-	ids, targets := make([]int32, n), make([]int32, n)
-	for i := range ids {
-		ids[i], targets[i] = int32(rng.IntN(V)), int32(rng.IntN(V))
-	}
+	const steps = 4
+	lm := newTinyLM(10)
 	train := func(b nn.Backend, fused bool) (out []float64) {
-		e, nm := nn.NewParam(b, V, d), nn.NewParam(b, d)
-		b.Write(e.Data, embVals)
-		b.Write(nm.Data, normVals)
-		params := []nn.Param{{Name: "emb", T: e, Decay: true}, {Name: "norm", T: nm}}
+		e, nm, params := lm.params(b)
 		opt := nn.NewAdamW(b, params, 0.1)
 		defer opt.Free()
 		for range steps {
 			tp := nn.NewTape(b, true)
-			_, loss := tiedLM(tp, e, nm, ids, targets)
+			_, loss := tiedLM(tp, e, nm, lm.ids, lm.targets)
 			nn.ZeroGrads(b, params)
 			tp.Backward(loss)
 			var norm float64
@@ -391,4 +375,30 @@ func TestStepScaledIsClipThenStep(t *testing.T) {
 			t.Errorf("ClipFactor(%v, %v) = %v, want %v", c.norm, c.max, got, c.want)
 		}
 	}
+}
+
+// tinyLM is tiedLM's weights and data drawn from one seed, for the tests
+// that train it for a few steps.
+type tinyLM struct {
+	embVals, normVals []float64
+	ids, targets      []int32
+}
+
+func newTinyLM(seed uint64) *tinyLM {
+	const V, d, n = 11, 8, 13
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	lm := &tinyLM{embVals: layerRandn(rng, V*d), normVals: layerRandn(rng, d),
+		ids: make([]int32, n), targets: make([]int32, n)}
+	for i := range lm.ids {
+		lm.ids[i], lm.targets[i] = int32(rng.IntN(V)), int32(rng.IntN(V))
+	}
+	return lm
+}
+
+// params makes the embedding (decayed) and the norm weight on b.
+func (lm *tinyLM) params(b nn.Backend) (emb, norm *nn.Tensor, ps []nn.Param) {
+	emb, norm = nn.NewParam(b, 11, 8), nn.NewParam(b, 8)
+	b.Write(emb.Data, lm.embVals)
+	b.Write(norm.Data, lm.normVals)
+	return emb, norm, []nn.Param{{Name: "emb", T: emb, Decay: true}, {Name: "norm", T: norm}}
 }
