@@ -91,6 +91,36 @@ type ManySumSquarer interface {
 	SumSquaresEach(xs []Buffer) []float64
 }
 
+// AdamWTensor is one tensor of a multi-tensor AdamW step (AdamWEach): its
+// buffers, its copy (AdamWArgs.Copy, or nil) and its own learning rate and
+// weight decay.
+type AdamWTensor struct {
+	P, G, M, V, Copy Buffer
+	LR, WeightDecay  float64
+}
+
+// ManyAdamW is a Backend that updates many tensors in one pass:
+// AdamWEach(ts, a) equals AdamW on each tensor of ts bit for bit, with a's
+// Beta1, Beta2, Eps, Step and GradScale and the tensor's LR, WeightDecay
+// and Copy, in one launch instead of one a tensor (a model has hundreds).
+type ManyAdamW interface {
+	AdamWEach(ts []AdamWTensor, a AdamWArgs)
+}
+
+// AdamWEach is one AdamW step on every tensor of ts (a's LR, WeightDecay
+// and Copy unused: each tensor's own), in one pass where b supports it
+// (ManyAdamW), one AdamW a tensor otherwise.
+func AdamWEach(b Backend, ts []AdamWTensor, a AdamWArgs) {
+	if m, ok := b.(ManyAdamW); ok {
+		m.AdamWEach(ts, a)
+		return
+	}
+	for _, t := range ts {
+		a.LR, a.WeightDecay, a.Copy = t.LR, t.WeightDecay, t.Copy
+		b.AdamW(t.P, t.G, t.M, t.V, a)
+	}
+}
+
 // SumSquaresEach is Σ x² of each buffer in xs, in one round trip where b
 // supports it (ManySumSquarer), one SumSquares per buffer otherwise.
 func SumSquaresEach(b Backend, xs []Buffer) []float64 {

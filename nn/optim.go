@@ -79,17 +79,17 @@ func (o *AdamW) Step(lr float64) { o.StepScaled(lr, 1) }
 // unchanged. The update is Scale-then-Step's bit for bit.
 func (o *AdamW) StepScaled(lr, scale float64) {
 	o.Steps++
-	for _, s := range o.slots {
-		var cp Buffer
+	ts := make([]AdamWTensor, len(o.slots))
+	for i, s := range o.slots {
+		ts[i] = AdamWTensor{P: s.Param.T.Data, G: s.Param.T.Grad(), M: s.M, V: s.V,
+			LR: o.LR(s.Param, lr), WeightDecay: o.Decay(s.Param)}
 		if o.copies != nil {
 			if c, ok := o.copies.m[s.Param.T]; ok {
-				cp = c.Data
+				ts[i].Copy = c.Data
 			}
 		}
-		o.b.AdamW(s.Param.T.Data, s.Param.T.Grad(), s.M, s.V, AdamWArgs{
-			LR: o.LR(s.Param, lr), Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.Decay(s.Param), Step: o.Steps,
-			Copy: cp, GradScale: scale})
 	}
+	AdamWEach(o.b, ts, AdamWArgs{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, Step: o.Steps, GradScale: scale})
 }
 
 // KeepCopies makes o keep the activation-type copies of its parameters

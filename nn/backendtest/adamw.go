@@ -127,3 +127,67 @@ func (tt *tester) adamWScaled(p, g, m, v nn.Buffer, a nn.AdamWArgs, s float64) {
 		}
 	}
 }
+
+// testAdamWEach checks nn.AdamWEach (one launch where the backend has
+// ManyAdamW) against AdamW on each tensor, bit for bit: tensors of several
+// lengths (one spans two 65,536-element chunks, one is empty), their own
+// learning rates and weight decays, copies on some, a GradScale, two steps.
+func testAdamWEach(t *testing.T, b nn.Backend) {
+	act := b.DType()
+	if m, ok := b.(nn.MixedBackend); ok {
+		act = m.ActDType()
+	}
+	sizes := []int{7, 70000, 1, 0, 4099}
+	runCases(t, b, "AdamWEach", []int{0}, func(int) string { return "mixed" }, func(tt *tester, _ int) {
+		type set struct{ p, g, m, v, cp []nn.Buffer }
+		mk := func() set {
+			var s set
+			for i, n := range sizes {
+				s.p, s.g = append(s.p, tt.alloc(n)), append(s.g, tt.alloc(n))
+				s.m, s.v = append(s.m, tt.alloc(n)), append(s.v, tt.alloc(n))
+				var cp nn.Buffer
+				if i%2 == 0 {
+					cp = tt.allocAs(n, act)
+				}
+				s.cp = append(s.cp, cp)
+			}
+			return s
+		}
+		each, one := mk(), mk()
+		for i, n := range sizes {
+			p, g := tt.randn(n), tt.randn(n)
+			for _, s := range []set{each, one} {
+				tt.b.Write(s.p[i], p)
+				tt.b.Write(s.g[i], g)
+			}
+		}
+		for step := 1; step <= 2; step++ {
+			a := nn.AdamWArgs{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, Step: step, GradScale: 0.5}
+			ts := make([]nn.AdamWTensor, len(sizes))
+			for i := range sizes {
+				ts[i] = nn.AdamWTensor{P: each.p[i], G: each.g[i], M: each.m[i], V: each.v[i], Copy: each.cp[i],
+					LR: 1e-3 * float64(i+1), WeightDecay: 0.1 * float64(i%3)}
+				ai := a
+				ai.LR, ai.WeightDecay, ai.Copy = ts[i].LR, ts[i].WeightDecay, one.cp[i]
+				tt.b.AdamW(one.p[i], one.g[i], one.m[i], one.v[i], ai)
+			}
+			nn.AdamWEach(tt.b, ts, a)
+			for i := range sizes {
+				for _, c := range []struct {
+					name      string
+					got, want nn.Buffer
+				}{{"p", each.p[i], one.p[i]}, {"m", each.m[i], one.m[i]}, {"v", each.v[i], one.v[i]}, {"copy", each.cp[i], one.cp[i]}} {
+					if c.got == nil {
+						continue
+					}
+					got, want := tt.b.Read(c.got), tt.b.Read(c.want)
+					for j := range want {
+						if math.Float64bits(got[j]) != math.Float64bits(want[j]) {
+							tt.Fatalf("step %d, tensor %d (n %d): %s[%d] = %v, AdamW alone gives %v", step, i, sizes[i], c.name, j, got[j], want[j])
+						}
+					}
+				}
+			}
+		}
+	})
+}

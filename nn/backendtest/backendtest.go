@@ -56,6 +56,7 @@ func Run(t *testing.T, b nn.Backend) {
 	t.Run("AttentionCached", func(t *testing.T) { testAttentionCached(t, b, b.DType()) })
 	t.Run("StepPositions", func(t *testing.T) { testStepPositions(t, b, b.DType()) })
 	t.Run("AdamW", func(t *testing.T) { testAdamW(t, b) })
+	t.Run("AdamWEach", func(t *testing.T) { testAdamWEach(t, b) })
 	t.Run("Contracts", func(t *testing.T) { testContracts(t, b) })
 	for _, c := range fusedCases {
 		t.Run(c.name, func(t *testing.T) {

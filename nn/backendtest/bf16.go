@@ -38,6 +38,7 @@ func RunBF16(t *testing.T, b nn.MixedBackend) {
 	t.Run("Elementwise", func(t *testing.T) { testBF16Elementwise(t, b) })
 	t.Run("SumSquaresEach", func(t *testing.T) { testSumSquaresEach(t, b) })
 	t.Run("AdamW", func(t *testing.T) { testAdamW(t, b) }) // float32 masters, a bfloat16 copy
+	t.Run("AdamWEach", func(t *testing.T) { testAdamWEach(t, b) })
 	t.Run("ElementwiseTypes", func(t *testing.T) { RunBF16Elementwise(t, b) })
 	t.Run("Act", func(t *testing.T) { testBF16Act(t, b) })
 	t.Run("Bias", func(t *testing.T) { testBF16Bias(t, b) })
