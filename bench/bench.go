@@ -479,7 +479,7 @@ type Result struct {
 	PrefillS float64 `json:"prefill_median_s,omitempty"`
 	DecodeS  float64 `json:"decode_median_s,omitempty"`
 	// Graph: the tokens were decoded by replaying a captured Step
-	// (Options.Graph), of GraphOps device operations.
+	// (unless Options.EagerDecode), of GraphOps device operations.
 	Graph    bool  `json:"graph,omitempty"`
 	GraphOps int64 `json:"graph_ops,omitempty"`
 }

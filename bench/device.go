@@ -246,9 +246,6 @@ func (t *tracked) Free(b nn.Buffer) {
 	t.Backend.Free(b)
 }
 
-// backend is what to compute on: t itself, or, when t's backend is a
-// mixed-precision one, t with its AllocAs and ActDType (tracked too), so
-// that tapes on it run the mixed-precision model path.
 // SumSquaresEach keeps the wrapped backend's one-round-trip reduction (the
 // clip in a train step) visible through the wrapper.
 func (t *tracked) SumSquaresEach(xs []nn.Buffer) []float64 { return nn.SumSquaresEach(t.Backend, xs) }
@@ -281,6 +278,9 @@ type StreamCounter interface {
 	StreamCounts() (ops, hostWaits int64)
 }
 
+// backend is what to compute on: t itself, or, when t's backend is a
+// mixed-precision one, t with its AllocAs and ActDType (tracked too), so
+// that tapes on it run the mixed-precision model path.
 func (t *tracked) backend() nn.Backend {
 	if m, ok := t.Backend.(nn.MixedBackend); ok && m.ActDType() != m.DType() {
 		return &trackedMixed{t, m}

@@ -58,18 +58,6 @@ func (be *Backend[T]) Copy(dst, src nn.Buffer) {
 	copy(d, s)
 }
 
-// CopyBlock copies (or with accumulate, adds) a rows×cols block between
-// row-major matrices:
-//
-//	for r := 0; r < rows; r++ {
-//		for c := 0; c < cols; c++ {
-//			dst[dstOff+r*dstStride+c] (+)= src[srcOff+r*srcStride+c]
-//		}
-//	}
-//
-// Rows of dst must not overlap (dstStride ≥ cols); src rows may (a stride 0
-// broadcasts one row). Rows are copied in parallel, so the block in dst must
-// not overlap the block in src.
 // AppendRows writes src (rows×cols) into each row of dst at column
 // pos[0]·unit, nothing where that passes the row's end (nn.Backend).
 func (be *Backend[T]) AppendRows(dst nn.Buffer, dstStride int, src nn.Buffer, rows, cols int, pos nn.Buffer, unit int) {
@@ -82,6 +70,18 @@ func (be *Backend[T]) AppendRows(dst nn.Buffer, dstStride int, src nn.Buffer, ro
 	be.CopyBlock(dst, off, dstStride, src, 0, cols, rows, cols, false)
 }
 
+// CopyBlock copies (or with accumulate, adds) a rows×cols block between
+// row-major matrices:
+//
+//	for r := 0; r < rows; r++ {
+//		for c := 0; c < cols; c++ {
+//			dst[dstOff+r*dstStride+c] (+)= src[srcOff+r*srcStride+c]
+//		}
+//	}
+//
+// Rows of dst must not overlap (dstStride ≥ cols); src rows may (a stride 0
+// broadcasts one row). Rows are copied in parallel, so the block in dst must
+// not overlap the block in src.
 func (be *Backend[T]) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer, srcOff, srcStride, rows, cols int, accumulate bool) {
 	check("CopyBlock", nn.CheckCopyBlock(dstOff, dstStride, srcOff, srcStride, rows, cols))
 	if rows == 0 || cols == 0 {

@@ -15,19 +15,8 @@ extern "C" __global__ void cast_from_bf16(float* dst, const bf16* src, i64 n) {
     FOR_N(i, n) dst[i] = src[i];
 }
 
-// copy_row copies (adds, with accumulate) cols elements of s into d, the
-// threads of grid x striding over them. In the bfloat16 build with vec
-// (both rows start 16-byte aligned and cols is a multiple of 8) a thread
-// moves 8 elements at once; a sum is added in float and rounded once.
-__device__ __forceinline__ void copy_row_from(act_t* d, const act_t* s, i64 cols, i64 accumulate, bool vec, i64 first,
-                                              i64 step);
-
-__device__ __forceinline__ void copy_row(act_t* d, const act_t* s, i64 cols, i64 accumulate, bool vec) {
-    copy_row_from(d, s, cols, accumulate, vec, (i64)blockIdx.x * blockDim.x + threadIdx.x, (i64)gridDim.x * blockDim.x);
-}
-
-// copy_row_from is copy_row by threads numbered from first, step apart
-// (vectors of 8 in the bfloat16 build with vec, elements otherwise).
+// copy_row_from is copy_row (below) by threads numbered from first, step
+// apart (vectors of 8 in the bfloat16 build with vec, elements otherwise).
 __device__ __forceinline__ void copy_row_from(act_t* d, const act_t* s, i64 cols, i64 accumulate, bool vec, i64 first,
                                               i64 step) {
 #if ACT_IS_BF16
@@ -55,6 +44,14 @@ __device__ __forceinline__ void copy_row_from(act_t* d, const act_t* s, i64 cols
             d[c] = s[c];
         }
     }
+}
+
+// copy_row copies (adds, with accumulate) cols elements of s into d, the
+// threads of grid x striding over them. In the bfloat16 build with vec
+// (both rows start 16-byte aligned and cols is a multiple of 8) a thread
+// moves 8 elements at once; a sum is added in float and rounded once.
+__device__ __forceinline__ void copy_row(act_t* d, const act_t* s, i64 cols, i64 accumulate, bool vec) {
+    copy_row_from(d, s, cols, accumulate, vec, (i64)blockIdx.x * blockDim.x + threadIdx.x, (i64)gridDim.x * blockDim.x);
 }
 
 // copy_block: dst[dstOff + r·dstStride + c] (+)= src[srcOff + r·srcStride + c]

@@ -94,13 +94,12 @@ func (be *Backend) Permute(out, x nn.Buffer, shape []int, perm []int, accumulate
 		args := append([]uint64{pArg(o), pArg(xs), iArg(nb), iArg(A), iArg(C), iArg(strides[r-1]), iArg(r - 2)},
 			outerDims(dims[:], strides[:], r-2, tiledBatchRank)...)
 		args = append(args, bArg(accumulate))
+		name, S := "permute_tiled", 32
 		if at == nn.BFloat16 { // 64×64 tiles: a warp moves whole 128-byte lines
-			k := be.fnAs(op, at, "memory", "permute_tiled64")
-			be.launch(op, k, dim3((C+63)/64, (A+63)/64, min(nb, 65535)), dim2(32, 8), 0, args...)
-			return
+			name, S = "permute_tiled64", 64
 		}
-		k := be.fnAs(op, at, "memory", "permute_tiled")
-		be.launch(op, k, dim3((C+31)/32, (A+31)/32, min(nb, 65535)), dim2(32, 8), 0, args...)
+		k := be.fnAs(op, at, "memory", name)
+		be.launch(op, k, dim3((C+S-1)/S, (A+S-1)/S, min(nb, 65535)), dim2(32, 8), 0, args...)
 		return
 	}
 	k := be.fnAs(op, at, "memory", "permute")

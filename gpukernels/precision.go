@@ -42,8 +42,6 @@ func (m *BF16Backend) Name() string { return "cuda-bfloat16" }
 // ActDType is bfloat16.
 func (m *BF16Backend) ActDType() nn.DType { return nn.BFloat16 }
 
-// AllocAs returns a zero-filled buffer of n elements of type dt (float32
-// or bfloat16).
 // AllocUninit is AllocAs without the zero fill (nn.UninitAllocator).
 func (m *BF16Backend) AllocUninit(n int, dt nn.DType) nn.Buffer {
 	if dt != nn.Float32 && dt != nn.BFloat16 {
@@ -52,6 +50,8 @@ func (m *BF16Backend) AllocUninit(n int, dt nn.DType) nn.Buffer {
 	return m.allocUninit(n, dt)
 }
 
+// AllocAs returns a zero-filled buffer of n elements of type dt (float32
+// or bfloat16).
 func (m *BF16Backend) AllocAs(n int, dt nn.DType) nn.Buffer {
 	if n < 0 {
 		panic(fmt.Sprintf("gpukernels.AllocAs: negative length %d", n))

@@ -548,8 +548,7 @@ __device__ __forceinline__ void raw_load(raw_items<K>& r, const act_t* row, i64 
         for (int j = 0; j < K / W; j++) r.v[j] = __ldg(reinterpret_cast<const actv<W>*>(row + base + j * W));
     } else {
         real t[K];
-#pragma unroll
-        for (int k = 0; k < K; k++) t[k] = base + k < L ? (real)row[base + k] : (real)0;
+        ld_items(t, row, base, L, false);
 #pragma unroll
         for (int j = 0; j < K / W; j++) av_make(t + j * W, &r.v[j]); // exact: the values are act_t's
     }
@@ -630,17 +629,6 @@ __device__ __forceinline__ void scan_deltas(const ScanParams& p, i64 row, i64 ba
     }
 }
 
-// scan_fwd_states runs states n .. n+S of a lane's steps in the forward:
-// composes each over the lane's K steps, scans the maps across the warp,
-// replays the steps from the entry state adding Cm·h to y, and leaves the
-// chunk's last state in carry (lane 0). The S states' chains are
-// independent, so each hides the others' latency (one state's compose,
-// shuffle scan and replay are one dependent chain); y sums the states in
-// the order of n. ck, when not null, is this channel's checkpoint row of
-// the chunk (state n at ck[n], rows BDN apart): the lanes that start one
-// of the backward's shorter chunks inside this one write their entry
-// states to rows 1 .. K/SCAN_BWD_K − 1 (row 0, the carry, is written by
-// the caller).
 // scan_fwd_fetch loads what the head of scan_fwd_states<S> waits on for
 // states n .. n+S: the lane's steps of Bm (unconverted) and A. The caller
 // issues it one group of states ahead.
@@ -654,6 +642,17 @@ __device__ __forceinline__ void scan_fwd_fetch(const ScanParams& p, i64 n, i64 b
     }
 }
 
+// scan_fwd_states runs states n .. n+S of a lane's steps in the forward:
+// composes each over the lane's K steps, scans the maps across the warp,
+// replays the steps from the entry state adding Cm·h to y, and leaves the
+// chunk's last state in carry (lane 0). The S states' chains are
+// independent, so each hides the others' latency (one state's compose,
+// shuffle scan and replay are one dependent chain); y sums the states in
+// the order of n. ck, when not null, is this channel's checkpoint row of
+// the chunk (state n at ck[n], rows BDN apart): the lanes that start one
+// of the backward's shorter chunks inside this one write their entry
+// states to rows 1 .. K/SCAN_BWD_K − 1 (row 0, the carry, is written by
+// the caller). rb and An are the states' Bm and A (scan_fwd_fetch's).
 template <int S, int K>
 __device__ __forceinline__ void scan_fwd_states(const ScanParams& p, i64 n, int lane, i64 base, i64 bg, i64 d, bool vec,
                                                 real* carry, const real (&dl)[K], const real (&du)[K], real (&y)[K],

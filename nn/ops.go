@@ -107,8 +107,7 @@ func (tp *Tape) Linear(x, w, b *Tensor) *Tensor {
 func (tp *Tape) LinearBlock(x *Tensor, col0, k int, w *Tensor, row0, rows int) *Tensor {
 	x, w = tp.lowp(x), tp.lowp(w)
 	cols := x.Dim(-1)
-	if len(w.Shape) != 2 || w.Dim(1) != k || col0 < 0 || k < 0 || col0+k > cols || row0 < 0 || rows < 0 ||
-		row0+rows > w.Dim(0) {
+	if !blocksFit(x, col0, k, w, row0, rows) {
 		panic(fmt.Sprintf("nn.LinearBlock: x %v columns [%d:%d], weight %v rows [%d:%d]",
 			x.Shape, col0, col0+k, w.Shape, row0, row0+rows))
 	}
@@ -131,6 +130,13 @@ func (tp *Tape) LinearBlock(x *Tensor, col0, k int, w *Tensor, row0, rows int) *
 	return out
 }
 
+// blocksFit reports whether columns [col0, col0+k) of x's last dim and
+// rows [row0, row0+rows) of a 2-D w of k columns exist.
+func blocksFit(x *Tensor, col0, k int, w *Tensor, row0, rows int) bool {
+	return len(w.Shape) == 2 && w.Dim(1) == k && col0 >= 0 && k >= 0 && col0+k <= x.Dim(-1) &&
+		row0 >= 0 && rows >= 0 && row0+rows <= w.Dim(0)
+}
+
 // LinearToChannels is a linear map whose result is channels-first: for x
 // (B·L, cols) it reads columns [col0, col0+k) as the input, and with W
 // (O, k) it returns (B, rows, L) = rows [row0, row0+rows) of W times each
@@ -142,8 +148,7 @@ func (tp *Tape) LinearBlock(x *Tensor, col0, k int, w *Tensor, row0, rows int) *
 func (tp *Tape) LinearToChannels(x *Tensor, col0, k int, w *Tensor, row0, rows, B, L int) *Tensor {
 	x, w = tp.lowp(x), tp.lowp(w)
 	cols := x.Dim(-1)
-	if len(w.Shape) != 2 || w.Dim(1) != k || col0 < 0 || k < 0 || col0+k > cols || row0 < 0 || rows < 0 ||
-		row0+rows > w.Dim(0) || B < 0 || L < 0 || x.Len() != B*L*cols {
+	if !blocksFit(x, col0, k, w, row0, rows) || B < 0 || L < 0 || x.Len() != B*L*cols {
 		panic(fmt.Sprintf("nn.LinearToChannels: x %v columns [%d:%d], weight %v rows [%d:%d], B %d, L %d",
 			x.Shape, col0, col0+k, w.Shape, row0, row0+rows, B, L))
 	}

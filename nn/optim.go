@@ -98,10 +98,10 @@ func (o *AdamW) StepScaled(lr, scale float64) {
 // copy, and every Step after rewrites it in the update's own pass
 // (AdamWArgs.Copy), so that a step no longer casts every weight again
 // (torch's autocast casts each weight once a step; this gives the same
-// copies without that pass). A step's results are the same bit for bit. Where o's backend is
-// not mixed it keeps none and returns nil. Whatever changes the
-// parameters outside Step (loading a checkpoint, a broadcast from another
-// rank) must call ResetCopies before the next forward.
+// copies without that pass). A step's results are the same bit for bit.
+// Where o's backend is not mixed it keeps none and returns nil. Whatever
+// changes the parameters outside Step (loading a checkpoint, a broadcast
+// from another rank) must call ResetCopies before the next forward.
 func (o *AdamW) KeepCopies() *Casts {
 	if m, ok := o.b.(MixedBackend); !ok || m.ActDType() == o.b.DType() {
 		return nil

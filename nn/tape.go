@@ -34,8 +34,9 @@ type Tape struct {
 // over weights that do not change while it lives: generation and
 // evaluation, where a tape runs per decoded token or per batch and would
 // copy every weight again each time (130M parameters at 6 bytes read and
-// written per decoded token). A training step's tape keeps its own: the
-// optimizer changes the weights between steps.
+// written per decoded token). Training's tapes share them only when the
+// optimizer keeps them current (AdamW.KeepCopies); else each step's tape
+// keeps its own, as the optimizer changes the weights between steps.
 type Casts struct {
 	b Backend
 	m map[*Tensor]*Tensor
@@ -309,9 +310,9 @@ func (tp *Tape) lowp(t *Tensor) *Tensor {
 	}
 	casts, alloc, grad := tp.casts, tp.AllocAs, t.grad
 	if sh := tp.shared; sh != nil {
-		casts, alloc, grad = sh.m, tp.scratch, nil // Casts keeps it past Release
-		if sh.train {
-			grad = t.grad
+		casts, alloc = sh.m, tp.scratch // Casts keeps it past Release
+		if !sh.train {
+			grad = nil
 		}
 	} else if casts == nil {
 		casts = map[*Tensor]*Tensor{}
