@@ -295,30 +295,51 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (E, N) constant of −1.
 // With a layer state, the conv and the scan start from it and advance it.
+//
+// The projections into and out of the conv and the scan's (B, E, L)
+// layout read the blocks they need in place: in_proj's x and z halves,
+// x_proj's dt columns. For L > 1 they are channels-first products
+// (nn.LinearToChannels, LinearFromChannels); at L = 1 the two layouts are
+// the same memory, and one GEMM for the whole batch (nn.LinearBlock, then
+// reshapes) beats B products of one column. No slice or layout copy
+// remains but those of the small B and C (N columns each).
 func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.ConvScan) *nn.Tensor {
 	E, N, R := mx.E, mx.N, mx.R
 	toBCL, rows, drop := arch.ChannelsFirst(tp, B, L)
-	// Each intermediate is dropped once this code has read it for the last
-	// time: the step then keeps only what the backward reads (the tape
-	// knows which), not the layout copies between the ops.
-	xz := mx.InProj.Forward(tp, h)
+	channels := L > 1
+	// in is rows [row0, row0+E) of w times columns [col0, col0+k) of x,
+	// as (B, E, L).
+	in := func(x *nn.Tensor, col0, k int, w *nn.Tensor, row0 int) *nn.Tensor {
+		if channels {
+			return tp.LinearToChannels(x, col0, k, w, row0, E, B, L)
+		}
+		return toBCL(tp.LinearBlock(x, col0, k, w, row0, E), E)
+	}
+	// out is w times x (B, E, L), as (B·L, ·) rows.
+	out := func(x, w *nn.Tensor) *nn.Tensor {
+		if channels {
+			return tp.LinearFromChannels(x, w, B, L)
+		}
+		return tp.Linear(rows(x, E), w, nil)
+	}
+	d := h.Dim(-1)
+	xin, z := in(h, 0, d, mx.InProj.W, 0), in(h, 0, d, mx.InProj.W, E)
 	var convState, h0, hT nn.Buffer
 	if st != nil {
 		convState, h0, hT = st.Conv, st.SSM, tp.AllocOut(B*E*N)
 	}
-	xs, zs := tp.Slice(xz, 0, E), tp.Slice(xz, E, E)
-	tp.Drop(xz)
-	xin, z := toBCL(xs, E), toBCL(zs, E)
-	drop(xs, zs)
 	x := tp.Conv1D(xin, mx.ConvW, mx.ConvB, nn.SiLU, convState) // (B, E, L)
-	dbl := mx.XProj.Forward(tp, rows(x, E))
 	// mamba_ssm passes dt_proj.weight·dt as delta and the bias as delta_bias,
 	// so the bias is added in the scan before the softplus.
-	dtIn, bs, cs := tp.Slice(dbl, 0, R), tp.Slice(dbl, R, N), tp.Slice(dbl, R+N, N)
+	dbl := out(x, mx.XProj.W) // (B·L, R + 2N), [dt | B | C]
+	deltaBCL := in(dbl, 0, R, mx.DtProj.W, 0)
+	// Each intermediate is dropped once this code has read it for the last
+	// time: the step then keeps only what the backward reads (the tape
+	// knows which), not the layout copies between the ops.
+	bs, cs := tp.Slice(dbl, R, N), tp.Slice(dbl, R+N, N)
 	tp.Drop(dbl)
-	delta := tp.Linear(dtIn, mx.DtProj.W, nil)
-	deltaBCL, Bm, Cm := toBCL(delta, E), toBCL(bs, N), toBCL(cs, N)
-	drop(delta, bs, cs)
+	Bm, Cm := toBCL(bs, N), toBCL(cs, N)
+	drop(bs, cs)
 	A := tp.Derived(mx.ALog, "A", func(tp *nn.Tape) *nn.Tensor { return tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog)) })
 	y := tp.SelectiveScan(nn.ScanInputs{
 		U: x, Delta: deltaBCL, A: A, Bm: Bm, Cm: Cm,
@@ -328,9 +349,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	if st != nil {
 		tp.B.Copy(st.SSM, hT)
 	}
-	yRows := rows(y, E)
-	drop(y)
-	return mx.OutProj.Forward(tp, yRows)
+	return out(y, mx.OutProj.W)
 }
 
 // Params lists the layer's weights with mamba_ssm's module names without

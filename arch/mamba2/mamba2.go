@@ -298,26 +298,35 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 
 // Forward maps h (B·L, d) to (B·L, d). negOne is an (H) constant of −1.
 // With a layer state, the conv and the SSD start from it and advance it.
+//
+// in_proj's three parts, [z | xBC | dt] by its rows, are three products
+// that read their block of the weight in place (nn.LinearBlock), xBC
+// straight into the conv's (B, K, L) layout for L > 1
+// (nn.LinearToChannels): no slice of the fused projection and no layout
+// copy before the conv. At L = 1 the layouts coincide.
 func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.ConvScan) *nn.Tensor {
 	E, H, P, G, N := mx.E, mx.H, mx.P, mx.G, mx.N
 	K := E + 2*G*N
 	toBCL, rows, drop := arch.ChannelsFirst(tp, B, L)
-	zxbcdt := mx.InProj.Forward(tp, h) // (B·L, 2E + 2G·N + H)
+	d, w := h.Dim(-1), mx.InProj.W // w: (E + K + H, d)
+	var xbcT *nn.Tensor            // (B, K, L)
+	if L > 1 {
+		xbcT = tp.LinearToChannels(h, 0, d, w, E, K, B, L)
+	} else {
+		xbcT = toBCL(tp.LinearBlock(h, 0, d, w, E, K), K)
+	}
 	var convState, h0, hT nn.Buffer
 	if st != nil {
 		convState, h0, hT = st.Conv, st.SSM, tp.AllocOut(B*H*P*N)
 	}
 	// Each intermediate is dropped once this code has read it for the last
 	// time: the step then keeps only what the backward reads.
-	xbcIn, z, dt := tp.Slice(zxbcdt, E, K), tp.Slice(zxbcdt, 0, E), tp.Slice(zxbcdt, 2*E+2*G*N, H)
-	tp.Drop(zxbcdt)
-	xbcT := toBCL(xbcIn, K) // (B, K, L)
-	drop(xbcIn)
 	conv := tp.Conv1D(xbcT, mx.ConvW, mx.ConvB, nn.SiLU, convState)
 	xbc := rows(conv, K)
 	drop(conv)
 	x, bm, cm := tp.Slice(xbc, 0, E), tp.Slice(xbc, E, G*N), tp.Slice(xbc, E+G*N, G*N)
 	tp.Drop(xbc)
+	dt := tp.LinearBlock(h, 0, d, w, E+K, H)
 	y := tp.SSD(nn.SSDInputs{
 		X:  tp.Reshape(x, B, L, H, P),
 		Dt: tp.Reshape(dt, B, L, H),
@@ -329,6 +338,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	if st != nil {
 		tp.B.Copy(st.SSM, hT)
 	}
+	z := tp.LinearBlock(h, 0, d, w, 0, E)
 	gate := tp.Act(nn.SiLU, z)
 	gated := tp.Mul(tp.Reshape(y, B*L, E), gate)
 	tp.Drop(y)
