@@ -204,12 +204,14 @@ func (t *trainer) step() {
 	i := t.steps % len(t.ids)
 	t.steps++
 	tp := nn.NewTape(be, true)
+	if c := t.opt.KeepCopies(); c != nil {
+		tp.ShareCasts(c) // as train.Run's steps: the update writes the bf16 weight copies
+	}
 	defer tp.Release()
 	loss, _ := arch.LossAndArgmax(tp, t.md.m, t.ids[i], t.tgts[i], t.B, t.L, -1, nil)
 	nn.ZeroGrads(be, t.md.params)
 	tp.Backward(loss)
-	nn.ClipGradNorm(be, t.md.params, 1)
-	t.opt.Step(1e-4)
+	t.opt.StepScaled(1e-4, nn.ClipFactor(nn.GradNorm(be, t.md.params), 1))
 }
 
 func (t *trainer) free() {

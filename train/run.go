@@ -191,6 +191,7 @@ func Run(ctx context.Context, spec Spec, dir string, opt Options) (sum Summary) 
 		if r.firstStep, err = r.dist.syncStart(r.be, r.optim, r.firstStep); err != nil {
 			err = fmt.Errorf("starting the ranks: %w", err)
 		}
+		r.optim.ResetCopies() // rank 0's weights may have replaced these
 	}
 	if r.metricsFile != nil {
 		defer r.metricsFile.Close()
@@ -258,6 +259,7 @@ func (r *runner) resume(metricsPath string) error {
 	if err != nil {
 		return err
 	}
+	r.optim.ResetCopies() // the weights changed outside a step
 	if err := truncateMetrics(metricsPath, st.Step); err != nil {
 		return err
 	}
@@ -548,7 +550,7 @@ func (r *runner) logStep(ctx context.Context, m *Metrics, step int, evalNow bool
 // can). The loss read costs no wait of its own today: nn's CrossEntropy
 // forms the mean loss on the host (Backend.Sum) already.
 func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (loss, acc, gnorm float64, div *divergence) {
-	tp := nn.NewTape(r.be, true)
+	tp := r.trainTape()
 	defer tp.Release()
 	var pred []int32
 	if withAcc {
@@ -566,7 +568,7 @@ func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (l
 	}
 	nn.ZeroGrads(r.be, r.params)
 	tp.Backward(lossT)
-	gnorm = nn.ClipGradNorm(r.be, r.params, r.spec.Train.GradClip)
+	gnorm = nn.GradNorm(r.be, r.params)
 	if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
 		for _, p := range r.params {
 			if s := r.be.SumSquares(p.T.Grad()); math.IsNaN(s) || math.IsInf(s, 0) {
@@ -575,8 +577,19 @@ func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (l
 		}
 		return loss, acc, gnorm, &divergence{fmt.Sprintf("gradient norm is %v at step %d", gnorm, step)}
 	}
-	r.optim.Step(lr)
+	r.optim.StepScaled(lr, nn.ClipFactor(gnorm, r.spec.Train.GradClip)) // the clip in the update's pass
 	return loss, acc, gnorm, nil
+}
+
+// trainTape is a recording tape for one step. Under mixed precision it
+// shares the optimizer's bf16 weight copies, which the update rewrites in
+// its own pass (AdamW.KeepCopies): the step casts no weight.
+func (r *runner) trainTape() *nn.Tape {
+	tp := nn.NewTape(r.be, true)
+	if c := r.optim.KeepCopies(); c != nil {
+		tp.ShareCasts(c)
+	}
+	return tp
 }
 
 // trackMemory records the peak memory: the device allocator's peak when the
