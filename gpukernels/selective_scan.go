@@ -188,10 +188,22 @@ func scanBwdSmem(T, ns, npt, es int) int {
 	return (7*cb*(T+1) + 2*T*(np+1) + 2*T*ts) * es
 }
 
-// scanTile is the largest tile of at most 32 steps whose shared memory
-// (size(T)) stays within 96 KiB, or fits the device at all.
-func (be *Backend) scanTile(op string, size func(T int) int) int {
-	for T := 32; T >= 1; T /= 2 {
+// maxTile is the recurrences' largest tile for L steps: 32, or the power
+// of two that covers L when that is smaller. A tile of steps the sequence
+// does not have costs its zero-filled loads and shared memory in every
+// block (a step of decoding, L = 1, would fill 32 steps to use one).
+func maxTile(L int) int {
+	T := 1
+	for T < min(L, 32) {
+		T *= 2
+	}
+	return T
+}
+
+// scanTile is the largest tile of at most maxTile(L) steps whose shared
+// memory (size(T)) stays within 96 KiB, or fits the device at all.
+func (be *Backend) scanTile(op string, L int, size func(T int) int) int {
+	for T := maxTile(L); T >= 1; T /= 2 {
 		if size(T) <= 96<<10 || (T == 1 && size(T) <= be.dev.MaxSharedOptin) {
 			return T
 		}
@@ -278,7 +290,7 @@ func (be *Backend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
 		return
 	}
 	npt, ns := stateSplit(op, a.N)
-	T := be.scanTile(op, func(T int) int { return scanFwdSmem(T, ns, npt, be.esize()) })
+	T := be.scanTile(op, a.L, func(T int) int { return scanFwdSmem(T, ns, npt, be.esize()) })
 	be.scanForward(op, at, s, a, o, h, nil, T)
 }
 
@@ -330,7 +342,7 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 		return
 	}
 	npt, ns := stateSplit(op, N)
-	T := be.scanTile(op, func(T int) int { return scanBwdSmem(T, ns, npt, be.esize()) })
+	T := be.scanTile(op, L, func(T int) int { return scanBwdSmem(T, ns, npt, be.esize()) })
 	nT := (L + T - 1) / T
 	ckpt := be.newBuffer(nT*B*D*N, be.dtype)
 	defer be.release(ckpt)

@@ -52,12 +52,12 @@ func ssdBwdRSmem(T, P, ns, npt, es int) int {
 	return (4*T*(P+1) + 2*T*(np+1) + 2*T + T*(P*(np+1)+1)) * es
 }
 
-// ssdTile is the largest tile of at most 32 steps whose shared memory
-// stays within limit bytes (for occupancy), or, where not even one step
+// ssdTile is the largest tile of at most maxTile(L) steps whose shared
+// memory stays within limit bytes (for occupancy), or, where not even one step
 // fits limit, within the device's limit.
-func (be *Backend) ssdTile(op string, limit int, size func(T int) int) int {
+func (be *Backend) ssdTile(op string, L, limit int, size func(T int) int) int {
 	for _, lim := range []int{min(limit, be.dev.MaxSharedOptin), be.dev.MaxSharedOptin} {
-		for T := 32; T >= 1; T /= 2 {
+		for T := maxTile(L); T >= 1; T /= 2 {
 			if size(T) <= lim {
 				return T
 			}
@@ -93,7 +93,7 @@ func (be *Backend) unpackSSD(op string, a nn.SSDArgs) ssdBufs {
 //		hT[b,h] = hs
 //
 // One launch, the recurrence itself with the state in registers (ssd.cu
-// says why not the chunked form), or, when ssdChunked is set, the chunked
+// says why not the chunked form), or, when ssdChunkedAt(L), the chunked
 // form's three (ssd_chunk.go); a.Chunk is validated and otherwise unused.
 // X, Dt, Bm, Cm and out are the activations (all of the backend's type or
 // all bfloat16, which picks the kernels' build); A, Dskip, DtBias, H0 and
@@ -110,12 +110,12 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 	}
 	be.enter(op)
 	defer be.exit()
-	if be.ssdChunked {
+	if be.ssdChunkedAt(a.L) {
 		be.ssdChunkedForward(op, at, o, h, s, a)
 		return
 	}
 	npt, ns := ssdSplit(op, a.P, a.N)
-	T := be.ssdTile(op, 96<<10, func(T int) int { return ssdFwdSmem(T, ns, npt, be.esize()) })
+	T := be.ssdTile(op, a.L, 96<<10, func(T int) int { return ssdFwdSmem(T, ns, npt, be.esize()) })
 	cp := ssdThreads / ns
 	blocks := a.B * a.H * ((a.P + cp - 1) / cp)
 	k := be.fnAs(op, at, "ssd", fmt.Sprintf("ssd_fwd_%d", npt))
@@ -138,7 +138,7 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 // the batch). dout and the gradients of X, Dt, Bm and Cm are activations as
 // SSD's are; those of A, Dskip and DtBias, and every partial, are of the
 // backend's type (or float64), so a bfloat16 gradient is rounded once, when
-// its sum is added to it. With ssdChunked, ssdChunkedBackward replaces the
+// its sum is added to it. With ssdChunkedAt(L), ssdChunkedBackward replaces the
 // forward and adjoint launches (the same r, e and partials).
 func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	const op = "SSDBackward"
@@ -159,8 +159,9 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	}
 	be.enter(op)
 	defer be.exit()
+	chunked := be.ssdChunkedAt(L)
 	var npt, ns, threads int // the recurrence's split (ssd_chunk.cu has none)
-	if !be.ssdChunked {
+	if !chunked {
 		npt, ns = ssdSplit(op, P, N)
 		threads = (P*ns + 31) / 32 * 32
 	}
@@ -184,17 +185,17 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 	r, e := scratch(wantDt, nd, nn.Float64), scratch(wantDt, nd, nn.Float64)
 	// dDskip's partials: one a (b, h), or one a (b, chunk, h) chunked.
 	dParts := B
-	if be.ssdChunked {
+	if chunked {
 		dParts = B * ssdcChunks(L)
 	}
 	pA, pD, pDB := scratch(dA != nil, B*H, nn.Float64), scratch(dD != nil, dParts*H, nn.Float64), scratch(dBias != nil, B*H, nn.Float64)
 	const bwdLimit = 160 << 10
-	if be.ssdChunked {
+	if chunked {
 		be.ssdChunkedBackward(op, at, ssdcGrads{dX: dX, dB: dB, partB: partB, dC: dC, partC: partC, r: r, e: e, pD: pD},
 			s, a, gs)
 	}
-	if !be.ssdChunked && (dC != nil || wantDt || dD != nil) {
-		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdFSmem(T, P, ns, npt, be.esize()) })
+	if !chunked && (dC != nil || wantDt || dD != nil) {
+		T := be.ssdTile(op, L, bwdLimit, func(T int) int { return ssdBwdFSmem(T, P, ns, npt, be.esize()) })
 		if r == nil { // the kernel writes r unconditionally
 			r = scratch(true, nd, nn.Float64)
 		}
@@ -204,8 +205,8 @@ func (be *Backend) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {
 			pArg(s.dtbias), pArg(s.h0), iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus),
 			iArg(ns), iArg(T))
 	}
-	if !be.ssdChunked && (dX != nil || dB != nil || wantDt) {
-		T := be.ssdTile(op, bwdLimit, func(T int) int { return ssdBwdRSmem(T, P, ns, npt, be.esize()) })
+	if !chunked && (dX != nil || dB != nil || wantDt) {
+		T := be.ssdTile(op, L, bwdLimit, func(T int) int { return ssdBwdRSmem(T, P, ns, npt, be.esize()) })
 		if e == nil {
 			e = scratch(true, nd, nn.Float64)
 		}

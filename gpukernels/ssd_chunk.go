@@ -8,6 +8,13 @@ import (
 // SEQBENCH_SSD_CHUNKED=0 (the recurrence of ssd.cu, to compare).
 func ssdChunkedFromEnv() bool { return envSwitch("SEQBENCH_SSD_CHUNKED") }
 
+// ssdChunkedAt reports whether an SSD of L steps runs in the chunked form:
+// when ssdChunked is on and L > 1. One step (a decoded token) is one
+// update of the state, which the recurrence makes reading and writing the
+// state once; the chunked form would stage it through a chunk's scratch
+// state and three launches.
+func (be *Backend) ssdChunkedAt(L int) bool { return be.ssdChunked && L > 1 }
+
 // The chunked SSD forward (ssd_chunk.cu, NOTES.md "SSD, chunked"): chunks
 // of ssdcQ steps; blocks of ssdcThreads computing 64×64 tiles; ssdcNT is
 // ssdc_out's tile of states, ssdcLD the shared-memory row stride (a

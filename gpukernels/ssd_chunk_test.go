@@ -337,13 +337,18 @@ func TestSSDChunkSharedMemoryFits(t *testing.T) {
 func TestSSDTileFallsBackToTheDeviceLimit(t *testing.T) {
 	be := &Backend{dev: &cuda.Device{MaxSharedOptin: 232448}}
 	perStep := func(bytes int) func(int) int { return func(T int) int { return T * bytes } }
-	if T := be.ssdTile("SSD", 160<<10, perStep(4096)); T != 32 {
+	if T := be.ssdTile("SSD", 4096, 160<<10, perStep(4096)); T != 32 {
 		t.Errorf("4 KiB a step: tile %d, want 32", T)
 	}
-	if T := be.ssdTile("SSD", 160<<10, perStep(6000)); T != 16 {
+	for _, c := range []struct{ L, want int }{{1, 1}, {2, 2}, {5, 8}, {32, 32}, {33, 32}} {
+		if T := be.ssdTile("SSD", c.L, 160<<10, perStep(4096)); T != c.want {
+			t.Errorf("L = %d: tile %d, want %d (no tile longer than the sequence needs)", c.L, T, c.want)
+		}
+	}
+	if T := be.ssdTile("SSD", 4096, 160<<10, perStep(6000)); T != 16 {
 		t.Errorf("6000 bytes a step: tile %d, want 16 (within 160 KiB)", T)
 	}
-	if T := be.ssdTile("SSD", 160<<10, perStep(212160)); T != 1 {
+	if T := be.ssdTile("SSD", 4096, 160<<10, perStep(212160)); T != 1 {
 		t.Errorf("212160 bytes a step: tile %d, want 1 (within the device's 232448)", T)
 	}
 	defer func() {
@@ -351,5 +356,5 @@ func TestSSDTileFallsBackToTheDeviceLimit(t *testing.T) {
 			t.Errorf("240000 bytes a step: panic %v, want one naming the bytes", p)
 		}
 	}()
-	be.ssdTile("SSD", 160<<10, perStep(240000))
+	be.ssdTile("SSD", 4096, 160<<10, perStep(240000))
 }
