@@ -141,12 +141,13 @@ type SeqOps interface {
 	Conv1DBackward(dx, dw, dbias, x, w, bias, dout Buffer, B, C, L, W int, act Activation)
 
 	// SelectiveScan writes out (B, D, L) and, when hT is given, the final
-	// state (B, D, N).
+	// state (B, D, N). hT may be a.H0: the state then advances in place
+	// (step mode).
 	SelectiveScan(out, hT Buffer, a ScanArgs)
 	SelectiveScanBackward(g ScanGrads, a ScanArgs, dout Buffer)
 
 	// SSD writes out (B, L, H, P) and, when hT is given, the final state
-	// (B, H, P, N).
+	// (B, H, P, N). hT may be a.H0: the state then advances in place.
 	SSD(out, hT Buffer, a SSDArgs)
 	SSDBackward(g SSDGrads, a SSDArgs, dout Buffer)
 

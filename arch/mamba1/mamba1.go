@@ -326,7 +326,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	xin, z := in(h, 0, d, mx.InProj.W, 0), in(h, 0, d, mx.InProj.W, E)
 	var convState, h0, hT nn.Buffer
 	if st != nil {
-		convState, h0, hT = st.Conv, st.SSM, tp.AllocOut(B*E*N)
+		convState, h0, hT = st.Conv, st.SSM, st.SSM // advanced in place
 	}
 	x := tp.Conv1D(xin, mx.ConvW, mx.ConvB, nn.SiLU, convState) // (B, E, L)
 	// mamba_ssm passes dt_proj.weight·dt as delta and the bias as delta_bias,
@@ -346,9 +346,6 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 		D: mx.D, Z: z, DeltaBias: mx.DtProj.B, DeltaSoftplus: true,
 		H0: h0, HT: hT,
 	})
-	if st != nil {
-		tp.B.Copy(st.SSM, hT)
-	}
 	return out(y, mx.OutProj.W)
 }
 

@@ -317,7 +317,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	}
 	var convState, h0, hT nn.Buffer
 	if st != nil {
-		convState, h0, hT = st.Conv, st.SSM, tp.AllocOut(B*H*P*N)
+		convState, h0, hT = st.Conv, st.SSM, st.SSM // advanced in place
 	}
 	// Each intermediate is dropped once this code has read it for the last
 	// time: the step then keeps only what the backward reads.
@@ -335,9 +335,6 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 		D: mx.D, DtBias: mx.DtBias, DtSoftplus: true, Chunk: mx.Chunk,
 		H0: h0, HT: hT,
 	})
-	if st != nil {
-		tp.B.Copy(st.SSM, hT)
-	}
 	z := tp.LinearBlock(h, 0, d, w, 0, E)
 	gate := tp.Act(nn.SiLU, z)
 	gated := tp.Mul(tp.Reshape(y, B*L, E), gate)

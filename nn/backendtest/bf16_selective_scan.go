@@ -52,6 +52,14 @@ func BF16SelectiveScanState(t *testing.T, b nn.MixedBackend) {
 		tt.b.SelectiveScan(out, hT, a)
 		tt.checkOut("out", out, nBDL, wantOut)
 		tt.checkOut("hT", hT, B*D*N, wantHT)
+		if c.h0 { // in place (hT = H0, step mode): the state starts as a copy of H0
+			ip := a
+			ip.H0, _ = tt.inputAs(fp32, in.h0)
+			out2 := tt.outputAs(bf16, nBDL)
+			tt.b.SelectiveScan(out2, ip.H0, ip)
+			tt.checkOut("out (in place)", out2, nBDL, wantOut)
+			tt.checkOut("hT (in place)", ip.H0, B*D*N, wantHT)
+		}
 
 		if c.split > 0 {
 			rows, rowsBC := B*D, B*G*N

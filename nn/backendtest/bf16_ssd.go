@@ -42,6 +42,7 @@ func testBF16SSDH0(t *testing.T, b nn.MixedBackend) {
 		{B: 2, L: 70, H: 2, P: 3, G: 2, N: 5, Chunk: 16, softplus: true, h0: true}, // a head per group, 3 tiles
 		{B: 1, L: 40, H: 2, P: 2, G: 1, N: 33, Chunk: 8, softplus: true, h0: true}, // N ≥ 32
 		{B: 1, L: 9, H: 2, P: 3, G: 1, N: 3, Chunk: 4, h0: true, noD: true, noBias: true},
+		{B: 2, L: 1, H: 4, P: 3, G: 2, N: 5, Chunk: 8, softplus: true, h0: true}, // a decoded token
 	}
 	runCases(t, b, "BF16SSDH0", cases, ssdCase.desc, func(tt *tester, c ssdCase) {
 		in := tt.ssdBF16Inputs(c)
@@ -51,6 +52,13 @@ func testBF16SSDH0(t *testing.T, b nn.MixedBackend) {
 		wantOut, wantHT := refSSD(c, in)
 		tt.checkOut("out", out, nx, wantOut)
 		tt.checkOut("hT", hT, nh, wantHT)
+		// In place (hT = H0, step mode): the state starts as a copy of H0.
+		ip := in.args
+		ip.H0, _ = tt.inputAs(fp32, in.h0)
+		out2 := tt.outputAs(bf16, nx)
+		tt.b.SSD(out2, ip.H0, ip)
+		tt.checkOut("out (in place)", out2, nx, wantOut)
+		tt.checkOut("hT (in place)", ip.H0, nh, wantHT)
 
 		dout, douts := tt.inputAs(bf16, tt.randn(nx))
 		type gradOf struct {

@@ -89,6 +89,7 @@ func testSelectiveScan(t *testing.T, b nn.Backend) {
 			scanCase{B: 1, D: 4, L: 7, N: 3, G: 4, softplus: sp, noBias: true},
 			scanCase{B: 2, D: 2, L: 7, N: 3, G: 1, softplus: sp, noD: true, noZ: true, noBias: true},
 			scanCase{B: 2, D: 4, L: 9, N: 3, G: 2, softplus: sp, h0: true},
+			scanCase{B: 2, D: 4, L: 1, N: 3, G: 2, softplus: sp, h0: true}, // a decoded token
 			scanCase{B: 2, D: 4, L: 9, N: 3, G: 2, softplus: sp, split: 4},
 			scanCase{B: 1, D: 2, L: 7, N: 3, G: 1, softplus: sp, h0: true, split: 1, noZ: true},
 		)
@@ -169,6 +170,14 @@ func (tt *tester) scanCase(c scanCase) {
 	tt.b.SelectiveScan(out, hT, a)
 	tt.fwd("out", tt.result("out", out, nBDL), wantOut)
 	tt.fwd("hT", tt.result("hT", hT, B*D*N), wantHT)
+	if c.h0 { // in place (hT = H0, step mode): the state starts as a copy of H0
+		ip := a
+		ip.H0, _ = tt.input(in.h0)
+		out3 := tt.output(nBDL)
+		tt.b.SelectiveScan(out3, ip.H0, ip)
+		tt.fwd("out (in place)", tt.result("out (in place)", out3, nBDL), wantOut)
+		tt.fwd("hT (in place)", tt.result("hT (in place)", ip.H0, B*D*N), wantHT)
+	}
 	// Without hT the output is the same.
 	out2 := tt.output(nBDL)
 	tt.b.SelectiveScan(out2, nil, a)

@@ -167,6 +167,7 @@ func testSSD(t *testing.T, b nn.Backend) {
 		{B: 1, L: 16, H: 2, P: 3, G: 2, N: 3, Chunk: 8, softplus: true}, // L a multiple of Chunk
 		{B: 2, L: 37, H: 4, P: 3, G: 2, N: 5, Chunk: 8, softplus: true, h0: true},
 		{B: 1, L: 5, H: 2, P: 3, G: 1, N: 3, Chunk: 16, h0: true, noD: true},
+		{B: 2, L: 1, H: 4, P: 3, G: 2, N: 5, Chunk: 8, softplus: true, h0: true}, // a decoded token
 		{B: 1, L: 37, H: 2, P: 3, G: 1, N: 3, Chunk: 16, softplus: true, decay: 300},
 		{B: 1, L: 13, H: 4, P: 3, G: 2, N: 3, Chunk: 8, softplus: true, only: "X"},
 		{B: 1, L: 13, H: 4, P: 3, G: 2, N: 3, Chunk: 8, softplus: true, only: "Bm"},
@@ -185,6 +186,13 @@ func testSSD(t *testing.T, b nn.Backend) {
 		tt.fwd("out", tt.result("out", out, nx), wantOut)
 		if c.h0 {
 			tt.fwd("hT", tt.result("hT", hT, nh), wantHT)
+			// In place (hT = H0, step mode): the state starts as a copy of H0.
+			ip := in.args
+			ip.H0, _ = tt.input(in.h0)
+			out2 := tt.output(nx)
+			tt.b.SSD(out2, ip.H0, ip)
+			tt.fwd("out (in place)", tt.result("out (in place)", out2, nx), wantOut)
+			tt.fwd("hT (in place)", tt.result("hT (in place)", ip.H0, nh), wantHT)
 		}
 		if c.h0 || c.decay != 0 {
 			return // backwards start from zeros (nn.SeqOps); the clamp is a forward matter
