@@ -46,6 +46,29 @@ extern "C" __global__ void conv1d_state(real* state, const act_t* x, i64 rows, i
     }
 }
 
+// conv1d_step: Conv1D at L = 1 (a decoded token), a thread a row: out[r]
+// in conv1d_fwd's order of sums, then the state shifted by one
+// (conv1d_state at L = 1) in the same pass. conv1d_fwd's grid gives a
+// block to a row's positions, so at L = 1 each block would run one thread.
+extern "C" __global__ void conv1d_step(act_t* out, real* state, const act_t* x, const real* w, const real* bias,
+                                       i64 rows, i64 C, i64 W, i64 silu) {
+    const i64 S = W - 1;
+    FOR_N(r, rows) {
+        const real* wr = w + (r % C) * W;
+        real* sr = state ? state + r * S : nullptr;
+        const real xv = x[r];
+        real p = bias ? bias[r % C] : (real)0;
+        for (i64 k = 0; k < S; k++) p += wr[k] * (sr ? sr[k] : (real)0);
+        p += wr[S] * xv;
+        if (silu) p *= r_sigmoid(p);
+        out[r] = p;
+        if (sr && S > 0) {
+            for (i64 j = 0; j + 1 < S; j++) sr[j] = sr[j + 1];
+            sr[S - 1] = xv;
+        }
+    }
+}
+
 // conv1d_dp: dp = dout·SiLU'(p) with p the recomputed pre-activation (zero
 // initial state): SiLU'(p) = σ(p)·(1 + p·(1 − σ(p))).
 extern "C" __global__ void conv1d_dp(real* dp, const act_t* x, const real* w, const real* bias, const act_t* dout,

@@ -55,7 +55,8 @@ func (be *Backend) rowGrid(rows, L, threads int) (int, int) {
 //	out[b,c,t] = act(bias[c] + Σ_k w[c,k]·x[b,c,t−W+1+k])
 //
 // A given state (B, C, W−1) is then overwritten with the last W−1 inputs of
-// [state, x] (step mode). One thread an output (conv1d.cu).
+// [state, x] (step mode). One thread an output (conv1d.cu); at L = 1 one
+// launch, a thread a row, computes the output and advances the state.
 //
 // x and out are activations, of the backend's type or both bfloat16; w,
 // bias and the state are always of the backend's type (float32 under
@@ -74,6 +75,11 @@ func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act 
 	}
 	be.enter(op)
 	defer be.exit()
+	if L == 1 {
+		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_step"), dim(be.blocksFor(rows, 128)), dim(128), 0, pArg(o),
+			pArg(ss), pArg(xs), pArg(ws), pArg(bs), iArg(rows), iArg(C), iArg(W), bArg(act == nn.SiLU))
+		return
+	}
 	if be.useConv1DTiled(L, W) {
 		be.conv1dTiles++
 		gx, gy, threads := be.tiledGrid(rows, L)

@@ -63,6 +63,8 @@ func testConv1D(t *testing.T, b nn.Backend) {
 			convCase{B: 1, C: 2, L: 9, W: 2, act: act, noBias: true},
 			convCase{B: 3, C: 1, L: 6, W: 5, act: act},
 			convCase{B: 2, C: 3, L: 7, W: 4, act: act, state: true},
+			convCase{B: 3, C: 5, L: 1, W: 4, act: act, state: true}, // a decoded token
+			convCase{B: 3, C: 5, L: 1, W: 2, act: act, state: true, noBias: true},
 			convCase{B: 2, C: 3, L: 11, W: 4, act: act, split: 5},
 			convCase{B: 1, C: 2, L: 7, W: 4, act: act, state: true, split: 1}, // a one-token step first
 			convCase{B: 1, C: 2, L: 3, W: 1, act: act, state: true, split: 2}, // W = 1: no state at all
