@@ -85,6 +85,28 @@ func (be *BF16) round(outs ...nn.Buffer) {
 	}
 }
 
+// stateOf panics unless a forward's carried state (H0 and hT, a conv's
+// state) is float32, or bfloat16 where the op's activations (out) are: a
+// decode state as a bf16 model keeps it (nn.SeqOps), read exactly and
+// rounded once when written. Its buffers must be of one type.
+func stateOf(op string, out nn.Buffer, name string, bufs ...nn.Buffer) {
+	_, actBF := out.(BF16Buf)
+	var bf []bool
+	for _, b := range bufs {
+		if b == nil {
+			continue
+		}
+		_, h := b.(BF16Buf)
+		if h && !actBF {
+			panic(fmt.Sprintf("cpukernels.%s: %s is bfloat16, must be float32 where the activations are float32 (docs/PRECISION.md)", op, name))
+		}
+		bf = append(bf, h)
+	}
+	if len(bf) == 2 && bf[0] != bf[1] {
+		panic(fmt.Sprintf("cpukernels.%s: %s are of two types: a state's buffers must be of one type", op, name))
+	}
+}
+
 // need32 panics unless b (when given) is a float32 buffer: statistics,
 // recurrent states and the optimizer's tensors are float32 under any
 // precision (docs/PRECISION.md).
@@ -299,9 +321,9 @@ func (be *BF16) AdamW(p, g, m, v nn.Buffer, a nn.AdamWArgs) {
 }
 
 func (be *BF16) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act nn.Activation) {
-	need32("Conv1D", "state", state)
-	be.f.Conv1D(u(out), u(x), u(w), u(bias), state, B, C, L, W, act)
-	be.round(out)
+	stateOf("Conv1D", out, "state", state)
+	be.f.Conv1D(u(out), u(x), u(w), u(bias), u(state), B, C, L, W, act)
+	be.round(out, state)
 }
 
 func (be *BF16) Conv1DBackward(dx, dw, dbias, x, w, bias, dout nn.Buffer, B, C, L, W int, act nn.Activation) {
@@ -316,9 +338,11 @@ func unwrapScan(a nn.ScanArgs) nn.ScanArgs {
 }
 
 func (be *BF16) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
-	need32("SelectiveScan", "hT and H0", hT, a.H0)
-	be.f.SelectiveScan(u(out), hT, unwrapScan(a))
-	be.round(out)
+	stateOf("SelectiveScan", out, "H0 and hT", a.H0, hT)
+	a = unwrapScan(a)
+	a.H0 = u(a.H0)
+	be.f.SelectiveScan(u(out), u(hT), a)
+	be.round(out, hT)
 }
 
 func (be *BF16) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.Buffer) {
@@ -337,9 +361,11 @@ func unwrapSSD(a nn.SSDArgs) nn.SSDArgs {
 }
 
 func (be *BF16) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
-	need32("SSD", "hT and H0", hT, a.H0)
-	be.f.SSD(u(out), hT, unwrapSSD(a))
-	be.round(out)
+	stateOf("SSD", out, "H0 and hT", a.H0, hT)
+	a = unwrapSSD(a)
+	a.H0 = u(a.H0)
+	be.f.SSD(u(out), u(hT), a)
+	be.round(out, hT)
 }
 
 func (be *BF16) SSDBackward(g nn.SSDGrads, a nn.SSDArgs, dout nn.Buffer) {

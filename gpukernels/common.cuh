@@ -76,6 +76,40 @@ typedef bf16 act_t;
 typedef real act_t;
 #endif
 
+// state_ref is a carried state (a scan's or SSD's H0 and hT, a conv's
+// state): real, or, in the bfloat16 build with bf set, bfloat16 (a mixed
+// backend's decode state, nn.SeqOps), read exactly into real and written
+// rounded once. Kernels take it as (real* p, i64 bf).
+struct state_ref {
+    real* p;
+    i64 bf;
+    __device__ explicit operator bool() const { return p != nullptr; }
+    __device__ real operator[](i64 i) const {
+#if ACT_IS_BF16
+        if (bf) return (real) reinterpret_cast<const bf16*>(p)[i];
+#endif
+        return p[i];
+    }
+    __device__ void set(i64 i, real v) const {
+#if ACT_IS_BF16
+        if (bf) {
+            reinterpret_cast<bf16*>(p)[i] = v;
+            return;
+        }
+#endif
+        p[i] = v;
+    }
+    // at is the state from element o on.
+    __device__ state_ref at(i64 o) const {
+        if (!p) return *this;
+#if ACT_IS_BF16
+        if (bf) return state_ref{reinterpret_cast<real*>(reinterpret_cast<bf16*>(p) + o), bf};
+#endif
+        return state_ref{p + o, bf};
+    }
+};
+__device__ __forceinline__ state_ref state_of(const real* p, i64 bf) { return state_ref{const_cast<real*>(p), bf}; }
+
 #if REAL_IS_DOUBLE
 // Arguments of exp below this give exactly 0 (cpukernels' expLimit).
 #define EXP_MIN (-708.0)

@@ -10,21 +10,22 @@
 // fixed order, so the result is the same run to run).
 
 // conv_at is x[r, j] of the row prefixed by its carried inputs: j ≥ −S,
-// state[r, S + j] below 0 (zeros without a state).
-__device__ __forceinline__ real conv_at(const act_t* xr, const real* sr, i64 S, i64 j) {
+// state[r, S + j] below 0 (zeros without a state). The state is real or,
+// with stbf, bfloat16 (state_ref).
+__device__ __forceinline__ real conv_at(const act_t* xr, state_ref sr, i64 S, i64 j) {
     if (j >= 0) return xr[j];
     return sr ? sr[S + j] : (real)0;
 }
 
 // conv1d_fwd: out[r, t] = act(bias[c] + Σ_k w[c, k]·x[r, t − W + 1 + k]).
 extern "C" __global__ void conv1d_fwd(act_t* out, const act_t* x, const real* w, const real* bias, const real* state,
-                                      i64 rows, i64 C, i64 L, i64 W, i64 silu) {
+                                      i64 stbf, i64 rows, i64 C, i64 L, i64 W, i64 silu) {
     const i64 S = W - 1;
     for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
         const i64 c = r % C;
         const act_t* xr = x + r * L;
         const real* wr = w + c * W;
-        const real* sr = state ? state + r * S : nullptr;
+        const state_ref sr = state_of(state, stbf).at(r * S);
         const real b0 = bias ? bias[c] : (real)0;
         for (i64 t = (i64)blockIdx.x * blockDim.x + threadIdx.x; t < L; t += (i64)gridDim.x * blockDim.x) {
             real p = b0;
@@ -38,11 +39,11 @@ extern "C" __global__ void conv1d_fwd(act_t* out, const act_t* x, const real* w,
 // conv1d_state: state[r, :] ← the last W−1 entries of [state[r, :], x[r, :]]
 // (step mode). One thread a row, walking j upwards: it reads state[r, L + j]
 // before anything overwrites it (writes go only to indices ≤ j).
-extern "C" __global__ void conv1d_state(real* state, const act_t* x, i64 rows, i64 L, i64 S) {
+extern "C" __global__ void conv1d_state(real* state, i64 stbf, const act_t* x, i64 rows, i64 L, i64 S) {
     FOR_N(r, rows) {
-        real* sr = state + r * S;
+        const state_ref sr = state_of(state, stbf).at(r * S);
         const act_t* xr = x + r * L;
-        for (i64 j = 0; j < S; j++) sr[j] = (L + j < S) ? sr[L + j] : (real)xr[L + j - S];
+        for (i64 j = 0; j < S; j++) sr.set(j, (L + j < S) ? sr[L + j] : (real)xr[L + j - S]);
     }
 }
 
@@ -50,12 +51,12 @@ extern "C" __global__ void conv1d_state(real* state, const act_t* x, i64 rows, i
 // in conv1d_fwd's order of sums, then the state shifted by one
 // (conv1d_state at L = 1) in the same pass. conv1d_fwd's grid gives a
 // block to a row's positions, so at L = 1 each block would run one thread.
-extern "C" __global__ void conv1d_step(act_t* out, real* state, const act_t* x, const real* w, const real* bias,
-                                       i64 rows, i64 C, i64 W, i64 silu) {
+extern "C" __global__ void conv1d_step(act_t* out, real* state, i64 stbf, const act_t* x, const real* w,
+                                       const real* bias, i64 rows, i64 C, i64 W, i64 silu) {
     const i64 S = W - 1;
     FOR_N(r, rows) {
         const real* wr = w + (r % C) * W;
-        real* sr = state ? state + r * S : nullptr;
+        const state_ref sr = state_of(state, stbf).at(r * S);
         const real xv = x[r];
         real p = bias ? bias[r % C] : (real)0;
         for (i64 k = 0; k < S; k++) p += wr[k] * (sr ? sr[k] : (real)0);
@@ -63,8 +64,8 @@ extern "C" __global__ void conv1d_step(act_t* out, real* state, const act_t* x, 
         if (silu) p *= r_sigmoid(p);
         out[r] = p;
         if (sr && S > 0) {
-            for (i64 j = 0; j + 1 < S; j++) sr[j] = sr[j + 1];
-            sr[S - 1] = xv;
+            for (i64 j = 0; j + 1 < S; j++) sr.set(j, sr[j + 1]);
+            sr.set(S - 1, xv);
         }
     }
 }
@@ -81,7 +82,7 @@ extern "C" __global__ void conv1d_dp(real* dp, const act_t* x, const real* w, co
         const real b0 = bias ? bias[c] : (real)0;
         for (i64 t = (i64)blockIdx.x * blockDim.x + threadIdx.x; t < L; t += (i64)gridDim.x * blockDim.x) {
             real p = b0;
-            for (i64 k = 0; k < W; k++) p += wr[k] * conv_at(xr, nullptr, S, t - S + k);
+            for (i64 k = 0; k < W; k++) p += wr[k] * conv_at(xr, state_of(nullptr, 0), S, t - S + k);
             const real s = r_sigmoid(p);
             dp[r * L + t] = dout[r * L + t] * s * ((real)1 + p * ((real)1 - s));
         }
@@ -220,7 +221,7 @@ __device__ __forceinline__ void conv_st(act_t* p, i64 n, const real* v) {
 // conv1d_fwd_tiled<W>: conv1d_fwd, the same sums in the same order.
 template <int W>
 __device__ __forceinline__ void conv1d_fwd_tiled(act_t* out, const act_t* x, const real* w, const real* bias,
-                                                 const real* state, i64 rows, i64 C, i64 L, i64 silu) {
+                                                 const real* state, i64 stbf, i64 rows, i64 C, i64 L, i64 silu) {
     constexpr int S = W - 1;
     const i64 t0 = ((i64)blockIdx.x * blockDim.x + threadIdx.x) * CONV_CT;
     if (t0 >= L) return;
@@ -228,7 +229,7 @@ __device__ __forceinline__ void conv1d_fwd_tiled(act_t* out, const act_t* x, con
     for (i64 r = blockIdx.y; r < rows; r += gridDim.y) {
         const i64 c = r % C;
         const act_t* xr = x + r * L;
-        const real* sr = state ? state + r * S : nullptr;
+        const state_ref sr = state_of(state, stbf).at(r * S);
         real wk[W];
 #pragma unroll
         for (int k = 0; k < W; k++) wk[k] = w[c * W + k];
@@ -344,8 +345,8 @@ __device__ __forceinline__ void conv1d_bwd_tiled(act_t* dx, double* part, const 
 
 #define CONV1D_TILED(W)                                                                                                  \
     extern "C" __global__ void conv1d_fwd_tiled##W(act_t* out, const act_t* x, const real* w, const real* bias,          \
-                                                    const real* state, i64 rows, i64 C, i64 L, i64 silu) {               \
-        conv1d_fwd_tiled<W>(out, x, w, bias, state, rows, C, L, silu);                                                   \
+                                                    const real* state, i64 stbf, i64 rows, i64 C, i64 L, i64 silu) {     \
+        conv1d_fwd_tiled<W>(out, x, w, bias, state, stbf, rows, C, L, silu);                                             \
     }                                                                                                                    \
     extern "C" __global__ void conv1d_bwd_tiled##W(act_t* dx, double* part, const act_t* x, const real* w,              \
                                                     const real* bias, const act_t* dout, i64 rows, i64 C, i64 L,         \

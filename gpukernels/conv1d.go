@@ -58,9 +58,9 @@ func (be *Backend) rowGrid(rows, L, threads int) (int, int) {
 // [state, x] (step mode). One thread an output (conv1d.cu); at L = 1 one
 // launch, a thread a row, computes the output and advances the state.
 //
-// x and out are activations, of the backend's type or both bfloat16; w,
-// bias and the state are always of the backend's type (float32 under
-// bf16: the state holds copies of bfloat16 inputs exactly).
+// x and out are activations, of the backend's type or both bfloat16; w
+// and bias are of the backend's type, and the state too or, with bfloat16
+// activations, bfloat16 (it holds copies of the inputs: exact either way).
 func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act nn.Activation) {
 	const op = "Conv1D"
 	check(op, nn.CheckConv1D(B, C, L, W, act))
@@ -68,7 +68,8 @@ func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act 
 	o, xs, ws := be.buf(out, n, op, "out"), be.buf(x, n, op, "x"), be.buf(w, C*W, op, "w")
 	bs, ss := be.optBuf(bias, C, op, "bias"), be.optBuf(state, B*C*S, op, "state")
 	at := be.actType(op, arg{"x", xs}, arg{"out", o})
-	be.wantOwn(op, arg{"w", ws}, arg{"bias", bs}, arg{"state", ss})
+	be.wantOwn(op, arg{"w", ws}, arg{"bias", bs})
+	stbf := be.stateType(op, at, arg{"state", ss})
 	rows := B * C
 	if rows == 0 {
 		return
@@ -77,23 +78,23 @@ func (be *Backend) Conv1D(out, x, w, bias, state nn.Buffer, B, C, L, W int, act 
 	defer be.exit()
 	if L == 1 {
 		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_step"), dim(be.blocksFor(rows, 128)), dim(128), 0, pArg(o),
-			pArg(ss), pArg(xs), pArg(ws), pArg(bs), iArg(rows), iArg(C), iArg(W), bArg(act == nn.SiLU))
+			pArg(ss), bArg(stbf), pArg(xs), pArg(ws), pArg(bs), iArg(rows), iArg(C), iArg(W), bArg(act == nn.SiLU))
 		return
 	}
 	if be.useConv1DTiled(L, W) {
 		be.conv1dTiles++
 		gx, gy, threads := be.tiledGrid(rows, L)
 		be.launch(op, be.fnAs(op, at, "conv1d", fmt.Sprintf("conv1d_fwd_tiled%d", W)), dim2(gx, gy), dim(threads), 0,
-			pArg(o), pArg(xs), pArg(ws), pArg(bs), pArg(ss), iArg(rows), iArg(C), iArg(L), bArg(act == nn.SiLU))
+			pArg(o), pArg(xs), pArg(ws), pArg(bs), pArg(ss), bArg(stbf), iArg(rows), iArg(C), iArg(L), bArg(act == nn.SiLU))
 	} else if L > 0 {
 		gx, gy := be.rowGrid(rows, L, 256)
 		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_fwd"), dim2(gx, gy), dim(256), 0, pArg(o), pArg(xs), pArg(ws),
-			pArg(bs), pArg(ss), iArg(rows), iArg(C), iArg(L), iArg(W), bArg(act == nn.SiLU))
+			pArg(bs), pArg(ss), bArg(stbf), iArg(rows), iArg(C), iArg(L), iArg(W), bArg(act == nn.SiLU))
 	}
 	if ss != nil && S > 0 && L > 0 {
 		// After the forward in stream order: it read the old state.
 		be.launch(op, be.fnAs(op, at, "conv1d", "conv1d_state"), dim(be.blocksFor(rows, 128)), dim(128), 0, pArg(ss),
-			pArg(xs), iArg(rows), iArg(L), iArg(S))
+			bArg(stbf), pArg(xs), iArg(rows), iArg(L), iArg(S))
 	}
 }
 

@@ -55,3 +55,27 @@ func (be *Backend) wantOwn(op string, bufs ...arg) {
 		}
 	}
 }
+
+// stateType checks a carried state's buffers (H0 and hT, a conv's state):
+// all of the backend's type or, with bfloat16 activations (at), all
+// bfloat16, a mixed backend's decode state (nn.SeqOps). It reports whether
+// they are bfloat16, the kernels' stbf.
+func (be *Backend) stateType(op string, at nn.DType, bufs ...arg) bool {
+	var first arg
+	for _, a := range bufs {
+		if a.b == nil {
+			continue
+		}
+		if a.b.dt != be.dtype && (a.b.dt != nn.BFloat16 || at != nn.BFloat16) {
+			panic(fmt.Sprintf("gpukernels.%s: %s is %v, must be %v, or bfloat16 where the activations are", op, a.name,
+				a.b.dt, be.dtype))
+		}
+		if first.b == nil {
+			first = a
+		} else if a.b.dt != first.b.dt {
+			panic(fmt.Sprintf("gpukernels.%s: %s is %v but %s is %v: a state's buffers must be of one type", op, a.name,
+				a.b.dt, first.name, first.b.dt))
+		}
+	}
+	return first.b != nil && first.b.dt == nn.BFloat16
+}

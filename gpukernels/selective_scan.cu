@@ -58,7 +58,8 @@ __device__ __forceinline__ void scan_load_bc(real* sB, real* sC, const act_t* Bm
 template <int NPT>
 __device__ void scan_fwd_impl(act_t* out, real* hT, real* ckpt, const act_t* u, const act_t* delta, const real* A,
                               const act_t* Bm, const act_t* Cm, const real* Dskip, const act_t* z, const real* dbias,
-                              const real* h0, i64 B, i64 D, i64 L, i64 N, i64 G, i64 softplus, i64 NSl, i64 Tl) {
+                              const real* h0, i64 stbf, i64 B, i64 D, i64 L, i64 N, i64 G, i64 softplus, i64 NSl,
+                              i64 Tl) {
     extern __shared__ double scan_smem[];
     real* sm = reinterpret_cast<real*>(scan_smem);
     const int NS = (int)NSl, T = (int)Tl;
@@ -82,7 +83,7 @@ __device__ void scan_fwd_impl(act_t* out, real* hT, real* ckpt, const act_t* u, 
         const int n = s * NPT + i;
         const bool on = active && n < N;
         Ai[i] = on ? A[d * N + n] : (real)0;
-        h[i] = (on && h0) ? h0[(b * D + d) * N + n] : (real)0;
+        h[i] = (on && h0) ? state_of(h0, stbf)[(b * D + d) * N + n] : (real)0;
     }
     const i64 BDN = B * D * N;
     for (i64 t0 = 0, k = 0; t0 < L; t0 += T, k++) {
@@ -158,7 +159,7 @@ __device__ void scan_fwd_impl(act_t* out, real* hT, real* ckpt, const act_t* u, 
 #pragma unroll
         for (int i = 0; i < NPT; i++) {
             const int n = s * NPT + i;
-            if (n < N) hT[(b * D + d) * N + n] = h[i];
+            if (n < N) state_of(hT, stbf).set((b * D + d) * N + n, h[i]);
         }
     }
 }
@@ -381,9 +382,9 @@ __device__ void scan_bwd_impl(act_t* du, act_t* ddelta, act_t* dz, double* pA, d
 
 #define SCAN_FWD_ARGS                                                                                                \
     act_t *out, real *hT, real *ckpt, const act_t *u, const act_t *delta, const real *A, const act_t *Bm,           \
-        const act_t *Cm, const real *Dskip, const act_t *z, const real *dbias, const real *h0, i64 B, i64 D, i64 L, \
-        i64 N, i64 G, i64 softplus, i64 NS, i64 T
-#define SCAN_FWD_PASS out, hT, ckpt, u, delta, A, Bm, Cm, Dskip, z, dbias, h0, B, D, L, N, G, softplus, NS, T
+        const act_t *Cm, const real *Dskip, const act_t *z, const real *dbias, const real *h0, i64 stbf, i64 B,     \
+        i64 D, i64 L, i64 N, i64 G, i64 softplus, i64 NS, i64 T
+#define SCAN_FWD_PASS out, hT, ckpt, u, delta, A, Bm, Cm, Dskip, z, dbias, h0, stbf, B, D, L, N, G, softplus, NS, T
 #define SCAN_BWD_ARGS                                                                                                \
     act_t *du, act_t *ddelta, act_t *dz, double *pA, double *pD, double *pDB, act_t *dBm, act_t *dCm, double *partB, \
         double *partC, const real *ckpt, const act_t *dout, const act_t *u, const act_t *delta, const real *A,      \
@@ -709,7 +710,7 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
     if (dl0 >= Dg) return;                     // no block-wide barrier below
     const i64 d = g * Dg + dl0, row = (b * D + d) * L;
     real* carry = reinterpret_cast<real*>(scan_smem) + w * N;
-    for (i64 n = lane; n < N; n += 32) carry[n] = p.H0 ? p.H0[(b * D + d) * N + n] : (real)0;
+    for (i64 n = lane; n < N; n += 32) carry[n] = p.H0 ? state_of(p.H0, p.StBF)[(b * D + d) * N + n] : (real)0;
     const real bias = p.DBias ? p.DBias[d] : (real)0, dsk = p.Dskip ? p.Dskip[d] : (real)0;
     const bool vec = L % AV == 0;
     const i64 BDN = p.B * D * N;
@@ -764,7 +765,7 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
     }
     if (p.HT) {
         __syncwarp();
-        for (i64 n = lane; n < N; n += 32) p.HT[(b * D + d) * N + n] = carry[n];
+        for (i64 n = lane; n < N; n += 32) state_of(p.HT, p.StBF).set((b * D + d) * N + n, carry[n]);
     }
 }
 

@@ -98,6 +98,7 @@ type scanParams struct {
 	B, D, L, N, G int64
 	Softplus      int64
 	Nblk          int64 // blocks per (b, g)
+	StBF          int64 // H0 and HT are bfloat16 (state_ref)
 }
 
 // scanChunkBwdSmem is the chunked backward's shared memory in bytes
@@ -133,7 +134,7 @@ func scanBwdChunks(L int) int { return (L + 32*scanBwdK - 1) / (32 * scanBwdK) }
 func (s scanBufs) params(a nn.ScanArgs) scanParams {
 	return scanParams{U: ptr(s.u), Delta: ptr(s.delta), A: ptr(s.A), Bm: ptr(s.Bm), Cm: ptr(s.Cm), Dskip: ptr(s.Dskip),
 		Z: ptr(s.z), DBias: ptr(s.dbias), H0: ptr(s.h0), B: int64(a.B), D: int64(a.D), L: int64(a.L), N: int64(a.N),
-		G: int64(a.G), Softplus: int64(bArg(a.DeltaSoftplus))}
+		G: int64(a.G), Softplus: int64(bArg(a.DeltaSoftplus)), StBF: int64(bArg(s.stbf))}
 }
 
 // scanCkptBuf is a.Ckpt, checked, when the backend saves states for a
@@ -214,16 +215,17 @@ func (be *Backend) scanTile(op string, L int, size func(T int) int) int {
 // scanBufs are a scan's inputs as device buffers (nil: absent).
 type scanBufs struct {
 	u, delta, A, Bm, Cm, Dskip, z, dbias, h0 *Buffer
+	stbf                                     bool // h0 and hT are bfloat16 (stateType); false in the backward
 }
 
 // acts are the inputs that are activations (one type: the backend's or
-// bfloat16), own the parameters and the initial state (the backend's type).
+// bfloat16), own the parameters (the backend's type).
 func (s scanBufs) acts() []arg {
 	return []arg{{"U", s.u}, {"Delta", s.delta}, {"Bm", s.Bm}, {"Cm", s.Cm}, {"Z", s.z}}
 }
 
 func (s scanBufs) own() []arg {
-	return []arg{{"A", s.A}, {"Dskip", s.Dskip}, {"DeltaBias", s.dbias}, {"H0", s.h0}}
+	return []arg{{"A", s.A}, {"Dskip", s.Dskip}, {"DeltaBias", s.dbias}}
 }
 
 func (be *Backend) unpackScan(op string, a nn.ScanArgs) scanBufs {
@@ -254,7 +256,7 @@ func (be *Backend) scanForward(op string, at nn.DType, s scanBufs, a nn.ScanArgs
 	k := be.fnAs(op, at, "selective_scan", fmt.Sprintf("scan_fwd_%d", npt))
 	be.launch(op, k, dim(blocks), dim(scanThreads), scanFwdSmem(T, ns, npt, be.esize()),
 		pArg(out), pArg(hT), pArg(ckpt), pArg(s.u), pArg(s.delta), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip),
-		pArg(s.z), pArg(s.dbias), pArg(s.h0), iArg(a.B), iArg(a.D), iArg(a.L), iArg(a.N), iArg(a.G),
+		pArg(s.z), pArg(s.dbias), pArg(s.h0), bArg(s.stbf), iArg(a.B), iArg(a.D), iArg(a.L), iArg(a.N), iArg(a.G),
 		bArg(a.DeltaSoftplus), iArg(ns), iArg(T))
 }
 
@@ -270,16 +272,18 @@ func (be *Backend) scanForward(op string, at nn.DType, s scanBufs, a nn.ScanArgs
 // states live in registers, the time loop runs inside (selective_scan.cu).
 //
 // U, Delta, Bm, Cm, Z and out are activations, all of the backend's type
-// or all bfloat16; A, Dskip, DeltaBias, H0 and hT are of the backend's
-// type (float32 under bf16). The math is float32 throughout, each output
-// rounded once.
+// or all bfloat16; A, Dskip and DeltaBias are of the backend's type
+// (float32 under bf16), H0 and hT too or, with bfloat16 activations, both
+// bfloat16 (a decode state: read exactly, hT rounded once). The math is
+// float32 throughout, each output rounded once.
 func (be *Backend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
 	const op = "SelectiveScan"
 	s := be.unpackScan(op, a)
 	o := be.buf(out, a.B*a.D*a.L, op, "out")
 	h := be.optBuf(hT, a.B*a.D*a.N, op, "hT")
 	at := be.actType(op, append(s.acts(), arg{"out", o})...)
-	be.wantOwn(op, append(s.own(), arg{"hT", h})...)
+	be.wantOwn(op, s.own()...)
+	s.stbf = be.stateType(op, at, arg{"H0", s.h0}, arg{"hT", h})
 	if a.B*a.D == 0 {
 		return
 	}
@@ -331,7 +335,7 @@ func (be *Backend) SelectiveScanBackward(g nn.ScanGrads, a nn.ScanArgs, dout nn.
 	}
 	at := be.actType(op, append(s.acts(), arg{"dout", gs}, arg{"dU", du}, arg{"dDelta", ddelta}, arg{"dZ", dz},
 		arg{"dBm", dB}, arg{"dCm", dC})...)
-	be.wantOwn(op, append(s.own(), arg{"dA", dA}, arg{"dDskip", dD}, arg{"dDeltaBias", ddb})...)
+	be.wantOwn(op, append(s.own(), arg{"H0", s.h0}, arg{"dA", dA}, arg{"dDskip", dD}, arg{"dDeltaBias", ddb})...)
 	if nBDL == 0 || (du == nil && ddelta == nil && dz == nil && dA == nil && dB == nil && dC == nil && dD == nil && ddb == nil) {
 		return
 	}

@@ -91,8 +91,8 @@ __device__ __forceinline__ void ssd_load_rows(real* dst, int ld, const act_t* sr
 // d and a [T].
 template <int NPT>
 __device__ void ssd_fwd_impl(act_t* out, real* hT, const act_t* x, const act_t* dt, const real* A, const act_t* Bm,
-                             const act_t* Cm, const real* Dskip, const real* dtbias, const real* h0, i64 B, i64 L,
-                             i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 NSl, i64 Tl) {
+                             const act_t* Cm, const real* Dskip, const real* dtbias, const real* h0, i64 stbf, i64 B,
+                             i64 L, i64 H, i64 P, i64 G, i64 N, i64 softplus, i64 NSl, i64 Tl) {
     extern __shared__ double ssd_smem[];
     real* sm = reinterpret_cast<real*>(ssd_smem);
     const int NS = (int)NSl, T = (int)Tl;
@@ -115,7 +115,7 @@ __device__ void ssd_fwd_impl(act_t* out, real* hT, const act_t* x, const act_t* 
 #pragma unroll
     for (int i = 0; i < NPT; i++) {
         const int n = s * NPT + i;
-        hs[i] = (active && n < N && h0) ? h0[((b * H + h) * P + p) * N + n] : (real)0;
+        hs[i] = (active && n < N && h0) ? state_of(h0, stbf)[((b * H + h) * P + p) * N + n] : (real)0;
     }
     for (i64 t0 = 0; t0 < L; t0 += T) {
         const int tn = (int)imin(T, L - t0);
@@ -150,7 +150,7 @@ __device__ void ssd_fwd_impl(act_t* out, real* hT, const act_t* x, const act_t* 
 #pragma unroll
         for (int i = 0; i < NPT; i++) {
             const int n = s * NPT + i;
-            if (n < N) hT[((b * H + h) * P + p) * N + n] = hs[i];
+            if (n < N) state_of(hT, stbf).set(((b * H + h) * P + p) * N + n, hs[i]);
         }
     }
 }
@@ -345,9 +345,9 @@ __device__ void ssd_bwd_r_impl(act_t* dX, act_t* dBm, real* partB, double* e, co
 
 #define SSD_FWD_ARGS                                                                                                  \
     act_t *out, real *hT, const act_t *x, const act_t *dt, const real *A, const act_t *Bm, const act_t *Cm,           \
-        const real *Dskip, const real *dtbias, const real *h0, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N,              \
+        const real *Dskip, const real *dtbias, const real *h0, i64 stbf, i64 B, i64 L, i64 H, i64 P, i64 G, i64 N,    \
         i64 softplus, i64 NS, i64 T
-#define SSD_FWD_PASS out, hT, x, dt, A, Bm, Cm, Dskip, dtbias, h0, B, L, H, P, G, N, softplus, NS, T
+#define SSD_FWD_PASS out, hT, x, dt, A, Bm, Cm, Dskip, dtbias, h0, stbf, B, L, H, P, G, N, softplus, NS, T
 #define SSD_BWDF_ARGS                                                                                                 \
     act_t *dCm, real *partC, double *r, double *pD, const act_t *dout, const act_t *x, const act_t *dt,               \
         const real *A, const act_t *Bm, const act_t *Cm, const real *dtbias, const real *h0, i64 B, i64 L, i64 H,     \

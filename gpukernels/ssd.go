@@ -96,22 +96,25 @@ func (be *Backend) unpackSSD(op string, a nn.SSDArgs) ssdBufs {
 // says why not the chunked form), or, when ssdChunkedAt(L), the chunked
 // form's three (ssd_chunk.go); a.Chunk is validated and otherwise unused.
 // X, Dt, Bm, Cm and out are the activations (all of the backend's type or
-// all bfloat16, which picks the kernels' build); A, Dskip, DtBias, H0 and
-// hT are of the backend's type.
+// all bfloat16, which picks the kernels' build); A, Dskip and DtBias are
+// of the backend's type, H0 and hT too or, with bfloat16 activations, both
+// bfloat16 (a decode state: read exactly, hT rounded once). hT may be H0:
+// each element is read before it is written, by the same thread.
 func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 	const op = "SSD"
 	s := be.unpackSSD(op, a)
 	o := be.buf(out, a.B*a.L*a.H*a.P, op, "out")
 	h := be.optBuf(hT, a.B*a.H*a.P*a.N, op, "hT")
 	at := be.actType(op, arg{"X", s.x}, arg{"Dt", s.dt}, arg{"Bm", s.Bm}, arg{"Cm", s.Cm}, arg{"out", o})
-	be.wantOwn(op, arg{"A", s.A}, arg{"Dskip", s.Dskip}, arg{"DtBias", s.dtbias}, arg{"H0", s.h0}, arg{"hT", h})
+	be.wantOwn(op, arg{"A", s.A}, arg{"Dskip", s.Dskip}, arg{"DtBias", s.dtbias})
+	stbf := be.stateType(op, at, arg{"H0", s.h0}, arg{"hT", h})
 	if a.B == 0 {
 		return
 	}
 	be.enter(op)
 	defer be.exit()
 	if be.ssdChunkedAt(a.L) {
-		be.ssdChunkedForward(op, at, o, h, s, a)
+		be.ssdChunkedForward(op, at, o, h, stbf, s, a)
 		return
 	}
 	npt, ns := ssdSplit(op, a.P, a.N)
@@ -121,7 +124,8 @@ func (be *Backend) SSD(out, hT nn.Buffer, a nn.SSDArgs) {
 	k := be.fnAs(op, at, "ssd", fmt.Sprintf("ssd_fwd_%d", npt))
 	be.launch(op, k, dim(blocks), dim(ssdThreads), ssdFwdSmem(T, ns, npt, be.esize()),
 		pArg(o), pArg(h), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.dtbias),
-		pArg(s.h0), iArg(a.B), iArg(a.L), iArg(a.H), iArg(a.P), iArg(a.G), iArg(a.N), bArg(a.DtSoftplus), iArg(ns), iArg(T))
+		pArg(s.h0), bArg(stbf), iArg(a.B), iArg(a.L), iArg(a.H), iArg(a.P), iArg(a.G), iArg(a.N), bArg(a.DtSoftplus),
+		iArg(ns), iArg(T))
 }
 
 // SSDBackward accumulates the gradients of SSD (from a.H0 when given; any

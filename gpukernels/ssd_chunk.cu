@@ -406,7 +406,8 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2)
 
 // ssdc_pass: a thread per (b, h, p, n) walks the chunks in order, replacing
 // each chunk's own state by the state entering it (hin_c, from H0 when
-// given) and writing the final state to hT when given. With reverse set it
+// given) and writing the final state to hT when given (both bfloat16 with
+// stbf: state_ref). With reverse set it
 // walks backwards from zero: each chunk's own adjoint part becomes the
 // adjoint of its final state, ∂L/∂hin_{c+1} (the backward's Dn).
 //
@@ -416,8 +417,8 @@ extern "C" __global__ void __launch_bounds__(SSDC_THREADS, 2)
 // the kernel ran at 1.6 % of the SM's issue rate and 4 % of DRAM's
 // (NOTES.md). The arithmetic and its order are unchanged.
 #define SSDC_PASS_AHEAD 8
-extern "C" __global__ void ssdc_pass(real* st, real* hT, const real* cs, const real* h0, i64 B, i64 H, i64 P,
-                                     i64 N, i64 nc, i64 reverse) {
+extern "C" __global__ void ssdc_pass(real* st, real* hT, const real* cs, const real* h0, i64 stbf, i64 B, i64 H,
+                                     i64 P, i64 N, i64 nc, i64 reverse) {
     const i64 PN = P * N;
     // A chunk's row of st is H·PN elements after the last's, its decay H
     // (backwards when reverse).
@@ -427,7 +428,7 @@ extern "C" __global__ void ssdc_pass(real* st, real* hT, const real* cs, const r
         const i64 row0 = (b * nc + (reverse ? nc - 1 : 0)) * H + h;
         real* sp = st + row0 * PN + pn;
         const real* cp = cs + row0;
-        real run = h0 ? h0[e] : (real)0;
+        real run = h0 ? state_of(h0, stbf)[e] : (real)0;
         for (i64 k0 = 0; k0 < nc; k0 += SSDC_PASS_AHEAD) {
             const int m = (int)imin(SSDC_PASS_AHEAD, nc - k0);
             real own[SSDC_PASS_AHEAD], decay[SSDC_PASS_AHEAD];
@@ -448,7 +449,7 @@ extern "C" __global__ void ssdc_pass(real* st, real* hT, const real* cs, const r
             sp += SSDC_PASS_AHEAD * step;
             cp += SSDC_PASS_AHEAD * cstep;
         }
-        if (hT) hT[e] = run;
+        if (hT) state_of(hT, stbf).set(e, run);
     }
 }
 

@@ -44,7 +44,7 @@ func ssdcChunks(L int) int { return (L + ssdcQ - 1) / ssdcQ }
 // ssdChunkedForward is SSD's forward in the chunked form, for SSD once its
 // arguments are checked and the op entered (at is the activations' type).
 // Scratch: the chunks' states (B·nc·H·P·N reals) and their decay sums.
-func (be *Backend) ssdChunkedForward(op string, at nn.DType, out, hT *Buffer, s ssdBufs, a nn.SSDArgs) {
+func (be *Backend) ssdChunkedForward(op string, at nn.DType, out, hT *Buffer, stbf bool, s ssdBufs, a nn.SSDArgs) {
 	B, L, H, P, G, N := a.B, a.L, a.H, a.P, a.G, a.N
 	nc := ssdcChunks(L)
 	st := be.newBuffer(max(B*nc*H*P*N, 1), be.dtype)
@@ -58,7 +58,7 @@ func (be *Backend) ssdChunkedForward(op string, at nn.DType, out, hT *Buffer, s 
 		iArg(B), iArg(L), iArg(H), iArg(P), iArg(G), iArg(N), bArg(a.DtSoftplus), iArg(nc))
 	k = be.fnAs(op, at, "ssd_chunk", "ssdc_pass")
 	be.launch(op, k, dim(be.blocksFor(B*H*P*N, 256)), dim(256), 0,
-		pArg(st), pArg(hT), pArg(cs), pArg(s.h0), iArg(B), iArg(H), iArg(P), iArg(N), iArg(nc), bArg(false))
+		pArg(st), pArg(hT), pArg(cs), pArg(s.h0), bArg(stbf), iArg(B), iArg(H), iArg(P), iArg(N), iArg(nc), bArg(false))
 	k = be.fnAs(op, at, "ssd_chunk", "ssdc_out")
 	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcOutSmem(be.esize()),
 		pArg(out), pArg(st), pArg(s.x), pArg(s.dt), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.dtbias),
@@ -105,7 +105,7 @@ func (be *Backend) ssdChunkedBackward(op string, at nn.DType, g ssdcGrads, s ssd
 			buf, h0 = dst, nil
 		}
 		be.launch(op, pass, dim(be.blocksFor(B*H*P*N, 256)), dim(256), 0,
-			pArg(buf), pArg(nil), pArg(cs), pArg(h0), iArg(B), iArg(H), iArg(P), iArg(N), iArg(nc), bArg(rev))
+			pArg(buf), pArg(nil), pArg(cs), pArg(h0), bArg(false), iArg(B), iArg(H), iArg(P), iArg(N), iArg(nc), bArg(rev))
 	}
 	k = be.fnAs(op, at, "ssd_chunk", "ssdc_bwd")
 	be.launch(op, k, dim(blocks), dim(ssdcThreads), ssdcBwdSmem(be.esize()),

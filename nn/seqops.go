@@ -11,6 +11,13 @@ package nn
 // state: step (generation) mode is the same op with L = 1 carrying the
 // state, and a long sequence can be processed in pieces with memory that
 // does not grow with its length. Backwards assume a zero initial state.
+//
+// A carried state (Conv1D's state, the scans' H0 and hT) is of the
+// backend's type or, on a MixedBackend whose activations are bfloat16 in
+// that call, bfloat16: the decode state of a bf16 model, as mamba_ssm
+// keeps it. It is read exactly, the math is float32, and each value is
+// rounded once when written. H0 and hT are of one type; a backward's H0
+// is of the backend's type.
 
 // ScanArgs are the inputs of the Mamba-1 selective scan (mamba_ssm's
 // selective_scan_fn). Channel d reads group d/(D/G) of Bm and Cm. With

@@ -554,8 +554,9 @@ func testBF16CrossEntropy(t *testing.T, b nn.MixedBackend) {
 }
 
 // testBF16Contracts: statistics and the optimizer's tensors are float32
-// under any precision; a bfloat16 one is a programming error that must
-// panic, naming the buffer.
+// under any precision, a carried state float32 or, with bfloat16
+// activations, bfloat16; any other is a programming error that must panic,
+// naming the buffer.
 func testBF16Contracts(t *testing.T, b nn.MixedBackend) {
 	type contract struct {
 		name string
@@ -583,13 +584,21 @@ func testBF16Contracts(t *testing.T, b nn.MixedBackend) {
 			tt.b.AdamW(tt.allocAs(2, fp32), tt.allocAs(2, bf16), tt.allocAs(2, fp32), tt.allocAs(2, fp32),
 				nn.AdamWArgs{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
 		}},
+		// A state is float32, or bfloat16 with bfloat16 activations (a
+		// decode state), of one type.
 		{"Conv1D_state", func(tt *tester) {
-			x := tt.allocAs(4, bf16)
-			tt.b.Conv1D(tt.allocAs(4, bf16), x, tt.allocAs(2, fp32), nil, tt.allocAs(1, bf16), 1, 1, 4, 2, nn.Identity)
+			x := tt.allocAs(4, fp32)
+			tt.b.Conv1D(tt.allocAs(4, fp32), x, tt.allocAs(2, fp32), nil, tt.allocAs(1, bf16), 1, 1, 4, 2, nn.Identity)
 		}},
-		{"SelectiveScan_hT", func(tt *tester) {
+		{"SelectiveScan_hT_mixed", func(tt *tester) {
 			h := func(n int) nn.Buffer { return tt.allocAs(n, bf16) }
-			tt.b.SelectiveScan(h(1), h(1), nn.ScanArgs{B: 1, D: 1, L: 1, N: 1, G: 1, U: h(1), Delta: h(1), A: h(1), Bm: h(1), Cm: h(1)})
+			tt.b.SelectiveScan(h(1), h(1), nn.ScanArgs{B: 1, D: 1, L: 1, N: 1, G: 1, U: h(1), Delta: h(1),
+				A: tt.allocAs(1, fp32), Bm: h(1), Cm: h(1), H0: tt.allocAs(1, fp32)})
+		}},
+		{"SelectiveScanBackward_H0", func(tt *tester) {
+			h := func(n int) nn.Buffer { return tt.allocAs(n, bf16) }
+			tt.b.SelectiveScanBackward(nn.ScanGrads{U: h(1)}, nn.ScanArgs{B: 1, D: 1, L: 1, N: 1, G: 1, U: h(1),
+				Delta: h(1), A: tt.allocAs(1, fp32), Bm: h(1), Cm: h(1), H0: h(1)}, h(1))
 		}},
 		{"AllocAs_float64", func(tt *tester) { tt.mixed().AllocAs(2, nn.Float64) }},
 	}
@@ -603,6 +612,8 @@ func testBF16Contracts(t *testing.T, b nn.MixedBackend) {
 			want := "must be float32"
 			if strings.HasPrefix(c.name, "AllocAs") {
 				want = "float32, bfloat16"
+			} else if strings.HasSuffix(c.name, "_mixed") {
+				want = "must be of one type"
 			}
 			if msg := fmt.Sprint(r); !strings.Contains(msg, want) {
 				tt.Fatalf("%s: the panic %q does not say %q", c.name, msg, want)

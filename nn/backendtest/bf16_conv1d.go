@@ -50,5 +50,15 @@ func BF16Conv1DState(t *testing.T, b nn.MixedBackend) {
 		}
 		AssertClose(tt, "pieces out", got, wantOut, tt.fwdTol+u)
 		tt.checkOut("pieces state", state, rows*S, wantState)
+
+		// A bfloat16 state (decode): the carried inputs are bfloat16
+		// values, so the new state is exact and out as above for the
+		// state as rounded.
+		bstate, bst0 := tt.inputAs(bf16, st0)
+		wantOut, wantState = refConv1D(xs, ws, bs, bst0, c.B, c.C, c.L, c.W, c.act)
+		out = tt.outputAs(bf16, n)
+		tt.b.Conv1D(out, x, w, bias, bstate, c.B, c.C, c.L, c.W, c.act)
+		tt.checkOut("out (bfloat16 state)", out, n, wantOut)
+		AssertClose(tt, "state (bfloat16 state)", tt.resultAs("state", bstate, rows*S), wantState, 0)
 	})
 }

@@ -59,6 +59,15 @@ func BF16SelectiveScanState(t *testing.T, b nn.MixedBackend) {
 			tt.b.SelectiveScan(out2, ip.H0, ip)
 			tt.checkOut("out (in place)", out2, nBDL, wantOut)
 			tt.checkOut("hT (in place)", ip.H0, B*D*N, wantHT)
+			// A bfloat16 state (decode), in place: H0 as rounded, hT
+			// rounded once.
+			sa, sin := a, in
+			sa.H0, sin.h0 = tt.inputAs(bf16, in.h0)
+			sOut, sHT := refSelectiveScan(sin, B, D, L, N, G, c.softplus)
+			out3 := tt.outputAs(bf16, nBDL)
+			tt.b.SelectiveScan(out3, sa.H0, sa)
+			tt.checkOut("out (bfloat16 state)", out3, nBDL, sOut)
+			tt.checkOut("hT (bfloat16 state)", sa.H0, B*D*N, sHT)
 		}
 
 		if c.split > 0 {

@@ -59,6 +59,15 @@ func testBF16SSDH0(t *testing.T, b nn.MixedBackend) {
 		tt.b.SSD(out2, ip.H0, ip)
 		tt.checkOut("out (in place)", out2, nx, wantOut)
 		tt.checkOut("hT (in place)", ip.H0, nh, wantHT)
+		// A bfloat16 state (decode), in place: H0 as rounded, hT rounded
+		// once.
+		sa, sin := in.args, in
+		sa.H0, sin.h0 = tt.inputAs(bf16, in.h0)
+		sOut, sHT := refSSD(c, sin)
+		out3 := tt.outputAs(bf16, nx)
+		tt.b.SSD(out3, sa.H0, sa)
+		tt.checkOut("out (bfloat16 state)", out3, nx, sOut)
+		tt.checkOut("hT (bfloat16 state)", sa.H0, nh, sHT)
 
 		dout, douts := tt.inputAs(bf16, tt.randn(nx))
 		type gradOf struct {
@@ -142,8 +151,9 @@ func testBF16SSDPieces(t *testing.T, b nn.MixedBackend) {
 	})
 }
 
-// testBF16SSDContracts: the state stays float32, so a bfloat16 hT or H0
-// panics, saying so (as testBF16Contracts' cases).
+// testBF16SSDContracts: H0 and hT are of one type, and the backward's H0
+// is float32; a call that breaks either panics, saying so (as
+// testBF16Contracts' cases).
 func testBF16SSDContracts(t *testing.T, b nn.MixedBackend) {
 	type contract struct {
 		name string
@@ -156,8 +166,8 @@ func testBF16SSDContracts(t *testing.T, b nn.MixedBackend) {
 		return nn.SSDArgs{B: 1, L: 1, H: 1, P: 1, G: 1, N: 1, Chunk: 1, X: h(), Dt: h(), A: f(), Bm: h(), Cm: h(), H0: h0}
 	}
 	cases := []contract{
-		{"SSD_hT", func(tt *tester) { tt.b.SSD(tt.allocAs(1, bf16), tt.allocAs(1, bf16), args(tt, nil)) }},
-		{"SSD_H0", func(tt *tester) { tt.b.SSD(tt.allocAs(1, bf16), tt.allocAs(1, fp32), args(tt, tt.allocAs(1, bf16))) }},
+		{"SSD_hT_mixed", func(tt *tester) { tt.b.SSD(tt.allocAs(1, bf16), tt.allocAs(1, bf16), args(tt, tt.allocAs(1, fp32))) }},
+		{"SSD_H0_mixed", func(tt *tester) { tt.b.SSD(tt.allocAs(1, bf16), tt.allocAs(1, fp32), args(tt, tt.allocAs(1, bf16))) }},
 		{"SSDBackward_H0", func(tt *tester) {
 			tt.b.SSDBackward(nn.SSDGrads{X: tt.allocAs(1, bf16)}, args(tt, tt.allocAs(1, bf16)), tt.allocAs(1, bf16))
 		}},
@@ -168,8 +178,12 @@ func testBF16SSDContracts(t *testing.T, b nn.MixedBackend) {
 			if r == nil {
 				tt.Fatalf("%s: no panic", c.name)
 			}
-			if msg := fmt.Sprint(r); !strings.Contains(msg, "must be float32") {
-				tt.Fatalf("%s: the panic %q does not say %q", c.name, msg, "must be float32")
+			want := "must be float32"
+			if strings.HasSuffix(c.name, "_mixed") {
+				want = "must be of one type"
+			}
+			if msg := fmt.Sprint(r); !strings.Contains(msg, want) {
+				tt.Fatalf("%s: the panic %q does not say %q", c.name, msg, want)
 			}
 		}()
 		c.call(tt)
