@@ -104,6 +104,12 @@ type Env struct {
 	Vocab   int // from the task
 	MaxLen  int // longest sequence the model will see (learned positions)
 	RNG     *rand.Rand
+	// LowpState keeps the Mamba blocks' step-mode states in the
+	// activations' type on a mixed backend (bfloat16 under bf16, as
+	// mamba_ssm keeps a bf16 model's inference cache): half the bytes a
+	// decoded token reads and writes, each state value rounded once a
+	// token, so a long decode drifts from the float32-state one (nn.SeqOps).
+	LowpState bool
 }
 
 // Config is an architecture's model block. Its struct has yaml tags for every
@@ -200,11 +206,16 @@ type ConvScan struct {
 }
 
 // NewConvScan allocates zero states: conv elements for the conv (none when
-// 0) and ssm for the scan.
-func NewConvScan(be nn.Backend, conv, ssm int) *ConvScan {
-	s := &ConvScan{Backend: be, SSM: be.Alloc(ssm)}
+// 0) and ssm for the scan, of the activations' type when lowp and be is a
+// mixed backend (Env.LowpState), else of be's.
+func NewConvScan(be nn.Backend, conv, ssm int, lowp bool) *ConvScan {
+	alloc := be.Alloc
+	if m, ok := be.(nn.MixedBackend); ok && lowp {
+		alloc = func(n int) nn.Buffer { return m.AllocAs(n, m.ActDType()) }
+	}
+	s := &ConvScan{Backend: be, SSM: alloc(ssm)}
 	if conv > 0 {
-		s.Conv = be.Alloc(conv)
+		s.Conv = alloc(conv)
 	}
 	return s
 }

@@ -26,6 +26,10 @@ type ModelOptions struct {
 	// match sizes (a Mamba block holds about half a Transformer block's
 	// parameters: 24 Mamba layers against 12 at the 130M size).
 	Matched bool `json:"matched,omitempty"`
+	// Fp32State keeps generate's Mamba decode states in float32 under bf16;
+	// by default they are bfloat16 there, as mamba_ssm keeps a bf16
+	// model's inference cache (arch.Env.LowpState).
+	Fp32State bool `json:"fp32_state,omitempty"`
 }
 
 // layers is the depth of arch: NLayers, or half of it for the
@@ -100,7 +104,7 @@ type model struct {
 
 // buildModel decodes {arch, d_model, n_layers} like a YAML model block and
 // builds it.
-func buildModel(d *Device, name string, mo ModelOptions, maxLen int, seed uint64) (md *model, err error) {
+func buildModel(d *Device, name string, mo ModelOptions, maxLen int, seed uint64, lowpState bool) (md *model, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("building: %v", p)
@@ -120,7 +124,8 @@ func buildModel(d *Device, name string, mo ModelOptions, maxLen int, seed uint64
 	}
 	tr := track(d.Backend)
 	tb := tr.backend()
-	m, err := cfg.Build(arch.Env{Backend: tb, Vocab: mo.Vocab, MaxLen: maxLen, RNG: rand.New(rand.NewPCG(seed, 3))})
+	m, err := cfg.Build(arch.Env{Backend: tb, Vocab: mo.Vocab, MaxLen: maxLen, RNG: rand.New(rand.NewPCG(seed, 3)),
+		LowpState: lowpState})
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +179,16 @@ func modelName(bench, archName string, mo ModelOptions, precision string, kv ...
 		fmt.Fprintf(&b, "/%s=%v", kv[i], kv[i+1])
 	}
 	return b.String()
+}
+
+// stateName is "/state=bf16" where generate keeps the decode states in
+// bfloat16 (bf16 without Fp32State), "" where they are float32, so that
+// the two are different benchmarks to the regression gate.
+func stateName(mo ModelOptions, precision string) string {
+	if precision == PrecisionBF16 && !mo.Fp32State {
+		return "/state=bf16"
+	}
+	return ""
 }
 
 // trainer runs full training steps of one model: forward, cross-entropy,
@@ -245,7 +260,7 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 					return nil
 				}
 				bname := modelName(bench, name, mo, o.Precision, "B", B, "L", L)
-				md, err := buildModel(d, name, mo, L, o.Seed)
+				md, err := buildModel(d, name, mo, L, o.Seed, false)
 				if err != nil {
 					f.Skipped = append(f.Skipped, Skip{bname, err.Error()})
 					o.progress("%-56s skipped: %v\n", bname, err)
@@ -340,7 +355,7 @@ func runGenerate(ctx context.Context, d *Device, o Options, f *File) error {
 			}
 			res, err := generate(d, o, name, B, rng)
 			if err != nil {
-				bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", mo.Prompt, "new", mo.NewTokens)
+				bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", mo.Prompt, "new", mo.NewTokens) + stateName(mo, o.Precision)
 				f.Skipped = append(f.Skipped, Skip{bname, err.Error()})
 				o.progress("%-64s skipped: %v\n", bname, err)
 				continue
@@ -418,7 +433,7 @@ func graphFor(d *Device, o Options, sm arch.Stepper) (*decodeGraph, string) {
 func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Result, err error) {
 	mo := o.Model
 	P, T, V := mo.Prompt, mo.NewTokens, mo.Vocab
-	md, err := buildModel(d, name, mo, P+T, o.Seed)
+	md, err := buildModel(d, name, mo, P+T, o.Seed, !mo.Fp32State)
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +442,7 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 	if !ok {
 		return nil, fmt.Errorf("%s has no step mode that returns the last logits (arch.LastStepper)", name)
 	}
-	bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", P, "new", T)
+	bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", P, "new", T) + stateName(mo, o.Precision)
 	dg, why := graphFor(d, o, sm)
 	if dg != nil {
 		bname += "/decode=graph"

@@ -452,3 +452,13 @@ func TestBenchGenerateMatchedRatio(t *testing.T) {
 	want := fmt.Sprintf("B=2: s4d %.4g tokens/s (%d params, 4 layers) = %.2f× transformer's", s.TokensPerS, s.Params, s.TokensPerS/tf.TokensPerS)
 	assert.Contains(t, buf.String(), want)
 }
+
+// Generate under bf16 keeps decode states in bfloat16 unless Fp32State,
+// and the name says so: the two are different benchmarks to regress.
+func TestGenerateStateName(t *testing.T) {
+	mo := ModelOptions{}
+	assert.Equal(t, "/state=bf16", stateName(mo, PrecisionBF16))
+	assert.Equal(t, "", stateName(mo, PrecisionFP32))
+	mo.Fp32State = true
+	assert.Equal(t, "", stateName(mo, PrecisionBF16))
+}

@@ -31,6 +31,9 @@ import (
 type Case struct {
 	Name   string
 	Config arch.Config
+	// LowpState builds with arch.Env.LowpState (step-mode states in the
+	// activations' type on a mixed backend).
+	LowpState bool
 }
 
 // Cases labels each config by name(config).
@@ -46,7 +49,8 @@ func Cases[C arch.Config](name func(C) string, cs ...C) []Case {
 // seed, failing t on an error.
 func Build(t testing.TB, b nn.Backend, c Case, vocab, maxLen int, seed uint64) arch.Model {
 	t.Helper()
-	m, err := c.Config.Build(arch.Env{Backend: b, Vocab: vocab, MaxLen: maxLen, RNG: rand.New(rand.NewPCG(seed, 1))})
+	m, err := c.Config.Build(arch.Env{Backend: b, Vocab: vocab, MaxLen: maxLen, RNG: rand.New(rand.NewPCG(seed, 1)),
+		LowpState: c.LowpState})
 	if err != nil {
 		t.Fatalf("%s: %v", c.Name, err)
 	}

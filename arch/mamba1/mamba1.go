@@ -182,6 +182,7 @@ type Block struct {
 	cfg            *Config
 	be             nn.Backend
 	negOne         *nn.Tensor // (E, N) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
+	lowpState      bool       // arch.Env.LowpState
 }
 
 // Mixer is mamba_ssm's Mamba module without biases on the projections:
@@ -231,7 +232,7 @@ func (c *Config) BlockBuilder(env arch.Env) func(int) *Block {
 	for i := range negOne {
 		negOne[i] = -1
 	}
-	blk := &Block{cfg: &cfg, be: be, negOne: nn.NewConst(be, negOne, E, N)}
+	blk := &Block{cfg: &cfg, be: be, negOne: nn.NewConst(be, negOne, E, N), lowpState: env.LowpState}
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, true) }
 	return func(int) *Block {
 		b := *blk
@@ -392,5 +393,5 @@ func (blk *Block) FLOPsPerToken(int) float64 {
 // W−1 inputs (B, E, W−1) and the scan's (B, E, N).
 func (blk *Block) NewState(B int) arch.LayerState {
 	E, N, W := blk.cfg.inner(), blk.cfg.DState, blk.cfg.DConv
-	return arch.NewConvScan(blk.be, B*E*(W-1), B*E*N)
+	return arch.NewConvScan(blk.be, B*E*(W-1), B*E*N, blk.lowpState)
 }

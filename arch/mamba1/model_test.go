@@ -245,3 +245,24 @@ func TestStepMatchesForwardBF16(t *testing.T) {
 		},
 	})
 }
+
+// With arch.Env.LowpState the states are bfloat16 (2 bytes an element):
+// each token rounds the SSM state once more than Forward does (the conv
+// state holds bfloat16 inputs exactly), so one token at a time drifts
+// further than TestStepMatchesForwardBF16 allows: 2⁻³ relative here, over
+// 7 tokens of a 4-wide model (the worst measured is 0.027).
+func TestStepMatchesForwardBF16State(t *testing.T) {
+	cs := cases(tiny("rmsnorm", true))
+	for i := range cs {
+		cs[i].LowpState = true
+	}
+	archtest.CheckStepMatchesForward(t, cpukernels.NewBF16(), cs, archtest.StepOptions{
+		Vocab: 7, B: 2, L: 7,
+		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {5, 2}},
+		Err:    archtest.Rel(1), Tol: 1.0 / 8,
+		StateBytes: func(cfg arch.Config, B, _ int) int64 {
+			c := cfg.(*mamba1.Config)
+			return int64(c.NLayers * B * c.Expand * c.DModel * (c.DConv - 1 + c.DState) * 2)
+		},
+	})
+}

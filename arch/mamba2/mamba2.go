@@ -188,6 +188,7 @@ type Block struct {
 	cfg            *Config
 	be             nn.Backend
 	negOne         *nn.Tensor // (H) of −1, shared by the layers: A = negOne ⊙ exp(A_log)
+	lowpState      bool       // arch.Env.LowpState
 }
 
 // Mixer is mamba_ssm's Mamba2 module (without its d_ssm < d_inner option,
@@ -238,7 +239,7 @@ func (c *Config) BlockBuilder(env arch.Env) func(int) *Block {
 	for i := range negOne {
 		negOne[i] = -1
 	}
-	blk := &Block{cfg: &cfg, be: be, negOne: nn.NewConst(be, negOne, H)}
+	blk := &Block{cfg: &cfg, be: be, negOne: nn.NewConst(be, negOne, H), lowpState: env.LowpState}
 	return func(int) *Block {
 		b := *blk
 		b.Mixer = newMixer(&cfg, be, rng)
@@ -420,5 +421,5 @@ func (blk *Block) FLOPsPerToken(L int) float64 {
 // W−1 inputs (B, K, W−1) and the SSD's (B, H, P, N).
 func (blk *Block) NewState(B int) arch.LayerState {
 	c := blk.cfg
-	return arch.NewConvScan(blk.be, B*c.convDim()*(c.DConv-1), B*c.nHeads()*c.HeadDim*c.DState)
+	return arch.NewConvScan(blk.be, B*c.convDim()*(c.DConv-1), B*c.nHeads()*c.HeadDim*c.DState, blk.lowpState)
 }

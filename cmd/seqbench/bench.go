@@ -40,6 +40,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	profile := fs.Bool("profile", false, "train, memory: time one more step, generate: one more decoded token, operation by operation (a GPU), and print where its time went")
 	matched := fs.Bool("matched", false, "model suites: the transformer gets half of --n-layers, the papers' size match (24 Mamba layers against 12)")
+	fp32State := fs.Bool("fp32-state", false, "generate: keep Mamba's decode states in float32 under bf16 (by default they are bfloat16 there, as mamba_ssm keeps them)")
 	graph := fs.Bool("graph", true, "generate: decode by replaying one captured step (a CUDA graph) where the backend and the arch allow; --graph=false decodes every token with its own launches")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -61,7 +62,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	if *repeat < 1 {
 		return usageError{fmt.Sprintf("--repeat %d is not allowed (≥ 1)", *repeat)}
 	}
-	o.Model = bench.ModelOptions{DModel: *dModel, NLayers: *nLayers, Vocab: *vocab, Prompt: *prompt, NewTokens: *newTokens, Matched: *matched}
+	o.Model = bench.ModelOptions{DModel: *dModel, NLayers: *nLayers, Vocab: *vocab, Prompt: *prompt, NewTokens: *newTokens, Matched: *matched,
+		Fp32State: *fp32State}
 	if !*quiet {
 		o.Progress = stderr
 	}
