@@ -238,42 +238,32 @@ func TestGatedMLP(t *testing.T) {
 }
 
 // Under bf16 (cpu-bfloat16) step mode and Forward (the chunked SSD) round
-// the same activations (the conv and SSM states stay float32: 4 bytes an
-// element); one landing a bfloat16 ulp apart (2⁻⁸) would move a logit by a
-// few: the tolerance is 2⁻⁵ relative (absolute below 1).
+// the same activations. With float32 states (4 bytes an element) one
+// landing a bfloat16 ulp apart (2⁻⁸) would move a logit by a few: the
+// tolerance is 2⁻⁵ relative (absolute below 1). With arch.Env.LowpState
+// the states are bfloat16 (2 bytes): each token rounds the SSD state once
+// more than Forward does (the conv state holds bfloat16 inputs exactly),
+// so one token at a time drifts further: 2⁻³ (the worst measured is
+// 0.072).
 func TestStepMatchesForwardBF16(t *testing.T) {
-	archtest.CheckStepMatchesForward(t, cpukernels.NewBF16(), cases(tiny(true)), archtest.StepOptions{
-		Vocab: 7, B: 2, L: 7,
-		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {7}},
-		Err:    archtest.Rel(1), Tol: 1.0 / 32,
-		StateBytes: func(cfg arch.Config, B, _ int) int64 {
-			c := cfg.(*mamba2.Config)
-			E := c.Expand * c.DModel
-			K, H := E+2*c.NGroups*c.DState, E/c.HeadDim
-			return int64(c.NLayers * B * (K*(c.DConv-1) + H*c.HeadDim*c.DState) * 4)
-		},
-	})
-}
-
-// With arch.Env.LowpState the states are bfloat16 (2 bytes an element):
-// each token rounds the SSD state once more than Forward does (the conv
-// state holds bfloat16 inputs exactly), so one token at a time drifts
-// further than TestStepMatchesForwardBF16 allows: 2⁻³ relative here, over
-// 7 tokens of a 4-wide model (the worst measured is 0.072).
-func TestStepMatchesForwardBF16State(t *testing.T) {
-	cs := cases(tiny(true))
-	for i := range cs {
-		cs[i].LowpState = true
+	for _, lowp := range []bool{false, true} {
+		cs, tol, size := cases(tiny(true)), 1.0/32, 4
+		if lowp {
+			tol, size = 1.0/8, 2
+			for i := range cs {
+				cs[i].LowpState = true
+			}
+		}
+		archtest.CheckStepMatchesForward(t, cpukernels.NewBF16(), cs, archtest.StepOptions{
+			Vocab: 7, B: 2, L: 7,
+			Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {7}},
+			Err:    archtest.Rel(1), Tol: tol,
+			StateBytes: func(cfg arch.Config, B, _ int) int64 {
+				c := cfg.(*mamba2.Config)
+				E := c.Expand * c.DModel
+				K, H := E+2*c.NGroups*c.DState, E/c.HeadDim
+				return int64(c.NLayers * B * (K*(c.DConv-1) + H*c.HeadDim*c.DState) * size)
+			},
+		})
 	}
-	archtest.CheckStepMatchesForward(t, cpukernels.NewBF16(), cs, archtest.StepOptions{
-		Vocab: 7, B: 2, L: 7,
-		Chunks: [][]int{{1, 1, 1, 1, 1, 1, 1}, {1, 3, 1, 2}, {7}},
-		Err:    archtest.Rel(1), Tol: 1.0 / 8,
-		StateBytes: func(cfg arch.Config, B, _ int) int64 {
-			c := cfg.(*mamba2.Config)
-			E := c.Expand * c.DModel
-			K, H := E+2*c.NGroups*c.DState, E/c.HeadDim
-			return int64(c.NLayers * B * (K*(c.DConv-1) + H*c.HeadDim*c.DState) * 2)
-		},
-	})
 }
