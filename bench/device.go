@@ -250,6 +250,11 @@ func (t *tracked) Free(b nn.Buffer) {
 // clip in a train step) visible through the wrapper.
 func (t *tracked) SumSquaresEach(xs []nn.Buffer) []float64 { return nn.SumSquaresEach(t.Backend, xs) }
 
+// AdamWEach keeps the wrapped backend's one-pass update of every tensor
+// (nn.ManyAdamW: one launch on a GPU) visible through the wrapper; without
+// it a step would fall back to one AdamW a tensor.
+func (t *tracked) AdamWEach(ts []nn.AdamWTensor, a nn.AdamWArgs) { nn.AdamWEach(t.Backend, ts, a) }
+
 // ScanCheckpointLen keeps the wrapped backend's saved scan states (the
 // backward then skips recomputing them) visible through the wrapper.
 func (t *tracked) ScanCheckpointLen(a nn.ScanArgs) int { return nn.ScanCheckpointLen(t.Backend, a) }
@@ -287,6 +292,12 @@ func (t *tracked) backend() nn.Backend {
 	}
 	return t
 }
+
+// The wrappers keep the interfaces of the backend that a step uses.
+var (
+	_ nn.ManyAdamW      = (*trackedMixed)(nil)
+	_ nn.ManySumSquarer = (*trackedMixed)(nil)
+)
 
 // trackedMixed is a tracked mixed-precision backend.
 type trackedMixed struct {

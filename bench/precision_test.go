@@ -462,3 +462,32 @@ func TestGenerateStateName(t *testing.T) {
 	mo.Fp32State = true
 	assert.Equal(t, "", stateName(mo, PrecisionBF16))
 }
+
+// manyAdamW is a backend with a one-pass AdamW over many tensors
+// (nn.ManyAdamW) that counts its calls.
+type manyAdamW struct {
+	nn.Backend
+	calls int
+}
+
+func (m *manyAdamW) AdamWEach(ts []nn.AdamWTensor, a nn.AdamWArgs) {
+	m.calls++
+	for _, t := range ts {
+		ai := a
+		ai.LR, ai.WeightDecay, ai.Copy = t.LR, t.WeightDecay, t.Copy
+		m.Backend.AdamW(t.P, t.G, t.M, t.V, ai)
+	}
+}
+
+// The bench's memory-tracking wrapper keeps the backend's one-pass AdamW
+// (a train step's update is then one launch on a GPU, not one a tensor).
+func TestTrackedKeepsAdamWEach(t *testing.T) {
+	m := &manyAdamW{Backend: cpukernels.New[float32]()}
+	be := track(m).backend()
+	var ts []nn.AdamWTensor
+	for range 3 {
+		ts = append(ts, nn.AdamWTensor{P: be.Alloc(4), G: be.Alloc(4), M: be.Alloc(4), V: be.Alloc(4), LR: 1e-3})
+	}
+	nn.AdamWEach(be, ts, nn.AdamWArgs{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, Step: 1})
+	assert.Equal(t, 1, m.calls, "AdamWEach calls")
+}

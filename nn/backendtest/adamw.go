@@ -130,7 +130,8 @@ func (tt *tester) adamWScaled(p, g, m, v nn.Buffer, a nn.AdamWArgs, s float64) {
 
 // testAdamWEach checks nn.AdamWEach (one launch where the backend has
 // ManyAdamW) against AdamW on each tensor, bit for bit: tensors of several
-// lengths (one spans two 65,536-element chunks, one is empty), their own
+// lengths (one spans many of the GPU's 8,192-element chunks and ends
+// inside one, one is empty), their own
 // learning rates and weight decays, copies on some, a GradScale, two steps.
 func testAdamWEach(t *testing.T, b nn.Backend) {
 	act := b.DType()
