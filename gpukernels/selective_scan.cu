@@ -6,10 +6,7 @@
 // channels of one (b, g); each channel has NS lanes (a power of two ≤ 32,
 // consecutive in the warp) and each lane NPT of the N states in registers,
 // n = s·NPT + i (NS·NPT ≥ N; the padded states have A = B = C = 0 and stay
-// 0); the forward at NPT ≤ 16 interleaves them, n = i·NS + s, so that a warp's
-// state loads and stores, and its reads of a step's Bm and Cm in shared
-// memory, are contiguous (s·NPT + i put each lane's states 4·NPT bytes
-// apart: a sector a lane, and bank conflicts). The time loop runs inside the kernel, a tile of T steps at a time:
+// 0). The time loop runs inside the kernel, a tile of T steps at a time:
 // the block stages δ, u (CB rows × T) and Bm, Cm (N rows × T) through
 // shared memory with warps reading consecutive t of a row (coalesced), then
 // every thread runs the recurrence of its states over the tile, and the
@@ -80,14 +77,10 @@ __device__ void scan_fwd_impl(act_t* out, real* hT, real* ckpt, const act_t* u, 
     real* sB = sY + CB * TP;
     real* sC = sB + T * NPr;
 
-    // Lane s's states are n = n0 + i·dn: interleaved (i·NS + s) up to 16 a
-    // lane, where a runtime stride costs no spill (at 64, s·NPT + i).
-    constexpr bool IL = NPT <= 16;
-    const int n0 = IL ? s : s * NPT, dn = IL ? NS : 1;
     real Ai[NPT], h[NPT];
 #pragma unroll
     for (int i = 0; i < NPT; i++) {
-        const int n = n0 + i * dn;
+        const int n = s * NPT + i;
         const bool on = active && n < N;
         Ai[i] = on ? A[d * N + n] : (real)0;
         h[i] = (on && h0) ? state_of(h0, stbf)[(b * D + d) * N + n] : (real)0;
@@ -97,7 +90,7 @@ __device__ void scan_fwd_impl(act_t* out, real* hT, real* ckpt, const act_t* u, 
         if (ckpt && active) {
 #pragma unroll
             for (int i = 0; i < NPT; i++) {
-                const int n = n0 + i * dn;
+                const int n = s * NPT + i;
                 if (n < N) ckpt[k * BDN + (b * D + d) * N + n] = h[i];
             }
         }
@@ -128,13 +121,13 @@ __device__ void scan_fwd_impl(act_t* out, real* hT, real* ckpt, const act_t* u, 
 #pragma unroll 4
         for (int tt = 0; tt < tn; tt++) {
             const real dl = sDl[c * TP + tt], du = dl * sU[c * TP + tt];
-            const real* bt = sB + tt * NPr + n0;
-            const real* ct = sC + tt * NPr + n0;
+            const real* bt = sB + tt * NPr + s * NPT;
+            const real* ct = sC + tt * NPr + s * NPT;
             real y = 0;
 #pragma unroll
-            for (int i = 0; i < NPT; i++, bt += dn, ct += dn) {
-                h[i] = r_expc(dl * Ai[i]) * h[i] + du * *bt;
-                y += *ct * h[i];
+            for (int i = 0; i < NPT; i++) {
+                h[i] = r_expc(dl * Ai[i]) * h[i] + du * bt[i];
+                y += ct[i] * h[i];
             }
             y = lane_sum(y, NS);
             if (s == 0) sY[c * TP + tt] = y;
@@ -165,7 +158,7 @@ __device__ void scan_fwd_impl(act_t* out, real* hT, real* ckpt, const act_t* u, 
     if (hT && active) {
 #pragma unroll
         for (int i = 0; i < NPT; i++) {
-            const int n = n0 + i * dn;
+            const int n = s * NPT + i;
             if (n < N) state_of(hT, stbf).set((b * D + d) * N + n, h[i]);
         }
     }

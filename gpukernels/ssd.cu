@@ -10,10 +10,7 @@
 // the contract only asks for the same result (nn.SSDArgs: it "does not
 // depend on Chunk beyond rounding"; here it does not depend on it at all).
 // Row p of the state belongs to NS lanes (a power of two ≤ 32) holding NPT
-// states each, n = s·NPT + i, or in the forward at NPT 16 n = i·NS + s (a
-// warp's state loads and stores, and its shared-memory reads of a step's
-// Bm and Cm, then contiguous: a decoded token is mostly the state's load
-// and store); the sum over n is a shuffle reduction inside
+// states each, n = s·NPT + i; the sum over n is a shuffle reduction inside
 // the NS lanes. Inputs are staged a tile of T steps at a time through
 // shared memory, rows read contiguously (x and out by p, Bm and Cm by n).
 //
@@ -114,14 +111,10 @@ __device__ void ssd_fwd_impl(act_t* out, real* hT, const act_t* x, const act_t* 
     real* sA = sD + T;
     const real Ah = A[h], bias = dtbias ? dtbias[h] : (real)0, dsk = Dskip ? Dskip[h] : (real)0;
 
-    // Lane s's states are n = n0 + i·dn: interleaved (i·NS + s) at 16 a
-    // lane, where a runtime stride costs no spill (at 4 and 64, s·NPT + i).
-    constexpr bool IL = NPT == 16;
-    const int n0 = IL ? s : s * NPT, dn = IL ? NS : 1;
     real hs[NPT];
 #pragma unroll
     for (int i = 0; i < NPT; i++) {
-        const int n = n0 + i * dn;
+        const int n = s * NPT + i;
         hs[i] = (active && n < N && h0) ? state_of(h0, stbf)[((b * H + h) * P + p) * N + n] : (real)0;
     }
     for (i64 t0 = 0; t0 < L; t0 += T) {
@@ -133,15 +126,15 @@ __device__ void ssd_fwd_impl(act_t* out, real* hT, const act_t* x, const act_t* 
 #pragma unroll 2
         for (int tt = 0; tt < tn; tt++) {
             const real a = sA[tt], dx = active ? sD[tt] * sX[tt * CPr + pr] : (real)0;
-            const real* bt = sB + tt * NPr + n0;
-            const real* ct = sC + tt * NPr + n0;
+            const real* bt = sB + tt * NPr + s * NPT;
+            const real* ct = sC + tt * NPr + s * NPT;
             real y0 = 0, y1 = 0; // two chains of multiply-adds that overlap
 #pragma unroll
-            for (int i = 0; i < NPT; i += 2, bt += 2 * dn, ct += 2 * dn) {
-                hs[i] = a * hs[i] + dx * bt[0];
-                hs[i + 1] = a * hs[i + 1] + dx * bt[dn];
-                y0 += ct[0] * hs[i];
-                y1 += ct[dn] * hs[i + 1];
+            for (int i = 0; i < NPT; i += 2) {
+                hs[i] = a * hs[i] + dx * bt[i];
+                hs[i + 1] = a * hs[i + 1] + dx * bt[i + 1];
+                y0 += ct[i] * hs[i];
+                y1 += ct[i + 1] * hs[i + 1];
             }
             const real y = lane_sum(y0 + y1, NS);
             if (s == 0) sY[tt * CPr + pr] = y;
@@ -156,7 +149,7 @@ __device__ void ssd_fwd_impl(act_t* out, real* hT, const act_t* x, const act_t* 
     if (hT && active) {
 #pragma unroll
         for (int i = 0; i < NPT; i++) {
-            const int n = n0 + i * dn;
+            const int n = s * NPT + i;
             if (n < N) state_of(hT, stbf).set(((b * H + h) * P + p) * N + n, hs[i]);
         }
     }
