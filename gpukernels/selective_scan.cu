@@ -53,39 +53,6 @@ __device__ __forceinline__ void scan_load_bc(real* sB, real* sC, const act_t* Bm
         });
 }
 
-// scan_step: SelectiveScan at L = 1 (a decoded token), a thread a channel
-// (b, d) running its N states in turn: no tile and no barrier. scan_fwd
-// stages even one step through shared memory between barriers (45 µs a
-// layer of a batch-64 Mamba-1 token on an H100, where the state's bytes
-// take 4). hT may be h0: each element is read before it is written, by
-// the same thread.
-extern "C" __global__ void scan_step(act_t* out, real* hT, const act_t* u, const act_t* delta, const real* A,
-                                     const act_t* Bm, const act_t* Cm, const real* Dskip, const act_t* z,
-                                     const real* dbias, const real* h0, i64 stbf, i64 B, i64 D, i64 N, i64 G,
-                                     i64 softplus) {
-    const state_ref hin = state_of(h0, stbf), hout = state_of(hT, stbf);
-    FOR_N(r, B * D) {
-        const i64 b = r / D, d = r % D, g = d / (D / G);
-        real sp;
-        const real dl = softplus_dt((real)delta[r] + (dbias ? dbias[d] : (real)0), softplus, &sp);
-        const real uu = u[r], du = dl * uu;
-        const act_t* Br = Bm + (b * G + g) * N; // (B, G, N, 1)
-        const act_t* Cr = Cm + (b * G + g) * N;
-        real y = 0;
-        for (i64 n = 0; n < N; n++) {
-            const real h = r_expc(dl * A[d * N + n]) * (h0 ? hin[r * N + n] : (real)0) + du * (real)Br[n];
-            y += (real)Cr[n] * h;
-            if (hT) hout.set(r * N + n, h);
-        }
-        y += (Dskip ? Dskip[d] : (real)0) * uu;
-        if (z) {
-            const real zv = z[r];
-            y *= zv * r_sigmoid(zv);
-        }
-        out[r] = y;
-    }
-}
-
 // The shared-memory layout of the forward (sizes in reals; Go's scanFwdSmem
 // must agree): δ, u, y as [CB][T+1], Bm, Cm as [T][NP+1].
 template <int NPT>

@@ -269,8 +269,7 @@ func (be *Backend) scanForward(op string, at nn.DType, s scanBufs, a nn.ScanArgs
 //
 // and hT[b,d,n] = h_{L−1}[n] when hT is given (hT may be H0: each element
 // is read before it is written, by the same thread). One launch: the
-// states live in registers, the time loop runs inside (selective_scan.cu);
-// at L = 1 (a decoded token) scan_step, a thread a channel.
+// states live in registers, the time loop runs inside (selective_scan.cu).
 //
 // U, Delta, Bm, Cm, Z and out are activations, all of the backend's type
 // or all bfloat16; A, Dskip and DeltaBias are of the backend's type
@@ -290,12 +289,6 @@ func (be *Backend) SelectiveScan(out, hT nn.Buffer, a nn.ScanArgs) {
 	}
 	be.enter(op)
 	defer be.exit()
-	if a.L == 1 {
-		be.launch(op, be.fnAs(op, at, "selective_scan", "scan_step"), dim(be.blocksFor(a.B*a.D, 128)), dim(128), 0,
-			pArg(o), pArg(h), pArg(s.u), pArg(s.delta), pArg(s.A), pArg(s.Bm), pArg(s.Cm), pArg(s.Dskip), pArg(s.z),
-			pArg(s.dbias), pArg(s.h0), bArg(s.stbf), iArg(a.B), iArg(a.D), iArg(a.N), iArg(a.G), bArg(a.DeltaSoftplus))
-		return
-	}
 	if be.chunked(a) {
 		be.scanChunkForward(op, at, s, a, o, h, be.scanCkptBuf(op, a))
 		return
