@@ -295,8 +295,10 @@ func (t *tracked) backend() nn.Backend {
 
 // The wrappers keep the interfaces of the backend that a step uses.
 var (
-	_ nn.ManyAdamW      = (*trackedMixed)(nil)
-	_ nn.ManySumSquarer = (*trackedMixed)(nil)
+	_ nn.ManyAdamW        = (*trackedMixed)(nil)
+	_ nn.ManySumSquarer   = (*trackedMixed)(nil)
+	_ nn.ScanCheckpointer = (*trackedMixed)(nil)
+	_ nn.UninitAllocator  = (*trackedMixed)(nil)
 )
 
 // trackedMixed is a tracked mixed-precision backend.
