@@ -229,6 +229,10 @@ func (s *ConvScan) Free() {
 // Bytes is the memory the state holds.
 func (s *ConvScan) Bytes() int64 { return nn.BufferBytes(s.Backend, s.Conv, s.SSM) }
 
+// LowPrecision reports whether the state is of a type narrower than the
+// backend's (NewConvScan's lowp on a mixed backend).
+func (s *ConvScan) LowPrecision() bool { return nn.DTypeOf(s.Backend, s.SSM) != s.Backend.DType() }
+
 // ChannelsFirst returns the layout copies between rows (B·L, c), the
 // trunk's layout, and channels first (B, c, L), the convolution's and the
 // scan's (mamba_ssm's), and the Drop to use on their sources. At L = 1 (a

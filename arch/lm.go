@@ -34,6 +34,12 @@ type LayerState interface {
 	Bytes() int64
 }
 
+// LowPrecisionState is a state (a LayerState, or a Stepper's State) that
+// can say whether it holds values in a type narrower than its backend's.
+type LowPrecisionState interface {
+	LowPrecision() bool
+}
+
 // LayerPrefix is the parameter-name prefix of layer i, "layers.<i>".
 func LayerPrefix(i int) string { return "layers." + strconv.Itoa(i) }
 
@@ -263,6 +269,18 @@ func (s *lmState) Free() {
 		l.Free()
 	}
 	s.layers, s.n = nil, 0
+}
+
+// LowPrecision reports whether some layer keeps its state in a type
+// narrower than the backend's (Env.LowpState on a mixed backend): the
+// bfloat16 decode states a benchmark must name.
+func (s *lmState) LowPrecision() bool {
+	for _, l := range s.layers {
+		if lp, ok := l.(LowPrecisionState); ok && lp.LowPrecision() {
+			return true
+		}
+	}
+	return false
 }
 
 // Bytes is the state's size in device memory, summed over the layers.

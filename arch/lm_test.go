@@ -159,3 +159,23 @@ func TestLMFLOPs(t *testing.T) {
 		t.Errorf("FLOPsPerToken = %v, want %v", got, want)
 	}
 }
+
+// A ConvScan is of the activations' type only when asked for on a mixed
+// backend, says so, and holds half the bytes then.
+func TestConvScanLowPrecision(t *testing.T) {
+	for _, c := range []struct {
+		be         nn.Backend
+		lowp, want bool
+		bytes      int64
+	}{
+		{cpukernels.NewBF16(), true, true, 2 * 10},
+		{cpukernels.NewBF16(), false, false, 4 * 10},
+		{cpukernels.New[float32](), true, false, 4 * 10},
+	} {
+		s := arch.NewConvScan(c.be, 4, 6, c.lowp)
+		if got := s.LowPrecision(); got != c.want || s.Bytes() != c.bytes {
+			t.Errorf("%s, lowp %v: LowPrecision %v, Bytes %d; want %v, %d", c.be.Name(), c.lowp, got, s.Bytes(), c.want, c.bytes)
+		}
+		s.Free()
+	}
+}

@@ -181,11 +181,12 @@ func modelName(bench, archName string, mo ModelOptions, precision string, kv ...
 	return b.String()
 }
 
-// stateName is "/state=bf16" where generate keeps the decode states in
-// bfloat16 (bf16 without Fp32State), "" where they are float32, so that
-// the two are different benchmarks to the regression gate.
-func stateName(mo ModelOptions, precision string) string {
-	if precision == PrecisionBF16 && !mo.Fp32State {
+// stateName is "/state=bf16" where the model keeps its recurrent decode
+// states in bfloat16 (the Mamba blocks under bf16 without Fp32State), ""
+// otherwise, so that the two are different benchmarks to the regression
+// gate and an arch the option does not touch keeps its name.
+func stateName(lowp bool) string {
+	if lowp {
 		return "/state=bf16"
 	}
 	return ""
@@ -355,7 +356,7 @@ func runGenerate(ctx context.Context, d *Device, o Options, f *File) error {
 			}
 			res, err := generate(d, o, name, B, rng)
 			if err != nil {
-				bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", mo.Prompt, "new", mo.NewTokens) + stateName(mo, o.Precision)
+				bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", mo.Prompt, "new", mo.NewTokens)
 				f.Skipped = append(f.Skipped, Skip{bname, err.Error()})
 				o.progress("%-64s skipped: %v\n", bname, err)
 				continue
@@ -442,7 +443,10 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 	if !ok {
 		return nil, fmt.Errorf("%s has no step mode that returns the last logits (arch.LastStepper)", name)
 	}
-	bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", P, "new", T) + stateName(mo, o.Precision)
+	probe := sm.NewState(1)
+	lp, _ := probe.(arch.LowPrecisionState)
+	bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", P, "new", T) + stateName(lp != nil && lp.LowPrecision())
+	probe.Free()
 	dg, why := graphFor(d, o, sm)
 	if dg != nil {
 		bname += "/decode=graph"

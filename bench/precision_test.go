@@ -453,14 +453,22 @@ func TestBenchGenerateMatchedRatio(t *testing.T) {
 	assert.Contains(t, buf.String(), want)
 }
 
-// Generate under bf16 keeps decode states in bfloat16 unless Fp32State,
-// and the name says so: the two are different benchmarks to regress.
+// Generate names the bfloat16 decode states, and only where a model has
+// them: the Transformer and S4D keep their names under bf16.
 func TestGenerateStateName(t *testing.T) {
-	mo := ModelOptions{}
-	assert.Equal(t, "/state=bf16", stateName(mo, PrecisionBF16))
-	assert.Equal(t, "", stateName(mo, PrecisionFP32))
-	mo.Fp32State = true
-	assert.Equal(t, "", stateName(mo, PrecisionBF16))
+	assert.Equal(t, "/state=bf16", stateName(true))
+	assert.Equal(t, "", stateName(false))
+	d := NewDevice(cpukernels.NewBF16(), "", "")
+	o := tiny("generate")
+	o.Precision = PrecisionBF16
+	o.Model = ModelOptions{DModel: 16, NLayers: 1, Vocab: 32, Prompt: 8, NewTokens: 3}
+	o.Batches = []int{2}
+	f, err := Run(d, o)
+	require.NoError(t, err)
+	require.NotEmpty(t, f.Results)
+	for _, r := range f.Results {
+		assert.NotContains(t, r.Name, "/state=", "%s keeps float32 states or a bfloat16 KV cache", r.Arch)
+	}
 }
 
 // manyAdamW is a backend with a one-pass AdamW over many tensors
