@@ -443,6 +443,11 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 	if !ok {
 		return nil, fmt.Errorf("%s has no step mode that returns the last logits (arch.LastStepper)", name)
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
 	probe := sm.NewState(1)
 	lp, _ := probe.(arch.LowPrecisionState)
 	bname := modelName("Generate", name, mo, o.Precision, "B", B, "prompt", P, "new", T) + stateName(lp != nil && lp.LowPrecision())
@@ -453,11 +458,6 @@ func generate(d *Device, o Options, name string, B int, rng *rand.Rand) (res *Re
 	} else if why != "" {
 		o.progress("%-64s decodes eagerly: %s\n", bname, why)
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%v", p)
-		}
-	}()
 	be := md.be
 	// The weights are fixed: the tapes copy them to the activation type
 	// once between them (a bf16 model's weights), not once per token.
