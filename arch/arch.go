@@ -233,6 +233,18 @@ func (s *ConvScan) Bytes() int64 { return nn.BufferBytes(s.Backend, s.Conv, s.SS
 // backend's (NewConvScan's lowp on a mixed backend).
 func (s *ConvScan) LowPrecision() bool { return nn.DTypeOf(s.Backend, s.SSM) != s.Backend.DType() }
 
+// LinearIntoChannels is nn.LinearToChannels (columns [col0, col0+k) of x
+// (B·L, ·) times rows [row0, row0+rows) of w, as (B, rows, L)); at L = 1,
+// where rows and channels first are the same memory, it is one
+// nn.LinearBlock for the whole batch reshaped: a GEMM of B rows, not B
+// products of one column.
+func LinearIntoChannels(tp *nn.Tape, x *nn.Tensor, col0, k int, w *nn.Tensor, row0, rows, B, L int) *nn.Tensor {
+	if L == 1 {
+		return tp.Reshape(tp.LinearBlock(x, col0, k, w, row0, rows), B, rows, 1)
+	}
+	return tp.LinearToChannels(x, col0, k, w, row0, rows, B, L)
+}
+
 // ChannelsFirst returns the layout copies between rows (B·L, c), the
 // trunk's layout, and channels first (B, c, L), the convolution's and the
 // scan's (mamba_ssm's), and the Drop to use on their sources. At L = 1 (a

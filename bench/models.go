@@ -219,10 +219,7 @@ func (t *trainer) step() {
 	be := t.md.be
 	i := t.steps % len(t.ids)
 	t.steps++
-	tp := nn.NewTape(be, true)
-	if c := t.opt.KeepCopies(); c != nil {
-		tp.ShareCasts(c) // as train.Run's steps: the update writes the bf16 weight copies
-	}
+	tp := t.opt.StepTape() // as train.Run's steps: the update writes the bf16 weight copies
 	defer tp.Release()
 	loss, _ := arch.LossAndArgmax(tp, t.md.m, t.ids[i], t.tgts[i], t.B, t.L, -1, nil)
 	nn.ZeroGrads(be, t.md.params)

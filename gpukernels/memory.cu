@@ -215,24 +215,22 @@ __device__ __forceinline__ void permute_tiled_impl(act_t* out, const act_t* x, i
     }
 }
 
+// PERMUTE_TILED(NAME, PER) is the tiled permute kernel NAME moving PER
+// elements a thread: tiles of 32·PER × 32·PER.
+#define PERMUTE_TILED(NAME, PER)                                                                                  \
+    extern "C" __global__ void NAME(act_t* out, const act_t* x, i64 nb, i64 A, i64 C, i64 sc, i64 rank, i64 d0,   \
+                                    i64 d1, i64 d2, i64 d3, i64 s0, i64 s1, i64 s2, i64 s3, i64 accumulate) {     \
+        const i64 dims[6] = {d0, d1, d2, d3, 1, 1};                                                               \
+        const i64 strides[6] = {s0, s1, s2, s3, 0, 0};                                                            \
+        permute_tiled_impl<PER>(out, x, nb, A, C, sc, rank, dims, strides, accumulate);                           \
+    }
+
 // permute_tiled moves 32×32 tiles.
-extern "C" __global__ void permute_tiled(act_t* out, const act_t* x, i64 nb, i64 A, i64 C, i64 sc, i64 rank,
-                                         i64 d0, i64 d1, i64 d2, i64 d3, i64 s0, i64 s1, i64 s2, i64 s3,
-                                         i64 accumulate) {
-    const i64 dims[6] = {d0, d1, d2, d3, 1, 1};
-    const i64 strides[6] = {s0, s1, s2, s3, 0, 0};
-    permute_tiled_impl<1>(out, x, nb, A, C, sc, rank, dims, strides, accumulate);
-}
+PERMUTE_TILED(permute_tiled, 1)
 
 #if ACT_IS_BF16
 // permute_tiled64 moves bfloat16 in 64×64 tiles, two elements a thread: a
 // warp then reads and writes 128 contiguous bytes, a whole line, where
 // 32×32 tiles of 2-byte elements move half a line a warp.
-extern "C" __global__ void permute_tiled64(act_t* out, const act_t* x, i64 nb, i64 A, i64 C, i64 sc, i64 rank,
-                                           i64 d0, i64 d1, i64 d2, i64 d3, i64 s0, i64 s1, i64 s2, i64 s3,
-                                           i64 accumulate) {
-    const i64 dims[6] = {d0, d1, d2, d3, 1, 1};
-    const i64 strides[6] = {s0, s1, s2, s3, 0, 0};
-    permute_tiled_impl<2>(out, x, nb, A, C, sc, rank, dims, strides, accumulate);
-}
+PERMUTE_TILED(permute_tiled64, 2)
 #endif

@@ -425,7 +425,7 @@ func (be *Backend) CopyBlock(dst nn.Buffer, dstOff, dstStride int, src nn.Buffer
 	}
 	k := be.fnAs(op, at, "memory", "copy_block")
 	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(dstOff), iArg(dstStride), pArg(s),
-		iArg(srcOff), iArg(srcStride), iArg(rows), iArg(cols), bArg(accumulate), 0, 0)
+		iArg(srcOff), iArg(srcStride), iArg(rows), iArg(cols), bArg(accumulate), pArg(nil), iArg(0))
 }
 
 // AppendRows writes src (rows×cols) into each row of dst at column
@@ -450,7 +450,7 @@ func (be *Backend) AppendRows(dst nn.Buffer, dstStride int, src nn.Buffer, rows,
 	k := be.fnAs(op, at, "memory", "copy_block")
 	// The kernel adds pos[0]·unit to dstOff before it checks the rows'
 	// alignment for 8-element vectors.
-	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), 0, iArg(dstStride), pArg(s), 0, iArg(cols),
+	be.launch(op, k, dim2(bx, by), dim(256), 0, pArg(d), iArg(0), iArg(dstStride), pArg(s), iArg(0), iArg(cols),
 		iArg(rows), iArg(cols), bArg(false), pArg(p), iArg(unit))
 }
 

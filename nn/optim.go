@@ -113,6 +113,17 @@ func (o *AdamW) KeepCopies() *Casts {
 	return o.copies
 }
 
+// StepTape is a recording tape for one training step on o's backend. Under
+// mixed precision it shares the weight copies o keeps (KeepCopies), which
+// the update rewrites in its own pass: the step casts no weight.
+func (o *AdamW) StepTape() *Tape {
+	tp := NewTape(o.b, true)
+	if c := o.KeepCopies(); c != nil {
+		tp.ShareCasts(c)
+	}
+	return tp
+}
+
 // ResetCopies drops KeepCopies' copies (the next forward makes them again
 // from the parameters as they are then).
 func (o *AdamW) ResetCopies() {

@@ -238,7 +238,7 @@ func (d *ddp) verdict(be nn.Backend, code int) (int, error) {
 // loss, accuracy, norm and decisions. stop reports that some rank was
 // interrupted (nothing was updated).
 func (r *runner) distStep(b tasks.Batch, total int, lr float64, step int, withAcc, interrupted bool) (loss, acc, gnorm float64, div *divergence, stop bool, err error) {
-	tp := r.trainTape()
+	tp := r.optim.StepTape()
 	defer tp.Release()
 	var pred []int32
 	if withAcc {
@@ -265,17 +265,8 @@ func (r *runner) distStep(b tasks.Batch, total int, lr float64, step int, withAc
 	if err := r.dist.reduceGrads(r.be, share*float64(r.dist.comm.Size())); err != nil {
 		return loss, acc, 0, nil, false, err
 	}
-	gnorm = nn.GradNorm(r.be, r.params)
-	if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
-		for _, p := range r.params {
-			if s := r.be.SumSquares(p.T.Grad()); math.IsNaN(s) || math.IsInf(s, 0) {
-				return loss, acc, gnorm, &divergence{fmt.Sprintf("gradient of %s is not finite at step %d", p.Name, step)}, false, nil
-			}
-		}
-		return loss, acc, gnorm, &divergence{fmt.Sprintf("gradient norm is %v at step %d", gnorm, step)}, false, nil
-	}
-	r.optim.StepScaled(lr, nn.ClipFactor(gnorm, r.spec.Train.GradClip))
-	return loss, acc, gnorm, nil, false, nil
+	gnorm, div = r.update(lr, step)
+	return loss, acc, gnorm, div, false, nil
 }
 
 // ranks is the number of ranks of the run.

@@ -544,13 +544,12 @@ func (r *runner) logStep(ctx context.Context, m *Metrics, step int, evalNow bool
 // What the host still reads every step, because the run's semantics need
 // it: the loss, which the divergence guard checks before the backward pass
 // (a diverged step ends the run naming the loss, before any update), and
-// the gradient norm, which the clip needs to scale the gradients and the
-// guard to stop before a non-finite update (nn.ClipGradNorm reads the sums
-// of squares of all the gradients in one round trip where the backend
-// can). The loss read costs no wait of its own today: nn's CrossEntropy
+// the gradient norm, which the clip needs to scale the update and the
+// guard to stop before a non-finite update (nn.GradNorm reads the sums of
+// squares of all the gradients in one round trip where the backend can). The loss read costs no wait of its own today: nn's CrossEntropy
 // forms the mean loss on the host (Backend.Sum) already.
 func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (loss, acc, gnorm float64, div *divergence) {
-	tp := r.trainTape()
+	tp := r.optim.StepTape()
 	defer tp.Release()
 	var pred []int32
 	if withAcc {
@@ -568,28 +567,26 @@ func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (l
 	}
 	nn.ZeroGrads(r.be, r.params)
 	tp.Backward(lossT)
+	gnorm, div = r.update(lr, step)
+	return loss, acc, gnorm, div
+}
+
+// update measures the gradient norm and, where it is finite, applies the
+// optimizer with the clip in the update's own pass; a non-finite norm is
+// a divergence naming the first gradient that is not finite, and nothing
+// is updated.
+func (r *runner) update(lr float64, step int) (gnorm float64, div *divergence) {
 	gnorm = nn.GradNorm(r.be, r.params)
 	if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
 		for _, p := range r.params {
 			if s := r.be.SumSquares(p.T.Grad()); math.IsNaN(s) || math.IsInf(s, 0) {
-				return loss, acc, gnorm, &divergence{fmt.Sprintf("gradient of %s is not finite at step %d", p.Name, step)}
+				return gnorm, &divergence{fmt.Sprintf("gradient of %s is not finite at step %d", p.Name, step)}
 			}
 		}
-		return loss, acc, gnorm, &divergence{fmt.Sprintf("gradient norm is %v at step %d", gnorm, step)}
+		return gnorm, &divergence{fmt.Sprintf("gradient norm is %v at step %d", gnorm, step)}
 	}
-	r.optim.StepScaled(lr, nn.ClipFactor(gnorm, r.spec.Train.GradClip)) // the clip in the update's pass
-	return loss, acc, gnorm, nil
-}
-
-// trainTape is a recording tape for one step. Under mixed precision it
-// shares the optimizer's bf16 weight copies, which the update rewrites in
-// its own pass (AdamW.KeepCopies): the step casts no weight.
-func (r *runner) trainTape() *nn.Tape {
-	tp := nn.NewTape(r.be, true)
-	if c := r.optim.KeepCopies(); c != nil {
-		tp.ShareCasts(c)
-	}
-	return tp
+	r.optim.StepScaled(lr, nn.ClipFactor(gnorm, r.spec.Train.GradClip))
+	return gnorm, nil
 }
 
 // trackMemory records the peak memory: the device allocator's peak when the

@@ -307,27 +307,23 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.ConvScan) *nn.Tensor {
 	E, N, R := mx.E, mx.N, mx.R
 	toBCL, rows, drop := arch.ChannelsFirst(tp, B, L)
-	channels := L > 1
 	// in is rows [row0, row0+E) of w times columns [col0, col0+k) of x,
 	// as (B, E, L).
 	in := func(x *nn.Tensor, col0, k int, w *nn.Tensor, row0 int) *nn.Tensor {
-		if channels {
-			return tp.LinearToChannels(x, col0, k, w, row0, E, B, L)
-		}
-		return toBCL(tp.LinearBlock(x, col0, k, w, row0, E), E)
+		return arch.LinearIntoChannels(tp, x, col0, k, w, row0, E, B, L)
 	}
 	// out is w times x (B, E, L), as (B·L, ·) rows.
 	out := func(x, w *nn.Tensor) *nn.Tensor {
-		if channels {
+		if L > 1 {
 			return tp.LinearFromChannels(x, w, B, L)
 		}
 		return tp.Linear(rows(x, E), w, nil)
 	}
 	d := h.Dim(-1)
 	xin, z := in(h, 0, d, mx.InProj.W, 0), in(h, 0, d, mx.InProj.W, E)
-	var convState, h0, hT nn.Buffer
+	var convState, ssm nn.Buffer // the scan's state advances in place (H0 = HT)
 	if st != nil {
-		convState, h0, hT = st.Conv, st.SSM, st.SSM // advanced in place
+		convState, ssm = st.Conv, st.SSM
 	}
 	x := tp.Conv1D(xin, mx.ConvW, mx.ConvB, nn.SiLU, convState) // (B, E, L)
 	// mamba_ssm passes dt_proj.weight·dt as delta and the bias as delta_bias,
@@ -345,7 +341,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 	y := tp.SelectiveScan(nn.ScanInputs{
 		U: x, Delta: deltaBCL, A: A, Bm: Bm, Cm: Cm,
 		D: mx.D, Z: z, DeltaBias: mx.DtProj.B, DeltaSoftplus: true,
-		H0: h0, HT: hT,
+		H0: ssm, HT: ssm,
 	})
 	return out(y, mx.OutProj.W)
 }

@@ -308,17 +308,13 @@ func (blk *Block) Forward(tp *nn.Tape, x *nn.Tensor, B, L, _ int, st arch.LayerS
 func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.ConvScan) *nn.Tensor {
 	E, H, P, G, N := mx.E, mx.H, mx.P, mx.G, mx.N
 	K := E + 2*G*N
-	toBCL, rows, drop := arch.ChannelsFirst(tp, B, L)
+	_, rows, drop := arch.ChannelsFirst(tp, B, L)
 	d, w := h.Dim(-1), mx.InProj.W // w: (E + K + H, d)
-	var xbcT *nn.Tensor            // (B, K, L)
-	if L > 1 {
-		xbcT = tp.LinearToChannels(h, 0, d, w, E, K, B, L)
-	} else {
-		xbcT = toBCL(tp.LinearBlock(h, 0, d, w, E, K), K)
-	}
-	var convState, h0, hT nn.Buffer
+	xbcT := arch.LinearIntoChannels(tp, h, 0, d, w, E, K, B, L)
+	// The SSD's state advances in place (H0 = HT).
+	var convState, ssm nn.Buffer
 	if st != nil {
-		convState, h0, hT = st.Conv, st.SSM, st.SSM // advanced in place
+		convState, ssm = st.Conv, st.SSM
 	}
 	// Each intermediate is dropped once this code has read it for the last
 	// time: the step then keeps only what the backward reads.
@@ -334,7 +330,7 @@ func (mx *Mixer) Forward(tp *nn.Tape, h, negOne *nn.Tensor, B, L int, st *arch.C
 		A:  tp.Derived(mx.ALog, "A", func(tp *nn.Tape) *nn.Tensor { return tp.Mul(negOne, tp.Act(nn.Exp, mx.ALog)) }),
 		Bm: tp.Reshape(bm, B, L, G, N), Cm: tp.Reshape(cm, B, L, G, N),
 		D: mx.D, DtBias: mx.DtBias, DtSoftplus: true, Chunk: mx.Chunk,
-		H0: h0, HT: hT,
+		H0: ssm, HT: ssm,
 	})
 	z := tp.LinearBlock(h, 0, d, w, 0, E)
 	gate := tp.Act(nn.SiLU, z)
