@@ -73,20 +73,20 @@ type ReplayStepper interface {
 // accuracy). Training uses it where the model has it.
 type LossModel interface {
 	Model
-	Loss(tp *nn.Tape, ids, targets []int32, B, L int, ignore int32, argmax []int32) (*nn.Tensor, int)
+	Loss(tp *nn.Tape, ids, targets []int32, B, L int, ignore int32, argmax *nn.Argmax) (*nn.Tensor, int)
 }
 
 // LossAndArgmax is m's training loss (LossModel's where m has it, else
 // CrossEntropy of Forward's logits) and, when argmax is not nil, each
 // row's predicted token.
-func LossAndArgmax(tp *nn.Tape, m Model, ids, targets []int32, B, L int, ignore int32, argmax []int32) (*nn.Tensor, int) {
+func LossAndArgmax(tp *nn.Tape, m Model, ids, targets []int32, B, L int, ignore int32, argmax *nn.Argmax) (*nn.Tensor, int) {
 	if lm, ok := m.(LossModel); ok {
 		return lm.Loss(tp, ids, targets, B, L, ignore, argmax)
 	}
 	logits := m.Forward(tp, ids, B, L)
 	loss, n := tp.CrossEntropy(logits, targets, ignore)
 	if argmax != nil {
-		copy(argmax, tp.B.ArgmaxRows(logits.Data, B*L, logits.Dim(-1)))
+		argmax.Set(tp, logits.Data, 0, B*L, logits.Dim(-1))
 	}
 	return loss, n
 }

@@ -153,7 +153,7 @@ var _ LossModel = (*LM[Block])(nil)
 // (ignore skipped) without the (B·L, V) logits ever held whole: the head
 // and the loss run in chunks of rows (nn.Tape.LinearCrossEntropy). argmax,
 // when not nil, receives each row's predicted token.
-func (m *LM[Blk]) Loss(tp *nn.Tape, ids, targets []int32, B, L int, ignore int32, argmax []int32) (*nn.Tensor, int) {
+func (m *LM[Blk]) Loss(tp *nn.Tape, ids, targets []int32, B, L int, ignore int32, argmax *nn.Argmax) (*nn.Tensor, int) {
 	if len(ids) != B*L {
 		panic(fmt.Sprintf("%s: %d ids for B=%d, L=%d", m.name, len(ids), B, L))
 	}

@@ -87,12 +87,14 @@ type Options struct {
 	// Result.Profile, and a time budget under the table.
 	Profile bool
 
-	// EagerDecode decodes every token of the generate suite with its own
-	// launches. Without it, an architecture whose step is replayable
-	// (arch.ReplayStepper), on a backend that captures graphs
-	// (nn.Capturer), decodes by replaying one captured Step (a CUDA graph),
-	// which gives the same tokens bit for bit.
-	EagerDecode bool
+	// Eager runs every decoded token (generate) and every training step
+	// (train, memory) with its own launches. Without it, on a backend that
+	// captures graphs (nn.Capturer), an architecture whose step is
+	// replayable (arch.ReplayStepper) decodes by replaying one captured
+	// Step (a CUDA graph), which gives the same tokens bit for bit, and the
+	// training step is captured and replayed (trainstep.Runner), with the
+	// same results.
+	Eager bool
 
 	Seed     uint64
 	Progress io.Writer // one line per finished benchmark; nil: quiet
@@ -479,7 +481,7 @@ type Result struct {
 	PrefillS float64 `json:"prefill_median_s,omitempty"`
 	DecodeS  float64 `json:"decode_median_s,omitempty"`
 	// Graph: the tokens were decoded by replaying a captured Step
-	// (unless Options.EagerDecode), of GraphOps device operations.
+	// (unless Options.Eager), of GraphOps device operations.
 	Graph    bool  `json:"graph,omitempty"`
 	GraphOps int64 `json:"graph_ops,omitempty"`
 }

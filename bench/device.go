@@ -255,6 +255,28 @@ func (t *tracked) SumSquaresEach(xs []nn.Buffer) []float64 { return nn.SumSquare
 // it a step would fall back to one AdamW a tensor.
 func (t *tracked) AdamWEach(ts []nn.AdamWTensor, a nn.AdamWArgs) { nn.AdamWEach(t.Backend, ts, a) }
 
+// MeanLoss, MeanLossGrad, NewStepStats, AdamWClipped and ArgmaxRowsInto
+// keep the wrapped backend's device-side step (nn.DeviceStep: a training
+// step that reads nothing back before its end, which a graph can replay)
+// visible through the wrapper; where it has none, nn's host way runs.
+func (t *tracked) MeanLoss(out, loss nn.Buffer, targets []int32, ignore int32) {
+	nn.MeanLoss(t.Backend, out, loss, targets, ignore)
+}
+
+func (t *tracked) MeanLossGrad(dloss, g nn.Buffer, targets []int32, ignore int32) {
+	nn.MeanLossGrad(t.Backend, dloss, g, targets, ignore)
+}
+
+func (t *tracked) NewStepStats() nn.Buffer { return nn.NewStepStats(t.Backend) }
+
+func (t *tracked) AdamWClipped(ts []nn.AdamWTensor, a *nn.AdamWArgs, maxNorm float64, loss, stats nn.Buffer) {
+	nn.AdamWClipped(t.Backend, ts, a, maxNorm, loss, stats)
+}
+
+func (t *tracked) ArgmaxRowsInto(dst, x nn.Buffer, rows, cols int) {
+	nn.ArgmaxRowsInto(t.Backend, dst, x, rows, cols)
+}
+
 // ScanCheckpointLen keeps the wrapped backend's saved scan states (the
 // backward then skips recomputing them) visible through the wrapper.
 func (t *tracked) ScanCheckpointLen(a nn.ScanArgs) int { return nn.ScanCheckpointLen(t.Backend, a) }
@@ -299,6 +321,9 @@ var (
 	_ nn.ManySumSquarer   = (*trackedMixed)(nil)
 	_ nn.ScanCheckpointer = (*trackedMixed)(nil)
 	_ nn.UninitAllocator  = (*trackedMixed)(nil)
+	_ nn.DeviceLoss       = (*trackedMixed)(nil)
+	_ nn.ClippedAdamW     = (*trackedMixed)(nil)
+	_ nn.ArgmaxSetter     = (*trackedMixed)(nil)
 )
 
 // trackedMixed is a tracked mixed-precision backend.

@@ -11,6 +11,7 @@ import (
 
 	"seqbench/arch"
 	"seqbench/nn"
+	"seqbench/trainstep"
 )
 
 // ModelOptions size the models of the train, generate and memory suites.
@@ -193,18 +194,24 @@ func stateName(lowp bool) string {
 }
 
 // trainer runs full training steps of one model: forward, cross-entropy,
-// backward, gradient clipping and AdamW, as train.Run does.
+// backward, gradient clipping and AdamW, by train.Run's step
+// (trainstep.Runner: a replayed graph where the backend captures them,
+// unless the options ask for eager steps).
 type trainer struct {
 	md    *model
 	opt   *nn.AdamW
+	run   *trainstep.Runner
 	B, L  int
 	ids   [][]int32 // input sets, rotated
 	tgts  [][]int32
 	steps int
 }
 
-func newTrainer(md *model, B, L, vocab int, rng *rand.Rand) *trainer {
+func newTrainer(d *Device, o Options, md *model, B, L, vocab int, rng *rand.Rand) *trainer {
 	t := &trainer{md: md, opt: nn.NewAdamW(md.be, md.params, 0.1), B: B, L: L}
+	so := trainstep.Options{GradClip: 1, Ignore: -1, Graph: !o.Eager}
+	so.Capturer, _ = d.Backend.(nn.Capturer)
+	t.run = trainstep.New(md.be, md.m, md.params, t.opt, so)
 	for range 2 {
 		ids, tg := make([]int32, B*L), make([]int32, B*L)
 		for i := range ids {
@@ -215,19 +222,19 @@ func newTrainer(md *model, B, L, vocab int, rng *rand.Rand) *trainer {
 	return t
 }
 
-func (t *trainer) step() {
-	be := t.md.be
+func (t *trainer) step() { t.next(t.run.Step) }
+
+// eagerStep is a step with its own launches (a profile's).
+func (t *trainer) eagerStep() { t.next(t.run.StepEager) }
+
+func (t *trainer) next(step func(trainstep.Batch, float64, bool) trainstep.Result) {
 	i := t.steps % len(t.ids)
 	t.steps++
-	tp := t.opt.StepTape() // as train.Run's steps: the update writes the bf16 weight copies
-	defer tp.Release()
-	loss, _ := arch.LossAndArgmax(tp, t.md.m, t.ids[i], t.tgts[i], t.B, t.L, -1, nil)
-	nn.ZeroGrads(be, t.md.params)
-	tp.Backward(loss)
-	t.opt.StepScaled(1e-4, nn.ClipFactor(nn.GradNorm(be, t.md.params), 1))
+	step(trainstep.Batch{Inputs: t.ids[i], Targets: t.tgts[i], B: t.B, L: t.L}, 1e-4, false)
 }
 
 func (t *trainer) free() {
+	t.run.Free()
 	t.opt.Free()
 	t.md.free()
 }
@@ -264,7 +271,7 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 					o.progress("%-56s skipped: %v\n", bname, err)
 					continue
 				}
-				t := newTrainer(md, B, L, mo.Vocab, rng)
+				t := newTrainer(d, o, md, B, L, mo.Vocab, rng)
 				meter := d.meter(md.tr)
 				// The peak is of the steps after the first, which allocates
 				// the optimizer's moments and warms up; the meter (a GPU's
@@ -293,11 +300,15 @@ func runSteps(ctx context.Context, d *Device, o Options, f *File, bench, op stri
 				if d.Memory == nil {
 					r.HeapBytes = heapInuse()
 				}
+				if t.run.Graphed() {
+					r.Name += "/step=graph"
+					r.Variant += " graph"
+				}
 				if d.Counter != nil {
 					r.StreamOps, r.HostWaits = countStep(d.Counter, t.step)
 				}
 				if o.Profile {
-					r.Profile = profileStep(d, o, bname, t.step)
+					r.Profile = profileStep(d, o, bname, t.eagerStep)
 				}
 				t.free()
 				r.derive(f.Ceilings)
@@ -340,7 +351,7 @@ func profileStep(d *Device, o Options, name string, step func()) *nn.Profile {
 // token; a sample is the whole generation, with the prompt (prefill) and
 // the new tokens (decode) also timed apart. The tokens of an architecture
 // whose step is replayable are decoded by replaying one captured Step
-// (decodeGraph) where the backend can capture, unless Options.EagerDecode;
+// (decodeGraph) where the backend can capture, unless Options.Eager;
 // the others decode eagerly.
 func runGenerate(ctx context.Context, d *Device, o Options, f *File) error {
 	rng := rand.New(rand.NewPCG(o.Seed, 9))
@@ -415,7 +426,7 @@ func (dg *decodeGraph) free() {
 // the backend or the architecture's step cannot, else nil and why not (""
 // when o decodes eagerly).
 func graphFor(d *Device, o Options, sm arch.Stepper) (*decodeGraph, string) {
-	if o.EagerDecode {
+	if o.Eager {
 		return nil, ""
 	}
 	cp, ok := d.Backend.(nn.Capturer)

@@ -385,7 +385,7 @@ func (g *replayGraph) Free() error   { return nil }
 // A replayable architecture's tokens are decoded by launching one
 // captured step per token (named decode=graph, marked in the table); one
 // whose step depends on the position decodes eagerly, saying why; so does
-// a backend that cannot capture; EagerDecode (--graph=false) turns it off.
+// a backend that cannot capture; Eager (--graph=false) turns it off.
 func TestBenchGenerateGraph(t *testing.T) {
 	be := &replayingBackend{countingBackend: countingBackend{Backend: cpukernels.New[float32]()}}
 	o := tiny("generate")
@@ -425,7 +425,7 @@ func TestBenchGenerateGraph(t *testing.T) {
 	assert.False(t, g.Results[0].Graph)
 	assert.Contains(t, progress.String(), "decodes eagerly: backend cpu-float32 cannot capture graphs")
 
-	o.EagerDecode = true
+	o.Eager = true
 	be.captures, be.launches = 0, 0
 	h, err := Run(NewDevice(be, "", ""), o)
 	require.NoError(t, err)

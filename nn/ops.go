@@ -298,36 +298,37 @@ func (tp *Tape) Embedding(table *Tensor, ids []int32) *Tensor {
 
 // CrossEntropy returns the mean softmax cross-entropy of logits (rows, V)
 // over the rows whose target is not ignore, as a one-element tensor, and the
-// number of rows counted. With no row counted the loss is 0.
+// number of rows counted. With no row counted the loss and the gradient
+// are 0. The mean and its gradient are formed by MeanLoss and
+// MeanLossGrad: on the device where the backend can (nothing is read
+// back), with the same values as the host's way.
 func (tp *Tape) CrossEntropy(logits *Tensor, targets []int32, ignore int32) (*Tensor, int) {
 	V := logits.Dim(-1)
 	rows := logits.Len() / V
 	if len(targets) != rows {
 		panic(fmt.Sprintf("nn.CrossEntropy: %d targets for %d rows", len(targets), rows))
 	}
-	count := 0
-	for _, t := range targets {
-		if t != ignore {
-			count++
-		}
-	}
 	loss, lse := tp.AllocOut(rows), tp.AllocOut(rows)
 	tp.B.CrossEntropy(loss, lse, logits.Data, targets, rows, V, ignore)
 	out := tp.out32([]int{1}, logits)
-	mean := 0.0
-	if count > 0 {
-		mean = tp.B.Sum(loss) / float64(count)
-	}
-	tp.B.Fill(out.Data, mean)
+	MeanLoss(tp.B, out.Data, loss, targets, ignore)
 	tp.onBackward(out, func(g Buffer) {
-		if count == 0 {
-			return
-		}
 		dloss := tp.AllocOut(rows)
-		tp.B.Fill(dloss, tp.B.Read(g)[0]/float64(count))
+		MeanLossGrad(tp.B, dloss, g, targets, ignore)
 		tp.B.CrossEntropyBackward(tp.grad(logits), logits.Data, lse, dloss, targets, rows, V, ignore)
 	})
-	return out, count
+	return out, countTargets(targets, ignore)
+}
+
+// countTargets is the number of targets that are not ignore.
+func countTargets(targets []int32, ignore int32) int {
+	n := 0
+	for _, t := range targets {
+		if t != ignore {
+			n++
+		}
+	}
+	return n
 }
 
 // Permute transposes x so that output dim i is input dim perm[i].

@@ -23,7 +23,7 @@ func LinearCEChunkRows(V int) int {
 // or their gradient ever held whole: rows go through in chunks of
 // chunkRows (0: LinearCEChunkRows(V)). For each chunk the forward computes
 // the logits, their cross-entropy and log-sum-exp, when argmax is not nil
-// (rows long) each row's largest logit's index, and, when the tape
+// each row's largest logit's index (Argmax), and, when the tape
 // records a gradient, the chunk's gradients for an upstream gradient of 1
 // (the loss is the step's last op): dlogits, dx = dlogits·W, dW +=
 // dlogitsᵀ·x, db += Σ dlogits, into buffers of x's, w's and b's sizes.
@@ -36,33 +36,34 @@ func LinearCEChunkRows(V int) int {
 // gradient of 1 the results are the unfused op's bit for bit; with several
 // chunks dW and db add the chunks' contributions one after another and
 // differ from the one-GEMM sum by the rounding of those sums.
-func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int32, argmax []int32, chunkRows int) (*Tensor, int) {
+//
+// The mean and the upstream 1/n are formed by MeanLoss and MeanLossGrad
+// (on the device where the backend can), and the backward of the loss the
+// tape was seeded from (Backward's root, whose gradient is exactly 1)
+// reads nothing back, so a training step through it can be captured as a
+// graph. With no target counted, the gradients are 0.
+func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int32, argmax *Argmax, chunkRows int) (*Tensor, int) {
 	x, w, b = tp.lowp(x), tp.lowp(w), tp.lowp(b)
 	d, V := x.Dim(-1), w.Dim(0)
 	if len(w.Shape) != 2 || w.Dim(1) != d || b != nil && b.Len() != V {
 		panic(fmt.Sprintf("nn.LinearCrossEntropy: x %v does not fit weight %v and bias %v", x.Shape, w.Shape, b))
 	}
 	rows := x.Len() / d
-	if len(targets) != rows || argmax != nil && len(argmax) != rows {
-		panic(fmt.Sprintf("nn.LinearCrossEntropy: %d targets and %d argmax for %d rows", len(targets), len(argmax), rows))
+	if len(targets) != rows || argmax != nil && argmax.rows() != rows {
+		panic(fmt.Sprintf("nn.LinearCrossEntropy: %d targets and %d argmax for %d rows", len(targets), argmax.rows(), rows))
 	}
 	R := chunkRows
 	if R <= 0 {
 		R = LinearCEChunkRows(V)
 	}
 	R = min(R, max(rows, 1))
-	count := 0
-	for _, t := range targets {
-		if t != ignore {
-			count++
-		}
-	}
+	count := countTargets(targets, ignore)
 	out := tp.out32([]int{1}, x, w, b)
 	tp.readsNot(out, x, w, b, out) // the backward reads the gradients made here
 	loss := tp.AllocOut(rows)
 	logitsType := tp.resultType(x, w, b) // Linear's result's
 	// The gradients for an upstream gradient of 1, where wanted.
-	grads := out.grad != nil && count > 0
+	grads := out.grad != nil
 	var gx, gw, gb Buffer
 	if grads {
 		gx, gw, gb = tp.gradLike(x), tp.gradLike(w), tp.gradLike(b)
@@ -74,7 +75,7 @@ func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int3
 		dl, dloss = tp.scratch(R*V, logitsType), tp.B.Alloc(R)
 		defer tp.B.Free(dl)
 		defer tp.B.Free(dloss)
-		tp.B.Fill(dloss, 1/float64(count)) // d(mean)/d(loss_r)
+		MeanLossGrad(tp.B, dloss, nil, targets, ignore) // d(mean)/d(loss_r)
 		if gx != nil {
 			dx = tp.scratch(R*d, DTypeOf(tp.B, gx))
 			defer tp.B.Free(dx)
@@ -87,7 +88,7 @@ func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int3
 		tp.B.CrossEntropy(c.loss, c.lse, c.l, tgt, n, V, ignore)
 		tp.B.CopyBlock(loss, r0, n, c.loss, 0, n, 1, n, false)
 		if argmax != nil {
-			copy(argmax[r0:], tp.B.ArgmaxRows(c.l, n, V))
+			argmax.Set(tp, c.l, r0, n, V)
 		}
 		if !grads {
 			continue
@@ -105,16 +106,15 @@ func (tp *Tape) LinearCrossEntropy(x, w, b *Tensor, targets []int32, ignore int3
 			tp.B.SumRows(gb, dl, n, V)
 		}
 	}
-	mean := 0.0
-	if count > 0 {
-		mean = tp.B.Sum(loss) / float64(count)
-	}
-	tp.B.Fill(out.Data, mean)
+	MeanLoss(tp.B, out.Data, loss, targets, ignore)
 	tp.onBackward(out, func(g Buffer) {
 		if !grads {
 			return
 		}
-		s := tp.B.Read(g)[0]
+		s := 1.0
+		if !tp.isRoot(out) {
+			s = tp.B.Read(g)[0]
+		}
 		for _, p := range []struct {
 			t    *Tensor
 			made Buffer

@@ -56,7 +56,7 @@ func TestLinearCrossEntropyMatchesUnfused(t *testing.T) {
 				var loss *nn.Tensor
 				r := result{argmax: make([]int32, rows)}
 				if fused {
-					loss, _ = tp.LinearCrossEntropy(x, w, b, targets, -100, r.argmax, chunk)
+					loss, _ = tp.LinearCrossEntropy(x, w, b, targets, -100, &nn.Argmax{Host: r.argmax}, chunk)
 				} else {
 					logits := tp.Linear(x, w, b)
 					loss, _ = tp.CrossEntropy(logits, targets, -100)

@@ -27,6 +27,10 @@ type AdamW struct {
 	b      Backend
 	slots  []AdamSlot
 	copies *Casts // KeepCopies', or nil
+	// ts and args are the last step's update, rewritten in place each
+	// step (a captured StepClipped reads them again at each launch).
+	ts   []AdamWTensor
+	args AdamWArgs
 }
 
 // ParamGroup is the optimizer setting of parameters that train apart from
@@ -78,18 +82,49 @@ func (o *AdamW) Step(lr float64) { o.StepScaled(lr, 1) }
 // clip without ClipGradNorm's pass over every gradient, which is left
 // unchanged. The update is Scale-then-Step's bit for bit.
 func (o *AdamW) StepScaled(lr, scale float64) {
+	o.next(lr)
+	a := o.args
+	a.GradScale = scale
+	AdamWEach(o.b, o.ts, a)
+}
+
+// StepClipped is GradNorm, ClipFactor(norm, maxNorm) and StepScaled in one
+// (AdamWClipped: on the device where the backend can), guarded by loss:
+// when the norm or loss[0] is not finite nothing is updated. The norm,
+// loss[0] and whether the update was skipped are left in stats
+// (NewStepStats; ReadStats after the step). Nothing is read back on a
+// ClippedAdamW backend, so the call can be captured in a graph, which
+// then rereads the tensors' learning rates and the step count that each
+// StepClipped before a launch writes (ReplayStep).
+func (o *AdamW) StepClipped(lr, maxNorm float64, loss, stats Buffer) {
+	o.next(lr)
+	AdamWClipped(o.b, o.ts, &o.args, maxNorm, loss, stats)
+}
+
+// ReplayStep advances o by one step at lr without updating anything:
+// what a replay of a graph that captured StepClipped reads (the tensors'
+// learning rates, the step count) is rewritten for it.
+func (o *AdamW) ReplayStep(lr float64) { o.next(lr) }
+
+// next counts a step at lr and rewrites the update's tensors and
+// arguments in place (a captured update reads them again at each
+// launch).
+func (o *AdamW) next(lr float64) {
 	o.Steps++
-	ts := make([]AdamWTensor, len(o.slots))
+	if len(o.ts) != len(o.slots) {
+		o.ts = make([]AdamWTensor, len(o.slots))
+	}
 	for i, s := range o.slots {
-		ts[i] = AdamWTensor{P: s.Param.T.Data, G: s.Param.T.Grad(), M: s.M, V: s.V,
-			LR: o.LR(s.Param, lr), WeightDecay: o.Decay(s.Param)}
+		t := &o.ts[i]
+		t.P, t.G, t.M, t.V = s.Param.T.Data, s.Param.T.Grad(), s.M, s.V
+		t.LR, t.WeightDecay, t.Copy = o.LR(s.Param, lr), o.Decay(s.Param), nil
 		if o.copies != nil {
 			if c, ok := o.copies.m[s.Param.T]; ok {
-				ts[i].Copy = c.Data
+				t.Copy = c.Data
 			}
 		}
 	}
-	AdamWEach(o.b, ts, AdamWArgs{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, Step: o.Steps, GradScale: scale})
+	o.args = AdamWArgs{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, Step: o.Steps}
 }
 
 // KeepCopies makes o keep the activation-type copies of its parameters

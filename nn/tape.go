@@ -27,7 +27,14 @@ type Tape struct {
 	mixed  MixedBackend // B, when activations are in a type of their own
 	casts  map[*Tensor]*Tensor
 	shared *Casts // casts kept across tapes (ShareCasts), or nil
+	// root is the tensor Backward seeded with a gradient of 1, while the
+	// backward runs.
+	root *Tensor
 }
+
+// isRoot reports whether t is the loss Backward started from, whose
+// gradient is exactly 1 (an op may use that instead of reading it back).
+func (tp *Tape) isRoot(t *Tensor) bool { return t == tp.root }
 
 // Casts keeps the activation-type copies of the weights that every tape
 // on a mixed-precision backend would otherwise make for itself, for tapes
@@ -374,10 +381,11 @@ func (tp *Tape) Backward(loss *Tensor) {
 		return // nothing in the graph takes a gradient
 	}
 	tp.B.Fill(tp.grad(loss), 1)
+	tp.root = loss
 	for i := len(tp.steps) - 1; i >= 0; i-- {
 		tp.steps[i]()
 	}
-	tp.steps = nil
+	tp.steps, tp.root = nil, nil
 }
 
 // Release frees every buffer the tape allocated. Tensors produced on the

@@ -80,6 +80,14 @@ type Config struct {
 	// generated in the loop before its step, a debugging aid. The batches,
 	// and so every result, are the same either way: only the time differs.
 	Prefetch string `yaml:"prefetch,omitempty"`
+	// Graph is "on" (the default; empty is on, and the resolved config
+	// leaves it out) or "off". On, where the backend can capture a step
+	// without reading anything back before its end (a CUDA backend), the
+	// training step is captured as a graph after its first eager step and
+	// replayed, and captured again when the batch's shape changes; off,
+	// every step runs eagerly, a debugging aid. Results are the same either
+	// way: only the time differs.
+	Graph string `yaml:"graph,omitempty"`
 	// GPUs is the number of ranks of a data-parallel run (issue #23), one
 	// per GPU: each trains on batch_size/gpus sequences of every global
 	// batch of batch_size, and their gradients are averaged, so the run
@@ -92,6 +100,12 @@ type Config struct {
 const (
 	PrefetchOn  = "on"
 	PrefetchOff = "off"
+)
+
+// The values of train.graph.
+const (
+	GraphOn  = "on"
+	GraphOff = "off"
 )
 
 // The values of train.precision.
@@ -163,6 +177,8 @@ func (c *Config) Validate() error {
 		return fieldErr("precision", fmt.Sprintf("%q", c.Precision), `one of "fp32" (the default), "tf32", "bf16"`)
 	case c.Prefetch != "" && c.Prefetch != PrefetchOn && c.Prefetch != PrefetchOff:
 		return fieldErr("prefetch", fmt.Sprintf("%q", c.Prefetch), `one of "on" (the default), "off"`)
+	case c.Graph != "" && c.Graph != GraphOn && c.Graph != GraphOff:
+		return fieldErr("graph", fmt.Sprintf("%q", c.Graph), `one of "on" (the default), "off"`)
 	case c.Select != "" && c.Select != SelectAccuracy && c.Select != SelectLoss:
 		return fieldErr("select", fmt.Sprintf("%q", c.Select), `one of "accuracy" (the default), "loss"`)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1):

@@ -240,9 +240,9 @@ func (d *ddp) verdict(be nn.Backend, code int) (int, error) {
 func (r *runner) distStep(b tasks.Batch, total int, lr float64, step int, withAcc, interrupted bool) (loss, acc, gnorm float64, div *divergence, stop bool, err error) {
 	tp := r.optim.StepTape()
 	defer tp.Release()
-	var pred []int32
+	var pred *nn.Argmax
 	if withAcc {
-		pred = make([]int32, len(b.Targets))
+		pred = &nn.Argmax{Host: make([]int32, len(b.Targets))}
 	}
 	lossT, count := arch.LossAndArgmax(tp, r.model, b.Inputs, b.Targets, b.B, b.L, tasks.Ignore, pred)
 	share := 0.0 // this rank's part of the global mean loss
@@ -251,7 +251,7 @@ func (r *runner) distStep(b tasks.Batch, total int, lr float64, step int, withAc
 	}
 	local := r.be.Read(lossT.Data)[0]
 	if withAcc {
-		acc = hitRate(pred, b.Targets) * share
+		acc = hitRate(pred.Host, b.Targets) * share
 	}
 	loss, acc, stop, err = r.dist.reduceStats(r.be, local*share, acc, interrupted)
 	if err != nil || stop {

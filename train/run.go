@@ -20,6 +20,7 @@ import (
 	"seqbench/internal/buildinfo"
 	"seqbench/nn"
 	"seqbench/tasks"
+	"seqbench/trainstep"
 )
 
 // Run statuses written to summary.json.
@@ -281,6 +282,9 @@ func (r *runner) checkpoint(step int) error {
 // free returns the model's and the optimizer's device memory, so that the
 // next run of a sweep starts from an empty allocator.
 func (r *runner) free() {
+	if r.steps != nil {
+		r.steps.Free()
+	}
 	if r.dist != nil {
 		r.dist.free(r.be)
 	}
@@ -319,6 +323,9 @@ type runner struct {
 	// rank); dist is its part of data-parallel training (nil on one rank).
 	lead bool
 	dist *ddp
+	// steps runs the training steps of one rank (the distributed step
+	// has its own, distStep).
+	steps *trainstep.Runner
 }
 
 func (r *runner) setup() error {
@@ -369,6 +376,10 @@ func (r *runner) setup() error {
 		if r.dist, err = newDDP(comm, r.be, r.optim, c.BatchSize); err != nil {
 			return err
 		}
+	}
+	if r.dist == nil {
+		r.steps = trainstep.New(r.be, r.model, r.params, r.optim, trainstep.Options{
+			GradClip: c.GradClip, Ignore: tasks.Ignore, Graph: c.Graph != GraphOff, Log: r.opt.Log})
 	}
 	if c.Epochs > 0 {
 		fixed, ok := task.(tasks.FixedTrainSet)
@@ -537,53 +548,50 @@ func (r *runner) logStep(ctx context.Context, m *Metrics, step int, evalNow bool
 	return "", "", verdictGoOn
 }
 
-// trainStep runs forward, backward, clipping and the optimizer update. The
-// training accuracy (an argmax over the logits, read back to the host) is
-// computed only when the step is logged (withAcc); acc is 0 otherwise.
-//
-// What the host still reads every step, because the run's semantics need
-// it: the loss, which the divergence guard checks before the backward pass
-// (a diverged step ends the run naming the loss, before any update), and
-// the gradient norm, which the clip needs to scale the update and the
-// guard to stop before a non-finite update (nn.GradNorm reads the sums of
-// squares of all the gradients in one round trip where the backend can). The loss read costs no wait of its own today: nn's CrossEntropy
-// forms the mean loss on the host (Backend.Sum) already.
+// trainStep runs forward, backward, clipping and the optimizer update
+// (trainstep.Runner: nothing read back before the step's end, and a
+// replayed graph where the backend captures them). The training accuracy
+// is computed only when the step is logged (withAcc); acc is 0 otherwise.
+// A step whose loss or gradient norm is not finite updates nothing and
+// ends the run, naming the loss, or the first gradient that is not finite.
 func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (loss, acc, gnorm float64, div *divergence) {
-	tp := r.optim.StepTape()
-	defer tp.Release()
-	var pred []int32
-	if withAcc {
-		pred = make([]int32, len(b.Targets))
+	res := r.steps.Step(trainstep.Batch{Inputs: b.Inputs, Targets: b.Targets, B: b.B, L: b.L}, lr, withAcc)
+	loss, gnorm = res.Loss, res.GradNorm
+	if !trainstep.Finite(loss) {
+		return loss, 0, gnorm, &divergence{fmt.Sprintf("loss is %v at step %d", loss, step)}
 	}
-	// The head and the loss run in chunks of rows (arch.LossModel): the
-	// (B·L, V) logits are never held whole.
-	lossT, _ := arch.LossAndArgmax(tp, r.model, b.Inputs, b.Targets, b.B, b.L, tasks.Ignore, pred)
-	loss = r.be.Read(lossT.Data)[0]
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return loss, 0, 0, &divergence{fmt.Sprintf("loss is %v at step %d", loss, step)}
+	if div = r.gradDivergence(gnorm, step); div != nil {
+		return loss, 0, gnorm, div
 	}
 	if withAcc {
-		acc = hitRate(pred, b.Targets)
+		acc = hitRate(res.Pred, b.Targets)
 	}
-	nn.ZeroGrads(r.be, r.params)
-	tp.Backward(lossT)
-	gnorm, div = r.update(lr, step)
-	return loss, acc, gnorm, div
+	return loss, acc, gnorm, nil
 }
 
-// update measures the gradient norm and, where it is finite, applies the
-// optimizer with the clip in the update's own pass; a non-finite norm is
-// a divergence naming the first gradient that is not finite, and nothing
-// is updated.
+// gradDivergence is the divergence of a step whose gradient norm is not
+// finite, naming the first gradient that is not; nil for a finite norm.
+func (r *runner) gradDivergence(gnorm float64, step int) *divergence {
+	if !math.IsNaN(gnorm) && !math.IsInf(gnorm, 0) {
+		return nil
+	}
+	for _, p := range r.params {
+		if s := r.be.SumSquares(p.T.Grad()); math.IsNaN(s) || math.IsInf(s, 0) {
+			return &divergence{fmt.Sprintf("gradient of %s is not finite at step %d", p.Name, step)}
+		}
+	}
+	return &divergence{fmt.Sprintf("gradient norm is %v at step %d", gnorm, step)}
+}
+
+// update is the distributed step's clip and update (its gradients are
+// averaged over the ranks between the backward and here): it measures the
+// gradient norm and, where it is finite, applies the optimizer with the
+// clip in the update's own pass; a non-finite norm is a divergence naming
+// the first gradient that is not finite, and nothing is updated.
 func (r *runner) update(lr float64, step int) (gnorm float64, div *divergence) {
 	gnorm = nn.GradNorm(r.be, r.params)
-	if math.IsNaN(gnorm) || math.IsInf(gnorm, 0) {
-		for _, p := range r.params {
-			if s := r.be.SumSquares(p.T.Grad()); math.IsNaN(s) || math.IsInf(s, 0) {
-				return gnorm, &divergence{fmt.Sprintf("gradient of %s is not finite at step %d", p.Name, step)}
-			}
-		}
-		return gnorm, &divergence{fmt.Sprintf("gradient norm is %v at step %d", gnorm, step)}
+	if div = r.gradDivergence(gnorm, step); div != nil {
+		return gnorm, div
 	}
 	r.optim.StepScaled(lr, nn.ClipFactor(gnorm, r.spec.Train.GradClip))
 	return gnorm, nil

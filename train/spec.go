@@ -41,6 +41,9 @@ func (s Spec) ResolvedYAML() ([]byte, error) {
 	if s.Train.GPUs == 1 {
 		s.Train.GPUs = 0 // the default, as precision
 	}
+	if s.Train.Graph == GraphOn {
+		s.Train.Graph = "" // the default, as prefetch
+	}
 	if s.Train.Prefetch == PrefetchOn {
 		s.Train.Prefetch = "" // the default, as precision
 	}

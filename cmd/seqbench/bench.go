@@ -41,7 +41,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	profile := fs.Bool("profile", false, "train, memory: time one more step, generate: one more decoded token, operation by operation (a GPU), and print where its time went")
 	matched := fs.Bool("matched", false, "model suites: the transformer gets half of --n-layers, the papers' size match (24 Mamba layers against 12)")
 	fp32State := fs.Bool("fp32-state", false, "generate: keep Mamba's decode states in float32 under bf16 (by default they are bfloat16 there, as mamba_ssm keeps them)")
-	graph := fs.Bool("graph", true, "generate: decode by replaying one captured step (a CUDA graph) where the backend and the arch allow; --graph=false decodes every token with its own launches")
+	graph := fs.Bool("graph", true, "generate and train: decode a token, or train a step, by replaying one captured graph (CUDA) where the backend and the arch allow; --graph=false runs each with its own launches")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -51,7 +51,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	}
 	o := def
 	o.Suite, o.Repeat, o.Warmup, o.MinSample, o.Ceilings, o.Seed = *suite, *repeat, *warmup, *minSample, *ceilings, *seed
-	o.Precision, o.Profile, o.EagerDecode = *dtype, *profile, !*graph
+	o.Precision, o.Profile, o.Eager = *dtype, *profile, !*graph
 	o.Ops, o.Archs = splitList(*ops), splitList(*archs)
 	if o.Lengths, err = intList("--lengths", *lengths); err != nil {
 		return err
