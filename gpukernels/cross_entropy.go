@@ -82,3 +82,84 @@ func (be *Backend) ArgmaxRows(x nn.Buffer, rows, cols int) []int32 {
 	be.download(op, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(idx))), 4*rows), ib.ptr)
 	return idx
 }
+
+// ArgmaxRowsInto is ArgmaxRows with the indices left on the device, as
+// values of dst, a buffer of the backend's type (nn.ArgmaxSetter): the
+// same kernel's choice, ties and NaNs included.
+func (be *Backend) ArgmaxRowsInto(dst, x nn.Buffer, rows, cols int) {
+	const op = "ArgmaxRowsInto"
+	check(op, nn.CheckRows(rows, cols))
+	xs, ds := be.buf(x, rows*cols, op, "x"), be.buf(dst, rows, op, "dst")
+	at := be.actType(op, arg{"x", xs})
+	be.wantOwn(op, arg{"dst", ds})
+	if rows == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	k := be.fnAs(op, at, "cross_entropy", "argmax_rows_into")
+	be.launch(op, k, dim(be.rowBlocks(rows)), dim(256), 0, pArg(ds), pArg(xs), iArg(rows), iArg(cols))
+}
+
+// MeanLoss sets out[0] = Σ loss / n, n the targets that are not ignore
+// (0 when n is 0), without a read-back (nn.DeviceLoss): the sum is Sum's
+// reduction, and the division and the rounding happen on the device as
+// the host's would. n is derived from targets at each launch of a graph
+// that captured the call. out and loss are of the backend's type.
+func (be *Backend) MeanLoss(out, loss nn.Buffer, targets []int32, ignore int32) {
+	const op = "MeanLoss"
+	o, l := be.buf(out, 1, op, "out"), be.buf(loss, -1, op, "loss")
+	be.wantOwn(op, arg{"out", o}, arg{"loss", l})
+	be.enter(op)
+	defer be.exit()
+	cnt := be.uploadDerived(op, 1, countTargets(targets, ignore))
+	defer be.release(cnt)
+	sum := be.newBuffer(1+reduceBlocks(l.n), nn.Float64)
+	defer be.release(sum)
+	if l.n > 0 {
+		be.queueReduce(op, l, false, pArg(sum), pArg(sum)+8)
+	} else {
+		be.zeroDoubles(op, sum.ptr, 1)
+	}
+	k := be.fn(op, "cross_entropy", "loss_mean")
+	be.launch(op, k, dim(1), dim(1), 0, pArg(o), pArg(sum), pArg(cnt))
+}
+
+// MeanLossGrad fills dloss with g[0]/n (1/n when g is nil), 0 when n is 0,
+// without a read-back (nn.DeviceLoss), as MeanLoss. dloss and g are of
+// the backend's type.
+func (be *Backend) MeanLossGrad(dloss, g nn.Buffer, targets []int32, ignore int32) {
+	const op = "MeanLossGrad"
+	d := be.buf(dloss, -1, op, "dloss")
+	gp := uint64(0)
+	be.wantOwn(op, arg{"dloss", d})
+	if g != nil {
+		gb := be.buf(g, 1, op, "g")
+		be.wantOwn(op, arg{"g", gb})
+		gp = pArg(gb)
+	}
+	if d.n == 0 {
+		return
+	}
+	be.enter(op)
+	defer be.exit()
+	cnt := be.uploadDerived(op, 1, countTargets(targets, ignore))
+	defer be.release(cnt)
+	k := be.fn(op, "cross_entropy", "loss_mean_grad")
+	be.launch(op, k, dim(be.blocksFor(d.n, 256)), dim(256), 0, pArg(d), gp, pArg(cnt), iArg(d.n))
+}
+
+// countTargets fills one word with the number of targets that are not
+// ignore (MeanLoss's n).
+func countTargets(targets []int32, ignore int32) func(dst []int32) error {
+	return func(dst []int32) error {
+		n := int32(0)
+		for _, t := range targets {
+			if t != ignore {
+				n++
+			}
+		}
+		dst[0] = n
+		return nil
+	}
+}
