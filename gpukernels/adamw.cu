@@ -2,8 +2,7 @@
 // (AdamW is one tensor of it): block b updates chunk b of the work list
 // chunks, (tensor, first element) pairs, ADAMW_CHUNK elements of
 // descs[tensor] from there, with that tensor's decay and step size and the
-// step's shared β1, β2, √(1 − β2^t), eps and gscale (*st: uploaded with the
-// descriptors, so that a graph's launch reads them anew). Each element is
+// launch's shared β1, β2, √(1 − β2^t), eps and gscale. Each element is
 // stored once; moments that would be subnormal are stored as 0. The
 // arithmetic is in the element type: in float32 the step matches the
 // float64 reference to ~1e-7, and double's slow square root and division
@@ -13,13 +12,9 @@
 // is exact). copy, when not null, gets the updated parameter as an
 // activation (the bfloat16 build: the forward's bf16 copy of the weight,
 // rounded as cast_to_bf16 rounds), in the same pass instead of a cast per
-// step. ctl, when not null, is adamw_clip's control: the update is skipped
-// where it says so, and its clip factor replaces st's gscale.
-extern "C" __global__ void adamw_each(const AdamWDesc* descs, const i64* chunks, const AdamWStep* st,
-                                      const double* ctl) {
-    if (ctl && ctl[ADAMW_SKIPPED] != 0) return;
-    const double gscale_ = ctl ? ctl[ADAMW_FACTOR] : st->GScale, b1_ = st->B1, b2_ = st->B2;
-    const double bc2Sqrt_ = st->Bc2Sqrt, eps_ = st->Eps;
+// step.
+extern "C" __global__ void adamw_each(const AdamWDesc* descs, const i64* chunks, double gscale_, double b1_,
+                                      double b2_, double bc2Sqrt_, double eps_) {
     const AdamWDesc d = descs[chunks[2 * blockIdx.x]];
     const i64 start = chunks[2 * blockIdx.x + 1], end = imin(start + ADAMW_CHUNK, d.N);
     real* p = d.P;
@@ -39,21 +34,4 @@ extern "C" __global__ void adamw_each(const AdamWDesc* descs, const i64* chunks,
         p[i] = pn;
         if (copy) copy[i] = pn;
     }
-}
-
-// adamw_clip forms the clip and the guard of one step on the device
-// (AdamWClipped): norm = √(Σ ss[i]), the sums of squares of the n
-// gradients added in order in double, as the host's GradNorm adds them;
-// ctl[ADAMW_NORM] = norm, ctl[ADAMW_LOSS] = the loss, ctl[ADAMW_SKIPPED] = 1
-// when either is not finite (else 0), and ctl[ADAMW_FACTOR] = ClipFactor:
-// maxNorm / (norm + 1e-6) when maxNorm > 0 and norm is finite and above
-// it, else 1. One thread.
-extern "C" __global__ void adamw_clip(double* ctl, const double* ss, i64 n, const real* loss, double maxNorm) {
-    double s = 0;
-    for (i64 i = 0; i < n; i++) s += ss[i];
-    const double norm = sqrt(s), l = (double)loss[0];
-    ctl[ADAMW_NORM] = norm;
-    ctl[ADAMW_LOSS] = l;
-    ctl[ADAMW_SKIPPED] = isfinite(norm) && isfinite(l) ? 0.0 : 1.0;
-    ctl[ADAMW_FACTOR] = maxNorm > 0 && norm > maxNorm && !isinf(norm) ? maxNorm / (norm + 1e-6) : 1.0;
 }

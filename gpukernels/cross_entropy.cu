@@ -63,11 +63,10 @@ __device__ __forceinline__ bool better(real v, i64 i, real bv, i64 bi) {
     return v > bv || (v == bv && i < bi);
 }
 
-// argmax_rows_impl: idx[r] = the first index of the largest value of row
-// r (the first NaN if any), stored as T. blockDim.x must be 256. x is an
-// activation (bfloat16 in the bfloat16 build, compared exactly as float).
-template <typename T>
-__device__ __forceinline__ void argmax_rows_impl(T* idx, const act_t* x, i64 rows, i64 cols) {
+// argmax_rows: idx[r] = the first index of the largest value of row r (the
+// first NaN if any). blockDim.x must be 256. x is an activation (bfloat16
+// in the bfloat16 build, compared exactly as float).
+extern "C" __global__ void argmax_rows(int* idx, const act_t* x, i64 rows, i64 cols) {
     __shared__ real sv[256];
     __shared__ i64 si[256];
     const int tid = threadIdx.x;
@@ -92,34 +91,7 @@ __device__ __forceinline__ void argmax_rows_impl(T* idx, const act_t* x, i64 row
             }
             __syncthreads();
         }
-        if (tid == 0) idx[r] = (T)si[0];
+        if (tid == 0) idx[r] = (int)si[0];
         __syncthreads();
     }
-}
-
-// argmax_rows: the indices as int (ArgmaxRows, read back).
-extern "C" __global__ void argmax_rows(int* idx, const act_t* x, i64 rows, i64 cols) {
-    argmax_rows_impl(idx, x, rows, cols);
-}
-
-// argmax_rows_into: the indices as values of the backend's type, left on
-// the device (ArgmaxRowsInto; exact below 2^24 columns in float32).
-extern "C" __global__ void argmax_rows_into(real* idx, const act_t* x, i64 rows, i64 cols) {
-    argmax_rows_impl(idx, x, rows, cols);
-}
-
-// loss_mean: out[0] = sum[0] / count[0] in double, rounded once to real,
-// or 0 when the count is 0: what the host's Sum, division and Fill give
-// (MeanLoss). One thread.
-extern "C" __global__ void loss_mean(real* out, const double* sum, const int* count) {
-    const int n = *count;
-    out[0] = n > 0 ? (real)(sum[0] / (double)n) : (real)0;
-}
-
-// loss_mean_grad: dloss[i] = g[0] / count[0] (1 / count[0] when g is null)
-// in double, rounded once to real, or 0 when the count is 0 (MeanLossGrad).
-extern "C" __global__ void loss_mean_grad(real* dloss, const real* g, const int* count, i64 n) {
-    const int c = *count;
-    const double v = c > 0 ? (g ? (double)g[0] : 1.0) / (double)c : 0.0;
-    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) dloss[i] = (real)v;
 }

@@ -13,17 +13,14 @@ extern "C" __global__ void embedding_fwd(act_t* out, const act_t* table, const i
     }
 }
 
-// embedding_bwd: for each of the *ngroups groups g of positions sharing one
-// id (order lists positions sorted by (id, position); group g is
-// order[starts[g] .. starts[g+1]) and has id gid[g]), dtable[gid[g], :] +=
-// Σ dout[pos, :], summed in double in position order. One block owns a
-// group: no atomics, and the result does not depend on scheduling. The
-// count is read on the device, so a graph replays the kernel for any
-// grouping of the same number of ids (the grid covers one group a row).
+// embedding_bwd: for each group g of positions sharing one id (order lists
+// positions sorted by (id, position); group g is order[starts[g] ..
+// starts[g+1]) and has id gid[g]), dtable[gid[g], :] += Σ dout[pos, :], summed
+// in double in position order. One block owns a group: no atomics, and the
+// result does not depend on scheduling.
 extern "C" __global__ void embedding_bwd(real* dtable, const act_t* dout, const int* order, const int* starts,
-                                         const int* gid, const int* ngroups, i64 d) {
-    const i64 groups = *ngroups;
-    for (i64 gi = blockIdx.x; gi < groups; gi += gridDim.x) {
+                                         const int* gid, i64 ngroups, i64 d) {
+    for (i64 gi = blockIdx.x; gi < ngroups; gi += gridDim.x) {
         const int k0 = starts[gi], k1 = starts[gi + 1];
         real* dst = dtable + (i64)gid[gi] * d;
         for (i64 c = threadIdx.x; c < d; c += blockDim.x) {

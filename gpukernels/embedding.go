@@ -39,9 +39,7 @@ func (be *Backend) Embedding(out, table nn.Buffer, ids []int32, d int) {
 //
 // The host groups the positions by id (in position order); one GPU block
 // sums each group in double, so there are no atomics and the result does
-// not depend on scheduling. The grouping goes up in a layout of fixed size
-// for len(ids) (groupedIDs), derived from ids at each launch of a graph
-// that captured the call. dout is an activation (bfloat16 or the
+// not depend on scheduling. dout is an activation (bfloat16 or the
 // backend's type); dtable, the master's gradient, is of the backend's type.
 func (be *Backend) EmbeddingBackward(dtable, dout nn.Buffer, ids []int32, d int) {
 	const op = "EmbeddingBackward"
@@ -49,44 +47,30 @@ func (be *Backend) EmbeddingBackward(dtable, dout nn.Buffer, ids []int32, d int)
 	check(op, nn.CheckIDs(ids, t.n, d))
 	at := be.actType(op, arg{"dout", g})
 	be.wantOwn(op, arg{"dtable", t})
-	n := len(ids)
-	if n == 0 {
+	if len(ids) == 0 {
 		return
 	}
+	order, starts, gid := groupByID(ids, t.n/d)
+	groups := len(gid)
+	// One upload: order (n) | starts (groups+1) | gid (groups).
+	packed := make([]int32, 0, len(order)+2*groups+1)
+	packed = append(append(append(packed, order...), starts...), gid...)
 	be.enter(op)
 	defer be.exit()
-	pb := be.uploadDerived(op, groupedLen(n), func(dst []int32) error {
-		if err := nn.CheckIDs(ids, t.n, d); err != nil {
-			return err
-		}
-		groupByID(dst, ids, t.n/d)
-		return nil
-	})
+	pb := be.uploadInt32(op, packed, nil)
 	defer be.release(pb)
-	count, order, starts, gid := groupedParts(pArg(pb), n)
+	base := pArg(pb)
 	k := be.fnAs(op, at, "embedding", "embedding_bwd")
-	be.launch(op, k, dim(be.rowBlocks(n)), dim(rowThreads(d)), 0, pArg(t), pArg(g), order, starts, gid, count, iArg(d))
+	be.launch(op, k, dim(be.rowBlocks(groups)), dim(rowThreads(d)), 0, pArg(t), pArg(g), base,
+		base+uint64(4*len(order)), base+uint64(4*(len(order)+groups+1)), iArg(groups), iArg(d))
 }
 
-// groupedLen is the int32 words of n ids grouped by id: the number of
-// groups, the positions in (id, position) order (n), each group's start
-// in that order plus the end (at most n+1), and each group's id (at most
-// n).
-func groupedLen(n int) int { return 3*n + 2 }
-
-// groupedParts are the device addresses of the parts of a grouping of n
-// ids at base.
-func groupedParts(base uint64, n int) (count, order, starts, gid uint64) {
-	return base, base + 4, base + 4*uint64(1+n), base + 4*uint64(2+2*n)
-}
-
-// groupByID writes ids grouped by id into dst (groupedLen(len(ids))
-// words, groupedParts' layout): a counting sort when the vocabulary V is
-// not much larger than the ids, else a stable sort.
-func groupByID(dst []int32, ids []int32, V int) {
+// groupByID returns the positions of ids sorted by (id, position), the
+// start of each id's run in that order (plus the end), and each run's id.
+// A counting sort when the vocabulary V is not much larger than the ids.
+func groupByID(ids []int32, V int) (order, starts, gid []int32) {
 	n := len(ids)
-	order, starts, gid := dst[1:1+n], dst[1+n:2+2*n], dst[2+2*n:2+3*n]
-	groups := 0
+	order = make([]int32, n)
 	if V <= 8*n+4096 {
 		count := make([]int32, V+1)
 		for _, id := range ids {
@@ -94,8 +78,8 @@ func groupByID(dst []int32, ids []int32, V int) {
 		}
 		for v := 0; v < V; v++ {
 			if count[v+1] > 0 {
-				starts[groups], gid[groups] = count[v], int32(v)
-				groups++
+				starts = append(starts, count[v])
+				gid = append(gid, int32(v))
 			}
 			count[v+1] += count[v]
 		}
@@ -103,18 +87,17 @@ func groupByID(dst []int32, ids []int32, V int) {
 			order[count[id]] = int32(i)
 			count[id]++
 		}
-	} else {
-		for i := range order {
-			order[i] = int32(i)
-		}
-		slices.SortStableFunc(order, func(a, b int32) int { return int(ids[a]) - int(ids[b]) })
-		for i, p := range order {
-			if i == 0 || ids[p] != ids[order[i-1]] {
-				starts[groups], gid[groups] = int32(i), ids[p]
-				groups++
-			}
+		return order, append(starts, int32(n)), gid
+	}
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int { return int(ids[a]) - int(ids[b]) })
+	for i, p := range order {
+		if i == 0 || ids[p] != ids[order[i-1]] {
+			starts = append(starts, int32(i))
+			gid = append(gid, ids[p])
 		}
 	}
-	starts[groups] = int32(n)
-	dst[0] = int32(groups)
+	return order, append(starts, int32(n)), gid
 }

@@ -12,8 +12,8 @@ import (
 var _ nn.Capturer = (*Backend)(nil)
 
 // Graph is device work captured from the backend's stream (nn.Graph): a
-// CUDA graph, the memory pool its buffers came from, and its uploads of
-// host int32 words, filled again at each Launch.
+// CUDA graph, the memory pool its buffers came from, and the host int32
+// slices its uploads read again at each Launch.
 type Graph struct {
 	be          *Backend
 	graph, exec uintptr
@@ -27,16 +27,15 @@ type Graph struct {
 	freed   bool
 }
 
-// graphInput is one upload of host int32 words in the graph: fill writes
-// them again at each Launch into the page-locked buffer the graph's copy
-// reads, from what the op's host arguments hold then (the slice of ids or
-// targets it was given, after the op's own check of them: the kernels
-// index with them; or values derived from its arguments, uploadDerived).
+// graphInput is one upload of host int32 values in the graph: the slice
+// the op was given, copied again at each Launch into the page-locked
+// buffer the graph's copy reads, after check (the op's own check of ids
+// or targets: the kernels index with them).
 type graphInput struct {
-	op   string
-	n    int
-	host unsafe.Pointer
-	fill func(dst []int32) error
+	op    string
+	src   []int32
+	host  unsafe.Pointer
+	check func([]int32) error
 }
 
 // Capture records the device work fn queues on the backend's stream as a
@@ -120,9 +119,10 @@ func (g *Graph) Launch() error {
 		g.pending = false
 	}
 	for _, in := range g.inputs {
-		if err := in.fill(unsafe.Slice((*int32)(in.host), in.n)); err != nil {
+		if err := in.check(in.src); err != nil {
 			return fmt.Errorf("gpukernels.Graph.Launch: input of %s: %w", in.op, err)
 		}
+		copy(unsafe.Slice((*int32)(in.host), len(in.src)), in.src)
 	}
 	be.profStart("Graph")
 	if err := be.drv.GraphLaunch(g.exec, be.stream); err != nil {
@@ -179,17 +179,21 @@ func (g *Graph) release() error {
 	return errors.Join(errs...)
 }
 
-// captureInput is an upload of n int32 words inside a capture: fill
-// writes them into a page-locked buffer of the graph's own now, and again
-// at each Launch, and the graph copies that buffer into b.
-func (be *Backend) captureInput(op string, b *Buffer, n int, fill func(dst []int32) error) {
-	host, err := be.drv.MemAllocHost(uint64(n * 4))
+// captureInput is uploadInt32 inside a capture: xs goes through a
+// page-locked buffer of the graph's own, which each Launch refills from xs
+// after check.
+func (be *Backend) captureInput(op string, b *Buffer, xs []int32, check func([]int32) error) {
+	if check == nil {
+		panic(fmt.Sprintf("gpukernels.%s: its int32 upload is derived on the host from its arguments' values, so a graph could not replay it with new ones", op))
+	}
+	n := uint64(len(xs) * 4)
+	host, err := be.drv.MemAllocHost(n)
 	must(op, err)
 	g := be.capture
-	g.inputs = append(g.inputs, graphInput{op: op, n: n, host: host, fill: fill})
-	check(op, fill(unsafe.Slice((*int32)(host), n)))
+	g.inputs = append(g.inputs, graphInput{op: op, src: xs, host: host, check: check})
+	copy(unsafe.Slice((*int32)(host), len(xs)), xs)
 	be.profStart(op)
-	be.queued(op, be.drv.MemcpyHtoDAsync(b.ptr, host, uint64(n*4), be.stream))
+	be.queued(op, be.drv.MemcpyHtoDAsync(b.ptr, host, n, be.stream))
 }
 
 // noWaitInCapture panics when a capture is running: the host cannot wait

@@ -121,8 +121,9 @@ func TestGPUGraph(t *testing.T) {
 	}
 }
 
-// A capture fails, naming the op, where it would wait for the device,
-// and where it cannot start; the backend works on afterwards.
+// A capture fails, naming the op, where it would wait for the device or
+// replay an upload the host derived from values, and where it cannot
+// start; the backend works on afterwards.
 func TestGPUGraphRefuses(t *testing.T) {
 	be := graphBackend(t)
 	x := be.Alloc(8)
@@ -134,6 +135,10 @@ func TestGPUGraphRefuses(t *testing.T) {
 		{"read", "gpukernels.Read: waits for the device", func() { be.Fill(x, 1); be.Read(x) }},
 		{"sum", "gpukernels.Sum", func() { be.Sum(x) }},
 		{"write", "gpukernels.Write", func() { be.Write(x, []float64{1}) }},
+		{"embedding backward", "derived on the host", func() {
+			dt := be.Alloc(4 * 8)
+			be.EmbeddingBackward(dt, x, []int32{1}, 8)
+		}},
 		{"nested", "already running", func() {
 			if _, err := be.Capture(func() {}); err != nil {
 				panic(err.Error())

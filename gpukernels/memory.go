@@ -236,8 +236,7 @@ type stagingSlot struct {
 //
 // Inside a graph capture xs becomes an input of the graph, checked by
 // check and copied again at each launch (nil check: xs is derived from
-// the op's arguments on the host, which a graph cannot replay; such an
-// upload is uploadDerived's).
+// the op's arguments on the host, which a graph cannot replay).
 func (be *Backend) uploadInt32(op string, xs []int32, check func([]int32) error) *Buffer {
 	b := be.newBuffer(len(xs), nn.Float32)
 	n := len(xs) * 4
@@ -245,16 +244,7 @@ func (be *Backend) uploadInt32(op string, xs []int32, check func([]int32) error)
 		return b
 	}
 	if be.capture != nil {
-		if check == nil {
-			panic(fmt.Sprintf("gpukernels.%s: its int32 upload is derived on the host from its arguments' values, so a graph could not replay it with new ones", op))
-		}
-		be.captureInput(op, b, len(xs), func(dst []int32) error {
-			if err := check(xs); err != nil {
-				return err
-			}
-			copy(dst, xs)
-			return nil
-		})
+		be.captureInput(op, b, xs, check)
 		return b
 	}
 	s := &be.staging[be.stageNext]
@@ -284,22 +274,6 @@ func (be *Backend) uploadInt32(op string, xs []int32, check func([]int32) error)
 	be.queued(op, be.drv.MemcpyHtoDAsync(b.ptr, s.host, uint64(n), be.stream))
 	must(op, be.drv.EventRecord(s.event, be.stream))
 	s.pending = true
-	return b
-}
-
-// uploadDerived uploads n int32 words that fill computes on the host from
-// the op's host arguments (slices and structs the caller rewrites in place
-// between graph launches): eagerly, fill runs once and the words go up as
-// uploadInt32's; inside a capture, the graph keeps fill and runs it again
-// at each launch, so the words follow what the arguments hold then.
-func (be *Backend) uploadDerived(op string, n int, fill func(dst []int32) error) *Buffer {
-	if be.capture == nil || n == 0 {
-		xs := make([]int32, n)
-		check(op, fill(xs))
-		return be.uploadInt32(op, xs, nil)
-	}
-	b := be.newBuffer(n, nn.Float32)
-	be.captureInput(op, b, n, fill)
 	return b
 }
 
