@@ -72,6 +72,9 @@ type Backend struct {
 	// skips scan_chunk_states; on unless SEQBENCH_SCAN_CKPT=0 (tests run
 	// both).
 	scanCkpt bool
+	// scanBwdV2 runs the chunked scan's backward as scan_chunk_bwd_v2
+	// (selective_scan.cu; SEQBENCH_SCAN_BWD_V2=1).
+	scanBwdV2 bool
 	// ssdChunked runs SSD and SSDBackward in the chunked form
 	// (ssd_chunk.cu) instead of the recurrence (ssd.cu); on unless
 	// SEQBENCH_SSD_CHUNKED=0 (tests run both).
@@ -188,7 +191,7 @@ func NewWithOptions(dt nn.DType, opt Options) (*Backend, error) {
 		syncEach: opt.SyncEachLaunch || os.Getenv("SEQBENCH_CUDA_SYNC") == "1",
 		tf32:     opt.TF32, maxGrid: max(1, dev.SMs) * 16, rnnPersistent: rnnPersistentFromEnv(),
 		ssdChunked: ssdChunkedFromEnv(), flashAttn: flashAttnFromEnv(), conv1dTiled: conv1dTiledFromEnv(),
-		scanCkpt: scanCkptFromEnv(),
+		scanCkpt: scanCkptFromEnv(), scanBwdV2: scanBwdV2FromEnv(),
 	}
 	switch opt.CacheDir {
 	case "":

@@ -41,13 +41,16 @@ func TestGPUSelectiveScanSavedCheckpoints(t *testing.T) {
 	for _, bk := range backends {
 		for _, s := range shapes {
 			t.Run(fmt.Sprintf("%v/B%d_D%d_L%d_N%d_G%d", bk.act, s.B, s.D, s.L, s.N, s.G), func(t *testing.T) {
-				scanCkptCheck(t, bk.be, bk.run, bk.act, s, bk.tol)
+				scanPassesCheck(t, bk.run, bk.act, s, bk.tol, "saved checkpoints", func(on bool) { bk.be.scanCkpt = on })
 			})
 		}
 	}
 }
 
-func scanCkptCheck(t *testing.T, be *Backend, run nn.Backend, act nn.DType, s scanShape, tol float64) {
+// scanPassesCheck runs a chunked scan forward and backward with a code
+// path off and on (set) and checks that the forward gives the same bits
+// and the gradients agree within tol (‖Δ‖/‖g‖).
+func scanPassesCheck(t *testing.T, run nn.Backend, act nn.DType, s scanShape, tol float64, what string, set func(on bool)) {
 	B, D, L, N, G := s.B, s.D, s.L, s.N, s.G
 	nBDL, nBGNL := B*D*L, B*G*N*L
 	rng := rand.New(rand.NewPCG(uint64(nBDL), 7))
@@ -91,14 +94,12 @@ func scanCkptCheck(t *testing.T, be *Backend, run nn.Backend, act nn.DType, s sc
 	}
 	dout := randBuf(nBDL, act, id)
 	type result struct{ out, hT, grads []float64 }
-	pass := func(saved bool) result {
-		be.scanCkpt = saved
-		defer func() { be.scanCkpt = false }()
+	pass := func(on bool) result {
+		set(on)
+		defer set(false)
 		b := a
 		if n := nn.ScanCheckpointLen(run, b); n > 0 {
 			b.Ckpt = alloc(n, run.DType())
-		} else if saved && L >= 2 {
-			t.Fatalf("ScanCheckpointLen is 0 for a chunked scan with scanCkpt on")
 		}
 		out, hT := alloc(nBDL, act), alloc(B*D*N, run.DType())
 		run.SelectiveScan(out, hT, b)
@@ -120,15 +121,56 @@ func scanCkptCheck(t *testing.T, be *Backend, run nn.Backend, act nn.DType, s sc
 		return r
 	}
 	want, got := pass(false), pass(true)
+	if L >= 2 && what == "saved checkpoints" && len(got.grads) > 0 {
+		set(true)
+		n := nn.ScanCheckpointLen(run, a)
+		set(false)
+		if n == 0 {
+			t.Fatalf("ScanCheckpointLen is 0 for a chunked scan with scanCkpt on")
+		}
+	}
 	for i := range want.out {
 		if math.Float64bits(want.out[i]) != math.Float64bits(got.out[i]) {
-			t.Fatalf("out[%d] is %g with saved checkpoints, %g without: the forward changed", i, got.out[i], want.out[i])
+			t.Fatalf("out[%d] is %g with %s, %g without: the forward changed", i, got.out[i], what, want.out[i])
 		}
 	}
 	if e := relErr(got.hT, want.hT); e != 0 {
-		t.Errorf("hT differs by %g with saved checkpoints", e)
+		t.Errorf("hT differs by %g with %s", e, what)
 	}
 	if e := relErr(got.grads, want.grads); !(e <= tol) {
-		t.Errorf("gradients with saved checkpoints differ from recomputed ones by %.3g (‖Δ‖/‖g‖), tolerance %g", e, tol)
+		t.Errorf("gradients with %s differ from those without by %.3g (‖Δ‖/‖g‖), tolerance %g", what, e, tol)
+	}
+}
+
+// scan_chunk_bwd_v2 (SEQBENCH_SCAN_BWD_V2=1) gives the first version's
+// gradients: every one bit for bit but dA, whose lane-first double sums
+// round differently (its float result by an ulp at most, about), at the
+// checkpoint test's shapes, in every precision, where its shared memory
+// fits two blocks an SM (N ≤ 32 here; N 64 runs the first version).
+func TestGPUSelectiveScanBwdV2(t *testing.T) {
+	bf := bf16Backend(t)
+	for _, bk := range []struct {
+		be  *Backend
+		run nn.Backend
+		act nn.DType
+		tol float64
+	}{
+		{gpu(t, nn.Float64), gpu(t, nn.Float64), nn.Float64, 1e-13},
+		{gpu(t, nn.Float32), gpu(t, nn.Float32), nn.Float32, 1e-6},
+		{bf.Backend, bf, nn.BFloat16, 1e-6},
+	} {
+		for _, s := range seqShapes(t, []scanShape{
+			{B: 2, D: 6, L: 300, N: 5, G: 3, softplus: true, h0: true},
+			{B: 1, D: 3, L: 128, N: 16, G: 1, softplus: true},
+		}, []scanShape{
+			{B: 2, D: 36, L: 1030, N: 16, G: 2, softplus: true, h0: true},
+			{B: 1, D: 20, L: 4096, N: 16, G: 1, softplus: true},
+			{B: 1, D: 9, L: 257, N: 32, G: 1, noZ: true, noD: true, softplus: true},
+			{B: 3, D: 8, L: 2, N: 3, G: 1, softplus: true, h0: true},
+		}) {
+			t.Run(fmt.Sprintf("%v/B%d_D%d_L%d_N%d_G%d", bk.act, s.B, s.D, s.L, s.N, s.G), func(t *testing.T) {
+				scanPassesCheck(t, bk.run, bk.act, s, bk.tol, "scan_chunk_bwd_v2", func(on bool) { bk.be.scanBwdV2 = on })
+			})
+		}
 	}
 }

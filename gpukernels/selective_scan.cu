@@ -770,10 +770,19 @@ __device__ __forceinline__ void scan_chunk_fwd_impl(const ScanParams& p) {
 }
 
 // The backward's shared memory (Go's scanChunkBwdSmem must agree, in
-// reals): the warps' dBm and dCm terms of one state, [W][32·(K+1)] each
-// (a lane's K steps then a pad, conflict-free); the adjoint carries
-// [W][N]; then, 8-byte aligned, the dA sums [W][N] in double.
-template <int K>
+// reals): the warps' dBm and dCm terms of one state, [S][W][32·(K+1)] each
+// (a lane's K steps then a pad, conflict-free; S slots: 1, or 2 in V2);
+// the adjoint carries [W][N]; then, 8-byte aligned, the dA sums in double:
+// [W][N] (a warp's), or [W][N][32] in V2 (a lane's).
+//
+// V2 (scan_chunk_bwd_v2) shortens each state's dependent chain by two
+// steps of the first version: a lane adds its dA term to its own double in
+// shared memory (the warp's sum waits for the end) instead of a five-round
+// double shuffle sum every state and chunk, and the dBm/dCm terms
+// alternate between two slots, so one barrier a state suffices: the
+// slot a state writes was last read two states before, ahead of the
+// previous state's barrier.
+template <int K, bool V2>
 __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
     extern __shared__ double scan_smem[];
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
@@ -783,15 +792,18 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
     const bool active = dl0 < Dg; // an idle warp still meets the block's barriers
     const int nw = (int)imin(SCAN_BWD_WARPS, Dg - blk * SCAN_BWD_WARPS);
     const i64 d = g * Dg + imin(dl0, Dg - 1), row = (b * D + d) * L;
-    const int RS = 32 * SCAN_PAD_STRIDE;
-    real* sRB = reinterpret_cast<real*>(scan_smem);
-    real* sRC = sRB + SCAN_BWD_WARPS * RS;
-    real* qc = sRC + SCAN_BWD_WARPS * RS + w * N;
-    double* sDA = scan_smem + ((2 * SCAN_BWD_WARPS * RS + SCAN_BWD_WARPS * N) * (i64)sizeof(real) + 7) / 8 + w * N;
-    for (i64 n = lane; n < N; n += 32) {
-        qc[n] = 0;
-        sDA[n] = 0;
+    const int RS = 32 * SCAN_PAD_STRIDE, SL = V2 ? 2 : 1, SW = SCAN_BWD_WARPS * RS;
+    real* sRB0 = reinterpret_cast<real*>(scan_smem);
+    real* sRC0 = sRB0 + SL * SW;
+    real* qc = sRC0 + SL * SW + w * N;
+    double* sDA = scan_smem + ((2 * SL * SW + SCAN_BWD_WARPS * N) * (i64)sizeof(real) + 7) / 8 + w * N * (V2 ? 32 : 1);
+    for (i64 n = lane; n < N; n += 32) qc[n] = 0;
+    if constexpr (V2) {
+        for (i64 n = 0; n < N; n++) sDA[n * 32 + lane] = 0;
+    } else {
+        for (i64 n = lane; n < N; n += 32) sDA[n] = 0;
     }
+    int slot = 0; // V2: the dBm/dCm slot of the next state, alternating across chunks
     const real bias = p.DBias ? p.DBias[d] : (real)0, dsk = p.Dskip ? p.Dskip[d] : (real)0;
     const bool vec = L % AV == 0, wantBC = p.DBm || p.DCm;
     const i64 BDN = p.B * D * N, nC = (L + 32 * K - 1) / (32 * K);
@@ -870,12 +882,20 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
                 q = a[k] * gk;
             }
             q = __shfl_sync(FULL_MASK, q, 0);
-            const double dAw = warp_sum((double)dA);
-            if (lane == 0) {
-                qc[n] = q;
-                sDA[n] += dAw;
+            if constexpr (V2) {
+                sDA[n * 32 + lane] += (double)dA;
+                if (lane == 0) qc[n] = q;
+            } else {
+                const double dAw = warp_sum((double)dA);
+                if (lane == 0) {
+                    qc[n] = q;
+                    sDA[n] += dAw;
+                }
             }
             if (wantBC) {
+                real* sRB = sRB0 + slot * SW;
+                real* sRC = sRC0 + slot * SW;
+                if constexpr (V2) slot ^= 1;
                 real* rB = sRB + w * RS + lane * SCAN_PAD_STRIDE;
                 real* rC = sRC + w * RS + lane * SCAN_PAD_STRIDE;
 #pragma unroll
@@ -903,7 +923,7 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
                         if (p.PartC) p.PartC[o] = sc;
                     }
                 }
-                __syncthreads();
+                if constexpr (!V2) __syncthreads();
             }
         }
         if (!active) continue;
@@ -943,8 +963,14 @@ __device__ __forceinline__ void scan_chunk_bwd_impl(const ScanParams& p) {
     accD = warp_sum(accD);
     accBias = warp_sum(accBias);
     __syncwarp();
-    if (p.PA)
+    if constexpr (V2) {
+        for (i64 n = 0; n < N; n++) {
+            const double s = warp_sum(sDA[n * 32 + lane]);
+            if (p.PA && lane == 0) p.PA[(b * D + d) * N + n] = s;
+        }
+    } else if (p.PA) {
         for (i64 n = lane; n < N; n += 32) p.PA[(b * D + d) * N + n] = sDA[n];
+    }
     if (lane == 0) {
         if (p.PD) p.PD[b * D + d] = accD;
         if (p.PDB) p.PDB[b * D + d] = accBias;
@@ -977,7 +1003,10 @@ extern "C" __global__ void __launch_bounds__(SCAN_STATES_BOUNDS) scan_chunk_stat
     scan_chunk_fwd_impl<SCAN_BWD_K>(p);
 }
 extern "C" __global__ void __launch_bounds__(SCAN_BWD_BOUNDS) scan_chunk_bwd(const __grid_constant__ ScanParams p) {
-    scan_chunk_bwd_impl<SCAN_BWD_K>(p);
+    scan_chunk_bwd_impl<SCAN_BWD_K, false>(p);
+}
+extern "C" __global__ void __launch_bounds__(SCAN_BWD_BOUNDS) scan_chunk_bwd_v2(const __grid_constant__ ScanParams p) {
+    scan_chunk_bwd_impl<SCAN_BWD_K, true>(p);
 }
 
 // scan_add_parts_r is scan_add_parts_act for partials stored as reals (the

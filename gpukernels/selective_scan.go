@@ -2,6 +2,7 @@ package gpukernels
 
 import (
 	"fmt"
+	"os"
 
 	"seqbench/nn"
 )
@@ -102,12 +103,21 @@ type scanParams struct {
 }
 
 // scanChunkBwdSmem is the chunked backward's shared memory in bytes
-// (selective_scan.cu's layout): dBm and dCm terms [W][32·(K+1)] and the
-// adjoint carries [W][N] in reals, then the dA sums [W][N] in double.
-func scanChunkBwdSmem(N, K, es int) int {
-	reals := 2*scanBwdWarps*32*(K+1) + scanBwdWarps*N
-	return (reals*es+7)/8*8 + scanBwdWarps*N*8
+// (selective_scan.cu's layout): dBm and dCm terms [S][W][32·(K+1)] (S
+// slots: 1, or 2 in v2) and the adjoint carries [W][N] in reals, then the
+// dA sums in double, [W][N] (a warp's), or [W][N][32] in v2 (a lane's).
+func scanChunkBwdSmem(N, K, es int, v2 bool) int {
+	slots, lanes := 1, 1
+	if v2 {
+		slots, lanes = 2, 32
+	}
+	reals := 2*slots*scanBwdWarps*32*(K+1) + scanBwdWarps*N
+	return (reals*es+7)/8*8 + scanBwdWarps*N*lanes*8
 }
+
+// scanBwdV2FromEnv is the backend's scanBwdV2 at creation: off unless
+// SEQBENCH_SCAN_BWD_V2=1 (scan_chunk_bwd_v2 has not run on a GPU yet).
+func scanBwdV2FromEnv() bool { return os.Getenv("SEQBENCH_SCAN_BWD_V2") == "1" }
 
 // chunked reports whether a scan of a.L steps runs as the chunked kernels;
 // the one-step kernels serve single steps (generation) and, when
@@ -443,8 +453,14 @@ func (be *Backend) scanChunkBackward(op string, at nn.DType, s scanBufs, a nn.Sc
 	p.Dout, p.DU, p.DDelta, p.DZ, p.DBm, p.DCm = ptr(dout), ptr(g.du), ptr(g.ddelta), ptr(g.dz), ptr(g.dB), ptr(g.dC)
 	p.PartB, p.PartC, p.PA, p.PD, p.PDB = ptr(partB), ptr(partC), ptr(pA), ptr(pD), ptr(pDB)
 	p.Nblk = int64(nblk)
-	be.launchStruct(op, be.fnAs(op, at, "selective_scan", "scan_chunk_bwd"), dim(B*G*nblk), dim(32*scanBwdWarps),
-		scanChunkBwdSmem(N, K, be.esize()), p)
+	// v2 where asked and its lane-wise dA sums leave room for two blocks
+	// an SM (N ≤ 32 on an H100).
+	v2 := be.scanBwdV2 && 2*scanChunkBwdSmem(N, K, be.esize(), true) <= be.dev.MaxSharedOptin
+	k := be.fnAs(op, at, "selective_scan", "scan_chunk_bwd")
+	if v2 {
+		k = be.fnAs(op, at, "selective_scan", "scan_chunk_bwd_v2")
+	}
+	be.launchStruct(op, k, dim(B*G*nblk), dim(32*scanBwdWarps), scanChunkBwdSmem(N, K, be.esize(), v2), p)
 
 	addR, add := be.scanAdder(op, at, "scan_add_parts_r"), be.scanAdder(op, at, "scan_add_parts")
 	addR(g.dB, partB, B*G, nblk, N*L)
