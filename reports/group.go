@@ -187,7 +187,9 @@ func compareRuns(a, b *Run, keys []string) int {
 }
 
 // lockstepWith returns the key among others whose values determine x's and
-// the other way round over runs (a one-to-one map), or "".
+// the other way round over runs (a one-to-one map), or "". A run with one
+// of the two settings and not the other breaks the lockstep: a setting
+// only some tasks have (MAD's frac_noise) does not determine the task.
 func lockstepWith(runs []*Run, x string, others []string) string {
 	for _, o := range others {
 		fwd, back := map[string]string{}, map[string]string{}
@@ -195,7 +197,11 @@ func lockstepWith(runs []*Run, x string, others []string) string {
 		for _, r := range runs {
 			vx, okx := r.Setting(x)
 			vo, oko := r.Setting(o)
-			if !okx || !oko {
+			if okx != oko {
+				same = false
+				break
+			}
+			if !okx {
 				continue
 			}
 			if p, seen := fwd[vx]; seen && p != vo {

@@ -60,3 +60,20 @@ func TestHybridLayersStaySeriesAtOneFraction(t *testing.T) {
 		run("mamba2", "mamba2", "0")}
 	require.Equal(t, []string{attentionFractionKey, layersKey}, analyse(runs).seriesKeys)
 }
+
+// A setting only some runs have does not make the task a dependent of it:
+// a MAD experiment whose tasks are told apart by name, one of which alone
+// has frac_noise, plots a panel a task, never one mixing two.
+func TestTaskNotLockstepWithPartialSetting(t *testing.T) {
+	run := func(task, frac string) *Run {
+		c := map[string]string{archKey: "hybrid", "task.name": task, "task.seq_len": "32"}
+		if frac != "" {
+			c["task.frac_noise"] = frac
+		}
+		return &Run{Name: task + frac, Config: c}
+	}
+	runs := []*Run{run("mad_in_context_recall", "0"), run("mad_noisy_in_context_recall", "0.2"),
+		run("mad_selective_copying", ""), run("mad_fuzzy_in_context_recall", "")}
+	d := analyse(runs)
+	require.Contains(t, d.facetKeys, "task.name", "the task must split the panels; dependent: %v", d.dependent)
+}
