@@ -173,7 +173,7 @@ func (ep *expPlots) extrapolation() []*figure {
 	f.panels = gridOf(len(facets))
 	missing := false
 	for i, series := range facets {
-		pn := newPanel(ep.d.label(series[0][0], ep.d.facetKeys), "evaluation length L", "final eval accuracy", xs, linear)
+		pn := newPanel(ep.d.panelTitle(series[0][0], ep.d.facetKeys), "evaluation length L", "final eval accuracy", xs, linear)
 		pn.fixY(0, 1)
 		setCell(f.panels, i, pn)
 		trainL := map[int]bool{}

@@ -347,7 +347,7 @@ func (ep *expPlots) sweeps() []*figure {
 		f.panels = gridOf(len(facets))
 		drawn := 0
 		for i, fc := range facets {
-			pn := newPanel(ep.d.label(fc.runs[0], facetKeys), xname, ylabel, xs, ys)
+			pn := newPanel(ep.d.panelTitle(fc.runs[0], facetKeys), xname, ylabel, xs, ys)
 			if !useLoss {
 				pn.fixY(0, 1)
 			}

@@ -141,6 +141,37 @@ func (d design) label(r *Run, keys []string) string {
 	return strings.Join(parts, " ")
 }
 
+// panelTitle is label as a panel's title: on lines of at most
+// panelTitleWidth characters where it is longer, so that the titles of
+// panels side by side do not run into each other.
+func (d design) panelTitle(r *Run, keys []string) string {
+	return wrapWords(d.label(r, keys), panelTitleWidth)
+}
+
+// panelTitleWidth is about what a panel's width holds at the title's size.
+const panelTitleWidth = 44
+
+// wrapWords breaks s between words into lines of at most width characters
+// (a longer word keeps a line of its own).
+func wrapWords(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(s) {
+		switch {
+		case i == 0:
+		case n+1+len([]rune(w)) > width:
+			b.WriteByte('\n')
+			n = 0
+		default:
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len([]rune(w))
+	}
+	return b.String()
+}
+
 // without returns keys less the ones given.
 func without(keys []string, drop ...string) []string {
 	var out []string

@@ -77,3 +77,19 @@ func TestTaskNotLockstepWithPartialSetting(t *testing.T) {
 	d := analyse(runs)
 	require.Contains(t, d.facetKeys, "task.name", "the task must split the panels; dependent: %v", d.dependent)
 }
+
+func TestWrapWords(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		w    int
+		want string
+	}{
+		{"seq_len=16 task=mad_compression vocab=16", 44, "seq_len=16 task=mad_compression vocab=16"},
+		{"seq_len=32 task=mad_noisy_in_context_recall num_train_examples=1024 vocab=32", 44,
+			"seq_len=32 task=mad_noisy_in_context_recall\nnum_train_examples=1024 vocab=32"},
+		{"a_very_long_single_word b", 5, "a_very_long_single_word\nb"},
+		{"", 10, ""},
+	} {
+		require.Equal(t, c.want, wrapWords(c.in, c.w), "wrapWords(%q, %d)", c.in, c.w)
+	}
+}
