@@ -29,15 +29,7 @@ func TestGPUSelectiveScanSavedCheckpoints(t *testing.T) {
 		{gpu(t, nn.Float32), gpu(t, nn.Float32), nn.Float32, 1e-5},
 		{bf.Backend, bf, nn.BFloat16, 2e-3},
 	}
-	shapes := seqShapes(t, []scanShape{
-		{B: 2, D: 6, L: 300, N: 5, G: 3, softplus: true, h0: true},
-		{B: 1, D: 3, L: 128, N: 16, G: 1, softplus: true},
-	}, []scanShape{
-		{B: 2, D: 36, L: 1030, N: 16, G: 2, softplus: true, h0: true},
-		{B: 1, D: 20, L: 4096, N: 16, G: 1, softplus: true},
-		{B: 1, D: 9, L: 257, N: 64, G: 1, noZ: true, noD: true, softplus: true},
-		{B: 3, D: 8, L: 2, N: 3, G: 1, softplus: true, h0: true},
-	})
+	shapes := chunkedScanShapes(t, 64)
 	for _, bk := range backends {
 		for _, s := range shapes {
 			t.Run(fmt.Sprintf("%v/B%d_D%d_L%d_N%d_G%d", bk.act, s.B, s.D, s.L, s.N, s.G), func(t *testing.T) {
@@ -50,6 +42,21 @@ func TestGPUSelectiveScanSavedCheckpoints(t *testing.T) {
 // scanPassesCheck runs a chunked scan forward and backward with a code
 // path off and on (set) and checks that the forward gives the same bits
 // and the gradients agree within tol (‖Δ‖/‖g‖).
+// chunkedScanShapes are the lengths that end inside a backward chunk,
+// inside a forward chunk and on their boundaries, with and without H0,
+// groups and odd sizes; one long-state shape has N states.
+func chunkedScanShapes(t *testing.T, N int) []scanShape {
+	return seqShapes(t, []scanShape{
+		{B: 2, D: 6, L: 300, N: 5, G: 3, softplus: true, h0: true},
+		{B: 1, D: 3, L: 128, N: 16, G: 1, softplus: true},
+	}, []scanShape{
+		{B: 2, D: 36, L: 1030, N: 16, G: 2, softplus: true, h0: true},
+		{B: 1, D: 20, L: 4096, N: 16, G: 1, softplus: true},
+		{B: 1, D: 9, L: 257, N: N, G: 1, noZ: true, noD: true, softplus: true},
+		{B: 3, D: 8, L: 2, N: 3, G: 1, softplus: true, h0: true},
+	})
+}
+
 func scanPassesCheck(t *testing.T, run nn.Backend, act nn.DType, s scanShape, tol float64, what string, set func(on bool)) {
 	B, D, L, N, G := s.B, s.D, s.L, s.N, s.G
 	nBDL, nBGNL := B*D*L, B*G*N*L
@@ -159,15 +166,7 @@ func TestGPUSelectiveScanBwdV2(t *testing.T) {
 		{gpu(t, nn.Float32), gpu(t, nn.Float32), nn.Float32, 1e-6},
 		{bf.Backend, bf, nn.BFloat16, 1e-6},
 	} {
-		for _, s := range seqShapes(t, []scanShape{
-			{B: 2, D: 6, L: 300, N: 5, G: 3, softplus: true, h0: true},
-			{B: 1, D: 3, L: 128, N: 16, G: 1, softplus: true},
-		}, []scanShape{
-			{B: 2, D: 36, L: 1030, N: 16, G: 2, softplus: true, h0: true},
-			{B: 1, D: 20, L: 4096, N: 16, G: 1, softplus: true},
-			{B: 1, D: 9, L: 257, N: 32, G: 1, noZ: true, noD: true, softplus: true},
-			{B: 3, D: 8, L: 2, N: 3, G: 1, softplus: true, h0: true},
-		}) {
+		for _, s := range chunkedScanShapes(t, 32) {
 			t.Run(fmt.Sprintf("%v/B%d_D%d_L%d_N%d_G%d", bk.act, s.B, s.D, s.L, s.N, s.G), func(t *testing.T) {
 				scanPassesCheck(t, bk.run, bk.act, s, bk.tol, "scan_chunk_bwd_v2", func(on bool) { bk.be.scanBwdV2 = on })
 			})

@@ -572,11 +572,11 @@ func (r *runner) trainStep(b tasks.Batch, lr float64, step int, withAcc bool) (l
 // gradDivergence is the divergence of a step whose gradient norm is not
 // finite, naming the first gradient that is not; nil for a finite norm.
 func (r *runner) gradDivergence(gnorm float64, step int) *divergence {
-	if !math.IsNaN(gnorm) && !math.IsInf(gnorm, 0) {
+	if trainstep.Finite(gnorm) {
 		return nil
 	}
 	for _, p := range r.params {
-		if s := r.be.SumSquares(p.T.Grad()); math.IsNaN(s) || math.IsInf(s, 0) {
+		if s := r.be.SumSquares(p.T.Grad()); !trainstep.Finite(s) {
 			return &divergence{fmt.Sprintf("gradient of %s is not finite at step %d", p.Name, step)}
 		}
 	}
