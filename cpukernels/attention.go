@@ -19,7 +19,17 @@ import (
 func (be *Backend[T]) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "Attention"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
-	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, Lk, Dh, scale, causal)
+	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, Lk, Dh, scale, causal, nn.AttnDrop{})
+}
+
+// AttentionDropout is Attention with dropout on the probabilities
+// (nn.AttnDrop): each kept p_ij weighs v_j scaled by 1/(1−P), the sum and
+// lse are the undropped ones.
+func (be *Backend[T]) AttentionDropout(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
+	const op = "AttentionDropout"
+	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
+	check(op, nn.CheckAttnDrop(drop))
+	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, Lk, Dh, scale, causal, drop)
 }
 
 // AttentionCached is Attention's causal forward over the first
@@ -29,7 +39,7 @@ func (be *Backend[T]) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq int,
 	const op = "AttentionCached"
 	check(op, nn.CheckAttentionCached(B, H, Lq, kvRows, Dh))
 	Lk := min(max(be.position(op, "filled", filled), Lq), kvRows)
-	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, kvRows, Dh, scale, true)
+	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, kvRows, Dh, scale, true, nn.AttnDrop{})
 }
 
 // position reads a position buffer (nn.PositionAt), panicking with the op
@@ -41,7 +51,7 @@ func (be *Backend[T]) position(op, name string, pos nn.Buffer) int {
 }
 
 // attention is the forward of both, k and v holding kvRows rows per (b, h).
-func (be *Backend[T]) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64, causal bool) {
+func (be *Backend[T]) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, kvRows, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
 	nq, nk := B*H*Lq*Dh, B*H*kvRows*Dh
 	os, es := data[T](out, nq, op, "out"), data[T](lse, B*H*Lq, op, "lse")
 	qs, ks, vs := data[T](q, nq, op, "q"), data[T](k, nk, op, "k"), data[T](v, nk, op, "v")
@@ -68,6 +78,11 @@ func (be *Backend[T]) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq
 				}
 				p := math.Exp(a)
 				sum += p
+				if drop.On() {
+					if p *= drop.Factor(bh, i, j, Lq, Lk); p == 0 {
+						continue
+					}
+				}
 				for c, x := range vb[j*Dh : (j+1)*Dh] {
 					acc[c] += p * float64(x)
 				}
@@ -101,9 +116,22 @@ func (be *Backend[T]) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq
 func (be *Backend[T]) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "AttentionBackward"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
+	be.attentionBackward(op, dq, dk, dv, q, k, v, out, lse, dout, B, H, Lq, Lk, Dh, scale, causal, nn.AttnDrop{})
+}
+
+// AttentionDropoutBackward is AttentionBackward with AttentionDropout's
+// mask: p_ij·f_ij weighs dout_i in dv_j, and ds_ij = p_ij·(f_ij·dout_i·v_j − D_i).
+func (be *Backend[T]) AttentionDropoutBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
+	const op = "AttentionDropoutBackward"
+	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
+	check(op, nn.CheckAttnDrop(drop))
+	be.attentionBackward(op, dq, dk, dv, q, k, v, out, lse, dout, B, H, Lq, Lk, Dh, scale, causal, drop)
+}
+
+func (be *Backend[T]) attentionBackward(op string, dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
 	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
 	a := attnArgs[T]{
-		B: B, H: H, Lq: Lq, Lk: Lk, Dh: Dh, scale: scale, causal: causal,
+		B: B, H: H, Lq: Lq, Lk: Lk, Dh: Dh, scale: scale, causal: causal, drop: drop,
 		q: data[T](q, nq, op, "q"), k: data[T](k, nk, op, "k"), v: data[T](v, nk, op, "v"),
 		out: data[T](out, nq, op, "out"), lse: data[T](lse, B*H*Lq, op, "lse"), dout: data[T](dout, nq, op, "dout"),
 	}
@@ -137,6 +165,7 @@ type attnArgs[T Float] struct {
 	B, H, Lq, Lk, Dh int
 	scale            float64
 	causal           bool
+	drop             nn.AttnDrop
 	q, k, v          []T
 	out, lse, dout   []T
 	dq, dk, dv       []T // nil: not wanted
@@ -171,14 +200,14 @@ func (a *attnArgs[T]) backwardPairs(lo, hi int) {
 				if e < emin {
 					continue
 				}
-				p := math.Exp(e)
-				if dv != nil {
-					attnAxpy(dv[j*Dh:(j+1)*Dh], p, gi)
+				p, f := math.Exp(e), a.drop.Factor(bh, i, j, Lq, Lk)
+				if dv != nil && f != 0 {
+					attnAxpy(dv[j*Dh:(j+1)*Dh], p*f, gi)
 				}
 				if a.dq == nil && dk == nil {
 					continue
 				}
-				ds := a.scale * p * (attnDot(gi, vj) - Di)
+				ds := a.scale * p * (f*attnDot(gi, vj) - Di)
 				if a.dq != nil {
 					attnAxpy(dq, ds, kj)
 				}
@@ -222,7 +251,7 @@ func (a *attnArgs[T]) backwardQueryRows(D []float64, lo, hi int) {
 			if e < emin {
 				continue
 			}
-			ds := a.scale * math.Exp(e) * (attnDot(gi, vb[j*Dh:(j+1)*Dh]) - Di)
+			ds := a.scale * math.Exp(e) * (a.drop.Factor(bh, i, j, Lq, Lk)*attnDot(gi, vb[j*Dh:(j+1)*Dh]) - Di)
 			attnAxpy(dq, ds, kj)
 		}
 		attnAdd(a.dq[row*Dh:(row+1)*Dh], dq)
@@ -251,12 +280,12 @@ func (a *attnArgs[T]) backwardKeyRows(D []float64, lo, hi int) {
 			if e < emin {
 				continue
 			}
-			p := math.Exp(e)
-			if a.dv != nil {
-				attnAxpy(dv, p, gi)
+			p, f := math.Exp(e), a.drop.Factor(bh, i, j, Lq, Lk)
+			if a.dv != nil && f != 0 {
+				attnAxpy(dv, p*f, gi)
 			}
 			if a.dk != nil {
-				attnAxpy(dk, a.scale*p*(attnDot(gi, vj)-D[row]), qi)
+				attnAxpy(dk, a.scale*p*(f*attnDot(gi, vj)-D[row]), qi)
 			}
 		}
 		if a.dk != nil {

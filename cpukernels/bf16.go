@@ -281,6 +281,12 @@ func (be *BF16) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, sca
 	be.round(out)
 }
 
+func (be *BF16) AttentionDropout(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
+	need32("AttentionDropout", "lse", lse)
+	be.f.AttentionDropout(u(out), lse, u(q), u(k), u(v), B, H, Lq, Lk, Dh, scale, causal, drop)
+	be.round(out)
+}
+
 func (be *BF16) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq int, filled nn.Buffer, kvRows, Dh int, scale float64) {
 	need32("AttentionCached", "lse", lse)
 	need32("AttentionCached", "filled", filled)
@@ -303,6 +309,12 @@ func (be *BF16) AppendRows(dst nn.Buffer, dstStride int, src nn.Buffer, rows, co
 func (be *BF16) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	need32("AttentionBackward", "lse", lse)
 	be.f.AttentionBackward(u(dq), u(dk), u(dv), u(q), u(k), u(v), u(out), lse, u(dout), B, H, Lq, Lk, Dh, scale, causal)
+	be.round(dq, dk, dv)
+}
+
+func (be *BF16) AttentionDropoutBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
+	need32("AttentionDropoutBackward", "lse", lse)
+	be.f.AttentionDropoutBackward(u(dq), u(dk), u(dv), u(q), u(k), u(v), u(out), lse, u(dout), B, H, Lq, Lk, Dh, scale, causal, drop)
 	be.round(dq, dk, dv)
 }
 

@@ -26,6 +26,20 @@ __device__ __forceinline__ i64 attn_lk(i64 Lk_, const real* lkp, i64 Lq, i64 ldk
     return n < Lq ? Lq : (n > ldk ? ldk : n);
 }
 
+// attn_drop is nn.AttnDrop.Factor for pair index idx = (bh·Lq + i)·Lk + j:
+// 1 when dropout is off (thr < 0), else 0 when the top 24 bits of the pair's
+// hash (nn.AttnDropHash: splitmix64's output function of seed + idx·γ) are
+// below thr, keep = 1/(1−P) otherwise. The generic kernels take the three
+// (drop_seed, drop_thr, drop_keep) after their own parameters.
+__device__ __forceinline__ real attn_drop(i64 seed, i64 thr, double keep, i64 idx) {
+    if (thr < 0) return 1;
+    unsigned long long x = (unsigned long long)seed + (unsigned long long)idx * 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    return (i64)(x >> 40) < thr ? (real)0 : (real)keep;
+}
+
 // attn_fwd: for each query row i of the tile, an online softmax over key
 // tiles. k and v hold ldk ≥ Lk rows per (b, h), of which the first Lk are
 // read (Lk for Attention; a step-mode cache's room for AttentionCached):
@@ -33,10 +47,11 @@ __device__ __forceinline__ i64 attn_lk(i64 Lk_, const real* lkp, i64 Lq, i64 ldk
 //	m_new = max(m, max_j s_ij);  p_ij = exp(s_ij − m_new)
 //	l = l·exp(m − m_new) + Σ_j p_ij;  O_i = O_i·exp(m − m_new) + Σ_j p_ij·v_j
 //
-// then out_i = O_i / l and lse_i = m + log l.
+// then out_i = O_i / l and lse_i = m + log l. With dropout, O sums
+// p_ij·attn_drop(ij)·v_j while l sums the undropped p_ij.
 extern "C" __global__ void attn_fwd(act_t* out, real* lse, const act_t* q, const act_t* k, const act_t* v, i64 BH,
                                     i64 Lq, i64 Lk_, const real* lkp, i64 ldk, i64 Dh, double scale_, i64 causal,
-                                    i64 T_) {
+                                    i64 T_, i64 drop_seed, i64 drop_thr, double drop_keep) {
     const i64 Lk = attn_lk(Lk_, lkp, Lq, ldk);
     extern __shared__ double smem_d[];
     const int T = (int)T_, D = (int)Dh, DP = DPAD(D), TP = T + 1;
@@ -99,9 +114,10 @@ extern "C" __global__ void attn_fwd(act_t* out, real* lse, const act_t* q, const
                     for (int j = 0; j < nk; j++) Si[j] = 0; // no key visible yet
                 } else {
                     corr = r_expc(mold - mx); // 0 while mold is −inf
+                    const i64 idx0 = ((bh * Lq + i0 + i) * Lk + j0);
                     for (int j = 0; j < nk; j++) {
                         const real p = r_expc(Si[j] - mx);
-                        Si[j] = p;
+                        Si[j] = p * attn_drop(drop_seed, drop_thr, drop_keep, idx0 + j);
                         sum += p;
                     }
                 }
@@ -144,12 +160,13 @@ extern "C" __global__ void attn_bwd_pre(double* Dr, const act_t* out, const act_
 }
 
 // bwd_scores fills, for the query tile (Qs, dOs, ls, Ds: nq rows) and key
-// tile (Ks, Vs: nk rows), P[i][j] = exp(scale·q_i·k_j − lse_i) and
-// dS[i][j] = P[i][j]·(dout_i·v_j − D_i) (0 outside the mask or the tile).
-// P may be null (dq needs only dS).
+// tile (Ks, Vs: nk rows) of pair bh, with p = exp(scale·q_i·k_j − lse_i)
+// and f = attn_drop(ij), P[i][j] = p·f and dS[i][j] = p·(f·dout_i·v_j − D_i)
+// (0 outside the mask or the tile). P may be null (dq needs only dS).
 __device__ __forceinline__ void bwd_scores(real* P, real* dS, const real* Qs, const real* dOs, const real* Ks,
                                            const real* Vs, const real* ls, const double* Ds, int nq, int nk, int T,
-                                           int D, int DP, real scale, i64 i0, i64 j0, i64 shift, i64 causal) {
+                                           int D, int DP, real scale, i64 i0, i64 j0, i64 shift, i64 causal, i64 bh,
+                                           i64 Lq, i64 Lk, i64 drop_seed, i64 drop_thr, double drop_keep) {
     const int TP = T + 1;
     for (int e = threadIdx.x; e < T * T; e += blockDim.x) {
         const int i = e / T, j = e % T;
@@ -161,8 +178,10 @@ __device__ __forceinline__ void bwd_scores(real* P, real* dS, const real* Qs, co
                 s += qi[c] * kj[c];
                 dp += gi[c] * vj[c];
             }
-            p = r_expc(scale * s - ls[i]);
-            ds = p * (dp - (real)Ds[i]);
+            const real f = attn_drop(drop_seed, drop_thr, drop_keep, (bh * Lq + i0 + i) * Lk + j0 + j);
+            const real e = r_expc(scale * s - ls[i]);
+            p = e * f;
+            ds = e * (f * dp - (real)Ds[i]);
         }
         if (P) P[i * TP + j] = p;
         dS[i * TP + j] = ds;
@@ -176,7 +195,8 @@ __device__ __forceinline__ void bwd_scores(real* P, real* dS, const real* Qs, co
 // accumulated in shared memory, then added to dk, dv (either may be null).
 extern "C" __global__ void attn_bwd_dkdv(act_t* dk, act_t* dv, const act_t* q, const act_t* k, const act_t* v,
                                          const act_t* dout, const real* lse, const double* Dr, i64 BH, i64 Lq, i64 Lk,
-                                         i64 Dh, double scale_, i64 causal, i64 T_) {
+                                         i64 Dh, double scale_, i64 causal, i64 T_, i64 drop_seed, i64 drop_thr,
+                                         double drop_keep) {
     extern __shared__ double smem_d[];
     const int T = (int)T_, D = (int)Dh, DP = DPAD(D), TP = T + 1;
     double* Ds = smem_d;
@@ -221,7 +241,8 @@ extern "C" __global__ void attn_bwd_dkdv(act_t* dk, act_t* dv, const act_t* q, c
                 Ds[i] = Dr[bh * Lq + i0 + i];
             }
             __syncthreads();
-            bwd_scores(P, dS, Qs, dOs, Ks, Vs, ls, Ds, nq, nk, T, D, DP, scale, i0, j0, shift, causal);
+            bwd_scores(P, dS, Qs, dOs, Ks, Vs, ls, Ds, nq, nk, T, D, DP, scale, i0, j0, shift, causal, bh, Lq, Lk,
+                       drop_seed, drop_thr, drop_keep);
             __syncthreads();
             for (int e = tid; e < nk * D; e += nt) {
                 const int j = e / D, c = e % D;
@@ -249,7 +270,7 @@ extern "C" __global__ void attn_bwd_dkdv(act_t* dk, act_t* dv, const act_t* q, c
 // the key tiles the tile sees.
 extern "C" __global__ void attn_bwd_dq(act_t* dq, const act_t* q, const act_t* k, const act_t* v, const act_t* dout,
                                        const real* lse, const double* Dr, i64 BH, i64 Lq, i64 Lk, i64 Dh, double scale_,
-                                       i64 causal, i64 T_) {
+                                       i64 causal, i64 T_, i64 drop_seed, i64 drop_thr, double drop_keep) {
     extern __shared__ double smem_d[];
     const int T = (int)T_, D = (int)Dh, DP = DPAD(D), TP = T + 1;
     double* Ds = smem_d;
@@ -291,7 +312,8 @@ extern "C" __global__ void attn_bwd_dq(act_t* dq, const act_t* q, const act_t* k
                 Vs[j * DP + c] = vb[j0 * Dh + e];
             }
             __syncthreads();
-            bwd_scores((real*)0, dS, Qs, dOs, Ks, Vs, ls, Ds, nq, nk, T, D, DP, scale, i0, j0, shift, causal);
+            bwd_scores((real*)0, dS, Qs, dOs, Ks, Vs, ls, Ds, nq, nk, T, D, DP, scale, i0, j0, shift, causal, bh, Lq, Lk,
+                       drop_seed, drop_thr, drop_keep);
             __syncthreads();
             for (int e = tid; e < nq * D; e += nt) {
                 const int i = e / D, c = e % D;

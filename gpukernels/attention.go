@@ -71,7 +71,28 @@ func (be *Backend) attnTile(op string, Dh int) int {
 func (be *Backend) Attention(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "Attention"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
-	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, nil, Lk, Dh, scale, causal)
+	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, nil, Lk, Dh, scale, causal, nn.AttnDrop{})
+}
+
+// AttentionDropout is Attention with dropout on the probabilities
+// (nn.AttnDrop). With P > 0 it runs the generic kernels, which compute each
+// pair's mask from its hash where they form the pair's probability (the
+// register-tiled and tensor-core kernels have no dropout); P = 0 is
+// Attention.
+func (be *Backend) AttentionDropout(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
+	const op = "AttentionDropout"
+	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
+	check(op, nn.CheckAttnDrop(drop))
+	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, nil, Lk, Dh, scale, causal, drop)
+}
+
+// dropArgs are the generic kernels' last three arguments (attention.cu's
+// attn_drop): the seed, the threshold (−1: off) and 1/(1−P).
+func dropArgs(d nn.AttnDrop) []uint64 {
+	if !d.On() {
+		return []uint64{iArg(0), iArg(-1), fArg(1)}
+	}
+	return []uint64{uint64(d.Seed), iArg(int(d.Threshold())), fArg(d.KeepScale())}
 }
 
 // AttentionCached is Attention's causal forward over the first
@@ -85,12 +106,12 @@ func (be *Backend) AttentionCached(out, lse, q, k, v nn.Buffer, B, H, Lq int, fi
 	check(op, nn.CheckAttentionCached(B, H, Lq, kvRows, Dh))
 	f := be.buf(filled, 1, op, "filled")
 	be.wantOwn(op, arg{"filled", f})
-	be.attention(op, out, lse, q, k, v, B, H, Lq, kvRows, f, kvRows, Dh, scale, true)
+	be.attention(op, out, lse, q, k, v, B, H, Lq, kvRows, f, kvRows, Dh, scale, true, nn.AttnDrop{})
 }
 
 // attention is the forward of both, k and v holding kvRows rows per (b, h)
 // of which the first Lk, or filled[0] when filled is given, are keys.
-func (be *Backend) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, Lk int, filled *Buffer, kvRows, Dh int, scale float64, causal bool) {
+func (be *Backend) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, Lk int, filled *Buffer, kvRows, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
 	nq, nk := B*H*Lq*Dh, B*H*kvRows*Dh
 	os, es := be.buf(out, nq, op, "out"), be.buf(lse, B*H*Lq, op, "lse")
 	qs, ks, vs := be.buf(q, nq, op, "q"), be.buf(k, nk, op, "k"), be.buf(v, nk, op, "v")
@@ -101,11 +122,11 @@ func (be *Backend) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, L
 	}
 	be.enter(op)
 	defer be.exit()
-	if be.useFlashAttn(at, Lq, Lk, Dh, os, es, qs, ks, vs) {
+	if !drop.On() && be.useFlashAttn(at, Lq, Lk, Dh, os, es, qs, ks, vs) {
 		be.flashForward(op, at, os, es, qs, ks, vs, B*H, Lq, Lk, filled, kvRows, Dh, scale, causal)
 		return
 	}
-	if be.fastAttn(Dh) {
+	if !drop.On() && be.fastAttn(Dh) {
 		kf := be.fnAs(op, at, "attention", fmt.Sprintf("attn_fwd_fast%d", Dh))
 		be.launch(op, kf, dim2((Lq+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastFwdSmem(Dh),
 			pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), pArg(filled), iArg(kvRows), fArg(scale), bArg(causal))
@@ -114,8 +135,8 @@ func (be *Backend) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, L
 	T := be.attnTile(op, Dh)
 	kf := be.fnAs(op, at, "attention", "attn_fwd")
 	be.launch(op, kf, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnFwdSmem(T, Dh, be.esize()),
-		pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), pArg(filled), iArg(kvRows), iArg(Dh),
-		fArg(scale), bArg(causal), iArg(T))
+		append([]uint64{pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B * H), iArg(Lq), iArg(Lk), pArg(filled), iArg(kvRows), iArg(Dh),
+			fArg(scale), bArg(causal), iArg(T)}, dropArgs(drop)...)...)
 }
 
 // AttentionBackward accumulates the gradients of Attention from the out and
@@ -138,6 +159,19 @@ func (be *Backend) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, L
 func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool) {
 	const op = "AttentionBackward"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
+	be.attentionBackward(op, dq, dk, dv, q, k, v, out, lse, dout, B, H, Lq, Lk, Dh, scale, causal, nn.AttnDrop{})
+}
+
+// AttentionDropoutBackward is AttentionBackward under AttentionDropout's
+// mask, in the generic kernels (P = 0: AttentionBackward).
+func (be *Backend) AttentionDropoutBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
+	const op = "AttentionDropoutBackward"
+	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
+	check(op, nn.CheckAttnDrop(drop))
+	be.attentionBackward(op, dq, dk, dv, q, k, v, out, lse, dout, B, H, Lq, Lk, Dh, scale, causal, drop)
+}
+
+func (be *Backend) attentionBackward(op string, dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
 	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
 	qs, ks, vs := be.buf(q, nq, op, "q"), be.buf(k, nk, op, "k"), be.buf(v, nk, op, "v")
 	os, es, gs := be.buf(out, nq, op, "out"), be.buf(lse, B*H*Lq, op, "lse"), be.buf(dout, nq, op, "dout")
@@ -155,11 +189,11 @@ func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buff
 	defer be.release(Dr)
 	kp := be.fnAs(op, at, "attention", "attn_bwd_pre")
 	be.launch(op, kp, dim(be.blocksFor(rows*32, 256)), dim(256), 0, pArg(Dr), pArg(os), pArg(gs), iArg(rows), iArg(Dh))
-	if be.useFlashBwd(at, Lq, Lk, Dh, qs, ks, vs, gs, es, dQ, dK, dV) {
+	if !drop.On() && be.useFlashBwd(at, Lq, Lk, Dh, qs, ks, vs, gs, es, dQ, dK, dV) {
 		be.flashBackward(op, at, dQ, dK, dV, qs, ks, vs, gs, es, Dr, B*H, Lq, Lk, Dh, scale, causal)
 		return
 	}
-	if be.fastAttn(Dh) {
+	if !drop.On() && be.fastAttn(Dh) {
 		if dK != nil || dV != nil {
 			kk := be.fnAs(op, at, "attention", fmt.Sprintf("attn_bwd_dkdv_fast%d", Dh))
 			be.launch(op, kk, dim2((Lk+fastTile-1)/fastTile, gridY(B*H)), dim(fastThreads), fastDKDVSmem(Dh),
@@ -178,13 +212,13 @@ func (be *Backend) AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout nn.Buff
 	if dK != nil || dV != nil {
 		kk := be.fnAs(op, at, "attention", "attn_bwd_dkdv")
 		be.launch(op, kk, dim2((Lk+T-1)/T, gridY(B*H)), dim(attnThreads), attnDKDVSmem(T, Dh, be.esize()),
-			pArg(dK), pArg(dV), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
-			iArg(Dh), fArg(scale), bArg(causal), iArg(T))
+			append([]uint64{pArg(dK), pArg(dV), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B * H), iArg(Lq), iArg(Lk),
+				iArg(Dh), fArg(scale), bArg(causal), iArg(T)}, dropArgs(drop)...)...)
 	}
 	if dQ != nil {
 		kq := be.fnAs(op, at, "attention", "attn_bwd_dq")
 		be.launch(op, kq, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnDQSmem(T, Dh, be.esize()),
-			pArg(dQ), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
-			iArg(Dh), fArg(scale), bArg(causal), iArg(T))
+			append([]uint64{pArg(dQ), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B * H), iArg(Lq), iArg(Lk),
+				iArg(Dh), fArg(scale), bArg(causal), iArg(T)}, dropArgs(drop)...)...)
 	}
 }

@@ -279,6 +279,13 @@ type Backend interface {
 	// (B, H, Lq) saves the log-sum-exp of each row for the backward.
 	Attention(out, lse, q, k, v Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool)
 	AttentionBackward(dq, dk, dv, q, k, v, out, lse, dout Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool)
+	// AttentionDropout is Attention with dropout on the probabilities
+	// (AttnDrop: out_i = Σ_j p_ij·f_ij·v_j, f_ij 0 or 1/(1−P) from a hash of
+	// the pair; lse is the undropped one), and its backward with the same
+	// mask: dv_j += Σ_i p_ij·f_ij·dout_i, ds_ij = p_ij·(f_ij·dout_i·v_j − D_i)
+	// with D_i = dout_i·out_i as without dropout. A zero drop is Attention.
+	AttentionDropout(out, lse, q, k, v Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop AttnDrop)
+	AttentionDropoutBackward(dq, dk, dv, q, k, v, out, lse, dout Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop AttnDrop)
 	// AttentionCached is Attention's causal forward over a key/value cache:
 	// k, v (B, H, kvRows, Dh) hold room for kvRows rows per (b, h), of
 	// which the first Lk = filled[0] are the keys, so that step mode appends

@@ -233,6 +233,20 @@ func (d *Dropout) Forward(tp *Tape, x *Tensor) *Tensor {
 	return tp.Mul(x, m)
 }
 
+// Attention is the AttnDrop of one attention call with d's probability:
+// a seed drawn from RNG during training, the zero AttnDrop (no dropout) at
+// P = 0, in evaluation and in step mode, where nothing is drawn. A nil
+// Dropout drops nothing.
+func (d *Dropout) Attention(tp *Tape) AttnDrop {
+	if d == nil || d.P == 0 || !tp.Recording() {
+		return AttnDrop{}
+	}
+	if d.RNG == nil || !(d.P > 0 && d.P < 1) {
+		panic(fmt.Sprintf("nn.Dropout: p %v must be in [0, 1) and an RNG set", d.P))
+	}
+	return AttnDrop{P: d.P, Seed: d.RNG.Uint64()}
+}
+
 // GatedMLP is mamba_ssm's GatedMLP (the MLP of a Mamba block with
 // d_intermediate > 0): y, g = fc1(x) split in halves; fc2(y ⊙ SiLU(g)).
 // fc1 (d → 2h) holds [y | g] rows as mamba_ssm's one fused weight does, so

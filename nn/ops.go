@@ -459,3 +459,22 @@ func (tp *Tape) Attention(q, k, v *Tensor, scale float64, causal bool) *Tensor {
 	})
 	return out
 }
+
+// AttentionDropout is Attention with dropout on its probabilities
+// (Backend.AttentionDropout); a zero drop is Attention.
+func (tp *Tape) AttentionDropout(q, k, v *Tensor, scale float64, causal bool, drop AttnDrop) *Tensor {
+	if !drop.On() {
+		return tp.Attention(q, k, v, scale, causal)
+	}
+	B, H, Lq, Dh := q.Dim(0), q.Dim(1), q.Dim(2), q.Dim(3)
+	Lk := k.Dim(2)
+	sameShape("AttentionDropout", k, v)
+	out := tp.out(q.Shape, q, k, v)
+	lse := tp.AllocOut(B * H * Lq)
+	tp.B.AttentionDropout(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, Dh, scale, causal, drop)
+	tp.onBackward(out, func(g Buffer) {
+		tp.B.AttentionDropoutBackward(tp.grad(q), tp.grad(k), tp.grad(v), q.Data, k.Data, v.Data, out.Data, lse, g,
+			B, H, Lq, Lk, Dh, scale, causal, drop)
+	})
+	return out
+}

@@ -71,7 +71,8 @@ func TestDecodeErrors(t *testing.T) {
 		{Src: "{arch: transformer, bias: maybe}", Want: []string{"maybe"}},
 		{Src: "{arch: transformer, dropout: 1}", Want: []string{"dropout", "1", "[0, 1)"}},
 		{Src: "{arch: transformer, embed_dropout: -0.1}", Want: []string{"embed_dropout", "-0.1"}},
-		{Src: "{arch: transformer, mlp: none, dropout: 0.1, embed_dropout: 0.1}", Want: nil},
+		{Src: "{arch: transformer, attn_dropout: 1.5}", Want: []string{"attn_dropout", "1.5", "[0, 1)"}},
+		{Src: "{arch: transformer, mlp: none, dropout: 0.1, embed_dropout: 0.1, attn_dropout: 0.1}", Want: nil},
 		{Src: "{arch: transformer, head_bias: true}", Want: []string{"head_bias", "tie_embeddings false"}},
 	})
 }

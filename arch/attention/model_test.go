@@ -189,9 +189,9 @@ func TestDropout(t *testing.T) {
 		return b.Read(m.Forward(tp, ids, 2, 5).Data)
 	}
 	off := build(t, tiny("learned", "gelu", "rmsnorm", false, true), b, 7, 5, 3)
-	for _, cfg := range [][2]float64{{0.2, 0}, {0, 0.2}, {0.1, 0.1}} {
+	for _, cfg := range [][3]float64{{0.2, 0, 0}, {0, 0.2, 0}, {0, 0, 0.2}, {0.1, 0.1, 0.1}} {
 		c := tiny("learned", "gelu", "rmsnorm", false, true)
-		c.Dropout, c.EmbedDropout = cfg[0], cfg[1]
+		c.Dropout, c.EmbedDropout, c.AttnDropout = cfg[0], cfg[1], cfg[2]
 		on := build(t, c, b, 7, 5, 3)
 		pOff, pOn := off.Params(), on.Params()
 		for i := range pOff {

@@ -45,13 +45,17 @@ type Config struct {
 	NormEps  float64 `yaml:"norm_eps"`
 	// Dropout is GPT-2's residual dropout (resid_pdrop): on the attention
 	// and MLP outputs before they join the residual stream. EmbedDropout
-	// is on the token (and position) embeddings. Both apply in training
-	// only and are off (0) by default; Zoology's attention baseline uses
-	// 0.1 each. Their random masks come from a stream seeded after the
-	// weights are drawn, so the initialization does not depend on them.
-	// (omitempty keeps them out of resolved configs, and run ids, at 0.)
+	// is on the token (and position) embeddings, AttnDropout on the
+	// attention probabilities (attn_pdrop; Zoology's SelfAttention's
+	// attention_dropout). All apply in training only and are off (0) by
+	// default; Zoology's attention baseline uses 0.1 for embeddings and
+	// attention probabilities. Their random masks come from a stream
+	// seeded after the weights are drawn, so the initialization does not
+	// depend on them. (omitempty keeps them out of resolved configs, and
+	// run ids, at 0.)
 	Dropout      float64 `yaml:"dropout,omitempty"`
 	EmbedDropout float64 `yaml:"embed_dropout,omitempty"`
+	AttnDropout  float64 `yaml:"attn_dropout,omitempty"`
 }
 
 // DefaultConfig holds the defaults a model block starts from.
@@ -88,7 +92,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		field string
 		p     float64
-	}{{"dropout", c.Dropout}, {"embed_dropout", c.EmbedDropout}} {
+	}{{"dropout", c.Dropout}, {"embed_dropout", c.EmbedDropout}, {"attn_dropout", c.AttnDropout}} {
 		if !(d.p >= 0 && d.p < 1) {
 			return arch.FieldError(d.field, d.p, "must be in [0, 1)")
 		}
@@ -198,6 +202,7 @@ type Attention struct {
 	HeadDim   int
 	Rope      bool
 	RopeBase  float64
+	Drop      *nn.Dropout // dropout on the probabilities (nil: none)
 }
 
 // build allocates the layers, then re-draws the weights with GPT-2's scheme
@@ -208,21 +213,24 @@ func build(c *Config, env arch.Env) *Model {
 	be, rng, d := env.Backend, env.RNG, c.DModel
 	const std = 0.02
 	norm := func() nn.Layer { return nn.NewNorm(be, nn.NormKind(c.Norm), d, c.NormEps, c.Bias) }
-	var resid, embed *nn.Dropout
+	var resid, embed, attn *nn.Dropout
 	if c.Dropout > 0 {
 		resid = &nn.Dropout{P: c.Dropout}
 	}
 	if c.EmbedDropout > 0 {
 		embed = &nn.Dropout{P: c.EmbedDropout}
 	}
+	if c.AttnDropout > 0 {
+		attn = &nn.Dropout{P: c.AttnDropout}
+	}
 	m := arch.NewLM(env, arch.Trunk[*Block]{Name: "transformer", DModel: d, NLayers: c.NLayers,
 		LearnedPos: c.Pos == "learned", Norm: norm, Tie: c.TieEmbeddings, HeadBias: c.HeadBias, HeadStd: std, EmbedDropout: embed,
-		NewBlock: c.blockBuilder(env, resid)})
+		NewBlock: c.blockBuilder(env, resid, attn)})
 	// The masks' stream is seeded after every weight is drawn, and only
 	// when some dropout is on, so the weights are the same with or without.
-	if resid != nil || embed != nil {
+	if resid != nil || embed != nil || attn != nil {
 		drops := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
-		for _, dr := range []*nn.Dropout{resid, embed} {
+		for _, dr := range []*nn.Dropout{resid, embed, attn} {
 			if dr != nil {
 				dr.RNG = drops
 			}
@@ -232,12 +240,12 @@ func build(c *Config, env arch.Env) *Model {
 }
 
 // BlockBuilder returns the function that draws one block from env.RNG
-// (GPT-2's init, as Build's), without residual dropout; the hybrid arch
+// (GPT-2's init, as Build's), without dropout; the hybrid arch
 // calls it for its attention layers. c must be valid; n_layers scales the
 // output projections.
-func (c *Config) BlockBuilder(env arch.Env) func(int) *Block { return c.blockBuilder(env, nil) }
+func (c *Config) BlockBuilder(env arch.Env) func(int) *Block { return c.blockBuilder(env, nil, nil) }
 
-func (c *Config) blockBuilder(env arch.Env, resid *nn.Dropout) func(int) *Block {
+func (c *Config) blockBuilder(env arch.Env, resid, attn *nn.Dropout) func(int) *Block {
 	be, rng, d := env.Backend, env.RNG, c.DModel
 	cfg := *c
 	const std = 0.02
@@ -266,7 +274,7 @@ func (c *Config) blockBuilder(env arch.Env, resid *nn.Dropout) func(int) *Block 
 		}
 		blk.Norm1 = norm()
 		blk.Attn = &Attention{QKV: linear(d, 3*d, c.Bias, std), Proj: linear(d, d, c.Bias, projStd),
-			NHeads: c.NHeads, HeadDim: d / c.NHeads, Rope: c.Pos == "rope", RopeBase: c.RopeBase}
+			NHeads: c.NHeads, HeadDim: d / c.NHeads, Rope: c.Pos == "rope", RopeBase: c.RopeBase, Drop: attn}
 		if mlp != nil {
 			blk.Norm2, blk.MLP = norm(), mlp
 		}
@@ -351,9 +359,10 @@ func (a *Attention) project(tp *nn.Tape, x *nn.Tensor, B, L, pos0 int, kv *KVCac
 	return q, k, v
 }
 
-// attend is causal scaled dot-product attention with scale 1/√Dh.
+// attend is causal scaled dot-product attention with scale 1/√Dh, its
+// probabilities dropped in training when Drop is set.
 func (a *Attention) attend(tp *nn.Tape, q, k, v *nn.Tensor) *nn.Tensor {
-	return tp.Attention(q, k, v, 1/math.Sqrt(float64(a.HeadDim)), true)
+	return tp.AttentionDropout(q, k, v, 1/math.Sqrt(float64(a.HeadDim)), true, a.Drop.Attention(tp))
 }
 
 // merge takes o (B, H, L, Dh) back to (B·L, d) and applies the output

@@ -35,6 +35,7 @@ func TestDecodeErrors(t *testing.T) {
 		{Src: "{arch: hybrid, mamba2: {headdim: 48}}", Want: []string{"field mamba2.headdim", "48", "must divide"}},
 		{Src: "{arch: hybrid, mamba2: {d_model: 32}}", Want: []string{"field mamba2.d_model", "top level"}},
 		{Src: "{arch: hybrid, attention: {dropout: 0.1}}", Want: []string{"field attention.dropout", "not allowed in a hybrid"}},
+		{Src: "{arch: hybrid, attention: {attn_dropout: 0.1}}", Want: []string{"field attention.attn_dropout", "not allowed in a hybrid"}},
 		{Src: "{arch: hybrid, mamba2: {d_stat: 4}}", Want: []string{"unknown field d_stat", "d_state"}},
 		{Src: "{arch: hybrid, s4d: {d_state: 4}}", Want: nil},
 		{Src: "{arch: hybrid, s4d: {d_state: 3}}", Want: []string{"field s4d.d_state", "3", "even"}},

@@ -123,7 +123,7 @@ func defaultSub(kind string) any {
 var (
 	trunkFields = []string{"arch", "d_model", "n_layers", "norm_eps", "tie_embeddings", "head_bias"}
 	kindFields  = map[string][]string{
-		"attention": {"dropout", "embed_dropout"},
+		"attention": {"dropout", "embed_dropout", "attn_dropout"},
 		"lstm":      {"norm"},
 		"gru":       {"norm"},
 	}

@@ -45,6 +45,7 @@ type attnCase struct {
 	scale            float64 // 0: 1/sqrt(Dh)
 	noDQ, noDKV      bool    // nil gradients: not wanted
 	large            bool    // scores far past exp's overflow; forward only
+	drop             float64 // AttentionDropout's P (the bfloat16 cases)
 }
 
 func testAttention(t *testing.T, b nn.Backend) {
@@ -131,6 +132,69 @@ func testAttention(t *testing.T, b nn.Backend) {
 		if !c.noDKV {
 			tt.grad("dk", tt.delta("dk", dk), vjp(f, ks, douts))
 			tt.grad("dv", tt.delta("dv", dv), vjp(f, vs, douts))
+		}
+	})
+}
+
+// testAttentionDropout checks AttentionDropout and its backward against
+// refAttentionDropout and finite differences of it (the mask is a function
+// of the seed, so the forward is differentiable), and that a zero drop is
+// Attention bit for bit.
+func testAttentionDropout(t *testing.T, b nn.Backend) {
+	type dropCase struct {
+		attnCase
+		p float64
+	}
+	var cases []dropCase
+	for _, p := range []float64{0.1, 0.5} {
+		for _, causal := range []bool{true, false} {
+			cases = append(cases,
+				dropCase{attnCase{B: 1, H: 3, Lq: 17, Lk: 17, Dh: 6, causal: causal}, p},
+				dropCase{attnCase{B: 2, H: 2, Lq: 7, Lk: 11, Dh: 5, causal: causal}, p},
+				dropCase{attnCase{B: 1, H: 2, Lq: 40, Lk: 40, Dh: 8, causal: causal}, p}, // several tiles
+				dropCase{attnCase{B: 1, H: 1, Lq: 23, Lk: 23, Dh: 4, causal: causal}, p}, // one pair: the CPU's row-parallel backward
+			)
+		}
+	}
+	desc := func(c dropCase) string {
+		return fmt.Sprintf("B%d_H%d_Lq%d_Lk%d_Dh%d_causal%v_p%g", c.B, c.H, c.Lq, c.Lk, c.Dh, c.causal, c.p)
+	}
+	runCases(t, b, "AttentionDropout", cases, desc, func(tt *tester, c dropCase) {
+		scale := 1 / math.Sqrt(float64(c.Dh))
+		nq, nk := c.B*c.H*c.Lq*c.Dh, c.B*c.H*c.Lk*c.Dh
+		q, qs := tt.input(tt.randn(nq))
+		k, ks := tt.input(tt.randn(nk))
+		v, vs := tt.input(tt.randn(nk))
+		drop := nn.AttnDrop{P: c.p, Seed: tt.rng.Uint64()}
+		out, lse := tt.output(nq), tt.output(c.B*c.H*c.Lq)
+		tt.b.AttentionDropout(out, lse, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
+		wantOut, wantLse := refAttentionDropout(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
+		tt.fwd("out", tt.result("out", out, nq), wantOut)
+		tt.fwd("lse", tt.result("lse", lse, c.B*c.H*c.Lq), wantLse)
+
+		dout, douts := tt.input(tt.randn(nq))
+		dq, dk, dv := tt.accum(nq, true), tt.accum(nk, true), tt.accum(nk, true)
+		tt.b.AttentionDropoutBackward(dq.buf, dk.buf, dv.buf, q, k, v, out, lse, dout, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
+		f := func() []float64 {
+			o, _ := refAttentionDropout(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
+			return o
+		}
+		tt.grad("dq", tt.delta("dq", dq), vjp(f, qs, douts))
+		tt.grad("dk", tt.delta("dk", dk), vjp(f, ks, douts))
+		tt.grad("dv", tt.delta("dv", dv), vjp(f, vs, douts))
+
+		// A zero drop is Attention, bit for bit.
+		out0, lse0 := tt.output(nq), tt.output(c.B*c.H*c.Lq)
+		tt.b.AttentionDropout(out0, lse0, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, nn.AttnDrop{})
+		out1, lse1 := tt.output(nq), tt.output(c.B*c.H*c.Lq)
+		tt.b.Attention(out1, lse1, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+		for name, pair := range map[string][2]nn.Buffer{"out": {out0, out1}, "lse": {lse0, lse1}} {
+			a, b := tt.b.Read(pair[0]), tt.b.Read(pair[1])
+			for i := range a {
+				if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+					tt.Fatalf("zero drop: %s[%d] = %v, Attention gives %v", name, i, a[i], b[i])
+				}
+			}
 		}
 	})
 }

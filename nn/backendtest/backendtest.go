@@ -53,6 +53,7 @@ func Run(t *testing.T, b nn.Backend) {
 	t.Run("ArgmaxRows", func(t *testing.T) { testArgmaxRows(t, b) })
 	t.Run("RoPE", func(t *testing.T) { testRoPE(t, b) })
 	t.Run("Attention", func(t *testing.T) { testAttention(t, b) })
+	t.Run("AttentionDropout", func(t *testing.T) { testAttentionDropout(t, b) })
 	t.Run("AttentionCached", func(t *testing.T) { testAttentionCached(t, b, b.DType()) })
 	t.Run("StepPositions", func(t *testing.T) { testStepPositions(t, b, b.DType()) })
 	t.Run("AdamW", func(t *testing.T) { testAdamW(t, b) })

@@ -658,9 +658,10 @@ func testBF16Attention(t *testing.T, b nn.MixedBackend) {
 		{B: 1, H: 2, Lq: 33, Lk: 33, Dh: 8, causal: true},
 		{B: 2, H: 1, Lq: 9, Lk: 9, Dh: 16, causal: false},
 		{B: 1, H: 2, Lq: 5, Lk: 7, Dh: 6, causal: true},
+		{B: 1, H: 2, Lq: 33, Lk: 33, Dh: 8, causal: false, drop: 0.1},
 	}
 	desc := func(c attnCase) string {
-		return fmt.Sprintf("B%d_H%d_Lq%d_Lk%d_Dh%d_causal%v", c.B, c.H, c.Lq, c.Lk, c.Dh, c.causal)
+		return fmt.Sprintf("B%d_H%d_Lq%d_Lk%d_Dh%d_causal%v_drop%g", c.B, c.H, c.Lq, c.Lk, c.Dh, c.causal, c.drop)
 	}
 	runCases(t, b, "BF16Attention", cases, desc, (*tester).checkBF16Attention)
 }

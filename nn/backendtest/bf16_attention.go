@@ -26,9 +26,14 @@ func RunBF16AttentionTiles(t *testing.T, b nn.MixedBackend) {
 		{B: 1, H: 1, Lq: 1, Lk: 129, Dh: 128, causal: true},  // one decode step
 		{B: 1, H: 2, Lq: 45, Lk: 77, Dh: 64, causal: true, noDQ: true},
 		{B: 1, H: 2, Lq: 45, Lk: 77, Dh: 128, causal: false, noDKV: true},
+		{B: 1, H: 2, Lq: 5, Lk: 7, Dh: 6, causal: true, drop: 0.3},    // checks refAttentionGrads with dropout
+		{B: 1, H: 2, Lq: 65, Lk: 65, Dh: 64, causal: true, drop: 0.1}, // dropout leaves the tiled kernels
 	}
 	desc := func(c attnCase) string {
 		s := fmt.Sprintf("B%d_H%d_Lq%d_Lk%d_Dh%d_causal%v", c.B, c.H, c.Lq, c.Lk, c.Dh, c.causal)
+		if c.drop > 0 {
+			s += fmt.Sprintf("_drop%g", c.drop)
+		}
 		if c.noDQ {
 			s += "_noDQ"
 		}
@@ -46,21 +51,29 @@ func RunBF16AttentionTiles(t *testing.T, b nn.MixedBackend) {
 // q, k, v (float32 lse) against the float64 reference, with
 // testBF16Attention's tolerances; the gradients come from
 // refAttentionGrads, itself checked against finite differences on small
-// cases.
+// cases. A case with drop > 0 runs AttentionDropout and its backward.
 func (tt *tester) checkBF16Attention(c attnCase) {
 	scale := 1 / math.Sqrt(float64(c.Dh))
 	nq, nk, nl := c.B*c.H*c.Lq*c.Dh, c.B*c.H*c.Lk*c.Dh, c.B*c.H*c.Lq
 	q, qs := tt.inputAs(bf16, tt.randn(nq))
 	k, ks := tt.inputAs(bf16, tt.randn(nk))
 	v, vs := tt.inputAs(bf16, tt.randn(nk))
+	var drop nn.AttnDrop
+	if c.drop > 0 {
+		drop = nn.AttnDrop{P: c.drop, Seed: tt.rng.Uint64()}
+	}
 	out, lse := tt.outputAs(bf16, nq), tt.outputAs(fp32, nl)
-	tt.b.Attention(out, lse, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-	wantOut, wantLse := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	if drop.On() {
+		tt.b.AttentionDropout(out, lse, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
+	} else {
+		tt.b.Attention(out, lse, q, k, v, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	}
+	wantOut, wantLse := refAttentionDropout(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
 	absV := make([]float64, len(vs))
 	for i, x := range vs {
 		absV[i] = math.Abs(x)
 	}
-	pAbsV, _ := refAttention(qs, ks, absV, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	pAbsV, _ := refAttentionDropout(qs, ks, absV, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
 	AssertClose(tt, "out", tt.resultAs("out", out, nq), wantOut, tt.fwdTol+u*(1+norm(pAbsV)/norm(wantOut)))
 	tt.checkOut("lse", lse, nl, wantLse)
 
@@ -72,11 +85,15 @@ func (tt *tester) checkBF16Attention(c attnCase) {
 	if !c.noDKV {
 		dk, dv = tt.accumAs(bf16, nk), tt.accumAs(bf16, nk)
 	}
-	tt.b.AttentionBackward(dq.buf, dk.buf, dv.buf, q, k, v, out, lse, dout, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
-	wq, wk, wv := refAttentionGrads(qs, ks, vs, douts, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	if drop.On() {
+		tt.b.AttentionDropoutBackward(dq.buf, dk.buf, dv.buf, q, k, v, out, lse, dout, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
+	} else {
+		tt.b.AttentionBackward(dq.buf, dk.buf, dv.buf, q, k, v, out, lse, dout, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+	}
+	wq, wk, wv := refAttentionGrads(qs, ks, vs, douts, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
 	if nq+2*nk <= 300 {
 		f := func() []float64 {
-			o, _ := refAttention(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal)
+			o, _ := refAttentionDropout(qs, ks, vs, c.B, c.H, c.Lq, c.Lk, c.Dh, scale, c.causal, drop)
 			return o
 		}
 		AssertClose(tt, "refAttentionGrads dq", wq, vjp(f, qs, douts), 1e-6)
@@ -92,15 +109,16 @@ func (tt *tester) checkBF16Attention(c attnCase) {
 	}
 }
 
-// refAttentionGrads is the float64 gradient of refAttention's out, paired
-// with dout, with respect to q, k and v: with p_ij the softmax weights,
+// refAttentionGrads is the float64 gradient of refAttentionDropout's out,
+// paired with dout, with respect to q, k and v: with p_ij the softmax
+// weights and f_ij the dropout factors,
 //
-//	ds_ij = p_ij · (dout_i·v_j − dout_i·out_i)
+//	ds_ij = p_ij · (f_ij · dout_i·v_j − dout_i·out_i)
 //	dq_i  = scale · Σ_j ds_ij · k_j
 //	dk_j  = scale · Σ_i ds_ij · q_i
-//	dv_j  = Σ_i p_ij · dout_i
-func refAttentionGrads(q, k, v, dout []float64, B, H, Lq, Lk, Dh int, scale float64, causal bool) (dq, dk, dv []float64) {
-	out, lse := refAttention(q, k, v, B, H, Lq, Lk, Dh, scale, causal)
+//	dv_j  = Σ_i p_ij · f_ij · dout_i
+func refAttentionGrads(q, k, v, dout []float64, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) (dq, dk, dv []float64) {
+	out, lse := refAttentionDropout(q, k, v, B, H, Lq, Lk, Dh, scale, causal, drop)
 	dq, dk, dv = make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
 	for bh := 0; bh < B*H; bh++ {
 		for i := 0; i < Lq; i++ {
@@ -113,12 +131,12 @@ func refAttentionGrads(q, k, v, dout []float64, B, H, Lq, Lk, Dh int, scale floa
 				}
 				col := (bh*Lk + j) * Dh
 				kj, vj := k[col:col+Dh], v[col:col+Dh]
-				p := math.Exp(scale*dot(qi, kj) - lse[bh*Lq+i])
-				ds := p * (dot(gi, vj) - di)
+				p, f := math.Exp(scale*dot(qi, kj)-lse[bh*Lq+i]), drop.Factor(bh, i, j, Lq, Lk)
+				ds := p * (f*dot(gi, vj) - di)
 				for d := 0; d < Dh; d++ {
 					dq[row+d] += scale * ds * kj[d]
 					dk[col+d] += scale * ds * qi[d]
-					dv[col+d] += p * gi[d]
+					dv[col+d] += p * f * gi[d]
 				}
 			}
 		}

@@ -223,6 +223,13 @@ func refRoPE(x []float64, B, H, L, Dh, pos0 int, base float64) []float64 {
 // masks key j > i + Lk − Lq when causal, and returns out = softmax(S)·v and
 // lse = log Σ_j exp(S[i, j]) over the unmasked keys.
 func refAttention(q, k, v []float64, B, H, Lq, Lk, Dh int, scale float64, causal bool) (out, lse []float64) {
+	return refAttentionDropout(q, k, v, B, H, Lq, Lk, Dh, scale, causal, nn.AttnDrop{})
+}
+
+// refAttentionDropout is refAttention with each softmax weight p_ij of pair
+// bh multiplied by drop.Factor(bh, i, j, Lq, Lk) before it weighs v_j
+// (lse stays the undropped one).
+func refAttentionDropout(q, k, v []float64, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) (out, lse []float64) {
 	out, lse = make([]float64, B*H*Lq*Dh), make([]float64, B*H*Lq)
 	S := make([]float64, Lq*Lk)
 	for bh := 0; bh < B*H; bh++ {
@@ -254,7 +261,7 @@ func refAttention(q, k, v []float64, B, H, Lq, Lk, Dh int, scale float64, causal
 			for d := 0; d < Dh; d++ {
 				o := 0.0
 				for j, p := range row {
-					o += p / z * vb[j*Dh+d]
+					o += p / z * drop.Factor(bh, i, j, Lq, Lk) * vb[j*Dh+d]
 				}
 				out[(bh*Lq+i)*Dh+d] = o
 			}
