@@ -79,6 +79,12 @@ func testContracts(t *testing.T, b nn.Backend) {
 		{"AttentionBackward", nn.CheckAttention(1, 1, 2, 2, 0, false), func() {
 			b.AttentionBackward(x(), x(), x(), x(), x(), x(), x(), x(), x(), 1, 1, 2, 2, 0, 1, false)
 		}},
+		{"AttentionDropout", nn.CheckAttnDrop(nn.AttnDrop{P: 1}), func() {
+			b.AttentionDropout(x(), x(), x(), x(), x(), 1, 1, 2, 2, 4, 1, true, nn.AttnDrop{P: 1})
+		}},
+		{"AttentionDropoutBackward", nn.CheckAttention(1, 1, 3, 2, 4, true), func() {
+			b.AttentionDropoutBackward(x(), x(), x(), x(), x(), x(), x(), x(), x(), 1, 1, 3, 2, 4, 1, true, nn.AttnDrop{P: 0.1})
+		}},
 		{"AdamW", nn.AdamWArgs{}.Check(), func() { b.AdamW(x(), x(), x(), x(), nn.AdamWArgs{LR: 1}) }},
 		{"Conv1D", nn.CheckConv1D(1, 2, 4, 3, nn.GELU), func() { b.Conv1D(x(), x(), x(), nil, nil, 1, 2, 4, 3, nn.GELU) }},
 		{"Conv1DBackward", nn.CheckConv1D(1, 2, 4, 0, nn.SiLU), func() {
