@@ -88,11 +88,11 @@ func (be *Backend) AttentionDropout(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, D
 
 // dropArgs are the generic kernels' last three arguments (attention.cu's
 // attn_drop): the seed, the threshold (−1: off) and 1/(1−P).
-func dropArgs(d nn.AttnDrop) []uint64 {
+func dropArgs(d nn.AttnDrop) (seed, thr, keep uint64) {
 	if !d.On() {
-		return []uint64{iArg(0), iArg(-1), fArg(1)}
+		return iArg(0), iArg(-1), fArg(1)
 	}
-	return []uint64{uint64(d.Seed), iArg(int(d.Threshold())), fArg(d.KeepScale())}
+	return d.Seed, iArg(int(d.Threshold())), fArg(d.KeepScale())
 }
 
 // AttentionCached is Attention's causal forward over the first
@@ -133,10 +133,11 @@ func (be *Backend) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq, L
 		return
 	}
 	T := be.attnTile(op, Dh)
+	dSeed, dThr, dKeep := dropArgs(drop)
 	kf := be.fnAs(op, at, "attention", "attn_fwd")
 	be.launch(op, kf, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnFwdSmem(T, Dh, be.esize()),
-		append([]uint64{pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B * H), iArg(Lq), iArg(Lk), pArg(filled), iArg(kvRows), iArg(Dh),
-			fArg(scale), bArg(causal), iArg(T)}, dropArgs(drop)...)...)
+		pArg(os), pArg(es), pArg(qs), pArg(ks), pArg(vs), iArg(B*H), iArg(Lq), iArg(Lk), pArg(filled), iArg(kvRows), iArg(Dh),
+		fArg(scale), bArg(causal), iArg(T), dSeed, dThr, dKeep)
 }
 
 // AttentionBackward accumulates the gradients of Attention from the out and
@@ -209,16 +210,17 @@ func (be *Backend) attentionBackward(op string, dq, dk, dv, q, k, v, out, lse, d
 		return
 	}
 	T := be.attnTile(op, Dh)
+	dSeed, dThr, dKeep := dropArgs(drop)
 	if dK != nil || dV != nil {
 		kk := be.fnAs(op, at, "attention", "attn_bwd_dkdv")
 		be.launch(op, kk, dim2((Lk+T-1)/T, gridY(B*H)), dim(attnThreads), attnDKDVSmem(T, Dh, be.esize()),
-			append([]uint64{pArg(dK), pArg(dV), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B * H), iArg(Lq), iArg(Lk),
-				iArg(Dh), fArg(scale), bArg(causal), iArg(T)}, dropArgs(drop)...)...)
+			pArg(dK), pArg(dV), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
+			iArg(Dh), fArg(scale), bArg(causal), iArg(T), dSeed, dThr, dKeep)
 	}
 	if dQ != nil {
 		kq := be.fnAs(op, at, "attention", "attn_bwd_dq")
 		be.launch(op, kq, dim2((Lq+T-1)/T, gridY(B*H)), dim(attnThreads), attnDQSmem(T, Dh, be.esize()),
-			append([]uint64{pArg(dQ), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B * H), iArg(Lq), iArg(Lk),
-				iArg(Dh), fArg(scale), bArg(causal), iArg(T)}, dropArgs(drop)...)...)
+			pArg(dQ), pArg(qs), pArg(ks), pArg(vs), pArg(gs), pArg(es), pArg(Dr), iArg(B*H), iArg(Lq), iArg(Lk),
+			iArg(Dh), fArg(scale), bArg(causal), iArg(T), dSeed, dThr, dKeep)
 	}
 }
