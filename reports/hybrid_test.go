@@ -1,10 +1,13 @@
 package reports
 
 import (
+	"bytes"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"seqbench/train"
 )
 
 // Hybrid runs over patterns (an attention-fraction sweep, as
@@ -92,4 +95,31 @@ func TestWrapWords(t *testing.T) {
 	} {
 		require.Equal(t, c.want, wrapWords(c.in, c.w), "wrapWords(%q, %d)", c.in, c.w)
 	}
+}
+
+// The closing table of a sweep (RunTable with the experiment folder) tells
+// the hybrids of a models list apart by their attention fraction, as
+// report.md's table does; from the summaries alone it cannot.
+func TestRunTableReadsRunConfigs(t *testing.T) {
+	root := t.TempDir()
+	expDir := filepath.Join(root, "hybrid-mqar")
+	task := map[string]any{"name": "mqar", "seq_len": 32}
+	tr := map[string]any{"lr": 1e-3, "seed": 1}
+	for _, p := range []string{"mamba1*2", "mamba1 attention", "attention*2"} {
+		writeRun(t, expDir, "hybrid-mqar", synthRun{arch: "hybrid", task: task, train: tr,
+			model: map[string]any{"pattern": p, "d_model": 32}, params: 1000, steps: 10, evalEvery: 5, batchTok: 100,
+			curve: decay(3, 1.5, 0, 5)})
+	}
+	res, err := Load(root)
+	require.NoError(t, err)
+	var sums []train.Summary
+	for _, r := range res.Experiments[0].Runs {
+		sums = append(sums, r.Summary)
+	}
+	var with, without bytes.Buffer
+	require.NoError(t, RunTable(&with, expDir, sums, false))
+	require.NoError(t, RunTable(&without, "", sums, false))
+	require.Contains(t, with.String(), "attention_fraction")
+	require.Contains(t, with.String(), "0.5")
+	require.NotContains(t, without.String(), "attention_fraction")
 }

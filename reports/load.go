@@ -188,17 +188,35 @@ func (res *Results) loadExperiment(name, dir string, runDirs []string) *Experime
 	return exp
 }
 
+// flattenConfig is config.yaml's data flattened to dotted paths, with the
+// settings reports derive for hybrids (addHybridSettings).
+func flattenConfig(data []byte) (map[string]string, error) {
+	cfg, err := flattenYAML(data)
+	if err != nil {
+		return nil, err
+	}
+	addHybridSettings(data, cfg)
+	return cfg, nil
+}
+
+// runConfig is run folder dir's flattened config.yaml; nil when it is
+// missing or does not decode.
+func runConfig(dir string) map[string]string {
+	data, err := os.ReadFile(filepath.Join(dir, configFile))
+	if err != nil {
+		return nil
+	}
+	cfg, _ := flattenConfig(data)
+	return cfg
+}
+
 // loadRun reads one run folder; it never fails, a broken run gets a status
 // and reason instead.
 func (res *Results) loadRun(dir string) *Run {
 	r := &Run{Dir: dir, Name: filepath.Base(dir)}
 	if data, err := os.ReadFile(filepath.Join(dir, configFile)); err == nil {
-		cfg, err := flattenYAML(data)
-		if err != nil {
+		if r.Config, err = flattenConfig(data); err != nil {
 			res.warnf("%s: %v", filepath.Join(dir, configFile), err)
-		} else {
-			addHybridSettings(data, cfg)
-			r.Config = cfg
 		}
 	}
 	r.Metrics = res.loadMetrics(filepath.Join(dir, metricsFile))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -18,11 +19,17 @@ import (
 // RunTable writes one row per run: arch, the settings that vary, params,
 // FLOPs/token, task, final and best accuracy and loss, tokens/s, wall time
 // and status (with the reason of a run that is not ok). Markdown output
-// escapes '|' inside cells.
-func RunTable(w io.Writer, runs []train.Summary, markdown bool) error {
+// escapes '|' inside cells. With expDir, the experiment folder, the
+// settings come from each run's config.yaml, as report.md's table has them
+// (the models of a models list, a hybrid's layers and attention fraction);
+// without it, or for a run without one, from the summaries' overrides.
+func RunTable(w io.Writer, expDir string, runs []train.Summary, markdown bool) error {
 	rs := make([]*Run, len(runs))
 	for i, s := range runs {
 		rs[i] = &Run{Name: s.Run, Summary: s, Status: s.Status, Reason: s.Reason}
+		if expDir != "" && s.Run != "" {
+			rs[i].Config = runConfig(filepath.Join(expDir, s.Run))
+		}
 	}
 	t := runsTable(analyse(rs), rs)
 	if markdown {

@@ -110,7 +110,7 @@ func TestRunTableFromSummaries(t *testing.T) {
 			BestLoss: 0.6, TokensPerSec: 12114, WallSeconds: 50.7, Status: train.StatusOK})
 	}
 	var txt bytes.Buffer
-	require.NoError(t, RunTable(&txt, sums, false))
+	require.NoError(t, RunTable(&txt, "", sums, false))
 	golden(t, "runtable.txt", txt.Bytes())
 }
 

@@ -359,7 +359,7 @@ func newCUDAOn(dt nn.DType, ordinal int) (nn.Backend, error) {
 // of a `kind: mad` experiment) and turns the outcome into the exit status.
 func finishSweep(exp *sweep.Experiment, res *sweep.Result, stdout, stderr io.Writer) error {
 	if len(res.Summaries) > 0 {
-		if err := reports.RunTable(stdout, res.Summaries, false); err != nil {
+		if err := reports.RunTable(stdout, res.Dir, res.Summaries, false); err != nil {
 			return err
 		}
 		fmt.Fprint(stdout, reports.SelectionHeadline(res.Summaries))
