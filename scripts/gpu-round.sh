@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# The GPU round for the work that waits for a GPU (gpukernels/NOTES.md,
+# "Waiting for a GPU"), in parts that each fit one device call. Build the
+# bundle from a tree with the parked commits re-applied:
+#
+#   git switch -c gpu-round && git revert --no-edit 1caecff bed2228 33cac1c
+#   make gpu-bundle && rm -f .gpu/dist_nccl.test && cp scripts/torch_tfpp.py .gpu/
+#   git worktree add /tmp/base main && (cd /tmp/base && CGO_ENABLED=0 go build \
+#     -trimpath -o "$OLDPWD/.gpu/seqbench-base" ./cmd/seqbench)   # the build to compare with
+#
+# (strip the binaries with -ldflags="-s -w" if tree + .gpu passes 64 MiB),
+# then on the GPU host, .gpu carried:  PART=X LIM=560 bash scripts/gpu-round.sh
+#
+#   X  the parked changes' tests first (device-side step, step graph, scan
+#      backward v2), attention dropout's conformance, the 130M Mamba-1 step
+#      (this build with --profile, the base build, v2), Mamba-2 and the
+#      Transformer, then the bf16 conformance suite in what time is left
+#   T  the parked changes' tests only (a short call)
+#   A  tests: the above, the bf16 suite, the scan/SSD/conv/permute families,
+#      the float32 suite
+#   B  the 130M steps (Mamba-1 this/base/v2/eager, Mamba-2 and Transformer
+#      this/base) and PyTorch's Transformer++ (torch_tfpp.py)
+#   C  the scan kernel v1 against v2, the paper-scale selective-copying step
+#      with the graph on and off, generation at the matched sizes
+#   D  configs/selective_copy_paper.yaml, as far as the call allows
+#
+# Each part writes $OUT/results-PART.tgz and prints its summary last; LIM is
+# the call's seconds, every step capped to what is left of it.
+set -u
+P=${PART:-A}
+o=r$P; rm -rf $o; mkdir -p $o
+b=./.gpu
+export SEQBENCH_REQUIRE_GPU=1
+S=()
+note() { S+=("$*"); echo "== $*"; }
+T0=$SECONDS
+left() { echo $(( ${LIM:-540} - (SECONDS - T0) )); }
+cap() { local w=$1 l; l=$(( $(left) - 15 )); (( l < w )) && w=$l; (( w < 5 )) && w=5; echo $w; }
+$b/seqbench devices >$o/devices.txt 2>&1; note "$(grep -m1 -iE 'h100|h200' $o/devices.txt)"
+tr130="bench --suite train --device cuda --dtype bf16 --d-model 768 --vocab 50280 --batch 8 --lengths 2048 --repeat 5 --ceilings=false --quiet"
+row() { grep -m1 -E '^│ (mamba1|mamba2|transformer) ' "$1" | tr -s ' ' | cut -c1-200; }
+tst() { # name timeout regex
+  local s=$SECONDS
+  timeout $(cap $2) $b/gpukernels.test -test.v -test.run "$3" >$o/t-$1.log 2>&1
+  note "tests $1: exit $? pass $(grep -c -- '--- PASS' $o/t-$1.log) fail $(grep -c -- '--- FAIL' $o/t-$1.log) skip $(grep -c -- '--- SKIP' $o/t-$1.log) $((SECONDS-s))s"
+  grep -- '--- FAIL' $o/t-$1.log | head -15
+}
+if [[ $P == T ]]; then
+  tst new $(left) 'TestGPUDeviceStep|TestGPUTrainStepGraph|TestGPUSelectiveScanBwdV2'
+fi
+if [[ $P == X ]]; then
+  tst new 150 'TestGPUDeviceStep|TestGPUTrainStepGraph|TestGPUGraph|TestGPUSelectiveScanBwdV2'
+  tst drop 40 'TestGPUConformance(Float32|Float64|BFloat16)/^(AttentionDropout|Attention|AttentionTiles)$'
+  for v in new base v2; do
+    sb=$b/seqbench; env=""; extra=""
+    [[ $v == new ]] && extra="--profile"
+    [[ $v == base ]] && sb=$b/seqbench-base
+    [[ $v == v2 ]] && env="SEQBENCH_SCAN_BWD_V2=1"
+    s=$SECONDS
+    env $env timeout $(cap 75) $sb $tr130 --archs mamba1 --n-layers 24 $extra --out $o/m1-$v.bench.json >$o/m1-$v.txt 2>&1
+    note "m1 130M $v: exit $? $((SECONDS-s))s $(row $o/m1-$v.txt)"
+  done
+  for a in mamba2:24 transformer:12; do
+    s=$SECONDS
+    timeout $(cap 60) $b/seqbench $tr130 --archs ${a%:*} --n-layers ${a#*:} --out $o/${a%:*}-new.bench.json >$o/${a%:*}-new.txt 2>&1
+    note "${a%:*} 130M new: exit $? $((SECONDS-s))s $(row $o/${a%:*}-new.txt)"
+  done
+  tst bf16 $(left) 'TestGPUConformanceBFloat16'
+fi
+if [[ $P == A ]]; then
+  tst new 150 'TestGPUDeviceStep|TestGPUTrainStepGraph|TestGPUGraph|TestGPUSelectiveScanBwdV2'
+  tst drop 60 'TestGPUConformance(Float32|Float64|BFloat16)/^(AttentionDropout|Attention|AttentionTiles)$'
+  tst bf16 170 'TestGPUConformanceBFloat16'
+  tst fam 150 'TestGPUSelectiveScan$|TestGPUSelectiveScanBF16|TestGPUSSD$|TestGPUSSDChunked$|TestGPUConv1D|TestGPUPermute|TestGPUEmbedding|TestGPUAdamW'
+  tst f32 $(left) 'TestGPUConformanceFloat32'
+fi
+if [[ $P == B ]]; then
+  for v in new base v2 eager; do
+    sb=$b/seqbench; env=""; extra="--profile"
+    [[ $v == base ]] && sb=$b/seqbench-base
+    [[ $v == v2 ]] && env="SEQBENCH_SCAN_BWD_V2=1"
+    [[ $v == eager ]] && extra="--graph=false"
+    s=$SECONDS
+    env $env timeout $(cap 90) $sb $tr130 --archs mamba1 --n-layers 24 $extra --out $o/m1-$v.bench.json >$o/m1-$v.txt 2>&1
+    note "m1 130M $v: exit $? $((SECONDS-s))s $(row $o/m1-$v.txt)"
+  done
+  for a in mamba2:24 transformer:12; do
+    for v in new base; do
+      sb=$b/seqbench; [[ $v == base ]] && sb=$b/seqbench-base
+      s=$SECONDS
+      timeout $(cap 90) $sb $tr130 --archs ${a%:*} --n-layers ${a#*:} --out $o/${a%:*}-$v.bench.json >$o/${a%:*}-$v.txt 2>&1
+      note "${a%:*} 130M $v: exit $? $((SECONDS-s))s $(row $o/${a%:*}-$v.txt)"
+    done
+  done
+  timeout $(cap 80) python3 $b/torch_tfpp.py >$o/torch-tfpp.jsonl 2>$o/torch-tfpp.err
+  note "torch_tfpp: exit $? $(head -c 300 $o/torch-tfpp.jsonl)"
+fi
+if [[ $P == C ]]; then
+  for v in v1 v2; do
+    env=""; [[ $v == v2 ]] && env="SEQBENCH_SCAN_BWD_V2=1"
+    s=$SECONDS
+    env $env timeout $(cap 60) $b/seqbench bench --suite kernels --device cuda --ops selective_scan --batch 4 --lengths 4096 --repeat 5 --ceilings=false --quiet --out $o/scan-$v.bench.json >$o/scan-$v.txt 2>&1
+    note "scan kernels $v: exit $? $((SECONDS-s))s"
+  done
+  $b/seqbench regress $o/scan-v1.bench.json $o/scan-v2.bench.json >$o/scan-regress.txt 2>&1
+  for g in true false; do
+    s=$SECONDS
+    timeout $(cap 80) $b/seqbench bench --suite train --device cuda --archs mamba1,mamba2 --d-model 64 --n-layers 2 --vocab 16 --batch 64 --lengths 4096 --repeat 5 --ceilings=false --quiet --graph=$g --out $o/sc-$g.bench.json >$o/sc-$g.txt 2>&1
+    note "selcopy step graph=$g: exit $? $((SECONDS-s))s"
+  done
+  s=$SECONDS
+  timeout $(cap 200) $b/seqbench bench --suite generate --device cuda --dtype bf16 --archs mamba1,mamba2,transformer --n-layers 24 --matched --batch 1,16,64 --repeat 3 --profile --out $o/generate.bench.json >$o/generate.txt 2>&1
+  note "generate: exit $? $((SECONDS-s))s"
+  timeout $(cap 60) $b/seqbench-base bench --suite generate --device cuda --dtype bf16 --archs mamba1,mamba2 --n-layers 24 --batch 64 --repeat 3 --out $o/generate-base.bench.json >$o/generate-base.txt 2>&1
+  note "generate base b64: exit $?"
+fi
+if [[ $P == D ]]; then
+  s=$SECONDS
+  timeout $(cap 600) $b/seqbench sweep run configs/selective_copy_paper.yaml --workers 4 --out $o/runs >$o/sc-paper.log 2>&1
+  note "selcopy paper: exit $? $((SECONDS-s))s"
+  timeout 30 $b/seqbench report $o/runs/selective-copy-paper >$o/report.log 2>&1
+  tail -25 $o/sc-paper.log
+  find $o/runs -name '*.ckpt' -o -name '*.safetensors' | xargs -r rm -f
+fi
+tar czf ${OUT:-.}/results-$P.tgz $o
+printf '%s\n' "${S[@]}"
