@@ -39,6 +39,20 @@ cap() { local w=$1 l; l=$(( $(left) - 15 )); (( l < w )) && w=$l; (( w < 5 )) &&
 $b/seqbench devices >$o/devices.txt 2>&1; note "$(grep -m1 -iE 'h100|h200' $o/devices.txt)"
 tr130="bench --suite train --device cuda --dtype bf16 --d-model 768 --vocab 50280 --batch 8 --lengths 2048 --repeat 5 --ceilings=false --quiet"
 row() { grep -m1 -E '^│ (mamba1|mamba2|transformer) ' "$1" | tr -s ' ' | cut -c1-200; }
+# step130 BUILD ARCH LAYERS SECONDS: the 130M training step of ARCH, with
+# BUILD one of new (this build, --profile), base (.gpu/seqbench-base), v2
+# (SEQBENCH_SCAN_BWD_V2=1) or eager (--graph=false).
+step130() {
+  local sb=$b/seqbench env="" extra="" s=$SECONDS
+  case $1 in
+    new) extra=--profile ;;
+    base) sb=$b/seqbench-base ;;
+    v2) env=SEQBENCH_SCAN_BWD_V2=1 ;;
+    eager) extra=--graph=false ;;
+  esac
+  env $env timeout $(cap $4) $sb $tr130 --archs $2 --n-layers $3 $extra --out $o/$2-$1.bench.json >$o/$2-$1.txt 2>&1
+  note "$2 130M $1: exit $? $((SECONDS-s))s $(row $o/$2-$1.txt)"
+}
 tst() { # name timeout regex
   local s=$SECONDS
   timeout $(cap $2) $b/gpukernels.test -test.v -test.run "$3" >$o/t-$1.log 2>&1
@@ -51,20 +65,9 @@ fi
 if [[ $P == X ]]; then
   tst new 150 'TestGPUDeviceStep|TestGPUTrainStepGraph|TestGPUGraph|TestGPUSelectiveScanBwdV2'
   tst drop 40 'TestGPUConformance(Float32|Float64|BFloat16)/^(AttentionDropout|Attention|AttentionTiles)$'
-  for v in new base v2; do
-    sb=$b/seqbench; env=""; extra=""
-    [[ $v == new ]] && extra="--profile"
-    [[ $v == base ]] && sb=$b/seqbench-base
-    [[ $v == v2 ]] && env="SEQBENCH_SCAN_BWD_V2=1"
-    s=$SECONDS
-    env $env timeout $(cap 75) $sb $tr130 --archs mamba1 --n-layers 24 $extra --out $o/m1-$v.bench.json >$o/m1-$v.txt 2>&1
-    note "m1 130M $v: exit $? $((SECONDS-s))s $(row $o/m1-$v.txt)"
-  done
-  for a in mamba2:24 transformer:12; do
-    s=$SECONDS
-    timeout $(cap 60) $b/seqbench $tr130 --archs ${a%:*} --n-layers ${a#*:} --out $o/${a%:*}-new.bench.json >$o/${a%:*}-new.txt 2>&1
-    note "${a%:*} 130M new: exit $? $((SECONDS-s))s $(row $o/${a%:*}-new.txt)"
-  done
+  for v in new base v2; do step130 $v mamba1 24 75; done
+  step130 new mamba2 24 60
+  step130 new transformer 12 60
   tst bf16 $(left) 'TestGPUConformanceBFloat16'
 fi
 if [[ $P == A ]]; then
@@ -75,22 +78,10 @@ if [[ $P == A ]]; then
   tst f32 $(left) 'TestGPUConformanceFloat32'
 fi
 if [[ $P == B ]]; then
-  for v in new base v2 eager; do
-    sb=$b/seqbench; env=""; extra="--profile"
-    [[ $v == base ]] && sb=$b/seqbench-base
-    [[ $v == v2 ]] && env="SEQBENCH_SCAN_BWD_V2=1"
-    [[ $v == eager ]] && extra="--graph=false"
-    s=$SECONDS
-    env $env timeout $(cap 90) $sb $tr130 --archs mamba1 --n-layers 24 $extra --out $o/m1-$v.bench.json >$o/m1-$v.txt 2>&1
-    note "m1 130M $v: exit $? $((SECONDS-s))s $(row $o/m1-$v.txt)"
-  done
-  for a in mamba2:24 transformer:12; do
-    for v in new base; do
-      sb=$b/seqbench; [[ $v == base ]] && sb=$b/seqbench-base
-      s=$SECONDS
-      timeout $(cap 90) $sb $tr130 --archs ${a%:*} --n-layers ${a#*:} --out $o/${a%:*}-$v.bench.json >$o/${a%:*}-$v.txt 2>&1
-      note "${a%:*} 130M $v: exit $? $((SECONDS-s))s $(row $o/${a%:*}-$v.txt)"
-    done
+  for v in new base v2 eager; do step130 $v mamba1 24 90; done
+  for v in new base; do
+    step130 $v mamba2 24 90
+    step130 $v transformer 12 90
   done
   timeout $(cap 80) python3 $b/torch_tfpp.py >$o/torch-tfpp.jsonl 2>$o/torch-tfpp.err
   note "torch_tfpp: exit $? $(head -c 300 $o/torch-tfpp.jsonl)"
