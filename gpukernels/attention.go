@@ -83,7 +83,18 @@ func (be *Backend) AttentionDropout(out, lse, q, k, v nn.Buffer, B, H, Lq, Lk, D
 	const op = "AttentionDropout"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
 	check(op, nn.CheckAttnDrop(drop))
+	be.noDropInCapture(op, drop)
 	be.attention(op, out, lse, q, k, v, B, H, Lq, Lk, nil, Lk, Dh, scale, causal, drop)
+}
+
+// noDropInCapture panics when dropout is on during a graph capture: the
+// mask's seed is a launch argument, new every step, and a replay would
+// repeat the captured one (the same mask every step). The capture fails
+// with this message and the training step runs eagerly.
+func (be *Backend) noDropInCapture(op string, d nn.AttnDrop) {
+	if d.On() && be.capture != nil {
+		panic(fmt.Sprintf("gpukernels.%s: its dropout mask's seed changes every step, and a graph would replay the captured one", op))
+	}
 }
 
 // dropArgs are the generic kernels' last three arguments (attention.cu's
@@ -169,6 +180,7 @@ func (be *Backend) AttentionDropoutBackward(dq, dk, dv, q, k, v, out, lse, dout 
 	const op = "AttentionDropoutBackward"
 	check(op, nn.CheckAttention(B, H, Lq, Lk, Dh, causal))
 	check(op, nn.CheckAttnDrop(drop))
+	be.noDropInCapture(op, drop)
 	be.attentionBackward(op, dq, dk, dv, q, k, v, out, lse, dout, B, H, Lq, Lk, Dh, scale, causal, drop)
 }
 
