@@ -56,6 +56,7 @@ func (be *Backend[T]) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq
 	os, es := data[T](out, nq, op, "out"), data[T](lse, B*H*Lq, op, "lse")
 	qs, ks, vs := data[T](q, nq, op, "q"), data[T](k, nk, op, "k"), data[T](v, nk, op, "v")
 	lo := expLimit[T]()
+	mask := drop.Mask(Lq, Lk)
 	be.parallelFor(B*H*Lq, max(1, 16384/max(1, Lk*Dh)), func(r0, r1 int) {
 		s := make([]float64, Lk)
 		acc := make([]float64, Dh)
@@ -78,11 +79,11 @@ func (be *Backend[T]) attention(op string, out, lse, q, k, v nn.Buffer, B, H, Lq
 				}
 				p := math.Exp(a)
 				sum += p
-				if drop.On() {
-					if p *= drop.Factor(bh, i, j, Lq, Lk); p == 0 {
-						continue
-					}
+				f := mask.Factor(bh, i, j)
+				if f == 0 {
+					continue
 				}
+				p *= f
 				for c, x := range vb[j*Dh : (j+1)*Dh] {
 					acc[c] += p * float64(x)
 				}
@@ -131,7 +132,7 @@ func (be *Backend[T]) AttentionDropoutBackward(dq, dk, dv, q, k, v, out, lse, do
 func (be *Backend[T]) attentionBackward(op string, dq, dk, dv, q, k, v, out, lse, dout nn.Buffer, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) {
 	nq, nk := B*H*Lq*Dh, B*H*Lk*Dh
 	a := attnArgs[T]{
-		B: B, H: H, Lq: Lq, Lk: Lk, Dh: Dh, scale: scale, causal: causal, drop: drop,
+		B: B, H: H, Lq: Lq, Lk: Lk, Dh: Dh, scale: scale, causal: causal, mask: drop.Mask(Lq, Lk),
 		q: data[T](q, nq, op, "q"), k: data[T](k, nk, op, "k"), v: data[T](v, nk, op, "v"),
 		out: data[T](out, nq, op, "out"), lse: data[T](lse, B*H*Lq, op, "lse"), dout: data[T](dout, nq, op, "dout"),
 	}
@@ -165,7 +166,7 @@ type attnArgs[T Float] struct {
 	B, H, Lq, Lk, Dh int
 	scale            float64
 	causal           bool
-	drop             nn.AttnDrop
+	mask             nn.AttnMask // the dropout's, for (Lq, Lk)
 	q, k, v          []T
 	out, lse, dout   []T
 	dq, dk, dv       []T // nil: not wanted
@@ -200,7 +201,7 @@ func (a *attnArgs[T]) backwardPairs(lo, hi int) {
 				if e < emin {
 					continue
 				}
-				p, f := math.Exp(e), a.drop.Factor(bh, i, j, Lq, Lk)
+				p, f := math.Exp(e), a.mask.Factor(bh, i, j)
 				if dv != nil && f != 0 {
 					attnAxpy(dv[j*Dh:(j+1)*Dh], p*f, gi)
 				}
@@ -251,7 +252,7 @@ func (a *attnArgs[T]) backwardQueryRows(D []float64, lo, hi int) {
 			if e < emin {
 				continue
 			}
-			ds := a.scale * math.Exp(e) * (a.drop.Factor(bh, i, j, Lq, Lk)*attnDot(gi, vb[j*Dh:(j+1)*Dh]) - Di)
+			ds := a.scale * math.Exp(e) * (a.mask.Factor(bh, i, j)*attnDot(gi, vb[j*Dh:(j+1)*Dh]) - Di)
 			attnAxpy(dq, ds, kj)
 		}
 		attnAdd(a.dq[row*Dh:(row+1)*Dh], dq)
@@ -280,7 +281,7 @@ func (a *attnArgs[T]) backwardKeyRows(D []float64, lo, hi int) {
 			if e < emin {
 				continue
 			}
-			p, f := math.Exp(e), a.drop.Factor(bh, i, j, Lq, Lk)
+			p, f := math.Exp(e), a.mask.Factor(bh, i, j)
 			if a.dv != nil && f != 0 {
 				attnAxpy(dv, p*f, gi)
 			}

@@ -31,23 +31,37 @@ func (d AttnDrop) Threshold() int64 { return int64(math.Round(d.P * (1 << 24))) 
 // KeepScale is the factor of a kept probability, 1/(1−P).
 func (d AttnDrop) KeepScale() float64 { return 1 / (1 - d.P) }
 
-// Factor is the factor of probability p_ij of pair bh in an attention of
-// Lq queries and Lk keys: 0 when dropped, KeepScale when kept, 1 when d is
-// off.
-func (d AttnDrop) Factor(bh, i, j, Lq, Lk int) float64 {
-	if !d.On() {
+// Mask is d's mask for an attention of Lq queries and Lk keys, its
+// threshold and scale worked out once for the pairs it is asked about.
+func (d AttnDrop) Mask(Lq, Lk int) AttnMask {
+	return AttnMask{on: d.On(), seed: d.Seed, thr: d.Threshold(), keep: d.KeepScale(), lq: Lq, lk: Lk}
+}
+
+// AttnMask is an AttnDrop applied to one attention's shape (AttnDrop.Mask).
+type AttnMask struct {
+	on     bool
+	seed   uint64
+	thr    int64
+	keep   float64
+	lq, lk int
+}
+
+// Factor is the factor of probability p_ij of pair bh: 0 when dropped,
+// 1/(1−P) when kept, 1 when the dropout is off.
+func (m AttnMask) Factor(bh, i, j int) float64 {
+	if !m.on {
 		return 1
 	}
-	if int64(AttnDropHash(d.Seed, uint64((bh*Lq+i)*Lk+j))>>40) < d.Threshold() {
+	if int64(AttnDropHash(m.seed, uint64((bh*m.lq+i)*m.lk+j))>>40) < m.thr {
 		return 0
 	}
-	return d.KeepScale()
+	return m.keep
 }
 
 // AttnDropHash is splitmix64's output function of seed + idx·γ (γ the
 // golden-ratio increment): a pair's 64 random bits, a pure function of its
 // index so that a kernel can recompute it anywhere. attention.cu's
-// attn_drop_hash is the same function.
+// attn_drop computes the same bits.
 func AttnDropHash(seed, idx uint64) uint64 {
 	x := seed + idx*0x9E3779B97F4A7C15
 	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9

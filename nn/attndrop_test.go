@@ -12,7 +12,7 @@ func TestAttnDropHashIsSplitMix64(t *testing.T) {
 	}
 }
 
-// Factor drops about P of the pairs, scales the rest by 1/(1−P), and is 1
+// A mask drops about P of the pairs, scales the rest by 1/(1−P), and is 1
 // everywhere when off.
 func TestAttnDropFactor(t *testing.T) {
 	const Lq, Lk = 64, 64
@@ -22,7 +22,7 @@ func TestAttnDropFactor(t *testing.T) {
 		for bh := range 8 {
 			for i := range Lq {
 				for j := range Lk {
-					switch f := d.Factor(bh, i, j, Lq, Lk); f {
+					switch f := d.Mask(Lq, Lk).Factor(bh, i, j); f {
 					case 0:
 						dropped++
 					case 1 / (1 - p):
@@ -37,7 +37,7 @@ func TestAttnDropFactor(t *testing.T) {
 			t.Errorf("p %v: dropped %.4f of %d pairs", p, rate, n)
 		}
 	}
-	if f := (AttnDrop{Seed: 3}).Factor(1, 2, 3, 4, 5); f != 1 {
+	if f := (AttnDrop{Seed: 3}).Mask(4, 5).Factor(1, 2, 3); f != 1 {
 		t.Errorf("off: factor %v, want 1", f)
 	}
 	if err := CheckAttnDrop(AttnDrop{P: 1}); err == nil {

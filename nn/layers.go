@@ -215,11 +215,8 @@ type Dropout struct {
 
 // Forward applies the dropout to x; a nil Dropout is the identity.
 func (d *Dropout) Forward(tp *Tape, x *Tensor) *Tensor {
-	if d == nil || d.P == 0 || !tp.Recording() {
+	if !d.active(tp) {
 		return x
-	}
-	if d.RNG == nil || !(d.P > 0 && d.P < 1) {
-		panic(fmt.Sprintf("nn.Dropout: p %v must be in [0, 1) and an RNG set", d.P))
 	}
 	keep := 1 / (1 - d.P)
 	mask := make([]float64, x.Len())
@@ -238,13 +235,22 @@ func (d *Dropout) Forward(tp *Tape, x *Tensor) *Tensor {
 // P = 0, in evaluation and in step mode, where nothing is drawn. A nil
 // Dropout drops nothing.
 func (d *Dropout) Attention(tp *Tape) AttnDrop {
-	if d == nil || d.P == 0 || !tp.Recording() {
+	if !d.active(tp) {
 		return AttnDrop{}
+	}
+	return AttnDrop{P: d.P, Seed: d.RNG.Uint64()}
+}
+
+// active reports whether d drops anything on tp: a set probability during
+// training. It panics on a probability outside [0, 1) or a missing RNG.
+func (d *Dropout) active(tp *Tape) bool {
+	if d == nil || d.P == 0 || !tp.Recording() {
+		return false
 	}
 	if d.RNG == nil || !(d.P > 0 && d.P < 1) {
 		panic(fmt.Sprintf("nn.Dropout: p %v must be in [0, 1) and an RNG set", d.P))
 	}
-	return AttnDrop{P: d.P, Seed: d.RNG.Uint64()}
+	return true
 }
 
 // GatedMLP is mamba_ssm's GatedMLP (the MLP of a Mamba block with

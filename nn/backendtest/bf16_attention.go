@@ -120,6 +120,7 @@ func (tt *tester) checkBF16Attention(c attnCase) {
 func refAttentionGrads(q, k, v, dout []float64, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) (dq, dk, dv []float64) {
 	out, lse := refAttentionDropout(q, k, v, B, H, Lq, Lk, Dh, scale, causal, drop)
 	dq, dk, dv = make([]float64, len(q)), make([]float64, len(k)), make([]float64, len(v))
+	mask := drop.Mask(Lq, Lk)
 	for bh := 0; bh < B*H; bh++ {
 		for i := 0; i < Lq; i++ {
 			row := (bh*Lq + i) * Dh
@@ -131,7 +132,7 @@ func refAttentionGrads(q, k, v, dout []float64, B, H, Lq, Lk, Dh int, scale floa
 				}
 				col := (bh*Lk + j) * Dh
 				kj, vj := k[col:col+Dh], v[col:col+Dh]
-				p, f := math.Exp(scale*dot(qi, kj)-lse[bh*Lq+i]), drop.Factor(bh, i, j, Lq, Lk)
+				p, f := math.Exp(scale*dot(qi, kj)-lse[bh*Lq+i]), mask.Factor(bh, i, j)
 				ds := p * (f*dot(gi, vj) - di)
 				for d := 0; d < Dh; d++ {
 					dq[row+d] += scale * ds * kj[d]

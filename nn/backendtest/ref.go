@@ -227,11 +227,13 @@ func refAttention(q, k, v []float64, B, H, Lq, Lk, Dh int, scale float64, causal
 }
 
 // refAttentionDropout is refAttention with each softmax weight p_ij of pair
-// bh multiplied by drop.Factor(bh, i, j, Lq, Lk) before it weighs v_j
+// bh multiplied by drop's factor for the pair (AttnMask.Factor) before it
+// weighs v_j
 // (lse stays the undropped one).
 func refAttentionDropout(q, k, v []float64, B, H, Lq, Lk, Dh int, scale float64, causal bool, drop nn.AttnDrop) (out, lse []float64) {
 	out, lse = make([]float64, B*H*Lq*Dh), make([]float64, B*H*Lq)
 	S := make([]float64, Lq*Lk)
+	mask := drop.Mask(Lq, Lk)
 	for bh := 0; bh < B*H; bh++ {
 		qb, kb, vb := q[bh*Lq*Dh:], k[bh*Lk*Dh:], v[bh*Lk*Dh:]
 		for i := 0; i < Lq; i++ {
@@ -261,7 +263,7 @@ func refAttentionDropout(q, k, v []float64, B, H, Lq, Lk, Dh int, scale float64,
 			for d := 0; d < Dh; d++ {
 				o := 0.0
 				for j, p := range row {
-					o += p / z * drop.Factor(bh, i, j, Lq, Lk) * vb[j*Dh+d]
+					o += p / z * mask.Factor(bh, i, j) * vb[j*Dh+d]
 				}
 				out[(bh*Lq+i)*Dh+d] = o
 			}
