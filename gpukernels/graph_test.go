@@ -166,9 +166,9 @@ func TestGPUGraphRefuses(t *testing.T) {
 }
 
 // Decoding by replaying one captured Step gives every replayable
-// architecture the logits of eager decoding bit for bit, in float32 and
-// bfloat16, token after token (the Transformer's position, cache rows and
-// key count read on the device at each replay).
+// architecture, hybrids included, the logits of eager decoding bit for
+// bit, in float32 and bfloat16, token after token (the Transformer's
+// position, cache rows and key count read on the device at each replay).
 func TestGPUGraphDecode(t *testing.T) {
 	be := graphBackend(t)
 	bf, err := newBF16(be)
@@ -183,6 +183,8 @@ func TestGPUGraphDecode(t *testing.T) {
 		"{arch: lstm, d_model: 32, n_layers: 2}",
 		"{arch: gru, d_model: 32, n_layers: 2}",
 		"{arch: transformer, d_model: 64, n_layers: 2, n_heads: 1}", // Dh 64: the tensor-core path in bf16
+		modelCases[6].src, // a hybrid with a layer of every kind
+		modelCases[7].src,
 	} {
 		for _, b := range []nn.Backend{be, bf} {
 			t.Run(fmt.Sprintf("%s/%s", block, b.Name()), func(t *testing.T) {

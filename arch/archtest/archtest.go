@@ -110,6 +110,11 @@ func Randomize(b nn.Backend, ps []nn.Param, rng *rand.Rand) {
 	RandomizeBy(b, ps, rng, func(name string, _, r float64) float64 { return O1(name, r) })
 }
 
+// AsBuilt is the Randomizer that keeps the model's own initialization:
+// the regime a training run starts in, where bfloat16's errors are those
+// of training rather than of O(1) weights in every layer.
+func AsBuilt(nn.Backend, []nn.Param, *rand.Rand) {}
+
 // orDefault is r, or Randomize where r is nil.
 func orDefault(r Randomizer) Randomizer {
 	if r == nil {

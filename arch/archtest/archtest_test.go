@@ -226,3 +226,41 @@ func TestParamNamesCatchesDifference(t *testing.T) {
 		}
 	}
 }
+
+// onBackend wraps the model only where it is built on the backend named.
+type onBackend struct {
+	arch.Config
+	on   nn.Backend
+	wrap func(arch.Stepper) arch.Model
+}
+
+func (c onBackend) Build(env arch.Env) (arch.Model, error) {
+	m, err := c.Config.Build(env)
+	if err != nil || env.Backend != c.on {
+		return m, err
+	}
+	return c.wrap(m.(arch.Stepper)), nil
+}
+
+func TestBackendsAgreeCatchesDifference(t *testing.T) {
+	ref, b := cpukernels.New[float64](), cpukernels.New[float32]()
+	check := func(tb testing.TB, c arch.Config) {
+		archtest.CheckBackendsAgree(tb, ref, b, []archtest.Case{{Name: "lstm", Config: c}},
+			archtest.AgreeOptions{Vocab: 7, B: 2, L: 4, Tol: 1e-5})
+	}
+	if errs := failures(t, func(tb testing.TB) { check(tb, lstm()) }); len(errs) != 0 {
+		t.Errorf("float32 against float64: %s", strings.Join(errs, "; "))
+	}
+	for _, tc := range []struct {
+		name, want string
+		wrap       func(arch.Stepper) arch.Model
+	}{
+		{"peeking", "cpu-float32 differs from cpu-float64", func(m arch.Stepper) arch.Model { return peeking{m} }},
+		{"hiding", "parameters on", func(m arch.Stepper) arch.Model { return hiding{m} }},
+	} {
+		errs := failures(t, func(tb testing.TB) { check(tb, onBackend{lstm(), b, tc.wrap}) })
+		if !strings.Contains(strings.Join(errs, "\n"), tc.want) {
+			t.Errorf("%s on float32 only: failures %q, want one naming %q", tc.name, errs, tc.want)
+		}
+	}
+}
