@@ -12,11 +12,12 @@
 # then on the GPU host, .gpu carried:  PART=X LIM=560 bash scripts/gpu-round.sh
 #
 #   X  the parked changes' tests first (device-side step, step graph, scan
-#      backward v2), attention dropout's conformance, the 130M Mamba-1 step
+#      backward v2), whole models against the CPU, attention dropout's
+#      conformance, the 130M Mamba-1 step
 #      (this build with --profile, the base build, v2), Mamba-2 and the
 #      Transformer, then the bf16 conformance suite in what time is left
 #   T  the parked changes' tests only (a short call)
-#   A  tests: the above, the bf16 suite, the scan/SSD/conv/permute families,
+#   A  tests: the above, whole models, the bf16 suite, the scan/SSD/conv/permute families,
 #      the float32 suite
 #   B  the 130M steps (Mamba-1 this/base/v2/eager, Mamba-2 and Transformer
 #      this/base) and PyTorch's Transformer++ (torch_tfpp.py)
@@ -64,6 +65,7 @@ if [[ $P == T ]]; then
 fi
 if [[ $P == X ]]; then
   tst new 150 'TestGPUDeviceStep|TestGPUTrainStepGraph|TestGPUGraph|TestGPUSelectiveScanBwdV2'
+  tst models 60 'TestGPUModels'
   tst drop 40 'TestGPUConformance(Float32|Float64|BFloat16)/^(AttentionDropout|Attention|AttentionTiles)$'
   for v in new base v2; do step130 $v mamba1 24 75; done
   step130 new mamba2 24 60
@@ -72,6 +74,7 @@ if [[ $P == X ]]; then
 fi
 if [[ $P == A ]]; then
   tst new 150 'TestGPUDeviceStep|TestGPUTrainStepGraph|TestGPUGraph|TestGPUSelectiveScanBwdV2'
+  tst models 60 'TestGPUModels'
   tst drop 60 'TestGPUConformance(Float32|Float64|BFloat16)/^(AttentionDropout|Attention|AttentionTiles)$'
   tst bf16 170 'TestGPUConformanceBFloat16'
   tst fam 150 'TestGPUSelectiveScan$|TestGPUSelectiveScanBF16|TestGPUSSD$|TestGPUSSDChunked$|TestGPUConv1D|TestGPUPermute|TestGPUEmbedding|TestGPUAdamW'
