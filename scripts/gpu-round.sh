@@ -13,12 +13,13 @@
 #
 #   X  the parked changes' tests first (device-side step, step graph, scan
 #      backward v2), whole models against the CPU, attention dropout's
-#      conformance, the 130M Mamba-1 step
-#      (this build with --profile, the base build, v2), Mamba-2 and the
-#      Transformer, then the bf16 conformance suite in what time is left
+#      conformance, the 130M Mamba-1 step (this build with --profile, the
+#      base build), the 24-layer LSTM and GRU in fp32 and bf16 (#14's
+#      memory ratio), Mamba-2 and the Transformer, then the bf16
+#      conformance suite in what time is left
 #   T  the parked changes' tests only (a short call)
-#   A  tests: the above, whole models, the bf16 suite, the scan/SSD/conv/permute families,
-#      the float32 suite
+#   A  tests: the above, whole models, the bf16 suite, the
+#      scan/SSD/conv/permute families, the float32 suite
 #   B  the 130M steps (Mamba-1 this/base/v2/eager, Mamba-2 and Transformer
 #      this/base) and PyTorch's Transformer++ (torch_tfpp.py)
 #   C  the scan kernel v1 against v2, the paper-scale selective-copying step
@@ -54,6 +55,14 @@ step130() {
   env $env timeout $(cap $4) $sb $tr130 --archs $2 --n-layers $3 $extra --out $o/$2-$1.bench.json >$o/$2-$1.txt 2>&1
   note "$2 130M $1: exit $? $((SECONDS-s))s $(row $o/$2-$1.txt)"
 }
+# rnn24 DTYPE SECONDS: the 24-layer LSTM and GRU at the 130M shapes, for
+# #14's peak-memory ratio (fp32 against bf16).
+rnn24() {
+  local s=$SECONDS
+  timeout $(cap $2) $b/seqbench bench --suite train --device cuda --dtype $1 --d-model 768 --vocab 50280 --batch 8 --lengths 2048 --repeat 3 --ceilings=false --quiet --archs lstm,gru --n-layers 24 --out $o/rnn24-$1.bench.json >$o/rnn24-$1.txt 2>&1
+  note "rnn 24 layers $1: exit $? $((SECONDS-s))s"
+  grep -E '^│ (lstm|gru) ' $o/rnn24-$1.txt | tr -s ' ' | cut -c1-200
+}
 tst() { # name timeout regex
   local s=$SECONDS
   timeout $(cap $2) $b/gpukernels.test -test.v -test.run "$3" >$o/t-$1.log 2>&1
@@ -67,7 +76,8 @@ if [[ $P == X ]]; then
   tst new 150 'TestGPUDeviceStep|TestGPUTrainStepGraph|TestGPUGraph|TestGPUSelectiveScanBwdV2'
   tst models 60 'TestGPUModels'
   tst drop 40 'TestGPUConformance(Float32|Float64|BFloat16)/^(AttentionDropout|Attention|AttentionTiles)$'
-  for v in new base v2; do step130 $v mamba1 24 75; done
+  for v in new base; do step130 $v mamba1 24 75; done
+  for d in fp32 bf16; do rnn24 $d 60; done
   step130 new mamba2 24 60
   step130 new transformer 12 60
   tst bf16 $(left) 'TestGPUConformanceBFloat16'
