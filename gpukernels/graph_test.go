@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v4"
-
 	"seqbench/arch"
 	_ "seqbench/arch/attention"
 	_ "seqbench/arch/mamba1"
@@ -188,15 +186,7 @@ func TestGPUGraphDecode(t *testing.T) {
 	} {
 		for _, b := range []nn.Backend{be, bf} {
 			t.Run(fmt.Sprintf("%s/%s", block, b.Name()), func(t *testing.T) {
-				var node yaml.Node
-				if err := yaml.Load([]byte(block), &node); err != nil {
-					t.Fatal(err)
-				}
-				cfg, err := arch.Decode(node.Content[0])
-				if err != nil {
-					t.Fatal(err)
-				}
-				m, err := cfg.Build(arch.Env{Backend: b, Vocab: V, MaxLen: P + T, RNG: rand.New(rand.NewPCG(3, 4))})
+				m, err := decodeModel(t, block).Build(arch.Env{Backend: b, Vocab: V, MaxLen: P + T, RNG: rand.New(rand.NewPCG(3, 4))})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -33,17 +33,23 @@ func decodeModels(t *testing.T) []archtest.Case {
 	t.Helper()
 	cs := make([]archtest.Case, len(modelCases))
 	for i, mc := range modelCases {
-		var node yaml.Node
-		if err := yaml.Load([]byte(mc.src), &node); err != nil {
-			t.Fatal(err)
-		}
-		c, err := arch.Decode(node.Content[0])
-		if err != nil {
-			t.Fatalf("%s: %v", mc.src, err)
-		}
-		cs[i] = archtest.Case{Name: mc.name, Config: c}
+		cs[i] = archtest.Case{Name: mc.name, Config: decodeModel(t, mc.src)}
 	}
 	return cs
+}
+
+// decodeModel decodes one model's YAML, as a run's config holds it.
+func decodeModel(t *testing.T, src string) arch.Config {
+	t.Helper()
+	var node yaml.Node
+	if err := yaml.Load([]byte(src), &node); err != nil {
+		t.Fatal(err)
+	}
+	c, err := arch.Decode(node.Content[0])
+	if err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	return c
 }
 
 // Every architecture, hybrids included, computes on the GPU the logits,
