@@ -25,6 +25,12 @@
 #   C  the scan kernel v1 against v2, the paper-scale selective-copying step
 #      with the graph on and off, generation at the matched sizes
 #   D  configs/selective_copy_paper.yaml, as far as the call allows
+#   S  the GPT-2 scaling study's first SIZES sizes (default 3) on a corpus
+#      made on the host from its Python installation's text (.py, .md,
+#      .rst, .txt of the standard library and site-packages, at most 200 MB): configs/scaling_gpt2.yaml with its
+#      corpus globs and zip lists cut, so its run ids are the full study's
+#      and a later call adds sizes (it resumes from results-S's runs/ when
+#      they are carried back in as scaling-runs/)
 #
 # Each part writes $OUT/results-PART.tgz and prints its summary last; LIM is
 # the call's seconds, every step capped to what is left of it.
@@ -124,6 +130,37 @@ if [[ $P == D ]]; then
   note "selcopy paper: exit $? $((SECONDS-s))s"
   timeout 30 $b/seqbench report $o/runs/selective-copy-paper >$o/report.log 2>&1
   tail -25 $o/sc-paper.log
+  find $o/runs -name '*.ckpt' -o -name '*.safetensors' | xargs -r rm -f
+fi
+if [[ $P == S ]]; then
+  s=$SECONDS
+  if [[ ! -e corpus/pycorpus_val_000000.bin ]]; then
+    rm -rf /tmp/corpus && mkdir -p /tmp/corpus corpus
+    lib=$(python3 -c 'import sysconfig as s; p = s.get_paths(); print(p["stdlib"], p["purelib"])')
+    find $lib -type f \( -name '*.py' -o -name '*.md' -o -name '*.rst' -o -name '*.txt' \) -size -2M -printf '%s %p\n' |
+      sort -u -k2 | awk '{ n += $1; if (n < 2e8) print $2 }' >$o/corpus-files.txt
+    xargs -a $o/corpus-files.txt -d '\n' cp --parents -t /tmp/corpus
+    note "corpus: $(wc -l <$o/corpus-files.txt) files, $(du -sm /tmp/corpus | cut -f1) MB from $lib"
+    timeout $(cap 150) $b/seqbench data prepare --tokenizer gpt2 --text /tmp/corpus --out corpus/pycorpus.bin >$o/prepare.log 2>&1
+    note "prepare: exit $? $((SECONDS-s))s $(tail -c 300 $o/prepare.log | tr '\n' ' ')"
+  fi
+  n=${SIZES:-3}
+  python3 - "$n" <<'PY' >$o/scaling.yaml
+import re, sys
+n = int(sys.argv[1])
+s = open("configs/scaling_gpt2.yaml").read()
+s = s.replace("configs/data/seqbench_text_gpt2_train_*.bin", "corpus/pycorpus_train_*.bin")
+s = s.replace("configs/data/seqbench_text_gpt2_val_*.bin", "corpus/pycorpus_val_*.bin")
+zip_ = s[s.index("  zip:"):s.index("slurm:")]
+cut = re.sub(r"\[([^\]]*)\]", lambda m: "[" + ", ".join(m.group(1).split(", ")[:n]) + "]", zip_)
+print(s.replace(zip_, cut), end="")
+PY
+  mkdir -p $o/runs && [[ -d scaling-runs ]] && cp -r scaling-runs/. $o/runs/
+  timeout $(cap 600) $b/seqbench sweep run $o/scaling.yaml --workers ${WORKERS:-6} --out $o/runs >$o/scaling.log 2>&1
+  note "scaling sweep: exit $? $((SECONDS-s))s"
+  timeout 60 $b/seqbench report $o/runs/scaling-gpt2 >$o/report.log 2>&1
+  note "report: exit $?"
+  grep -E '^\[[0-9]+/' $o/scaling.log | tail -20
   find $o/runs -name '*.ckpt' -o -name '*.safetensors' | xargs -r rm -f
 fi
 tar czf ${OUT:-.}/results-$P.tgz $o
