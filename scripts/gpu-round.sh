@@ -25,6 +25,9 @@
 #   C  the scan kernel v1 against v2, the paper-scale selective-copying step
 #      with the graph on and off, generation at the matched sizes
 #   D  configs/selective_copy_paper.yaml, as far as the call allows
+#   H  the three CPU-size hybrid contrasts (hybrid_mqar_cpu, hybrid_mad_cpu,
+#      hybrid_lm_cpu) on the GPU in bf16: the hybrids trained on CUDA in
+#      the precision the papers use, beside their CPU float32 results
 #   S  the GPT-2 scaling study's first SIZES sizes (default 3) on a corpus
 #      made on the host from its Python installation's text (.py, .md,
 #      .rst, .txt of the standard library and site-packages, at most 200 MB): configs/scaling_gpt2.yaml with its
@@ -130,6 +133,18 @@ if [[ $P == D ]]; then
   note "selcopy paper: exit $? $((SECONDS-s))s"
   timeout 30 $b/seqbench report $o/runs/selective-copy-paper >$o/report.log 2>&1
   tail -25 $o/sc-paper.log
+  find $o/runs -name '*.ckpt' -o -name '*.safetensors' | xargs -r rm -f
+fi
+if [[ $P == H ]]; then
+  for c in hybrid_mqar_cpu hybrid_mad_cpu hybrid_lm_cpu; do
+    s=$SECONDS
+    sed 's/^train:$/train:\n  precision: bf16/' configs/$c.yaml >$o/$c-bf16.yaml
+    timeout $(cap 240) $b/seqbench sweep run $o/$c-bf16.yaml --device cuda --workers ${WORKERS:-8} --out $o/runs >$o/$c.log 2>&1
+    note "$c bf16: exit $? $((SECONDS-s))s $(grep -c '\] ok ' $o/$c.log) ok"
+  done
+  timeout 30 $b/seqbench mad score $o/runs/hybrid-mad-cpu >$o/mad-score.txt 2>&1
+  for e in $o/runs/*; do timeout 30 $b/seqbench report $e >>$o/report.log 2>&1; done
+  cat $o/mad-score.txt | tail -8
   find $o/runs -name '*.ckpt' -o -name '*.safetensors' | xargs -r rm -f
 fi
 if [[ $P == S ]]; then
