@@ -136,10 +136,10 @@ if [[ $P == D ]]; then
   find $o/runs -name '*.ckpt' -o -name '*.safetensors' | xargs -r rm -f
 fi
 if [[ $P == H ]]; then
-  for c in hybrid_mqar_cpu hybrid_mad_cpu hybrid_lm_cpu; do
-    s=$SECONDS
+  for c in hybrid_mqar_cpu:150 hybrid_mad_cpu:250 hybrid_lm_cpu:150; do
+    s=$SECONDS w=${c#*:} c=${c%:*}
     sed 's/^train:$/train:\n  precision: bf16/' configs/$c.yaml >$o/$c-bf16.yaml
-    timeout $(cap 240) $b/seqbench sweep run $o/$c-bf16.yaml --device cuda --workers ${WORKERS:-8} --out $o/runs >$o/$c.log 2>&1
+    timeout $(cap $w) $b/seqbench sweep run $o/$c-bf16.yaml --device cuda --workers ${WORKERS:-8} --out $o/runs >$o/$c.log 2>&1
     note "$c bf16: exit $? $((SECONDS-s))s $(grep -c '\] ok ' $o/$c.log) ok"
   done
   timeout 30 $b/seqbench mad score $o/runs/hybrid-mad-cpu >$o/mad-score.txt 2>&1
