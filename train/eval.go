@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"seqbench/arch"
+	"seqbench/internal/units"
 	"seqbench/nn"
 	"seqbench/tasks"
 )
@@ -427,7 +428,7 @@ func (r *runner) evalSegment(ctx context.Context, seg tasks.Segment) (res segmen
 			case errors.Is(err, errOOM):
 				res.status, res.need = SegmentOOM, need
 				res.reason = fmt.Sprintf("the step-mode state of %d sequences of %d tokens would need %s, over eval_memory_mb = %d MiB",
-					B, L, humanBytes(need), c.EvalMemoryMB)
+					B, L, units.Bytes(need), c.EvalMemoryMB)
 				return res
 			case err != nil:
 				res.status, res.reason = SegmentSkipped, err.Error()
@@ -549,18 +550,4 @@ func hitRate(pred, targets []int32) float64 {
 		return 0
 	}
 	return float64(hit) / float64(n)
-}
-
-// humanBytes formats a byte count in binary units.
-func humanBytes(b int64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	div, exp := int64(unit), 0
-	for n := b / unit; n >= unit; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 
+	"seqbench/internal/units"
 	"seqbench/nn"
 	"seqbench/tasks"
 )
@@ -143,7 +144,7 @@ func physicalMemory() (uint64, error) {
 // humanFloat formats a byte count that may exceed an int64.
 func humanFloat(b float64) string {
 	if b < 1<<62 {
-		return humanBytes(int64(b))
+		return units.Bytes(int64(b))
 	}
 	return fmt.Sprintf("%.3g B", b)
 }
