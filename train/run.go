@@ -382,19 +382,10 @@ func (r *runner) setup() error {
 			GradClip: c.GradClip, Ignore: tasks.Ignore, Graph: c.Graph != GraphOff, Log: r.opt.Log})
 	}
 	if c.Epochs > 0 {
-		fixed, ok := task.(tasks.FixedTrainSet)
-		n := 0
-		if ok {
-			n = fixed.TrainExamples()
+		if c.Steps, err = epochSteps(c, task, r.spec.TaskName); err != nil {
+			return err
 		}
-		if n <= 0 {
-			return fmt.Errorf("field train.epochs: %d needs a task with a fixed training set (mqar with num_examples); %s streams fresh data", c.Epochs, r.spec.TaskName)
-		}
-		steps := (int64(c.Epochs)*int64(n) + int64(c.BatchSize) - 1) / int64(c.BatchSize)
-		if steps > 1<<31 {
-			return fmt.Errorf("field train.epochs: %d epochs of %d examples in batches of %d is %d steps, over 2^31", c.Epochs, n, c.BatchSize, steps)
-		}
-		c.Steps, r.spec.Train.Steps = int(steps), int(steps)
+		r.spec.Train.Steps = c.Steps
 	}
 	r.sched = nn.Schedule{Kind: c.Schedule, Base: c.LR, Warmup: c.Warmup, Total: c.Steps, MinRatio: c.MinLRRatio}
 	if !r.lead {
