@@ -21,6 +21,7 @@ import (
 	"seqbench/cpukernels"
 	"seqbench/gpukernels"
 	"seqbench/gpukernels/cuda"
+	"seqbench/internal/units"
 	"seqbench/mad"
 	"seqbench/nn"
 	"seqbench/reports"
@@ -29,7 +30,7 @@ import (
 )
 
 const sweepUsage = `usage:
-  seqbench sweep plan CONFIG [--out DIR]
+  seqbench sweep plan CONFIG [--out DIR] [--cost] [--device D [--workers N] [--budget DURATION]]
   seqbench sweep run CONFIG [--executor local|slurm] [--out DIR] [--retries N] [--force] [--dry-run]
         local: [--workers N] [--threads N]
         slurm: [--partition P] [--time T] [--gpus-per-task N] [--cpus-per-task N] [--mem M] [--runs-per-task K]
@@ -63,10 +64,19 @@ func loadExperiment(pos []string) (*sweep.Experiment, error) {
 }
 
 // cmdSweepPlan prints the expanded runs with their ids and, where OUT
-// holds results, their status.
+// holds results, their status; with --cost each run's steps, tokens and
+// training FLOPs; with --device also its time and peak memory there,
+// measured on a short copy of each distinct shape, and the total against
+// --budget.
 func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sweep plan", flag.ContinueOnError)
 	out := fs.String("out", "results", "results folder whose status the plan shows")
+	cost := fs.Bool("cost", false, "count each run's steps, tokens and training FLOPs (builds every model once, on the CPU)")
+	device := fs.String("device", "", "measure each run shape's step time and peak memory on this device (auto, cpu or cuda); implies --cost")
+	workers := fs.Int("workers", 0, "with --device: the pool the total is predicted for (0: as sweep run chooses)")
+	budget := fs.Duration("budget", 0, "with --device: say whether the runs left to train fit this wall-clock time, e.g. 8h")
+	warmup := fs.Int("measure-warmup", 3, "with --device: steps trained before the timed ones")
+	steps := fs.Int("measure-steps", 10, "with --device: timed steps of each measured shape")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -75,8 +85,54 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	printPlan(stdout, *out, exp, "")
-	return nil
+	switch {
+	case *device == "" && (*budget != 0 || *workers != 0):
+		return usageError{"--budget and --workers need --device (the times are measured there)"}
+	case *workers < 0 || *budget < 0:
+		return usageError{fmt.Sprintf("--workers %d and --budget %v must be >= 0", *workers, *budget)}
+	case *warmup < 1 || *steps < 1:
+		return usageError{fmt.Sprintf("--measure-warmup %d and --measure-steps %d must be >= 1", *warmup, *steps)}
+	}
+	if !*cost && *device == "" {
+		printPlan(stdout, *out, exp, "")
+		return nil
+	}
+	opt := sweep.MeasureOptions{Warmup: *warmup, Steps: *steps}
+	if *device != "" {
+		if err := checkDeviceName(*device); err != nil {
+			return err
+		}
+		dev, err := selectDevice(*device, stderr)
+		if err != nil {
+			return err
+		}
+		if c, ok := dev.backend.(io.Closer); ok {
+			defer c.Close()
+		}
+		if err := train.CheckPrecisions(dev.backend, exp.Runs); err != nil {
+			return usageError{err.Error()}
+		}
+		// Measured on worker 0's backend: on the CPU it has the pool's
+		// share of the cores, as the runs will.
+		w, backend := localBackends(dev, len(sweep.Pending(*out, exp, false)), *workers, 0)
+		if opt.Backend, err = backend(0); err != nil {
+			return err
+		}
+		*workers, opt.Device = w, dev.name
+		opt.Progress = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	}
+	ctx, stop := interruptible(stderr, "interrupt: stopping the measurement")
+	defer stop()
+	est, err := sweep.Plan(ctx, exp, sweep.Pending(*out, exp, false), cpukernels.New[float32](), opt)
+	if err != nil {
+		return err
+	}
+	printCosts(stdout, *out, exp, est, *workers, *budget, opt.Backend)
+	if opt.Backend == nil {
+		return nil
+	}
+	// What sweep run packs runs onto a GPU by.
+	return sweep.WritePlan(sweep.RunDir(*out, exp, train.Spec{}), opt.Device, opt.Backend.Name(), exp, est)
 }
 
 // interruptible is a context cancelled by the first SIGINT, SIGTERM or
@@ -180,7 +236,12 @@ func cmdSweepRun(args []string, stdout, stderr io.Writer) error {
 		defer stop()
 		opt := sweep.LocalOptions{Out: *out, Device: dev.name, Retries: *retries, Force: *force,
 			Progress: stderr, Interactive: interactive}
-		opt.Workers, opt.Backend = localBackends(dev, len(sweep.Pending(*out, exp, *force)), *workers, *threads)
+		pend := sweep.Pending(*out, exp, *force)
+		w := *workers
+		if w == 0 && dev.name == "cuda" {
+			w = packedWorkers(stderr, *out, exp, pend, dev)
+		}
+		opt.Workers, opt.Backend = localBackends(dev, len(pend), w, *threads)
 		fmt.Fprintf(stdout, "experiment %s: %d runs -> %s (%d workers, backend %s)\n", exp.Name, len(exp.Runs),
 			filepath.Join(*out, exp.Name), opt.Workers, dev.backend.Name())
 		if dev.name == "cuda" {
@@ -265,12 +326,96 @@ func printPlan(stdout io.Writer, out string, exp *sweep.Experiment, note string)
 	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s%s\n", exp.Name, len(exp.Runs), len(todo),
 		filepath.Join(out, exp.Name), note)
 	for i, r := range exp.Runs {
-		status := "-"
-		if s, err := train.ReadSummary(sweep.RunDir(out, exp, r)); err == nil {
-			status = s.Status
-		}
-		fmt.Fprintf(stdout, "  %3d  %-24s %-11s %s  %s\n", i, r.Name, status, r.TaskName, sweep.Describe(r))
+		fmt.Fprintf(stdout, "  %3d  %-24s %-11s %s  %s\n", i, r.Name, runStatus(out, exp, r), r.TaskName, sweep.Describe(r))
 	}
+}
+
+// runStatus is the status a run's summary under out records, or "-".
+func runStatus(out string, exp *sweep.Experiment, r train.Spec) string {
+	if s, err := train.ReadSummary(sweep.RunDir(out, exp, r)); err == nil {
+		return s.Status
+	}
+	return "-"
+}
+
+// printCosts is printPlan with each run's steps, tokens and training
+// FLOPs, and where measured (on be) its predicted time and peak memory,
+// then the totals of the runs left to train: their FLOPs and, measured,
+// their device time, the wall-clock time on a pool of workers and whether
+// it fits budget.
+func printCosts(stdout io.Writer, out string, exp *sweep.Experiment, est []sweep.Estimate, workers int, budget time.Duration, be nn.Backend) {
+	todo := sweep.Pending(out, exp, false)
+	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s\n", exp.Name, len(exp.Runs), len(todo), filepath.Join(out, exp.Name))
+	measured := be != nil
+	head := fmt.Sprintf("  %3s  %-24s %-11s %9s %9s %9s", "#", "run", "status", "steps", "tokens", "FLOPs")
+	if measured {
+		head += fmt.Sprintf(" %10s %10s", "time", "peak mem")
+	}
+	fmt.Fprintln(stdout, head+"  settings")
+	for i, r := range exp.Runs {
+		e := est[i]
+		line := fmt.Sprintf("  %3d  %-24s %-11s %9d %9s %9s", i, r.Name, runStatus(out, exp, r), e.Steps,
+			siCount(float64(e.Tokens)), flopsText(e.FLOPs))
+		if measured && e.Seconds > 0 {
+			line += fmt.Sprintf(" %10s %10s", units.Duration(e.Seconds), units.Bytes(int64(e.PeakMemBytes)))
+		} else if measured {
+			line += fmt.Sprintf(" %10s %10s", "-", "-") // trained already
+		}
+		fmt.Fprintf(stdout, "%s  %s %s\n", line, r.TaskName, sweep.Describe(r))
+	}
+	var flops float64
+	var seconds []float64
+	uncounted := 0
+	for _, i := range todo {
+		flops += est[i].FLOPs
+		seconds = append(seconds, est[i].Seconds)
+		if est[i].FLOPs == 0 {
+			uncounted++
+		}
+	}
+	total := fmt.Sprintf("to train: %d runs, %s training FLOPs", len(todo), flopsText(flops))
+	if uncounted > 0 {
+		total += fmt.Sprintf(" (%d runs over %d parameters not counted)", uncounted, train.CostBuildLimit)
+	}
+	fmt.Fprintln(stdout, total)
+	if !measured {
+		return
+	}
+	var sum float64
+	for _, s := range seconds {
+		sum += s
+	}
+	wall := sweep.Makespan(seconds, workers)
+	fmt.Fprintf(stdout, "on %s: %s of training, %s wall-clock with %s (times measured one run at a time)\n",
+		be.Name(), units.Duration(sum), units.Duration(wall), plural(workers, "worker"))
+	if budget > 0 {
+		if wall <= budget.Seconds() {
+			fmt.Fprintf(stdout, "fits the budget of %s (%s to spare)\n", budget, units.Duration(budget.Seconds()-wall))
+		} else {
+			fmt.Fprintf(stdout, "does not fit the budget of %s: over by %s\n", budget, units.Duration(wall-budget.Seconds()))
+		}
+	}
+}
+
+// siCount writes n with an SI suffix (k, M, G, T) to 3 significant digits.
+func siCount(n float64) string {
+	for _, u := range []struct {
+		div    float64
+		suffix string
+	}{{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if n >= u.div {
+			return fmt.Sprintf("%.3g%s", n/u.div, u.suffix)
+		}
+	}
+	return fmt.Sprintf("%.0f", n)
+}
+
+// flopsText writes FLOPs as 1.23e+15, or "-" where they were not counted.
+func flopsText(f float64) string {
+	if f == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3g", f)
 }
 
 func countRuns(tasks [][]int) int {
@@ -331,6 +476,27 @@ func localBackends(dev device, runs, workers, threads int) (int, func(int) (nn.B
 		}
 		return cpukernels.NewWithWorkers[float32](t), nil
 	}
+}
+
+// maxRunsPerGPU bounds how many runs share one GPU when packed.
+const maxRunsPerGPU = 8
+
+// packedWorkers is the CUDA pool for the runs pend lists: as many runs a
+// GPU as plan.json's measured peaks let fit (sweep.RunsPerDevice), times
+// the visible GPUs. It says on stderr how it chose.
+func packedWorkers(stderr io.Writer, out string, exp *sweep.Experiment, pend []int, dev device) int {
+	gpu, ok := dev.backend.(interface{ Device() cuda.Device })
+	if !ok || len(pend) == 0 {
+		return 0
+	}
+	plan, _ := sweep.ReadPlan(sweep.RunDir(out, exp, train.Spec{})) // none: one run a GPU
+	runs := make([]train.Spec, len(pend))
+	for i, k := range pend {
+		runs[i] = exp.Runs[k]
+	}
+	perGPU, why := sweep.RunsPerDevice(plan, "cuda", runs, gpu.Device().TotalMem, maxRunsPerGPU)
+	fmt.Fprintln(stderr, why)
+	return min(len(pend), perGPU*max(visibleGPUs(), 1))
 }
 
 // visibleGPUs counts the CUDA devices this process sees (0 without a driver).
@@ -450,4 +616,12 @@ func cmdSweepWorker(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d of %d runs are being trained by another process and were skipped", len(runs)-len(sums), len(runs))
 	}
 	return nil
+}
+
+// plural is "1 worker" or "n workers".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
