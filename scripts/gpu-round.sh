@@ -171,7 +171,12 @@ cut = re.sub(r"\[([^\]]*)\]", lambda m: "[" + ", ".join(m.group(1).split(", ")[:
 print(s.replace(zip_, cut), end="")
 PY
   mkdir -p $o/runs && [[ -d scaling-runs ]] && cp -r scaling-runs/. $o/runs/
-  timeout $(cap 600) $b/seqbench sweep run $o/scaling.yaml --workers ${WORKERS:-6} --out $o/runs >$o/scaling.log 2>&1
+  # The plan measures every size on the GPU (its predictions against the
+  # runs' own times check it) and leaves plan.json, by which the sweep
+  # packs runs onto the GPU (unless WORKERS says how many).
+  timeout $(cap 150) $b/seqbench sweep plan $o/scaling.yaml --out $o/runs --device cuda --budget $(( $(left) - 60 ))s >$o/plan.txt 2>$o/plan.err
+  note "plan: exit $? $(tail -2 $o/plan.txt | tr '\n' ' ')"
+  timeout $(cap 600) $b/seqbench sweep run $o/scaling.yaml --workers ${WORKERS:-0} --out $o/runs >$o/scaling.log 2>&1
   note "scaling sweep: exit $? $((SECONDS-s))s"
   timeout 60 $b/seqbench report $o/runs/scaling-gpt2 >$o/report.log 2>&1
   note "report: exit $?"
