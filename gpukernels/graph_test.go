@@ -8,11 +8,7 @@ import (
 	"testing"
 
 	"seqbench/arch"
-	_ "seqbench/arch/attention"
-	_ "seqbench/arch/mamba1"
-	_ "seqbench/arch/mamba2"
-	_ "seqbench/arch/rnn"
-	_ "seqbench/arch/ssm"
+	"seqbench/arch/archtest"
 	"seqbench/nn"
 )
 
@@ -181,12 +177,16 @@ func TestGPUGraphDecode(t *testing.T) {
 		"{arch: lstm, d_model: 32, n_layers: 2}",
 		"{arch: gru, d_model: 32, n_layers: 2}",
 		"{arch: transformer, d_model: 64, n_layers: 2, n_heads: 1}", // Dh 64: the tensor-core path in bf16
-		modelCases[6].src, // a hybrid with a layer of every kind
-		modelCases[7].src,
+		archtest.ZooSource("hybrid of every kind"),
+		archtest.ZooSource("hybrid mamba2 mlp attention mlp"),
 	} {
 		for _, b := range []nn.Backend{be, bf} {
 			t.Run(fmt.Sprintf("%s/%s", block, b.Name()), func(t *testing.T) {
-				m, err := decodeModel(t, block).Build(arch.Env{Backend: b, Vocab: V, MaxLen: P + T, RNG: rand.New(rand.NewPCG(3, 4))})
+				cfg, err := archtest.Decode(t, block)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := cfg.Build(arch.Env{Backend: b, Vocab: V, MaxLen: P + T, RNG: rand.New(rand.NewPCG(3, 4))})
 				if err != nil {
 					t.Fatal(err)
 				}
