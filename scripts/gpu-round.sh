@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The GPU round for the work that waits for a GPU (gpukernels/NOTES.md,
 # "Waiting for a GPU"), in parts that each fit one device call. Build the
-# bundle from a tree with the parked commits re-applied:
+# bundle from a tree with the parked commits re-applied (they apply to main
+# without conflicts), the binaries stripped so that tree + .gpu stays under
+# 64 MiB (about 15 + 43 MB):
 #
 #   git switch -c gpu-round && git revert --no-edit 1caecff bed2228 33cac1c
-#   make gpu-bundle && rm -f .gpu/dist_nccl.test && cp scripts/torch_tfpp.py .gpu/
-#   git worktree add /tmp/base main && (cd /tmp/base && CGO_ENABLED=0 go build \
-#     -trimpath -o "$OLDPWD/.gpu/seqbench-base" ./cmd/seqbench)   # the build to compare with
+#   rm -rf .gpu && mkdir .gpu && cp scripts/torch_tfpp.py .gpu/
+#   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o .gpu/seqbench ./cmd/seqbench
+#   go test -c -trimpath -ldflags="-s -w" -o .gpu/gpukernels.test ./gpukernels
+#   git worktree add -f /tmp/base main && (cd /tmp/base && CGO_ENABLED=0 go build -trimpath \
+#     -ldflags="-s -w" -o "$OLDPWD/.gpu/seqbench-base" ./cmd/seqbench)   # the build to compare with
+#   git worktree remove --force /tmp/base && git switch main
 #
-# (strip the binaries with -ldflags="-s -w" if tree + .gpu passes 64 MiB),
 # then on the GPU host, .gpu carried:  PART=X LIM=560 bash scripts/gpu-round.sh
 #
 #   X  the parked changes' tests first (device-side step, step graph, scan
