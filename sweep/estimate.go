@@ -98,8 +98,9 @@ func shapeKey(spec train.Spec) (string, error) {
 
 // Measure trains a short copy of spec on opt.Backend in a temporary
 // folder (opt.Warmup + opt.Steps steps, one evaluation at the end, no
-// checkpoint) and returns its time a step over the timed steps, the time
-// of its evaluation and its peak memory.
+// checkpoint; a data-parallel run as one rank with its share of the
+// batch) and returns its time a step over the timed steps, the time of its
+// evaluation and its peak memory.
 func Measure(ctx context.Context, spec train.Spec, opt MeasureOptions) (Measurement, error) {
 	if opt.Warmup < 1 || opt.Steps < 1 {
 		return Measurement{}, fmt.Errorf("measuring needs warm-up and timed steps (got %d and %d)", opt.Warmup, opt.Steps)
@@ -114,6 +115,11 @@ func Measure(ctx context.Context, spec train.Spec, opt MeasureOptions) (Measurem
 	c := &s.Train
 	c.Steps, c.TokensPerParam, c.Epochs, c.Warmup = n, 0, 0, 0
 	c.EvalEvery, c.LogEvery, c.CheckpointEvery, c.TargetAccuracy = n, 1, 0, 0
+	if c.GPUs > 1 && c.BatchSize%c.GPUs == 0 {
+		// One rank's share on one device: the data-parallel step less its
+		// all-reduce, which the prediction leaves out.
+		c.BatchSize, c.GPUs = c.BatchSize/c.GPUs, 1
+	}
 	sum := train.Run(ctx, s, dir, train.Options{Backend: opt.Backend, Device: opt.Device})
 	if sum.Status != train.StatusOK {
 		return Measurement{}, fmt.Errorf("the measuring run ended %s: %s", sum.Status, sum.Reason)

@@ -125,3 +125,17 @@ func TestPlanFilePacking(t *testing.T) {
 	_, err = sweep.ReadPlan(t.TempDir())
 	require.Error(t, err)
 }
+
+// A data-parallel run is measured as one rank with its share of the batch.
+func TestMeasureDataParallel(t *testing.T) {
+	exp := mustParse(t, `
+name: ddp
+task: {name: selective_copy, seq_len: 12, num_tokens: 2, vocab: 4}
+train: {steps: 20, batch_size: 4, gpus: 2, warmup: 0, eval_every: 10, eval_batches: 1}
+models: [{arch: transformer, d_model: 8, n_layers: 1, n_heads: 2}]
+`)
+	m, err := sweep.Measure(context.Background(), exp.Runs[0], sweep.MeasureOptions{Backend: cpukernels.New[float32](),
+		Device: "cpu", Warmup: 1, Steps: 2})
+	require.NoError(t, err)
+	require.Greater(t, m.StepSeconds, 0.0)
+}
