@@ -11,7 +11,7 @@ import (
 )
 
 // A scaling study is an experiment of the lm task in which some arch was
-// trained at two or more sizes. Its report draws validation loss and
+// trained at sizes at least twice apart (minScalingSpan). Its report draws validation loss and
 // perplexity against training FLOPs and parameters with a fitted law per
 // arch (FitScaling) and the compute-optimal frontier, and tabulates the
 // fits and every run (docs/SCALING.md).
@@ -48,8 +48,14 @@ func (d design) studyDesign() design {
 // studyKeys are the task settings each of which makes a separate study.
 func (ep *expPlots) studyKeys() []string { return ep.d.facetKeys }
 
+// minScalingSpan is the least ratio between an arch's largest and
+// smallest N that makes its sizes a scaling study: models a few parameters
+// apart (a sweep over the attention fraction at equal parameters) are one
+// size, and a power law fitted through them is noise.
+const minScalingSpan = 2
+
 // isScalingStudy reports whether the finished runs are lm runs with some
-// arch at two or more sizes.
+// arch at two or more sizes at least minScalingSpan apart in N.
 func (ep *expPlots) isScalingStudy() bool {
 	if len(ep.ok) == 0 {
 		return false
@@ -60,7 +66,11 @@ func (ep *expPlots) isScalingStudy() bool {
 		}
 	}
 	for _, a := range groupBy(ep.ok, nil, true) {
-		if len(groupByFunc(a.runs, sizeKey)) >= 2 {
+		lo, hi := math.Inf(1), 0.0
+		for _, r := range a.runs {
+			lo, hi = math.Min(lo, scalingN(r)), math.Max(hi, scalingN(r))
+		}
+		if hi >= minScalingSpan*lo {
 			return true
 		}
 	}

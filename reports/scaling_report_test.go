@@ -65,3 +65,24 @@ func TestScalingStudyReport(t *testing.T) {
 	require.Contains(t, svg, "compute-optimal frontier")
 	require.Contains(t, svg, "transformer: α_C 0.050 [0.050, 0.050]")
 }
+
+// Models a few parameters apart (a sweep over the attention fraction at
+// equal parameters) are not a scaling study: no fit is drawn through them.
+func TestEqualSizesAreNoScalingStudy(t *testing.T) {
+	root := t.TempDir()
+	exp := filepath.Join(root, "mix")
+	for k, params := range []int{259_328, 259_280, 259_136} {
+		writeRun(t, exp, "mix", synthRun{arch: "hybrid", params: params, flops: 2 * float64(params), steps: 100, evalEvery: 50,
+			batchTok: 1000, task: map[string]any{"name": "lm", "seq_len": 64}, train: map[string]any{"steps": 100},
+			model: map[string]any{"attention_fraction": []float64{0, 0.125, 1}[k]},
+			curve: func(int) (float64, float64) { return 1.6 + 0.01*float64(k), 0 }})
+	}
+	res, err := Load(root)
+	require.NoError(t, err)
+	rep, err := Write(res, root, Options{DPI: 40})
+	require.NoError(t, err)
+	md, err := os.ReadFile(rep.Markdown)
+	require.NoError(t, err)
+	require.NotContains(t, string(md), "Scaling fits")
+	require.NotContains(t, string(md), "N^−")
+}
