@@ -226,11 +226,13 @@ func (t table) writeMarkdown(w io.Writer) error {
 	return tab.Render()
 }
 
+// fmtLoss writes a loss to 4 significant digits, trailing zeros kept (a
+// mean of 1.5997 is 1.600, not 1.6 beside a spread of 0.075).
 func fmtLoss(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
 	}
-	return fmt.Sprintf("%.4g", v)
+	return fmt.Sprintf("%#.4g", v)
 }
 
 // humanCount writes a count with a k/M/B suffix.

@@ -139,4 +139,6 @@ func TestNumberFormats(t *testing.T) {
 	require.Equal(t, "10µs", shortSeconds(1e-5))
 	require.Equal(t, "-", fmtLoss(math.NaN()))
 	require.Equal(t, "0.01235", fmtLoss(0.012345))
+	require.Equal(t, "1.600", fmtLoss(1.59997))
+	require.Equal(t, "2.000", fmtLoss(2))
 }
