@@ -37,8 +37,9 @@ type Measurement struct {
 type MeasureOptions struct {
 	Backend nn.Backend // where to measure (nil: count costs only)
 	Device  string     // recorded in the measuring runs' summaries
-	// Warmup steps are trained before the timed Steps (kernel builds,
-	// first allocations and the step graph's capture land there).
+	// Warmup steps (at least; see Measure) are trained before the timed
+	// Steps: kernel builds, first allocations and the step graph's
+	// capture land there.
 	Warmup, Steps int
 	// Progress receives a line per measured shape (nil: none).
 	Progress func(format string, a ...any)
@@ -97,8 +98,8 @@ func shapeKey(spec train.Spec) (string, error) {
 }
 
 // Measure trains a short copy of spec on opt.Backend in a temporary
-// folder (opt.Warmup + opt.Steps steps, one evaluation at the end, no
-// checkpoint; a data-parallel run as one rank with its share of the
+// folder (opt.Warmup steps, rounded up to a multiple of opt.Steps, then
+// opt.Steps timed ones; one evaluation at the end, no checkpoint; a data-parallel run as one rank with its share of the
 // batch) and returns its time a step over the timed steps, the time of its
 // evaluation and its peak memory.
 func Measure(ctx context.Context, spec train.Spec, opt MeasureOptions) (Measurement, error) {
@@ -110,11 +111,15 @@ func Measure(ctx context.Context, spec train.Spec, opt MeasureOptions) (Measurem
 		return Measurement{}, err
 	}
 	defer os.RemoveAll(dir)
+	// The metrics lines, which wait for the device, are written at every
+	// multiple of opt.Steps: the warm-up is rounded up to one, so that the
+	// timed steps run between two of them with no wait inside.
+	lead := (opt.Warmup + opt.Steps - 1) / opt.Steps * opt.Steps
+	n := lead + opt.Steps
 	s := spec
-	n := opt.Warmup + opt.Steps
 	c := &s.Train
 	c.Steps, c.TokensPerParam, c.Epochs, c.Warmup = n, 0, 0, 0
-	c.EvalEvery, c.LogEvery, c.CheckpointEvery, c.TargetAccuracy = n, 1, 0, 0
+	c.EvalEvery, c.LogEvery, c.CheckpointEvery, c.TargetAccuracy = n, opt.Steps, 0, 0
 	if c.GPUs > 1 && c.BatchSize%c.GPUs == 0 {
 		// One rank's share on one device: the data-parallel step less its
 		// all-reduce, which the prediction leaves out.
@@ -124,7 +129,7 @@ func Measure(ctx context.Context, spec train.Spec, opt MeasureOptions) (Measurem
 	if sum.Status != train.StatusOK {
 		return Measurement{}, fmt.Errorf("the measuring run ended %s: %s", sum.Status, sum.Reason)
 	}
-	at, err := trainSecondsAt(filepath.Join(dir, "metrics.jsonl"), opt.Warmup, n)
+	at, err := trainSecondsAt(filepath.Join(dir, "metrics.jsonl"), lead, n)
 	if err != nil {
 		return Measurement{}, err
 	}
