@@ -29,6 +29,10 @@
 #   C  the scan kernel v1 against v2, the paper-scale selective-copying step
 #      with the graph on and off, generation at the matched sizes
 #   D  configs/selective_copy_paper.yaml, as far as the call allows
+#   P  Nsight Compute on the selective scan in bf16 and fp32 (why is bf16 no
+#      faster, #14 item 3 and #17) and on the flash attention forward:
+#      speed of light, memory, compute, occupancy, warp states and
+#      instruction mix of each kernel, as text
 #   H  the three CPU-size hybrid contrasts (hybrid_mqar_cpu, hybrid_mad_cpu,
 #      hybrid_lm_cpu) on the GPU in bf16: the hybrids trained on CUDA in
 #      the precision the papers use, beside their CPU float32 results
@@ -138,6 +142,23 @@ if [[ $P == D ]]; then
   timeout 30 $b/seqbench report $o/runs/selective-copy-paper >$o/report.log 2>&1
   tail -25 $o/sc-paper.log
   find $o/runs -name '*.ckpt' -o -name '*.safetensors' | xargs -r rm -f
+fi
+if [[ $P == P ]]; then
+  # prof NAME KERNELS DTYPE OPS: one profiled bench call, its details as text.
+  prof() {
+    local s=$SECONDS
+    timeout $(cap 150) ncu --clock-control none --kernel-name "regex:$2" --launch-skip 1 --launch-count 4 \
+      --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section Occupancy \
+      --section LaunchStats --section WarpStateStats --section InstructionStats --section SchedulerStats -f -o $o/$1 \
+      $b/seqbench bench --suite kernels --device cuda --dtype $3 --ops $4 --batch 4 --lengths 4096 --repeat 1 --quiet \
+      --out $o/$1.bench.json >$o/$1.log 2>&1
+    note "ncu $1: exit $? $((SECONDS-s))s"
+    ncu --import $o/$1.ncu-rep --page details >$o/$1.txt 2>&1
+    grep -E '^  [a-z_0-9]+|Duration|Memory Throughput|Compute \(SM\) Throughput|Registers Per|Achieved Occupancy|Executed Ipc A' $o/$1.txt | head -40
+  }
+  prof scan-bf16 'scan_(chunk_)?(fwd|bwd)' bf16 selective_scan
+  prof scan-fp32 'scan_(chunk_)?(fwd|bwd)' fp32 selective_scan
+  prof flash-bf16 'flash' bf16 attention
 fi
 if [[ $P == H ]]; then
   for c in hybrid_mqar_cpu:150 hybrid_mad_cpu:250 hybrid_lm_cpu:150; do
