@@ -150,7 +150,7 @@ if [[ $P == P ]]; then
     timeout $(cap 150) ncu --clock-control none --kernel-name "regex:$2" --launch-skip 1 --launch-count 4 \
       --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section Occupancy \
       --section LaunchStats --section WarpStateStats --section InstructionStats --section SchedulerStats -f -o $o/$1 \
-      $b/seqbench bench --suite kernels --device cuda --dtype $3 --ops $4 --batch 4 --lengths 4096 --repeat 1 --quiet \
+      $b/seqbench bench --suite kernels --device cuda --dtype $3 --ops $4 --batch 4 --lengths 4096 --repeat 1 --ceilings=false --quiet \
       --out $o/$1.bench.json >$o/$1.log 2>&1
     note "ncu $1: exit $? $((SECONDS-s))s"
     ncu --import $o/$1.ncu-rep --page details >$o/$1.txt 2>&1
