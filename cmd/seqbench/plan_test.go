@@ -56,3 +56,15 @@ func TestSweepPlanCostAndBudget(t *testing.T) {
 		require.Contains(t, stderr, c.want, "%v", c.args)
 	}
 }
+
+// --cost counts the shipped experiments of every kind: a MAD suite, a
+// grid of sizes with steps from tokens_per_param, hybrids.
+func TestSweepPlanCostShippedConfigs(t *testing.T) {
+	t.Chdir("../..")
+	for _, name := range []string{"mad_cpu.yaml", "scaling_lm.yaml", "hybrid_mqar_cpu.yaml"} {
+		code, stdout, stderr := runCLI(t, "sweep", "plan", filepath.Join("configs", name), "--out", t.TempDir(), "--cost")
+		require.Equal(t, 0, code, "%s: %s", name, stderr)
+		require.Regexp(t, `to train: \d+ runs, \d\.\d+e\+\d+ training FLOPs\n$`, stdout, name)
+		require.NotContains(t, stdout, " - training FLOPs", name)
+	}
+}
