@@ -407,7 +407,8 @@ func gridOf(n int) [][]*panel {
 // scaling draws final eval loss against parameters and against training
 // FLOPs, log–log, with a power law a·x^b fitted per arch (least squares in
 // log–log space, see FitPowerLaw), for every arch with at least three
-// distinct parameter counts. One figure per facet.
+// distinct parameter counts spanning a factor of minScalingSpan. One
+// figure per facet.
 func (ep *expPlots) scaling() []*figure {
 	var figs []*figure
 	facets := groupBy(ep.ok, ep.d.facetKeys, false)
@@ -426,7 +427,7 @@ func (ep *expPlots) scaling() []*figure {
 		var sets []pointSet
 		for _, a := range groupBy(fc.runs, nil, true) {
 			byParams := groupByFunc(a.runs, func(r *Run) string { return strconv.Itoa(r.Summary.Params) })
-			if len(byParams) < 3 {
+			if len(byParams) < 3 || !spansSizes(a.runs, func(r *Run) float64 { return float64(r.Summary.Params) }) {
 				continue
 			}
 			ps := pointSet{arch: a.runs[0].Summary.Arch, style: style{color: archColor(a.runs[0].Summary.Arch)}}

@@ -66,15 +66,22 @@ func (ep *expPlots) isScalingStudy() bool {
 		}
 	}
 	for _, a := range groupBy(ep.ok, nil, true) {
-		lo, hi := math.Inf(1), 0.0
-		for _, r := range a.runs {
-			lo, hi = math.Min(lo, scalingN(r)), math.Max(hi, scalingN(r))
-		}
-		if hi >= minScalingSpan*lo {
+		if spansSizes(a.runs, scalingN) {
 			return true
 		}
 	}
 	return false
+}
+
+// spansSizes reports whether size(r) over runs spans a factor of
+// minScalingSpan: sizes enough apart for a power law through them to mean
+// something.
+func spansSizes(runs []*Run, size func(*Run) float64) bool {
+	lo, hi := math.Inf(1), 0.0
+	for _, r := range runs {
+		lo, hi = math.Min(lo, size(r)), math.Max(hi, size(r))
+	}
+	return hi >= minScalingSpan*lo
 }
 
 func sizeKey(r *Run) string { return strconv.Itoa(r.Summary.Params) }

@@ -85,4 +85,7 @@ func TestEqualSizesAreNoScalingStudy(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, string(md), "Scaling fits")
 	require.NotContains(t, string(md), "N^−")
+	for _, p := range rep.Plots {
+		require.NotContains(t, filepath.Base(p), "scaling", "a scaling figure of one size")
+	}
 }
