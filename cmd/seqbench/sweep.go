@@ -72,7 +72,7 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sweep plan", flag.ContinueOnError)
 	out := fs.String("out", "results", "results folder whose status the plan shows")
 	cost := fs.Bool("cost", false, "count each run's steps, tokens and training FLOPs (builds every model once, on the CPU)")
-	device := fs.String("device", "", "measure each run shape's step time and peak memory on this device (auto, cpu or cuda); implies --cost")
+	devName := fs.String("device", "", "measure each run shape's step time and peak memory on this device (auto, cpu or cuda); implies --cost")
 	workers := fs.Int("workers", 0, "with --device: the pool the total is predicted for (0: as sweep run chooses)")
 	budget := fs.Duration("budget", 0, "with --device: say whether the runs left to train fit this wall-clock time, e.g. 8h")
 	warmup := fs.Int("measure-warmup", 3, "with --device: steps trained before the timed ones")
@@ -86,24 +86,25 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch {
-	case *device == "" && (*budget != 0 || *workers != 0):
+	case *devName == "" && (*budget != 0 || *workers != 0):
 		return usageError{"--budget and --workers need --device (the times are measured there)"}
 	case *workers < 0 || *budget < 0:
 		return usageError{fmt.Sprintf("--workers %d and --budget %v must be >= 0", *workers, *budget)}
 	case *warmup < 1 || *steps < 1:
 		return usageError{fmt.Sprintf("--measure-warmup %d and --measure-steps %d must be >= 1", *warmup, *steps)}
 	}
-	if !*cost && *device == "" {
+	if !*cost && *devName == "" {
 		printPlan(stdout, *out, exp, "")
 		return nil
 	}
 	opt := sweep.MeasureOptions{Warmup: *warmup, Steps: *steps}
-	if *device != "" {
-		if err := checkDeviceName(*device); err != nil {
+	chosen := *workers == 0
+	var dev device
+	if *devName != "" {
+		if err := checkDeviceName(*devName); err != nil {
 			return err
 		}
-		dev, err := selectDevice(*device, stderr)
-		if err != nil {
+		if dev, err = selectDevice(*devName, stderr); err != nil {
 			return err
 		}
 		if c, ok := dev.backend.(io.Closer); ok {
@@ -123,16 +124,23 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := interruptible(stderr, "interrupt: stopping the measurement")
 	defer stop()
-	est, err := sweep.Plan(ctx, exp, sweep.Pending(*out, exp, false), cpukernels.New[float32](), opt)
+	pend := sweep.Pending(*out, exp, false)
+	est, err := sweep.Plan(ctx, exp, pend, cpukernels.New[float32](), opt)
 	if err != nil {
 		return err
 	}
-	printCosts(stdout, *out, exp, est, *workers, *budget, opt.Backend)
-	if opt.Backend == nil {
-		return nil
+	if opt.Backend != nil {
+		// What sweep run packs runs onto a GPU by; the prediction is for
+		// the pool it will choose.
+		if err := sweep.WritePlan(sweep.RunDir(*out, exp, train.Spec{}), opt.Device, opt.Backend.Name(), exp, est); err != nil {
+			return err
+		}
+		if chosen && dev.name == "cuda" {
+			*workers = max(1, packedWorkers(stderr, *out, exp, pend, dev))
+		}
 	}
-	// What sweep run packs runs onto a GPU by.
-	return sweep.WritePlan(sweep.RunDir(*out, exp, train.Spec{}), opt.Device, opt.Backend.Name(), exp, est)
+	printCosts(stdout, *out, exp, est, *workers, *budget, opt.Backend)
+	return nil
 }
 
 // interruptible is a context cancelled by the first SIGINT, SIGTERM or
