@@ -3,10 +3,14 @@ package main
 import (
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"seqbench/cpukernels"
+	"seqbench/gpukernels/cuda"
+	"seqbench/nn"
 	"seqbench/sweep"
 )
 
@@ -67,4 +71,37 @@ func TestSweepPlanCostShippedConfigs(t *testing.T) {
 		require.Regexp(t, `to train: \d+ runs, \d\.\d+e\+\d+ training FLOPs\n$`, stdout, name)
 		require.NotContains(t, stdout, " - training FLOPs", name)
 	}
+}
+
+// fakeGPU is a backend that reports a device of mem bytes, as the CUDA
+// backend does.
+type fakeGPU struct {
+	nn.Backend
+	mem uint64
+}
+
+func (g fakeGPU) Device() cuda.Device { return cuda.Device{TotalMem: g.mem} }
+
+// On CUDA, sweep run's default pool packs as many runs a GPU as
+// plan.json's largest measured peak allows (one GPU visible here: none).
+func TestPackedWorkers(t *testing.T) {
+	dir := t.TempDir()
+	exp, err := sweep.Load(writeConfig(t, dir, goodConfig+"sweep: {seed: [1, 2, 3, 4, 5, 6]}\n"))
+	require.NoError(t, err)
+	out := filepath.Join(dir, "results")
+	pend := sweep.Pending(out, exp, false)
+	dev := device{"cuda", fakeGPU{cpukernels.New[float32](), 10 << 30}}
+	var stderr strings.Builder
+	require.Equal(t, 1, packedWorkers(&stderr, out, exp, pend, dev), "no plan.json: one run a GPU")
+	require.Contains(t, stderr.String(), "no plan.json measured on cuda")
+
+	est := make([]sweep.Estimate, len(exp.Runs))
+	for i := range est {
+		est[i].Seconds, est[i].PeakMemBytes = 1, 2<<30
+	}
+	require.NoError(t, sweep.WritePlan(filepath.Join(out, exp.Name), "cuda", "cuda-float32", exp, est))
+	stderr.Reset()
+	require.Equal(t, 4, packedWorkers(&stderr, out, exp, pend, dev), stderr.String()) // 80 % of 10 GiB / 2 GiB
+	require.Equal(t, 3, packedWorkers(&stderr, out, exp, pend[:3], dev), "never more than the runs left")
+	require.Equal(t, 0, packedWorkers(&stderr, out, exp, pend, device{"cpu", cpukernels.New[float32]()}))
 }
