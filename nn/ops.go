@@ -447,34 +447,34 @@ func (tp *Tape) RoPEAt(x *Tensor, pos Buffer, base float64) *Tensor {
 // Attention is scaled dot-product attention for q (B, H, Lq, Dh) and k, v
 // (B, H, Lk, Dh), causal aligned to the end (see Backend.Attention).
 func (tp *Tape) Attention(q, k, v *Tensor, scale float64, causal bool) *Tensor {
-	B, H, Lq, Dh := q.Dim(0), q.Dim(1), q.Dim(2), q.Dim(3)
-	Lk := k.Dim(2)
-	sameShape("Attention", k, v)
-	out := tp.out(q.Shape, q, k, v)
-	lse := tp.AllocOut(B * H * Lq)
-	tp.B.Attention(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, Dh, scale, causal)
-	tp.onBackward(out, func(g Buffer) {
-		tp.B.AttentionBackward(tp.grad(q), tp.grad(k), tp.grad(v), q.Data, k.Data, v.Data, out.Data, lse, g,
-			B, H, Lq, Lk, Dh, scale, causal)
-	})
-	return out
+	return tp.AttentionDropout(q, k, v, scale, causal, AttnDrop{})
 }
 
 // AttentionDropout is Attention with dropout on its probabilities
-// (Backend.AttentionDropout); a zero drop is Attention.
+// (Backend.AttentionDropout); a zero drop is Attention, on the backend's
+// Attention and AttentionBackward.
 func (tp *Tape) AttentionDropout(q, k, v *Tensor, scale float64, causal bool, drop AttnDrop) *Tensor {
-	if !drop.On() {
-		return tp.Attention(q, k, v, scale, causal)
-	}
 	B, H, Lq, Dh := q.Dim(0), q.Dim(1), q.Dim(2), q.Dim(3)
 	Lk := k.Dim(2)
-	sameShape("AttentionDropout", k, v)
+	op := "Attention"
+	if drop.On() {
+		op = "AttentionDropout"
+	}
+	sameShape(op, k, v)
 	out := tp.out(q.Shape, q, k, v)
 	lse := tp.AllocOut(B * H * Lq)
-	tp.B.AttentionDropout(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, Dh, scale, causal, drop)
+	if drop.On() {
+		tp.B.AttentionDropout(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, Dh, scale, causal, drop)
+	} else {
+		tp.B.Attention(out.Data, lse, q.Data, k.Data, v.Data, B, H, Lq, Lk, Dh, scale, causal)
+	}
 	tp.onBackward(out, func(g Buffer) {
-		tp.B.AttentionDropoutBackward(tp.grad(q), tp.grad(k), tp.grad(v), q.Data, k.Data, v.Data, out.Data, lse, g,
-			B, H, Lq, Lk, Dh, scale, causal, drop)
+		dq, dk, dv := tp.grad(q), tp.grad(k), tp.grad(v)
+		if drop.On() {
+			tp.B.AttentionDropoutBackward(dq, dk, dv, q.Data, k.Data, v.Data, out.Data, lse, g, B, H, Lq, Lk, Dh, scale, causal, drop)
+		} else {
+			tp.B.AttentionBackward(dq, dk, dv, q.Data, k.Data, v.Data, out.Data, lse, g, B, H, Lq, Lk, Dh, scale, causal)
+		}
 	})
 	return out
 }
