@@ -98,6 +98,7 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	opt := sweep.MeasureOptions{Warmup: *warmup, Steps: *steps}
+	pend := sweep.Pending(*out, exp, false)
 	chosen := *workers == 0
 	var dev device
 	if *devName != "" {
@@ -115,7 +116,7 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 		}
 		// Measured on worker 0's backend: on the CPU it has the pool's
 		// share of the cores, as the runs will.
-		w, backend := localBackends(dev, len(sweep.Pending(*out, exp, false)), *workers, 0)
+		w, backend := localBackends(dev, len(pend), *workers, 0)
 		if opt.Backend, err = backend(0); err != nil {
 			return err
 		}
@@ -124,7 +125,6 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := interruptible(stderr, "interrupt: stopping the measurement")
 	defer stop()
-	pend := sweep.Pending(*out, exp, false)
 	est, err := sweep.Plan(ctx, exp, pend, cpukernels.New[float32](), opt)
 	if err != nil {
 		return err
@@ -139,7 +139,7 @@ func cmdSweepPlan(args []string, stdout, stderr io.Writer) error {
 			*workers = max(1, packedWorkers(stderr, *out, exp, pend, dev))
 		}
 	}
-	printCosts(stdout, *out, exp, est, *workers, *budget, opt.Backend)
+	printCosts(stdout, *out, exp, pend, est, *workers, *budget, opt.Backend)
 	return nil
 }
 
@@ -330,12 +330,17 @@ func executorFlags(fs *flag.FlagSet, executor string) error {
 // (`sweep plan`, and what --dry-run prints instead of training); note ends
 // the heading line.
 func printPlan(stdout io.Writer, out string, exp *sweep.Experiment, note string) {
-	todo := sweep.Pending(out, exp, false)
-	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s%s\n", exp.Name, len(exp.Runs), len(todo),
-		filepath.Join(out, exp.Name), note)
+	planHeading(stdout, out, exp, sweep.Pending(out, exp, false), note)
 	for i, r := range exp.Runs {
 		fmt.Fprintf(stdout, "  %3d  %-24s %-11s %s  %s\n", i, r.Name, runStatus(out, exp, r), r.TaskName, sweep.Describe(r))
 	}
+}
+
+// planHeading is the plan's first line: the runs, those left to train
+// (todo), the folder, then note.
+func planHeading(stdout io.Writer, out string, exp *sweep.Experiment, todo []int, note string) {
+	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s%s\n", exp.Name, len(exp.Runs), len(todo),
+		filepath.Join(out, exp.Name), note)
 }
 
 // runStatus is the status a run's summary under out records, or "-".
@@ -348,12 +353,11 @@ func runStatus(out string, exp *sweep.Experiment, r train.Spec) string {
 
 // printCosts is printPlan with each run's steps, tokens and training
 // FLOPs, and where measured (on be) its predicted time and peak memory,
-// then the totals of the runs left to train: their FLOPs and, measured,
-// their device time, the wall-clock time on a pool of workers and whether
-// it fits budget.
-func printCosts(stdout io.Writer, out string, exp *sweep.Experiment, est []sweep.Estimate, workers int, budget time.Duration, be nn.Backend) {
-	todo := sweep.Pending(out, exp, false)
-	fmt.Fprintf(stdout, "experiment %s: %d runs (%d to train) -> %s\n", exp.Name, len(exp.Runs), len(todo), filepath.Join(out, exp.Name))
+// then the totals of the runs left to train (todo): their FLOPs and,
+// measured, their device time, the wall-clock time on a pool of workers
+// and whether it fits budget.
+func printCosts(stdout io.Writer, out string, exp *sweep.Experiment, todo []int, est []sweep.Estimate, workers int, budget time.Duration, be nn.Backend) {
+	planHeading(stdout, out, exp, todo, "")
 	measured := be != nil
 	head := fmt.Sprintf("  %3s  %-24s %-11s %9s %9s %9s", "#", "run", "status", "steps", "tokens", "FLOPs")
 	if measured {
