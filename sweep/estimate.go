@@ -54,13 +54,17 @@ type MeasureOptions struct {
 func Plan(ctx context.Context, exp *Experiment, todo []int, counter nn.Backend, opt MeasureOptions) ([]Estimate, error) {
 	out := make([]Estimate, len(exp.Runs))
 	measured := map[string]Measurement{}
+	toTrain := make([]bool, len(exp.Runs))
+	for _, i := range todo {
+		toTrain[i] = true
+	}
 	for i, spec := range exp.Runs {
 		cost, err := train.CostOf(spec, counter)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", spec.Name, err)
 		}
 		out[i].Cost = cost
-		if opt.Backend == nil || !slices.Contains(todo, i) {
+		if opt.Backend == nil || !toTrain[i] {
 			continue
 		}
 		key, err := shapeKey(spec)
